@@ -1,0 +1,1 @@
+"""Bundled engine and distro drivers, shipped as ``pragmash.drivers``."""

@@ -1,0 +1,1 @@
+"""The recipe grammar, shipped as ``pragmash.grammar``."""

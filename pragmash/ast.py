@@ -1,0 +1,199 @@
+"""The recipe language as frozen dataclasses.
+
+The parser turns Lark's tree into these once; everything after it (checks, the
+interpreter, the REPL, the journal) works on them and never sees a Lark object.
+Every node carries its :class:`~pragmash.errors.Span` so any later problem can be
+reported at its position in the recipe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pragmash.errors import Span
+
+
+@dataclass(frozen=True)
+class VarRef:
+    """``$NAME`` or ``${NAME}`` inside a word."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Word:
+    """One argument: literal text and variable references, concatenated at run time."""
+
+    parts: tuple[str | VarRef, ...]
+    span: Span
+    quoted: bool = False
+
+    @property
+    def literal(self) -> str | None:
+        """The text when the word holds no variable, else None."""
+        if all(isinstance(p, str) for p in self.parts):
+            return "".join(p for p in self.parts if isinstance(p, str))
+        return None
+
+    @property
+    def variables(self) -> tuple[VarRef, ...]:
+        return tuple(p for p in self.parts if isinstance(p, VarRef))
+
+
+TargetKind = Literal["frontend", "compute", "all", "node"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A set of nodes: ``frontend``, ``compute``, ``compute[i]``, ``compute[i:j]``, ``all``, a name.
+
+    ``compute[i]`` has ``index=i``; ``compute[i:j]`` has ``index=i, stop=j, is_slice=True``
+    (Python slice semantics, either bound may be None); a node name has ``kind="node"``.
+    """
+
+    kind: TargetKind
+    span: Span
+    index: int | None = None
+    stop: int | None = None
+    is_slice: bool = False
+    name: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "node":
+            return self.name or ""
+        if self.kind == "compute" and self.is_slice:
+            lo = "" if self.index is None else str(self.index)
+            hi = "" if self.stop is None else str(self.stop)
+            return f"compute[{lo}:{hi}]"
+        if self.kind == "compute" and self.index is not None:
+            return f"compute[{self.index}]"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Statement:
+    """Base of all statements. ``text`` is the statement's own source text, for display."""
+
+    span: Span
+    text: str
+
+    @property
+    def kind(self) -> str:
+        """The statement kind as users write it (``allocate``, ``wait``, ``ve_driver`` …)."""
+        return _KINDS[type(self).__name__]
+
+
+@dataclass(frozen=True)
+class Allocate(Statement):
+    """``allocate [N]``: N compute CPUs; None means ``$num_compute``."""
+
+    count: Word | None = None
+
+
+@dataclass(frozen=True)
+class Fix(Statement):
+    """``fix TARGETS via METHOD``."""
+
+    targets: tuple[Target, ...] = ()
+    method: Word | None = None
+
+
+@dataclass(frozen=True)
+class Boot(Statement):
+    """``boot TARGETS``."""
+
+    targets: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class WaitClock(Statement):
+    """``wait DURATION`` (``300``, ``90s``, ``5m``, ``1h``, or a variable)."""
+
+    duration: Word | None = None
+
+
+@dataclass(frozen=True)
+class WaitState(Statement):
+    """``wait TARGETS STATE [timeout DURATION]``."""
+
+    targets: tuple[Target, ...] = ()
+    state: str = ""
+    timeout: Word | None = None
+
+
+@dataclass(frozen=True)
+class Set(Statement):
+    """``set NAME = VALUE``."""
+
+    name: str = ""
+    value: Word | None = None
+
+
+@dataclass(frozen=True)
+class Param(Statement):
+    """``param NAME = DEFAULT``: a value the recipe takes, overridable with ``--set``."""
+
+    name: str = ""
+    default: Word | None = None
+
+
+@dataclass(frozen=True)
+class Echo(Statement):
+    """``echo WORDS…``."""
+
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class Include(Statement):
+    """``include "file.prg"``: ``path`` as written, ``resolved`` the file read, ``body`` its statements."""
+
+    path: str = ""
+    resolved: str = ""
+    body: tuple[Statement, ...] = ()
+
+
+@dataclass(frozen=True)
+class DriverCall(Statement):
+    """``ve_driver/CMD ARGS…`` or ``vc_driver/CMD ARGS…``: one driver stage called directly."""
+
+    driver: Literal["ve_driver", "vc_driver"] = "ve_driver"
+    command: str = ""
+    command_span: Span | None = None
+    args: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class Run(Statement):
+    """``run CMD ARGS…``: an external command, never through a shell; refused unless allowed."""
+
+    argv: tuple[Word, ...] = ()
+
+
+_KINDS = {
+    "Statement": "statement",
+    "Allocate": "allocate",
+    "Fix": "fix",
+    "Boot": "boot",
+    "WaitClock": "wait",
+    "WaitState": "wait",
+    "Set": "set",
+    "Param": "param",
+    "Echo": "echo",
+    "Include": "include",
+    "DriverCall": "driver",
+    "Run": "run",
+}
+
+STATEMENT_KINDS = tuple(sorted(set(_KINDS.values()) - {"statement"}))
+
+
+@dataclass(frozen=True)
+class Program:
+    """A parsed recipe: its file, its full source text and its top-level statements."""
+
+    file: str
+    source: str
+    statements: tuple[Statement, ...]

@@ -1,0 +1,1 @@
+"""The embedded demo site and repository, shipped as ``pragmash.demo``."""

@@ -1,0 +1,1 @@
+"""Bundled recipes, shipped as ``pragmash.recipes``."""
