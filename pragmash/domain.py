@@ -1,0 +1,256 @@
+"""Turn a vc-in template ``<domain>`` into one node's domain for this host.
+
+A vc-in.xml carries libvirt ``<domain>`` elements exactly as some other site's
+libvirt wrote them: their names, MACs, bridges, disk paths, emulator path and
+console tty belong to that site. :func:`render_domain` keeps everything else the
+VC author wrote and replaces only what allocation decided or what the host
+dictates. It is pure lxml (no libvirt), so it is tested without any engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from lxml import etree
+
+from pragmash.driver_api import NodePlan
+from pragmash.errors import StepError
+
+STAGE = "ve_driver/boot"
+LOOPBACK = "127.0.0.1"
+
+DomainTypeChoice = Literal["kvm", "qemu", "auto"]
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """What the engine's host offers, as far as a domain definition cares.
+
+    ``emulator`` is None when the engine picks its own (libvirt's default);
+    ``kvm_usable`` is the engine driver's judgement (see LibvirtEngine.host_info).
+    """
+
+    emulator: str | None
+    kvm_usable: bool
+    arches: tuple[str, ...] = ()
+    domain_types: tuple[str, ...] = ()
+
+
+def resolve_domain_type(site_choice: str, template_type: str, host: HostInfo) -> str:
+    """The ``<domain type=>`` to use: the site's explicit choice wins.
+
+    ``auto`` keeps hardware acceleration only where the host can use it, because a
+    vc-in written for ``kvm`` must still boot (under TCG) on a host without KVM.
+    A template asking for something other than kvm/qemu under ``auto`` is kept.
+    """
+    if site_choice in ("kvm", "qemu"):
+        return site_choice
+    if site_choice != "auto":
+        raise ValueError(f"domain type must be kvm, qemu or auto, not {site_choice!r}")
+    if template_type in ("kvm", "qemu", ""):
+        return "kvm" if host.kvm_usable else "qemu"
+    return template_type
+
+
+def disk_format(path: str) -> str:
+    """The ``<driver type=>`` for a disk file: staged overlays are qcow2, the rest raw."""
+    return "qcow2" if path.lower().endswith(".qcow2") else "raw"
+
+
+def _safe_parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        dtd_validation=False,
+        load_dtd=False,
+        remove_blank_text=False,
+    )
+
+
+def _fail(node: NodePlan, message: str) -> StepError:
+    return StepError(f"domain template for {node.name}: {message}", stage=STAGE)
+
+
+def parse_template(node: NodePlan) -> etree._Element:
+    """Parse the template safely (no DTD, no entities, no network)."""
+    try:
+        tree = etree.fromstring(node.template_xml.encode("utf-8"), _safe_parser()).getroottree()
+    except etree.XMLSyntaxError as exc:
+        raise _fail(node, f"malformed XML: {exc}") from exc
+    docinfo = tree.docinfo
+    doctype: str = getattr(docinfo, "doctype", "")  # missing from lxml-stubs
+    if doctype or docinfo.internalDTD is not None:
+        raise _fail(node, "a DOCTYPE is not allowed in a domain template")
+    root = tree.getroot()
+    if root.tag != "domain":
+        raise _fail(node, f"expected a <domain> element, found <{root.tag}>")
+    return root
+
+
+def _child(parent: etree._Element, tag: str, *, first: bool = False) -> etree._Element:
+    """The parent's ``tag`` child, made when missing (at the front when ``first``)."""
+    found = parent.find(tag)
+    if found is not None:
+        return found
+    made = etree.Element(tag)
+    if first:
+        parent.insert(0, made)
+    else:
+        parent.append(made)
+    return made
+
+
+def _remove(element: etree._Element) -> None:
+    parent = element.getparent()
+    if parent is not None:
+        parent.remove(element)
+
+
+def _set_interfaces(node: NodePlan, devices: etree._Element) -> None:
+    interfaces = devices.findall("interface")
+    if len(interfaces) != len(node.macs):
+        raise _fail(
+            node,
+            f"the template has {len(interfaces)} <interface> element(s) but "
+            f"{len(node.macs)} MAC address(es) were allocated",
+        )
+    if len(interfaces) != len(node.networks):
+        raise _fail(
+            node,
+            f"the template has {len(interfaces)} <interface> element(s) but "
+            f"{len(node.networks)} network(s) were chosen",
+        )
+    for iface, mac, network in zip(interfaces, node.macs, node.networks, strict=True):
+        mac_el = _child(iface, "mac", first=True)
+        mac_el.set("address", mac)
+        for stale in iface.findall("source") + iface.findall("target"):
+            # the source belongs to the template's site; the target (vnetN) to its host
+            _remove(stale)
+        if network == "user":
+            iface.set("type", "user")
+            continue
+        source = etree.Element("source")
+        if network.startswith("bridge:"):
+            bridge = network.removeprefix("bridge:")
+            if not bridge:
+                raise _fail(node, "network 'bridge:' names no bridge")
+            iface.set("type", "bridge")
+            source.set("bridge", bridge)
+        elif network:
+            iface.set("type", "network")
+            source.set("network", network)
+        else:
+            raise _fail(node, "an interface was given an empty network name")
+        mac_el.addnext(source)
+
+
+def _set_disks(
+    node: NodePlan, devices: etree._Element, formats: Sequence[str | None] | None
+) -> None:
+    disks = [d for d in devices.findall("disk") if d.get("device", "disk") == "disk"]
+    if len(disks) != len(node.disks):
+        raise _fail(
+            node,
+            f"the template has {len(disks)} <disk device='disk'> element(s) but "
+            f"{len(node.disks)} disk image(s) were staged",
+        )
+    if formats is not None and len(formats) != len(disks):
+        raise _fail(node, f"{len(formats)} disk format(s) given for {len(disks)} disk(s)")
+    for i, (disk, path) in enumerate(zip(disks, node.disks, strict=True)):
+        disk.set("type", "file")
+        source = disk.find("source")
+        if source is None:
+            source = etree.Element("source")
+            driver_el = disk.find("driver")
+            if driver_el is not None:
+                driver_el.addnext(source)
+            else:
+                disk.insert(0, source)
+        source.attrib.clear()
+        source.set("file", path)
+        driver = disk.find("driver")
+        if driver is None:
+            driver = etree.Element("driver", name="qemu")
+            disk.insert(0, driver)
+        fmt = formats[i] if formats is not None else None
+        driver.set("type", fmt or disk_format(path))
+
+
+def _set_console(node: NodePlan, devices: etree._Element) -> None:
+    for console in devices.findall("console"):
+        if console.get("tty") is not None or node.console_log:
+            _remove(console)
+    if not node.console_log:
+        return
+    for serial in devices.findall("serial"):
+        _remove(serial)
+    serial = etree.SubElement(devices, "serial", type="file")
+    etree.SubElement(serial, "source", path=node.console_log)
+    etree.SubElement(serial, "target", port="0")
+    console = etree.SubElement(devices, "console", type="file")
+    etree.SubElement(console, "source", path=node.console_log)
+    etree.SubElement(console, "target", type="serial", port="0")
+
+
+def _set_graphics(devices: etree._Element) -> None:
+    """Remote displays listen on loopback only: a VC's console is not for the world."""
+    for graphics in devices.findall("graphics"):
+        if graphics.get("type") not in ("vnc", "spice"):
+            continue
+        for listen in graphics.findall("listen"):
+            _remove(listen)
+        graphics.set("listen", LOOPBACK)
+        etree.SubElement(graphics, "listen", type="address", address=LOOPBACK)
+
+
+def render_domain(
+    node: NodePlan, host: HostInfo, formats: Sequence[str | None] | None = None
+) -> str:
+    """The node's own libvirt domain XML, made from its vc-in template.
+
+    ``formats`` gives each disk's format where the caller knows it (the staging
+    step does); otherwise it is guessed from the file name.
+    """
+    root = parse_template(node)
+    if node.domain_type:
+        root.set("type", node.domain_type)
+    _child(root, "name", first=True).text = node.name
+    for uuid in root.findall("uuid"):
+        _remove(uuid)
+    vcpu = root.find("vcpu")
+    if vcpu is None:
+        vcpu = etree.Element("vcpu")
+        name_el = root.find("name")
+        assert name_el is not None
+        name_el.addnext(vcpu)
+    vcpu.text = str(node.cpus)
+    devices = root.find("devices")
+    if devices is None:
+        devices = etree.SubElement(root, "devices")
+    for emulator in devices.findall("emulator"):
+        if host.emulator:
+            emulator.text = host.emulator
+        else:
+            _remove(emulator)
+    _set_interfaces(node, devices)
+    _set_disks(node, devices, formats)
+    _set_console(node, devices)
+    _set_graphics(devices)
+    return etree.tostring(root, encoding="unicode")
+
+
+def with_uuid(domain_xml: str, uuid: str) -> str:
+    """The same domain XML carrying ``uuid``: libvirt redefines a name only with its UUID."""
+    root = etree.fromstring(domain_xml.encode("utf-8"), _safe_parser())
+    for old in root.findall("uuid"):
+        _remove(old)
+    el = etree.Element("uuid")
+    el.text = uuid
+    name_el = root.find("name")
+    if name_el is not None:
+        name_el.addnext(el)
+    else:
+        root.insert(0, el)
+    return etree.tostring(root, encoding="unicode")
