@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -84,3 +85,14 @@ def parse_xml_file(path: Path) -> etree._Element:
     except OSError as exc:
         raise VcFormatError(f"cannot be read: {exc.strerror}", file=str(path)) from None
     return parse_xml_bytes(data, str(path))
+
+
+def schema_problem(schema: etree.XMLSchema) -> tuple[str | None, int, str]:
+    """The first problem of the last failed validation: (element path, line, message)."""
+    log: Any = schema.error_log  # lxml-stubs leave _ErrorLog empty
+    entries = list(log)
+    if not entries:
+        return None, 0, "does not match the schema"
+    entry = entries[0]
+    path = str(entry.path) if entry.path else None
+    return path, int(entry.line), str(entry.message)
