@@ -107,9 +107,7 @@ class _Reader:
             )
         return found[0]
 
-    def optional(
-        self, parent: etree._Element, tag: str, parent_path: str
-    ) -> etree._Element | None:
+    def optional(self, parent: etree._Element, tag: str, parent_path: str) -> etree._Element | None:
         found = [c for c in parent if c.tag == tag]
         if len(found) > 1:
             raise self.error(
