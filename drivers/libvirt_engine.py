@@ -1,0 +1,377 @@
+"""The libvirt engine driver (``ve_driver`` = libvirt), for any libvirt URI.
+
+``qemu:///system`` boots real guests; ``test:///default`` is libvirt's own
+in-process test driver (real API, no daemon), which the demo site and the tier-2
+tests use. The driver speaks only in engine states (``running``, ``shut off``);
+whether a guest has finished booting (``up``) is for others to judge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import libvirt
+from lxml import etree
+
+from pragmash.domain import HostInfo, render_domain, with_uuid
+from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.errors import Interrupted, StepError
+
+POLL_SECONDS = 0.2
+WAITABLE_STATES = frozenset({"running", "shut off"})
+
+# libvirt's state numbers in virsh's words, so users see what `virsh list` shows.
+_STATE_WORDS: dict[int, str] = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "idle",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
+}
+
+# Undefine flag sets, richest first: older drivers (and the test driver) refuse some.
+_UNDEFINE_FLAGS: tuple[int, ...] = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+)
+
+
+def _quiet_libvirt() -> None:
+    """libvirt prints every error to stderr by default; pragmash reports them itself."""
+    libvirt.registerErrorHandler(_ignore_error, None)
+
+
+def _ignore_error(_ctx: Any, _err: Any) -> None:
+    return None
+
+
+def _libvirt_message(exc: libvirt.libvirtError) -> str:
+    return exc.get_error_message() or str(exc)
+
+
+def _safe_xml(text: str) -> etree._Element:
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, dtd_validation=False, load_dtd=False
+    )
+    return etree.fromstring(text.encode("utf-8"), parser)
+
+
+def kvm_usable(domain_types: Iterable[str]) -> bool:
+    """Whether ``auto`` may choose KVM on this host.
+
+    A real probe would have to boot a guest: on nested hosts ``/dev/kvm`` exists and
+    libvirt offers ``kvm``, yet guests hang. So the rule is simple and overridable:
+    ``PRAGMASH_KVM=1``/``0`` decides outright; otherwise KVM is usable when
+    ``/dev/kvm`` exists, the engine offers domain type ``kvm`` and ``PRAGMASH_NO_KVM``
+    is unset. Sites with broken KVM set ``domain_type = "qemu"`` or ``PRAGMASH_NO_KVM=1``.
+    """
+    forced = os.environ.get("PRAGMASH_KVM")
+    if forced is not None and forced.strip() != "":
+        return forced.strip().lower() in ("1", "yes", "true", "on")
+    if os.environ.get("PRAGMASH_NO_KVM"):
+        return False
+    return Path("/dev/kvm").exists() and "kvm" in set(domain_types)
+
+
+def host_info_from_capabilities(caps_xml: str) -> HostInfo:
+    """HostInfo from libvirt's capabilities XML (hvm guests only).
+
+    The emulator is the x86_64 hvm guest's (pragma_boot images are x86_64), or the
+    first hvm guest's where there is no x86_64 (the test driver offers i686 only).
+    """
+    root = _safe_xml(caps_xml)
+    arches: list[str] = []
+    domain_types: list[str] = []
+    emulators: dict[str, str] = {}
+    for guest in root.findall("guest"):
+        if (guest.findtext("os_type") or "").strip() != "hvm":
+            continue
+        for arch in guest.findall("arch"):
+            arch_name = arch.get("name", "")
+            if arch_name and arch_name not in arches:
+                arches.append(arch_name)
+            path = (arch.findtext("emulator") or "").strip()
+            if path and arch_name not in emulators:
+                emulators[arch_name] = path
+            for domain in arch.findall("domain"):
+                dtype = domain.get("type", "")
+                if dtype and dtype not in domain_types:
+                    domain_types.append(dtype)
+    return HostInfo(
+        emulator=emulators.get("x86_64") or next(iter(emulators.values()), None),
+        kvm_usable=kvm_usable(domain_types),
+        arches=tuple(arches),
+        domain_types=tuple(domain_types),
+    )
+
+
+class LibvirtEngine:
+    """The engine driver over one libvirt connection, opened on first use."""
+
+    name = "libvirt"
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._conn: libvirt.virConnect | None = None
+        self._host: HostInfo | None = None
+        self._lock = threading.Lock()
+        _quiet_libvirt()
+
+    # -- connection ---------------------------------------------------------
+
+    @property
+    def simulated(self) -> bool:
+        """libvirt's test driver keeps domains in memory: there are no real disks to touch."""
+        return self.uri.startswith("test:")
+
+    def _connection(self) -> libvirt.virConnect:
+        with self._lock:
+            if self._conn is None:
+                try:
+                    self._conn = libvirt.open(self.uri)
+                except libvirt.libvirtError as exc:
+                    raise StepError(
+                        f"cannot connect to libvirt at {self.uri}: {_libvirt_message(exc)}",
+                        stage="ve_driver/connect",
+                        hint="check the site config's engine uri and that libvirtd is running",
+                    ) from exc
+            return self._conn
+
+    def check(self) -> None:
+        """Connect now, so a bad URI fails before any step does work."""
+        self._connection()
+
+    def close(self) -> None:
+        """Drop the connection; the next call opens a new one."""
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(libvirt.libvirtError):
+                    self._conn.close()
+                self._conn = None
+
+    def host_info(self) -> HostInfo:
+        """What the host offers (emulator, KVM), read once from libvirt's capabilities."""
+        if self._host is None:
+            try:
+                caps = self._connection().getCapabilities()
+            except libvirt.libvirtError as exc:
+                raise StepError(
+                    f"cannot read capabilities of {self.uri}: {_libvirt_message(exc)}",
+                    stage="ve_driver/connect",
+                ) from exc
+            self._host = host_info_from_capabilities(caps)
+        return self._host
+
+    # -- lookups ------------------------------------------------------------
+
+    def _lookup(self, name: str, stage: str) -> libvirt.virDomain | None:
+        try:
+            return self._connection().lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise StepError(
+                f"cannot look up domain {name} on {self.uri}: {_libvirt_message(exc)}",
+                stage=stage,
+            ) from exc
+
+    @staticmethod
+    def _state_word(dom: libvirt.virDomain) -> str:
+        code = dom.state()[0]
+        return _STATE_WORDS.get(code, f"unknown ({code})")
+
+    def state(self, name: str) -> str:
+        """The domain's state in virsh's words, or ``absent``."""
+        dom = self._lookup(name, "ve_driver/state")
+        if dom is None:
+            return "absent"
+        try:
+            return self._state_word(dom)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return "absent"
+            raise StepError(
+                f"cannot read the state of {name}: {_libvirt_message(exc)}",
+                stage="ve_driver/state",
+            ) from exc
+
+    def list_domains(self, prefix: str) -> list[str]:
+        """Names of defined domains (running or not) that start with ``prefix``."""
+        try:
+            domains = self._connection().listAllDomains(0)
+        except libvirt.libvirtError as exc:
+            raise StepError(
+                f"cannot list domains on {self.uri}: {_libvirt_message(exc)}",
+                stage="ve_driver/state",
+            ) from exc
+        return sorted(d.name() for d in domains if d.name().startswith(prefix))
+
+    def domain_xml(self, name: str) -> str | None:
+        """The live domain XML, or None when the domain is absent."""
+        dom = self._lookup(name, "ve_driver/state")
+        if dom is None:
+            return None
+        try:
+            xml: str = dom.XMLDesc(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise StepError(
+                f"cannot read the XML of {name}: {_libvirt_message(exc)}",
+                stage="ve_driver/state",
+            ) from exc
+        return xml
+
+    def console_log_path(self, name: str) -> Path | None:
+        """The file the domain's serial console writes to, when it has one."""
+        xml = self.domain_xml(name)
+        if xml is None:
+            return None
+        for serial in _safe_xml(xml).findall("devices/serial"):
+            if serial.get("type") != "file":
+                continue
+            source = serial.find("source")
+            if source is not None and source.get("path"):
+                return Path(source.get("path", ""))
+        return None
+
+    def console_tail(self, name: str, lines: int = 20) -> list[str]:
+        """The last ``lines`` lines of the serial console file; [] when there is none."""
+        path = self.console_log_path(name)
+        if path is None or lines <= 0:
+            return []
+        try:
+            with path.open("r", encoding="utf-8", errors="replace") as handle:
+                return [line.rstrip("\r\n") for line in deque(handle, maxlen=lines)]
+        except OSError:
+            return []
+
+    # -- life cycle ---------------------------------------------------------
+
+    def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
+        """Define and start the node's domain; a running one is left as it is."""
+        stage = "ve_driver/boot"
+        xml = render_domain(node, self.host_info())
+        existing = self._lookup(node.name, stage)
+        try:
+            if existing is not None and existing.isActive():
+                state = self._state_word(existing)
+                return StageResult(
+                    outcome="done",
+                    message=f"{node.name} already {state}",
+                    products={"domain": node.name, "uuid": existing.UUIDString()},
+                )
+            if existing is not None:
+                # libvirt refuses to redefine a name under a new UUID: keep the old one
+                ctx.note(f"{node.name} is defined but {self._state_word(existing)}: redefining")
+                xml = with_uuid(xml, existing.UUIDString())
+            dom = self._connection().defineXML(xml)
+            dom.create()
+            uuid: str = dom.UUIDString()
+        except libvirt.libvirtError as exc:
+            raise StepError(
+                f"libvirt could not boot {node.name}: {_libvirt_message(exc)}",
+                stage=stage,
+                output_tail=self.console_tail(node.name),
+                hint=f"inspect it with: virsh -c {self.uri} dumpxml {node.name}",
+            ) from exc
+        return StageResult(
+            outcome="done",
+            message=f"{node.name} started",
+            products={"domain": node.name, "uuid": uuid},
+        )
+
+    def shutdown(self, name: str, timeout: float, ctx: StageContext) -> bool:
+        """Ask the guest to power off (ACPI) and wait up to ``timeout`` seconds."""
+        dom = self._lookup(name, "ve_driver/shutdown")
+        if dom is None:
+            return True
+        try:
+            if not dom.isActive():
+                return True
+            dom.shutdown()
+        except libvirt.libvirtError as exc:
+            raise StepError(
+                f"libvirt could not shut down {name}: {_libvirt_message(exc)}",
+                stage="ve_driver/shutdown",
+            ) from exc
+        start = time.monotonic()
+        while True:
+            state = self.state(name)
+            if state in ("shut off", "absent"):
+                return True
+            elapsed = time.monotonic() - start
+            if elapsed >= timeout or ctx.cancelled():
+                return False
+            ctx.progress(elapsed, timeout, f"waiting for {name} to stop")
+            time.sleep(min(POLL_SECONDS, max(timeout - elapsed, 0.0)))
+
+    def destroy(self, name: str) -> None:
+        """Force the domain off and forget its definition; an absent domain is fine."""
+        stage = "ve_driver/destroy"
+        dom = self._lookup(name, stage)
+        if dom is None:
+            return
+        try:
+            if dom.isActive():
+                dom.destroy()
+            self._undefine(dom)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return
+            raise StepError(
+                f"libvirt could not destroy {name}: {_libvirt_message(exc)}", stage=stage
+            ) from exc
+
+    @staticmethod
+    def _undefine(dom: libvirt.virDomain) -> None:
+        for flags in _UNDEFINE_FLAGS:
+            try:
+                dom.undefineFlags(flags)
+                return
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() not in (
+                    libvirt.VIR_ERR_INVALID_ARG,
+                    libvirt.VIR_ERR_NO_SUPPORT,
+                ):
+                    raise
+        dom.undefine()
+
+    def wait_state(
+        self, names: Iterable[str], state: str, timeout: float, ctx: StageContext
+    ) -> dict[str, str]:
+        """Wait until every domain is in ``state``; on timeout say where each one is."""
+        if state not in WAITABLE_STATES:
+            raise ValueError(f"can wait for {sorted(WAITABLE_STATES)}, not {state!r}")
+        wanted = list(names)
+        start = time.monotonic()
+        while True:
+            states = {name: self.state(name) for name in wanted}
+            waiting = [n for n, s in states.items() if s != state]
+            if not waiting:
+                return states
+            elapsed = time.monotonic() - start
+            if ctx.cancelled():
+                raise Interrupted(f"interrupted while waiting for {', '.join(waiting)}")
+            if elapsed >= timeout:
+                listing = ", ".join(f"{n}: {s}" for n, s in states.items())
+                raise StepError(
+                    f"timed out after {timeout:g}s waiting for {state}: {listing}",
+                    stage="ve_driver/wait",
+                    output_tail=self.console_tail(waiting[0]),
+                )
+            ctx.progress(elapsed, timeout, f"waiting for {', '.join(waiting)} to be {state}")
+            time.sleep(min(POLL_SECONDS, max(timeout - elapsed, 0.0)))
