@@ -364,7 +364,14 @@ def _build(
     default_network = net.string("default_network", None)
     bridges = _bridges(net)
     pool = _public_pool(net)
-    public_net = ipaddress.IPv4Network(f"{gateway}/{prefix}", strict=False)
+    # The public network is the pool's: the first address with the site netmask.
+    public_net = ipaddress.IPv4Network(f"{pool[0].ip}/{prefix}", strict=False)
+    if ipaddress.IPv4Address(gateway) not in public_net:
+        raise net.fail(
+            "gateway",
+            f"{gateway} is outside the public network {public_net} "
+            f"(public[0] {pool[0].ip}, netmask {netmask})",
+        )
     if prefix < 31 and ipaddress.IPv4Address(gateway) in (
         public_net.network_address,
         public_net.broadcast_address,
@@ -375,7 +382,7 @@ def _build(
             raise net.fail(
                 f"public[{number}] ip",
                 f"{address.ip} is outside the public network {public_net} "
-                f"(gateway {gateway}, netmask {netmask}); the gateway must be in the same network",
+                f"(gateway {gateway}, netmask {netmask})",
             )
         if address.ip == gateway:
             raise net.fail(f"public[{number}] ip", f"{address.ip} is the gateway")
