@@ -1,0 +1,419 @@
+"""Allocation: what a VC gets from the site, decided in one ledger transaction.
+
+A VC gets one public address (with its FQDN) for its frontend, one private VLAN,
+site-unique MACs, private addresses on its own network and CPUs. ``allocate`` either
+takes all of it or nothing: it runs inside ``BEGIN IMMEDIATE``, so two runs at once
+never get the same lease, and any shortage rolls the whole transaction back with a
+message saying what was short and who holds it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from pragmash.errors import AllocationError
+from pragmash.ledger import Ledger
+from pragmash.names import compute_name, frontend_name, validate_name
+from pragmash.site import PublicAddress, SiteConfig
+from pragmash.vcin import VcIn
+from pragmash.vcout import ComputeOut, FrontendOut, VcOut
+
+_MAC_COUNTER = "mac"
+_MAC_SPACE = 1 << 24  # three octets after the site prefix
+_MAX_NAMED_HOLDERS = 5
+
+
+@dataclass(frozen=True)
+class NodeLease:
+    """One node's share: its name, CPUs, MACs (frontend: private, public) and addresses."""
+
+    name: str
+    role: Literal["frontend", "compute"]
+    index: int | None
+    cpus: int
+    macs: tuple[str, ...]
+    private_ip: str
+    public_ip: str | None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Everything a VC holds. ``cpus`` is the compute CPUs asked for (the frontend's are extra)."""
+
+    vcname: str
+    vlan: int
+    public: PublicAddress
+    cpus: int
+    nodes: tuple[NodeLease, ...]  # frontend first, then computes by index
+
+    @property
+    def frontend(self) -> NodeLease:
+        return self.nodes[0]
+
+    @property
+    def computes(self) -> tuple[NodeLease, ...]:
+        return self.nodes[1:]
+
+    @property
+    def total_cpus(self) -> int:
+        """CPUs held, the frontend's included."""
+        return sum(node.cpus for node in self.nodes)
+
+
+def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
+    """CPUs per compute node for ``cpus`` compute CPUs.
+
+    Each node gets the compute template's vCPUs; a site that can make SMP nodes packs
+    up to ``max(template vcpus, max_cpus_per_node)`` into one. The last node gets the
+    remainder, so the plan always adds up to exactly ``cpus``.
+    """
+    if cpus < 0:
+        raise AllocationError(f"cannot allocate {cpus} compute CPUs: expected 0 or more")
+    if cpus == 0:
+        return []
+    if vcin.compute is None:
+        raise AllocationError(
+            f"asked for {cpus} compute CPUs, but {vcin.path} has no <compute> node template"
+        )
+    per_node = max(vcin.compute.vcpus, 1)
+    if site.smp:
+        per_node = max(per_node, site.max_cpus_per_node)
+    full, remainder = divmod(cpus, per_node)
+    return [per_node] * full + ([remainder] if remainder else [])
+
+
+def allocate(ledger: Ledger, site: SiteConfig, vcname: str, vcin: VcIn, cpus: int) -> Allocation:
+    """Take a public address, a VLAN, MACs, private addresses and CPUs for ``vcname``.
+
+    Idempotent for resume: a VC that already holds an allocation of the same ``cpus``
+    gets it back unchanged. All or nothing: any shortage raises AllocationError and
+    the ledger is left as it was.
+    """
+    validate_name("VC", vcname)
+    plan = plan_compute_cpus(site, vcin, cpus)
+    with ledger.transaction() as conn:
+        held = _load(conn, vcname)
+        if held is not None:
+            if held.cpus == cpus:
+                return held
+            raise AllocationError(
+                f"VC {vcname} already holds an allocation of {held.cpus} compute CPUs, "
+                f"not {cpus}; run `pragmash clean {vcname}` first to release it"
+            )
+        private_ips = _private_ips(vcin, len(plan))
+        public, vlan = _take_public_and_vlan(conn, site, vcin, plan)
+        macs = _take_macs(conn, site, 2 + len(plan))
+        nodes = [
+            NodeLease(
+                name=frontend_name(vcname),
+                role="frontend",
+                index=None,
+                cpus=vcin.frontend.vcpus,
+                macs=(macs[0], macs[1]),
+                private_ip=vcin.private_ip,
+                public_ip=public.ip,
+            )
+        ]
+        for index, node_cpus in enumerate(plan):
+            nodes.append(
+                NodeLease(
+                    name=compute_name(vcname, index),
+                    role="compute",
+                    index=index,
+                    cpus=node_cpus,
+                    macs=(macs[2 + index],),
+                    private_ip=private_ips[index],
+                    public_ip=None,
+                )
+            )
+        allocation = Allocation(
+            vcname=vcname, vlan=vlan, public=public, cpus=cpus, nodes=tuple(nodes)
+        )
+        try:
+            _store(conn, allocation, vcin)
+        except sqlite3.IntegrityError as exc:
+            raise AllocationError(
+                f"ledger refused a lease for VC {vcname} ({exc}); nothing was taken"
+            ) from None
+        return allocation
+
+
+def _holders(names: list[str]) -> str:
+    """``calit2, demo, …`` naming at most a few VCs so the message stays one line."""
+    unique = sorted(set(names))
+    text = ", ".join(unique[:_MAX_NAMED_HOLDERS])
+    if len(unique) > _MAX_NAMED_HOLDERS:
+        text += f" and {len(unique) - _MAX_NAMED_HOLDERS} more"
+    return text
+
+
+def _take_public_and_vlan(
+    conn: sqlite3.Connection, site: SiteConfig, vcin: VcIn, plan: list[int]
+) -> tuple[PublicAddress, int]:
+    """Pick the first free public address and VLAN and check CPUs; report every shortage."""
+    short: list[str] = []
+
+    held_ips = {
+        row["value"]: row["vcname"]
+        for row in conn.execute("SELECT value, vcname FROM leases WHERE kind = 'public_ip'")
+    }
+    public = next((a for a in site.public_pool if a.ip not in held_ips), None)
+    if public is None:
+        holders = [held_ips[a.ip] for a in site.public_pool]
+        short.append(
+            f"no free public address: all {len(site.public_pool)} in the site pool are held "
+            f"(by {_holders(holders)})"
+        )
+
+    held_vlans = {
+        int(row["value"]): row["vcname"]
+        for row in conn.execute("SELECT value, vcname FROM leases WHERE kind = 'vlan'")
+    }
+    vlan = next(
+        (v for v in range(site.vlan_first, site.vlan_last + 1) if v not in held_vlans), None
+    )
+    if vlan is None:
+        size = site.vlan_last - site.vlan_first + 1
+        holders = [
+            held_vlans[v] for v in range(site.vlan_first, site.vlan_last + 1) if v in held_vlans
+        ]
+        short.append(
+            f"no free VLAN: all {size} in {site.vlan_first}..{site.vlan_last} are held "
+            f"(by {_holders(holders)})"
+        )
+
+    held_cpus = int(conn.execute("SELECT COALESCE(SUM(cpus), 0) FROM nodes").fetchone()[0])
+    free_cpus = site.cpu_capacity - site.cpu_reserve - held_cpus
+    asked = sum(plan)
+    if asked + vcin.frontend.vcpus > free_cpus:
+        short.append(
+            f"not enough CPUs: asked {asked} (+{vcin.frontend.vcpus} frontend), "
+            f"{max(free_cpus, 0)} free of {site.cpu_capacity} (reserve {site.cpu_reserve})"
+        )
+
+    if short or public is None or vlan is None:
+        raise AllocationError("; ".join(short))
+    return public, vlan
+
+
+def _take_macs(conn: sqlite3.Connection, site: SiteConfig, count: int) -> list[str]:
+    """``count`` MACs from the site prefix and a counter; never one that is held."""
+    row = conn.execute("SELECT value FROM counters WHERE name = ?", (_MAC_COUNTER,)).fetchone()
+    counter = int(row["value"]) if row else 0
+    macs: list[str] = []
+    tried = 0
+    while len(macs) < count:
+        if tried >= _MAC_SPACE:
+            raise AllocationError(
+                f"no free MAC address: all {_MAC_SPACE} under prefix {site.mac_prefix} are held"
+            )
+        counter = (counter + 1) % _MAC_SPACE
+        tried += 1
+        mac = site.mac_prefix + "".join(f":{octet:02x}" for octet in counter.to_bytes(3, "big"))
+        held = conn.execute(
+            "SELECT 1 FROM leases WHERE kind = 'mac' AND value = ?", (mac,)
+        ).fetchone()
+        if held is None:
+            macs.append(mac)
+    conn.execute(
+        "INSERT INTO counters(name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (_MAC_COUNTER, counter),
+    )
+    return macs
+
+
+def _private_ips(vcin: VcIn, count: int) -> list[str]:
+    """Compute addresses counting down from .254 of the frontend's /24, skipping the frontend's.
+
+    They must also fall inside the VC's own private network (vc-in's netmask), and not
+    on its network or broadcast address.
+    """
+    if count == 0:
+        return []
+    try:
+        frontend = ipaddress.IPv4Address(vcin.private_ip)
+        network = ipaddress.IPv4Network(f"{vcin.private_ip}/{vcin.private_netmask}", strict=False)
+    except ValueError as exc:
+        raise AllocationError(f"{vcin.path}: bad private network: {exc}") from None
+    top = ipaddress.IPv4Network(f"{frontend}/24", strict=False).network_address + 254
+    excluded = {frontend, network.network_address, network.broadcast_address}
+    addresses: list[str] = []
+    candidate = top
+    while len(addresses) < count and int(candidate) & 0xFF >= 1:
+        if candidate in network and candidate not in excluded:
+            addresses.append(str(candidate))
+        candidate -= 1
+    if len(addresses) < count:
+        raise AllocationError(
+            f"not enough private addresses: asked {count} computes, {len(addresses)} free in "
+            f"the /24 of the frontend's {frontend} within {network} ({vcin.path})"
+        )
+    return addresses
+
+
+def _store(conn: sqlite3.Connection, allocation: Allocation, vcin: VcIn) -> None:
+    conn.execute(
+        "INSERT INTO vcs(vcname, vc_in_path, cpus, vlan, public_ip, public_fqdn, created_at, state)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'allocated')",
+        (
+            allocation.vcname,
+            str(vcin.path),
+            allocation.cpus,
+            allocation.vlan,
+            allocation.public.ip,
+            allocation.public.fqdn,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        ),
+    )
+    vc = allocation.vcname
+    conn.execute(
+        "INSERT INTO leases(kind, value, vcname, node) VALUES ('public_ip', ?, ?, ?)",
+        (allocation.public.ip, vc, allocation.frontend.name),
+    )
+    conn.execute(
+        "INSERT INTO leases(kind, value, vcname, node) VALUES ('vlan', ?, ?, NULL)",
+        (str(allocation.vlan), vc),
+    )
+    for node in allocation.nodes:
+        conn.execute(
+            "INSERT INTO nodes(vcname, name, role, idx, cpus, private_ip, public_ip,"
+            " private_mac, public_mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                vc,
+                node.name,
+                node.role,
+                node.index,
+                node.cpus,
+                node.private_ip,
+                node.public_ip,
+                node.macs[0],
+                node.macs[1] if len(node.macs) > 1 else None,
+            ),
+        )
+        for mac in node.macs:
+            conn.execute(
+                "INSERT INTO leases(kind, value, vcname, node) VALUES ('mac', ?, ?, ?)",
+                (mac, vc, node.name),
+            )
+
+
+def _load(conn: sqlite3.Connection, vcname: str) -> Allocation | None:
+    vc = conn.execute(
+        "SELECT vcname, cpus, vlan, public_ip, public_fqdn FROM vcs WHERE vcname = ?", (vcname,)
+    ).fetchone()
+    if vc is None:
+        return None
+    rows = conn.execute(
+        "SELECT name, role, idx, cpus, private_ip, public_ip, private_mac, public_mac"
+        " FROM nodes WHERE vcname = ?"
+        " ORDER BY CASE role WHEN 'frontend' THEN 0 ELSE 1 END, idx",
+        (vcname,),
+    ).fetchall()
+    nodes = tuple(
+        NodeLease(
+            name=row["name"],
+            role=row["role"],
+            index=row["idx"],
+            cpus=row["cpus"],
+            macs=(row["private_mac"], row["public_mac"])
+            if row["public_mac"]
+            else (row["private_mac"],),
+            private_ip=row["private_ip"],
+            public_ip=row["public_ip"],
+        )
+        for row in rows
+    )
+    return Allocation(
+        vcname=vc["vcname"],
+        vlan=int(vc["vlan"]),
+        public=PublicAddress(ip=vc["public_ip"], fqdn=vc["public_fqdn"]),
+        cpus=int(vc["cpus"]),
+        nodes=nodes,
+    )
+
+
+def current_allocation(ledger: Ledger, vcname: str) -> Allocation | None:
+    """What ``vcname`` holds now, or None."""
+    with ledger.snapshot() as conn:
+        return _load(conn, vcname)
+
+
+def release(ledger: Ledger, vcname: str) -> bool:
+    """Free everything ``vcname`` holds; True if it held anything. Safe to repeat."""
+    with ledger.transaction() as conn:
+        conn.execute("DELETE FROM leases WHERE vcname = ?", (vcname,))
+        conn.execute("DELETE FROM nodes WHERE vcname = ?", (vcname,))
+        cursor = conn.execute("DELETE FROM vcs WHERE vcname = ?", (vcname,))
+        return cursor.rowcount > 0
+
+
+def build_vc_out(allocation: Allocation, vcin: VcIn, site: SiteConfig) -> VcOut:
+    """The vc-out.xml content for an allocation: public side from the site, private from vc-in."""
+    fe = allocation.frontend
+    frontend = FrontendOut(
+        name=fe.name,
+        public_fqdn=allocation.public.fqdn,
+        public_ip=allocation.public.ip,
+        public_netmask=site.netmask,
+        public_gw=site.gateway,
+        public_mac=fe.macs[1],
+        private_ip=fe.private_ip,
+        private_netmask=vcin.private_netmask,
+        private_mac=fe.macs[0],
+    )
+    computes = tuple(
+        ComputeOut(name=node.name, mac=node.macs[0], ip=node.private_ip, cpus=node.cpus)
+        for node in sorted(allocation.computes, key=lambda n: n.index or 0)
+    )
+    return VcOut(
+        frontend=frontend,
+        computes=computes,
+        dns_ip=site.dns,
+        dns_search=site.dns_search,
+        dns_domain=site.dns_domain,
+    )
+
+
+def pool_summary(ledger: Ledger, site: SiteConfig) -> dict[str, dict[str, int]]:
+    """Totals per resource: ``{"public": {"total", "held", "free"}, "vlans": …, "cpus": …}``.
+
+    Only leases inside the site's current pools count as held there, so a site config
+    that shrank its pool still adds up (held + free == total).
+    """
+    with ledger.snapshot() as conn:
+        held_ips = {r[0] for r in conn.execute("SELECT value FROM leases WHERE kind = 'public_ip'")}
+        held_vlans = {
+            int(r[0]) for r in conn.execute("SELECT value FROM leases WHERE kind = 'vlan'")
+        }
+        held_macs = int(
+            conn.execute("SELECT COUNT(*) FROM leases WHERE kind = 'mac'").fetchone()[0]
+        )
+        held_cpus = int(conn.execute("SELECT COALESCE(SUM(cpus), 0) FROM nodes").fetchone()[0])
+        vcs = int(conn.execute("SELECT COUNT(*) FROM vcs").fetchone()[0])
+    pool_ips = {a.ip for a in site.public_pool}
+    ips_held = len(pool_ips & held_ips)
+    vlan_range = range(site.vlan_first, site.vlan_last + 1)
+    vlans_held = sum(1 for v in held_vlans if v in vlan_range)
+    usable = site.cpu_capacity - site.cpu_reserve
+    return {
+        "public": {"total": len(pool_ips), "held": ips_held, "free": len(pool_ips) - ips_held},
+        "vlans": {
+            "total": len(vlan_range),
+            "held": vlans_held,
+            "free": len(vlan_range) - vlans_held,
+        },
+        "cpus": {
+            "total": usable,
+            "capacity": site.cpu_capacity,
+            "reserve": site.cpu_reserve,
+            "held": held_cpus,
+            "free": max(usable - held_cpus, 0),
+        },
+        "macs": {"held": held_macs},
+        "vcs": {"held": vcs},
+    }
