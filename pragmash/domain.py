@@ -238,6 +238,7 @@ def render_domain(
     _set_disks(node, devices, formats)
     _set_console(node, devices)
     _set_graphics(devices)
+    etree.indent(root, space="  ")
     return etree.tostring(root, encoding="unicode")
 
 

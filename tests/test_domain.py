@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -46,7 +47,7 @@ SEED_FRONTEND = """<domain type='kvm'>
       <target dev='hda' bus='ide'/>
     </disk>
     <disk type='file' device='cdrom'>
-      <source file='boot.iso'/>
+      <source file='/srv/iso/boot.iso'/>
       <target dev='hdc' bus='ide'/>
     </disk>
     <graphics type='vnc' port='-1' listen='0.0.0.0'/>
@@ -138,7 +139,7 @@ def test_disk_source_and_format_follow_the_staged_file() -> None:
     assert disks[0].find("driver").get("name") == "qemu"  # type: ignore[union-attr]
     # a cdrom is not one of the node's disks and stays as written
     assert disks[1].get("device") == "cdrom"
-    assert disks[1].find("source").get("file") == "boot.iso"  # type: ignore[union-attr]
+    assert disks[1].find("source").get("file") == "/srv/iso/boot.iso"  # type: ignore[union-attr]
 
 
 def test_raw_disk_and_explicit_format() -> None:
@@ -227,6 +228,24 @@ def test_with_uuid_puts_the_uuid_after_the_name() -> None:
     assert root[0].tag == "name"
     assert root[1].tag == "uuid"
     assert root[1].text == "11111111-2222-3333-4444-555555555555"
+
+
+LIBVIRT_SCHEMA = Path("/usr/share/libvirt/schemas/domain.rng")
+
+
+@pytest.mark.skipif(not LIBVIRT_SCHEMA.exists(), reason="libvirt's schemas are not installed")
+@pytest.mark.parametrize("networks", [("user", "user"), ("pragmash-vlan-5", "bridge:br0")])
+@pytest.mark.parametrize("console_log", [None, "/var/tmp/fe.console.log"])
+def test_rendered_domain_is_valid_for_libvirts_own_schema(
+    networks: tuple[str, ...], console_log: str | None
+) -> None:
+    schema = etree.RelaxNG(etree.parse(str(LIBVIRT_SCHEMA)))
+    xml = with_uuid(
+        render_domain(plan(networks=networks, console_log=console_log), HOST),
+        "11111111-2222-3333-4444-555555555555",
+    )
+    doc = parse(xml)
+    assert schema.validate(doc), str(schema.error_log)
 
 
 @pytest.mark.parametrize(
