@@ -1,0 +1,103 @@
+"""The ledger's SQLite setup: WAL, foreign keys, transactions, schemas, per-process connections."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from pragmash.errors import UserError
+from pragmash.ledger import Ledger
+
+
+def test_creates_parent_folders_and_sets_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "state" / "ledger.sqlite3"
+    ledger = Ledger(path)
+    conn = ledger.connection
+    assert path.exists()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"vcs", "nodes", "leases", "counters"} <= tables
+
+
+def test_transaction_commits_and_rolls_back(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.ensure_schema("CREATE TABLE IF NOT EXISTS notes (text TEXT PRIMARY KEY);")
+    with ledger.transaction() as conn:
+        conn.execute("INSERT INTO notes VALUES ('kept')")
+    with pytest.raises(RuntimeError), ledger.transaction() as conn:
+        conn.execute("INSERT INTO notes VALUES ('dropped')")
+        raise RuntimeError("boom")
+    rows = [r[0] for r in Ledger(tmp_path / "l.db").connection.execute("SELECT text FROM notes")]
+    assert rows == ["kept"]
+
+
+def test_nested_transaction_joins_the_outer_one(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.ensure_schema("CREATE TABLE IF NOT EXISTS notes (text TEXT);")
+    with pytest.raises(ValueError), ledger.transaction() as outer:
+        with ledger.transaction() as inner:
+            assert inner is outer
+            inner.execute("INSERT INTO notes VALUES ('inner')")
+        raise ValueError("outer fails")
+    assert ledger.connection.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 0
+
+
+def test_ensure_schema_runs_multi_statement_scripts_and_is_repeatable(tmp_path: Path) -> None:
+    sql = """
+    CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, vcname TEXT);
+    CREATE TABLE IF NOT EXISTS steps (run INTEGER REFERENCES runs(id) ON DELETE CASCADE, n INT);
+    """
+    Ledger(tmp_path / "l.db").ensure_schema(sql)
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.ensure_schema(sql)
+    with ledger.transaction() as conn:
+        conn.execute("INSERT INTO runs VALUES (1, 'calit2')")
+        conn.execute("INSERT INTO steps VALUES (1, 0)")
+        conn.execute("DELETE FROM runs")
+    # foreign keys are on: the cascade removed the step
+    assert ledger.connection.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 0
+
+
+def test_foreign_keys_refuse_orphan_leases(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    with pytest.raises(sqlite3.IntegrityError), ledger.transaction() as conn:
+        conn.execute("INSERT INTO leases VALUES ('vlan', '5', 'nobody', NULL)")
+
+
+def test_each_thread_gets_its_own_connection(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    seen: list[sqlite3.Connection] = []
+    thread = threading.Thread(target=lambda: seen.append(ledger.connection))
+    thread.start()
+    thread.join()
+    assert seen and seen[0] is not ledger.connection
+
+
+def _child_writes(ledger: Ledger) -> None:
+    with ledger.transaction() as conn:
+        conn.execute("INSERT INTO counters VALUES ('child', 1)")
+
+
+def test_connection_reopens_after_fork(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    parent_conn = ledger.connection
+    process = multiprocessing.get_context("fork").Process(target=_child_writes, args=(ledger,))
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert ledger.connection is parent_conn
+    row = parent_conn.execute("SELECT value FROM counters WHERE name = 'child'").fetchone()
+    assert row is not None and row[0] == 1
+
+
+def test_unopenable_ledger_is_a_user_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot open the ledger"):
+        Ledger(blocker / "ledger.sqlite3")
