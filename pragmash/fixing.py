@@ -1,0 +1,155 @@
+"""Fix a staged disk so it runs on this engine: virt-v2v, virt-customize, or nothing.
+
+pragma_boot's ``fix_driver`` ran virt-v2v on every image. Here the recipe chooses
+per target (``fix all via virt-v2v``). Each method changes the node's staged disk
+in place (same path), so the rest of the run — boot, the journal — keeps pointing
+at one file per node.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from pragmash.errors import StepError
+from pragmash.staging import image_format
+from pragmash.tools import guestfs_env, run_tool
+
+STAGE = "ve_driver/fix"
+METHODS = ("none", "virt-v2v", "virt-customize")
+FIXED_MARKER = "/etc/pragmash-fixed"
+
+
+def _one_line(message: str) -> str:
+    """A tool's multi-paragraph error as one line: its first and last paragraphs.
+
+    virt-v2v puts what failed first and the reason last ("No root device found …"),
+    with advice in between.
+    """
+    paragraphs = [" ".join(p.split()) for p in message.split("\n\n") if p.strip()]
+    if len(paragraphs) <= 1:
+        return paragraphs[0] if paragraphs else message.strip()
+    return f"{paragraphs[0]} {paragraphs[-1]}"
+
+
+def _fix_v2v(
+    disk: Path,
+    work_dir: Path,
+    *,
+    timeout: float,
+    log_path: Path | None,
+    on_line: Callable[[str], None] | None,
+    kvm_usable: bool,
+) -> Path:
+    """Convert with virt-v2v into work_dir, then put the converted disk in place of the old."""
+    fmt = image_format(disk)
+    out_format = "qcow2" if fmt == "qcow2" else "raw"
+    name = disk.name.split(".")[0] or "node"
+    out_dir = work_dir / f"v2v-{name}"
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # a previous failed attempt: its output is not trusted
+    out_dir.mkdir(parents=True)
+    errors: list[str] = []
+
+    def read_line(line: str) -> None:
+        """--machine-readable lines are JSON: keep errors whole, pass messages on as text."""
+        if line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                event = None
+            if isinstance(event, dict):
+                if event.get("type") == "error":
+                    errors.append(str(event.get("message", "")))
+                return
+        if on_line is not None:
+            on_line(line)
+
+    argv = [
+        "virt-v2v", "-i", "disk", "-if", fmt, str(disk),
+        "-o", "local", "-os", str(out_dir), "-of", out_format, "-on", name,
+        "--root", "first", "--machine-readable",
+    ]
+    try:
+        run_tool(
+            argv,
+            timeout=timeout,
+            log_path=log_path,
+            env=guestfs_env(kvm_usable),
+            on_line=read_line,
+            stage=STAGE,
+        )
+    except StepError as exc:
+        if errors:
+            exit_part = exc.message.split(":", 1)[0]  # "virt-v2v failed (exit N)"
+            raise StepError(
+                f"{exit_part}: {_one_line(errors[-1])}",
+                stage=STAGE,
+                output_tail=exc.output_tail,
+                hint=exc.hint,
+            ) from exc
+        raise
+    converted = out_dir / f"{name}-sda"
+    if not converted.is_file():
+        raise StepError(
+            f"virt-v2v finished but wrote no {converted}",
+            stage=STAGE,
+            hint=f"see {log_path}" if log_path else None,
+        )
+    shutil.move(converted, disk)  # a rename, or a copy when work_dir is another file system
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return disk
+
+
+def _fix_customize(
+    disk: Path,
+    *,
+    timeout: float,
+    log_path: Path | None,
+    on_line: Callable[[str], None] | None,
+    kvm_usable: bool,
+) -> Path:
+    """A light fix that needs no conversion: mark the image as fixed (the guest's OS is kept)."""
+    fmt = image_format(disk)
+    run_tool(
+        ["virt-customize", "--format", fmt, "-a", str(disk), "--no-network",
+         "--touch", FIXED_MARKER],
+        timeout=timeout,
+        log_path=log_path,
+        env=guestfs_env(kvm_usable),
+        on_line=on_line,
+        stage=STAGE,
+    )
+    return disk
+
+
+def fix_image(
+    method: str,
+    disk: Path,
+    work_dir: Path,
+    *,
+    timeout: float = 1800.0,
+    log_path: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+    kvm_usable: bool = False,
+) -> Path:
+    """Fix one node's staged disk with METHOD and return the path of the fixed disk."""
+    if method not in METHODS:
+        raise StepError(
+            f"unknown fix method {method!r}: expected one of {', '.join(METHODS)}",
+            stage=STAGE,
+        )
+    if method == "none":
+        return disk
+    if not disk.is_file():
+        raise StepError(f"disk {disk} not found: stage the image before fixing it", stage=STAGE)
+    if method == "virt-v2v":
+        return _fix_v2v(
+            disk, work_dir, timeout=timeout, log_path=log_path, on_line=on_line,
+            kvm_usable=kvm_usable,
+        )
+    return _fix_customize(
+        disk, timeout=timeout, log_path=log_path, on_line=on_line, kvm_usable=kvm_usable
+    )
