@@ -327,3 +327,9 @@ def test_demo_repository_vc_ins_read() -> None:
     assert tiny.compute is None
     assert tiny.frontend.memory_kib == 256 * 1024
     assert tiny.frontend.disk_paths[0].is_file()
+
+
+def test_unknown_element_is_caught_by_the_shipped_schema(tmp_path: Path) -> None:
+    text = seed_text().replace("<driver>", "<colour>blue</colour><driver>", 1)
+    error = expect_error(write(tmp_path, text), "/vc/colour")
+    assert "vc-in.xsd" in error.message
