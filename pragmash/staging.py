@@ -28,7 +28,9 @@ from pragmash.errors import StepError
 from pragmash.tools import run_tool
 
 STAGE = "ve_driver/stage"
-CHUNK = 1 << 20  # 1 MiB: large enough to be fast, small enough to spot zero blocks
+CHUNK = 1 << 20  # 1 MiB reads: few system calls
+SPARSE_BLOCK = 1 << 16  # zero runs this size and up become holes
+DISK_MODE = 0o644
 INDEX_NAME = "index.json"
 TEMP_PREFIX = ".staging-"
 QEMU_IMG_TIMEOUT = 120.0
@@ -135,12 +137,33 @@ def content_digest(source: Path, cache_dir: Path, progress: Progress = _no_progr
     return hexdigest
 
 
+def _zero_piece(view: memoryview, pos: int) -> bool:
+    piece = view[pos : pos + SPARSE_BLOCK]
+    return piece == _ZERO[: len(piece)]
+
+
 def _write_sparse(out: IO[bytes], block: bytes) -> None:
-    """Write a block, or seek over it when it is all zeros so the file stays sparse."""
+    """Write a block, seeking over its all-zero 64 KiB pieces so the file stays sparse.
+
+    The caller must ``truncate()`` at the end: a trailing hole is not written.
+    """
     if block == _ZERO[: len(block)]:
         out.seek(len(block), os.SEEK_CUR)
-    else:
-        out.write(block)
+        return
+    view = memoryview(block)
+    size = len(block)
+    pos = 0
+    while pos < size:
+        start = pos
+        while pos < size and not _zero_piece(view, pos):
+            pos += SPARSE_BLOCK
+        if pos > start:
+            out.write(view[start : min(pos, size)])
+        start = pos
+        while pos < size and _zero_piece(view, pos):
+            pos += SPARSE_BLOCK
+        if pos > start:
+            out.seek(min(pos, size) - start, os.SEEK_CUR)
 
 
 def _disk_full(source: Path, dest: Path) -> StepError:
@@ -169,6 +192,7 @@ def decompress_cached(source: Path, cache_dir: Path, progress: Progress = _no_pr
                     _write_sparse(out, block)
                     progress(raw.tell(), total, label)
             out.truncate()  # a trailing run of zeros was skipped by seek: fix the length
+        tmp.chmod(DISK_MODE)
         os.replace(tmp, cached)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         tmp.unlink(missing_ok=True)
@@ -218,6 +242,7 @@ def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
             timeout=QEMU_IMG_TIMEOUT,
             stage=STAGE,
         )
+        tmp.chmod(DISK_MODE)
         os.replace(tmp, dest)
     except StepError as exc:
         tmp.unlink(missing_ok=True)
@@ -270,6 +295,7 @@ def _sparse_copy(source: Path, dest: Path, progress: Progress) -> None:
                     progress(pos, size, label)
             out.truncate(size)
         progress(size, size, label)
+        tmp.chmod(DISK_MODE)
         os.replace(tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -292,6 +318,7 @@ def _convert_copy(base: Path, base_format: str, dest: Path) -> None:
             timeout=3600.0,
             stage=STAGE,
         )
+        tmp.chmod(DISK_MODE)
         os.replace(tmp, dest)
     except StepError as exc:
         tmp.unlink(missing_ok=True)
