@@ -1,0 +1,53 @@
+"""The ``rocks6_client`` distro driver: Rocks 6 images as pragma_boot's sites built them.
+
+Rocks 6 guests configure themselves at boot from ``/root/vc-out.xml`` (the Rocks
+``vc-out`` reader in the image sets hostname, addresses and DNS from it), so the
+only disk work this driver does is putting that file in place before boot. Nothing
+is needed around the fix: the stages say so instead of pretending to work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pragmash.driver_api import NodePlan, StageContext, StageResult
+
+
+class Rocks6Client:
+    """Puts vc-out.xml at /root/vc-out.xml on the image's first partition."""
+
+    name = "rocks6_client"
+    guest_vc_out = "/root/vc-out.xml"
+
+    def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
+        self.kvm_usable = kvm_usable
+        self.timeout = timeout
+
+    def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        return StageResult("skipped", "rocks6 images need no preparation before the fix")
+
+    def post_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        return StageResult("skipped", "rocks6 images need nothing restored after the fix")
+
+    def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
+        from pragmash.inject import inject_files
+
+        log = ctx.temp_dir / f"{node.name}.inject.log"
+        ctx.note(f"{node.name}: copying vc-out.xml into {disk.name}:{self.guest_vc_out}")
+        inject_files(
+            disk,
+            {self.guest_vc_out: vc_out},
+            timeout=self.timeout,
+            log_path=log,
+            kvm_usable=self.kvm_usable,
+        )
+        return StageResult(
+            "done",
+            f"vc-out.xml injected at {self.guest_vc_out}",
+            products={"injected": f"{disk}:{self.guest_vc_out}", "log": str(log)},
+        )
+
+
+def distro_driver() -> Rocks6Client:
+    """Entry point used by the registry."""
+    return Rocks6Client()

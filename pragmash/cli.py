@@ -1,0 +1,234 @@
+"""The ``pragmash`` command: a thin front end over the session and the interpreter.
+
+Parses the command line, opens a run through :mod:`pragmash.session`, prints what
+the interpreter reports and turns errors into messages and exit statuses. No run
+logic lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pragmash import __version__
+from pragmash.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STEP_FAILED,
+    EXIT_USER,
+    PragmashError,
+    RecipeError,
+    StepError,
+    UserError,
+)
+from pragmash.render import StepPrinter, location, render_error
+
+EXIT_CODES = f"""\
+exit status:
+  0    the run finished (or the command did what it said)
+  1    an internal error in pragmash (please report it, with the traceback)
+  {EXIT_USER}    bad input: recipe, vc-in.xml, vcdb.txt, site config or command line;
+       nothing was changed
+  {EXIT_STEP_FAILED}    a step failed; domains, images and leases are kept for debugging:
+       `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
+  4    the VC is held by another run
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
+"""
+
+COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl")
+
+MAIN_HELP = f"""\
+usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
+                [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]
+       pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
+       pragmash resume VCNAME
+       pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
+       pragmash --help | --version
+
+Boot a PRAGMA virtual cluster by running a recipe, a short script such as
+
+    allocate $num_compute; fix all via virt-v2v; boot frontend; wait 300; boot compute
+
+Each step is printed with its recipe location, outcome and duration.
+
+run options:
+  RECIPE               the recipe file (e.g. recipes/rocks6.prg)
+  --vcname NAME        the virtual cluster, as named in the repository's vcdb.txt
+  --num_compute N      compute CPUs to allocate (the recipe's `allocate` default)
+  --base_path PATH     the repository holding vcdb.txt, vc-in.xml files and images
+                       (default: the site's, else the bundled demo repository)
+  --site FILE          the site config (TOML); default $PRAGMASH_SITE, else the
+                       embedded demo site on libvirt's test:///default
+  --set NAME=VALUE     give a recipe parameter; repeatable
+  --dry-run            print each step with the nodes and stages it would touch,
+                       and change nothing
+  --allow-run          permit the recipe's `run` statements (host commands)
+
+commands:
+  check RECIPE         parse and check a recipe without running it
+  resume VCNAME        continue a VC's last run from its first unfinished step
+  list                 VCs with their state; `list repository`: what it offers
+  status VCNAME        each node's engine state, CPUs, address; the run's steps
+  shutdown VCNAME      stop the VC's domains gracefully
+  clean VCNAME         destroy the VC's domains, remove its images, release its leases
+
+{EXIT_CODES}"""
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pragmash", add_help=False, allow_abbrev=False)
+    p.add_argument("recipe")
+    p.add_argument("--vcname", required=True)
+    p.add_argument("--num_compute", type=int)
+    p.add_argument("--base_path")
+    p.add_argument("--site")
+    p.add_argument("--set", dest="sets", action="append", default=[])
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--allow-run", action="store_true")
+    return p
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as a UserError (exit 2, no traceback)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}", hint="see `pragmash --help`")
+
+
+def _parser(prog: str) -> _Parser:
+    return _Parser(prog=prog, allow_abbrev=False)
+
+
+def main(
+    argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Entry point; returns the exit status (see EXIT_CODES)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        return _dispatch(args, out, err)
+    except PragmashError as error:
+        err.write(render_error(error) + "\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:
+    if not args or args[0] in ("-h", "--help", "help"):
+        out.write(MAIN_HELP)
+        return EXIT_OK if args else EXIT_USER
+    if args[0] == "--version":
+        out.write(f"pragmash {__version__}\n")
+        return EXIT_OK
+    if args[0] in COMMANDS:
+        from pragmash import commands
+
+        return commands.dispatch(args[0], args[1:], out, err)
+    p = _run_parser()
+    p.__class__ = _Parser
+    ns = p.parse_args(args)
+    return run_recipe(ns, out, err)
+
+
+def _options(ns: argparse.Namespace) -> object:
+    from pragmash.session import RunOptions, parse_sets
+
+    return RunOptions(
+        recipe=ns.recipe,
+        vcname=ns.vcname,
+        num_compute=ns.num_compute,
+        base_path=ns.base_path,
+        site=ns.site,
+        sets=parse_sets(ns.sets),
+        allow_run=ns.allow_run,
+    )
+
+
+def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pragmash import session
+    from pragmash.session import RunOptions
+
+    options = _options(ns)
+    assert isinstance(options, RunOptions)
+    if not Path(options.recipe).is_file():
+        raise UserError(f"{options.recipe}: no such recipe file")
+    prep = session.prepare(options)
+    if prep.site.embedded:
+        err.write(
+            f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo site "
+            f"({prep.site.uri}, state in {prep.site.state_dir})\n"
+        )
+    if ns.dry_run:
+        return print_plan(prep, out)
+    printer = StepPrinter(out, err)
+    run = session.start(prep, on_event=printer)
+    return finish(run, out, err)
+
+
+def finish(run: object, out: TextIO, err: TextIO) -> int:
+    """Run to the end and report; shared by a fresh run and ``resume``."""
+    from pragmash.session import Run
+
+    assert isinstance(run, Run)
+    interp = run.interpreter
+    vcname = run.prepared.runtime.vcname
+    try:
+        reason = interp.run_to_end()
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    if reason == "finished":
+        run.close("finished")
+        vc_out = run.prepared.runtime.vc_out_path
+        out.write(f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
+        return EXIT_OK
+    error = interp.last_error
+    step = interp.current
+    run.close(
+        "interrupted" if reason == "interrupted" else "failed", error.message if error else None
+    )
+    if error is not None and step is not None:
+        span = step.statement.span
+        err.write(
+            f"{location(span.file, span.line, span.column)}: '{step.statement.text}' failed\n"
+        )
+        err.write(render_error(error) + "\n")
+        err.write(
+            "Nothing was removed: domains, images and leases are kept.\n"
+            f"next: `pragmash status {vcname}` to look, `pragmash resume {vcname}` to continue "
+            f"from this step, `pragmash repl --attach {vcname}` to debug, "
+            f"`pragmash clean {vcname}` to remove it all\n"
+        )
+    if reason == "interrupted":
+        return EXIT_INTERRUPTED
+    if isinstance(error, RecipeError | UserError) and not isinstance(error, StepError):
+        return EXIT_STEP_FAILED
+    return error.exit_code if error else EXIT_STEP_FAILED
+
+
+def print_plan(prep: object, out: TextIO) -> int:
+    from pragmash.plan import make_plan
+    from pragmash.session import Prepared
+
+    assert isinstance(prep, Prepared)
+    out.write(f"plan for {prep.runtime.vcname} on {prep.site.uri} (dry run: nothing will change)\n")
+    for step in make_plan(prep):
+        span = step.statement.span
+        out.write(f"{location(span.file, span.line, span.column):<24} {step.statement.text}\n")
+        for action in step.actions:
+            out.write(f"    {action}\n")
+    return EXIT_OK
+
+
+def json_dump(data: object, out: TextIO) -> None:
+    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

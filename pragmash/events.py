@@ -1,0 +1,66 @@
+"""Events the interpreter emits; front ends turn them into lines, bars and toolbars.
+
+The interpreter and runtime never print: everything a user may want to see goes
+through one of these, so the CLI, the REPL and the tests all see the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pragmash.ast import Statement
+from pragmash.errors import PragmashError
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    index: int
+    statement: Statement
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    """A step ended well: ``outcome`` is ``done`` or ``skipped`` (with the reason in ``message``)."""
+
+    index: int
+    statement: Statement
+    outcome: str
+    duration: float
+    message: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    index: int
+    statement: Statement
+    error: PragmashError
+    duration: float
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class Output:
+    """A line for the user: ``echo`` output or a driver's note."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Long work under way: ``done`` of ``total`` (None when unknown) units, with a label."""
+
+    index: int
+    done: float
+    total: float | None
+    label: str
+
+
+Event = StepStarted | StepFinished | StepFailed | Output | Progress
+EventSink = Callable[[Event], None]
+
+
+def ignore(_event: Event) -> None:
+    """The sink used when nobody listens."""

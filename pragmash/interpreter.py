@@ -1,0 +1,270 @@
+"""The stepping engine: a program counter over a recipe's statements.
+
+Modelled on CPython's ``bdb``: the interpreter knows how to run one step and when
+to stop (one helper, :meth:`Interpreter._should_stop`), and nothing about terminals.
+The CLI runs it to the end; the REPL steps it; tests drive it directly. What a
+statement *does* belongs to the executor (the runtime); what happened is reported
+as events and written to the journal.
+
+``include`` is flattened: the include statement itself is a step (it does nothing
+but mark where the included file starts), followed by the included statements one
+level deeper. Flattening gives every step a stable index, which is what the
+journal records and what ``resume`` continues from; ``next`` uses the depth to
+step over an include.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from pragmash.ast import Include, Program, Statement
+from pragmash.errors import Interrupted, PragmashError
+from pragmash.events import (
+    EventSink,
+    Output,
+    Progress,
+    StepFailed,
+    StepFinished,
+    StepStarted,
+    ignore,
+)
+
+
+@dataclass(frozen=True)
+class FlatStep:
+    """One statement in run order, with how deep it sits in includes."""
+
+    index: int
+    statement: Statement
+    depth: int
+
+
+def flatten(statements: Iterable[Statement], depth: int = 0) -> list[FlatStep]:
+    """Run order of a program: includes spliced in after their own marker step."""
+    out: list[FlatStep] = []
+
+    def walk(stmts: Iterable[Statement], level: int) -> None:
+        for stmt in stmts:
+            out.append(FlatStep(len(out), stmt, level))
+            if isinstance(stmt, Include):
+                walk(stmt.body, level + 1)
+
+    walk(statements, depth)
+    return out
+
+
+@dataclass
+class StepOutcome:
+    """What the executor reports for one statement that did not fail."""
+
+    outcome: Literal["done", "skipped"] = "done"
+    message: str = ""
+    products: dict[str, str] = field(default_factory=dict)
+
+
+class StepReporter:
+    """Handed to the executor for one step: its way to say things while working."""
+
+    def __init__(self, index: int, sink: EventSink) -> None:
+        self.index = index
+        self._sink = sink
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self._sink(Output(self.index, text))
+
+    def progress(self, done: float, total: float | None, label: str) -> None:
+        self._sink(Progress(self.index, done, total, label))
+
+
+class Executor(Protocol):
+    """Carries out one statement. Raises a PragmashError on failure."""
+
+    def execute(self, statement: Statement, reporter: StepReporter) -> StepOutcome: ...
+
+
+class JournalSink(Protocol):
+    """Where step records go as they happen (the ledger's journal, or nothing)."""
+
+    def step_started(self, index: int, statement: Statement) -> None: ...
+
+    def step_finished(
+        self, index: int, outcome: str, message: str, products: dict[str, str]
+    ) -> None: ...
+
+    def step_failed(self, index: int, error: PragmashError, interrupted: bool) -> None: ...
+
+
+class NullJournal:
+    """A journal that keeps nothing, for runs that need no record (``check``, tests)."""
+
+    def step_started(self, index: int, statement: Statement) -> None:
+        pass
+
+    def step_finished(
+        self, index: int, outcome: str, message: str, products: dict[str, str]
+    ) -> None:
+        pass
+
+    def step_failed(self, index: int, error: PragmashError, interrupted: bool) -> None:
+        pass
+
+
+Status = Literal["ready", "paused", "failed", "interrupted", "finished"]
+StopReason = Literal["step", "breakpoint", "failed", "interrupted", "finished"]
+Mode = Literal["step", "next", "continue"]
+
+
+class Interpreter:
+    """Runs a program's flattened steps against an executor, stopping where asked."""
+
+    def __init__(
+        self,
+        program: Program,
+        executor: Executor,
+        *,
+        journal: JournalSink | None = None,
+        on_event: EventSink = ignore,
+        start_at: int = 0,
+    ) -> None:
+        self.program = program
+        self.steps = flatten(program.statements)
+        self.executor = executor
+        self.journal: JournalSink = journal or NullJournal()
+        self.on_event = on_event
+        self.pc = start_at
+        self.status: Status = "ready"
+        self.last_error: PragmashError | None = None
+        self.outcomes: dict[int, str] = {}
+        self.breakpoints: set[tuple[str, int]] = set()
+        self.break_kinds: set[str] = set()
+
+    # -- where we are -----------------------------------------------------------------
+
+    @property
+    def current(self) -> FlatStep | None:
+        """The step the program counter points at (the next to run, or the one that failed)."""
+        return self.steps[self.pc] if self.pc < len(self.steps) else None
+
+    @property
+    def finished(self) -> bool:
+        return self.pc >= len(self.steps)
+
+    # -- breakpoints ------------------------------------------------------------------
+
+    def add_breakpoint(self, line: int, file: str | None = None) -> None:
+        self.breakpoints.add((file or self.program.file, line))
+
+    def clear_breakpoints(self) -> None:
+        self.breakpoints.clear()
+        self.break_kinds.clear()
+
+    # -- stepping ---------------------------------------------------------------------
+
+    def step(self) -> StopReason:
+        """Run exactly one step."""
+        return self._resume("step")
+
+    def next(self) -> StopReason:
+        """Run one step, stepping over an include as a whole."""
+        return self._resume("next")
+
+    def cont(self) -> StopReason:
+        """Run until a breakpoint, a failure or the end."""
+        return self._resume("continue")
+
+    def retry(self) -> StopReason:
+        """Run the failed (or interrupted) step again, then stop."""
+        return self._resume("step")
+
+    def skip(self) -> None:
+        """Leave the current step undone and move past it."""
+        cur = self.current
+        if cur is None:
+            return
+        self.outcomes[cur.index] = "skipped"
+        self.journal.step_finished(cur.index, "skipped", "skipped by the user", {})
+        self.on_event(StepFinished(cur.index, cur.statement, "skipped", 0.0, "skipped by the user"))
+        self.pc += 1
+        self.status = "finished" if self.finished else "paused"
+
+    def run_to_end(self) -> StopReason:
+        """Run everything left, ignoring breakpoints (the CLI's plain run)."""
+        saved = self.breakpoints, self.break_kinds
+        self.breakpoints, self.break_kinds = set(), set()
+        try:
+            return self._resume("continue")
+        finally:
+            self.breakpoints, self.break_kinds = saved
+
+    def _should_stop(
+        self, mode: Mode, first: bool, base_depth: int, step: FlatStep
+    ) -> StopReason | None:
+        """The one stop-condition helper every stepping mode goes through (as bdb's)."""
+        if first:
+            return None
+        if mode == "step":
+            return "step"
+        if mode == "next" and step.depth <= base_depth:
+            return "step"
+        stmt = step.statement
+        if (stmt.span.file, stmt.span.line) in self.breakpoints or stmt.kind in self.break_kinds:
+            return "breakpoint"
+        return None
+
+    def _resume(self, mode: Mode) -> StopReason:
+        base = self.current
+        base_depth = base.depth if base else 0
+        first = True
+        while not self.finished:
+            step = self.steps[self.pc]
+            reason = self._should_stop(mode, first, base_depth, step)
+            if reason is not None:
+                self.status = "paused"
+                return reason
+            first = False
+            if not self._run_one(step):
+                return "interrupted" if self.status == "interrupted" else "failed"
+        self.status = "finished"
+        return "finished"
+
+    def _run_one(self, step: FlatStep) -> bool:
+        stmt = step.statement
+        self.on_event(StepStarted(step.index, stmt))
+        self.journal.step_started(step.index, stmt)
+        reporter = StepReporter(step.index, self.on_event)
+        started = time.monotonic()
+        try:
+            result = self.executor.execute(stmt, reporter)
+        except KeyboardInterrupt:
+            err = Interrupted(f"interrupted during '{stmt.text}'")
+            return self._fail(step, err, started, interrupted=True)
+        except PragmashError as err:
+            return self._fail(step, err, started, interrupted=isinstance(err, Interrupted))
+        duration = time.monotonic() - started
+        self.outcomes[step.index] = result.outcome
+        self.journal.step_finished(step.index, result.outcome, result.message, result.products)
+        self.on_event(
+            StepFinished(
+                step.index, stmt, result.outcome, duration, result.message, tuple(reporter.notes)
+            )
+        )
+        self.last_error = None
+        self.pc += 1
+        return True
+
+    def _fail(
+        self, step: FlatStep, err: PragmashError, started: float, *, interrupted: bool
+    ) -> bool:
+        self.last_error = err
+        self.status = "interrupted" if interrupted else "failed"
+        self.outcomes[step.index] = self.status
+        self.journal.step_failed(step.index, err, interrupted)
+        self.on_event(
+            StepFailed(step.index, step.statement, err, time.monotonic() - started, interrupted)
+        )
+        return False

@@ -1,0 +1,321 @@
+"""Run journals and VC locks, kept in the ledger as they happen.
+
+Each step is written (and committed) when it starts and when it ends, so a process
+killed with SIGKILL leaves a journal that says exactly how far it got: the step it
+was in shows ``running`` with no end. ``resume`` reads this to continue from the
+first unfinished step. A lock row per VC keeps two runs off the same VC; a lock
+whose process is gone (same host, pid not alive) is stale and taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pragmash.ast import Statement
+from pragmash.errors import BusyError, PragmashError, StepError
+from pragmash.ledger import Ledger
+
+JOURNAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    vcname      TEXT NOT NULL,
+    recipe      TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    ended_at    REAL,
+    outcome     TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    host        TEXT NOT NULL,
+    message     TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_vc ON runs(vcname, id);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id      INTEGER NOT NULL REFERENCES runs(id),
+    idx         INTEGER NOT NULL,
+    file        TEXT NOT NULL,
+    line        INTEGER NOT NULL,
+    col         INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    ended_at    REAL,
+    outcome     TEXT NOT NULL,
+    message     TEXT,
+    stage       TEXT,
+    products    TEXT,
+    output_tail TEXT,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS locks (
+    vcname  TEXT PRIMARY KEY,
+    run_id  INTEGER,
+    pid     INTEGER NOT NULL,
+    host    TEXT NOT NULL,
+    since   REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    vcname: str
+    recipe: str
+    options: dict[str, Any]
+    started_at: float
+    ended_at: float | None
+    outcome: str
+    pid: int
+    host: str
+    message: str | None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_id: int
+    idx: int
+    file: str
+    line: int
+    col: int
+    text: str
+    started_at: float
+    ended_at: float | None
+    outcome: str
+    message: str | None
+    stage: str | None
+    products: dict[str, str]
+    output_tail: list[str]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Journal:
+    """One run's record in the ledger; also the interpreter's journal sink."""
+
+    def __init__(self, ledger: Ledger, run_id: int) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+
+    # -- runs -------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, ledger: Ledger, vcname: str, recipe: str, options: dict[str, Any]) -> Journal:
+        ledger.ensure_schema(JOURNAL_SCHEMA)
+        with ledger.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (vcname, recipe, options, started_at, outcome, pid, host) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (
+                    vcname,
+                    recipe,
+                    json.dumps(options),
+                    time.time(),
+                    os.getpid(),
+                    socket.gethostname(),
+                ),
+            )
+            run_id = cur.lastrowid
+        assert run_id is not None
+        return cls(ledger, run_id)
+
+    def reopen(self) -> None:
+        """Mark a journaled run as running again (``resume``), by this process."""
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET outcome='running', ended_at=NULL, message=NULL, pid=?, host=? WHERE id=?",
+                (os.getpid(), socket.gethostname(), self.run_id),
+            )
+
+    def end(self, outcome: str, message: str | None = None) -> None:
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET outcome=?, ended_at=?, message=? WHERE id=?",
+                (outcome, time.time(), message, self.run_id),
+            )
+
+    # -- steps (JournalSink) ----------------------------------------------------------
+
+    def step_started(self, index: int, statement: Statement) -> None:
+        span = statement.span
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO steps (run_id, idx, file, line, col, text, started_at, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+                (
+                    self.run_id,
+                    index,
+                    span.file,
+                    span.line,
+                    span.column,
+                    statement.text,
+                    time.time(),
+                ),
+            )
+
+    def step_finished(
+        self, index: int, outcome: str, message: str, products: dict[str, str]
+    ) -> None:
+        with self.ledger.transaction() as conn:
+            updated = conn.execute(
+                "UPDATE steps SET ended_at=?, outcome=?, message=?, products=? WHERE run_id=? AND idx=?",
+                (time.time(), outcome, message, json.dumps(products), self.run_id, index),
+            ).rowcount
+            if not updated:  # a step skipped without being started (the REPL's `skip`)
+                conn.execute(
+                    "INSERT INTO steps (run_id, idx, file, line, col, text, started_at, ended_at, outcome, message) "
+                    "VALUES (?, ?, '', 0, 0, '', ?, ?, ?, ?)",
+                    (self.run_id, index, time.time(), time.time(), outcome, message),
+                )
+
+    def step_failed(self, index: int, error: PragmashError, interrupted: bool) -> None:
+        stage = error.stage if isinstance(error, StepError) else None
+        tail = error.output_tail if isinstance(error, StepError) else []
+        with self.ledger.transaction() as conn:
+            conn.execute(
+                "UPDATE steps SET ended_at=?, outcome=?, message=?, stage=?, output_tail=? "
+                "WHERE run_id=? AND idx=?",
+                (
+                    time.time(),
+                    "interrupted" if interrupted else "failed",
+                    error.message,
+                    stage,
+                    json.dumps(tail),
+                    self.run_id,
+                    index,
+                ),
+            )
+
+    # -- reading ----------------------------------------------------------------------
+
+    def steps(self) -> list[StepRecord]:
+        return steps_of(self.ledger, self.run_id)
+
+
+def _run(row: Any) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        vcname=row["vcname"],
+        recipe=row["recipe"],
+        options=json.loads(row["options"]),
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        outcome=row["outcome"],
+        pid=row["pid"],
+        host=row["host"],
+        message=row["message"],
+    )
+
+
+def last_run(ledger: Ledger, vcname: str) -> RunRecord | None:
+    ledger.ensure_schema(JOURNAL_SCHEMA)
+    row = ledger.connection.execute(
+        "SELECT * FROM runs WHERE vcname=? ORDER BY id DESC LIMIT 1", (vcname,)
+    ).fetchone()
+    return _run(row) if row else None
+
+
+def all_last_runs(ledger: Ledger) -> dict[str, RunRecord]:
+    ledger.ensure_schema(JOURNAL_SCHEMA)
+    rows = ledger.connection.execute(
+        "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY vcname)"
+    ).fetchall()
+    return {row["vcname"]: _run(row) for row in rows}
+
+
+def steps_of(ledger: Ledger, run_id: int) -> list[StepRecord]:
+    ledger.ensure_schema(JOURNAL_SCHEMA)
+    rows = ledger.connection.execute(
+        "SELECT * FROM steps WHERE run_id=? ORDER BY idx", (run_id,)
+    ).fetchall()
+    return [
+        StepRecord(
+            run_id=r["run_id"],
+            idx=r["idx"],
+            file=r["file"],
+            line=r["line"],
+            col=r["col"],
+            text=r["text"],
+            started_at=r["started_at"],
+            ended_at=r["ended_at"],
+            outcome=r["outcome"],
+            message=r["message"],
+            stage=r["stage"],
+            products=json.loads(r["products"]) if r["products"] else {},
+            output_tail=json.loads(r["output_tail"]) if r["output_tail"] else [],
+        )
+        for r in rows
+    ]
+
+
+# -- locks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    run_id: int | None
+    pid: int
+    host: str
+    since: float
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
+        run = f"run {self.run_id}, " if self.run_id else ""
+        return f"{run}pid {self.pid} on {self.host}, since {when}"
+
+    @property
+    def alive(self) -> bool:
+        """False only when we can tell the holder is gone (same host, no such pid)."""
+        return self.host != socket.gethostname() or _pid_alive(self.pid)
+
+
+def lock_holder(ledger: Ledger, vcname: str) -> LockHolder | None:
+    ledger.ensure_schema(JOURNAL_SCHEMA)
+    row = ledger.connection.execute("SELECT * FROM locks WHERE vcname=?", (vcname,)).fetchone()
+    return LockHolder(row["run_id"], row["pid"], row["host"], row["since"]) if row else None
+
+
+def acquire_lock(ledger: Ledger, vcname: str, run_id: int | None = None) -> None:
+    """Take the VC for this process, or raise BusyError naming who holds it."""
+    ledger.ensure_schema(JOURNAL_SCHEMA)
+    me = (os.getpid(), socket.gethostname())
+    with ledger.transaction() as conn:
+        row = conn.execute("SELECT * FROM locks WHERE vcname=?", (vcname,)).fetchone()
+        if row is not None:
+            holder = LockHolder(row["run_id"], row["pid"], row["host"], row["since"])
+            if (holder.pid, holder.host) != me and holder.alive:
+                raise BusyError(
+                    f"{vcname} is busy: held by {holder.describe()}",
+                    hint=f"wait for it to finish, or see `pragmash status {vcname}`",
+                )
+        conn.execute(
+            "INSERT OR REPLACE INTO locks (vcname, run_id, pid, host, since) VALUES (?, ?, ?, ?, ?)",
+            (vcname, run_id, me[0], me[1], time.time()),
+        )
+
+
+def set_lock_run(ledger: Ledger, vcname: str, run_id: int) -> None:
+    with ledger.transaction() as conn:
+        conn.execute(
+            "UPDATE locks SET run_id=? WHERE vcname=? AND pid=?", (run_id, vcname, os.getpid())
+        )
+
+
+def release_lock(ledger: Ledger, vcname: str) -> None:
+    """Give the VC back; only the holder's own lock is removed."""
+    with ledger.transaction() as conn:
+        conn.execute(
+            "DELETE FROM locks WHERE vcname=? AND pid=? AND host=?",
+            (vcname, os.getpid(), socket.gethostname()),
+        )

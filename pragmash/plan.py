@@ -1,0 +1,117 @@
+"""``--dry-run``: what each step would touch, worked out without changing anything.
+
+The plan follows the recipe in order, tracking variables and the node names an
+``allocate`` would give, and lists for every step the nodes and driver stages it
+would run. It reads the site, vc-in and ledger; it writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pragmash import allocation as alloc_mod
+from pragmash import ast
+from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
+from pragmash.errors import RecipeError
+from pragmash.interpreter import flatten
+from pragmash.names import compute_name, frontend_name
+from pragmash.session import Prepared
+from pragmash.targets import parse_target_word, select_names
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    index: int
+    statement: ast.Statement
+    actions: tuple[str, ...]
+
+
+def make_plan(prep: Prepared) -> list[PlannedStep]:
+    runtime = prep.runtime
+    variables = dict(runtime.variables)
+    vcname = runtime.vcname
+    fe = frontend_name(vcname)
+    computes: list[str] | None = None
+    held = alloc_mod.current_allocation(prep.ledger, vcname)
+    if held is not None:
+        computes = [c.name for c in held.computes]
+    simulated = runtime.engine.simulated
+    disk_note = " (skipped: simulated engine)" if simulated else ""
+    out: list[PlannedStep] = []
+
+    def value(word: ast.Word | None) -> str:
+        if word is None:
+            return ""
+        return "".join(
+            p if isinstance(p, str) else variables.get(p.name, f"${p.name}") for p in word.parts
+        )
+
+    def nodes(targets: tuple[ast.Target, ...]) -> list[str]:
+        if computes is None:
+            return [str(t) for t in targets]
+        try:
+            return select_names(targets, fe, computes)
+        except RecipeError:
+            return [str(t) for t in targets]
+
+    for step in flatten(prep.program.statements):
+        stmt = step.statement
+        actions: list[str] = []
+        if isinstance(stmt, ast.Set):
+            variables[stmt.name] = value(stmt.value)
+            actions.append(f"${stmt.name} = {variables[stmt.name]}")
+        elif isinstance(stmt, ast.Param):
+            variables.setdefault(stmt.name, value(stmt.default))
+            actions.append(f"${stmt.name} = {variables[stmt.name]}")
+        elif isinstance(stmt, ast.Allocate) or (
+            isinstance(stmt, ast.DriverCall) and VE_COMMANDS.get(stmt.command) == "allocate"
+        ):
+            word = (
+                stmt.count
+                if isinstance(stmt, ast.Allocate)
+                else (stmt.args[0] if stmt.args else None)
+            )
+            cpus = int(value(word) if word else variables.get("num_compute", "0"))
+            per_node = alloc_mod.plan_compute_cpus(prep.site, prep.vcin, cpus)
+            computes = [compute_name(vcname, i) for i in range(len(per_node))]
+            actions.append(
+                f"ve_driver/allocate: {cpus} compute CPUs -> {fe} + {len(computes)} compute(s)"
+                + (f" ({', '.join(computes)})" if computes else "")
+                + "; public address, VLAN, MACs; write vc-out.xml"
+                + (" (already held: reused)" if held is not None else "")
+            )
+        elif isinstance(stmt, ast.Fix):
+            method = value(stmt.method)
+            for name in nodes(stmt.targets):
+                actions.append(
+                    f"{name}: stage image, vc_driver/pre_fix, fix via {method}, vc_driver/post_fix{disk_note}"
+                )
+        elif isinstance(stmt, ast.Boot):
+            for name in nodes(stmt.targets):
+                actions.append(
+                    f"{name}: vc_driver/pre_boot{disk_note}, ve_driver/boot (define + start)"
+                )
+        elif isinstance(stmt, ast.WaitState):
+            timeout = value(stmt.timeout) or "5m"
+            actions.append(
+                f"wait until {', '.join(nodes(stmt.targets))} {stmt.state} (timeout {timeout})"
+            )
+        elif isinstance(stmt, ast.WaitClock):
+            actions.append(
+                f"wait {value(stmt.duration)}"
+                + (" (skipped: simulated engine)" if simulated else "")
+            )
+        elif isinstance(stmt, ast.Echo):
+            actions.append("echo: " + " ".join(value(w) for w in stmt.words))
+        elif isinstance(stmt, ast.Include):
+            actions.append(f"include {stmt.resolved}")
+        elif isinstance(stmt, ast.DriverCall):
+            table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
+            targets = tuple(parse_target_word(value(w), w.span) for w in stmt.args)
+            actions.append(
+                f"{stmt.driver}/{table.get(stmt.command, stmt.command)} on {', '.join(nodes(targets))}"
+            )
+        elif isinstance(stmt, ast.Run):
+            actions.append("run: " + " ".join(value(w) for w in stmt.argv))
+        out.append(PlannedStep(step.index, stmt, tuple(actions)))
+    return out

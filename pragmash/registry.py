@@ -1,0 +1,84 @@
+"""Finding drivers by name: bundled ``drivers/``, the site's driver folders, entry points.
+
+A distro driver is named by vc-in.xml's ``<driver>`` (``rocks6_client``); the engine
+by the site config (``[engine] driver = "libvirt"``). Lookup order for a name:
+
+1. a folder of that name in one of the site's trusted driver folders — a seed
+   pragma_boot driver folder of executables, wrapped by the script adapter;
+2. the bundled module ``pragmash.drivers.<name>`` exposing ``distro_driver()``;
+3. an installed package's entry point in the ``pragmash.drivers`` group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+from pathlib import Path
+from typing import Any
+
+from pragmash.driver_api import DistroDriver, EngineDriver
+from pragmash.errors import UserError
+from pragmash.site import SiteConfig
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+ENGINES = {"libvirt": "pragmash.drivers.libvirt_engine"}
+
+
+def load_engine(site: SiteConfig) -> EngineDriver:
+    """The site's engine driver, not yet connected (``check()`` connects)."""
+    module_name = ENGINES.get(site.engine)
+    if module_name is None:
+        raise UserError(
+            f"{site.source}: [engine] driver: unknown engine {site.engine!r}; "
+            f"known engines: {', '.join(sorted(ENGINES))}"
+        )
+    module = importlib.import_module(module_name)
+    engine: EngineDriver = module.LibvirtEngine(site.uri)
+    return engine
+
+
+def bundled_distro_drivers() -> list[str]:
+    """Names of the distro drivers that ship with pragmash."""
+    pkg = importlib.import_module("pragmash.drivers")
+    folder = Path(next(iter(pkg.__path__)))
+    names = []
+    for path in sorted(folder.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "def distro_driver(" in text:
+            names.append(path.stem)
+    return names
+
+
+def load_distro(name: str, site: SiteConfig, *, where: str) -> DistroDriver:
+    """The distro driver ``name``; ``where`` says who named it, for the error message."""
+    if not _NAME.match(name):
+        raise UserError(f"{where}: {name!r} is not a valid driver name (letters, digits, _)")
+    for folder in site.driver_dirs:
+        candidate = folder / name
+        if candidate.is_dir():
+            from pragmash.drivers.script_folder import ScriptFolderDriver
+
+            return ScriptFolderDriver(candidate)
+    try:
+        module = importlib.import_module(f"pragmash.drivers.{name}")
+    except ModuleNotFoundError:
+        module = None
+    if module is not None and hasattr(module, "distro_driver"):
+        driver: DistroDriver = module.distro_driver()
+        return driver
+    for ep in importlib.metadata.entry_points(group="pragmash.drivers"):
+        if ep.name == name:
+            factory: Any = ep.load()
+            loaded: DistroDriver = factory()
+            return loaded
+    known = bundled_distro_drivers()
+    raise UserError(
+        f"{where}: unknown distro driver {name!r}; known drivers: {', '.join(known)}"
+        + (
+            f"; site driver folders searched: {', '.join(map(str, site.driver_dirs))}"
+            if site.driver_dirs
+            else ""
+        )
+    )

@@ -1,0 +1,101 @@
+"""How the CLI shows a run: one line per step, a live status line for long work.
+
+Only front ends print; this module is the CLI's printer. It writes step lines to
+``out`` and transient progress to ``err`` — on a terminal as a status line that
+redraws in place, elsewhere as an occasional plain line, never silence.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from pragmash.errors import PragmashError, RecipeError, StepError
+from pragmash.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
+
+
+def location(file: str, line: int, col: int) -> str:
+    """``recipes/rocks6.prg:3:1`` with the path shortened where it helps."""
+    try:
+        rel = Path(file).resolve().relative_to(Path.cwd())
+        shown = str(rel)
+    except ValueError:
+        shown = file
+    return f"{shown}:{line}:{col}"
+
+
+class StepPrinter:
+    """Turns interpreter events into lines for people."""
+
+    def __init__(
+        self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, *, live: bool | None = None
+    ) -> None:
+        self.out = out
+        self.err = err
+        self.live = err.isatty() if live is None else live
+        self._status_shown = False
+        self._last_plain = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepStarted):
+            return
+        if isinstance(event, Progress):
+            self._progress(event)
+            return
+        self._clear_status()
+        if isinstance(event, Output):
+            self.out.write(f"    {event.text}\n")
+        elif isinstance(event, StepFinished):
+            span = event.statement.span
+            mark = "ok  " if event.outcome == "done" else "skip"
+            msg = f"  {event.message}" if event.message else ""
+            self.out.write(
+                f"{mark} {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
+                f"{event.duration:6.2f}s{msg}\n"
+            )
+        elif isinstance(event, StepFailed):
+            span = event.statement.span
+            word = "INTR" if event.interrupted else "FAIL"
+            self.out.write(
+                f"{word} {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
+                f"{event.duration:6.2f}s\n"
+            )
+        self.out.flush()
+
+    def _progress(self, event: Progress) -> None:
+        if event.total:
+            frac = max(0.0, min(1.0, event.done / event.total))
+            bar = "#" * int(frac * 20)
+            text = f"  [{bar:<20}] {frac * 100:5.1f}%  {event.label}"
+        else:
+            text = f"  ... {event.label}"
+        if self.live:
+            self.err.write("\r\x1b[2K" + text[:120])
+            self.err.flush()
+            self._status_shown = True
+        elif time.monotonic() - self._last_plain > 10:
+            self._last_plain = time.monotonic()
+            self.err.write(text + "\n")
+            self.err.flush()
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self.err.write("\r\x1b[2K")
+            self.err.flush()
+            self._status_shown = False
+
+
+def render_error(error: PragmashError) -> str:
+    """An error as the user sees it: the message, where, the tool's own words."""
+    if isinstance(error, RecipeError):
+        return "error: " + error.render()
+    text = f"error: {error.message}"
+    if isinstance(error, StepError):
+        text = f"error: {error.stage}: {error.message}"
+        if error.output_tail:
+            text += "\n  last output:\n" + "\n".join(f"    | {line}" for line in error.output_tail)
+    if error.hint:
+        text += f"\n{error.hint}"
+    return text

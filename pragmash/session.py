@@ -1,0 +1,272 @@
+"""Putting a run together from what the user gave: site, repository, vc-in, recipe.
+
+Both front ends (the CLI and the REPL) open runs through here, so they load and
+check things the same way and neither holds run logic of its own. Loading never
+changes anything: the ledger is only written once a run starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pragmash import allocation as alloc_mod
+from pragmash import ast
+from pragmash.checker import CheckContext, check_program, needs_allocation_first
+from pragmash.domain import resolve_domain_type
+from pragmash.errors import RecipeError, UserError
+from pragmash.events import EventSink, ignore
+from pragmash.interpreter import Interpreter, flatten
+from pragmash.journal import Journal, acquire_lock, last_run, release_lock, set_lock_run, steps_of
+from pragmash.ledger import Ledger
+from pragmash.names import compute_name, frontend_name, validate_name
+from pragmash.parser import parse_file
+from pragmash.registry import load_distro, load_engine
+from pragmash.repository import load_repository
+from pragmash.runtime import Runtime
+from pragmash.site import SiteConfig, load_site
+from pragmash.vcin import VcIn, load_vc_in
+
+BUILTINS = ("vcname", "num_compute", "base_path", "temp_dir", "vc_out", "num_nodes")
+
+
+@dataclass
+class RunOptions:
+    """The options a run was started with; journaled so ``resume`` can rebuild it."""
+
+    recipe: str
+    vcname: str
+    num_compute: int | None = None
+    base_path: str | None = None
+    site: str | None = None
+    sets: dict[str, str] = field(default_factory=dict)
+    allow_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "vcname": self.vcname,
+            "num_compute": self.num_compute,
+            "base_path": self.base_path,
+            "site": self.site,
+            "sets": self.sets,
+            "allow_run": self.allow_run,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunOptions:
+        return cls(
+            recipe=data["recipe"],
+            vcname=data["vcname"],
+            num_compute=data.get("num_compute"),
+            base_path=data.get("base_path"),
+            site=data.get("site"),
+            sets=dict(data.get("sets") or {}),
+            allow_run=bool(data.get("allow_run")),
+        )
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """``--set NAME=VALUE`` items as a dict; a malformed item is a user error."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set {item!r}: expected NAME=VALUE")
+        name = name.strip()
+        if not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise UserError(f"--set {item!r}: {name!r} is not a variable name")
+        if name in ("vcname", "temp_dir", "vc_out", "num_nodes"):
+            raise UserError(f"--set {item!r}: ${name} is set by pragmash and cannot be overridden")
+        out[name] = value
+    return out
+
+
+def open_site(path: str | None) -> SiteConfig:
+    return load_site(Path(path) if path else None, os.environ)
+
+
+@dataclass
+class Prepared:
+    """A loaded and checked run, not started: everything needed to run or to plan."""
+
+    options: RunOptions
+    site: SiteConfig
+    vcin: VcIn
+    program: ast.Program
+    runtime: Runtime
+    ledger: Ledger
+
+
+def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
+    """Load and check everything for a run; raise a UserError/RecipeError on bad input."""
+    vcname = validate_name("VC name (--vcname)", options.vcname)
+    site = open_site(options.site)
+    repo = load_repository(Path(options.base_path) if options.base_path else site.repository)
+    vcin = load_vc_in(repo.vc_in_path(vcname))
+    program = parse_file(Path(options.recipe), search_path=site.recipe_dirs)
+    ledger = Ledger(site)
+    engine = load_engine(site)
+    distro = load_distro(vcin.driver, site, where=f"{vcin.path}: /vc/driver")
+    variables = dict(options.sets)
+    declared = {
+        s.statement.name for s in flatten(program.statements) if isinstance(s.statement, ast.Param)
+    }
+    unknown = sorted(set(options.sets) - declared - set(BUILTINS))
+    set_names = {
+        s.statement.name for s in flatten(program.statements) if isinstance(s.statement, ast.Set)
+    }
+    unknown = [n for n in unknown if n not in set_names]
+    if unknown:
+        listed = ", ".join(sorted(declared)) or "none"
+        raise UserError(
+            f"--set {unknown[0]}: the recipe {options.recipe} has no parameter {unknown[0]!r}; "
+            f"its parameters: {listed}"
+        )
+    if options.num_compute is not None:
+        if options.num_compute < 0:
+            raise UserError("--num_compute: expected 0 or more")
+        variables["num_compute"] = str(options.num_compute)
+    elif "num_compute" not in declared:
+        variables.setdefault("num_compute", "0")
+    variables["base_path"] = str(repo.base_path)
+    runtime = Runtime(
+        site=site,
+        vcname=vcname,
+        vcin=vcin,
+        ledger=ledger,
+        engine=engine,
+        distro=distro,
+        variables=variables,
+        allow_run=options.allow_run,
+    )
+    prep = Prepared(options, site, vcin, program, runtime, ledger)
+    held = alloc_mod.current_allocation(ledger, vcname)
+    problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
+    if problems:
+        raise RecipeCheckFailed(problems)
+    return prep
+
+
+class RecipeCheckFailed(RecipeError):
+    """Several recipe problems at once; rendered one after another."""
+
+    def __init__(self, problems: list[RecipeError]) -> None:
+        first = problems[0]
+        super().__init__(first.message, first.span, first.source_line)
+        self.problems = problems
+
+    def render(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+
+def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+    runtime = prep.runtime
+    known: dict[str, str | None] = {name: None for name in BUILTINS}
+    known.update(runtime.variables)
+    if "num_compute" not in runtime.variables:
+        known.pop("num_compute")
+        # a recipe `param num_compute = N` supplies it
+    ctx = CheckContext(
+        variables=known,
+        frontend=frontend_name(runtime.vcname),
+        compute_name=lambda i: compute_name(runtime.vcname, i),
+        computes_for=lambda cpus: len(alloc_mod.plan_compute_cpus(prep.site, prep.vcin, cpus)),
+        allocated=allocated,
+        allow_run=prep.options.allow_run or prep.site.allow_run,
+    )
+    problems = check_program(prep.program, ctx)
+    problems += needs_allocation_first(prep.program, allocated is not None)
+    problems.sort(key=lambda p: (p.span.file != prep.program.file, p.span.line, p.span.column))
+    return problems
+
+
+@dataclass
+class Run:
+    """A started run: the interpreter plus its journal and lock."""
+
+    prepared: Prepared
+    interpreter: Interpreter
+    journal: Journal
+
+    def close(self, outcome: str, message: str | None = None) -> None:
+        self.journal.end(outcome, message)
+        release_lock(self.prepared.ledger, self.prepared.runtime.vcname)
+
+
+def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
+    """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
+    runtime = prep.runtime
+    runtime.engine.check()
+    runtime.domain_type = _domain_type(prep)
+    acquire_lock(prep.ledger, runtime.vcname)
+    try:
+        journal = Journal.start(
+            prep.ledger,
+            runtime.vcname,
+            str(Path(prep.options.recipe).resolve()),
+            prep.options.to_json(),
+        )
+        set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
+    except BaseException:
+        release_lock(prep.ledger, runtime.vcname)
+        raise
+    interp = Interpreter(prep.program, runtime, journal=journal, on_event=on_event)
+    return Run(prep, interp, journal)
+
+
+def _domain_type(prep: Prepared) -> str:
+    engine = prep.runtime.engine
+    host_info = getattr(engine, "host_info", None)
+    if host_info is None:
+        return prep.vcin.frontend.domain_type
+    return resolve_domain_type(prep.site.domain_type, prep.vcin.frontend.domain_type, host_info())
+
+
+def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None) -> Run:
+    """Reopen a VC's last run at its first unfinished step, with the same allocation."""
+    site_cfg = open_site(site)
+    ledger = Ledger(site_cfg)
+    record = last_run(ledger, vcname)
+    if record is None:
+        raise UserError(
+            f"{vcname} has no run to resume; start one with `pragmash RECIPE --vcname {vcname}`"
+        )
+    if record.outcome == "finished":
+        raise UserError(f"{vcname}'s last run ({record.id}) finished; there is nothing to resume")
+    options = RunOptions.from_json(record.options)
+    if site and not options.site:
+        options.site = site
+    prep = prepare(options, resuming=True)
+    steps = steps_of(prep.ledger, record.id)
+    done = {s.idx for s in steps if s.outcome in ("done", "skipped")}
+    flat = flatten(prep.program.statements)
+    start_at = next((s.index for s in flat if s.index not in done), len(flat))
+    runtime = prep.runtime
+    runtime.engine.check()
+    runtime.domain_type = _domain_type(prep)
+    acquire_lock(prep.ledger, vcname, record.id)
+    journal = Journal(prep.ledger, record.id)
+    journal.reopen()
+    _replay(prep, start_at)
+    interp = Interpreter(
+        prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
+    )
+    return Run(prep, interp, journal)
+
+
+def _replay(prep: Prepared, upto: int) -> None:
+    """Rebuild a resumed run's state without redoing work: variables and allocation."""
+    runtime = prep.runtime
+    from pragmash.interpreter import StepReporter
+
+    quiet = StepReporter(-1, ignore)
+    for step in flatten(prep.program.statements)[:upto]:
+        if isinstance(step.statement, ast.Set | ast.Param):
+            runtime.execute(step.statement, quiet)
+    held = alloc_mod.current_allocation(prep.ledger, runtime.vcname)
+    if held is not None:
+        runtime.adopt(held)
