@@ -17,6 +17,7 @@ from pragmash.allocation import (
 )
 from pragmash.errors import AllocationError, UserError
 from pragmash.ledger import Ledger
+from pragmash.names import compute_name, frontend_name, validate_name
 from pragmash.site import SiteConfig, load_site
 from pragmash.vcin import NodeTemplate, VcIn
 
@@ -310,3 +311,19 @@ def test_pool_summary_adds_up(ledger: Ledger, site: SiteConfig) -> None:
     assert summary["cpus"] == {"total": 14, "capacity": 16, "reserve": 2, "held": 7, "free": 7}
     assert summary["macs"] == {"held": 9}
     assert summary["vcs"] == {"held": 2}
+
+
+@pytest.mark.parametrize("name", ["calit2", "a", "VC_1-x", "9" * 63])
+def test_valid_names(name: str) -> None:
+    assert validate_name("VC", name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-a", "_a", "a b", "a/b", "a.b", "9" * 64, "é"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(UserError, match="bad node name"):
+        validate_name("node", name)
+
+
+def test_node_names() -> None:
+    assert frontend_name("calit2") == "calit2-frontend"
+    assert compute_name("calit2", 3) == "calit2-compute-3"
