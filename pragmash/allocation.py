@@ -343,6 +343,12 @@ def current_allocation(ledger: Ledger, vcname: str) -> Allocation | None:
         return _load(conn, vcname)
 
 
+def allocated_vcs(ledger: Ledger) -> list[str]:
+    """Names of the VCs that hold an allocation, sorted (for listings)."""
+    with ledger.snapshot() as conn:
+        return [row[0] for row in conn.execute("SELECT vcname FROM vcs ORDER BY vcname")]
+
+
 def release(ledger: Ledger, vcname: str) -> bool:
     """Free everything ``vcname`` holds; True if it held anything. Safe to repeat."""
     with ledger.transaction() as conn:

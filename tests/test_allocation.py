@@ -9,6 +9,7 @@ import pytest
 
 from pragmash.allocation import (
     allocate,
+    allocated_vcs,
     build_vc_out,
     current_allocation,
     plan_compute_cpus,
@@ -181,13 +182,16 @@ def test_every_shortage_is_reported_at_once(ledger: Ledger, site: SiteConfig) ->
 
 def test_release_frees_everything_and_is_repeatable(ledger: Ledger, site: SiteConfig) -> None:
     got = allocate(ledger, site, "a", make_vcin(), 3)
+    allocate(ledger, site, "c", make_vcin(), 1)
+    assert allocated_vcs(ledger) == ["a", "c"]
     assert release(ledger, "a") is True
+    assert allocated_vcs(ledger) == ["c"]
     assert release(ledger, "a") is False
     assert current_allocation(ledger, "a") is None
     summary = pool_summary(ledger, site)
-    assert summary["public"] == {"total": 3, "held": 0, "free": 3}
-    assert summary["cpus"]["held"] == 0
-    assert summary["macs"]["held"] == 0
+    assert summary["public"] == {"total": 3, "held": 1, "free": 2}
+    assert summary["cpus"]["held"] == 2
+    assert summary["macs"]["held"] == 3
     # the address and VLAN come back; MACs are never reused (the counter moves on)
     again = allocate(ledger, site, "b", make_vcin(), 3)
     assert again.public == got.public
