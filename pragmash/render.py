@@ -36,10 +36,13 @@ class StepPrinter:
         self.err = err
         self.live = err.isatty() if live is None else live
         self._status_shown = False
-        self._last_plain = 0.0
+        self._step_started = time.monotonic()
+        self._last_plain = self._step_started
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepStarted):
+            self._step_started = time.monotonic()
+            self._last_plain = self._step_started
             return
         if isinstance(event, Progress):
             self._progress(event)
