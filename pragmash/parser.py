@@ -90,7 +90,6 @@ _TERMINAL_WORDS = {
 _TAKES = {
     "ALLOCATE": "at most one number of CPUs",
     "FIX": "targets, 'via' and one method",
-    "BOOT": "targets",
     "WAIT": "one duration, or targets, a state and an optional 'timeout DURATION'",
     "SET": "one value (use double quotes for a value with spaces)",
     "PARAM": "one value (use double quotes for a value with spaces)",
@@ -618,6 +617,8 @@ def _expected_message(keyword: str | None, after: Any, expected: set[str]) -> st
         return "expected a file name after 'include' (like include \"common/boot.prg\")"
     if keyword == "RUN" and last == "RUN":
         return "expected a command after 'run'"
+    if only_end and keyword == "BOOT":
+        return "expected another target or end of line or ';' after the targets of 'boot'"
     if only_end and keyword in _TAKES:
         return f"expected end of line or ';': '{name}' takes {_TAKES[keyword]}"
     return f"expected {_describe(expected)}"
@@ -630,6 +631,9 @@ def _describe(expected: set[str]) -> str:
     if rest >= _TARGET_TERMINALS:
         items.append(f"a target ({_TARGET_FORMS})")
         rest -= _TARGET_TERMINALS
+    elif "NAME" in rest and "COMMA" in rest:  # just after a target: the list may go on
+        items.append(f"another target ({_TARGET_FORMS})")
+        rest -= _TARGET_TERMINALS | {"COMMA"}
     for terminal in sorted(rest - _ENDS):
         words = _TERMINAL_WORDS.get(terminal, terminal.lower())
         if words not in items:

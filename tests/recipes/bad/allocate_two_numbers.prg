@@ -1,0 +1,1 @@
+allocate 2 4

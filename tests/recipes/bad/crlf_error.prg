@@ -1,0 +1,2 @@
+allocate 4
+boot compute[1

@@ -1,0 +1,2 @@
+echo in a
+include "b.prg"

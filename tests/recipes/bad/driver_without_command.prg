@@ -1,0 +1,1 @@
+ve_driver/ boot

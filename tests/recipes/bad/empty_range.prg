@@ -1,0 +1,1 @@
+boot compute[2:1]

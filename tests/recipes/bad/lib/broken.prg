@@ -1,0 +1,2 @@
+# a broken library
+boot frontend via virt-v2v

@@ -1,0 +1,2 @@
+allocate 4
+fix all via

@@ -1,0 +1,2 @@
+allocate 4
+bot frontend

@@ -1,0 +1,1 @@
+allocatefoo 4

@@ -1,0 +1,1 @@
+wait frontend up timeout soon

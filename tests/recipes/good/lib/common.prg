@@ -1,0 +1,3 @@
+# included by statements.prg and include_nested.prg
+echo common part
+include "leaf.prg"

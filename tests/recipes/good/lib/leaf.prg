@@ -1,0 +1,1 @@
+set leaf = yes
