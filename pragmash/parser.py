@@ -461,7 +461,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
 
 def _bad_dollar(rest: str) -> str:
     if rest.startswith("${"):
-        return "unterminated '${': expected ${NAME} with a name of letters, digits and '_'"
+        return "unterminated '${': expected a variable like ${vcname} (letters, digits and '_')"
     return (
         "expected a variable name after '$' (like $vcname or ${vcname}); "
         "write \\$ inside double quotes for a dollar sign"
