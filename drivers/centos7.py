@@ -1,0 +1,103 @@
+"""The ``centos7`` distro driver: CentOS 7 images with static network-scripts.
+
+CentOS 7 configures interfaces from ``/etc/sysconfig/network-scripts/ifcfg-*``
+(NetworkManager reads them too) and takes its default route and hostname from
+``/etc/sysconfig/network`` and ``/etc/hostname``. Before boot this driver writes
+those, ``/etc/resolv.conf`` and ``/root/vc-out.xml`` in ONE libguestfs session.
+Interfaces are bound by ``HWADDR`` so the allocated MACs decide which is which.
+
+CentOS images built for another hypervisor need their initramfs rebuilt with
+virtio drivers: that is the fix stage's job (``fix all via virt-v2v``), and it
+needs nothing from this driver around it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pragmash.drivers.ubuntu_cloud import GUEST_VC_OUT, hostname, node_interfaces
+
+from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.vcout import VcOut, read_vc_out
+
+SCRIPTS = "/etc/sysconfig/network-scripts"
+
+
+def ifcfg(device: str, mac: str, ip: str, prefix: int, gateway: str | None) -> str:
+    """One ``ifcfg-DEVICE`` file: static, on at boot, bound to its MAC."""
+    lines = [
+        "# Written by pragmash from /root/vc-out.xml.",
+        f"DEVICE={device}",
+        f"HWADDR={mac}",
+        "TYPE=Ethernet",
+        "BOOTPROTO=none",
+        "ONBOOT=yes",
+        f"IPADDR={ip}",
+        f"PREFIX={prefix}",
+    ]
+    if gateway:
+        lines.append(f"GATEWAY={gateway}")
+    return "\n".join(lines) + "\n"
+
+
+def network_files(node: NodePlan, vc_out: VcOut) -> dict[str, bytes]:
+    """The network configuration CentOS 7 reads at boot, by guest path."""
+    files: dict[str, bytes] = {}
+    gateway = None
+    for iface in node_interfaces(node, vc_out):
+        files[f"{SCRIPTS}/ifcfg-{iface.device}"] = ifcfg(
+            iface.device, iface.mac, iface.ip, iface.prefix, iface.gateway
+        ).encode()
+        gateway = gateway or iface.gateway
+    name = hostname(node, vc_out)
+    network = ["NETWORKING=yes", f"HOSTNAME={name}"]
+    if gateway:
+        network.append(f"GATEWAY={gateway}")
+    files["/etc/sysconfig/network"] = ("\n".join(network) + "\n").encode()
+    files["/etc/hostname"] = (name + "\n").encode()
+    resolv = [f"nameserver {vc_out.dns_ip}"]
+    search = " ".join(s for s in (vc_out.dns_search, vc_out.dns_domain) if s)
+    if search:
+        resolv.insert(0, f"search {search}")
+    files["/etc/resolv.conf"] = ("\n".join(resolv) + "\n").encode()
+    return files
+
+
+class Centos7:
+    """Writes ifcfg files, the hostname, resolv.conf and vc-out.xml before boot."""
+
+    name = "centos7"
+
+    def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
+        self.kvm_usable = kvm_usable
+        self.timeout = timeout
+
+    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, bytes | Path]:
+        """Every file pre_boot puts into the node's disk, by guest path."""
+        files: dict[str, bytes | Path] = dict(network_files(node, read_vc_out(vc_out)))
+        files[GUEST_VC_OUT] = vc_out
+        return files
+
+    def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        return StageResult("skipped", "CentOS 7 images need no preparation before the fix")
+
+    def post_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        return StageResult("skipped", "CentOS 7 images need nothing restored after the fix")
+
+    def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
+        from pragmash.inject import inject_files
+
+        files = self.guest_files(node, vc_out)
+        log = ctx.temp_dir / f"{node.name}.inject.log"
+        ctx.note(f"{node.name}: writing {len(files)} files (network-scripts, vc-out.xml)")
+        inject_files(disk, files, timeout=self.timeout, log_path=log, kvm_usable=self.kvm_usable)
+        return StageResult(
+            "done",
+            f"network-scripts, hostname, resolv.conf and vc-out.xml written ({len(files)} files)",
+            products={"injected": ", ".join(f"{disk}:{p}" for p in files), "log": str(log)},
+        )
+
+
+def distro_driver() -> Centos7:
+    """Entry point used by the registry."""
+    return Centos7()
