@@ -237,6 +237,13 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
         )
     if record.outcome == "finished":
         raise UserError(f"{vcname}'s last run ({record.id}) finished; there is nothing to resume")
+    if record.outcome == "cleaned":
+        # its domains, images and leases are gone: continuing would boot without an allocation
+        raise UserError(
+            f"{vcname}'s last run ({record.id}) was cleaned (domains, images and leases removed); "
+            f"there is nothing to resume: start a new run with "
+            f"`pragmash {record.recipe} --vcname {vcname}`"
+        )
     options = RunOptions.from_json(record.options)
     if site and not options.site:
         options.site = site
