@@ -151,17 +151,19 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     site, ledger = _site_ledger(ns.site)
     if ns.what == "repository":
         repo = load_repository(Path(ns.base_path) if ns.base_path else site.repository)
-        rows = [{"vcname": name, "vc_in": str(path)} for name, path in sorted(repo.entries.items())]
+        repo_rows = [
+            {"vcname": name, "vc_in": str(path)} for name, path in sorted(repo.entries.items())
+        ]
         if ns.json:
-            _dump(rows, out)
+            _dump(repo_rows, out)
         else:
             out.write(f"repository {repo.base_path}:\n")
-            for row in rows:
-                out.write(f"  {row['vcname']:<16} {row['vc_in']}\n")
+            for repo_row in repo_rows:
+                out.write(f"  {repo_row['vcname']:<16} {repo_row['vc_in']}\n")
         return EXIT_OK
     runs = all_last_runs(ledger)
     names = sorted(set(runs) | _allocated_vcs(ledger))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         held = alloc_mod.current_allocation(ledger, name)
         run = runs.get(name)
@@ -214,7 +216,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
     except Exception:
         engine_ok = False
     booted = _booted_nodes(ledger, run.id) if run else set()
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for lease in held.nodes if held else ():
         state = engine.state(lease.name) if engine_ok else "unknown (engine unreachable)"
         expected = "running" if lease.name in booted else None
@@ -288,6 +290,8 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         out.write(f"  run {run.id} ({run.outcome}): {run.recipe}\n")
         for s in steps:
             msg = f"  {s.message}" if s.message else ""
+            if s.stage and s.outcome in ("failed", "interrupted"):
+                msg = f"  {s.stage}: {s.message}"
             out.write(f"    {s.outcome:<11} {Path(s.file).name}:{s.line}:{s.col}  {s.text}{msg}\n")
     return EXIT_OK
 
@@ -400,8 +404,10 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
 
 def cmd_repl(args: list[str], out: TextIO, err: TextIO) -> int:
     """Open the REPL (see pragmash.repl)."""
+    import importlib
+
     try:
-        from pragmash import repl
+        repl = importlib.import_module("pragmash.repl")
     except ImportError as exc:  # pragma: no cover - until the REPL lands
         raise UserError(f"the REPL is not available: {exc}") from None
     result: int = repl.main(args, out, err)
