@@ -1,0 +1,71 @@
+"""Shared test setup: every test gets its own state and cache folders.
+
+pragmash keeps its ledger in the site's state folder and staged images in the
+cache; pointing both at a per-test temporary folder keeps tests apart and keeps
+them away from a developer's real ~/.local/state/pragmash.
+
+The ``vm`` tier needs a libvirtd on qemu:///system and libguestfs. Where they are
+missing the tier is skipped, except under ``PRAGMASH_REQUIRE_VM=1`` (CI), where a
+skip would hide that the tier never ran, so it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRAGMASH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("PRAGMASH_SITE", raising=False)
+    monkeypatch.setenv("LIBGUESTFS_BACKEND", "direct")
+    monkeypatch.setenv("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+
+
+def _vm_tier_missing() -> str | None:
+    """Why the vm tier cannot run here, or None when it can."""
+    for tool in ("qemu-img", "guestfish", "virsh", "mke2fs", "sfdisk"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    try:
+        proc = subprocess.run(
+            ["virsh", "-c", "qemu:///system", "version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"virsh failed: {err}"
+    if proc.returncode != 0:
+        return "no libvirtd answers on qemu:///system (scripts/test starts one as root)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    vm_items = [item for item in items if item.get_closest_marker("vm")]
+    if not vm_items:
+        return
+    why = _vm_tier_missing()
+    if why is None:
+        return
+    if os.environ.get("PRAGMASH_REQUIRE_VM") == "1":
+        mark = pytest.mark.usefixtures("_vm_tier_required")
+        config._pragmash_vm_missing = why  # type: ignore[attr-defined]
+    else:
+        mark = pytest.mark.skip(reason=f"vm tier: {why}")
+    for item in vm_items:
+        item.add_marker(mark)
+
+
+@pytest.fixture
+def _vm_tier_required(request: pytest.FixtureRequest) -> None:
+    why = getattr(request.config, "_pragmash_vm_missing", "unknown")
+    pytest.fail(f"PRAGMASH_REQUIRE_VM=1 but the vm tier cannot run: {why}")
