@@ -18,12 +18,12 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from vmimage import MARKER_SELF, MARKER_UP, TestImage, build_test_image
 
 from pragmash.allocation import current_allocation
 from pragmash.cli import main
 from pragmash.ledger import Ledger
 from pragmash.site import load_site
-from vmimage import MARKER_SELF, MARKER_UP, TestImage, build_test_image
 
 pytestmark = pytest.mark.vm
 
