@@ -1,0 +1,122 @@
+"""The REPL's prompt_toolkit session, built in one factory (as pgcli's ``_build_cli``).
+
+Everything about the terminal lives here: completion, highlighting, key bindings,
+the bottom toolbar and history. The factory takes ``input``/``output`` so tests can
+drive the same session through a pipe without a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import Completer
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.history import History, InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.lexers import Lexer
+from prompt_toolkit.output import Output
+from prompt_toolkit.styles import Style
+
+from pragmash.repl_completion import DRIVER_COMMANDS, STATEMENT_KEYWORDS
+from pragmash.repl_keys import build_key_bindings
+
+PROMPT = "(pragmash) "
+
+STYLE = Style.from_dict(
+    {
+        "command": "bold ansicyan",
+        "keyword": "bold ansiblue",
+        "driver": "ansimagenta",
+        "target": "ansigreen",
+        "variable": "ansiyellow",
+        "string": "ansibrightgreen",
+        "number": "ansibrightblue",
+        "comment": "italic ansibrightblack",
+        "bottom-toolbar": "noreverse bg:ansiblack ansiwhite",
+    }
+)
+
+_TOKEN = re.compile(
+    r"""
+    (?P<comment>\#.*)
+  | (?P<string>"(?:[^"\\]|\\.)*"?)
+  | (?P<variable>\$\{[^}]*\}?|\$[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<number>\b\d+(?:\.\d+)?[smh]?\b)
+  | (?P<target>\b(?:frontend|all|compute(?:\[[0-9:]*\]?)?)(?![\w/-]))
+  | (?P<word>[A-Za-z_][\w/.-]*)
+  | (?P<other>.)
+    """,
+    re.VERBOSE,
+)
+
+
+class RecipeLexer(Lexer):
+    """Colours a line as the REPL reads it: a command, or recipe statements split by ';'."""
+
+    def __init__(self, commands: tuple[str, ...]) -> None:
+        self.commands = commands
+
+    def lex_document(self, document: Document) -> Callable[[int], StyleAndTextTuples]:
+        lines = document.lines
+
+        def get_line(number: int) -> StyleAndTextTuples:
+            return self.lex_line(lines[number]) if number < len(lines) else []
+
+        return get_line
+
+    def lex_line(self, text: str) -> StyleAndTextTuples:
+        """The (style, text) pieces of one line; the first word of each statement is its head."""
+        out: StyleAndTextTuples = []
+        head = True
+        for match in _TOKEN.finditer(text):
+            kind = match.lastgroup or "other"
+            piece = match.group(0)
+            style = ""
+            if kind == "word":
+                if head and piece in self.commands:
+                    style = "class:command"
+                elif head and piece in STATEMENT_KEYWORDS:
+                    style = "class:keyword"
+                elif head and (
+                    piece in DRIVER_COMMANDS or piece.startswith(("ve_driver/", "vc_driver/"))
+                ):
+                    style = "class:driver"
+                elif piece in ("via", "timeout"):
+                    style = "class:keyword"
+                head = False
+            elif kind == "other":
+                if piece == ";":
+                    head = True
+            else:
+                style = f"class:{kind}"
+                head = False
+            out.append((style, piece))
+        return out
+
+
+def build_session(
+    history: History | None = None,
+    input: Input | None = None,
+    output: Output | None = None,
+    *,
+    completer: Completer | None = None,
+    commands: tuple[str, ...] = (),
+    toolbar: Callable[[], str] | None = None,
+) -> PromptSession[str]:
+    """The REPL's PromptSession: completion, highlighting, key bindings, toolbar, history."""
+    return PromptSession(
+        PROMPT,
+        history=history or InMemoryHistory(),
+        completer=completer,
+        complete_while_typing=False,
+        lexer=RecipeLexer(commands),
+        style=STYLE,
+        key_bindings=build_key_bindings(),
+        bottom_toolbar=toolbar,
+        input=input,
+        output=output,
+        enable_history_search=True,
+    )
