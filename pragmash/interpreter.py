@@ -201,6 +201,46 @@ class Interpreter:
         finally:
             self.breakpoints, self.break_kinds = saved
 
+    def run_statement(self, statement: Statement, index: int | None = None) -> StepOutcome:
+        """Run a statement that is not in the recipe (typed at the REPL) against the same run.
+
+        It is journaled and reported like a step, under its own ``index`` (default: past
+        the recipe's steps), but the program counter, status and last error are left
+        alone, so ``retry`` and ``continue`` still mean the recipe's steps. Failures are
+        raised (a KeyboardInterrupt as :class:`Interrupted`) for the caller to show.
+        """
+        idx = len(self.steps) if index is None else index
+        self.on_event(StepStarted(idx, statement))
+        self.journal.step_started(idx, statement)
+        reporter = StepReporter(idx, self.on_event)
+        started = time.monotonic()
+        try:
+            result = self.executor.execute(statement, reporter)
+        except (KeyboardInterrupt, PragmashError) as exc:
+            interrupted = not isinstance(exc, PragmashError) or isinstance(exc, Interrupted)
+            err = (
+                exc
+                if isinstance(exc, PragmashError)
+                else Interrupted(f"interrupted during '{statement.text}'")
+            )
+            self.journal.step_failed(idx, err, interrupted)
+            self.on_event(
+                StepFailed(idx, statement, err, time.monotonic() - started, interrupted)
+            )
+            raise err from None
+        self.journal.step_finished(idx, result.outcome, result.message, result.products)
+        self.on_event(
+            StepFinished(
+                idx,
+                statement,
+                result.outcome,
+                time.monotonic() - started,
+                result.message,
+                tuple(reporter.notes),
+            )
+        )
+        return result
+
     def _should_stop(
         self, mode: Mode, first: bool, base_depth: int, step: FlatStep
     ) -> StopReason | None:
