@@ -244,7 +244,7 @@ def needs_allocation_first(program: ast.Program, allocated: bool) -> list[Recipe
     """Statements that work on nodes before any ``allocate`` (only when nothing is held)."""
     if allocated:
         return []
-    problems = []
+    problems: list[RecipeError] = []
     for step in flatten(program.statements):
         stmt = step.statement
         if isinstance(stmt, ast.Allocate) or (

@@ -66,8 +66,8 @@ def load_distro(name: str, site: SiteConfig, *, where: str) -> DistroDriver:
     except ModuleNotFoundError:
         module = None
     if module is not None and hasattr(module, "distro_driver"):
-        driver: DistroDriver = module.distro_driver()
-        return driver
+        bundled: DistroDriver = module.distro_driver()
+        return bundled
     for ep in importlib.metadata.entry_points(group="pragmash.drivers"):
         if ep.name == name:
             factory: Any = ep.load()

@@ -13,12 +13,12 @@ disk, booting a running domain succeeds.
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pragmash import allocation as alloc_mod
 from pragmash import ast
@@ -33,7 +33,7 @@ from pragmash.driver_api import (
     StageResult,
 )
 from pragmash.durations import parse_duration
-from pragmash.errors import Interrupted, PragmashError, RecipeError, StepError, UserError
+from pragmash.errors import PragmashError, RecipeError, StepError, UserError
 from pragmash.interpreter import StepOutcome, StepReporter
 from pragmash.ledger import Ledger
 from pragmash.names import compute_name, frontend_name
@@ -248,15 +248,9 @@ class Runtime:
         products = {}
         for node in nodes:
             disk = self.stage(node, ctx)
-            self._stage_call(
-                "vc_driver/pre_fix", lambda n=node, d=disk: self.distro.pre_fix(n, d, ctx), reporter
-            )
+            self._stage_call("vc_driver/pre_fix", reporter, self.distro.pre_fix, node, disk, ctx)
             fixed = self._fix_disk(node, disk, method, ctx)
-            self._stage_call(
-                "vc_driver/post_fix",
-                lambda n=node, d=fixed: self.distro.post_fix(n, d, ctx),
-                reporter,
-            )
+            self._stage_call("vc_driver/post_fix", reporter, self.distro.post_fix, node, fixed, ctx)
             self.fixed.add(node.name)
             products[node.name] = str(fixed)
         return StepOutcome("done", f"{len(nodes)} image(s) fixed via {method}", products)
@@ -276,13 +270,15 @@ class Runtime:
                 disk = self.stage(node, ctx)
                 self._stage_call(
                     "vc_driver/pre_boot",
-                    lambda n=node, d=disk: self.distro.pre_boot(n, d, self.vc_out_path, ctx),
                     reporter,
+                    self.distro.pre_boot,
+                    node,
+                    disk,
+                    self.vc_out_path,
+                    ctx,
                 )
             node = self.nodes[node.name]
-            result = self._stage_call(
-                "ve_driver/boot", lambda n=node: self.engine.boot(n, ctx), reporter
-            )
+            result = self._stage_call("ve_driver/boot", reporter, self.engine.boot, node, ctx)
             products[node.name] = result.message or "started"
         names = ", ".join(n.name for n in nodes)
         msg = f"started {names}"
@@ -397,21 +393,21 @@ class Runtime:
             disk = self.stage(node, ctx)
             if op == "pre_fix":
                 self._stage_call(
-                    "vc_driver/pre_fix",
-                    lambda n=node, d=disk: self.distro.pre_fix(n, d, ctx),
-                    reporter,
+                    "vc_driver/pre_fix", reporter, self.distro.pre_fix, node, disk, ctx
                 )
             elif op == "post_fix":
                 self._stage_call(
-                    "vc_driver/post_fix",
-                    lambda n=node, d=disk: self.distro.post_fix(n, d, ctx),
-                    reporter,
+                    "vc_driver/post_fix", reporter, self.distro.post_fix, node, disk, ctx
                 )
             else:
                 self._stage_call(
                     "vc_driver/pre_boot",
-                    lambda n=node, d=disk: self.distro.pre_boot(n, d, self.vc_out_path, ctx),
                     reporter,
+                    self.distro.pre_boot,
+                    node,
+                    disk,
+                    self.vc_out_path,
+                    ctx,
                 )
         return StepOutcome(
             "done", f"vc_driver/{stmt.command} on {', '.join(n.name for n in nodes)}"
@@ -487,19 +483,15 @@ class Runtime:
         return fixed
 
     def _stage_call(
-        self, stage: str, call: Callable[[], StageResult], reporter: StepReporter
+        self, stage: str, reporter: StepReporter, call: Callable[..., StageResult], *args: Any
     ) -> StageResult:
+        """Run one driver stage; an OSError becomes a StepError naming the stage."""
         try:
-            result = call()
-        except (PragmashError, KeyboardInterrupt, Interrupted):
+            result = call(*args)
+        except (PragmashError, KeyboardInterrupt):
             raise
         except OSError as err:
             raise StepError(f"{stage}: {err}", stage=stage) from err
         if result.outcome == "skipped" and result.message:
             reporter.note(f"{stage}: skipped: {result.message}")
         return result
-
-
-def kvm_env_usable() -> bool:
-    """Whether the site may use KVM here; PRAGMASH_NO_KVM=1 says no (see MACHINE.md)."""
-    return os.path.exists("/dev/kvm") and os.environ.get("PRAGMASH_NO_KVM") != "1"
