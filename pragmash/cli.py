@@ -44,8 +44,10 @@ COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl")
 MAIN_HELP = f"""\
 usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
                 [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]
+                [--break LINE|KIND]... [--step] [--debug-on-failure]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
        pragmash resume VCNAME
+       pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
        pragmash --help | --version
 
@@ -67,6 +69,10 @@ run options:
   --dry-run            print each step with the nodes and stages it would touch,
                        and change nothing
   --allow-run          permit the recipe's `run` statements (host commands)
+  --break LINE|KIND    run, and open the REPL before the statement at LINE (or
+                       FILE:LINE, or every statement of KIND); repeatable
+  --step               open the REPL before the first statement
+  --debug-on-failure   open the REPL at a failed step instead of exiting
 
 commands:
   check RECIPE         parse and check a recipe without running it
@@ -75,6 +81,10 @@ commands:
   status VCNAME        each node's engine state, CPUs, address; the run's steps
   shutdown VCNAME      stop the VC's domains gracefully
   clean VCNAME         destroy the VC's domains, remove its images, release its leases
+  repl RECIPE --vcname NAME
+                       load the recipe and stop before its first statement: step,
+                       break, retry, look at nodes, type statements (`help` inside)
+  repl --attach VCNAME open the VC's last run at the step where it stopped
 
 {EXIT_CODES}"""
 
@@ -89,6 +99,9 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--allow-run", action="store_true")
+    p.add_argument("--break", dest="breaks", action="append", default=[])
+    p.add_argument("--step", action="store_true")
+    p.add_argument("--debug-on-failure", action="store_true")
     return p
 
 
@@ -167,6 +180,16 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if ns.dry_run:
         return print_plan(prep, out)
+    if ns.breaks or ns.step or ns.debug_on_failure:
+        from pragmash import repl
+
+        return repl.debug_run(
+            session.start(prep),
+            out,
+            breaks=ns.breaks,
+            step=ns.step,
+            debug_on_failure=ns.debug_on_failure,
+        )
     printer = StepPrinter(out, err)
     run = session.start(prep, on_event=printer)
     return finish(run, out, err)
