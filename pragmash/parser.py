@@ -30,6 +30,7 @@ from lark.tree import Meta
 from pragmash import ast
 from pragmash.durations import DURATION_EXAMPLES, parse_duration
 from pragmash.errors import RecipeError, Span, UserError
+from pragmash.sources import remember
 
 __all__ = ["STATEMENT_WORDS", "parse_file", "parse_recipe", "parse_statement"]
 
@@ -200,6 +201,7 @@ def _identity(file: str) -> str:
 
 def _parse(text: str, file: str, search_path: tuple[Path, ...], chain: _Chain) -> ast.Program:
     text = text.removeprefix("\ufeff")
+    remember(file, text)  # so errors found later (checks, run time, REPL) can show the line
     source = _Source(file, text)
     try:
         tree = _lark().parse(text)
