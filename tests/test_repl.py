@@ -1,0 +1,348 @@
+"""The REPL driven without a terminal: pipe input, DummyOutput, the demo site on test:///default.
+
+Each test types commands one at a time and then checks the run itself (the
+interpreter's program counter and status, the journal in the ledger, the domains
+in libvirt), not the screen. The failure is made the way a site gets one: a domain
+left behind under a compute's name, paused, on this process's shared
+test:///default, so ``boot`` finds it "already paused" and the wait for it times out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import libvirt
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from pragmash import cli, session
+from pragmash.journal import last_run, lock_holder
+from pragmash.repl import Repl, open_run
+
+pytestmark = pytest.mark.libvirt
+
+RECIPE = """\
+allocate 2
+boot frontend
+wait frontend running timeout 5s
+boot compute
+wait compute running timeout 1s
+echo "$vcname is up"
+"""
+
+STUCK = """\
+<domain type='test'>
+  <name>calit2-compute-1</name>
+  <memory unit='MiB'>64</memory>
+  <os><type>hvm</type></os>
+</domain>
+"""
+
+
+@pytest.fixture
+def testconn() -> Iterator[libvirt.virConnect]:
+    """This process's test:///default (shared by every connection), without calit2 domains."""
+    conn = libvirt.open("test:///default")
+
+    def wipe() -> None:
+        for dom in conn.listAllDomains(0):
+            if dom.name().startswith("calit2-"):
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+
+    wipe()
+    yield conn
+    wipe()
+    conn.close()
+
+
+@pytest.fixture
+def pipe() -> Iterator[PipeInput]:
+    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+        yield inp
+
+
+def _state(conn: libvirt.virConnect, name: str) -> str:
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return "absent"
+    code = dom.state()[0]
+    return {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused"}.get(
+        code, str(code)
+    )
+
+
+class Driver:
+    """Types one line at a time into a REPL over a fresh run of ``recipe``."""
+
+    def __init__(self, recipe: Path, pipe: PipeInput) -> None:
+        prep = session.prepare(session.RunOptions(recipe=str(recipe), vcname="calit2"))
+        self.run = session.start(prep)
+        self.out = io.StringIO()
+        self.repl = Repl(self.run, self.out)
+        self.repl.make_session(InMemoryHistory(), input=pipe, output=DummyOutput())
+        self.pipe = pipe
+
+    def type(self, line: str) -> str:
+        """Type a line and Enter; return what the REPL printed for it."""
+        start = len(self.out.getvalue())
+        self.pipe.send_text(line + "\r")
+        assert self.repl.read_and_run(), f"the REPL ended after {line!r}"
+        return self.out.getvalue()[start:]
+
+    def journal(self) -> dict[int, str]:
+        return {s.idx: s.outcome for s in self.run.journal.steps()}
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    path = tmp_path / "cluster.prg"
+    path.write_text(RECIPE, encoding="utf-8")
+    return path
+
+
+def test_break_step_fail_fix_retry_continue(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    interp = d.run.interpreter
+    assert interp.pc == 0 and interp.status == "ready"
+
+    d.type("break 4")
+    assert interp.breakpoints == {(str(recipe), 4)}
+
+    d.type("continue")
+    assert interp.pc == 3 and interp.status == "paused"
+    assert d.journal() == {0: "done", 1: "done", 2: "done"}
+    assert _state(testconn, "calit2-frontend") == "running"
+    assert _state(testconn, "calit2-compute-0") == "absent"
+
+    shown = d.type("show nodes")
+    assert interp.pc == 3
+    assert "calit2-compute-1" in shown and "absent" in shown
+
+    # a domain left behind under compute 1's name, paused: the compute "hangs"
+    stuck = testconn.defineXML(STUCK)
+    stuck.create()
+    stuck.suspend()
+
+    d.type("step")
+    assert interp.pc == 4 and interp.status == "paused"
+    assert d.journal()[3] == "done"
+    assert _state(testconn, "calit2-compute-0") == "running"
+    assert _state(testconn, "calit2-compute-1") == "paused"
+
+    failed = d.type("step")
+    assert interp.pc == 4 and interp.status == "failed"
+    assert interp.last_error is not None and "calit2-compute-1" in interp.last_error.message
+    rows = {s.idx: s for s in d.run.journal.steps()}
+    assert rows[4].outcome == "failed" and rows[4].stage == "ve_driver/wait"
+    assert "retry" in failed
+
+    node = d.type("show node calit2-compute-1")
+    assert "paused" in node and "<name>calit2-compute-1</name>" in node
+    assert interp.pc == 4 and interp.status == "failed"
+
+    # remove the cause with recipe statements typed at the prompt: same run, same leases
+    d.type("ve_driver/destroy compute[1]")
+    assert _state(testconn, "calit2-compute-1") == "absent"
+    assert interp.pc == 4 and interp.status == "failed"
+    d.type("boot compute[1]")
+    assert _state(testconn, "calit2-compute-1") == "running"
+    typed = {s.idx: (s.text, s.outcome) for s in d.run.journal.steps() if s.file == "<repl>"}
+    assert sorted(typed.values()) == [
+        ("boot compute[1]", "done"),
+        ("ve_driver/destroy compute[1]", "done"),
+    ]
+    assert min(typed) >= len(interp.steps)
+
+    d.type("retry")
+    assert interp.pc == 5 and interp.status == "paused"
+    assert d.journal()[4] == "done"
+
+    end = d.type("continue")
+    assert interp.finished and interp.status == "finished"
+    assert "calit2 is up" in end
+    assert [d.journal()[i] for i in range(len(interp.steps))] == ["done"] * 6
+
+    pipe.send_text("quit\r")
+    assert not d.repl.read_and_run()
+    ledger = d.run.prepared.ledger
+    record = last_run(ledger, "calit2")
+    assert record is not None and record.outcome == "finished"
+    assert lock_holder(ledger, "calit2") is None
+
+
+def test_typo_gets_a_located_error_and_the_repl_goes_on(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    shown = d.type("boot frontend via")
+    assert shown.startswith("error: <repl>:1:")
+    assert "boot frontend via" in shown and "^" in shown
+    assert d.run.interpreter.pc == 0 and d.run.interpreter.status == "ready"
+    assert d.journal() == {}
+
+    d.type("step")
+    assert d.run.interpreter.pc == 1 and d.journal()[0] == "done"
+
+    shown = d.type("wait frontnd up")  # a node name the run does not know: a runtime check
+    assert "<repl>:1:6" in shown and "unknown node 'frontnd'" in shown
+    assert d.run.interpreter.pc == 1 and d.run.interpreter.status == "paused"
+
+
+def test_bad_commands_are_explained(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    assert "no statement starts at line 7" in d.type("break 7")
+    assert "statement kind" in d.type("break nonsense")
+    assert d.run.interpreter.breakpoints == set()
+    assert "nothing to retry" in d.type("retry")
+    assert "expected one of vc-out" in d.type("show everything")
+    assert "no such node" in d.type("show node calit2-compute-9")
+    d.type("break boot")
+    assert d.run.interpreter.break_kinds == {"boot"}
+    d.type("clear")
+    assert d.run.interpreter.break_kinds == set()
+
+
+def test_list_where_vars_and_help(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    d.type("break 4")
+    d.type("step")
+    listing = d.type("list")
+    lines = listing.splitlines()
+    assert any(line.startswith("   2  -> boot frontend") for line in lines), listing
+    assert any(line.startswith("   4 B   boot compute") for line in lines), listing
+    assert any("allocate 2" in line and line.rstrip().endswith("done") for line in lines)
+    assert "> " in d.type("where") and "step 2 of 6" in d.out.getvalue()
+    assert "$vcname" in d.type("show vars")
+    assert d.type("help retry").startswith("retry: run the failed")
+    assert "137.110.119.222" in d.type("show leases")
+    assert "137.110.119.222" in d.type("show vc-out")
+
+
+def test_skip_marks_the_step_skipped(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    d.type("step")
+    d.type("skip")
+    assert d.run.interpreter.pc == 2
+    assert d.journal()[1] == "skipped"
+    assert _state(testconn, "calit2-frontend") == "absent"
+
+
+def test_ctrl_c_in_a_long_step_marks_it_interrupted(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    d.type("step")  # allocate
+
+    def ctrl_c(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    d.run.prepared.runtime.sleep = ctrl_c  # the wait below sleeps: Ctrl-C arrives there
+    d.type("skip")  # leave the frontend unbooted, so the wait has to sleep
+    d.type("step")
+    interp = d.run.interpreter
+    assert interp.status == "interrupted" and interp.pc == 2
+    assert d.journal()[2] == "interrupted"
+    d.type("where")  # the REPL is still there
+
+
+def test_ctrl_c_at_the_prompt_and_ctrl_d_leaves(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    d.type("step")
+    pipe.send_text("boot fr\x03")
+    assert d.repl.read_and_run()  # Ctrl-C drops the line, the REPL goes on
+    assert d.run.interpreter.pc == 1 and _state(testconn, "calit2-frontend") == "absent"
+    pipe.send_text("\x04")
+    assert not d.repl.read_and_run()
+    ledger = d.run.prepared.ledger
+    record = last_run(ledger, "calit2")
+    assert record is not None and record.outcome == "interrupted"
+    assert lock_holder(ledger, "calit2") is None
+    assert "pragmash repl --attach calit2" in d.out.getvalue()
+
+
+def test_attach_opens_the_failed_step(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect, tmp_path: Path
+) -> None:
+    d = Driver(recipe, pipe)
+    stuck = testconn.defineXML(STUCK)
+    stuck.create()
+    stuck.suspend()
+    d.type("continue")
+    assert d.run.interpreter.status == "failed" and d.run.interpreter.pc == 4
+    pipe.send_text("quit\r")
+    assert not d.repl.read_and_run()
+
+    err = io.StringIO()
+    run = open_run(["--attach", "calit2"], err)
+    out = io.StringIO()
+    repl = Repl(run, out)
+    assert run.interpreter.pc == 4 and run.interpreter.status == "failed"
+    assert run.interpreter.last_error is not None
+    assert "calit2-compute-1" in run.interpreter.last_error.message
+    assert run.interpreter.outcomes[3] == "done"
+    assert run.prepared.runtime.allocation is not None  # adopted, not allocated again
+
+    testconn.lookupByName("calit2-compute-1").resume()
+    repl.make_session(InMemoryHistory(), input=pipe, output=DummyOutput())
+    pipe.send_text("retry\r")
+    assert repl.read_and_run()
+    assert run.interpreter.pc == 5 and run.interpreter.status == "paused"
+    pipe.send_text("c\r")
+    assert repl.read_and_run()
+    assert run.interpreter.finished
+    pipe.send_text("q\r")
+    assert not repl.read_and_run()
+    record = last_run(run.prepared.ledger, "calit2")
+    assert record is not None and record.outcome == "finished" and record.id == d.run.journal.run_id
+
+
+def test_run_cli_break_opens_the_repl(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect, tmp_path: Path
+) -> None:
+    pipe.send_text("show nodes\rcontinue\rquit\r")
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main([str(recipe), "--vcname", "calit2", "--break", "4"], out=out, err=err)
+    assert rc == 0, err.getvalue()
+    assert "breakpoint at" in out.getvalue()
+    site = session.open_site(None)
+    from pragmash.ledger import Ledger
+
+    record = last_run(Ledger(site), "calit2")
+    assert record is not None and record.outcome == "finished"
+    history = (site.state_dir / "repl_history").read_text(encoding="utf-8")
+    assert "show nodes" in history and "continue" in history
+
+
+def test_run_cli_debug_on_failure(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    stuck = testconn.defineXML(STUCK)
+    stuck.create()
+    stuck.suspend()
+    pipe.send_text("where\rquit\r")
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main([str(recipe), "--vcname", "calit2", "--debug-on-failure"], out=out, err=err)
+    assert rc == 3
+    assert "calit2-compute-1" in out.getvalue() and "step 5 of 6" in out.getvalue()
+    from pragmash.ledger import Ledger
+
+    record = last_run(Ledger(session.open_site(None)), "calit2")
+    assert record is not None and record.outcome == "failed"
