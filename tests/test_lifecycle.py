@@ -139,7 +139,7 @@ class RunEnv:
         raise AssertionError(f"step {idx} never showed {outcome!r}: {proc.communicate()}")
 
     def ledger_exists(self) -> bool:
-        return (self.root / "state" / "ledger.sqlite3").exists()
+        return self.site().ledger_path.exists()
 
 
 def make_env(root: Path, uri: str = "test:///default", extra: str = "") -> RunEnv:
@@ -187,7 +187,7 @@ def env(tmp_path: Path) -> RunEnv:
 SLEEPY = """\
 allocate 2
 boot frontend
-run sh -c "test -e {flag} || sleep 30"
+run timeout 60 sh -c "while ! test -e {flag}; do sleep 0.1; done"
 boot compute
 boot all
 ve_driver/state all
@@ -195,7 +195,10 @@ ve_driver/state all
 
 
 def sleepy_recipe(env: RunEnv) -> tuple[Path, Path]:
-    """A recipe whose step 2 sleeps until ``flag`` exists (for kill / Ctrl-C / lock tests)."""
+    """A recipe whose step 2 waits until ``flag`` exists (for kill / Ctrl-C / lock tests).
+
+    ``timeout 60`` bounds the waiting shell, which outlives a SIGKILLed parent.
+    """
     flag = env.root / "flag"
     return env.recipe(SLEEPY.format(flag=flag)), flag
 
