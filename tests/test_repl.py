@@ -119,7 +119,7 @@ def test_break_step_fail_fix_retry_continue(
     assert interp.breakpoints == {(str(recipe), 4)}
 
     d.type("continue")
-    assert interp.pc == 3 and interp.status == "paused"
+    assert interp.pc == 3 and str(interp.status) == "paused"
     assert d.journal() == {0: "done", 1: "done", 2: "done"}
     assert _state(testconn, "calit2-frontend") == "running"
     assert _state(testconn, "calit2-compute-0") == "absent"
@@ -195,7 +195,7 @@ def test_typo_gets_a_located_error_and_the_repl_goes_on(
 
     shown = d.type("wait frontnd up")  # a node name the run does not know: a runtime check
     assert "<repl>:1:6" in shown and "unknown node 'frontnd'" in shown
-    assert d.run.interpreter.pc == 1 and d.run.interpreter.status == "paused"
+    assert d.run.interpreter.pc == 1 and str(d.run.interpreter.status) == "paused"
 
 
 def test_bad_commands_are_explained(
@@ -304,7 +304,7 @@ def test_attach_opens_the_failed_step(
     repl.make_session(InMemoryHistory(), input=pipe, output=DummyOutput())
     pipe.send_text("retry\r")
     assert repl.read_and_run()
-    assert run.interpreter.pc == 5 and run.interpreter.status == "paused"
+    assert run.interpreter.pc == 5 and str(run.interpreter.status) == "paused"
     pipe.send_text("c\r")
     assert repl.read_and_run()
     assert run.interpreter.finished
