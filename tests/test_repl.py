@@ -134,7 +134,7 @@ def test_break_step_fail_fix_retry_continue(
     stuck.suspend()
 
     d.type("step")
-    assert interp.pc == 4 and interp.status == "paused"
+    assert interp.pc == 4 and str(interp.status) == "paused"
     assert d.journal()[3] == "done"
     assert _state(testconn, "calit2-compute-0") == "running"
     assert _state(testconn, "calit2-compute-1") == "paused"
