@@ -92,7 +92,7 @@ def test_ctrl_c_marks_the_step_interrupted_and_resume_continues(
     try:
         env.wait_for_step(proc, 2, "running")
         os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         stop(proc)
     assert proc.returncode == 130, err
