@@ -113,7 +113,7 @@ def test_break_step_fail_fix_retry_continue(
 ) -> None:
     d = Driver(recipe, pipe)
     interp = d.run.interpreter
-    assert interp.pc == 0 and interp.status == "ready"
+    assert interp.pc == 0 and str(interp.status) == "ready"
 
     d.type("break 4")
     assert interp.breakpoints == {(str(recipe), 4)}
@@ -140,7 +140,7 @@ def test_break_step_fail_fix_retry_continue(
     assert _state(testconn, "calit2-compute-1") == "paused"
 
     failed = d.type("step")
-    assert interp.pc == 4 and interp.status == "failed"
+    assert interp.pc == 4 and str(interp.status) == "failed"
     assert interp.last_error is not None and "calit2-compute-1" in interp.last_error.message
     rows = {s.idx: s for s in d.run.journal.steps()}
     assert rows[4].outcome == "failed" and rows[4].stage == "ve_driver/wait"
@@ -148,12 +148,12 @@ def test_break_step_fail_fix_retry_continue(
 
     node = d.type("show node calit2-compute-1")
     assert "paused" in node and "<name>calit2-compute-1</name>" in node
-    assert interp.pc == 4 and interp.status == "failed"
+    assert interp.pc == 4 and str(interp.status) == "failed"
 
     # remove the cause with recipe statements typed at the prompt: same run, same leases
     d.type("ve_driver/destroy compute[1]")
     assert _state(testconn, "calit2-compute-1") == "absent"
-    assert interp.pc == 4 and interp.status == "failed"
+    assert interp.pc == 4 and str(interp.status) == "failed"
     d.type("boot compute[1]")
     assert _state(testconn, "calit2-compute-1") == "running"
     typed = {s.idx: (s.text, s.outcome) for s in d.run.journal.steps() if s.file == "<repl>"}
@@ -164,11 +164,11 @@ def test_break_step_fail_fix_retry_continue(
     assert min(typed) >= len(interp.steps)
 
     d.type("retry")
-    assert interp.pc == 5 and interp.status == "paused"
+    assert interp.pc == 5 and str(interp.status) == "paused"
     assert d.journal()[4] == "done"
 
     end = d.type("continue")
-    assert interp.finished and interp.status == "finished"
+    assert interp.finished and str(interp.status) == "finished"
     assert "calit2 is up" in end
     assert [d.journal()[i] for i in range(len(interp.steps))] == ["done"] * 6
 
@@ -187,7 +187,7 @@ def test_typo_gets_a_located_error_and_the_repl_goes_on(
     shown = d.type("boot frontend via")
     assert shown.startswith("error: <repl>:1:")
     assert "boot frontend via" in shown and "^" in shown
-    assert d.run.interpreter.pc == 0 and d.run.interpreter.status == "ready"
+    assert d.run.interpreter.pc == 0 and str(d.run.interpreter.status) == "ready"
     assert d.journal() == {}
 
     d.type("step")
@@ -256,7 +256,7 @@ def test_ctrl_c_in_a_long_step_marks_it_interrupted(
     d.type("skip")  # leave the frontend unbooted, so the wait has to sleep
     d.type("step")
     interp = d.run.interpreter
-    assert interp.status == "interrupted" and interp.pc == 2
+    assert str(interp.status) == "interrupted" and interp.pc == 2
     assert d.journal()[2] == "interrupted"
     d.type("where")  # the REPL is still there
 
@@ -286,7 +286,7 @@ def test_attach_opens_the_failed_step(
     stuck.create()
     stuck.suspend()
     d.type("continue")
-    assert d.run.interpreter.status == "failed" and d.run.interpreter.pc == 4
+    assert str(d.run.interpreter.status) == "failed" and d.run.interpreter.pc == 4
     pipe.send_text("quit\r")
     assert not d.repl.read_and_run()
 
@@ -294,7 +294,7 @@ def test_attach_opens_the_failed_step(
     run = open_run(["--attach", "calit2"], err)
     out = io.StringIO()
     repl = Repl(run, out)
-    assert run.interpreter.pc == 4 and run.interpreter.status == "failed"
+    assert run.interpreter.pc == 4 and str(run.interpreter.status) == "failed"
     assert run.interpreter.last_error is not None
     assert "calit2-compute-1" in run.interpreter.last_error.message
     assert run.interpreter.outcomes[3] == "done"
