@@ -14,10 +14,10 @@ from pathlib import Path
 import libvirt
 import pytest
 import test_lifecycle
+from pragmash.drivers.libvirt_engine import LibvirtEngine
 from test_lifecycle import RunEnv, make_env, vc_domains
 
 from pragmash import cli, session
-from pragmash.drivers.libvirt_engine import LibvirtEngine
 
 pytestmark = pytest.mark.libvirt
 
@@ -100,7 +100,7 @@ def test_failed_step_vs_user_error(env: RunEnv, testconn: libvirt.virConnect) ->
     assert env.last_run("tiny") is None
 
 
-class RealDiskEngine(LibvirtEngine):
+class RealDiskEngine(LibvirtEngine):  # type: ignore[misc]
     """test:///default, but with staging and distro stages run as on a real engine."""
 
     @property
