@@ -123,10 +123,10 @@ class Repl:
     # -- the loop ---------------------------------------------------------------------
 
     @classmethod
-    def command_names(cls) -> tuple[str, ...]:
-        """Every command word, aliases included, for completion and highlighting."""
+    def command_names(cls, *, aliases: bool = True) -> tuple[str, ...]:
+        """Command words: with aliases for highlighting, without for completion (less noise)."""
         names = [n[3:] for n in dir(cls) if n.startswith("do_")]
-        return tuple(sorted(names + list(_ALIASES)))
+        return tuple(sorted(names + (list(_ALIASES) if aliases else [])))
 
     def make_session(
         self,
@@ -136,7 +136,7 @@ class Repl:
     ) -> PromptSession[str]:
         """This REPL's prompt session: its completer knows the run's nodes and variables."""
         completer = ReplCompleter(
-            self.command_names(),
+            self.command_names(aliases=False),
             nodes=lambda: list(self.runtime.nodes),
             variables=lambda: list(self.runtime.variables),
         )
