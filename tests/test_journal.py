@@ -1,0 +1,91 @@
+"""The journal records each step as it happens: statement, location, times, outcome, products."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import test_lifecycle
+from test_lifecycle import RunEnv
+
+from pragmash import session
+from pragmash.events import Event, StepFinished
+from pragmash.journal import last_run, steps_of
+
+pytestmark = pytest.mark.libvirt
+
+env = test_lifecycle.env
+testconn = test_lifecycle.testconn
+
+RECIPE = "set greeting = hi\nallocate 2\n  boot frontend ; boot compute\necho $greeting\n"
+
+
+def test_steps_are_written_as_they_happen(env: RunEnv, testconn: object) -> None:
+    """When a step is reported finished, the ledger, read through another connection,
+    already holds it finished, and no later step; a mid-step SIGKILL (test_resume)
+    shows the running row."""
+    recipe = env.recipe(RECIPE)
+    seen: list[tuple[int, list[tuple[int, str]]]] = []
+
+    def watch(event: Event) -> None:
+        if isinstance(event, StepFinished):
+            reader = env.ledger()  # its own connection, as `status` in another shell
+            run = last_run(reader, "calit2")
+            assert run is not None and run.outcome == "running"
+            seen.append((event.index, [(s.idx, s.outcome) for s in steps_of(reader, run.id)]))
+
+    options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
+    run = session.start(session.prepare(options), on_event=watch)
+    assert run.interpreter.run_to_end() == "finished"
+    run.close("finished")
+    assert [(i, rows) for i, rows in seen] == [
+        (i, [(j, "done") for j in range(i + 1)]) for i in range(5)
+    ]
+
+
+def test_each_step_record(env: RunEnv, testconn: object) -> None:
+    recipe = env.recipe(RECIPE)
+    result = env.cli(str(recipe), "--vcname", "calit2")
+    assert result.rc == 0, result.err
+    run = env.last_run()
+    assert run is not None
+    assert run.outcome == "finished" and run.ended_at is not None
+    assert run.recipe == str(recipe.resolve())
+    assert run.options["vcname"] == "calit2"
+    steps = env.steps()
+    assert [(s.idx, s.line, s.col, s.text) for s in steps] == [
+        (0, 1, 1, "set greeting = hi"),
+        (1, 2, 1, "allocate 2"),
+        (2, 3, 3, "boot frontend"),
+        (3, 3, 19, "boot compute"),
+        (4, 4, 1, "echo $greeting"),
+    ]
+    assert all(s.file == str(recipe) for s in steps)
+    for a, b in itertools.pairwise(steps):
+        assert a.ended_at is not None and a.started_at <= a.ended_at <= b.started_at
+    assert all(s.outcome == "done" for s in steps)
+    held = env.allocation()
+    assert held is not None
+    # products: the leases, the vc-out path, the domains
+    alloc = steps[1].products
+    assert alloc["public_ip"] == held.public.ip and alloc["vlan"] == str(held.vlan)
+    assert alloc["nodes"].split() == [n.name for n in held.nodes]
+    assert alloc["vc_out"].endswith("calit2/vc-out.xml")
+    assert set(steps[2].products) == {"calit2-frontend"}
+    assert set(steps[3].products) == {"calit2-compute-0", "calit2-compute-1"}
+    assert steps[0].message == "greeting = hi"
+
+
+def test_a_failed_step_keeps_its_stage_message_and_output(env: RunEnv, testconn: object) -> None:
+    recipe = env.recipe('allocate 1\nrun sh -c "echo one; echo two >&2; exit 3"\necho never\n')
+    assert env.cli(str(recipe), "--vcname", "calit2", "--allow-run").rc == 3
+    run = env.last_run()
+    assert run is not None and run.outcome == "failed"
+    assert run.message == "sh exited with status 3"
+    steps = env.steps()
+    assert len(steps) == 2  # the step after the failure never started
+    failed = steps[1]
+    assert failed.outcome == "failed" and failed.stage == "run"
+    assert failed.message == "sh exited with status 3"
+    assert failed.output_tail == ["one", "two"]
+    assert failed.ended_at is not None
