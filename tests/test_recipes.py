@@ -246,3 +246,27 @@ def test_centos7_driver_writes_network_scripts(allocated: Path) -> None:
     assert files["/etc/resolv.conf"] == b"search local\nnameserver 8.8.8.8\n"
     assert files["/root/vc-out.xml"] == allocated
     assert "/etc/sysconfig/network-scripts/ifcfg-eth1" not in files
+
+
+@pytest.mark.vm
+def test_ubuntu_pre_boot_writes_every_file_in_one_session(allocated: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    from vmimage import build_test_image
+
+    from pragmash.driver_api import StageContext
+
+    image = build_test_image(tmp_path / "img")
+    vc = read_vc_out(allocated)
+    ctx = StageContext(vcname="calit2", temp_dir=tmp_path, vc_out_path=allocated)
+    result = UbuntuCloud().pre_boot(_plan(vc, "frontend"), image.disk_raw, allocated, ctx)
+    assert result.outcome == "done"
+    log = Path(result.products["log"]).read_text(encoding="utf-8")
+    assert log.count("$ guestfish") == 1  # one libguestfs session for all four files
+    out = subprocess.run(
+        ["guestfish", "--ro", "--format=raw", "-a", str(image.disk_raw), "-m", "/dev/sda1",
+         "--", "cat", "/etc/netplan/50-pragmash.yaml", ":", "cat", "/root/vc-out.xml"],
+        check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    ).stdout  # fmt: skip
+    assert f"addresses: [{vc.frontend.public_ip}/24]" in out
+    assert vc.frontend.public_fqdn in out
