@@ -319,7 +319,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         count: ast.Word | None = children[1] if len(children) > 1 else None
         if count is not None and count.literal is not None:
             literal = count.literal
-            if not literal.isdigit() or int(literal) < 1:
+            if not literal.isdigit():  # 0 is fine: a frontend-only VC
                 raise self.src.error(
                     "expected a number of CPUs after 'allocate' (a whole number like 4), "
                     f"not '{literal}'",
