@@ -60,7 +60,8 @@ def load_distro(name: str, site: SiteConfig, *, where: str) -> DistroDriver:
         if candidate.is_dir():
             from pragmash.drivers.script_folder import ScriptFolderDriver
 
-            return ScriptFolderDriver(candidate)
+            wrapped: DistroDriver = ScriptFolderDriver(candidate)
+            return wrapped
     try:
         module = importlib.import_module(f"pragmash.drivers.{name}")
     except ModuleNotFoundError:

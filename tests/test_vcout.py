@@ -35,7 +35,7 @@ SEED_VC_OUT = """\
      <dns ip="8.8.8.8" search="local" domain=""/>
    </network>
  </vc>
-"""  # noqa: E501
+"""
 
 
 def example() -> VcOut:
