@@ -346,3 +346,15 @@ def test_run_cli_debug_on_failure(
 
     record = last_run(Ledger(session.open_site(None)), "calit2")
     assert record is not None and record.outcome == "failed"
+
+
+def test_f11_and_f10_on_an_empty_line_step(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    pipe.send_text("\x1b[23~")  # F11: step
+    assert d.repl.read_and_run()
+    assert d.run.interpreter.pc == 1
+    pipe.send_text("\x1b[21~")  # F10: next
+    assert d.repl.read_and_run()
+    assert d.run.interpreter.pc == 2 and _state(testconn, "calit2-frontend") == "running"
