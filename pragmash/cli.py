@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pragmash import __version__
+from pragmash import __version__, session
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -25,7 +25,9 @@ from pragmash.errors import (
     StepError,
     UserError,
 )
+from pragmash.plan import make_plan
 from pragmash.render import StepPrinter, location, render_error
+from pragmash.session import Prepared, Run, RunOptions, parse_sets
 
 EXIT_CODES = f"""\
 exit status:
@@ -150,9 +152,7 @@ def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:
     return run_recipe(ns, out, err)
 
 
-def _options(ns: argparse.Namespace) -> object:
-    from pragmash.session import RunOptions, parse_sets
-
+def _options(ns: argparse.Namespace) -> RunOptions:
     return RunOptions(
         recipe=ns.recipe,
         vcname=ns.vcname,
@@ -165,11 +165,7 @@ def _options(ns: argparse.Namespace) -> object:
 
 
 def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from pragmash import session
-    from pragmash.session import RunOptions
-
     options = _options(ns)
-    assert isinstance(options, RunOptions)
     if not Path(options.recipe).is_file():
         raise UserError(f"{options.recipe}: no such recipe file")
     prep = session.prepare(options)
@@ -195,11 +191,8 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return finish(run, out, err)
 
 
-def finish(run: object, out: TextIO, err: TextIO) -> int:
+def finish(run: Run, out: TextIO, err: TextIO) -> int:
     """Run to the end and report; shared by a fresh run and ``resume``."""
-    from pragmash.session import Run
-
-    assert isinstance(run, Run)
     interp = run.interpreter
     vcname = run.prepared.runtime.vcname
     try:
@@ -235,11 +228,7 @@ def finish(run: object, out: TextIO, err: TextIO) -> int:
     return error.exit_code if error else EXIT_STEP_FAILED
 
 
-def print_plan(prep: object, out: TextIO) -> int:
-    from pragmash.plan import make_plan
-    from pragmash.session import Prepared
-
-    assert isinstance(prep, Prepared)
+def print_plan(prep: Prepared, out: TextIO) -> int:
     out.write(f"plan for {prep.runtime.vcname} on {prep.site.uri} (dry run: nothing will change)\n")
     for step in make_plan(prep):
         span = step.statement.span

@@ -162,7 +162,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
                 out.write(f"  {repo_row['vcname']:<16} {repo_row['vc_in']}\n")
         return EXIT_OK
     runs = all_last_runs(ledger)
-    names = sorted(set(runs) | _allocated_vcs(ledger))
+    names = sorted(set(runs) | set(alloc_mod.allocated_vcs(ledger)))
     rows: list[dict[str, Any]] = []
     for name in names:
         held = alloc_mod.current_allocation(ledger, name)
@@ -190,11 +190,6 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
             f"{row['vcname']:<16} {row['state']:<10} {row['nodes']:>5}  {row['fqdn'] or '-':<28} {last}\n"
         )
     return EXIT_OK
-
-
-def _allocated_vcs(ledger: Ledger) -> set[str]:
-    rows = ledger.connection.execute("SELECT vcname FROM vcs").fetchall()
-    return {row[0] for row in rows}
 
 
 def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
