@@ -16,18 +16,10 @@ from prompt_toolkit.document import Document
 
 from pragmash.ast import STATEMENT_KINDS
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
+from pragmash.parser import STATEMENT_WORDS
 
-STATEMENT_KEYWORDS = (
-    "allocate",
-    "boot",
-    "echo",
-    "fix",
-    "include",
-    "param",
-    "run",
-    "set",
-    "wait",
-)
+# The parser's own list, minus the driver prefixes (completed from DRIVER_COMMANDS).
+STATEMENT_KEYWORDS = tuple(w for w in STATEMENT_WORDS if not w.endswith("/"))
 TARGET_WORDS = ("frontend", "compute", "compute[", "all")
 DRIVER_COMMANDS = tuple(
     [f"ve_driver/{c}" for c in sorted(VE_COMMANDS)]
