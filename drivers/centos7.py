@@ -85,16 +85,16 @@ class Centos7:
         return StageResult("skipped", "CentOS 7 images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.inject import inject_files
+        from pragmash.inject import inject_for_node
 
-        files = self.guest_files(node, vc_out)
-        log = ctx.temp_dir / f"{node.name}.inject.log"
-        ctx.note(f"{node.name}: writing {len(files)} files (network-scripts, vc-out.xml)")
-        inject_files(disk, files, timeout=self.timeout, log_path=log, kvm_usable=self.kvm_usable)
-        return StageResult(
-            "done",
-            f"network-scripts, hostname, resolv.conf and vc-out.xml written ({len(files)} files)",
-            products={"injected": ", ".join(f"{disk}:{p}" for p in files), "log": str(log)},
+        return inject_for_node(
+            node.name,
+            disk,
+            self.guest_files(node, vc_out),
+            ctx,
+            what="network-scripts, hostname, resolv.conf and vc-out.xml",
+            timeout=self.timeout,
+            kvm_usable=self.kvm_usable,
         )
 
 

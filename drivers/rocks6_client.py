@@ -30,21 +30,17 @@ class Rocks6Client:
         return StageResult("skipped", "rocks6 images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.inject import inject_files
+        from pragmash.inject import inject_for_node
 
-        log = ctx.temp_dir / f"{node.name}.inject.log"
-        ctx.note(f"{node.name}: copying vc-out.xml into {disk.name}:{self.guest_vc_out}")
-        inject_files(
+        files: dict[str, bytes | Path] = {self.guest_vc_out: vc_out}
+        return inject_for_node(
+            node.name,
             disk,
-            {self.guest_vc_out: vc_out},
+            files,
+            ctx,
+            what="vc-out.xml",
             timeout=self.timeout,
-            log_path=log,
             kvm_usable=self.kvm_usable,
-        )
-        return StageResult(
-            "done",
-            f"vc-out.xml injected at {self.guest_vc_out}",
-            products={"injected": f"{disk}:{self.guest_vc_out}", "log": str(log)},
         )
 
 

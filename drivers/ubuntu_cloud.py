@@ -126,16 +126,16 @@ class UbuntuCloud:
         return StageResult("skipped", "Ubuntu cloud images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.inject import inject_files
+        from pragmash.inject import inject_for_node
 
-        files = self.guest_files(node, vc_out)
-        log = ctx.temp_dir / f"{node.name}.inject.log"
-        ctx.note(f"{node.name}: writing {', '.join(files)} into {disk.name}")
-        inject_files(disk, files, timeout=self.timeout, log_path=log, kvm_usable=self.kvm_usable)
-        return StageResult(
-            "done",
-            f"netplan, cloud-init override, hostname and vc-out.xml written ({len(files)} files)",
-            products={"injected": ", ".join(f"{disk}:{p}" for p in files), "log": str(log)},
+        return inject_for_node(
+            node.name,
+            disk,
+            self.guest_files(node, vc_out),
+            ctx,
+            what="netplan, cloud-init override, hostname and vc-out.xml",
+            timeout=self.timeout,
+            kvm_usable=self.kvm_usable,
         )
 
 

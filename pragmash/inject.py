@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from pragmash.driver_api import StageContext, StageResult
 from pragmash.errors import StepError
 from pragmash.staging import image_format
 from pragmash.tools import guestfs_env, run_tool
@@ -142,3 +143,28 @@ def make_config_drive(
             tmp_dest.unlink(missing_ok=True)
             raise
     return dest
+
+
+def inject_for_node(
+    node_name: str,
+    disk: Path,
+    files: Mapping[str, bytes | Path],
+    ctx: StageContext,
+    *,
+    what: str,
+    timeout: float = 600.0,
+    kvm_usable: bool = False,
+) -> StageResult:
+    """A distro driver's pre_boot: write ``files`` into the node's disk, log and report it.
+
+    Every bundled distro driver's pre_boot is this one step with its own file set;
+    ``what`` names the files for the step's message (``"vc-out.xml"``).
+    """
+    log = ctx.temp_dir / f"{node_name}.inject.log"
+    ctx.note(f"{node_name}: writing {', '.join(files)} into {disk.name}")
+    inject_files(disk, files, timeout=timeout, log_path=log, kvm_usable=kvm_usable)
+    return StageResult(
+        "done",
+        f"{what} written ({len(files)} file{'s' if len(files) != 1 else ''})",
+        products={"injected": ", ".join(f"{disk}:{p}" for p in files), "log": str(log)},
+    )
