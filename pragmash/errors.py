@@ -8,7 +8,7 @@ step are told apart by scripts too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Exit statuses, documented in the README and `pragmash --help`.
 EXIT_OK = 0
@@ -106,15 +106,6 @@ class BusyError(PragmashError):
     """Another run holds the VC."""
 
     exit_code = EXIT_BUSY
-
-
-@dataclass
-class StepFailure:
-    """What a failed step leaves for the user: the stage, the tool's own words, its output tail."""
-
-    stage: str
-    message: str
-    output_tail: list[str] = field(default_factory=list)
 
 
 class StepError(PragmashError):

@@ -37,7 +37,6 @@ from pragmash.durations import parse_duration
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
 from pragmash.interpreter import StepOutcome, StepReporter
 from pragmash.ledger import Ledger
-from pragmash.names import compute_name, frontend_name
 from pragmash.site import SiteConfig
 from pragmash.sources import source_line
 from pragmash.targets import parse_target_word, select_nodes
@@ -63,7 +62,6 @@ class Runtime:
     sleep: Callable[[float], None] = time.sleep
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
-    fixed: set[str] = field(default_factory=set)
     domain_type: str = "qemu"
 
     def __post_init__(self) -> None:
@@ -118,13 +116,6 @@ class Runtime:
             raise RecipeError(f"{what}: {err}", word.span, source_line(word.span)) from None
 
     # -- nodes ------------------------------------------------------------------------
-
-    def planned_names(self, cpus: int) -> list[str]:
-        """The node names an ``allocate cpus`` would give, without touching the ledger."""
-        per_node = alloc_mod.plan_compute_cpus(self.site, self.vcin, cpus)
-        return [frontend_name(self.vcname)] + [
-            compute_name(self.vcname, i) for i in range(len(per_node))
-        ]
 
     def targets(self, targets: Sequence[ast.Target], stmt: ast.Statement) -> list[NodePlan]:
         if self.allocation is None:
@@ -252,7 +243,6 @@ class Runtime:
             self._stage_call("vc_driver/pre_fix", reporter, self.distro.pre_fix, node, disk, ctx)
             fixed = self._fix_disk(node, disk, method, ctx)
             self._stage_call("vc_driver/post_fix", reporter, self.distro.post_fix, node, fixed, ctx)
-            self.fixed.add(node.name)
             products[node.name] = str(fixed)
         return StepOutcome("done", f"{len(nodes)} image(s) fixed via {method}", products)
 
