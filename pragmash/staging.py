@@ -215,12 +215,27 @@ def decompress_cached(source: Path, cache_dir: Path, progress: Progress = _no_pr
 # --- per-node disks -------------------------------------------------------------------
 
 
-def _valid_overlay(dest: Path, base: Path) -> bool:
+def _reusable_overlay(dest: Path, base: Path) -> bool:
+    """Whether the node's existing qcow2 is its disk; False only for a file that is no disk.
+
+    An overlay on ``base`` is reused, and so is a standalone qcow2: that is what a fix
+    (virt-v2v) leaves in the overlay's place, and a resumed run must boot it, not a
+    fresh overlay. An overlay on another base holds the guest's writes over an image
+    the repository no longer has: it is never replaced silently.
+    """
     info = _qemu_img_json(dest)
     if info is None or info.get("format") != "qcow2":
-        return False
+        return False  # not a qcow2 at all (our own files are renamed in whole): remade
     backing = info.get("full-backing-filename") or info.get("backing-filename")
-    return backing == str(base)
+    if backing is None or backing == str(base):
+        return True
+    raise StepError(
+        f"{dest} is an overlay on {backing}, not on {base}: the repository image changed "
+        "since this node was staged",
+        stage=STAGE,
+        hint=f"the node's disk was kept; move {dest} away (or `pragmash clean` the VC) to stage "
+        "it again from the new image",
+    )
 
 
 def _valid_copy(dest: Path, base: Path) -> bool:
@@ -360,7 +375,7 @@ def stage_image(
     base_format = image_format(base)
     if mode == "overlay":
         dest = dest_dir / f"{node_name}.qcow2"
-        if not (dest.exists() and _valid_overlay(dest, base)):
+        if not (dest.exists() and _reusable_overlay(dest, base)):
             _make_overlay(base, base_format, dest)
     else:
         dest = dest_dir / f"{node_name}.raw"

@@ -165,6 +165,34 @@ def test_broken_destination_is_replaced(tmp_path: Path) -> None:
     assert qemu_info(disk)["full-backing-filename"] == str(base.resolve())
 
 
+def test_a_fixed_disk_in_the_overlays_place_is_kept(tmp_path: Path) -> None:
+    """virt-v2v leaves a standalone qcow2 where the overlay was: staging again keeps it."""
+    base = tmp_path / "calit2.img"
+    make_raw(base)
+    disk = stage_image(base, tmp_path / "vc", "fe", cache_dir=tmp_path / "c")
+    converted = tmp_path / "converted.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(converted), "8M"], check=True)
+    converted.replace(disk)
+    fixed = disk.read_bytes()
+    again = stage_image(base, tmp_path / "vc", "fe", cache_dir=tmp_path / "c")
+    assert again == disk and again.read_bytes() == fixed
+    assert qemu_info(again).get("backing-filename") is None
+
+
+def test_an_overlay_on_another_base_is_refused_and_kept(tmp_path: Path) -> None:
+    old = tmp_path / "old.img"
+    make_raw(old)
+    disk = stage_image(old, tmp_path / "vc", "fe", cache_dir=tmp_path / "c")
+    before = disk.read_bytes()
+    new = tmp_path / "new.img"
+    make_raw(new)
+    with pytest.raises(StepError) as err:
+        stage_image(new, tmp_path / "vc", "fe", cache_dir=tmp_path / "c")
+    assert str(old.resolve()) in err.value.message and "changed" in err.value.message
+    assert err.value.hint is not None and "kept" in err.value.hint
+    assert disk.read_bytes() == before
+
+
 def test_copy_mode_makes_an_independent_sparse_raw(
     tmp_path: Path, gz_image: tuple[Path, bytes]
 ) -> None:
