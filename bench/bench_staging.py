@@ -56,16 +56,22 @@ def main() -> None:
         work = Path(tmp)
         base = work / "base.raw"
         make_base(base, int(args.size_gb * GIB))
-        print(f"base: {base.stat().st_size / GIB:.2f} GiB apparent, "
-              f"{base.stat().st_blocks * 512 / MIB:.0f} MiB on disk")
-        header = (f"{'N':>3}  {'overlay s':>9}  {'overlay used':>12}  {'copy s':>8}  "
-                  f"{'copy used':>10}  {'time copy/ovl':>13}  {'space copy/ovl':>14}")
+        print(
+            f"base: {base.stat().st_size / GIB:.2f} GiB apparent, "
+            f"{base.stat().st_blocks * 512 / MIB:.0f} MiB on disk"
+        )
+        header = (
+            f"{'N':>3}  {'overlay s':>9}  {'overlay used':>12}  {'copy s':>8}  "
+            f"{'copy used':>10}  {'time copy/ovl':>13}  {'space copy/ovl':>14}"
+        )
         print(header)
         for n in (int(c) for c in args.counts.split(",")):
             o_s, o_used = run(n, "overlay", base, work)
             c_s, c_used = run(n, "copy", base, work)
-            print(f"{n:>3}  {o_s:>9.2f}  {o_used / MIB:>9.1f} MiB  {c_s:>8.2f}  "
-                  f"{c_used / MIB:>6.0f} MiB  {c_s / o_s:>13.1f}  {c_used / o_used:>14.1f}")
+            print(
+                f"{n:>3}  {o_s:>9.2f}  {o_used / MIB:>9.1f} MiB  {c_s:>8.2f}  "
+                f"{c_used / MIB:>6.0f} MiB  {c_s / o_s:>13.1f}  {c_used / o_used:>14.1f}"
+            )
 
 
 if __name__ == "__main__":

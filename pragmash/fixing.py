@@ -68,9 +68,23 @@ def _fix_v2v(
             on_line(line)
 
     argv = [
-        "virt-v2v", "-i", "disk", "-if", fmt, str(disk),
-        "-o", "local", "-os", str(out_dir), "-of", out_format, "-on", name,
-        "--root", "first", "--machine-readable",
+        "virt-v2v",
+        "-i",
+        "disk",
+        "-if",
+        fmt,
+        str(disk),
+        "-o",
+        "local",
+        "-os",
+        str(out_dir),
+        "-of",
+        out_format,
+        "-on",
+        name,
+        "--root",
+        "first",
+        "--machine-readable",
     ]
     try:
         run_tool(
@@ -114,8 +128,16 @@ def _fix_customize(
     """A light fix that needs no conversion: mark the image as fixed (the guest's OS is kept)."""
     fmt = image_format(disk)
     run_tool(
-        ["virt-customize", "--format", fmt, "-a", str(disk), "--no-network",
-         "--touch", FIXED_MARKER],
+        [
+            "virt-customize",
+            "--format",
+            fmt,
+            "-a",
+            str(disk),
+            "--no-network",
+            "--touch",
+            FIXED_MARKER,
+        ],
         timeout=timeout,
         log_path=log_path,
         env=guestfs_env(kvm_usable),
@@ -147,7 +169,11 @@ def fix_image(
         raise StepError(f"disk {disk} not found: stage the image before fixing it", stage=STAGE)
     if method == "virt-v2v":
         return _fix_v2v(
-            disk, work_dir, timeout=timeout, log_path=log_path, on_line=on_line,
+            disk,
+            work_dir,
+            timeout=timeout,
+            log_path=log_path,
+            on_line=on_line,
             kvm_usable=kvm_usable,
         )
     return _fix_customize(

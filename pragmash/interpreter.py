@@ -224,9 +224,7 @@ class Interpreter:
                 else Interrupted(f"interrupted during '{statement.text}'")
             )
             self.journal.step_failed(idx, err, interrupted)
-            self.on_event(
-                StepFailed(idx, statement, err, time.monotonic() - started, interrupted)
-            )
+            self.on_event(StepFailed(idx, statement, err, time.monotonic() - started, interrupted))
             raise err from None
         self.journal.step_finished(idx, result.outcome, result.message, result.products)
         self.on_event(

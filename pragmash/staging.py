@@ -252,8 +252,18 @@ def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
     tmp = Path(tmp_name)
     try:
         run_tool(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format,
-             str(tmp)],
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-b",
+                str(base),
+                "-F",
+                base_format,
+                str(tmp),
+            ],
             timeout=QEMU_IMG_TIMEOUT,
             stage=STAGE,
         )

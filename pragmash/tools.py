@@ -159,9 +159,7 @@ def run_tool(
         except FileNotFoundError as exc:
             raise missing_tool_error(tool, stage) from exc
         assert proc.stdout is not None
-        reader = threading.Thread(
-            target=_pump, args=(proc.stdout, tail, log, on_line), daemon=True
-        )
+        reader = threading.Thread(target=_pump, args=(proc.stdout, tail, log, on_line), daemon=True)
         reader.start()
         timed_out = False
         try:

@@ -26,7 +26,10 @@ def test_run_tool_streams_lines_to_callback_and_log(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "tool.log"
     result = run_tool(
         py("import sys\nfor i in range(30): print('line', i)\nprint('err', file=sys.stderr)"),
-        timeout=30, log_path=log, on_line=seen.append, stage="test",
+        timeout=30,
+        log_path=log,
+        on_line=seen.append,
+        stage="test",
     )
     assert result.returncode == 0
     assert seen[0] == "line 0" and "err" in seen
@@ -37,9 +40,7 @@ def test_run_tool_streams_lines_to_callback_and_log(tmp_path: Path) -> None:
 
 
 def test_run_tool_closes_stdin(tmp_path: Path) -> None:
-    result = run_tool(
-        py("import sys\nprint(repr(sys.stdin.read()))"), timeout=30, stage="test"
-    )
+    result = run_tool(py("import sys\nprint(repr(sys.stdin.read()))"), timeout=30, stage="test")
     assert result.tail == ["''"]
 
 
@@ -79,7 +80,8 @@ def test_run_tool_names_the_debian_package_of_a_missing_tool() -> None:
 
 def test_guestfs_env_forces_tcg_unless_kvm_works() -> None:
     assert guestfs_env(False) == {
-        "LIBGUESTFS_BACKEND": "direct", "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg",
+        "LIBGUESTFS_BACKEND": "direct",
+        "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg",
     }
     assert guestfs_env(True) == {"LIBGUESTFS_BACKEND": "direct"}
 
@@ -136,8 +138,9 @@ def test_virt_v2v_on_busybox_image_says_no_root_device(
     lines: list[str] = []
     log = tmp_path / "fix.log"
     with pytest.raises(StepError) as err:
-        fix_image("virt-v2v", disk, tmp_path / "work", timeout=300, log_path=log,
-                  on_line=lines.append)
+        fix_image(
+            "virt-v2v", disk, tmp_path / "work", timeout=300, log_path=log, on_line=lines.append
+        )
     assert err.value.stage == "ve_driver/fix"
     assert err.value.message.startswith("virt-v2v failed (exit 1): ")
     assert "No root device found" in err.value.message

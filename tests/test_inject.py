@@ -54,8 +54,9 @@ def guest_cat(disk: Path, fmt: str, *paths: str) -> list[str]:
         if i:
             argv.append(":")
         argv += ["cat", path, ":", "stat", path]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL).stdout
+    out = subprocess.run(
+        argv, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    ).stdout
     return out.splitlines()
 
 
@@ -65,14 +66,26 @@ def test_config_drive_holds_the_files_under_its_label(tmp_path: Path) -> None:
     drive = make_config_drive(
         tmp_path / "out" / "config.img", {"/vc-out.xml": src, "/pragma/hosts": b"10.1.1.1 fe\n"}
     )
-    label = subprocess.run(["blkid", "-o", "value", "-s", "LABEL", str(drive)],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    label = subprocess.run(
+        ["blkid", "-o", "value", "-s", "LABEL", str(drive)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert label == "PRAGMASH"
-    got = subprocess.run(["mtype", "-i", str(drive), "::/vc-out.xml"], env=MTOOLS_ENV,
-                         capture_output=True, check=True).stdout
+    got = subprocess.run(
+        ["mtype", "-i", str(drive), "::/vc-out.xml"],
+        env=MTOOLS_ENV,
+        capture_output=True,
+        check=True,
+    ).stdout
     assert got == VC_OUT
-    hosts = subprocess.run(["mtype", "-i", str(drive), "::/pragma/hosts"], env=MTOOLS_ENV,
-                           capture_output=True, check=True).stdout
+    hosts = subprocess.run(
+        ["mtype", "-i", str(drive), "::/pragma/hosts"],
+        env=MTOOLS_ENV,
+        capture_output=True,
+        check=True,
+    ).stdout
     assert hosts == b"10.1.1.1 fe\n"
     assert not list((tmp_path / "out").glob("*.part"))
 
@@ -136,17 +149,35 @@ def test_test_image_boots_and_reports_itself(tmp_path: Path, test_image: TestIma
     inject_files(disk, {"/root/vc-out.xml": VC_OUT}, timeout=300)
     serial = tmp_path / "serial.log"
     argv = [
-        qemu, "-machine", "accel=tcg", "-m", "256", "-display", "none", "-monitor", "none",
-        "-no-reboot", "-kernel", str(test_image.kernel), "-initrd", str(test_image.initrd),
-        "-append", "console=ttyS0 root=/dev/vda1 rw",
-        "-drive", f"file={disk},format=qcow2,if=virtio",
+        qemu,
+        "-machine",
+        "accel=tcg",
+        "-m",
+        "256",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(test_image.kernel),
+        "-initrd",
+        str(test_image.initrd),
+        "-append",
+        "console=ttyS0 root=/dev/vda1 rw",
+        "-drive",
+        f"file={disk},format=qcow2,if=virtio",
         # user-mode NIC with restrict=on: the guest sees a MAC, nothing leaves the host
-        "-netdev", "user,id=n0,restrict=on",
-        "-device", "virtio-net-pci,netdev=n0,mac=7a:77:6e:40:00:14",
-        "-serial", f"file:{serial}",
+        "-netdev",
+        "user,id=n0,restrict=on",
+        "-device",
+        "virtio-net-pci,netdev=n0,mac=7a:77:6e:40:00:14",
+        "-serial",
+        f"file:{serial}",
     ]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     expected = f"{MARKER_SELF} name=hosted-vm-0-0-0 ip=10.1.1.253 mac=7a:77:6e:40:00:14"
     text = ""
     try:

@@ -34,7 +34,9 @@ def gzip_file(src: Path, dest: Path) -> None:
 def qemu_info(path: Path) -> dict[str, object]:
     out = subprocess.run(
         ["qemu-img", "info", "-U", "--output=json", str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     info = json.loads(out)
     assert isinstance(info, dict)

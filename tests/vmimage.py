@@ -96,9 +96,7 @@ def host_kernel() -> tuple[Path, Path]:
     """The newest Debian cloud kernel and its initrd in /boot (linux-image-cloud-amd64)."""
     kernels = sorted(glob.glob("/boot/vmlinuz-*-cloud-*"))
     if not kernels:
-        raise FileNotFoundError(
-            "no /boot/vmlinuz-*-cloud-* (install linux-image-cloud-amd64)"
-        )
+        raise FileNotFoundError("no /boot/vmlinuz-*-cloud-* (install linux-image-cloud-amd64)")
     kernel = Path(kernels[-1])
     version = kernel.name.removeprefix("vmlinuz-")
     initrd = Path(f"/boot/initrd.img-{version}")
@@ -148,8 +146,15 @@ def build_test_image(dest_dir: Path, *, init_script: str | None = None) -> TestI
     _run(["truncate", "-s", "20M", str(disk)])
     _run(["sfdisk", "-q", str(disk)], stdin=b"start=2048, type=83\n")
     _run(
-        ["dd", f"if={fs_img}", f"of={disk}", "bs=512", "seek=2048", "conv=notrunc,sparse",
-         "status=none"]
+        [
+            "dd",
+            f"if={fs_img}",
+            f"of={disk}",
+            "bs=512",
+            "seek=2048",
+            "conv=notrunc,sparse",
+            "status=none",
+        ]
     )
     shutil.rmtree(work)
     disk_gz = dest_dir / "busybox.img.gz"
