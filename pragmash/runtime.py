@@ -282,7 +282,10 @@ class Runtime:
                         errors.append(err)
         if errors:
             raise errors[0]
-        msg = f"started {', '.join(n.name for n in nodes)}"
+        started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
+        others = [results[n.name] for n in nodes if n.name not in started]
+        # a node that was already running is said so: "started" would hide a stale domain
+        msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
         if self.engine.simulated:
             msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {self.site.uri})"
         return StepOutcome("done", msg, results)
@@ -300,7 +303,7 @@ class Runtime:
                 ctx,
             )
         result = self._stage_call("ve_driver/boot", reporter, self.engine.boot, node, ctx)
-        return result.message or "started"
+        return result.message or f"{name} started"
 
     def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None

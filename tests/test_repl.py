@@ -133,9 +133,11 @@ def test_break_step_fail_fix_retry_continue(
     stuck.create()
     stuck.suspend()
 
-    d.type("step")
+    booted = d.type("step")
     assert interp.pc == 4 and str(interp.status) == "paused"
     assert d.journal()[3] == "done"
+    # the stale domain is named, not reported as started
+    assert "started calit2-compute-0; calit2-compute-1 already paused" in booted
     assert _state(testconn, "calit2-compute-0") == "running"
     assert _state(testconn, "calit2-compute-1") == "paused"
 
