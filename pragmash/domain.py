@@ -187,7 +187,8 @@ def _set_console(node: NodePlan, devices: etree._Element) -> None:
     for serial in devices.findall("serial"):
         _remove(serial)
     serial = etree.SubElement(devices, "serial", type="file")
-    etree.SubElement(serial, "source", path=node.console_log)
+    # each boot starts the file afresh: `wait … up` must not find the last boot's marker
+    etree.SubElement(serial, "source", path=node.console_log, append="off")
     etree.SubElement(serial, "target", port="0")
     console = etree.SubElement(devices, "console", type="file")
     etree.SubElement(console, "source", path=node.console_log)

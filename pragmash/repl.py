@@ -296,6 +296,31 @@ class Repl:
         self.interp.skip()
         self.show_current()
 
+    def do_reload(self, arg: str) -> None:
+        """reload: read vc-in.xml again after fixing a template in the repository.
+
+        The next boot of a node that is not running uses the new template (stop a
+        running one first, e.g. `ve_driver/destroy compute[1]`). Leases, staged disks
+        and the journal stay; a change the allocation cannot follow is refused.
+        """
+        changed = session_mod.reload_vc_in(self.run.prepared)
+        path = self.run.prepared.vcin.path
+        if not changed:
+            self.message(f"reloaded {path}: no template changed")
+            return
+        self.message(f"reloaded {path}: {'; '.join(changed)}")
+        running = [
+            name
+            for name, node in self.runtime.nodes.items()
+            if f"the {node.role} template changed" in changed
+            and self.runtime.engine.state(name) not in ("absent", "shut off")
+        ]
+        if running:  # a shut-off domain is redefined from the template by `boot`
+            self.message(
+                f"  still running with the old template: {', '.join(running)} "
+                "(`ve_driver/destroy` them, then `boot`, to use the new one)"
+            )
+
     def _at_end(self) -> bool:
         if self.interp.finished:
             self.error("the recipe has run to its end; type statements to run more, or `quit`")

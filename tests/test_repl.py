@@ -10,6 +10,7 @@ test:///default, so ``boot`` finds it "already paused" and the wait for it times
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -360,3 +361,65 @@ def test_f11_and_f10_on_an_empty_line_step(
     pipe.send_text("\x1b[21~")  # F10: next
     assert d.repl.read_and_run()
     assert d.run.interpreter.pc == 2 and _state(testconn, "calit2-frontend") == "running"
+
+
+def test_reload_uses_a_template_fixed_in_the_repository(
+    pipe: PipeInput, testconn: libvirt.virConnect, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(session.__file__).parent / "demo" / "repository", repo)
+    vc_in = repo / "calit2" / "vc-in.xml"
+    recipe = tmp_path / "cluster.prg"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    prep = session.prepare(
+        session.RunOptions(recipe=str(recipe), vcname="calit2", base_path=str(repo))
+    )
+    run = session.start(prep)
+    out = io.StringIO()
+    repl = Repl(run, out)
+    repl.make_session(InMemoryHistory(), input=pipe, output=DummyOutput())
+
+    def type_(line: str) -> str:
+        start = len(out.getvalue())
+        pipe.send_text(line + "\r")
+        assert repl.read_and_run()
+        return out.getvalue()[start:]
+
+    type_("step")
+    type_("boot compute")
+
+    def memory(name: str) -> int:
+        return int(testconn.lookupByName(name).maxMemory())
+
+    assert memory("calit2-compute-0") == 1048576
+    assert "no template changed" in type_("reload")
+
+    # the administrator fixes the compute template on disk while the run waits
+    text = vc_in.read_text(encoding="utf-8")
+    compute_at = text.index("<compute>")
+    fixed = text[:compute_at] + text[compute_at:].replace(
+        "<memory>1048576</memory>", "<memory>524288</memory>", 1
+    )
+    vc_in.write_text(fixed, encoding="utf-8")
+    said = type_("reload")
+    assert "the compute template changed" in said and "frontend" not in said.split(":", 1)[1]
+    assert "still running with the old template: calit2-compute-0, calit2-compute-1" in said
+
+    type_("ve_driver/destroy compute[0]")
+    type_("boot compute[0]")
+    assert memory("calit2-compute-0") == 524288  # the new template
+    assert memory("calit2-compute-1") == 1048576  # left as it was
+    held = run.prepared.runtime.allocation
+    assert held is not None and run.prepared.runtime.nodes["calit2-compute-0"].macs == next(
+        n.macs for n in held.nodes if n.name == "calit2-compute-0"
+    )
+
+    # a change the allocation cannot follow is refused, and nothing is reloaded
+    frontend_end = fixed.index("</interface>") + len("</interface>")
+    extra = "\n<interface type='bridge'><source bridge='eth9'/></interface>"
+    vc_in.write_text(fixed[:frontend_end] + extra + fixed[frontend_end:], encoding="utf-8")
+    said = type_("reload")
+    assert "error:" in said and "3 interface(s)" in said and "nothing reloaded" in said
+    assert len(run.prepared.vcin.frontend.interfaces) == 2
+    pipe.send_text("quit\r")
+    assert not repl.read_and_run()
