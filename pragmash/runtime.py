@@ -145,7 +145,7 @@ class Runtime:
                 template_xml=tmpl.domain_xml,
                 macs=lease.macs,
                 networks=networks,
-                disks=old.disks if old else tuple(str(p) for p in tmpl.disk_paths),
+                disks=old.disks if old else self._disks_of(lease.name, tmpl.disk_paths),
                 domain_type=self.domain_type,
                 console_log=None
                 if self.engine.simulated
@@ -155,6 +155,21 @@ class Runtime:
             )
         self.nodes = nodes
         self.variables["num_nodes"] = str(len(nodes))
+
+    def _disks_of(self, name: str, template_disks: Sequence[Path]) -> tuple[str, ...]:
+        """A node's disks as a run left them: its staged first disk where one exists.
+
+        A resumed or attached run then shows and boots the disk the node really has,
+        not the repository image it was staged from.
+        """
+        disks = [str(p) for p in template_disks]
+        if disks and not self.engine.simulated:
+            from pragmash.staging import staged_path
+
+            staged = staged_path(self.temp_dir / "disks", name, self.site.staging)
+            if staged.is_file():
+                disks[0] = str(staged)
+        return tuple(disks)
 
     def _network_for(self, source: str | None) -> str:
         if source and source in self.site.bridges:

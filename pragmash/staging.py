@@ -355,6 +355,11 @@ def _convert_copy(base: Path, base_format: str, dest: Path) -> None:
         raise
 
 
+def staged_path(dest_dir: Path, node_name: str, mode: Mode = "overlay") -> Path:
+    """Where staging puts a node's own disk: ``NODE.qcow2`` (overlay) or ``NODE.raw`` (copy)."""
+    return dest_dir / f"{node_name}.{'qcow2' if mode == 'overlay' else 'raw'}"
+
+
 def stage_image(
     source: Path,
     dest_dir: Path,
@@ -383,12 +388,11 @@ def stage_image(
     else:
         base = source.resolve()
     base_format = image_format(base)
+    dest = staged_path(dest_dir, node_name, mode)
     if mode == "overlay":
-        dest = dest_dir / f"{node_name}.qcow2"
         if not (dest.exists() and _reusable_overlay(dest, base)):
             _make_overlay(base, base_format, dest)
     else:
-        dest = dest_dir / f"{node_name}.raw"
         if not (dest.exists() and _valid_copy(dest, base)):
             if base_format == "raw":
                 _sparse_copy(base, dest, progress)

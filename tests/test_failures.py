@@ -141,6 +141,17 @@ def test_distro_driver_error(tmp_path: Path, testconn: libvirt.virConnect) -> No
     assert list(staged.iterdir())  # the staged disk is kept for debugging
     assert "calit2-frontend" not in vc_domains(testconn)  # never reached ve_driver/boot
 
+    # a resumed (or attached) run sees the node's staged disk, not the repository image
+    options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
+    again = session.prepare(options, resuming=True)
+    again.runtime.engine = RealDiskEngine("test:///default")
+    held = env.allocation()
+    assert held is not None
+    again.runtime.adopt(held)
+    disks = again.runtime.nodes["calit2-frontend"].disks
+    assert disks[0] == str(staged / "calit2-frontend.qcow2")
+    assert again.runtime.nodes["calit2-compute-0"].disks[0].endswith("calit2-compute.img.gz")
+
 
 def test_missing_image(env: RunEnv, testconn: libvirt.virConnect) -> None:
     recipe = env.recipe("allocate 1\nboot frontend\n")
