@@ -23,6 +23,7 @@ from lxml import etree
 from pragmash.domain import HostInfo, render_domain, with_uuid
 from pragmash.driver_api import NodePlan, StageContext, StageResult
 from pragmash.errors import Interrupted, StepError
+from pragmash.textsafe import printable
 
 POLL_SECONDS = 0.2
 WAITABLE_STATES = frozenset({"running", "shut off"})
@@ -255,7 +256,7 @@ class LibvirtEngine:
             return []
         try:
             with path.open("r", encoding="utf-8", errors="replace") as handle:
-                return [line.rstrip("\r\n") for line in deque(handle, maxlen=lines)]
+                return [printable(line.rstrip("\r\n")) for line in deque(handle, maxlen=lines)]
         except OSError:
             return []
 

@@ -102,7 +102,11 @@ class EngineDriver(Protocol):
         ...
 
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
-        """The last lines the guest wrote to its serial console, where known."""
+        """The last lines the guest wrote to its serial console, where known.
+
+        Control characters come escaped (``pragmash.textsafe.printable``): a guest must not
+        drive the terminal that shows them.
+        """
         ...
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from pragmash.errors import StepError
+from pragmash.textsafe import printable
 
 TAIL_LINES = 20
 
@@ -105,12 +106,13 @@ def _pump(
         for part in text.split("\r"):
             if not part.strip():
                 continue
-            tail.append(part)
-            if log is not None:
+            if log is not None:  # the log keeps the tool's own bytes
                 log.write(part + "\n")
                 log.flush()
+            shown = printable(part)
+            tail.append(shown)
             if on_line is not None:
-                on_line(part)
+                on_line(shown)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -39,6 +39,20 @@ def test_run_tool_streams_lines_to_callback_and_log(tmp_path: Path) -> None:
     assert result.log_path == log
 
 
+def test_run_tool_escapes_control_characters_but_logs_them(tmp_path: Path) -> None:
+    seen: list[str] = []
+    log = tmp_path / "tool.log"
+    result = run_tool(
+        py("print('\\x1b[31mred\\x1b[0m done')"),
+        timeout=30,
+        log_path=log,
+        on_line=seen.append,
+        stage="test",
+    )
+    assert result.tail == ["\\x1b[31mred\\x1b[0m done"] == seen
+    assert "\x1b[31mred" in log.read_text()  # the log keeps the tool's own bytes
+
+
 def test_run_tool_closes_stdin(tmp_path: Path) -> None:
     result = run_tool(py("import sys\nprint(repr(sys.stdin.read()))"), timeout=30, stage="test")
     assert result.tail == ["''"]

@@ -223,6 +223,9 @@ def test_console_tail_reads_the_serial_file(
     assert plan.console_log is not None
     Path(plan.console_log).write_text("".join(f"line {i}\n" for i in range(30)))
     assert engine.console_tail(name, 3) == ["line 27", "line 28", "line 29"]
+    # a guest's escape sequences are shown, not obeyed by the admin's terminal
+    Path(plan.console_log).write_text("(initramfs) \x1b[6n\r\n\x1b]0;owned\x07\ttab\n")
+    assert engine.console_tail(name, 2) == ["(initramfs) \\x1b[6n", "\\x1b]0;owned\\x07\ttab"]
 
 
 def test_wait_state_returns_states_and_times_out_with_each_nodes_state(
