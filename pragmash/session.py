@@ -301,7 +301,9 @@ def reload_vc_in(prep: Prepared) -> list[str]:
     changed: list[str] = []
     for role, before, after in pairs:
         if (before is None) != (after is None):
-            raise UserError(f"{where}: the <{role}> template was added or removed; nothing reloaded")
+            raise UserError(
+                f"{where}: the <{role}> template was added or removed; nothing reloaded"
+            )
         if before is None or after is None:
             continue
         if len(after.interfaces) != len(before.interfaces):
