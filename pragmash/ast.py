@@ -121,6 +121,7 @@ class WaitState(Statement):
     targets: tuple[Target, ...] = ()
     state: str = ""
     timeout: Word | None = None
+    state_span: Span | None = None  # where the state word is, for errors that point at it
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
                 _err(
                     f"unknown state '{stmt.state}'; expected one of {', '.join(WAIT_STATES)}"
                     + _suggest(stmt.state, WAIT_STATES),
-                    stmt.span,
+                    stmt.state_span or stmt.span,
                 )
             )
         for word, what in _durations(stmt):

@@ -71,7 +71,9 @@ class RecipeError(UserError):
         self.source_line = source_line
 
     def render(self) -> str:
-        caret = " " * (max(self.span.column, 1) - 1) + "^"
+        # the caret's padding keeps the line's own tabs, so it lines up under any tab width
+        before = self.source_line[: max(self.span.column, 1) - 1]
+        caret = "".join(c if c == "\t" else " " for c in before) + "^"
         text = f"{self.span}: {self.message}\n    {self.source_line}\n    {caret}"
         if self.hint:
             text += f"\n{self.hint}"

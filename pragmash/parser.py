@@ -348,7 +348,14 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         timeout = next((c for c in children if isinstance(c, ast.Word)), None)
         if timeout is not None:
             self._duration(timeout, "timeout")
-        return ast.WaitState(span, text, targets=targets, state=str(state), timeout=timeout)
+        return ast.WaitState(
+            span,
+            text,
+            targets=targets,
+            state=str(state),
+            timeout=timeout,
+            state_span=self.src.token_span(state),
+        )
 
     def set(self, meta: Meta, children: list[Any]) -> ast.Set:
         span, text = self._head(meta)

@@ -154,6 +154,7 @@ def test_set_overrides_a_parameter_and_unknown_names_are_refused() -> None:
         ),
         ("allocate 2\nfix all via magic\n", "bad.prg:2:13: unknown fix method 'magic'"),
         ("allocate 2\nwait frontend\n", "bad.prg:2:"),
+        ("allocate 2\nwait frontend upp\n", "bad.prg:2:15: unknown state 'upp'"),
     ],
 )
 def test_bad_recipes_fail_before_anything_runs(tmp_path: Path, text: str, expected: str) -> None:

@@ -249,3 +249,16 @@ def test_the_end_of_the_recipe_is_reported_as_such() -> None:
 def test_statement_words_cover_every_statement_kind() -> None:
     kinds = {w.rstrip("/") for w in STATEMENT_WORDS} - {"ve_driver", "vc_driver"}
     assert kinds | {"driver"} == set(ast.STATEMENT_KINDS)
+
+
+def test_the_caret_keeps_the_lines_tabs() -> None:
+    """With a tab before the error the caret lines up under any tab width."""
+    with pytest.raises(RecipeError) as info:
+        parse_recipe("\tallocate 2 3 ;;\n", "x.prg")
+    rendered = info.value.render().splitlines()
+    source, caret = rendered[1][4:], rendered[2][4:]
+    assert source.startswith("\t") and caret.startswith("\t")
+    col = info.value.span.column
+    assert len(caret) == col and caret[:-1].expandtabs(8) == " " * len(
+        source[: col - 1].expandtabs(8)
+    )
