@@ -2,9 +2,11 @@
 
 Each test types commands one at a time and then checks the run itself (the
 interpreter's program counter and status, the journal in the ledger, the domains
-in libvirt), not the screen. The failure is made the way a site gets one: a domain
+in libvirt), not the screen. Failures are made the way a site gets them: a domain
 left behind under a compute's name, paused, on this process's shared
-test:///default, so ``boot`` finds it "already paused" and the wait for it times out.
+test:///default, so ``boot`` finds it "already paused" and the wait for it times out;
+or a compute template in (a copy of) the repository that the engine refuses, so
+``boot compute`` itself fails until the template is fixed and ``reload``-ed.
 """
 
 from __future__ import annotations
@@ -83,8 +85,14 @@ def _state(conn: libvirt.virConnect, name: str) -> str:
 class Driver:
     """Types one line at a time into a REPL over a fresh run of ``recipe``."""
 
-    def __init__(self, recipe: Path, pipe: PipeInput) -> None:
-        prep = session.prepare(session.RunOptions(recipe=str(recipe), vcname="calit2"))
+    def __init__(self, recipe: Path, pipe: PipeInput, base_path: Path | None = None) -> None:
+        prep = session.prepare(
+            session.RunOptions(
+                recipe=str(recipe),
+                vcname="calit2",
+                base_path=str(base_path) if base_path else None,
+            )
+        )
         self.run = session.start(prep)
         self.out = io.StringIO()
         self.repl = Repl(self.run, self.out)
@@ -367,8 +375,7 @@ def test_reload_uses_a_template_fixed_in_the_repository(
     pipe: PipeInput, testconn: libvirt.virConnect, tmp_path: Path
 ) -> None:
     repo = tmp_path / "repo"
-    shutil.copytree(Path(session.__file__).parent / "demo" / "repository", repo)
-    vc_in = repo / "calit2" / "vc-in.xml"
+    vc_in = _demo_repository(repo)
     recipe = tmp_path / "cluster.prg"
     recipe.write_text(RECIPE, encoding="utf-8")
     prep = session.prepare(
@@ -423,3 +430,44 @@ def test_reload_uses_a_template_fixed_in_the_repository(
     assert len(run.prepared.vcin.frontend.interfaces) == 2
     pipe.send_text("quit\r")
     assert not repl.read_and_run()
+
+
+def _demo_repository(dest: Path) -> Path:
+    """A copy of the demo repository that a test may break and fix; returns calit2's vc-in."""
+    shutil.copytree(Path(session.__file__).parent / "demo" / "repository", dest)
+    return dest / "calit2" / "vc-in.xml"
+
+
+def test_a_compute_boot_fails_is_fixed_in_the_repository_and_retried(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect, tmp_path: Path
+) -> None:
+    """The failure is in `boot compute` itself: the engine refuses the compute's domain."""
+    vc_in = _demo_repository(tmp_path / "repo")
+    good = vc_in.read_text(encoding="utf-8")
+    compute_at = good.index("<compute>")
+    broken = good[:compute_at] + good[compute_at:].replace("bus='ide'", "bus='bogus'")
+    vc_in.write_text(broken, encoding="utf-8")
+    d = Driver(recipe, pipe, base_path=tmp_path / "repo")
+    interp = d.run.interpreter
+
+    failed = d.type("continue")
+    assert interp.pc == 3 and str(interp.status) == "failed"
+    assert "boot compute" in failed and "bogus" in failed
+    rows = {s.idx: s for s in d.run.journal.steps()}
+    assert rows[3].outcome == "failed" and rows[3].stage == "ve_driver/boot"
+    assert _state(testconn, "calit2-frontend") == "running"
+    assert _state(testconn, "calit2-compute-0") == "absent"
+    assert "absent" in d.type("show node calit2-compute-0")
+
+    vc_in.write_text(good, encoding="utf-8")
+    assert "the compute template changed" in d.type("reload")
+    d.type("retry")
+    assert interp.pc == 4 and str(interp.status) == "paused"
+    assert d.journal()[3] == "done"
+    assert _state(testconn, "calit2-compute-0") == "running"
+    assert _state(testconn, "calit2-compute-1") == "running"
+    d.type("continue")
+    assert interp.finished
+    assert [d.journal()[i] for i in range(len(interp.steps))] == ["done"] * 6
+    record = last_run(d.run.prepared.ledger, "calit2")
+    assert record is not None and record.id == d.run.journal.run_id
