@@ -18,7 +18,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from vmimage import MARKER_SELF, MARKER_UP, build_test_image
-from vmsite import console_lines, write_repository, write_site
+from vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
 
 from pragmash.allocation import current_allocation
 from pragmash.cli import main
@@ -93,9 +93,5 @@ def test_cluster_boots_and_each_guest_knows_itself(
         assert not {n.name for n in held.nodes} & names
         assert not temp.exists()
     finally:
-        for dom in conn.listAllDomains():
-            if dom.name().startswith("vmtest-"):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefine()
+        remove_vmtest_domains(conn)
         conn.close()

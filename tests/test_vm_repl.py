@@ -24,7 +24,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from vmimage import MARKER_SELF, build_test_image
-from vmsite import GOOD_CMDLINE, console_lines, write_repository, write_site
+from vmsite import GOOD_CMDLINE, console_lines, remove_vmtest_domains, write_repository, write_site
 
 from pragmash.allocation import current_allocation
 from pragmash.cli import main
@@ -146,9 +146,5 @@ def test_attach_fix_reload_retry_finish_on_qemu(
         main(["shutdown", "vmtest", "--site", str(site_path), "--timeout", "5"], out=out, err=err)
         assert main(["clean", "vmtest", "--site", str(site_path)], out=out, err=err) == 0
     finally:
-        for dom in conn.listAllDomains():
-            if dom.name().startswith("vmtest-"):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefine()
+        remove_vmtest_domains(conn)
         conn.close()

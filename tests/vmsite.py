@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import libvirt
 from vmimage import TestImage
 
 DOMAIN = """\
@@ -138,3 +139,12 @@ def console_lines(path: Path, marker: str, timeout: float = 60.0) -> list[str]:
         if lines or time.monotonic() > deadline:
             return lines
         time.sleep(1)
+
+
+def remove_vmtest_domains(conn: libvirt.virConnect) -> None:
+    """Whatever a failed test left on the engine under the VC's names: destroyed, undefined."""
+    for dom in conn.listAllDomains():
+        if dom.name().startswith("vmtest-"):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
