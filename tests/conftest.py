@@ -7,6 +7,9 @@ them away from a developer's real ~/.local/state/pragmash.
 The ``vm`` tier needs a libvirtd on qemu:///system and libguestfs. Where they are
 missing the tier is skipped, except under ``PRAGMASH_REQUIRE_VM=1`` (CI), where a
 skip would hide that the tier never ran, so it fails instead.
+
+The ``slow`` tier (a full virt-v2v conversion of a real Debian guest, minutes under
+TCG) runs only with ``PRAGMASH_SLOW=1`` and an image from scripts/build-distro-image.
 """
 
 from __future__ import annotations
@@ -49,7 +52,16 @@ def _vm_tier_missing() -> str | None:
     return None
 
 
+SLOW_OPT_IN = "PRAGMASH_SLOW"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(SLOW_OPT_IN) != "1":
+        # minutes each (a full virt-v2v conversion): never part of the default run
+        skip_slow = pytest.mark.skip(reason=f"slow tier: opt in with {SLOW_OPT_IN}=1")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(skip_slow)
     vm_items = [item for item in items if item.get_closest_marker("vm")]
     if not vm_items:
         return
