@@ -246,27 +246,14 @@ def _valid_copy(dest: Path, base: Path) -> bool:
     return base_info is not None and info.get("virtual-size") == base_info.get("virtual-size")
 
 
-def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".qcow2", dir=dest.parent)
+def _qemu_img_to(argv: list[str], base: Path, dest: Path, timeout: float) -> None:
+    """Run qemu-img writing to a temporary file beside ``dest`` (its last argument), then
+    rename it into place: a failed or interrupted run never leaves a ``dest`` to trust."""
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=dest.suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        run_tool(
-            [
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-b",
-                str(base),
-                "-F",
-                base_format,
-                str(tmp),
-            ],
-            timeout=QEMU_IMG_TIMEOUT,
-            stage=STAGE,
-        )
+        run_tool(["qemu-img", *argv, str(tmp)], timeout=timeout, stage=STAGE)
         tmp.chmod(DISK_MODE)
         os.replace(tmp, dest)
     except StepError as exc:
@@ -277,6 +264,11 @@ def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
+    argv = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format]
+    _qemu_img_to(argv, base, dest, QEMU_IMG_TIMEOUT)
 
 
 def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
@@ -334,25 +326,7 @@ def _sparse_copy(source: Path, dest: Path, progress: Progress) -> None:
 
 def _convert_copy(base: Path, base_format: str, dest: Path) -> None:
     """A full raw copy of a non-raw base (qcow2 …), by qemu-img convert."""
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".raw", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        run_tool(
-            ["qemu-img", "convert", "-f", base_format, "-O", "raw", str(base), str(tmp)],
-            timeout=3600.0,
-            stage=STAGE,
-        )
-        tmp.chmod(DISK_MODE)
-        os.replace(tmp, dest)
-    except StepError as exc:
-        tmp.unlink(missing_ok=True)
-        if "No space left" in exc.message:
-            raise _disk_full(base, dest) from exc
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _qemu_img_to(["convert", "-f", base_format, "-O", "raw", str(base)], base, dest, 3600.0)
 
 
 def staged_path(dest_dir: Path, node_name: str, mode: Mode = "overlay") -> Path:
