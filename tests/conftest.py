@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import libvirt
 import pytest
 
 
@@ -81,3 +83,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _vm_tier_required(request: pytest.FixtureRequest) -> None:
     why = getattr(request.config, "_pragmash_vm_missing", "unknown")
     pytest.fail(f"PRAGMASH_REQUIRE_VM=1 but the vm tier cannot run: {why}")
+
+
+@pytest.fixture
+def testconn() -> Iterator[libvirt.virConnect]:
+    """This process's test:///default, emptied of demo VC domains, kept alive for the test.
+
+    test:///default keeps its state only while a connection is open in the process, and
+    every connection shares it: the fixture holds one open and wipes calit2/tiny domains
+    before and after.
+    """
+    conn = libvirt.open("test:///default")
+
+    def wipe() -> None:
+        for dom in conn.listAllDomains(0):
+            if dom.name().startswith(("calit2-", "tiny-")):
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+
+    wipe()
+    yield conn
+    wipe()
+    conn.close()

@@ -22,7 +22,6 @@ from pragmash import cli, session
 pytestmark = pytest.mark.libvirt
 
 env = test_lifecycle.env
-testconn = test_lifecycle.testconn
 
 NEXT = ("pragmash resume calit2", "pragmash clean calit2")
 

@@ -15,7 +15,6 @@ from pragmash.journal import last_run, steps_of
 pytestmark = pytest.mark.libvirt
 
 env = test_lifecycle.env
-testconn = test_lifecycle.testconn
 
 RECIPE = "set greeting = hi\nallocate 2\n  boot frontend ; boot compute\necho $greeting\n"
 

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,25 +157,6 @@ def domain_macs(dom: libvirt.virDomain) -> list[str]:
 
     root = etree.fromstring(dom.XMLDesc(0).encode())
     return [m.get("address", "") for m in root.iterfind("devices/interface/mac")]
-
-
-@pytest.fixture
-def testconn() -> Iterator[libvirt.virConnect]:
-    """This process's test:///default, emptied of demo VC domains, kept alive for the test."""
-    conn = libvirt.open("test:///default")
-
-    def wipe() -> None:
-        for prefix in ("calit2-", "tiny-"):
-            for dom in conn.listAllDomains(0):
-                if dom.name().startswith(prefix):
-                    if dom.isActive():
-                        dom.destroy()
-                    dom.undefine()
-
-    wipe()
-    yield conn
-    wipe()
-    conn.close()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from pragmash.journal import JOURNAL_SCHEMA, acquire_lock, lock_holder, release_
 pytestmark = pytest.mark.libvirt
 
 env = test_lifecycle.env
-testconn = test_lifecycle.testconn
 
 
 def _dead_pid() -> int:

@@ -48,24 +48,6 @@ STUCK = """\
 
 
 @pytest.fixture
-def testconn() -> Iterator[libvirt.virConnect]:
-    """This process's test:///default (shared by every connection), without calit2 domains."""
-    conn = libvirt.open("test:///default")
-
-    def wipe() -> None:
-        for dom in conn.listAllDomains(0):
-            if dom.name().startswith("calit2-"):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefine()
-
-    wipe()
-    yield conn
-    wipe()
-    conn.close()
-
-
-@pytest.fixture
 def pipe() -> Iterator[PipeInput]:
     with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
         yield inp

@@ -23,7 +23,6 @@ from pragmash.vcout import read_vc_out
 pytestmark = pytest.mark.libvirt
 
 env = test_lifecycle.env
-testconn = test_lifecycle.testconn
 
 
 def _lease_facts(env: RunEnv) -> tuple[str, int, dict[str, tuple[str, ...]]]:
