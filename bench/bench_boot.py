@@ -19,11 +19,11 @@ from pathlib import Path
 
 import libvirt
 
-from pragmash.cli import main
-from pragmash.domain import HostInfo, render_domain
 from pragmash.driver_api import NodePlan
-from pragmash.repository import demo_repository_path
-from pragmash.vcin import load_vc_in
+from pragmash.images.domain import HostInfo, render_domain
+from pragmash.ui.cli.main import main
+from pragmash.vc.repository import demo_repository_path
+from pragmash.vc.vcin import load_vc_in
 
 SIZES = (1, 8, 32)
 REPEATS = 3

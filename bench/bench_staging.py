@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pragmash.staging import stage_image
+from pragmash.images.staging import stage_image
 
 GIB = 1 << 30
 MIB = 1 << 20

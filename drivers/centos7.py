@@ -18,7 +18,7 @@ from pathlib import Path
 from pragmash.drivers.ubuntu_cloud import GUEST_VC_OUT, hostname, node_interfaces
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
-from pragmash.vcout import VcOut, read_vc_out
+from pragmash.vc.vcout import VcOut, read_vc_out
 
 SCRIPTS = "/etc/sysconfig/network-scripts"
 
@@ -85,7 +85,7 @@ class Centos7:
         return StageResult("skipped", "CentOS 7 images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.inject import inject_for_node
+        from pragmash.images.inject import inject_for_node
 
         return inject_for_node(
             node.name,

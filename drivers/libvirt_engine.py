@@ -20,10 +20,10 @@ from typing import Any
 import libvirt
 from lxml import etree
 
-from pragmash.domain import HostInfo, render_domain, with_uuid
 from pragmash.driver_api import NodePlan, StageContext, StageResult
 from pragmash.errors import Interrupted, StepError
-from pragmash.textsafe import printable
+from pragmash.images.domain import HostInfo, render_domain, with_uuid
+from pragmash.images.textsafe import printable
 
 POLL_SECONDS = 0.2
 WAITABLE_STATES = frozenset({"running", "shut off"})

@@ -30,7 +30,7 @@ class Rocks6Client:
         return StageResult("skipped", "rocks6 images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.inject import inject_for_node
+        from pragmash.images.inject import inject_for_node
 
         files: dict[str, bytes | Path] = {self.guest_vc_out: vc_out}
         return inject_for_node(

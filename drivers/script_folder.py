@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
 from pragmash.errors import StepError
-from pragmash.tools import run_tool
+from pragmash.images.tools import run_tool
 
 #: Seed executable -> the stage name pragmash reports it under.
 STAGES: dict[str, str] = {

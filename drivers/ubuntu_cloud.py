@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
-from pragmash.vcout import VcOut, read_vc_out
+from pragmash.vc.vcout import VcOut, read_vc_out
 
 GUEST_VC_OUT = "/root/vc-out.xml"
 NETPLAN_PATH = "/etc/netplan/50-pragmash.yaml"
@@ -126,7 +126,7 @@ class UbuntuCloud:
         return StageResult("skipped", "Ubuntu cloud images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.inject import inject_for_node
+        from pragmash.images.inject import inject_for_node
 
         return inject_for_node(
             node.name,

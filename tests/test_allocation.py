@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pragmash.allocation import (
+from pragmash.errors import AllocationError, UserError
+from pragmash.store.allocation import (
     allocate,
     allocated_vcs,
     build_vc_out,
@@ -16,11 +17,10 @@ from pragmash.allocation import (
     pool_summary,
     release,
 )
-from pragmash.errors import AllocationError, UserError
-from pragmash.ledger import Ledger
-from pragmash.names import compute_name, frontend_name, validate_name
-from pragmash.site import SiteConfig, load_site
-from pragmash.vcin import NodeTemplate, VcIn
+from pragmash.store.ledger import Ledger
+from pragmash.vc.names import compute_name, frontend_name, validate_name
+from pragmash.vc.site import SiteConfig, load_site
+from pragmash.vc.vcin import NodeTemplate, VcIn
 
 SMALL = Path(__file__).parent / "data" / "sites" / "small.toml"
 

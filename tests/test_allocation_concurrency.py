@@ -15,11 +15,11 @@ from typing import Any, cast
 
 import pytest
 
-from pragmash.allocation import allocate, current_allocation, pool_summary
 from pragmash.errors import AllocationError
-from pragmash.ledger import Ledger
-from pragmash.site import load_site
-from pragmash.vcin import NodeTemplate, VcIn
+from pragmash.store.allocation import allocate, current_allocation, pool_summary
+from pragmash.store.ledger import Ledger
+from pragmash.vc.site import load_site
+from pragmash.vc.vcin import NodeTemplate, VcIn
 
 PROCESSES = 20
 POOL = 5

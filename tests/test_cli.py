@@ -14,12 +14,12 @@ import libvirt
 import pytest
 
 from pragmash import __version__
-from pragmash.allocation import current_allocation
-from pragmash.cli import main
 from pragmash.errors import EXIT_BUSY, EXIT_OK, EXIT_STEP_FAILED, EXIT_USER
-from pragmash.ledger import Ledger
-from pragmash.site import load_site
-from pragmash.vcout import read_vc_out
+from pragmash.store.allocation import current_allocation
+from pragmash.store.ledger import Ledger
+from pragmash.ui.cli.main import main
+from pragmash.vc.site import load_site
+from pragmash.vc.vcout import read_vc_out
 
 ROOT = Path(__file__).resolve().parent.parent
 ROCKS6 = str(ROOT / "recipes" / "rocks6.prg")
@@ -195,7 +195,7 @@ def test_shortage_is_a_failed_step_that_takes_nothing(tmp_path: Path) -> None:
 def test_libvirt_define_refused_is_reported_with_libvirts_words(tmp_path: Path) -> None:
     import shutil
 
-    from pragmash.repository import demo_repository_path
+    from pragmash.vc.repository import demo_repository_path
 
     repo = tmp_path / "repo"
     shutil.copytree(demo_repository_path(), repo)
@@ -211,7 +211,7 @@ def test_libvirt_define_refused_is_reported_with_libvirts_words(tmp_path: Path) 
 
 
 def test_busy_vc_is_refused_with_its_holder() -> None:
-    from pragmash.journal import acquire_lock
+    from pragmash.store.journal import acquire_lock
 
     site = load_site(None)
     ledger = Ledger(site)
@@ -265,7 +265,7 @@ def test_installed_wheel_works_from_any_folder(tmp_path: Path) -> None:
         "pragmash/demo/site.toml",
         "pragmash/demo/repository/vcdb.txt",
         "pragmash/demo/repository/calit2/vc-in.xml",
-        "pragmash/schemas/vc-out.xsd",
+        "pragmash/vc/schemas/vc-out.xsd",
     ):
         assert needed in names, needed
     site = tmp_path / "site-packages"
@@ -277,7 +277,7 @@ def test_installed_wheel_works_from_any_folder(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, pragmash.cli; sys.exit(pragmash.cli.main())",
+            "import sys, pragmash.ui.cli.main; sys.exit(pragmash.ui.cli.main.main())",
             str(site / "pragmash" / "recipes" / "rocks6.prg"),
             "--vcname",
             "calit2",

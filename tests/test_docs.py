@@ -11,10 +11,10 @@ from types import ModuleType
 import pytest
 from pragmash.drivers.script_folder import _ARG_NAMES
 
-from pragmash.checker import FIX_METHODS, WAIT_STATES
 from pragmash.driver_api import DistroDriver, NodePlan, StageContext
-from pragmash.parser import STATEMENT_WORDS, parse_recipe
-from pragmash.session import BUILTINS
+from pragmash.engine.session import BUILTINS
+from pragmash.language.checker import FIX_METHODS, WAIT_STATES
+from pragmash.language.parser import STATEMENT_WORDS, parse_recipe
 
 ROOT = Path(__file__).parent.parent
 GRAMMAR = ROOT / "grammar" / "pragmash.lark"

@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pragmash.domain import HostInfo, disk_format, render_domain, resolve_domain_type, with_uuid
 from pragmash.driver_api import NodePlan
 from pragmash.errors import StepError
+from pragmash.images.domain import (
+    HostInfo,
+    disk_format,
+    render_domain,
+    resolve_domain_type,
+    with_uuid,
+)
 
 # The seed's frontend <domain>, as pragma_boot's README ships it.
 SEED_FRONTEND = """<domain type='kvm'>

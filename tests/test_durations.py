@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pragmash.durations import format_duration, parse_duration
+from pragmash.language.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ import test_lifecycle
 from pragmash.drivers.libvirt_engine import LibvirtEngine
 from test_lifecycle import RunEnv, make_env, vc_domains
 
-from pragmash import cli, session
+from pragmash.engine import session
+from pragmash.ui.cli import main as cli
 
 pytestmark = pytest.mark.libvirt
 

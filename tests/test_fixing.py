@@ -10,9 +10,9 @@ import pytest
 from vmimage import TestImage, build_test_image
 
 from pragmash.errors import StepError
-from pragmash.fixing import METHODS, fix_image
-from pragmash.staging import stage_image
-from pragmash.tools import guestfs_env, last_meaningful_line, missing_tool_error, run_tool
+from pragmash.images.fixing import METHODS, fix_image
+from pragmash.images.staging import stage_image
+from pragmash.images.tools import guestfs_env, last_meaningful_line, missing_tool_error, run_tool
 
 # --- run_tool ---------------------------------------------------------------------------
 

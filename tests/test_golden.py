@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pragmash import ast
 from pragmash.errors import RecipeError, Span
-from pragmash.parser import parse_file
+from pragmash.language import ast
+from pragmash.language.parser import parse_file
 
 RECIPES = Path(__file__).parent / "recipes"
 GOOD = sorted(p.name for p in (RECIPES / "good").glob("*.prg"))

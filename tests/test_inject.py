@@ -13,9 +13,9 @@ import pytest
 from vmimage import MARKER_SELF, MARKER_UP, TestImage, build_test_image
 
 from pragmash.errors import StepError
-from pragmash.inject import inject_files, make_config_drive
-from pragmash.staging import stage_image
-from pragmash.tools import guestfs_env
+from pragmash.images.inject import inject_files, make_config_drive
+from pragmash.images.staging import stage_image
+from pragmash.images.tools import guestfs_env
 
 VC_OUT = b"""<vc>
   <frontend>

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pragmash import ast
+from pragmash.engine.events import Event, Output, StepFailed, StepFinished, StepStarted
+from pragmash.engine.interpreter import Interpreter, StepOutcome, StepReporter, flatten
 from pragmash.errors import StepError
-from pragmash.events import Event, Output, StepFailed, StepFinished, StepStarted
-from pragmash.interpreter import Interpreter, StepOutcome, StepReporter, flatten
-from pragmash.parser import parse_file, parse_recipe
+from pragmash.language import ast
+from pragmash.language.parser import parse_file, parse_recipe
 
 
 class Recorder:

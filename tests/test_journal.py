@@ -8,9 +8,9 @@ import pytest
 import test_lifecycle
 from test_lifecycle import RunEnv
 
-from pragmash import session
-from pragmash.events import Event, StepFinished
-from pragmash.journal import last_run, steps_of
+from pragmash.engine import session
+from pragmash.engine.events import Event, StepFinished
+from pragmash.store.journal import last_run, steps_of
 
 pytestmark = pytest.mark.libvirt
 

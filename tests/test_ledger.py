@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pragmash.errors import UserError
-from pragmash.ledger import Ledger
+from pragmash.store.ledger import Ledger
 
 
 def test_creates_parent_folders_and_sets_pragmas(tmp_path: Path) -> None:

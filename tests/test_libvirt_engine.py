@@ -20,9 +20,9 @@ from pragmash.drivers.libvirt_engine import (
     kvm_usable,
 )
 
-from pragmash.domain import HostInfo
 from pragmash.driver_api import EngineDriver, NodePlan, StageContext
 from pragmash.errors import Interrupted, StepError
+from pragmash.images.domain import HostInfo
 
 pytestmark = pytest.mark.libvirt
 

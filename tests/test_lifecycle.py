@@ -23,15 +23,16 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from pragmash import cli
-from pragmash.allocation import Allocation, current_allocation
-from pragmash.journal import RunRecord, StepRecord, last_run, steps_of
-from pragmash.ledger import Ledger
-from pragmash.site import SiteConfig, load_site
+import pragmash
+from pragmash.store.allocation import Allocation, current_allocation
+from pragmash.store.journal import RunRecord, StepRecord, last_run, steps_of
+from pragmash.store.ledger import Ledger
+from pragmash.ui.cli import main as cli
+from pragmash.vc.site import SiteConfig, load_site
 
 pytestmark = pytest.mark.libvirt
 
-DEMO_REPO = Path(cli.__file__).parent / "demo" / "repository"
+DEMO_REPO = Path(pragmash.__file__).parent / "demo" / "repository"
 
 SITE_TOML = """\
 [engine]
@@ -100,7 +101,7 @@ class RunEnv:
     def spawn(self, *args: str) -> subprocess.Popen[str]:
         """The CLI as its own process, so it can be killed or interrupted."""
         return subprocess.Popen(
-            [sys.executable, "-m", "pragmash.cli", *args, "--site", str(self.site_path)],
+            [sys.executable, "-m", "pragmash.ui.cli.main", *args, "--site", str(self.site_path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -302,7 +303,7 @@ def test_clean_removes_stray_domains_the_ledger_forgot(
     recipe = env.recipe(BOOT_ALL)
     assert env.cli(str(recipe), "--vcname", "calit2").rc == 0
     # the ledger lost the leases but the domains still run: clean finds them by name
-    from pragmash.allocation import release
+    from pragmash.store.allocation import release
 
     assert release(env.ledger(), "calit2")
     cleaned = env.cli("clean", "calit2")

@@ -13,7 +13,7 @@ import test_lifecycle
 from test_lifecycle import RunEnv, sleepy_recipe, stop
 
 from pragmash.errors import BusyError
-from pragmash.journal import JOURNAL_SCHEMA, acquire_lock, lock_holder, release_lock
+from pragmash.store.journal import JOURNAL_SCHEMA, acquire_lock, lock_holder, release_lock
 
 pytestmark = pytest.mark.libvirt
 

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from pragmash import ast
 from pragmash.errors import RecipeError, Span, UserError
-from pragmash.parser import STATEMENT_WORDS, _lark, parse_file, parse_recipe, parse_statement
+from pragmash.language import ast
+from pragmash.language.parser import (
+    STATEMENT_WORDS,
+    _lark,
+    parse_file,
+    parse_recipe,
+    parse_statement,
+)
 
 CARD = "allocate 4; fix all via virt-v2v; boot frontend; wait 300; boot compute"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pragmash.cli import main
-from pragmash.repository import demo_repository_path
+from pragmash.ui.cli.main import main
+from pragmash.vc.repository import demo_repository_path
 
 DATA = Path(__file__).parent / "data"
 SEED = DATA / "seed_driver"

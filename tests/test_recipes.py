@@ -11,10 +11,10 @@ import pytest
 from pragmash.drivers.centos7 import Centos7
 from pragmash.drivers.ubuntu_cloud import UbuntuCloud, netplan_yaml
 
-from pragmash.cli import main
 from pragmash.driver_api import NodePlan
-from pragmash.repository import demo_repository_path
-from pragmash.vcout import ComputeOut, FrontendOut, VcOut, read_vc_out
+from pragmash.ui.cli.main import main
+from pragmash.vc.repository import demo_repository_path
+from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, read_vc_out
 
 ROOT = Path(__file__).parent.parent
 RECIPES = ROOT / "recipes"

@@ -23,9 +23,11 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from pragmash import cli, session
-from pragmash.journal import last_run, lock_holder
-from pragmash.repl import Repl, open_run
+import pragmash
+from pragmash.engine import session
+from pragmash.store.journal import last_run, lock_holder
+from pragmash.ui.cli import main as cli
+from pragmash.ui.repl.debugger import Repl, open_run
 
 pytestmark = pytest.mark.libvirt
 
@@ -316,7 +318,7 @@ def test_run_cli_break_opens_the_repl(
     assert rc == 0, err.getvalue()
     assert "breakpoint at" in out.getvalue()
     site = session.open_site(None)
-    from pragmash.ledger import Ledger
+    from pragmash.store.ledger import Ledger
 
     record = last_run(Ledger(site), "calit2")
     assert record is not None and record.outcome == "finished"
@@ -335,7 +337,7 @@ def test_run_cli_debug_on_failure(
     rc = cli.main([str(recipe), "--vcname", "calit2", "--debug-on-failure"], out=out, err=err)
     assert rc == 3
     assert "calit2-compute-1" in out.getvalue() and "step 5 of 6" in out.getvalue()
-    from pragmash.ledger import Ledger
+    from pragmash.store.ledger import Ledger
 
     record = last_run(Ledger(session.open_site(None)), "calit2")
     assert record is not None and record.outcome == "failed"
@@ -416,7 +418,7 @@ def test_reload_uses_a_template_fixed_in_the_repository(
 
 def _demo_repository(dest: Path) -> Path:
     """A copy of the demo repository that a test may break and fix; returns calit2's vc-in."""
-    shutil.copytree(Path(session.__file__).parent / "demo" / "repository", dest)
+    shutil.copytree(Path(pragmash.__file__).parent / "demo" / "repository", dest)
     return dest / "calit2" / "vc-in.xml"
 
 

@@ -6,9 +6,9 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from pragmash.repl import Repl
-from pragmash.repl_completion import ReplCompleter
-from pragmash.repl_session import RecipeLexer
+from pragmash.ui.repl.completion import ReplCompleter
+from pragmash.ui.repl.debugger import Repl
+from pragmash.ui.repl.session import RecipeLexer
 
 NODES = ["calit2-frontend", "calit2-compute-0", "calit2-compute-1"]
 VARIABLES = ["vcname", "num_compute", "vc_out"]

@@ -15,9 +15,9 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-from pragmash.journal import last_run  # noqa: E402
-from pragmash.ledger import Ledger  # noqa: E402
-from pragmash.session import open_site  # noqa: E402
+from pragmash.engine.session import open_site  # noqa: E402
+from pragmash.store.journal import last_run  # noqa: E402
+from pragmash.store.ledger import Ledger  # noqa: E402
 
 pytestmark = pytest.mark.libvirt
 

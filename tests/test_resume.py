@@ -17,8 +17,8 @@ import pytest
 import test_lifecycle
 from test_lifecycle import RunEnv, domain_macs, sleepy_recipe, stop, vc_domains
 
-from pragmash.journal import lock_holder
-from pragmash.vcout import read_vc_out
+from pragmash.store.journal import lock_holder
+from pragmash.vc.vcout import read_vc_out
 
 pytestmark = pytest.mark.libvirt
 

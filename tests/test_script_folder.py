@@ -10,9 +10,9 @@ import pytest
 from pragmash.drivers.script_folder import ScriptFolderDriver
 
 from pragmash.driver_api import DistroDriver, NodePlan, StageContext
+from pragmash.engine.registry import load_distro
 from pragmash.errors import StepError
-from pragmash.registry import load_distro
-from pragmash.site import load_site
+from pragmash.vc.site import load_site
 
 SEED = Path(__file__).parent / "data" / "seed_driver"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pragmash.errors import ConfigError
-from pragmash.site import EMBEDDED_SOURCE, PublicAddress, load_site
+from pragmash.vc.site import EMBEDDED_SOURCE, PublicAddress, load_site
 
 DATA = Path(__file__).parent / "data" / "sites"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pragmash.errors import StepError
-from pragmash.staging import remove_staged, stage_image
+from pragmash.images.staging import remove_staged, stage_image
 
 MIB = 1 << 20
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from distroimage import distro_image_path, qemu_info, read_guest
 
-from pragmash.fixing import fix_image
-from pragmash.staging import stage_image
+from pragmash.images.fixing import fix_image
+from pragmash.images.staging import stage_image
 
 # Read at import: conftest points XDG_CACHE_HOME at a per-test folder while tests run.
 IMAGE = distro_image_path()

@@ -9,9 +9,9 @@ import pytest
 from lxml import etree
 
 from pragmash.errors import VcFormatError
-from pragmash.repository import load_repository
-from pragmash.vcin import load_vc_in
-from pragmash.xmlsafe import parse_xml_bytes
+from pragmash.vc.repository import load_repository
+from pragmash.vc.vcin import load_vc_in
+from pragmash.vc.xmlsafe import parse_xml_bytes
 
 DATA = Path(__file__).parent / "data" / "vcin"
 SEED = DATA / "seed-vc-in.xml"

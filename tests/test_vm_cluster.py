@@ -20,10 +20,10 @@ import pytest
 from vmimage import MARKER_SELF, MARKER_UP, build_test_image
 from vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
 
-from pragmash.allocation import current_allocation
-from pragmash.cli import main
-from pragmash.ledger import Ledger
-from pragmash.site import load_site
+from pragmash.store.allocation import current_allocation
+from pragmash.store.ledger import Ledger
+from pragmash.ui.cli.main import main
+from pragmash.vc.site import load_site
 
 pytestmark = pytest.mark.vm
 

@@ -26,12 +26,12 @@ from prompt_toolkit.output import DummyOutput
 from vmimage import MARKER_SELF, build_test_image
 from vmsite import GOOD_CMDLINE, console_lines, remove_vmtest_domains, write_repository, write_site
 
-from pragmash.allocation import current_allocation
-from pragmash.cli import main
-from pragmash.journal import last_run
-from pragmash.ledger import Ledger
-from pragmash.repl import Repl, open_run
-from pragmash.site import load_site
+from pragmash.store.allocation import current_allocation
+from pragmash.store.journal import last_run
+from pragmash.store.ledger import Ledger
+from pragmash.ui.cli.main import main
+from pragmash.ui.repl.debugger import Repl, open_run
+from pragmash.vc.site import load_site
 
 pytestmark = pytest.mark.vm
 

@@ -32,7 +32,7 @@ class MotdDriver:
         return StageResult("skipped", "nothing to restore after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.inject import inject_files
+        from pragmash.images.inject import inject_files
 
         files = self.guest_files(node, vc_out)
         log = ctx.temp_dir / f"{node.name}.inject.log"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from pragmash.ast import Target
 from pragmash.driver_api import NodePlan
 from pragmash.errors import RecipeError, Span
-from pragmash.sources import source_line
+from pragmash.language.ast import Target
+from pragmash.language.sources import source_line
 
 _INDEXED = re.compile(r"^compute\[(-?\d+)?(:)?(-?\d+)?\]$")
 

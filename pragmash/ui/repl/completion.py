@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from pragmash.ast import STATEMENT_KINDS
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
-from pragmash.parser import STATEMENT_WORDS
+from pragmash.language.ast import STATEMENT_KINDS
+from pragmash.language.parser import STATEMENT_WORDS
 
 # The parser's own list, minus the driver prefixes (completed from DRIVER_COMMANDS).
 STATEMENT_KEYWORDS = tuple(w for w in STATEMENT_WORDS if not w.endswith("/"))

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pragmash.errors import AllocationError
-from pragmash.ledger import Ledger
-from pragmash.names import compute_name, frontend_name, validate_name
-from pragmash.site import PublicAddress, SiteConfig
-from pragmash.vcin import VcIn
-from pragmash.vcout import ComputeOut, FrontendOut, VcOut
+from pragmash.store.ledger import Ledger
+from pragmash.vc.names import compute_name, frontend_name, validate_name
+from pragmash.vc.site import PublicAddress, SiteConfig
+from pragmash.vc.vcin import VcIn
+from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut
 
 _MAC_COUNTER = "mac"
 _MAC_SPACE = 1 << 24  # three octets after the site prefix

@@ -13,22 +13,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pragmash import allocation as alloc_mod
-from pragmash import ast
-from pragmash.checker import CheckContext, check_program, needs_allocation_first
-from pragmash.domain import resolve_domain_type
+from pragmash.engine.events import EventSink, ignore
+from pragmash.engine.interpreter import Interpreter, flatten
+from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.runtime import Runtime
 from pragmash.errors import RecipeError, UserError
-from pragmash.events import EventSink, ignore
-from pragmash.interpreter import Interpreter, flatten
-from pragmash.journal import Journal, acquire_lock, last_run, release_lock, set_lock_run, steps_of
-from pragmash.ledger import Ledger
-from pragmash.names import compute_name, frontend_name, validate_name
-from pragmash.parser import parse_file
-from pragmash.registry import load_distro, load_engine
-from pragmash.repository import load_repository
-from pragmash.runtime import Runtime
-from pragmash.site import SiteConfig, load_site
-from pragmash.vcin import VcIn, load_vc_in
+from pragmash.images.domain import resolve_domain_type
+from pragmash.language import ast
+from pragmash.language.checker import CheckContext, check_program, needs_allocation_first
+from pragmash.language.parser import parse_file
+from pragmash.store import allocation as alloc_mod
+from pragmash.store.journal import (
+    Journal,
+    acquire_lock,
+    last_run,
+    release_lock,
+    set_lock_run,
+    steps_of,
+)
+from pragmash.store.ledger import Ledger
+from pragmash.vc.names import compute_name, frontend_name, validate_name
+from pragmash.vc.repository import load_repository
+from pragmash.vc.site import SiteConfig, load_site
+from pragmash.vc.vcin import VcIn, load_vc_in
 
 BUILTINS = ("vcname", "num_compute", "base_path", "temp_dir", "vc_out", "num_nodes")
 
@@ -268,7 +275,7 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
 def _replay(prep: Prepared, upto: int) -> None:
     """Rebuild a resumed run's state without redoing work: variables and allocation."""
     runtime = prep.runtime
-    from pragmash.interpreter import StepReporter
+    from pragmash.engine.interpreter import StepReporter
 
     quiet = StepReporter(-1, ignore)
     for step in flatten(prep.program.statements)[:upto]:

@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 
 from pragmash.driver_api import StageContext, StageResult
 from pragmash.errors import StepError
-from pragmash.staging import image_format
-from pragmash.tools import guestfs_env, run_tool
+from pragmash.images.staging import image_format
+from pragmash.images.tools import guestfs_env, run_tool
 
 STAGE = "vc_driver/pre_boot"
 CONFIG_DRIVE_LABEL = "PRAGMASH"

@@ -13,7 +13,7 @@ from typing import Literal
 from lxml import etree
 
 from pragmash.errors import VcFormatError
-from pragmash.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
+from pragmash.vc.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,7 @@ def _validate_schema(reader: _Reader, vc: etree._Element) -> None:
 
 @functools.cache
 def _schema() -> etree.XMLSchema:
-    data = resources.files("pragmash").joinpath("schemas", _VC_IN_XSD).read_bytes()
+    data = resources.files("pragmash.vc").joinpath("schemas", _VC_IN_XSD).read_bytes()
     return etree.XMLSchema(parse_xml_bytes(data, _VC_IN_XSD))
 
 

@@ -1,6 +1,6 @@
 """The ``pragmash`` command: a thin front end over the session and the interpreter.
 
-Parses the command line, opens a run through :mod:`pragmash.session`, prints what
+Parses the command line, opens a run through :mod:`pragmash.engine.session`, prints what
 the interpreter reports and turns errors into messages and exit statuses. No run
 logic lives here.
 """
@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pragmash import __version__, session
+from pragmash import __version__
+from pragmash.engine import session
+from pragmash.engine.plan import make_plan
+from pragmash.engine.session import Prepared, Run, RunOptions, parse_sets
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -25,9 +28,7 @@ from pragmash.errors import (
     StepError,
     UserError,
 )
-from pragmash.plan import make_plan
-from pragmash.render import StepPrinter, location, render_error
-from pragmash.session import Prepared, Run, RunOptions, parse_sets
+from pragmash.ui.render import StepPrinter, location, render_error
 
 EXIT_CODES = f"""\
 exit status:
@@ -143,7 +144,7 @@ def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:
         out.write(f"pragmash {__version__}\n")
         return EXIT_OK
     if args[0] in COMMANDS:
-        from pragmash import commands
+        from pragmash.ui.cli import commands
 
         return commands.dispatch(args[0], args[1:], out, err)
     p = _run_parser()
@@ -177,7 +178,7 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if ns.dry_run:
         return print_plan(prep, out)
     if ns.breaks or ns.step or ns.debug_on_failure:
-        from pragmash import repl
+        from pragmash.ui.repl import debugger as repl
 
         return repl.debug_run(
             session.start(prep),

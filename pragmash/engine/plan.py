@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pragmash import allocation as alloc_mod
-from pragmash import ast
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
+from pragmash.engine.interpreter import flatten
+from pragmash.engine.session import Prepared
 from pragmash.errors import RecipeError
-from pragmash.interpreter import flatten
-from pragmash.names import compute_name, frontend_name
-from pragmash.session import Prepared
-from pragmash.targets import parse_target_word, select_names
+from pragmash.language import ast
+from pragmash.language.targets import parse_target_word, select_names
+from pragmash.store import allocation as alloc_mod
+from pragmash.vc.names import compute_name, frontend_name
 
 
 @dataclass(frozen=True)

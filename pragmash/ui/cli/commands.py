@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from pragmash import allocation as alloc_mod
-from pragmash import session
+from pragmash.engine import session
+from pragmash.engine.registry import load_engine
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
-from pragmash.journal import (
+from pragmash.store import allocation as alloc_mod
+from pragmash.store.journal import (
     acquire_lock,
     all_last_runs,
     last_run,
@@ -24,12 +25,11 @@ from pragmash.journal import (
     release_lock,
     steps_of,
 )
-from pragmash.ledger import Ledger
-from pragmash.names import validate_name
-from pragmash.registry import load_engine
-from pragmash.render import StepPrinter
-from pragmash.repository import load_repository
-from pragmash.site import SiteConfig
+from pragmash.store.ledger import Ledger
+from pragmash.ui.render import StepPrinter
+from pragmash.vc.names import validate_name
+from pragmash.vc.repository import load_repository
+from pragmash.vc.site import SiteConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +57,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def _dump(data: Any, out: TextIO) -> None:
-    from pragmash.cli import json_dump
+    from pragmash.ui.cli.main import json_dump
 
     json_dump(data, out)
 
@@ -95,8 +95,8 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
         allow_run=ns.allow_run,
     )
     prep = session.prepare(options)
-    from pragmash import ast
-    from pragmash.interpreter import flatten
+    from pragmash.engine.interpreter import flatten
+    from pragmash.language import ast
 
     params = [
         s.statement for s in flatten(prep.program.statements) if isinstance(s.statement, ast.Param)
@@ -124,7 +124,7 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
     )
     p.add_argument("vcname")
     ns = p.parse_args(args)
-    from pragmash.cli import finish
+    from pragmash.ui.cli.main import finish
 
     run = session.resume(
         validate_name("VC name", ns.vcname), on_event=StepPrinter(out, err), site=ns.site
@@ -379,14 +379,14 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
             out.write(f"released {vcname}'s leases\n")
         run = last_run(ledger, vcname)
         if run is not None and run.outcome in ("running", "failed", "interrupted"):
-            from pragmash.journal import Journal
+            from pragmash.store.journal import Journal
 
             Journal(ledger, run.id).end(
                 "cleaned", f"cleaned at {time.strftime('%Y-%m-%d %H:%M:%S')}"
             )
     finally:
         if holder is not None and ns.force:
-            from pragmash.journal import JOURNAL_SCHEMA
+            from pragmash.store.journal import JOURNAL_SCHEMA
 
             ledger.ensure_schema(JOURNAL_SCHEMA)
             with ledger.transaction() as conn:
@@ -398,11 +398,11 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def cmd_repl(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Open the REPL (see pragmash.repl)."""
+    """Open the REPL (see pragmash.ui.repl.debugger)."""
     import importlib
 
     try:
-        repl = importlib.import_module("pragmash.repl")
+        repl = importlib.import_module("pragmash.ui.repl.debugger")
     except ImportError as exc:  # pragma: no cover - until the REPL lands
         raise UserError(f"the REPL is not available: {exc}") from None
     result: int = repl.main(args, out, err)

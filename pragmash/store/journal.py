@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pragmash.ast import Statement
 from pragmash.errors import BusyError, PragmashError, StepError
-from pragmash.ledger import Ledger
+from pragmash.language.ast import Statement
+from pragmash.store.ledger import Ledger
 
 JOURNAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

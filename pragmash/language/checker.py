@@ -13,13 +13,13 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pragmash import ast
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
-from pragmash.durations import parse_duration
+from pragmash.engine.interpreter import flatten
 from pragmash.errors import RecipeError, Span
-from pragmash.interpreter import flatten
-from pragmash.sources import source_line
-from pragmash.targets import parse_target_word, select_names
+from pragmash.language import ast
+from pragmash.language.durations import parse_duration
+from pragmash.language.sources import source_line
+from pragmash.language.targets import parse_target_word, select_names
 
 FIX_METHODS = ("none", "virt-customize", "virt-v2v")
 WAIT_STATES = ("paused", "running", "shut_off", "up")

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pragmash.errors import UserError
-from pragmash.site import SiteConfig
+from pragmash.vc.site import SiteConfig
 
 BUSY_TIMEOUT_SECONDS = 30.0
 

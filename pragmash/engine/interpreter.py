@@ -20,9 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from pragmash.ast import Include, Program, Statement
-from pragmash.errors import Interrupted, PragmashError
-from pragmash.events import (
+from pragmash.engine.events import (
     EventSink,
     Output,
     Progress,
@@ -31,6 +29,8 @@ from pragmash.events import (
     StepStarted,
     ignore,
 )
+from pragmash.errors import Interrupted, PragmashError
+from pragmash.language.ast import Include, Program, Statement
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 from pragmash.errors import PragmashError, RecipeError, StepError
-from pragmash.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 
 
 def location(file: str, line: int, col: int) -> str:

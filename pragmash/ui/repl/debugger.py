@@ -23,9 +23,9 @@ from prompt_toolkit.history import FileHistory, History
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output as PtOutput
 
-from pragmash import allocation as alloc_mod
-from pragmash import session as session_mod
-from pragmash.ast import STATEMENT_KINDS, Include
+from pragmash.engine import session as session_mod
+from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
+from pragmash.engine.interpreter import FlatStep, StopReason, flatten
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -35,14 +35,14 @@ from pragmash.errors import (
     StepError,
     UserError,
 )
-from pragmash.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
-from pragmash.interpreter import FlatStep, StopReason, flatten
-from pragmash.names import validate_name
-from pragmash.parser import parse_statement
-from pragmash.render import location, render_error
-from pragmash.repl_completion import ReplCompleter
-from pragmash.repl_session import build_session
-from pragmash.sources import remember
+from pragmash.language.ast import STATEMENT_KINDS, Include
+from pragmash.language.parser import parse_statement
+from pragmash.language.sources import remember
+from pragmash.store import allocation as alloc_mod
+from pragmash.ui.render import location, render_error
+from pragmash.ui.repl.completion import ReplCompleter
+from pragmash.ui.repl.session import build_session
+from pragmash.vc.names import validate_name
 
 REPL_FILE = "<repl>"
 SHOW_TOPICS = ("vc-out", "nodes", "node", "vars", "journal", "leases")

@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pragmash import allocation as alloc_mod
-from pragmash import ast
-from pragmash.allocation import Allocation
 from pragmash.driver_api import (
     VC_COMMANDS,
     VE_COMMANDS,
@@ -33,15 +30,18 @@ from pragmash.driver_api import (
     StageContext,
     StageResult,
 )
-from pragmash.durations import parse_duration
+from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
-from pragmash.interpreter import StepOutcome, StepReporter
-from pragmash.ledger import Ledger
-from pragmash.site import SiteConfig
-from pragmash.sources import source_line
-from pragmash.targets import parse_target_word, select_nodes
-from pragmash.vcin import VcIn
-from pragmash.vcout import write_vc_out
+from pragmash.language import ast
+from pragmash.language.durations import parse_duration
+from pragmash.language.sources import source_line
+from pragmash.language.targets import parse_target_word, select_nodes
+from pragmash.store import allocation as alloc_mod
+from pragmash.store.allocation import Allocation
+from pragmash.store.ledger import Ledger
+from pragmash.vc.site import SiteConfig
+from pragmash.vc.vcin import VcIn
+from pragmash.vc.vcout import write_vc_out
 
 UP_MARKER = "PRAGMASH-UP"
 SIMULATED = "skipped: the engine is simulated ({uri}), so there is no disk to {what}"
@@ -164,7 +164,7 @@ class Runtime:
         """
         disks = [str(p) for p in template_disks]
         if disks and not self.engine.simulated:
-            from pragmash.staging import staged_path
+            from pragmash.images.staging import staged_path
 
             staged = staged_path(self.temp_dir / "disks", name, self.site.staging)
             if staged.is_file():
@@ -478,7 +478,7 @@ class Runtime:
 
     def stage(self, node: NodePlan, ctx: StageContext) -> Path:
         """The node's own first disk, staged on first need (a COW overlay or a copy)."""
-        from pragmash.staging import stage_image
+        from pragmash.images.staging import stage_image
 
         current = Path(node.disks[0]) if node.disks else None
         if current is None:
@@ -499,7 +499,7 @@ class Runtime:
         return staged
 
     def _fix_disk(self, node: NodePlan, disk: Path, method: str, ctx: StageContext) -> Path:
-        from pragmash.fixing import fix_image
+        from pragmash.images.fixing import fix_image
 
         log = self.temp_dir / f"{node.name}.fix.log"
         fixed = fix_image(

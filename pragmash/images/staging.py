@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from pragmash.errors import StepError
-from pragmash.tools import run_tool
+from pragmash.images.tools import run_tool
 
 STAGE = "ve_driver/stage"
 CHUNK = 1 << 20  # 1 MiB reads: few system calls

@@ -13,7 +13,7 @@ from pathlib import Path
 from lxml import etree
 
 from pragmash.errors import VcFormatError
-from pragmash.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
+from pragmash.vc.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ _VC_OUT_XSD = "vc-out.xsd"
 
 @functools.cache
 def _schema() -> etree.XMLSchema:
-    data = resources.files("pragmash").joinpath("schemas", _VC_OUT_XSD).read_bytes()
+    data = resources.files("pragmash.vc").joinpath("schemas", _VC_OUT_XSD).read_bytes()
     return etree.XMLSchema(parse_xml_bytes(data, _VC_OUT_XSD))
 
 

@@ -1,4 +1,4 @@
-"""Recipe text -> :mod:`pragmash.ast` statements, and syntax errors in a user's words.
+"""Recipe text -> :mod:`pragmash.language.ast` statements, and syntax errors in a user's words.
 
 The grammar (``grammar/pragmash.lark``) is LALR with a contextual lexer; the parser
 is built once per process. Lark's tree is turned into frozen dataclasses right here,
@@ -27,10 +27,10 @@ from lark.exceptions import (
 )
 from lark.tree import Meta
 
-from pragmash import ast
-from pragmash.durations import DURATION_EXAMPLES, parse_duration
 from pragmash.errors import RecipeError, Span, UserError
-from pragmash.sources import remember
+from pragmash.language import ast
+from pragmash.language.durations import DURATION_EXAMPLES, parse_duration
+from pragmash.language.sources import remember
 
 __all__ = ["STATEMENT_WORDS", "parse_file", "parse_recipe", "parse_statement"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pragmash.ast import Statement
 from pragmash.errors import PragmashError
+from pragmash.language.ast import Statement
 
 
 @dataclass(frozen=True)

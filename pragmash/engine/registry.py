@@ -19,7 +19,7 @@ from typing import Any
 
 from pragmash.driver_api import DistroDriver, EngineDriver
 from pragmash.errors import UserError
-from pragmash.site import SiteConfig
+from pragmash.vc.site import SiteConfig
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 

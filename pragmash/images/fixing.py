@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pragmash.errors import StepError
-from pragmash.staging import image_format
-from pragmash.tools import guestfs_env, run_tool
+from pragmash.images.staging import image_format
+from pragmash.images.tools import guestfs_env, run_tool
 
 STAGE = "ve_driver/fix"
 METHODS = ("none", "virt-v2v", "virt-customize")

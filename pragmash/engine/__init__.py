@@ -1,0 +1,1 @@
+"""Running a recipe: interpreter, runtime, session-level operations, plans, driver registry."""

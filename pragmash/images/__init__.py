@@ -1,0 +1,1 @@
+"""Disk images: staging, fixing, injecting files, external tools and domain XML."""

@@ -1,0 +1,1 @@
+"""The recipe language: grammar to AST, static checks, targets and durations."""

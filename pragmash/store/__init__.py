@@ -1,0 +1,1 @@
+"""What pragmash remembers: the SQLite ledger, run journals and allocation."""

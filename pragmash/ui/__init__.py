@@ -1,0 +1,1 @@
+"""Front ends: the only code that prints. render is shared by cli and repl."""

@@ -1,0 +1,1 @@
+"""The interactive debugger over the interpreter's public step API."""
