@@ -149,6 +149,8 @@ def ensure_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -
     try:
         net.create()
     except libvirt.libvirtError as exc:
+        if _active(net):  # another process started it meanwhile: as good as ours
+            return f"network {plan.network} already up"
         if made:  # take nothing: a network that never ran is not left defined
             _forget(net)
         raise StepError(
@@ -157,6 +159,13 @@ def ensure_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -
             stage=STAGE,
         ) from exc
     return f"{'created' if made else 'started'} network {plan.network} (bridge {plan.bridge})"
+
+
+def _active(net: libvirt.virNetwork) -> bool:
+    try:
+        return bool(net.isActive())
+    except libvirt.libvirtError:
+        return False
 
 
 def _xml(net: libvirt.virNetwork, plan: PrivateNetworkPlan) -> str:
