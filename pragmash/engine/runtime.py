@@ -29,8 +29,11 @@ from pragmash.driver_api import (
     NodePlan,
     StageContext,
     StageResult,
+    UpTest,
+    up_tests_of,
 )
 from pragmash.engine.interpreter import StepOutcome, StepReporter
+from pragmash.engine.readiness import Goal, Waiter
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
@@ -43,7 +46,6 @@ from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcin import VcIn
 from pragmash.vc.vcout import write_vc_out
 
-UP_MARKER = "PRAGMASH-UP"
 SIMULATED = "skipped: the engine is simulated ({uri}), so there is no disk to {what}"
 
 
@@ -60,6 +62,7 @@ class Runtime:
     variables: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     domain_type: str = "qemu"
@@ -117,6 +120,18 @@ class Runtime:
 
     # -- nodes ------------------------------------------------------------------------
 
+    @property
+    def up_tests(self) -> tuple[UpTest, ...]:
+        """How this VC's nodes show they are up: the site's override, else the driver's."""
+        return self.site.up_overrides.get(self.vcname) or up_tests_of(self.distro)
+
+    @property
+    def up_tests_source(self) -> str:
+        """Who chose :attr:`up_tests`, for `pragmash check` and the REPL."""
+        if self.vcname in self.site.up_overrides:
+            return f"the site's [up] {self.vcname} ({self.site.source})"
+        return f"the distro driver {self.distro.name}"
+
     def targets(self, targets: Sequence[ast.Target], stmt: ast.Statement) -> list[NodePlan]:
         if self.allocation is None:
             raise RecipeError(
@@ -152,6 +167,7 @@ class Runtime:
                 else str(self.temp_dir / f"{lease.name}.console.log"),
                 private_ip=lease.private_ip,
                 public_ip=lease.public_ip,
+                up_tests=self.up_tests,
             )
         self.nodes = nodes
         self.variables["num_nodes"] = str(len(nodes))
@@ -341,53 +357,38 @@ class Runtime:
     def _do_waitstate(self, stmt: ast.WaitState, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
-        return self.wait_state(nodes, stmt.state, timeout, reporter)
+        if stmt.state == "up":
+            return self.wait_for(nodes, Goal("up"), timeout, reporter)
+        return self.wait_for(
+            nodes, Goal("state", state=stmt.state.replace("_", " ")), timeout, reporter
+        )
 
-    def wait_state(
-        self, nodes: Sequence[NodePlan], state: str, timeout: float, reporter: StepReporter
+    def _do_waitconsole(self, stmt: ast.WaitConsole, reporter: StepReporter) -> StepOutcome:
+        nodes = self.targets(stmt.targets, stmt)
+        assert stmt.expect is not None
+        timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
+        goal = Goal("console", text=self.word(stmt.expect))
+        return self.wait_for(nodes, goal, timeout, reporter)
+
+    def wait_for(
+        self, nodes: Sequence[NodePlan], goal: Goal, timeout: float, reporter: StepReporter
     ) -> StepOutcome:
-        wanted = state.replace("_", " ")
-        up = wanted == "up"
-        if up and self.engine.simulated:
-            wanted = "running"
-        start = time.monotonic()
-        pending = [n.name for n in nodes]
-        while True:
-            pending = [name for name in pending if not self._reached(name, wanted)]
-            elapsed = time.monotonic() - start
-            done = len(nodes) - len(pending)
-            reporter.progress(
-                done, len(nodes), f"{done}/{len(nodes)} {state}, {elapsed:.0f}s of {timeout:g}s"
-            )
-            if not pending:
-                msg = f"{len(nodes)} node(s) {state} after {elapsed:.1f} s"
-                if up and self.engine.simulated:
-                    msg += " (simulated engine: 'up' taken as 'running')"
-                return StepOutcome("done", msg)
-            if elapsed >= timeout:
-                lines = []
-                tail: list[str] = []
-                for name in pending:
-                    lines.append(f"{name}: {self.engine.state(name)}")
-                    console = self.engine.console_tail(name, 10)
-                    tail += [f"{name} console: {line}" for line in console] or [
-                        f"{name}: no console output"
-                    ]
-                raise StepError(
-                    f"timed out after {timeout:g} s waiting for {', '.join(pending)} to be {state}; "
-                    + "; ".join(lines),
-                    stage="ve_driver/wait",
-                    output_tail=tail,
-                )
-            self.sleep(min(1.0, max(0.05, timeout - elapsed)))
-
-    def _reached(self, name: str, wanted: str) -> bool:
-        current = self.engine.state(name)
-        if wanted == "up":
-            if current != "running":
-                return False
-            return any(UP_MARKER in line for line in self.engine.console_tail(name, 200))
-        return current == wanted
+        """Wait until every node reaches ``goal``; fail at once if one stops for good."""
+        start = self.clock()
+        waiter = Waiter(self.engine, sleep=self.sleep, clock=self.clock, progress=reporter.progress)
+        reached = waiter.wait(nodes, goal, timeout)
+        elapsed = self.clock() - start
+        label = "up" if goal.kind == "up" else goal.label
+        msg = f"{len(nodes)} node(s) {label} after {elapsed:.1f} s"
+        if goal.kind != "state" and self.engine.simulated:
+            msg += f" (simulated engine: {goal.kind} taken as 'running')"
+        elif goal.kind != "state":
+            hows = sorted(set(reached.values()))
+            if len(hows) == 1:
+                msg += f" ({hows[0]})"
+            else:
+                msg += " (" + "; ".join(f"{n}: {h}" for n, h in reached.items()) + ")"
+        return StepOutcome("done", msg, dict(reached))
 
     def _do_drivercall(self, stmt: ast.DriverCall, reporter: StepReporter) -> StepOutcome:
         table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS

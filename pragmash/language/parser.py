@@ -29,7 +29,7 @@ from lark.tree import Meta
 
 from pragmash.errors import RecipeError, Span, UserError
 from pragmash.language import ast
-from pragmash.language.durations import DURATION_EXAMPLES, parse_duration
+from pragmash.language.durations import DURATION_EXAMPLES, DurationTooLong, parse_duration
 from pragmash.language.sources import remember
 
 __all__ = ["STATEMENT_WORDS", "parse_file", "parse_recipe", "parse_statement"]
@@ -91,7 +91,8 @@ _TERMINAL_WORDS = {
 _TAKES = {
     "ALLOCATE": "at most one number of CPUs",
     "FIX": "targets, 'via' and one method",
-    "WAIT": "one duration, or targets, a state and an optional 'timeout DURATION'",
+    "WAIT": "one duration, or targets and a state (or 'console TEXT') and an optional "
+    "'timeout DURATION'",
     "SET": "one value (use double quotes for a value with spaces)",
     "PARAM": "one value (use double quotes for a value with spaces)",
     "INCLUDE": "one file name",
@@ -298,6 +299,8 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         if literal is not None:
             try:
                 parse_duration(literal)
+            except DurationTooLong as err:
+                raise self.src.error(f"{after} {err}", word.span) from None
             except ValueError:
                 raise self.src.error(
                     f"expected a duration like {DURATION_EXAMPLES} after '{after}', "
@@ -355,6 +358,17 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
             state=str(state),
             timeout=timeout,
             state_span=self.src.token_span(state),
+        )
+
+    def wait_console(self, meta: Meta, children: list[Any]) -> ast.WaitConsole:
+        span, text = self._head(meta)
+        targets = tuple(c for c in children if isinstance(c, ast.Target))
+        expect = next(c for c in children if isinstance(c, Token) and c.type in ("BARE", "STRING"))
+        timeout = next((c for c in children if isinstance(c, ast.Word)), None)
+        if timeout is not None:
+            self._duration(timeout, "timeout")
+        return ast.WaitConsole(
+            span, text, targets=targets, expect=self._word(expect), timeout=timeout
         )
 
     def set(self, meta: Meta, children: list[Any]) -> ast.Set:
@@ -613,8 +627,15 @@ def _expected_message(keyword: str | None, after: Any, expected: set[str]) -> st
         return "expected 'via' after the targets of 'fix'"
     if keyword == "FIX" and last == "VIA":
         return "expected a fix method after 'via' (like virt-v2v, virt-customize or none)"
+    if keyword == "WAIT" and last == "BARE" and str(after) == "timeout":
+        return (
+            "expected the text to wait for after 'console', before 'timeout' "
+            '(like console "login:" timeout 5m)'
+        )
+    if keyword == "WAIT" and last == "CONSOLE":
+        return "expected the text to wait for after 'console' (like console \"login:\")"
     if keyword == "WAIT" and "NAME" in expected and not expected & _ENDS:
-        return "expected a state (like running or up) after the targets of 'wait'"
+        return "expected a state (like running or up) or 'console TEXT' after the targets of 'wait'"
     if keyword in ("SET", "PARAM"):
         if last == keyword:
             return f"expected a variable name after '{name}' (letters, digits and '_')"

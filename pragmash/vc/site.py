@@ -50,6 +50,9 @@ Layout (every section and key is optional unless marked *required*)::
     [policy]
     allow_run = false
 
+    [up]                            # per VC: how its nodes show they are up
+    calit2 = ["port:22"]            # overrides the distro driver's tests (see upconfig.py)
+
 ``~`` is expanded in paths. ``$PRAGMASH_STATE_DIR`` overrides the state folder of any
 site (tests and throw-away runs use it). The embedded demo site keeps its state in
 ``$XDG_STATE_HOME/pragmash/demo`` and its temp files in ``$XDG_CACHE_HOME/pragmash/demo/tmp``
@@ -69,7 +72,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from pragmash.driver_api import UpTest
 from pragmash.errors import ConfigError
+from pragmash.vc.upconfig import up_overrides
 
 DomainType = Literal["kvm", "qemu", "auto"]
 Staging = Literal["overlay", "copy"]
@@ -116,6 +121,7 @@ class SiteConfig:
     recipe_dirs: tuple[Path, ...] = ()
     allow_run: bool = False
     embedded: bool = False
+    up_overrides: dict[str, tuple[UpTest, ...]] = field(default_factory=dict)  # [up], per VC
 
     @property
     def ledger_path(self) -> Path:
@@ -147,6 +153,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "drivers": ("folders",),
     "recipes": ("folders",),
     "policy": ("allow_run",),
+    "up": (),  # any VC name (pragmash.vc.upconfig)
 }
 
 _URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s/]*(/[^\s]*)?$")
@@ -294,7 +301,7 @@ def _check_layout(data: dict[str, Any], source: str) -> dict[str, dict[str, Any]
                 key=f"[{section}]",
             )
         for key in table:
-            if key not in _LAYOUT[section]:
+            if section != "up" and key not in _LAYOUT[section]:
                 raise ConfigError(
                     f"unknown key{_did_you_mean(key, _LAYOUT[section])}",
                     file=source,
@@ -457,6 +464,7 @@ def _build(
         recipe_dirs=recipe_dirs,
         allow_run=allow_run,
         embedded=base is None,
+        up_overrides=up_overrides(sections["up"], source),
     )
 
 

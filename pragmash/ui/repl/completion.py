@@ -91,9 +91,13 @@ class ReplCompleter(Completer):
                 return [(m, "method") for m in FIX_METHODS]
             return [("via", "keyword"), *self._targets()]
         if first == "wait" and len(previous) >= 2:
-            if previous[-1] == "timeout":
-                return []
-            return [(s, "state") for s in WAIT_STATES] + [("timeout", "keyword"), *self._targets()]
+            if previous[-1] in ("timeout", "console"):
+                return []  # a duration, or the console text: nothing to offer
+            return [(s, "state") for s in WAIT_STATES] + [
+                ("console", "keyword"),
+                ("timeout", "keyword"),
+                *self._targets(),
+            ]
         if first.startswith(TAKES_TARGETS) or first in TAKES_TARGETS:
             return self._targets()
         return []
