@@ -21,10 +21,19 @@ import libvirt
 import libvirt_qemu
 from lxml import etree
 
-from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.driver_api import (
+    NetworkState,
+    NodePlan,
+    PrivateNetworkPlan,
+    StageContext,
+    StageResult,
+)
 from pragmash.errors import StepError
 from pragmash.images.domain import HostInfo, render_domain, with_uuid
 from pragmash.images.textsafe import printable
+from pragmash.vc.privnet import network_name
+
+from . import libvirt_network
 
 POLL_SECONDS = 0.2
 AGENT_PING = '{"execute": "guest-ping"}'
@@ -188,6 +197,25 @@ class LibvirtEngine:
                 ) from exc
             self._host = host_info_from_capabilities(caps)
         return self._host
+
+    # -- private networks (see pragmash.drivers.libvirt_network) ----------------
+
+    def check_private_network(self, plan: PrivateNetworkPlan) -> None:
+        """Refuse a bridge that clashes, or a site bridge that is missing (ConfigError)."""
+        libvirt_network.check_private_network(self._connection(), plan, self.uri)
+
+    def ensure_private_network(self, plan: PrivateNetworkPlan) -> StageResult:
+        """Define and start the VC's network unless it runs already."""
+        message = libvirt_network.ensure_private_network(self._connection(), plan)
+        return StageResult(
+            outcome="done", message=message, products={"private_network": plan.attach}
+        )
+
+    def private_network_state(self, plan: PrivateNetworkPlan) -> NetworkState:
+        return libvirt_network.private_network_state(self._connection(), plan)
+
+    def remove_private_network(self, vcname: str) -> bool:
+        return libvirt_network.remove_private_network(self._connection(), network_name(vcname))
 
     # -- lookups ------------------------------------------------------------
 

@@ -115,6 +115,44 @@ def describe_up_tests(tests: Iterable[UpTest]) -> str:
     return ", or ".join(t.describe() for t in tests)
 
 
+PrivateMode = Literal["isolated", "ovs", "bridge"]
+
+
+@dataclass(frozen=True)
+class PrivateNetworkPlan:
+    """A VC's own private network, as the site's ``[network] private`` mode makes it.
+
+    Every VC gets one, on its VLAN, because every Rocks VC uses the same private
+    addresses: two VCs on one shared network answer each other's ARP. ``network`` is
+    the libvirt network pragmash defines for the VC (``isolated``: libvirt makes the
+    bridge ``bridge``; ``ovs``: over the site's Open vSwitch bridge ``bridge``, tagged
+    with ``vlan``), or None where the private interfaces join the site's own per-VLAN
+    bridge directly (``bridge``). ``setting`` names the site setting that chose
+    ``bridge``, so that an engine's complaint about it points at the file to fix.
+    """
+
+    vcname: str
+    mode: PrivateMode
+    vlan: int
+    bridge: str
+    network: str | None
+    setting: str
+    site_source: str = ""
+
+    @property
+    def attach(self) -> str:
+        """What a private interface is given: the network, or ``bridge:NAME``."""
+        return self.network if self.network is not None else f"bridge:{self.bridge}"
+
+    def describe(self) -> str:
+        """One line for people: ``calit2-private (isolated, bridge pragma2, VLAN 2)``."""
+        if self.mode == "isolated":
+            return f"{self.network} (isolated, bridge {self.bridge}, VLAN {self.vlan})"
+        if self.mode == "ovs":
+            return f"{self.network} (ovs over {self.bridge}, VLAN tag {self.vlan})"
+        return f"bridge {self.bridge} (site bridge for VLAN {self.vlan})"
+
+
 @dataclass(frozen=True)
 class NodePlan:
     """One node as allocated: the vc-in template plus what the site decided for it.
@@ -142,6 +180,16 @@ class NodePlan:
     def address(self) -> str:
         """Where the site reaches the node: its public address, else its private one."""
         return self.public_ip or self.private_ip
+
+
+@dataclass(frozen=True)
+class NetworkState:
+    """What the engine has of a VC's private network, for ``status`` and ``list``."""
+
+    name: str  # the libvirt network, or the site's bridge in ``bridge`` mode
+    exists: bool  # defined (a libvirt network) or present (a site bridge)
+    active: bool  # started, so domains can join it
+    detail: str  # in words, for people
 
 
 @dataclass
@@ -219,6 +267,31 @@ class EngineDriver(Protocol):
         Control characters come escaped (``pragmash.images.textsafe.printable``): a guest must not
         drive the terminal that shows them.
         """
+        ...
+
+
+@runtime_checkable
+class PrivateNetworks(Protocol):
+    """An engine that makes each VC's private network (libvirt: its network API).
+
+    Separate from :class:`EngineDriver` because an engine may leave networking to the
+    site; then private interfaces go where the plan says and nothing is made.
+    """
+
+    def check_private_network(self, plan: PrivateNetworkPlan) -> None:
+        """Raise ConfigError naming the site setting when the host cannot carry ``plan``."""
+        ...
+
+    def ensure_private_network(self, plan: PrivateNetworkPlan) -> StageResult:
+        """Make the network exist and run; idempotent; a failure leaves nothing made."""
+        ...
+
+    def private_network_state(self, plan: PrivateNetworkPlan) -> NetworkState:
+        """Whether the network (or the site's bridge) exists on the engine."""
+        ...
+
+    def remove_private_network(self, vcname: str) -> bool:
+        """Remove VC ``vcname``'s network; True when there was one; absent is fine."""
         ...
 
 

@@ -21,8 +21,10 @@ from pragmash.errors import ConfigError
 from pragmash.vc.names import NAME_PATTERN
 
 
-def up_overrides(table: dict[str, Any], source: str) -> dict[str, tuple[UpTest, ...]]:
+def up_overrides(table: Any, source: str) -> dict[str, tuple[UpTest, ...]]:
     """``[up]`` as VC name -> its tests; every mistake names the key."""
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table [up] of VC names", file=source, key="[up]")
     overrides: dict[str, tuple[UpTest, ...]] = {}
     for vcname, value in table.items():
         key = f"[up] {vcname}"
