@@ -128,6 +128,8 @@ def load_repository(base_path: Path | None) -> Repository:
         raise RepositoryError(f"{vcdb}: cannot be read: {exc.strerror}") from None
     entries: dict[str, Path] = {}
     lines: dict[str, int] = {}
+    # a byte-order mark (Windows editors write one) is accepted, as in recipes
+    text = text.removeprefix("\ufeff")
     for number, line in enumerate(text.splitlines(), start=1):
         parsed = _parse_line(vcdb, number, line, base)
         if parsed is None:
