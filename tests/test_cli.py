@@ -211,7 +211,7 @@ def test_libvirt_define_refused_is_reported_with_libvirts_words(tmp_path: Path) 
 
 
 def test_busy_vc_is_refused_with_its_holder() -> None:
-    from pragmash.store.journal import acquire_lock
+    from pragmash.store.journal import acquire_lock, process_started
 
     site = load_site(None)
     ledger = Ledger(site)
@@ -219,7 +219,10 @@ def test_busy_vc_is_refused_with_its_holder() -> None:
     try:
         acquire_lock(ledger, "calit2")
         with ledger.transaction() as conn:
-            conn.execute("UPDATE locks SET pid=? WHERE vcname='calit2'", (holder.pid,))
+            conn.execute(
+                "UPDATE locks SET pid=?, started=? WHERE vcname='calit2'",
+                (holder.pid, process_started(holder.pid)),
+            )
         code, _, err = run(ROCKS6, "--vcname", "calit2")
         assert code == EXIT_BUSY
         assert f"pid {holder.pid}" in err

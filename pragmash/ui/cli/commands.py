@@ -25,6 +25,7 @@ from pragmash.store.journal import (
     last_run,
     lock_holder,
     release_lock,
+    run_outcome,
     steps_of,
 )
 from pragmash.store.ledger import Ledger
@@ -173,7 +174,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
                 "nodes": len(held.nodes) if held else 0,
                 "fqdn": held.public.fqdn if held else None,
                 "last_run": run.id if run else None,
-                "last_outcome": run.outcome if run else None,
+                "last_outcome": run_outcome(run, lock_holder(ledger, name)) if run else None,
             }
         )
     if ns.json:
@@ -239,7 +240,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         "lock": holder.describe() if holder and holder.alive else None,
         "run": {
             "id": run.id,
-            "outcome": run.outcome,
+            "outcome": run_outcome(run, holder),
             "recipe": run.recipe,
             "steps": [
                 {
@@ -281,7 +282,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
                 f"  {n['name']:<22} {n['engine_state']:<14} {n['cpus']:>4}  {n['ip']:<16} {', '.join(n['macs'])}{flag}\n"
             )
     if run:
-        out.write(f"  run {run.id} ({run.outcome}): {run.recipe}\n")
+        out.write(f"  run {run.id} ({run_outcome(run, holder)}): {run.recipe}\n")
         for s in steps:
             msg = f"  {s.message}" if s.message else ""
             if s.stage and s.outcome in ("failed", "interrupted"):
