@@ -30,13 +30,33 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("PRAGMASH_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("PRAGMASH_SITE", raising=False)
     monkeypatch.setenv("LIBGUESTFS_BACKEND", "direct")
     monkeypatch.setenv("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+    yield
+    _forget_test_driver_networks()
+
+
+def _forget_test_driver_networks() -> None:
+    """VCs' private networks a test made on this process's test:///default.
+
+    The test driver's state lives while any connection in the process is open, and
+    engines keep theirs: without this, the next test's VC of the same name would find
+    the last one's network (on another VLAN) and rightly refuse it.
+    """
+    conn = libvirt.open("test:///default")
+    try:
+        for net in conn.listAllNetworks(0):
+            if net.name().endswith("-private"):
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+    finally:
+        conn.close()
 
 
 def _vm_tier_missing() -> str | None:

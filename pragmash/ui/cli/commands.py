@@ -129,6 +129,8 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
     run = session.resume(
         validate_name("VC name", ns.vcname), on_event=StepPrinter(out, err), site=ns.site
     )
+    for note in session.site_notes(run.prepared) + run.notes:
+        err.write(f"{note}\n")
     cur = run.interpreter.current
     if cur is not None:
         span = cur.statement.span

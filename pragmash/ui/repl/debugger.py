@@ -671,6 +671,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             raise UserError("pragmash repl --attach NAME takes no RECIPE or --vcname")
         run = session_mod.resume(validate_name("VC name (--attach)", ns.attach), site=ns.site)
         restore_from_journal(run)
+        for note in session_mod.site_notes(run.prepared) + run.notes:
+            err.write(f"{note}\n")
         return run
     if not ns.recipe or not ns.vcname:
         raise UserError(
@@ -694,6 +696,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
             f"site ({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
+    for note in session_mod.site_notes(prep):
+        err.write(f"{note}\n")
     return session_mod.start(prep)
 
 
