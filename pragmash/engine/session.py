@@ -16,6 +16,7 @@ from typing import Any
 
 from pragmash.engine.events import EventSink, ignore
 from pragmash.engine.interpreter import Interpreter
+from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import LedgerError, RecipeError, UserError
@@ -75,6 +76,23 @@ class RunOptions:
             site=data.get("site"),
             sets=dict(data.get("sets") or {}),
             allow_run=bool(data.get("allow_run")),
+        )
+
+    def resolved(self) -> RunOptions:
+        """These options with every path absolute, as journaled for ``resume``.
+
+        ``resume`` and ``repl --attach`` may run from another folder than the run did;
+        ``r.prg`` or ``../base/repo`` as typed would then name other files, or none.
+        """
+
+        def absolute(path: str | None) -> str | None:
+            return str(Path(path).expanduser().resolve()) if path else path
+
+        return replace(
+            self,
+            recipe=absolute(self.recipe) or self.recipe,
+            base_path=absolute(self.base_path),
+            site=absolute(self.site),
         )
 
 
@@ -222,11 +240,13 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     runtime.domain_type = _domain_type(prep)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
+        options = prep.options.resolved()
         journal = Journal.start(
             prep.ledger,
             runtime.vcname,
-            str(Path(prep.options.recipe).resolve()),
-            prep.options.to_json(),
+            options.recipe,
+            options.to_json(),
+            recipe_sources(prep.program),
         )
         set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
     except BaseException:
@@ -246,8 +266,18 @@ def _domain_type(prep: Prepared) -> str:
     return resolve_domain_type(prep.site.domain_type, prep.vcin.frontend.domain_type, host_info())
 
 
-def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None) -> Run:
-    """Reopen a VC's last run at its first unfinished step, with the same allocation."""
+def resume(
+    vcname: str,
+    *,
+    on_event: EventSink = ignore,
+    site: str | None = None,
+    accept_changes: bool = False,
+) -> Run:
+    """Reopen a VC's last run at its first unfinished step, with the same allocation.
+
+    Steps are matched by position, so a recipe edited since the run started is
+    refused (saying what changed) unless ``accept_changes``.
+    """
     site_cfg = open_site(site)
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
@@ -269,6 +299,14 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
         options.site = site
     prep = prepare(options, resuming=True)
     steps = steps_of(prep.ledger, record.id)
+    changes = recipe_changes(record.sources, prep.program, steps)
+    if changes and not accept_changes:
+        raise UserError(
+            f"{vcname}: the recipe changed since run {record.id} started: " + "; ".join(changes),
+            hint="resume matches steps by their position, so it would redo or skip steps: put "
+            f"the recipe back as it was, or `pragmash resume {vcname} --accept-changes` to go "
+            f"on anyway (or `pragmash clean {vcname}` and start afresh)",
+        )
     done = {s.idx for s in steps if s.outcome in ("done", "skipped")}
     flat = flatten(prep.program.statements)
     start_at = next((s.index for s in flat if s.index not in done), len(flat))
@@ -277,7 +315,7 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
     runtime.domain_type = _domain_type(prep)
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
-    journal.reopen()
+    journal.reopen(recipe_sources(prep.program))
     _replay(prep, start_at)
     interp = Interpreter(
         prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at

@@ -129,11 +129,20 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         "resume", "Continue a VC's last run from its first unfinished step, same allocation."
     )
     p.add_argument("vcname")
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="resume even though the recipe changed since the run started (steps are "
+        "matched by position)",
+    )
     ns = p.parse_args(args)
     from pragmash.ui.cli.main import finish
 
     run = session.resume(
-        validate_name("VC name", ns.vcname), on_event=StepPrinter(out, err), site=ns.site
+        validate_name("VC name", ns.vcname),
+        on_event=StepPrinter(out, err),
+        site=ns.site,
+        accept_changes=ns.accept_changes,
     )
     cur = run.interpreter.current
     if cur is not None:

@@ -50,7 +50,7 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
                 [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]
                 [--break LINE|KIND]... [--step] [--debug-on-failure]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
-       pragmash resume VCNAME
+       pragmash resume VCNAME [--accept-changes]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
        pragmash --help | --version
@@ -81,6 +81,7 @@ run options:
 commands:
   check RECIPE         parse and check a recipe without running it
   resume VCNAME        continue a VC's last run from its first unfinished step
+                       (refused if its recipe changed, unless --accept-changes)
   list                 VCs with their state; `list repository`: what it offers
   status VCNAME        each node's engine state, CPUs, address; the run's steps
   shutdown VCNAME      stop the VC's domains gracefully
