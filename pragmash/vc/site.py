@@ -36,7 +36,8 @@ Layout (every section and key is optional unless marked *required*)::
     state = "state"                 # ledger; default $XDG_STATE_HOME/pragmash
     temp = "tmp"                    # default $XDG_CACHE_HOME/pragmash/tmp
     image_cache = "images"          # default $XDG_CACHE_HOME/pragmash/images
-    repository = "/srv/vcs"         # default --base_path; unset: the bundled demo repository
+    repository = "/srv/vcs"         # default --base_path (a folder, or http(s)://host/repo/
+                                    # with a SHA256SUMS); unset: the bundled demo repository
 
     [images]
     staging = "overlay"             # "overlay" (copy-on-write) | "copy"
@@ -69,7 +70,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pragmash.errors import ConfigError
+from pragmash.errors import ConfigError, RepositoryError
+from pragmash.vc.http import check_url, is_url
 
 DomainType = Literal["kvm", "qemu", "auto"]
 Staging = Literal["overlay", "copy"]
@@ -107,7 +109,9 @@ class SiteConfig:
     temp_dir: Path
     state_dir: Path
     image_cache: Path
-    repository: Path | None  # default --base_path; None means the bundled demo repository
+    # default --base_path: a folder, or a web repository's URL (a str); None means the
+    # bundled demo repository
+    repository: Path | str | None
     staging: Staging = "overlay"
     boot_parallelism: int = 4
     bridges: dict[str, str] = field(default_factory=dict)  # vc-in bridge -> site network
@@ -409,18 +413,22 @@ def _build(
         temp_dir = cache / "tmp"
         image_cache = cache / "images"
     given: dict[str, Path] = {}
+    repository_url: str | None = None
     for name in ("state", "temp", "image_cache", "repository"):
         value = paths.string(name, None)
         if value is not None:
             if not value.strip():
                 raise paths.fail(name, "expected a folder path, got an empty string")
+            if name == "repository" and is_url(value):
+                repository_url = _repository_url(paths, value)
+                continue
             given[name] = _resolve(value, base)
     state_dir = given.get("state", state_dir)
     if env.get(ENV_STATE_DIR):
         state_dir = Path(env[ENV_STATE_DIR]).expanduser().absolute()
     temp_dir = given.get("temp", temp_dir)
     image_cache = given.get("image_cache", image_cache)
-    repository = given.get("repository")
+    repository: Path | str | None = repository_url or given.get("repository")
 
     staging = cast(Staging, reader("images").choice("staging", "overlay", ("overlay", "copy")))
     driver_dirs = tuple(_resolve(v, base) for v in reader("drivers").string_list("folders"))
@@ -458,6 +466,14 @@ def _build(
         allow_run=allow_run,
         embedded=base is None,
     )
+
+
+def _repository_url(paths: _Reader, value: str) -> str:
+    """A web repository's URL, checked here so a typo is named by its key."""
+    try:
+        return check_url(value, "repository")
+    except RepositoryError as exc:
+        raise paths.fail("repository", exc.message.removeprefix("repository: ")) from None
 
 
 def _mac_prefix(net: _Reader) -> str:
