@@ -6,6 +6,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
+from pragmash.language.vocabulary import FIX_METHODS, WAIT_STATES
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.debugger import Repl
 from pragmash.ui.repl.session import RecipeLexer
@@ -34,7 +35,7 @@ def complete(text: str) -> list[str]:
         ("break bo", ["boot"]),
         ("boot comp", ["compute", "compute["]),
         ("boot calit2-f", ["calit2-frontend"]),
-        ("fix all via virt-", ["virt-v2v", "virt-customize"]),
+        ("fix all via virt-", ["virt-customize", "virt-v2v"]),
         ("wait frontend r", ["running"]),
         ("wait frontend up ti", ["timeout"]),
         ("echo $vc", ["$vc_out", "$vcname"]),
@@ -48,6 +49,13 @@ def complete(text: str) -> list[str]:
 )
 def test_completes_what_fits_there(text: str, expected: list[str]) -> None:
     assert complete(text) == expected
+
+
+def test_methods_and_states_are_the_languages_own() -> None:
+    """The completer offers exactly what the checker accepts: one vocabulary, no copies."""
+    assert complete("fix all via ") == list(FIX_METHODS)
+    offered = complete("wait frontend ")
+    assert [w for w in offered if w in WAIT_STATES] == list(WAIT_STATES)
 
 
 def test_no_completion_where_nothing_fits() -> None:

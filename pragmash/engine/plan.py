@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
-from pragmash.engine.interpreter import flatten
 from pragmash.engine.session import Prepared
 from pragmash.errors import RecipeError
 from pragmash.language import ast
+from pragmash.language.program import flatten
 from pragmash.language.targets import parse_target_word, select_names
 from pragmash.store import allocation as alloc_mod
 from pragmash.vc.names import compute_name, frontend_name

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pragmash.engine.events import EventSink, Output, Progress, ignore
-from pragmash.engine.interpreter import Interpreter, flatten
+from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import RecipeError, UserError
@@ -23,6 +23,7 @@ from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
 from pragmash.language.checker import CheckContext, check_program, needs_allocation_first
 from pragmash.language.parser import parse_file
+from pragmash.language.program import flatten
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import (
     Journal,

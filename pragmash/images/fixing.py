@@ -16,9 +16,10 @@ from pathlib import Path
 from pragmash.errors import StepError
 from pragmash.images.staging import image_format
 from pragmash.images.tools import guestfs_env, run_tool
+from pragmash.language.vocabulary import FIX_METHODS
 
 STAGE = "ve_driver/fix"
-METHODS = ("none", "virt-v2v", "virt-customize")
+METHODS = FIX_METHODS
 FIXED_MARKER = "/etc/pragmash-fixed"
 
 

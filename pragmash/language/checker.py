@@ -14,15 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
-from pragmash.engine.interpreter import flatten
 from pragmash.errors import RecipeError, Span
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
+from pragmash.language.program import flatten
 from pragmash.language.sources import source_line
 from pragmash.language.targets import parse_target_word, select_names
-
-FIX_METHODS = ("none", "virt-customize", "virt-v2v")
-WAIT_STATES = ("paused", "running", "shut_off", "up")
+from pragmash.language.vocabulary import FIX_METHODS, WAIT_STATES
 
 
 @dataclass

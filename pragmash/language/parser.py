@@ -31,23 +31,9 @@ from pragmash.errors import RecipeError, Span, UserError
 from pragmash.language import ast
 from pragmash.language.durations import DURATION_EXAMPLES, parse_duration
 from pragmash.language.sources import remember
+from pragmash.language.vocabulary import STATEMENT_WORDS
 
-__all__ = ["STATEMENT_WORDS", "parse_file", "parse_recipe", "parse_statement"]
-
-#: What may start a statement, as users write it (also used by the REPL's completer).
-STATEMENT_WORDS = (
-    "allocate",
-    "boot",
-    "echo",
-    "fix",
-    "include",
-    "param",
-    "run",
-    "set",
-    "wait",
-    "ve_driver/",
-    "vc_driver/",
-)
+__all__ = ["parse_file", "parse_recipe", "parse_statement"]
 
 _KEYWORD_TERMINALS = {
     "ALLOCATE",

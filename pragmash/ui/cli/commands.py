@@ -16,6 +16,8 @@ from typing import Any, TextIO
 from pragmash.engine import session
 from pragmash.engine.registry import load_engine
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
+from pragmash.language import ast
+from pragmash.language.program import flatten
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import (
     acquire_lock,
@@ -95,9 +97,6 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
         allow_run=ns.allow_run,
     )
     prep = session.prepare(options)
-    from pragmash.engine.interpreter import flatten
-    from pragmash.language import ast
-
     params = [
         s.statement for s in flatten(prep.program.statements) if isinstance(s.statement, ast.Param)
     ]

@@ -16,19 +16,19 @@ from prompt_toolkit.document import Document
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
 from pragmash.language.ast import STATEMENT_KINDS
-from pragmash.language.parser import STATEMENT_WORDS
+from pragmash.language.vocabulary import (
+    FIX_METHODS,
+    STATEMENT_KEYWORDS,
+    TAKES_TARGETS,
+    WAIT_STATES,
+)
 
-# The parser's own list, minus the driver prefixes (completed from DRIVER_COMMANDS).
-STATEMENT_KEYWORDS = tuple(w for w in STATEMENT_WORDS if not w.endswith("/"))
 TARGET_WORDS = ("frontend", "compute", "compute[", "all")
 DRIVER_COMMANDS = tuple(
     [f"ve_driver/{c}" for c in sorted(VE_COMMANDS)]
     + [f"vc_driver/{c}" for c in sorted(VC_COMMANDS)]
 )
 SHOW_TOPICS = ("vc-out", "nodes", "node", "vars", "journal", "leases")
-FIX_METHODS = ("virt-v2v", "virt-customize", "none")
-WAIT_STATES = ("running", "up", "shut_off")
-TAKES_TARGETS = ("boot", "fix", "wait", "ve_driver/", "vc_driver/")
 
 # the word being typed: anything up to the last blank or ';'
 _CURRENT = re.compile(r"[^\s;]*$")

@@ -25,7 +25,7 @@ from prompt_toolkit.output import Output as PtOutput
 
 from pragmash.engine import session as session_mod
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
-from pragmash.engine.interpreter import FlatStep, StopReason, flatten
+from pragmash.engine.interpreter import StopReason
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -37,6 +37,7 @@ from pragmash.errors import (
 )
 from pragmash.language.ast import STATEMENT_KINDS, Include
 from pragmash.language.parser import parse_statement
+from pragmash.language.program import FlatStep, flatten
 from pragmash.language.sources import remember
 from pragmash.store import allocation as alloc_mod
 from pragmash.ui.render import location, render_error

@@ -20,7 +20,8 @@ from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.output import Output
 from prompt_toolkit.styles import Style
 
-from pragmash.ui.repl.completion import DRIVER_COMMANDS, STATEMENT_KEYWORDS
+from pragmash.language.vocabulary import STATEMENT_KEYWORDS
+from pragmash.ui.repl.completion import DRIVER_COMMANDS
 from pragmash.ui.repl.keys import build_key_bindings
 
 PROMPT = "(pragmash) "
