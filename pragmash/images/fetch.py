@@ -31,6 +31,8 @@ from pragmash.vc.http import TRANSIENT, HttpClient
 from pragmash.vc.sums import DigestMismatch
 
 CHUNK = 1 << 20
+RETRIES = 5  # a piece that stops is asked again from where it stopped, this many times in a row
+BACKOFF = 1.0  # seconds, times the attempt number, before asking again
 PART_SUFFIX = ".part"
 LOCK_NAME = ".lock"
 
@@ -53,6 +55,11 @@ class Piece:
     url: str | None = None
     path: Path | None = None
     expected: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """How messages name it: its URL or its path."""
+        return self.url or (str(self.path) if self.path else self.name)
 
     def size(self, client: HttpClient) -> int | None:
         """Bytes in this piece, or None where the server does not say."""
@@ -95,15 +102,17 @@ def assemble(
     *,
     expected: str | None,
     where: str,
+    shown: str | None = None,
     client: HttpClient | None = None,
     progress: Progress = _no_progress,
-    retries: int = 5,
-    backoff: float = 1.0,
+    retries: int | None = None,
+    backoff: float | None = None,
 ) -> tuple[Path, bool]:
     """Make ``dest`` hold the pieces' bytes in order, checked; returns (dest, newly made).
 
     ``expected`` is the digest of the whole (None when only the pieces are listed);
-    ``where`` names the listing in messages (``http://…/SHA256SUMS:3``). A piece that
+    ``where`` names the listing in messages (``http://…/SHA256SUMS:3``), ``shown`` the
+    whole image (its URL or repository path; default its first piece's). A piece that
     stops mid-way is asked again from where it stopped up to ``retries`` times in a
     row; after that the error says how far it got and the ``.part`` is kept.
     """
@@ -117,7 +126,18 @@ def assemble(
         sizes = [piece.size(web) for piece in pieces]
         partial = dest.with_name(dest.name + PART_SUFFIX)
         try:
-            _fill(pieces, sizes, partial, expected, where, web, progress, retries, backoff)
+            _fill(
+                pieces,
+                sizes,
+                partial,
+                expected,
+                where,
+                shown or pieces[0].shown,
+                web,
+                progress,
+                RETRIES if retries is None else retries,
+                BACKOFF if backoff is None else backoff,
+            )
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise RepositoryError(
@@ -136,6 +156,7 @@ def _fill(
     partial: Path,
     expected: str | None,
     where: str,
+    shown: str,
     client: HttpClient,
     progress: Progress,
     retries: int,
@@ -181,7 +202,7 @@ def _fill(
             if len(pieces) > 1 and piece.expected is not None and digest != piece.expected:
                 out.close()
                 partial.unlink(missing_ok=True)
-                raise DigestMismatch(piece.name, where, piece.expected, digest)
+                raise DigestMismatch(piece.shown, where, piece.expected, digest)
             start += got
         out.flush()
         os.fsync(out.fileno())
@@ -190,8 +211,7 @@ def _fill(
     want = expected or single
     if want is not None and got_whole != want:
         partial.unlink(missing_ok=True)
-        name = pieces[0].name if len(pieces) == 1 else partial.name.removesuffix(PART_SUFFIX)
-        raise DigestMismatch(name, where, want, got_whole)
+        raise DigestMismatch(shown, where, want, got_whole)
 
 
 def _rehash(

@@ -184,6 +184,7 @@ def _provide_local(
         cache_dir / FETCHED_FOLDER / key / path.name,
         expected=expected,
         where=where,
+        shown=str(path),
         progress=progress,
     )
     return ProvidedImage(name, dest, "joined" if new else "cached", dest.stat().st_size)
@@ -238,6 +239,7 @@ def _provide_remote(
         cache_dir / FETCHED_FOLDER / key / filename,
         expected=expected,
         where=where,
+        shown=url,
         client=client,
         progress=progress,
     )
