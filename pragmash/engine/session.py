@@ -7,6 +7,7 @@ changes anything: the ledger is only written once a run starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import RecipeError, UserError
+from pragmash.errors import LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
@@ -241,6 +242,15 @@ class Run:
         self.journal.end(outcome, message)
         release_lock(self.prepared.ledger, self.prepared.runtime.vcname)
 
+    def abandon(self, message: str) -> None:
+        """Close a run the ledger stopped, as far as the ledger still lets us.
+
+        A failed write here changes nothing: the lock dies with this process, and the
+        run then reads as interrupted (:func:`pragmash.store.journal.run_outcome`).
+        """
+        with contextlib.suppress(LedgerError):
+            self.close("interrupted", message)
+
 
 def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
@@ -257,7 +267,9 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
         )
         set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
     except BaseException:
-        release_lock(prep.ledger, runtime.vcname)
+        # the first fault is the one to report; the lock dies with this process
+        with contextlib.suppress(LedgerError):
+            release_lock(prep.ledger, runtime.vcname)
         raise
     interp = Interpreter(prep.program, runtime, journal=journal, on_event=on_event)
     return Run(prep, interp, journal)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from pragmash.driver_api import describe_up_tests
 from pragmash.engine import session
 from pragmash.engine.registry import load_engine
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
@@ -25,6 +26,7 @@ from pragmash.store.journal import (
     last_run,
     lock_holder,
     release_lock,
+    run_outcome,
     steps_of,
 )
 from pragmash.store.ledger import Ledger
@@ -115,6 +117,11 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
                 else "(computed)"
             )
             out.write(f"  {param.name:<20} default {default}\n")
+    runtime = prep.runtime
+    out.write(
+        f"'wait … up': {vcname}'s nodes are up when running and "
+        f"{describe_up_tests(runtime.up_tests)} (chosen by {runtime.up_tests_source})\n"
+    )
     return EXIT_OK
 
 
@@ -176,7 +183,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
                 "nodes": len(held.nodes) if held else 0,
                 "fqdn": held.public.fqdn if held else None,
                 "last_run": run.id if run else None,
-                "last_outcome": run.outcome if run else None,
+                "last_outcome": run_outcome(run, lock_holder(ledger, name)) if run else None,
             }
         )
     if ns.json:
@@ -242,7 +249,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         "lock": holder.describe() if holder and holder.alive else None,
         "run": {
             "id": run.id,
-            "outcome": run.outcome,
+            "outcome": run_outcome(run, holder),
             "recipe": run.recipe,
             "steps": [
                 {
@@ -284,7 +291,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
                 f"  {n['name']:<22} {n['engine_state']:<14} {n['cpus']:>4}  {n['ip']:<16} {', '.join(n['macs'])}{flag}\n"
             )
     if run:
-        out.write(f"  run {run.id} ({run.outcome}): {run.recipe}\n")
+        out.write(f"  run {run.id} ({run_outcome(run, holder)}): {run.recipe}\n")
         for s in steps:
             msg = f"  {s.message}" if s.message else ""
             if s.stage and s.outcome in ("failed", "interrupted"):

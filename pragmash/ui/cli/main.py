@@ -23,6 +23,7 @@ from pragmash.errors import (
     EXIT_OK,
     EXIT_STEP_FAILED,
     EXIT_USER,
+    LedgerError,
     PragmashError,
     RecipeError,
     StepError,
@@ -34,10 +35,10 @@ EXIT_CODES = f"""\
 exit status:
   0    the run finished (or the command did what it said)
   1    an internal error in pragmash (please report it, with the traceback)
-  {EXIT_USER}    bad input: recipe, vc-in.xml, vcdb.txt, site config or command line;
-       nothing was changed
-  {EXIT_STEP_FAILED}    a step failed; domains, images and leases are kept for debugging:
-       `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
+  {EXIT_USER}    bad input: recipe, vc-in.xml, vcdb.txt, site config or command line, or
+       an unusable ledger (corrupted, full disk, read-only, locked); nothing was changed
+  {EXIT_STEP_FAILED}    a step failed, or the ledger failed mid-run; domains, images and leases
+       are kept: `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
   4    the VC is held by another run
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
 """
@@ -203,19 +204,27 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
     interp = run.interpreter
     vcname = run.prepared.runtime.vcname
     try:
-        reason = interp.run_to_end()
-    except KeyboardInterrupt:
-        reason = "interrupted"
+        try:
+            reason = interp.run_to_end()
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        if reason == "finished":
+            run.close("finished")
+    except LedgerError as fault:
+        return ledger_stopped(run, fault, err)
     if reason == "finished":
-        run.close("finished")
         vc_out = run.prepared.runtime.vc_out_path
         out.write(f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
         return EXIT_OK
     error = interp.last_error
     step = interp.current
-    run.close(
-        "interrupted" if reason == "interrupted" else "failed", error.message if error else None
-    )
+    try:
+        run.close(
+            "interrupted" if reason == "interrupted" else "failed",
+            error.message if error else None,
+        )
+    except LedgerError as fault:
+        return ledger_stopped(run, fault, err)
     if error is not None and step is not None:
         span = step.statement.span
         err.write(
@@ -230,9 +239,28 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
         )
     if reason == "interrupted":
         return EXIT_INTERRUPTED
+    if isinstance(error, LedgerError):
+        return EXIT_STEP_FAILED
     if isinstance(error, RecipeError | UserError) and not isinstance(error, StepError):
         return EXIT_STEP_FAILED
     return error.exit_code if error else EXIT_STEP_FAILED
+
+
+def ledger_stopped(run: Run, fault: LedgerError, err: TextIO) -> int:
+    """A run the ledger stopped half-way: say so, keep everything, leave it resumable.
+
+    The run is marked interrupted if the ledger still takes a write; if not, its lock
+    dies with this process, and the next command sees the run as interrupted.
+    """
+    vcname = run.prepared.runtime.vcname
+    run.abandon(fault.message)
+    err.write(render_error(fault) + "\n")
+    err.write(
+        f"{vcname}: the run stopped because its ledger failed. Nothing was removed: domains, "
+        f"images and leases are kept.\n"
+        f"next: fix the ledger as said above, then `pragmash resume {vcname}` continues\n"
+    )
+    return EXIT_STEP_FAILED
 
 
 def print_plan(prep: Prepared, out: TextIO) -> int:
