@@ -14,13 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pragmash.engine.events import EventSink, ignore
+from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
+from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
 from pragmash.language.checker import CheckContext, check_program, needs_allocation_first
 from pragmash.language.parser import parse_file
@@ -35,8 +36,9 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import compute_name, frontend_name, validate_name
-from pragmash.vc.repository import load_repository
+from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
 from pragmash.vc.vcin import VcIn, load_vc_in
 
@@ -126,14 +128,29 @@ class Prepared:
     program: ast.Program
     runtime: Runtime
     ledger: Ledger
+    repository: Repository | None = None
+    images: list[ProvidedImage] = field(default_factory=list)
 
 
-def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
-    """Load and check everything for a run; raise a UserError/RecipeError on bad input."""
+def prepare(
+    options: RunOptions,
+    *,
+    resuming: bool = False,
+    on_event: EventSink = ignore,
+    fetch_images: bool = True,
+) -> Prepared:
+    """Load and check everything for a run; raise a UserError/RecipeError on bad input.
+
+    Then (unless ``fetch_images`` is False: ``check`` and ``--dry-run``) every image the
+    VC's vc-in.xml names is fetched, joined and verified (:mod:`pragmash.images.provision`),
+    with progress sent to ``on_event``: a bad image stops the run here, before anything
+    is locked or allocated, on every engine.
+    """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
-    repo = load_repository(Path(options.base_path) if options.base_path else site.repository)
-    vcin = load_vc_in(repo.vc_in_path(vcname))
+    repo = open_repository(options.base_path or site.repository, site.image_cache)
+    vc_in_path = repo.vc_in_path(vcname)
+    vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     program = parse_file(Path(options.recipe), search_path=site.recipe_dirs)
     ledger = Ledger(site)
     engine = load_engine(site)
@@ -159,7 +176,7 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")
-    variables["base_path"] = str(repo.base_path)
+    variables["base_path"] = repo.location
     runtime = Runtime(
         site=site,
         vcname=vcname,
@@ -170,12 +187,32 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
         variables=variables,
         allow_run=options.allow_run,
     )
-    prep = Prepared(options, site, vcin, program, runtime, ledger)
+    prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
     held = alloc_mod.current_allocation(ledger, vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
     if problems:
         raise RecipeCheckFailed(problems)
+    if fetch_images:
+        provide(prep, on_event)
     return prep
+
+
+def provide(prep: Prepared, on_event: EventSink = ignore) -> None:
+    """Make the run's images local and verified; its vc-in then points at them."""
+    assert prep.repository is not None
+
+    def progress(done: float, total: float | None, label: str) -> None:
+        on_event(Progress(-1, done, total, label))
+
+    vcin, images = provide_images(
+        prep.repository, prep.vcin, prep.site.image_cache, progress=progress
+    )
+    for image in images:
+        if image.how != "local":
+            on_event(Output(-1, image.describe()))
+    prep.vcin = vcin
+    prep.runtime.vcin = vcin
+    prep.images = images
 
 
 class RecipeCheckFailed(RecipeError):
@@ -297,7 +334,7 @@ def resume(
     options = RunOptions.from_json(record.options)
     if site and not options.site:
         options.site = site
-    prep = prepare(options, resuming=True)
+    prep = prepare(options, resuming=True, on_event=on_event)
     steps = steps_of(prep.ledger, record.id)
     changes = recipe_changes(record.sources, prep.program, steps)
     if changes and not accept_changes:
@@ -347,8 +384,18 @@ def reload_vc_in(prep: Prepared) -> list[str]:
     changed. Returns one line per template that changed.
     """
     old = prep.vcin
-    new = load_vc_in(old.path)
-    where = str(old.path)
+    repo = prep.repository
+    if repo is None:
+        new = load_vc_in(old.path)
+        where = str(old.path)
+    else:
+        # read from where it came from (the server, for a web repository), and its images
+        # made ready again, so disks compare like with like
+        path = repo.vc_in_path(prep.runtime.vcname)
+        where = repo.shown(path)
+        new, prep.images = provide_images(
+            repo, load_vc_in(path, shown=where), prep.site.image_cache
+        )
     if new.driver != old.driver:
         raise UserError(
             f"{where}: /vc/driver changed from {old.driver!r} to {new.driver!r}; the run keeps "

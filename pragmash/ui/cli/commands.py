@@ -30,9 +30,10 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter
+from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
-from pragmash.vc.repository import load_repository
 from pragmash.vc.site import SiteConfig
 
 
@@ -56,6 +57,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "shutdown": cmd_shutdown,
         "clean": cmd_clean,
         "repl": cmd_repl,
+        "sync": cmd_sync,
     }[name]
     return handler(args, out, err)
 
@@ -85,10 +87,10 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     site = session.open_site(ns.site)
     vcname = ns.vcname
     if vcname is None:
-        repo = load_repository(Path(ns.base_path) if ns.base_path else site.repository)
+        repo = open_repository(ns.base_path or site.repository, site.image_cache)
         vcname = next(iter(sorted(repo.entries)), None)
         if vcname is None:
-            raise UserError(f"{repo.base_path}: the repository holds no VC to check against")
+            raise UserError(f"{repo.location}: the repository holds no VC to check against")
     options = session.RunOptions(
         recipe=ns.recipe,
         vcname=vcname,
@@ -98,7 +100,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
         sets=session.parse_sets(ns.sets),
         allow_run=ns.allow_run,
     )
-    prep = session.prepare(options)
+    prep = session.prepare(options, fetch_images=False)
     params = [
         s.statement for s in flatten(prep.program.statements) if isinstance(s.statement, ast.Param)
     ]
@@ -165,14 +167,15 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     ns = p.parse_args(args)
     site, ledger = _site_ledger(ns.site)
     if ns.what == "repository":
-        repo = load_repository(Path(ns.base_path) if ns.base_path else site.repository)
+        repo = open_repository(ns.base_path or site.repository, site.image_cache)
         repo_rows = [
-            {"vcname": name, "vc_in": str(path)} for name, path in sorted(repo.entries.items())
+            {"vcname": name, "vc_in": repo.shown(path)}
+            for name, path in sorted(repo.entries.items())
         ]
         if ns.json:
             _dump(repo_rows, out)
         else:
-            out.write(f"repository {repo.base_path}:\n")
+            out.write(f"repository {repo.location}:\n")
             for repo_row in repo_rows:
                 out.write(f"  {repo_row['vcname']:<16} {repo_row['vc_in']}\n")
         return EXIT_OK

@@ -41,7 +41,7 @@ from pragmash.language.parser import parse_statement
 from pragmash.language.program import FlatStep, flatten
 from pragmash.language.sources import remember
 from pragmash.store import allocation as alloc_mod
-from pragmash.ui.render import location, render_error
+from pragmash.ui.render import StepPrinter, location, render_error
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.session import build_session
 from pragmash.vc.names import validate_name
@@ -702,7 +702,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
         sets=session_mod.parse_sets(ns.sets),
         allow_run=ns.allow_run,
     )
-    prep = session_mod.prepare(options)
+    # images are fetched and checked before the REPL opens; their progress goes to err
+    prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
     if prep.site.embedded:
         err.write(
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
