@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pragmash.driver_api import NodePlan
+from pragmash.driver_api import NodePlan, UpTest
 from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
@@ -29,11 +29,13 @@ def node_plans(
     simulated: bool,
     previous: Mapping[str, NodePlan],
     private_network: str | None = None,
+    up_tests: tuple[UpTest, ...] = (),
 ) -> dict[str, NodePlan]:
     """Every node of ``allocation``; a node in ``previous`` keeps the disks it has.
 
     ``private_network`` is what private interfaces join (a network, ``bridge:NAME``):
     every compute interface and the frontend's first, as vc-in's MACs are allocated.
+    ``up_tests`` is how the VC's nodes show they are up (the site's or the driver's).
     """
     templates = {"frontend": vcin.frontend, "compute": vcin.compute}
     nodes: dict[str, NodePlan] = {}
@@ -62,6 +64,7 @@ def node_plans(
             console_log=None if simulated else str(temp_dir / f"{lease.name}.console.log"),
             private_ip=lease.private_ip,
             public_ip=lease.public_ip,
+            up_tests=up_tests,
         )
     return nodes
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from pragmash.driver_api import describe_up_tests
 from pragmash.engine import session
 from pragmash.engine.registry import load_engine
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
@@ -29,9 +30,10 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter
+from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
-from pragmash.vc.repository import load_repository
 from pragmash.vc.site import SiteConfig
 
 
@@ -55,6 +57,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "shutdown": cmd_shutdown,
         "clean": cmd_clean,
         "repl": cmd_repl,
+        "sync": cmd_sync,
     }[name]
     return handler(args, out, err)
 
@@ -84,10 +87,10 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     site = session.open_site(ns.site)
     vcname = ns.vcname
     if vcname is None:
-        repo = load_repository(Path(ns.base_path) if ns.base_path else site.repository)
+        repo = open_repository(ns.base_path or site.repository, site.image_cache)
         vcname = next(iter(sorted(repo.entries)), None)
         if vcname is None:
-            raise UserError(f"{repo.base_path}: the repository holds no VC to check against")
+            raise UserError(f"{repo.location}: the repository holds no VC to check against")
     options = session.RunOptions(
         recipe=ns.recipe,
         vcname=vcname,
@@ -97,7 +100,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
         sets=session.parse_sets(ns.sets),
         allow_run=ns.allow_run,
     )
-    prep = session.prepare(options)
+    prep = session.prepare(options, fetch_images=False)
     params = [
         s.statement for s in flatten(prep.program.statements) if isinstance(s.statement, ast.Param)
     ]
@@ -114,6 +117,11 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
                 else "(computed)"
             )
             out.write(f"  {param.name:<20} default {default}\n")
+    runtime = prep.runtime
+    out.write(
+        f"'wait … up': {vcname}'s nodes are up when running and "
+        f"{describe_up_tests(runtime.up_tests)} (chosen by {runtime.up_tests_source})\n"
+    )
     return EXIT_OK
 
 
@@ -123,11 +131,20 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         "resume", "Continue a VC's last run from its first unfinished step, same allocation."
     )
     p.add_argument("vcname")
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="resume even though the recipe changed since the run started (steps are "
+        "matched by position)",
+    )
     ns = p.parse_args(args)
     from pragmash.ui.cli.main import finish
 
     run = session.resume(
-        validate_name("VC name", ns.vcname), on_event=StepPrinter(out, err), site=ns.site
+        validate_name("VC name", ns.vcname),
+        on_event=StepPrinter(out, err),
+        site=ns.site,
+        accept_changes=ns.accept_changes,
     )
     for note in session.site_notes(run.prepared) + run.notes:
         err.write(f"{note}\n")
@@ -152,14 +169,15 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     ns = p.parse_args(args)
     site, ledger = _site_ledger(ns.site)
     if ns.what == "repository":
-        repo = load_repository(Path(ns.base_path) if ns.base_path else site.repository)
+        repo = open_repository(ns.base_path or site.repository, site.image_cache)
         repo_rows = [
-            {"vcname": name, "vc_in": str(path)} for name, path in sorted(repo.entries.items())
+            {"vcname": name, "vc_in": repo.shown(path)}
+            for name, path in sorted(repo.entries.items())
         ]
         if ns.json:
             _dump(repo_rows, out)
         else:
-            out.write(f"repository {repo.base_path}:\n")
+            out.write(f"repository {repo.location}:\n")
             for repo_row in repo_rows:
                 out.write(f"  {repo_row['vcname']:<16} {repo_row['vc_in']}\n")
         return EXIT_OK
