@@ -35,7 +35,7 @@ from pragmash.store.journal import (
 )
 from pragmash.store.ledger import Ledger
 from pragmash.vc.names import compute_name, frontend_name, validate_name
-from pragmash.vc.repository import load_repository
+from pragmash.vc.repository import Repository, load_repository
 from pragmash.vc.site import SiteConfig, load_site
 from pragmash.vc.vcin import VcIn, load_vc_in
 
@@ -95,7 +95,13 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 
 def open_site(path: str | None) -> SiteConfig:
+    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
+
+
+def open_repository(site: SiteConfig, base_path: str | None) -> Repository:
+    """The repository from ``--base_path``, else the site's, else the bundled demo one."""
+    return load_repository(Path(base_path) if base_path else site.repository)
 
 
 @dataclass
@@ -114,7 +120,7 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
     """Load and check everything for a run; raise a UserError/RecipeError on bad input."""
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
-    repo = load_repository(Path(options.base_path) if options.base_path else site.repository)
+    repo = open_repository(site, options.base_path)
     vcin = load_vc_in(repo.vc_in_path(vcname))
     program = parse_file(Path(options.recipe), search_path=site.recipe_dirs)
     ledger = Ledger(site)
