@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pragmash.drivers.ubuntu_cloud import GUEST_VC_OUT, hostname, node_interfaces
 
-from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
 from pragmash.vc.vcout import VcOut, read_vc_out
 
 SCRIPTS = "/etc/sysconfig/network-scripts"
@@ -67,6 +67,9 @@ class Centos7:
     """Writes ifcfg files, the hostname, resolv.conf and vc-out.xml before boot."""
 
     name = "centos7"
+    #: The image's own signs of life: its guest agent where installed, else the login
+    #: prompt its getty prints on the serial console.
+    up_tests = (UpTest("agent"), UpTest("console", LOGIN_PROMPT))
 
     def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
         self.kvm_usable = kvm_usable
@@ -86,11 +89,12 @@ class Centos7:
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
         from pragmash.images.inject import inject_for_node
+        from pragmash.images.marker import marker_files_for
 
         return inject_for_node(
             node.name,
             disk,
-            self.guest_files(node, vc_out),
+            {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
             ctx,
             what="network-scripts, hostname, resolv.conf and vc-out.xml",
             timeout=self.timeout,

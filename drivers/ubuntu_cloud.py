@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
 from pragmash.vc.vcout import VcOut, read_vc_out
 
 GUEST_VC_OUT = "/root/vc-out.xml"
@@ -104,6 +104,9 @@ class UbuntuCloud:
     """Writes netplan, a cloud-init override, the hostname and vc-out.xml before boot."""
 
     name = "ubuntu_cloud"
+    #: The image's own signs of life: its guest agent where installed, else the login
+    #: prompt its getty prints on the serial console.
+    up_tests = (UpTest("agent"), UpTest("console", LOGIN_PROMPT))
 
     def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
         self.kvm_usable = kvm_usable
@@ -127,11 +130,12 @@ class UbuntuCloud:
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
         from pragmash.images.inject import inject_for_node
+        from pragmash.images.marker import marker_files_for
 
         return inject_for_node(
             node.name,
             disk,
-            self.guest_files(node, vc_out),
+            {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
             ctx,
             what="netplan, cloud-init override, hostname and vc-out.xml",
             timeout=self.timeout,

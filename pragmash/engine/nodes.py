@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pragmash.driver_api import NodePlan, StageContext
+from pragmash.driver_api import NodePlan, StageContext, UpTest
 from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
@@ -29,8 +29,12 @@ def node_plans(
     domain_type: str,
     simulated: bool,
     previous: Mapping[str, NodePlan],
+    up_tests: tuple[UpTest, ...] = (),
 ) -> dict[str, NodePlan]:
-    """Every node of ``allocation``; a node in ``previous`` keeps the disks it has."""
+    """Every node of ``allocation``; a node in ``previous`` keeps the disks it has.
+
+    ``up_tests`` is how the VC's nodes show they are up (the site's or the driver's).
+    """
     templates = {"frontend": vcin.frontend, "compute": vcin.compute}
     nodes: dict[str, NodePlan] = {}
     for lease in allocation.nodes:
@@ -53,6 +57,7 @@ def node_plans(
             console_log=None if simulated else str(temp_dir / f"{lease.name}.console.log"),
             private_ip=lease.private_ip,
             public_ip=lease.public_ip,
+            up_tests=up_tests,
         )
     return nodes
 

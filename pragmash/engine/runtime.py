@@ -9,7 +9,8 @@ Every stage is idempotent so that ``resume`` and ``retry`` can run it again:
 allocation returns the leases a VC already holds, staging reuses a valid staged
 disk, booting a running domain succeeds.
 
-Beside it: :mod:`~pragmash.engine.waiting` (clock and state waits),
+Beside it: :mod:`~pragmash.engine.waiting` (clock waits and waits for a goal, whose
+meaning is :mod:`~pragmash.engine.readiness`'s),
 :mod:`~pragmash.engine.host_command` (``run``) and :mod:`~pragmash.engine.nodes`
 (allocation to node plans).
 """
@@ -32,11 +33,14 @@ from pragmash.driver_api import (
     NodePlan,
     StageContext,
     StageResult,
+    UpTest,
+    up_tests_of,
 )
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
-from pragmash.engine.waiting import sleep_with_progress, wait_for_state
+from pragmash.engine.readiness import Goal
+from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
 from pragmash.images.fixing import fix_image
 from pragmash.images.staging import stage_image
@@ -67,6 +71,7 @@ class Runtime:
     variables: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     domain_type: str = "qemu"
@@ -118,6 +123,18 @@ class Runtime:
 
     # -- nodes ------------------------------------------------------------------------
 
+    @property
+    def up_tests(self) -> tuple[UpTest, ...]:
+        """How this VC's nodes show they are up: the site's override, else the driver's."""
+        return self.site.up_overrides.get(self.vcname) or up_tests_of(self.distro)
+
+    @property
+    def up_tests_source(self) -> str:
+        """Who chose :attr:`up_tests`, for `pragmash check` and the REPL."""
+        if self.vcname in self.site.up_overrides:
+            return f"the site's [up] {self.vcname} ({self.site.source})"
+        return f"the distro driver {self.distro.name}"
+
     def targets(self, targets: Sequence[ast.Target], stmt: ast.Statement) -> list[NodePlan]:
         if self.allocation is None:
             raise RecipeError(
@@ -139,6 +156,7 @@ class Runtime:
             domain_type=self.domain_type,
             simulated=self.engine.simulated,
             previous=self.nodes,
+            up_tests=self.up_tests,
         )
         self.variables["num_nodes"] = str(len(self.nodes))
 
@@ -298,13 +316,24 @@ class Runtime:
     def _do_waitstate(self, stmt: ast.WaitState, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
-        return self.wait_state(nodes, stmt.state, timeout, reporter)
+        if stmt.state == "up":
+            return self.wait_for(nodes, Goal("up"), timeout, reporter)
+        return self.wait_for(
+            nodes, Goal("state", state=stmt.state.replace("_", " ")), timeout, reporter
+        )
 
-    def wait_state(
-        self, nodes: Sequence[NodePlan], state: str, timeout: float, reporter: StepReporter
+    def _do_waitconsole(self, stmt: ast.WaitConsole, reporter: StepReporter) -> StepOutcome:
+        nodes = self.targets(stmt.targets, stmt)
+        assert stmt.expect is not None
+        timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
+        goal = Goal("console", text=self.word(stmt.expect))
+        return self.wait_for(nodes, goal, timeout, reporter)
+
+    def wait_for(
+        self, nodes: Sequence[NodePlan], goal: Goal, timeout: float, reporter: StepReporter
     ) -> StepOutcome:
-        """Poll the engine until every node is in ``state``, or fail at ``timeout``."""
-        return wait_for_state(self.engine, nodes, state, timeout, reporter, self.sleep)
+        """Wait until every node reaches ``goal``; fail at once if one stops for good."""
+        return wait_for_goal(self.engine, nodes, goal, timeout, reporter, self.sleep, self.clock)
 
     def _do_drivercall(self, stmt: ast.DriverCall, reporter: StepReporter) -> StepOutcome:
         table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS

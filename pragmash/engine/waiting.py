@@ -1,9 +1,9 @@
-"""Waiting: a clock wait with progress, and waiting for nodes to reach a state.
+"""Waiting: a clock wait with progress, and waiting for nodes to reach a goal.
 
 Both poll through an injectable ``sleep`` so tests run them without real time,
-and both report progress on every round, so a long wait never looks hung. On a
-timeout the error carries each pending node's state and console tail: what a
-site administrator needs to see why a node never came up.
+and both report progress on every round, so a long wait never looks hung. What a
+goal (a state, ``up``, console text) means, failing fast and the timeout's error
+are :mod:`~pragmash.engine.readiness`'s.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from collections.abc import Callable, Sequence
 
 from pragmash.driver_api import EngineDriver, NodePlan
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.errors import StepError
-
-#: What a booted guest prints on its serial console; ``wait … up`` looks for it.
-UP_MARKER = "PRAGMASH-UP"
+from pragmash.engine.readiness import Goal, Waiter
 
 
 def sleep_with_progress(
@@ -30,55 +27,31 @@ def sleep_with_progress(
     reporter.progress(seconds, seconds, "waiting")
 
 
-def wait_for_state(
+def wait_for_goal(
     engine: EngineDriver,
     nodes: Sequence[NodePlan],
-    state: str,
+    goal: Goal,
     timeout: float,
     reporter: StepReporter,
     sleep: Callable[[float], None],
+    clock: Callable[[], float] = time.monotonic,
 ) -> StepOutcome:
-    """Poll until every node is in ``state`` (``up``: running and its marker seen)."""
-    wanted = state.replace("_", " ")
-    up = wanted == "up"
-    if up and engine.simulated:
-        wanted = "running"
-    start = time.monotonic()
-    pending = [n.name for n in nodes]
-    while True:
-        pending = [name for name in pending if not _reached(engine, name, wanted)]
-        elapsed = time.monotonic() - start
-        done = len(nodes) - len(pending)
-        reporter.progress(
-            done, len(nodes), f"{done}/{len(nodes)} {state}, {elapsed:.0f}s of {timeout:g}s"
-        )
-        if not pending:
-            msg = f"{len(nodes)} node(s) {state} after {elapsed:.1f} s"
-            if up and engine.simulated:
-                msg += " (simulated engine: 'up' taken as 'running')"
-            return StepOutcome("done", msg)
-        if elapsed >= timeout:
-            lines = []
-            tail: list[str] = []
-            for name in pending:
-                lines.append(f"{name}: {engine.state(name)}")
-                console = engine.console_tail(name, 10)
-                tail += [f"{name} console: {line}" for line in console] or [
-                    f"{name}: no console output"
-                ]
-            raise StepError(
-                f"timed out after {timeout:g} s waiting for {', '.join(pending)} to be {state}; "
-                + "; ".join(lines),
-                stage="ve_driver/wait",
-                output_tail=tail,
-            )
-        sleep(min(1.0, max(0.05, timeout - elapsed)))
+    """Wait until every node reaches ``goal`` (see :mod:`~pragmash.engine.readiness`).
 
-
-def _reached(engine: EngineDriver, name: str, wanted: str) -> bool:
-    current = engine.state(name)
-    if wanted == "up":
-        if current != "running":
-            return False
-        return any(UP_MARKER in line for line in engine.console_tail(name, 200))
-    return current == wanted
+    The step's message says how each node got there (``the QEMU guest agent
+    answered``), so a run's output shows which sign of life a guest gave.
+    """
+    start = clock()
+    waiter = Waiter(engine, sleep=sleep, clock=clock, progress=reporter.progress)
+    reached = waiter.wait(nodes, goal, timeout)
+    elapsed = clock() - start
+    msg = f"{len(nodes)} node(s) {'up' if goal.kind == 'up' else goal.label} after {elapsed:.1f} s"
+    if goal.kind != "state" and engine.simulated:
+        msg += f" (simulated engine: '{goal.kind}' taken as 'running')"
+    elif goal.kind != "state":
+        hows = sorted(set(reached.values()))
+        if len(hows) == 1:
+            msg += f" ({hows[0]})"
+        else:
+            msg += " (" + "; ".join(f"{n}: {h}" for n, h in reached.items()) + ")"
+    return StepOutcome("done", msg, dict(reached))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pragmash.driver_api import StageContext, StageResult
@@ -24,6 +25,16 @@ from pragmash.images.tools import guestfs_env, run_tool
 
 STAGE = "vc_driver/pre_boot"
 CONFIG_DRIVE_LABEL = "PRAGMASH"
+
+
+@dataclass(frozen=True)
+class GuestLink:
+    """A symbolic link to put in the guest (``systemctl enable`` is one: a link in a .wants/)."""
+
+    target: str
+
+
+GuestContent = bytes | Path | GuestLink
 
 
 def _guest_path(path: str) -> PurePosixPath:
@@ -38,11 +49,16 @@ def _guest_path(path: str) -> PurePosixPath:
     return guest
 
 
-def _materialize(files: Mapping[str, bytes | Path], tmp: Path) -> list[tuple[Path, PurePosixPath]]:
-    """Write in-memory contents to files so the tools can read them; check Path sources exist."""
+def _materialize(files: Mapping[str, GuestContent], tmp: Path) -> list[tuple[Path, PurePosixPath]]:
+    """Write in-memory contents to files so the tools can read them; check Path sources exist.
+
+    Links are not files: they are left out here (see :func:`_links`).
+    """
     pairs: list[tuple[Path, PurePosixPath]] = []
     for i, (guest_path, content) in enumerate(files.items()):
         guest = _guest_path(guest_path)
+        if isinstance(content, GuestLink):
+            continue
         if isinstance(content, Path):
             if not content.is_file():
                 raise StepError(f"file {content} to put at {guest} does not exist", stage=STAGE)
@@ -54,16 +70,23 @@ def _materialize(files: Mapping[str, bytes | Path], tmp: Path) -> list[tuple[Pat
     return pairs
 
 
+def _links(files: Mapping[str, GuestContent]) -> list[tuple[PurePosixPath, str]]:
+    return [(_guest_path(p), c.target) for p, c in files.items() if isinstance(c, GuestLink)]
+
+
 def inject_files(
     disk: Path,
-    files: Mapping[str, bytes | Path],
+    files: Mapping[str, GuestContent],
     *,
     partition: str = "/dev/sda1",
     timeout: float = 600.0,
     log_path: Path | None = None,
     kvm_usable: bool = False,
 ) -> None:
-    """Write each file to its guest path (mode 0644, folders made as needed) in one session."""
+    """Write each file to its guest path (mode 0644, folders made as needed) in one session.
+
+    A :class:`GuestLink` becomes a symbolic link (replacing what was there).
+    """
     if not files:
         return
     if not disk.is_file():
@@ -76,6 +99,9 @@ def inject_files(
             commands.append(["mkdir-p", str(guest.parent)])
             commands.append(["upload", str(local), str(guest)])
             commands.append(["chmod", "0644", str(guest)])
+        for guest, target in _links(files):
+            commands.append(["mkdir-p", str(guest.parent)])
+            commands.append(["ln-sf", target, str(guest)])
         argv = ["guestfish", "--rw", f"--format={fmt}", "-a", str(disk), "-m", partition, "--"]
         for n, command in enumerate(commands):
             if n:
@@ -100,7 +126,7 @@ def inject_files(
 
 
 def make_config_drive(
-    dest: Path, files: Mapping[str, bytes | Path], *, timeout: float = 60.0
+    dest: Path, files: Mapping[str, GuestContent], *, timeout: float = 60.0
 ) -> Path:
     """A vfat disk labelled PRAGMASH holding the files at their paths (made without root).
 
@@ -148,7 +174,7 @@ def make_config_drive(
 def inject_for_node(
     node_name: str,
     disk: Path,
-    files: Mapping[str, bytes | Path],
+    files: Mapping[str, GuestContent],
     ctx: StageContext,
     *,
     what: str,

@@ -24,7 +24,7 @@ from lark.tree import Meta
 
 from pragmash.errors import RecipeError, Span, UserError
 from pragmash.language import ast
-from pragmash.language.durations import DURATION_EXAMPLES, parse_duration
+from pragmash.language.durations import DURATION_EXAMPLES, DurationTooLong, parse_duration
 from pragmash.language.includes import Chain, check_cycle, identity, read_include, reason
 from pragmash.language.sources import SourceText, position, remember
 from pragmash.language.syntax_errors import bad_dollar, syntax_error
@@ -170,6 +170,8 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         if literal is not None:
             try:
                 parse_duration(literal)
+            except DurationTooLong as err:
+                raise self.src.error(f"{after} {err}", word.span) from None
             except ValueError:
                 raise self.src.error(
                     f"expected a duration like {DURATION_EXAMPLES} after '{after}', "
@@ -227,6 +229,17 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
             state=str(state),
             timeout=timeout,
             state_span=self.src.token_span(state),
+        )
+
+    def wait_console(self, meta: Meta, children: list[Any]) -> ast.WaitConsole:
+        span, text = self._head(meta)
+        targets = tuple(c for c in children if isinstance(c, ast.Target))
+        expect = next(c for c in children if isinstance(c, Token) and c.type in ("BARE", "STRING"))
+        timeout = next((c for c in children if isinstance(c, ast.Word)), None)
+        if timeout is not None:
+            self._duration(timeout, "timeout")
+        return ast.WaitConsole(
+            span, text, targets=targets, expect=self._word(expect), timeout=timeout
         )
 
     def set(self, meta: Meta, children: list[Any]) -> ast.Set:

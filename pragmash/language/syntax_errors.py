@@ -63,7 +63,8 @@ _TERMINAL_WORDS = {
 _TAKES = {
     "ALLOCATE": "at most one number of CPUs",
     "FIX": "targets, 'via' and one method",
-    "WAIT": "one duration, or targets, a state and an optional 'timeout DURATION'",
+    "WAIT": "one duration, or targets and a state (or 'console TEXT') and an optional "
+    "'timeout DURATION'",
     "SET": "one value (use double quotes for a value with spaces)",
     "PARAM": "one value (use double quotes for a value with spaces)",
     "INCLUDE": "one file name",
@@ -214,8 +215,15 @@ def _expected_message(keyword: str | None, after: Any, expected: set[str]) -> st
         return "expected 'via' after the targets of 'fix'"
     if keyword == "FIX" and last == "VIA":
         return "expected a fix method after 'via' (like virt-v2v, virt-customize or none)"
+    if keyword == "WAIT" and last == "BARE" and str(after) == "timeout":
+        return (
+            "expected the text to wait for after 'console', before 'timeout' "
+            '(like console "login:" timeout 5m)'
+        )
+    if keyword == "WAIT" and last == "CONSOLE":
+        return "expected the text to wait for after 'console' (like console \"login:\")"
     if keyword == "WAIT" and "NAME" in expected and not expected & _ENDS:
-        return "expected a state (like running or up) after the targets of 'wait'"
+        return "expected a state (like running or up) or 'console TEXT' after the targets of 'wait'"
     if keyword in ("SET", "PARAM"):
         if last == keyword:
             return f"expected a variable name after '{name}' (letters, digits and '_')"

@@ -50,6 +50,9 @@ Layout (every section and key is optional unless marked *required*)::
     [policy]
     allow_run = false
 
+    [up]                            # per VC: how its nodes show they are up
+    calit2 = ["port:22"]            # overrides the distro driver's tests (see upconfig.py)
+
 ``~`` is expanded in paths. ``$PRAGMASH_STATE_DIR`` overrides the state folder of any
 site (tests and throw-away runs use it). The embedded demo site keeps its state in
 ``$XDG_STATE_HOME/pragmash/demo`` and its temp files in ``$XDG_CACHE_HOME/pragmash/demo/tmp``
@@ -66,9 +69,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from pragmash.driver_api import UpTest
 from pragmash.errors import ConfigError
 from pragmash.vc.config_reader import Reader, check_layout, parse_toml
 from pragmash.vc.site_network import PublicAddress, read_network
+from pragmash.vc.upconfig import up_overrides
 
 __all__ = [
     "EMBEDDED_SOURCE",
@@ -118,6 +123,7 @@ class SiteConfig:
     recipe_dirs: tuple[Path, ...] = ()
     allow_run: bool = False
     embedded: bool = False
+    up_overrides: dict[str, tuple[UpTest, ...]] = field(default_factory=dict)  # [up], per VC
 
     @property
     def ledger_path(self) -> Path:
@@ -200,7 +206,8 @@ def _build(
     data: dict[str, Any], source: str, base: Path | None, env: Mapping[str, str]
 ) -> SiteConfig:
     """Validate the parsed TOML into a SiteConfig; ``base`` is None for the embedded site."""
-    sections = check_layout(data, source, _LAYOUT)
+    # [up] is keyed by VC names, not a fixed set of keys: upconfig checks it
+    sections = check_layout({k: v for k, v in data.items() if k != "up"}, source, _LAYOUT)
 
     def reader(section: str) -> Reader:
         return Reader(source, section, sections[section])
@@ -244,6 +251,7 @@ def _build(
         recipe_dirs=recipe_dirs,
         allow_run=allow_run,
         embedded=base is None,
+        up_overrides=up_overrides(data.get("up", {}), source),
     )
 
 

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
+from pragmash.driver_api import describe_up_tests
 from pragmash.engine import lifecycle, session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
@@ -99,6 +100,11 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
                 else "(computed)"
             )
             out.write(f"  {param.name:<20} default {default}\n")
+    runtime = prep.runtime
+    out.write(
+        f"'wait … up': {vcname}'s nodes are up when running and "
+        f"{describe_up_tests(runtime.up_tests)} (chosen by {runtime.up_tests_source})\n"
+    )
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ from prompt_toolkit.history import FileHistory, History
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output as PtOutput
 
+from pragmash.driver_api import describe_up_tests
 from pragmash.engine import session as session_mod
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 from pragmash.engine.interpreter import StopReason
@@ -533,6 +534,10 @@ class Repl:
             + (f", public ip {node.public_ip}" if node.public_ip else "")
         )
         self.message(f"  disks: {', '.join(node.disks) or '(none)'}")
+        self.message(
+            f"  up when: {describe_up_tests(node.up_tests)} "
+            f"(chosen by {self.runtime.up_tests_source})"
+        )
         xml = engine.domain_xml(node.name)
         self.message("  domain XML:" if xml else "  domain XML: not defined in the engine")
         if xml:
