@@ -17,7 +17,9 @@ from pragmash.engine import lifecycle, session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
+from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter
+from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
 
 
@@ -41,6 +43,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "shutdown": cmd_shutdown,
         "clean": cmd_clean,
         "repl": cmd_repl,
+        "sync": cmd_sync,
     }[name]
     return handler(args, out, err)
 
@@ -70,10 +73,10 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     site = session.open_site(ns.site)
     vcname = ns.vcname
     if vcname is None:
-        repo = session.open_repository(site, ns.base_path)
+        repo = open_repository(ns.base_path or site.repository, site.image_cache)
         vcname = next(iter(sorted(repo.entries)), None)
         if vcname is None:
-            raise UserError(f"{repo.base_path}: the repository holds no VC to check against")
+            raise UserError(f"{repo.location}: the repository holds no VC to check against")
     options = session.RunOptions(
         recipe=ns.recipe,
         vcname=vcname,
@@ -83,7 +86,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
         sets=session.parse_sets(ns.sets),
         allow_run=ns.allow_run,
     )
-    prep = session.prepare(options)
+    prep = session.prepare(options, fetch_images=False)
     params = [
         s.statement for s in flatten(prep.program.statements) if isinstance(s.statement, ast.Param)
     ]
@@ -114,11 +117,20 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         "resume", "Continue a VC's last run from its first unfinished step, same allocation."
     )
     p.add_argument("vcname")
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="resume even though the recipe changed since the run started (steps are "
+        "matched by position)",
+    )
     ns = p.parse_args(args)
     from pragmash.ui.cli.main import finish
 
     run = session.resume(
-        validate_name("VC name", ns.vcname), on_event=StepPrinter(out, err), site=ns.site
+        validate_name("VC name", ns.vcname),
+        on_event=StepPrinter(out, err),
+        site=ns.site,
+        accept_changes=ns.accept_changes,
     )
     cur = run.interpreter.current
     if cur is not None:
@@ -136,14 +148,15 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     if ns.what == "repository":
-        repo = session.open_repository(site, ns.base_path)
+        repo = open_repository(ns.base_path or site.repository, site.image_cache)
         repo_rows = [
-            {"vcname": name, "vc_in": str(path)} for name, path in sorted(repo.entries.items())
+            {"vcname": name, "vc_in": repo.shown(path)}
+            for name, path in sorted(repo.entries.items())
         ]
         if ns.json:
             _dump(repo_rows, out)
         else:
-            out.write(f"repository {repo.base_path}:\n")
+            out.write(f"repository {repo.location}:\n")
             for repo_row in repo_rows:
                 out.write(f"  {repo_row['vcname']:<16} {repo_row['vc_in']}\n")
         return EXIT_OK
