@@ -40,7 +40,7 @@ from pragmash.driver_api import (
 from pragmash.engine import private_network
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.engine.nodes import node_plans
+from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
 from pragmash.engine.readiness import Goal
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
@@ -87,7 +87,7 @@ class Runtime:
 
     @property
     def temp_dir(self) -> Path:
-        return self.site.temp_dir / self.vcname
+        return vc_temp_dir(self.site, self.vcname)
 
     @property
     def vc_out_path(self) -> Path:
@@ -95,13 +95,7 @@ class Runtime:
 
     def context(self, reporter: StepReporter) -> StageContext:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        return StageContext(
-            vcname=self.vcname,
-            temp_dir=self.temp_dir,
-            vc_out_path=self.vc_out_path,
-            note=reporter.note,
-            progress=reporter.progress,
-        )
+        return stage_context(self.site, self.vcname, note=reporter.note, progress=reporter.progress)
 
     # -- values -----------------------------------------------------------------------
 

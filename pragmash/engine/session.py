@@ -117,6 +117,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 
 def open_site(path: str | None) -> SiteConfig:
+    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
 
 
