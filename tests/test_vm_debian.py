@@ -136,8 +136,8 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Converted:
         code, output = cli(str(RECIPES / "frontend-only.prg"), "--vcname", vc, "--site", str(site))
         print(output)  # the run the issue asks to see (pytest -s shows it)
         assert code == 0, output
-        code, stopped = cli("shutdown", vc, "--site", str(site), "--timeout", "180")
-        assert code == 0, stopped
+        # stopped hard: a minbase Debian has no logind (no D-Bus) to act on an ACPI power-off
+        conn.lookupByName(f"{vc}-frontend").destroy()
         disk = root / "tmp" / vc / "disks" / f"{vc}-frontend.qcow2"
         guest = read_guest(disk, {"vc_out": "cat /root/vc-out.xml"})
         assert "192.0.2.10" in guest["vc_out"]  # rocks6_client put vc-out.xml in /root
