@@ -329,6 +329,23 @@ def _convert_copy(base: Path, base_format: str, dest: Path) -> None:
     _qemu_img_to(["convert", "-f", base_format, "-O", "raw", str(base)], base, dest, 3600.0)
 
 
+def standalone_qcow2(base: Path, dest: Path) -> Path:
+    """A full qcow2 copy of ``base`` at ``dest`` that depends on nothing (a fix works on it)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["convert", "-f", image_format(base), "-O", "qcow2", str(base)]
+    _qemu_img_to(argv, base, dest, 3600.0)
+    return dest
+
+
+def backing_of(disk: Path) -> Path | None:
+    """The file a qcow2 overlay is backed by, None for a standalone disk or an unreadable one."""
+    info = _qemu_img_json(disk)
+    if info is None:
+        return None
+    backing = info.get("full-backing-filename") or info.get("backing-filename")
+    return Path(backing) if isinstance(backing, str) else None
+
+
 def staged_path(dest_dir: Path, node_name: str, mode: Mode = "overlay") -> Path:
     """Where staging puts a node's own disk: ``NODE.qcow2`` (overlay) or ``NODE.raw`` (copy)."""
     return dest_dir / f"{node_name}.{'qcow2' if mode == 'overlay' else 'raw'}"
