@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pragmash.driver_api import NodePlan, StageContext, StageResult
-from pragmash.images.inject import InjectJob, inject_for_nodes
+from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
+from pragmash.images.inject import GuestContent, InjectJob, inject_for_nodes
+from pragmash.images.marker import marker_files_for
 
 GUEST_VC_OUT = "/root/vc-out.xml"
 
@@ -33,12 +34,15 @@ class GuestFilesDriver:
     what = "vc-out.xml"
     partition = "/dev/sda1"  # the / file system, as the disk alone would show it
     fix_hooks = False  # pre_fix and post_fix leave the image as it is
+    #: The image's own signs of life: its guest agent where installed, else the login
+    #: prompt its getty prints on the serial console.
+    up_tests: tuple[UpTest, ...] = (UpTest("agent"), UpTest("console", LOGIN_PROMPT))
 
     def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
         self.kvm_usable = kvm_usable
         self.timeout = timeout
 
-    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, bytes | Path]:
+    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
         """Every file pre_boot puts into the node's disk, by guest path."""
         return {GUEST_VC_OUT: vc_out}
 
@@ -58,11 +62,24 @@ class GuestFilesDriver:
     def pre_boot_many(
         self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
     ) -> dict[str, StageResult]:
-        """Every node's files into its disk, in one appliance launch for all of them."""
+        """Every node's files into its disk, in one appliance launch for all of them.
+
+        Where the VC's ``up`` tests include ``marker``, the PRAGMASH-UP boot unit goes in too.
+        """
         jobs = [
-            InjectJob(node.name, disk, self.guest_files(node, vc_out), self.partition)
+            InjectJob(
+                node.name,
+                disk,
+                {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
+                self.partition,
+            )
             for node, disk in nodes
         ]
+        marker = any(marker_files_for(node.up_tests) for node, _ in nodes)
         return inject_for_nodes(
-            jobs, ctx, what=self.what, timeout=self.timeout, kvm_usable=self.kvm_usable
+            jobs,
+            ctx,
+            what=self.what + (" and the PRAGMASH-UP unit" if marker else ""),
+            timeout=self.timeout,
+            kvm_usable=self.kvm_usable,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan
+from pragmash.images.inject import GuestContent
 from pragmash.vc.vcout import VcOut, read_vc_out
 
 from .base import GUEST_VC_OUT, GuestFilesDriver
@@ -72,9 +73,9 @@ class Centos7(GuestFilesDriver):
     images = "CentOS 7 images"
     what = "network-scripts, hostname, resolv.conf and vc-out.xml"
 
-    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, bytes | Path]:
+    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
         """Every file pre_boot puts into the node's disk, by guest path."""
-        files: dict[str, bytes | Path] = dict(network_files(node, read_vc_out(vc_out)))
+        files: dict[str, GuestContent] = dict(network_files(node, read_vc_out(vc_out)))
         files[GUEST_VC_OUT] = vc_out
         return files
 

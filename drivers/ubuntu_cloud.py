@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan
+from pragmash.images.inject import GuestContent
 from pragmash.vc.vcout import VcOut, read_vc_out
 
 from .base import GUEST_VC_OUT, GuestFilesDriver
@@ -108,7 +109,7 @@ class UbuntuCloud(GuestFilesDriver):
     images = "Ubuntu cloud images"
     what = "netplan, cloud-init override, hostname and vc-out.xml"
 
-    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, bytes | Path]:
+    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
         """Every file pre_boot puts into the node's disk, by guest path."""
         decided = read_vc_out(vc_out)
         return {

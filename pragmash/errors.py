@@ -104,6 +104,22 @@ class RepositoryError(UserError):
     """The repository (``--base_path``) or its vcdb.txt does not hold what was asked."""
 
 
+class LedgerError(PragmashError):
+    """The ledger cannot be used: corrupted, not ours, disk full, read-only, locked, gone.
+
+    Not the user's input and not a bug, so neither exit 2's "bad input" wording nor a
+    traceback fits; the message names the ledger file and what to do. Refused before
+    anything changed it exits 2; a run it stops half-way exits 3 (the front end says
+    so), since the run is kept and ``resume`` continues it once the ledger is fixed.
+    """
+
+    exit_code = EXIT_USER
+
+    def __init__(self, path: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"ledger {path}: {message}", hint=hint)
+        self.path = path
+
+
 class BusyError(PragmashError):
     """Another run holds the VC."""
 

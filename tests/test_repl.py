@@ -248,7 +248,9 @@ def test_ctrl_c_in_a_long_step_marks_it_interrupted(
         raise KeyboardInterrupt
 
     d.run.prepared.runtime.sleep = ctrl_c  # the wait below sleeps: Ctrl-C arrives there
-    d.type("skip")  # leave the frontend unbooted, so the wait has to sleep
+    d.type("step")  # boot frontend
+    # paused, the frontend is not up yet but may still be: the wait has to sleep
+    testconn.lookupByName("calit2-frontend").suspend()
     d.type("step")
     interp = d.run.interpreter
     assert str(interp.status) == "interrupted" and interp.pc == 2

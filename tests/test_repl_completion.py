@@ -38,6 +38,7 @@ def complete(text: str) -> list[str]:
         ("fix all via virt-", ["virt-customize", "virt-v2v"]),
         ("wait frontend r", ["running"]),
         ("wait frontend up ti", ["timeout"]),
+        ("wait frontend con", ["console"]),
         ("echo $vc", ["$vc_out", "$vcname"]),
         ("echo ${num", ["${num_compute}"]),
         ("echo at:$vcn", ["at:$vcname"]),
@@ -62,6 +63,7 @@ def test_no_completion_where_nothing_fits() -> None:
     assert complete("echo hello wor") == []
     assert complete("step") == []  # already whole
     assert complete("wait frontend up timeout ") == []
+    assert complete("wait frontend console ") == []  # the text is the user's
 
 
 def test_completions_replace_only_the_word_being_typed() -> None:

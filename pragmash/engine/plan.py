@@ -96,6 +96,12 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
             actions.append(
                 f"wait until {', '.join(nodes(stmt.targets))} {stmt.state} (timeout {timeout})"
             )
+        elif isinstance(stmt, ast.WaitConsole):
+            timeout = value(stmt.timeout) or "5m"
+            actions.append(
+                f"wait until {', '.join(nodes(stmt.targets))} show {value(stmt.expect)!r} "
+                f"on the console (timeout {timeout})"
+            )
         elif isinstance(stmt, ast.WaitClock):
             actions.append(
                 f"wait {value(stmt.duration)}"

@@ -8,12 +8,16 @@ through the step's reporter. It never prints.
 Every stage is idempotent so that ``resume`` and ``retry`` can run it again:
 allocation returns the leases a VC already holds, staging reuses a valid staged
 disk, booting a running domain succeeds.
+
+Beside it: :mod:`~pragmash.engine.waiting` (clock waits and waits for a goal, whose
+meaning is :mod:`~pragmash.engine.readiness`'s),
+:mod:`~pragmash.engine.host_command` (``run``) and :mod:`~pragmash.engine.nodes`
+(allocation to node plans).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +33,17 @@ from pragmash.driver_api import (
     NodePlan,
     StageContext,
     StageResult,
+    UpTest,
+    up_tests_of,
 )
+from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
+from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
+from pragmash.engine.readiness import Goal
+from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
+from pragmash.images.fixing import fix_image
+from pragmash.images.staging import stage_image
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
 from pragmash.language.sources import source_line
@@ -43,7 +55,6 @@ from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcin import VcIn
 from pragmash.vc.vcout import write_vc_out
 
-UP_MARKER = "PRAGMASH-UP"
 SIMULATED = "skipped: the engine is simulated ({uri}), so there is no disk to {what}"
 
 
@@ -60,6 +71,7 @@ class Runtime:
     variables: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     domain_type: str = "qemu"
@@ -73,7 +85,7 @@ class Runtime:
 
     @property
     def temp_dir(self) -> Path:
-        return self.site.temp_dir / self.vcname
+        return vc_temp_dir(self.site, self.vcname)
 
     @property
     def vc_out_path(self) -> Path:
@@ -81,13 +93,7 @@ class Runtime:
 
     def context(self, reporter: StepReporter) -> StageContext:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        return StageContext(
-            vcname=self.vcname,
-            temp_dir=self.temp_dir,
-            vc_out_path=self.vc_out_path,
-            note=reporter.note,
-            progress=reporter.progress,
-        )
+        return stage_context(self.site, self.vcname, note=reporter.note, progress=reporter.progress)
 
     # -- values -----------------------------------------------------------------------
 
@@ -117,6 +123,18 @@ class Runtime:
 
     # -- nodes ------------------------------------------------------------------------
 
+    @property
+    def up_tests(self) -> tuple[UpTest, ...]:
+        """How this VC's nodes show they are up: the site's override, else the driver's."""
+        return self.site.up_overrides.get(self.vcname) or up_tests_of(self.distro)
+
+    @property
+    def up_tests_source(self) -> str:
+        """Who chose :attr:`up_tests`, for `pragmash check` and the REPL."""
+        if self.vcname in self.site.up_overrides:
+            return f"the site's [up] {self.vcname} ({self.site.source})"
+        return f"the distro driver {self.distro.name}"
+
     def targets(self, targets: Sequence[ast.Target], stmt: ast.Statement) -> list[NodePlan]:
         if self.allocation is None:
             raise RecipeError(
@@ -130,53 +148,17 @@ class Runtime:
     def adopt(self, allocation: Allocation) -> None:
         """Make the nodes of an allocation (fresh or read back from the ledger) this run's."""
         self.allocation = allocation
-        templates = {"frontend": self.vcin.frontend, "compute": self.vcin.compute}
-        nodes: dict[str, NodePlan] = {}
-        for lease in allocation.nodes:
-            tmpl = templates[lease.role]
-            assert tmpl is not None
-            old = self.nodes.get(lease.name)
-            networks = tuple(self._network_for(i.source) for i in tmpl.interfaces)
-            nodes[lease.name] = NodePlan(
-                name=lease.name,
-                role=lease.role,
-                index=lease.index,
-                cpus=lease.cpus,
-                template_xml=tmpl.domain_xml,
-                macs=lease.macs,
-                networks=networks,
-                disks=old.disks if old else self._disks_of(lease.name, tmpl.disk_paths),
-                domain_type=self.domain_type,
-                console_log=None
-                if self.engine.simulated
-                else str(self.temp_dir / f"{lease.name}.console.log"),
-                private_ip=lease.private_ip,
-                public_ip=lease.public_ip,
-            )
-        self.nodes = nodes
-        self.variables["num_nodes"] = str(len(nodes))
-
-    def _disks_of(self, name: str, template_disks: Sequence[Path]) -> tuple[str, ...]:
-        """A node's disks as a run left them: its staged first disk where one exists.
-
-        A resumed or attached run then shows and boots the disk the node really has,
-        not the repository image it was staged from.
-        """
-        disks = [str(p) for p in template_disks]
-        if disks and not self.engine.simulated:
-            from pragmash.images.staging import staged_path
-
-            staged = staged_path(self.temp_dir / "disks", name, self.site.staging)
-            if staged.is_file():
-                disks[0] = str(staged)
-        return tuple(disks)
-
-    def _network_for(self, source: str | None) -> str:
-        if source and source in self.site.bridges:
-            return self.site.bridges[source]
-        if self.site.default_network:
-            return self.site.default_network
-        return f"bridge:{source}" if source else "user"
+        self.nodes = node_plans(
+            allocation,
+            self.vcin,
+            self.site,
+            self.temp_dir,
+            domain_type=self.domain_type,
+            simulated=self.engine.simulated,
+            previous=self.nodes,
+            up_tests=self.up_tests,
+        )
+        self.variables["num_nodes"] = str(len(self.nodes))
 
     # -- the statements ---------------------------------------------------------------
 
@@ -328,66 +310,30 @@ class Runtime:
                 "skipped",
                 f"skipped: the engine is simulated ({self.site.uri}), nothing boots in {seconds:g} s",
             )
-        self._sleep_with_progress(seconds, reporter)
+        sleep_with_progress(seconds, reporter, self.sleep)
         return StepOutcome("done", f"waited {seconds:g} s")
-
-    def _sleep_with_progress(self, seconds: float, reporter: StepReporter) -> None:
-        start = time.monotonic()
-        while (elapsed := time.monotonic() - start) < seconds:
-            reporter.progress(elapsed, seconds, "waiting")
-            self.sleep(min(0.5, seconds - elapsed))
-        reporter.progress(seconds, seconds, "waiting")
 
     def _do_waitstate(self, stmt: ast.WaitState, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
-        return self.wait_state(nodes, stmt.state, timeout, reporter)
+        if stmt.state == "up":
+            return self.wait_for(nodes, Goal("up"), timeout, reporter)
+        return self.wait_for(
+            nodes, Goal("state", state=stmt.state.replace("_", " ")), timeout, reporter
+        )
 
-    def wait_state(
-        self, nodes: Sequence[NodePlan], state: str, timeout: float, reporter: StepReporter
+    def _do_waitconsole(self, stmt: ast.WaitConsole, reporter: StepReporter) -> StepOutcome:
+        nodes = self.targets(stmt.targets, stmt)
+        assert stmt.expect is not None
+        timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
+        goal = Goal("console", text=self.word(stmt.expect))
+        return self.wait_for(nodes, goal, timeout, reporter)
+
+    def wait_for(
+        self, nodes: Sequence[NodePlan], goal: Goal, timeout: float, reporter: StepReporter
     ) -> StepOutcome:
-        wanted = state.replace("_", " ")
-        up = wanted == "up"
-        if up and self.engine.simulated:
-            wanted = "running"
-        start = time.monotonic()
-        pending = [n.name for n in nodes]
-        while True:
-            pending = [name for name in pending if not self._reached(name, wanted)]
-            elapsed = time.monotonic() - start
-            done = len(nodes) - len(pending)
-            reporter.progress(
-                done, len(nodes), f"{done}/{len(nodes)} {state}, {elapsed:.0f}s of {timeout:g}s"
-            )
-            if not pending:
-                msg = f"{len(nodes)} node(s) {state} after {elapsed:.1f} s"
-                if up and self.engine.simulated:
-                    msg += " (simulated engine: 'up' taken as 'running')"
-                return StepOutcome("done", msg)
-            if elapsed >= timeout:
-                lines = []
-                tail: list[str] = []
-                for name in pending:
-                    lines.append(f"{name}: {self.engine.state(name)}")
-                    console = self.engine.console_tail(name, 10)
-                    tail += [f"{name} console: {line}" for line in console] or [
-                        f"{name}: no console output"
-                    ]
-                raise StepError(
-                    f"timed out after {timeout:g} s waiting for {', '.join(pending)} to be {state}; "
-                    + "; ".join(lines),
-                    stage="ve_driver/wait",
-                    output_tail=tail,
-                )
-            self.sleep(min(1.0, max(0.05, timeout - elapsed)))
-
-    def _reached(self, name: str, wanted: str) -> bool:
-        current = self.engine.state(name)
-        if wanted == "up":
-            if current != "running":
-                return False
-            return any(UP_MARKER in line for line in self.engine.console_tail(name, 200))
-        return current == wanted
+        """Wait until every node reaches ``goal``; fail at once if one stops for good."""
+        return wait_for_goal(self.engine, nodes, goal, timeout, reporter, self.sleep, self.clock)
 
     def _do_drivercall(self, stmt: ast.DriverCall, reporter: StepReporter) -> StepOutcome:
         table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
@@ -453,33 +399,12 @@ class Runtime:
                 f"{stmt.span}: 'run' is refused: recipes may not run host commands unless the "
                 f"site config sets [policy] allow_run = true or the command line says --allow-run"
             )
-        argv = [self.word(w) for w in stmt.argv]
-        try:
-            proc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise StepError(f"command not found: {argv[0]}", stage="run") from None
-        for line in (proc.stdout + proc.stderr).splitlines():
-            reporter.note(line)
-        if proc.returncode != 0:
-            tail = (proc.stdout + proc.stderr).splitlines()[-20:]
-            raise StepError(
-                f"{argv[0]} exited with status {proc.returncode}", stage="run", output_tail=tail
-            )
-        return StepOutcome("done", f"{argv[0]} exited 0")
+        return run_host_command([self.word(w) for w in stmt.argv], reporter)
 
     # -- disk work (real engines only) ------------------------------------------------
 
     def stage(self, node: NodePlan, ctx: StageContext) -> Path:
         """The node's own first disk, staged on first need (a COW overlay or a copy)."""
-        from pragmash.images.staging import stage_image
-
         current = Path(node.disks[0]) if node.disks else None
         if current is None:
             raise StepError(
@@ -499,8 +424,6 @@ class Runtime:
         return staged
 
     def _fix_disk(self, node: NodePlan, disk: Path, method: str, ctx: StageContext) -> Path:
-        from pragmash.images.fixing import fix_image
-
         log = self.temp_dir / f"{node.name}.fix.log"
         fixed = fix_image(
             method,

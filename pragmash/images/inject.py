@@ -33,6 +33,16 @@ MARKER = "@@pragmash-inject-"
 _SDA_PARTITION = re.compile(r"^/dev/sda(\d*)$")
 
 
+@dataclass(frozen=True)
+class GuestLink:
+    """A symbolic link to put in the guest (``systemctl enable`` is one: a link in a .wants/)."""
+
+    target: str
+
+
+GuestContent = bytes | Path | GuestLink
+
+
 def _guest_path(path: str) -> PurePosixPath:
     """A guest path must be absolute and stay put (no ``..``), else it is a caller's bug."""
     guest = PurePosixPath(path)
@@ -45,11 +55,16 @@ def _guest_path(path: str) -> PurePosixPath:
     return guest
 
 
-def _materialize(files: Mapping[str, bytes | Path], tmp: Path) -> list[tuple[Path, PurePosixPath]]:
-    """Write in-memory contents to files so the tools can read them; check Path sources exist."""
+def _materialize(files: Mapping[str, GuestContent], tmp: Path) -> list[tuple[Path, PurePosixPath]]:
+    """Write in-memory contents to files so the tools can read them; check Path sources exist.
+
+    Links are not files: they are left out here (see :func:`_links`).
+    """
     pairs: list[tuple[Path, PurePosixPath]] = []
     for i, (guest_path, content) in enumerate(files.items()):
         guest = _guest_path(guest_path)
+        if isinstance(content, GuestLink):
+            continue
         if isinstance(content, Path):
             if not content.is_file():
                 raise StepError(f"file {content} to put at {guest} does not exist", stage=STAGE)
@@ -61,6 +76,10 @@ def _materialize(files: Mapping[str, bytes | Path], tmp: Path) -> list[tuple[Pat
     return pairs
 
 
+def _links(files: Mapping[str, GuestContent]) -> list[tuple[PurePosixPath, str]]:
+    return [(_guest_path(p), c.target) for p, c in files.items() if isinstance(c, GuestLink)]
+
+
 @dataclass(frozen=True)
 class InjectJob:
     """Files for one node's disk. ``partition`` names the / partition as if the disk
@@ -68,7 +87,7 @@ class InjectJob:
 
     name: str
     disk: Path
-    files: Mapping[str, bytes | Path]
+    files: Mapping[str, GuestContent]
     partition: str = "/dev/sda1"
 
 
@@ -168,6 +187,9 @@ def _inject_launch(
             commands.append(["mkdir-p", str(guest.parent)])
             commands.append(["upload", str(local), str(guest)])
             commands.append(["chmod", "0644", str(guest)])
+        for guest, target in _links(job.files):
+            commands.append(["mkdir-p", str(guest.parent)])
+            commands.append(["ln-sf", target, str(guest)])
         commands.append(["umount-all"])
     argv.append("--")
     for n, command in enumerate(commands):
@@ -208,14 +230,17 @@ def _inject_launch(
 
 def inject_files(
     disk: Path,
-    files: Mapping[str, bytes | Path],
+    files: Mapping[str, GuestContent],
     *,
     partition: str = "/dev/sda1",
     timeout: float = 600.0,
     log_path: Path | None = None,
     kvm_usable: bool = False,
 ) -> None:
-    """Write each file to its guest path in one disk (one appliance launch)."""
+    """Write each file to its guest path in one disk (one appliance launch).
+
+    A :class:`GuestLink` becomes a symbolic link (replacing what was there).
+    """
     if not files:
         return
     inject_batch(
@@ -227,7 +252,7 @@ def inject_files(
 
 
 def make_config_drive(
-    dest: Path, files: Mapping[str, bytes | Path], *, timeout: float = 60.0
+    dest: Path, files: Mapping[str, GuestContent], *, timeout: float = 60.0
 ) -> Path:
     """A vfat disk labelled PRAGMASH holding the files at their paths (made without root).
 

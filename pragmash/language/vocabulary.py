@@ -30,8 +30,12 @@ STATEMENT_KEYWORDS = tuple(w for w in STATEMENT_WORDS if not w.endswith("/"))
 FIX_METHODS = ("none", "virt-customize", "virt-v2v")
 
 #: The states ``wait TARGETS STATE`` can wait for: the engine's own domain states,
-#: plus ``up`` (running, and the guest's boot marker seen on its serial console).
+#: plus ``up`` (running, and one of the node's up tests passing: guest agent, login
+#: prompt, TCP port, PRAGMASH-UP marker; see pragmash.driver_api.UpTest).
 WAIT_STATES = ("paused", "running", "shut_off", "up")
+
+#: The keyword of ``wait TARGETS console TEXT``, offered with the states.
+WAIT_CONSOLE = "console"
 
 #: Statement words that are followed by targets (completion offers nodes there).
 TAKES_TARGETS = ("boot", "fix", "wait", "ve_driver/", "vc_driver/")

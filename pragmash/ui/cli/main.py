@@ -23,6 +23,7 @@ from pragmash.errors import (
     EXIT_OK,
     EXIT_STEP_FAILED,
     EXIT_USER,
+    LedgerError,
     PragmashError,
     RecipeError,
     StepError,
@@ -34,24 +35,25 @@ EXIT_CODES = f"""\
 exit status:
   0    the run finished (or the command did what it said)
   1    an internal error in pragmash (please report it, with the traceback)
-  {EXIT_USER}    bad input: recipe, vc-in.xml, vcdb.txt, site config or command line;
-       nothing was changed
-  {EXIT_STEP_FAILED}    a step failed; domains, images and leases are kept for debugging:
-       `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
+  {EXIT_USER}    bad input: recipe, vc-in.xml, vcdb.txt, site config or command line, or
+       an unusable ledger (corrupted, full disk, read-only, locked); nothing was changed
+  {EXIT_STEP_FAILED}    a step failed, or the ledger failed mid-run; domains, images and leases
+       are kept: `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
   4    the VC is held by another run
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
 """
 
-COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl")
+COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl", "sync")
 
 MAIN_HELP = f"""\
 usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
                 [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]
                 [--break LINE|KIND]... [--step] [--debug-on-failure]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
-       pragmash resume VCNAME
+       pragmash resume VCNAME [--accept-changes]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
+       pragmash sync [REPOSITORY]
        pragmash --help | --version
 
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
@@ -64,7 +66,9 @@ run options:
   RECIPE               the recipe file (e.g. recipes/rocks6.prg)
   --vcname NAME        the virtual cluster, as named in the repository's vcdb.txt
   --num_compute N      compute CPUs to allocate (the recipe's `allocate` default)
-  --base_path PATH     the repository holding vcdb.txt, vc-in.xml files and images
+  --base_path PATH     the repository holding vcdb.txt, vc-in.xml files and images:
+                       a folder, or http(s)://HOST/PATH/ with a SHA256SUMS (images are
+                       fetched into the cache and checked before anything is allocated)
                        (default: the site's, else the bundled demo repository)
   --site FILE          the site config (TOML); default $PRAGMASH_SITE, else the
                        embedded demo site on libvirt's test:///default
@@ -80,6 +84,7 @@ run options:
 commands:
   check RECIPE         parse and check a recipe without running it
   resume VCNAME        continue a VC's last run from its first unfinished step
+                       (refused if its recipe changed, unless --accept-changes)
   list                 VCs with their state; `list repository`: what it offers
   status VCNAME        each node's engine state, CPUs, address; the run's steps
   shutdown VCNAME      stop the VC's domains gracefully
@@ -88,6 +93,8 @@ commands:
                        load the recipe and stop before its first statement: step,
                        break, retry, look at nodes, type statements (`help` inside)
   repl --attach VCNAME open the VC's last run at the step where it stopped
+  sync [REPOSITORY]    fetch and verify every image of a repository (a folder or
+                       URL; default the site's) into the image cache ahead of runs
 
 {EXIT_CODES}"""
 
@@ -169,7 +176,9 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = _options(ns)
     if not Path(options.recipe).is_file():
         raise UserError(f"{options.recipe}: no such recipe file")
-    prep = session.prepare(options)
+    printer = StepPrinter(out, err)
+    # images are fetched and checked here, before the run starts (not for a dry run)
+    prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)
     if prep.site.embedded:
         err.write(
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo site "
@@ -187,7 +196,6 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             step=ns.step,
             debug_on_failure=ns.debug_on_failure,
         )
-    printer = StepPrinter(out, err)
     run = session.start(prep, on_event=printer)
     return finish(run, out, err)
 
@@ -197,19 +205,27 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
     interp = run.interpreter
     vcname = run.prepared.runtime.vcname
     try:
-        reason = interp.run_to_end()
-    except KeyboardInterrupt:
-        reason = "interrupted"
+        try:
+            reason = interp.run_to_end()
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        if reason == "finished":
+            run.close("finished")
+    except LedgerError as fault:
+        return ledger_stopped(run, fault, err)
     if reason == "finished":
-        run.close("finished")
         vc_out = run.prepared.runtime.vc_out_path
         out.write(f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
         return EXIT_OK
     error = interp.last_error
     step = interp.current
-    run.close(
-        "interrupted" if reason == "interrupted" else "failed", error.message if error else None
-    )
+    try:
+        run.close(
+            "interrupted" if reason == "interrupted" else "failed",
+            error.message if error else None,
+        )
+    except LedgerError as fault:
+        return ledger_stopped(run, fault, err)
     if error is not None and step is not None:
         span = step.statement.span
         err.write(
@@ -224,9 +240,28 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
         )
     if reason == "interrupted":
         return EXIT_INTERRUPTED
+    if isinstance(error, LedgerError):
+        return EXIT_STEP_FAILED
     if isinstance(error, RecipeError | UserError) and not isinstance(error, StepError):
         return EXIT_STEP_FAILED
     return error.exit_code if error else EXIT_STEP_FAILED
+
+
+def ledger_stopped(run: Run, fault: LedgerError, err: TextIO) -> int:
+    """A run the ledger stopped half-way: say so, keep everything, leave it resumable.
+
+    The run is marked interrupted if the ledger still takes a write; if not, its lock
+    dies with this process, and the next command sees the run as interrupted.
+    """
+    vcname = run.prepared.runtime.vcname
+    run.abandon(fault.message)
+    err.write(render_error(fault) + "\n")
+    err.write(
+        f"{vcname}: the run stopped because its ledger failed. Nothing was removed: domains, "
+        f"images and leases are kept.\n"
+        f"next: fix the ledger as said above, then `pragmash resume {vcname}` continues\n"
+    )
+    return EXIT_STEP_FAILED
 
 
 def print_plan(prep: Prepared, out: TextIO) -> int:

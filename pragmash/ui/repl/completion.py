@@ -20,6 +20,7 @@ from pragmash.language.vocabulary import (
     FIX_METHODS,
     STATEMENT_KEYWORDS,
     TAKES_TARGETS,
+    WAIT_CONSOLE,
     WAIT_STATES,
 )
 
@@ -91,9 +92,13 @@ class ReplCompleter(Completer):
                 return [(m, "method") for m in FIX_METHODS]
             return [("via", "keyword"), *self._targets()]
         if first == "wait" and len(previous) >= 2:
-            if previous[-1] == "timeout":
-                return []
-            return [(s, "state") for s in WAIT_STATES] + [("timeout", "keyword"), *self._targets()]
+            if previous[-1] in ("timeout", WAIT_CONSOLE):
+                return []  # a duration, or the console text: nothing to offer
+            return [(s, "state") for s in WAIT_STATES] + [
+                (WAIT_CONSOLE, "keyword"),
+                ("timeout", "keyword"),
+                *self._targets(),
+            ]
         if first.startswith(TAKES_TARGETS) or first in TAKES_TARGETS:
             return self._targets()
         return []
