@@ -114,6 +114,7 @@ def content_digest(source: Path, cache_dir: Path, progress: Progress = _no_progr
     """sha256 of the file, remembered by (path, size, mtime): an unchanged file is read once."""
     st = source.stat()
     key = str(source.resolve())
+    cache_dir.mkdir(parents=True, exist_ok=True)
     entry = _load_index(cache_dir).get(key)
     if (
         isinstance(entry, dict)
