@@ -4,14 +4,16 @@ An allocation (fresh, or read back from the ledger on resume) says names, MACs,
 IPs and CPUs; the vc-in templates say the domain XML and disks; the site maps
 vc-in bridges to its networks. A :class:`~pragmash.driver_api.NodePlan` joins the
 three, so drivers get one value per node and never read the ledger or vc-in.
+The VC's folder and the StageContext its stages get are defined here too, once,
+for a run and for the lifecycle commands alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pragmash.driver_api import NodePlan, UpTest
+from pragmash.driver_api import NodePlan, StageContext, UpTest
 from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
@@ -83,3 +85,26 @@ def network_for(site: SiteConfig, source: str | None) -> str:
     if site.default_network:
         return site.default_network
     return f"bridge:{source}" if source else "user"
+
+
+def vc_temp_dir(site: SiteConfig, vcname: str) -> Path:
+    """The VC's own folder: staged disks, vc-out.xml, console and tool logs."""
+    return site.temp_dir / vcname
+
+
+def stage_context(
+    site: SiteConfig,
+    vcname: str,
+    *,
+    note: Callable[[str], None] = lambda _text: None,
+    progress: Callable[[float, float | None, str], None] = lambda _d, _t, _l: None,
+) -> StageContext:
+    """The StageContext a driver stage gets for this VC (its folder, its vc-out.xml)."""
+    temp = vc_temp_dir(site, vcname)
+    return StageContext(
+        vcname=vcname,
+        temp_dir=temp,
+        vc_out_path=temp / "vc-out.xml",
+        note=note,
+        progress=progress,
+    )

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pragmash.engine.events import EventSink, ignore
+from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter
+from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
+from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
 from pragmash.language.checker import CheckContext, check_program, needs_allocation_first
 from pragmash.language.parser import parse_file
@@ -34,8 +36,9 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import compute_name, frontend_name, validate_name
-from pragmash.vc.repository import load_repository
+from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
 from pragmash.vc.vcin import VcIn, load_vc_in
 
@@ -77,6 +80,23 @@ class RunOptions:
             allow_run=bool(data.get("allow_run")),
         )
 
+    def resolved(self) -> RunOptions:
+        """These options with every path absolute, as journaled for ``resume``.
+
+        ``resume`` and ``repl --attach`` may run from another folder than the run did;
+        ``r.prg`` or ``../base/repo`` as typed would then name other files, or none.
+        """
+
+        def absolute(path: str | None) -> str | None:
+            return str(Path(path).expanduser().resolve()) if path else path
+
+        return replace(
+            self,
+            recipe=absolute(self.recipe) or self.recipe,
+            base_path=absolute(self.base_path),
+            site=absolute(self.site),
+        )
+
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
     """``--set NAME=VALUE`` items as a dict; a malformed item is a user error."""
@@ -95,6 +115,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 
 def open_site(path: str | None) -> SiteConfig:
+    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
 
 
@@ -108,14 +129,29 @@ class Prepared:
     program: ast.Program
     runtime: Runtime
     ledger: Ledger
+    repository: Repository | None = None
+    images: list[ProvidedImage] = field(default_factory=list)
 
 
-def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
-    """Load and check everything for a run; raise a UserError/RecipeError on bad input."""
+def prepare(
+    options: RunOptions,
+    *,
+    resuming: bool = False,
+    on_event: EventSink = ignore,
+    fetch_images: bool = True,
+) -> Prepared:
+    """Load and check everything for a run; raise a UserError/RecipeError on bad input.
+
+    Then (unless ``fetch_images`` is False: ``check`` and ``--dry-run``) every image the
+    VC's vc-in.xml names is fetched, joined and verified (:mod:`pragmash.images.provision`),
+    with progress sent to ``on_event``: a bad image stops the run here, before anything
+    is locked or allocated, on every engine.
+    """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
-    repo = load_repository(Path(options.base_path) if options.base_path else site.repository)
-    vcin = load_vc_in(repo.vc_in_path(vcname))
+    repo = open_repository(options.base_path or site.repository, site.image_cache)
+    vc_in_path = repo.vc_in_path(vcname)
+    vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     program = parse_file(Path(options.recipe), search_path=site.recipe_dirs)
     ledger = Ledger(site)
     engine = load_engine(site)
@@ -141,7 +177,7 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")
-    variables["base_path"] = str(repo.base_path)
+    variables["base_path"] = repo.location
     runtime = Runtime(
         site=site,
         vcname=vcname,
@@ -152,12 +188,32 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
         variables=variables,
         allow_run=options.allow_run,
     )
-    prep = Prepared(options, site, vcin, program, runtime, ledger)
+    prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
     held = alloc_mod.current_allocation(ledger, vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
     if problems:
         raise RecipeCheckFailed(problems)
+    if fetch_images:
+        provide(prep, on_event)
     return prep
+
+
+def provide(prep: Prepared, on_event: EventSink = ignore) -> None:
+    """Make the run's images local and verified; its vc-in then points at them."""
+    assert prep.repository is not None
+
+    def progress(done: float, total: float | None, label: str) -> None:
+        on_event(Progress(-1, done, total, label))
+
+    vcin, images = provide_images(
+        prep.repository, prep.vcin, prep.site.image_cache, progress=progress
+    )
+    for image in images:
+        if image.how != "local":
+            on_event(Output(-1, image.describe()))
+    prep.vcin = vcin
+    prep.runtime.vcin = vcin
+    prep.images = images
 
 
 class RecipeCheckFailed(RecipeError):
@@ -222,11 +278,13 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     runtime.domain_type = _domain_type(prep)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
+        options = prep.options.resolved()
         journal = Journal.start(
             prep.ledger,
             runtime.vcname,
-            str(Path(prep.options.recipe).resolve()),
-            prep.options.to_json(),
+            options.recipe,
+            options.to_json(),
+            recipe_sources(prep.program),
         )
         set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
     except BaseException:
@@ -246,8 +304,18 @@ def _domain_type(prep: Prepared) -> str:
     return resolve_domain_type(prep.site.domain_type, prep.vcin.frontend.domain_type, host_info())
 
 
-def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None) -> Run:
-    """Reopen a VC's last run at its first unfinished step, with the same allocation."""
+def resume(
+    vcname: str,
+    *,
+    on_event: EventSink = ignore,
+    site: str | None = None,
+    accept_changes: bool = False,
+) -> Run:
+    """Reopen a VC's last run at its first unfinished step, with the same allocation.
+
+    Steps are matched by position, so a recipe edited since the run started is
+    refused (saying what changed) unless ``accept_changes``.
+    """
     site_cfg = open_site(site)
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
@@ -267,8 +335,16 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
     options = RunOptions.from_json(record.options)
     if site and not options.site:
         options.site = site
-    prep = prepare(options, resuming=True)
+    prep = prepare(options, resuming=True, on_event=on_event)
     steps = steps_of(prep.ledger, record.id)
+    changes = recipe_changes(record.sources, prep.program, steps)
+    if changes and not accept_changes:
+        raise UserError(
+            f"{vcname}: the recipe changed since run {record.id} started: " + "; ".join(changes),
+            hint="resume matches steps by their position, so it would redo or skip steps: put "
+            f"the recipe back as it was, or `pragmash resume {vcname} --accept-changes` to go "
+            f"on anyway (or `pragmash clean {vcname}` and start afresh)",
+        )
     done = {s.idx for s in steps if s.outcome in ("done", "skipped")}
     flat = flatten(prep.program.statements)
     start_at = next((s.index for s in flat if s.index not in done), len(flat))
@@ -277,7 +353,7 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
     runtime.domain_type = _domain_type(prep)
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
-    journal.reopen()
+    journal.reopen(recipe_sources(prep.program))
     _replay(prep, start_at)
     interp = Interpreter(
         prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
@@ -309,8 +385,18 @@ def reload_vc_in(prep: Prepared) -> list[str]:
     changed. Returns one line per template that changed.
     """
     old = prep.vcin
-    new = load_vc_in(old.path)
-    where = str(old.path)
+    repo = prep.repository
+    if repo is None:
+        new = load_vc_in(old.path)
+        where = str(old.path)
+    else:
+        # read from where it came from (the server, for a web repository), and its images
+        # made ready again, so disks compare like with like
+        path = repo.vc_in_path(prep.runtime.vcname)
+        where = repo.shown(path)
+        new, prep.images = provide_images(
+            repo, load_vc_in(path, shown=where), prep.site.image_cache
+        )
     if new.driver != old.driver:
         raise UserError(
             f"{where}: /vc/driver changed from {old.driver!r} to {new.driver!r}; the run keeps "

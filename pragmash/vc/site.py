@@ -36,7 +36,8 @@ Layout (every section and key is optional unless marked *required*)::
     state = "state"                 # ledger; default $XDG_STATE_HOME/pragmash
     temp = "tmp"                    # default $XDG_CACHE_HOME/pragmash/tmp
     image_cache = "images"          # default $XDG_CACHE_HOME/pragmash/images
-    repository = "/srv/vcs"         # default --base_path; unset: the bundled demo repository
+    repository = "/srv/vcs"         # default --base_path (a folder, or http(s)://host/repo/
+                                    # with a SHA256SUMS); unset: the bundled demo repository
 
     [images]
     staging = "overlay"             # "overlay" (copy-on-write) | "copy"
@@ -70,8 +71,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from pragmash.driver_api import UpTest
-from pragmash.errors import ConfigError
+from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, parse_toml
+from pragmash.vc.http import check_url, is_url
 from pragmash.vc.site_network import PublicAddress, read_network
 from pragmash.vc.upconfig import up_overrides
 
@@ -114,7 +116,9 @@ class SiteConfig:
     temp_dir: Path
     state_dir: Path
     image_cache: Path
-    repository: Path | None  # default --base_path; None means the bundled demo repository
+    # default --base_path: a folder, or a web repository's URL (a str); None means the
+    # bundled demo repository
+    repository: Path | str | None
     staging: Staging = "overlay"
     boot_parallelism: int = 4
     bridges: dict[str, str] = field(default_factory=dict)  # vc-in bridge -> site network
@@ -301,7 +305,7 @@ class _Folders:
     state_dir: Path
     temp_dir: Path
     image_cache: Path
-    repository: Path | None
+    repository: Path | str | None
 
 
 def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Folders:
@@ -317,11 +321,15 @@ def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Fo
         temp_dir = cache / "tmp"
         image_cache = cache / "images"
     given: dict[str, Path] = {}
+    repository_url: str | None = None
     for name in ("state", "temp", "image_cache", "repository"):
         value = paths.string(name, None)
         if value is not None:
             if not value.strip():
                 raise paths.fail(name, "expected a folder path, got an empty string")
+            if name == "repository" and is_url(value):
+                repository_url = _repository_url(paths, value)
+                continue
             given[name] = _resolve(value, base)
     state_dir = given.get("state", state_dir)
     if env.get(ENV_STATE_DIR):
@@ -330,5 +338,13 @@ def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Fo
         state_dir=state_dir,
         temp_dir=given.get("temp", temp_dir),
         image_cache=given.get("image_cache", image_cache),
-        repository=given.get("repository"),
+        repository=repository_url or given.get("repository"),
     )
+
+
+def _repository_url(paths: Reader, value: str) -> str:
+    """A web repository's URL, checked here so a typo is named by its key."""
+    try:
+        return check_url(value, "repository")
+    except RepositoryError as exc:
+        raise paths.fail("repository", exc.message.removeprefix("repository: ")) from None

@@ -41,7 +41,7 @@ from pragmash.language.parser import parse_statement
 from pragmash.language.program import FlatStep, flatten
 from pragmash.language.sources import remember
 from pragmash.store import allocation as alloc_mod
-from pragmash.ui.render import location, render_error
+from pragmash.ui.render import StepPrinter, location, render_error
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.session import build_session
 from pragmash.vc.names import validate_name
@@ -660,6 +660,11 @@ def _arg_parser() -> _Parser:
     p.add_argument(
         "--attach", metavar="NAME", help="open NAME's last run at the step where it stopped"
     )
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="with --attach: open the run even though its recipe changed since it started",
+    )
     p.add_argument("--num_compute", type=int)
     p.add_argument("--base_path")
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
@@ -674,7 +679,11 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
     if ns.attach:
         if ns.recipe or ns.vcname:
             raise UserError("pragmash repl --attach NAME takes no RECIPE or --vcname")
-        run = session_mod.resume(validate_name("VC name (--attach)", ns.attach), site=ns.site)
+        run = session_mod.resume(
+            validate_name("VC name (--attach)", ns.attach),
+            site=ns.site,
+            accept_changes=ns.accept_changes,
+        )
         restore_from_journal(run)
         return run
     if not ns.recipe or not ns.vcname:
@@ -693,7 +702,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
         sets=session_mod.parse_sets(ns.sets),
         allow_run=ns.allow_run,
     )
-    prep = session_mod.prepare(options)
+    # images are fetched and checked before the REPL opens; their progress goes to err
+    prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
     if prep.site.embedded:
         err.write(
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
