@@ -14,13 +14,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pragmash.engine.events import EventSink, ignore
+from pragmash.engine import private_network
+from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
+from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
 from pragmash.language.checker import CheckContext, check_program, needs_allocation_first
 from pragmash.language.parser import parse_file
@@ -35,8 +37,10 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.notes import first_time
+from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import compute_name, frontend_name, validate_name
-from pragmash.vc.repository import load_repository
+from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
 from pragmash.vc.vcin import VcIn, load_vc_in
 
@@ -118,6 +122,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 
 def open_site(path: str | None) -> SiteConfig:
+    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
 
 
@@ -131,14 +136,29 @@ class Prepared:
     program: ast.Program
     runtime: Runtime
     ledger: Ledger
+    repository: Repository | None = None
+    images: list[ProvidedImage] = field(default_factory=list)
 
 
-def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
-    """Load and check everything for a run; raise a UserError/RecipeError on bad input."""
+def prepare(
+    options: RunOptions,
+    *,
+    resuming: bool = False,
+    on_event: EventSink = ignore,
+    fetch_images: bool = True,
+) -> Prepared:
+    """Load and check everything for a run; raise a UserError/RecipeError on bad input.
+
+    Then (unless ``fetch_images`` is False: ``check`` and ``--dry-run``) every image the
+    VC's vc-in.xml names is fetched, joined and verified (:mod:`pragmash.images.provision`),
+    with progress sent to ``on_event``: a bad image stops the run here, before anything
+    is locked or allocated, on every engine.
+    """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
-    repo = load_repository(Path(options.base_path) if options.base_path else site.repository)
-    vcin = load_vc_in(repo.vc_in_path(vcname))
+    repo = open_repository(options.base_path or site.repository, site.image_cache)
+    vc_in_path = repo.vc_in_path(vcname)
+    vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     program = parse_file(Path(options.recipe), search_path=site.recipe_dirs)
     ledger = Ledger(site)
     engine = load_engine(site)
@@ -164,7 +184,7 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")
-    variables["base_path"] = str(repo.base_path)
+    variables["base_path"] = repo.location
     runtime = Runtime(
         site=site,
         vcname=vcname,
@@ -175,12 +195,32 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
         variables=variables,
         allow_run=options.allow_run,
     )
-    prep = Prepared(options, site, vcin, program, runtime, ledger)
+    prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
     held = alloc_mod.current_allocation(ledger, vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
     if problems:
         raise RecipeCheckFailed(problems)
+    if fetch_images:
+        provide(prep, on_event)
     return prep
+
+
+def provide(prep: Prepared, on_event: EventSink = ignore) -> None:
+    """Make the run's images local and verified; its vc-in then points at them."""
+    assert prep.repository is not None
+
+    def progress(done: float, total: float | None, label: str) -> None:
+        on_event(Progress(-1, done, total, label))
+
+    vcin, images = provide_images(
+        prep.repository, prep.vcin, prep.site.image_cache, progress=progress
+    )
+    for image in images:
+        if image.how != "local":
+            on_event(Output(-1, image.describe()))
+    prep.vcin = vcin
+    prep.runtime.vcin = vcin
+    prep.images = images
 
 
 class RecipeCheckFailed(RecipeError):
@@ -218,11 +258,16 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
 
 @dataclass
 class Run:
-    """A started run: the interpreter plus its journal and lock."""
+    """A started run: the interpreter plus its journal and lock.
+
+    ``notes`` are what opening it did that a front end should say (a private network
+    that was missing and was made again on resume).
+    """
 
     prepared: Prepared
     interpreter: Interpreter
     journal: Journal
+    notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
         self.journal.end(outcome, message)
@@ -302,7 +347,7 @@ def resume(
     options = RunOptions.from_json(record.options)
     if site and not options.site:
         options.site = site
-    prep = prepare(options, resuming=True)
+    prep = prepare(options, resuming=True, on_event=on_event)
     steps = steps_of(prep.ledger, record.id)
     changes = recipe_changes(record.sources, prep.program, steps)
     if changes and not accept_changes:
@@ -321,11 +366,29 @@ def resume(
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
     journal.reopen(recipe_sources(prep.program))
-    _replay(prep, start_at)
+    try:
+        _replay(prep, start_at)
+        made = runtime.ensure_private_network()
+    except BaseException:
+        with contextlib.suppress(LedgerError):
+            release_lock(prep.ledger, vcname)
+        raise
     interp = Interpreter(
         prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
     )
-    return Run(prep, interp, journal)
+    notes = []
+    if private_network.made_anew(made):
+        assert made is not None
+        notes.append(f"{vcname}'s private network was missing: {made.message}")
+    return Run(prep, interp, journal, notes)
+
+
+def site_notes(prep: Prepared) -> list[str]:
+    """What the site should be told once (remembered in its ledger), for the front end."""
+    note = private_network.default_mode_note(prep.site)
+    if note is not None and first_time(prep.ledger, "private-network-default"):
+        return [note]
+    return []
 
 
 def _replay(prep: Prepared, upto: int) -> None:
@@ -352,8 +415,18 @@ def reload_vc_in(prep: Prepared) -> list[str]:
     changed. Returns one line per template that changed.
     """
     old = prep.vcin
-    new = load_vc_in(old.path)
-    where = str(old.path)
+    repo = prep.repository
+    if repo is None:
+        new = load_vc_in(old.path)
+        where = str(old.path)
+    else:
+        # read from where it came from (the server, for a web repository), and its images
+        # made ready again, so disks compare like with like
+        path = repo.vc_in_path(prep.runtime.vcname)
+        where = repo.shown(path)
+        new, prep.images = provide_images(
+            repo, load_vc_in(path, shown=where), prep.site.image_cache
+        )
     if new.driver != old.driver:
         raise UserError(
             f"{where}: /vc/driver changed from {old.driver!r} to {new.driver!r}; the run keeps "

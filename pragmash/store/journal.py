@@ -419,3 +419,14 @@ def release_lock(ledger: Ledger, vcname: str) -> None:
             "DELETE FROM locks WHERE vcname=? AND pid=? AND host=?",
             (vcname, os.getpid(), socket.gethostname()),
         )
+
+
+def break_lock(ledger: Ledger, vcname: str) -> None:
+    """Take the VC from whoever holds it, live or not (``clean --force``).
+
+    The holder's run keeps going but no longer owns the VC; its own
+    :func:`release_lock` then removes nothing.
+    """
+    ensure_journal(ledger)
+    with ledger.transaction() as conn:
+        conn.execute("DELETE FROM locks WHERE vcname=?", (vcname,))

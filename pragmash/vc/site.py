@@ -21,7 +21,10 @@ Layout (every section and key is optional unless marked *required*)::
     mac_prefix = "7a:77:6e"         # three octets, locally administered, unicast
     vlans = [2, 4094]               # [first, last] private VLAN ids, 1..4094
     default_network = "default"     # site network for vc-in bridges not in `bridges`
-    bridges = { "eth0.2" = "net-a" }  # vc-in bridge name -> site network
+    bridges = { "eth0.2" = "net-a" }  # vc-in bridge -> site network (public interfaces)
+    private = "isolated"            # each VC's private network: "isolated" | "ovs" | "bridge"
+    private_bridge = "pragma{vlan}" # isolated: the bridge libvirt makes; bridge: the site's
+    ovs_bridge = "ovsbr0"           # ovs: the site's Open vSwitch bridge (required there)
     public = [                      # required, non-empty: the public address pool
       { ip = "137.110.119.222", fqdn = "calit2-119-222.ucsd.edu" },
     ]
@@ -36,7 +39,8 @@ Layout (every section and key is optional unless marked *required*)::
     state = "state"                 # ledger; default $XDG_STATE_HOME/pragmash
     temp = "tmp"                    # default $XDG_CACHE_HOME/pragmash/tmp
     image_cache = "images"          # default $XDG_CACHE_HOME/pragmash/images
-    repository = "/srv/vcs"         # default --base_path; unset: the bundled demo repository
+    repository = "/srv/vcs"         # default --base_path (a folder, or http(s)://host/repo/
+                                    # with a SHA256SUMS); unset: the bundled demo repository
 
     [images]
     staging = "overlay"             # "overlay" (copy-on-write) | "copy"
@@ -70,8 +74,10 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from pragmash.driver_api import UpTest
-from pragmash.errors import ConfigError
+from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, parse_toml
+from pragmash.vc.http import check_url, is_url
+from pragmash.vc.privnet import PrivateNetworkSetting
 from pragmash.vc.site_network import PublicAddress, read_network
 from pragmash.vc.upconfig import up_overrides
 
@@ -114,11 +120,14 @@ class SiteConfig:
     temp_dir: Path
     state_dir: Path
     image_cache: Path
-    repository: Path | None  # default --base_path; None means the bundled demo repository
+    # default --base_path: a folder, or a web repository's URL (a str); None means the
+    # bundled demo repository
+    repository: Path | str | None
     staging: Staging = "overlay"
     boot_parallelism: int = 4
     bridges: dict[str, str] = field(default_factory=dict)  # vc-in bridge -> site network
     default_network: str | None = None  # site network for bridges not in `bridges`
+    private_network: PrivateNetworkSetting = field(default_factory=PrivateNetworkSetting)
     driver_dirs: tuple[Path, ...] = ()
     recipe_dirs: tuple[Path, ...] = ()
     allow_run: bool = False
@@ -148,6 +157,9 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
         "default_network",
         "bridges",
         "public",
+        "private",
+        "private_bridge",
+        "ovs_bridge",
     ),
     "resources": ("cpus", "reserve", "smp", "max_cpus_per_node"),
     "paths": ("temp", "state", "image_cache", "repository"),
@@ -247,6 +259,7 @@ def _build(
         boot_parallelism=engine.boot_parallelism,
         bridges=network.bridges,
         default_network=network.default_network,
+        private_network=network.private,
         driver_dirs=driver_dirs,
         recipe_dirs=recipe_dirs,
         allow_run=allow_run,
@@ -301,7 +314,7 @@ class _Folders:
     state_dir: Path
     temp_dir: Path
     image_cache: Path
-    repository: Path | None
+    repository: Path | str | None
 
 
 def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Folders:
@@ -317,11 +330,15 @@ def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Fo
         temp_dir = cache / "tmp"
         image_cache = cache / "images"
     given: dict[str, Path] = {}
+    repository_url: str | None = None
     for name in ("state", "temp", "image_cache", "repository"):
         value = paths.string(name, None)
         if value is not None:
             if not value.strip():
                 raise paths.fail(name, "expected a folder path, got an empty string")
+            if name == "repository" and is_url(value):
+                repository_url = _repository_url(paths, value)
+                continue
             given[name] = _resolve(value, base)
     state_dir = given.get("state", state_dir)
     if env.get(ENV_STATE_DIR):
@@ -330,5 +347,13 @@ def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Fo
         state_dir=state_dir,
         temp_dir=given.get("temp", temp_dir),
         image_cache=given.get("image_cache", image_cache),
-        repository=given.get("repository"),
+        repository=repository_url or given.get("repository"),
     )
+
+
+def _repository_url(paths: Reader, value: str) -> str:
+    """A web repository's URL, checked here so a typo is named by its key."""
+    try:
+        return check_url(value, "repository")
+    except RepositoryError as exc:
+        raise paths.fail("repository", exc.message.removeprefix("repository: ")) from None

@@ -43,7 +43,7 @@ exit status:
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
 """
 
-COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl")
+COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl", "sync", "cache")
 
 MAIN_HELP = f"""\
 usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
@@ -53,6 +53,8 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash resume VCNAME [--accept-changes]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
+       pragmash sync [REPOSITORY]
+       pragmash cache list | cache prune [--dry-run]
        pragmash --help | --version
 
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
@@ -65,7 +67,9 @@ run options:
   RECIPE               the recipe file (e.g. recipes/rocks6.prg)
   --vcname NAME        the virtual cluster, as named in the repository's vcdb.txt
   --num_compute N      compute CPUs to allocate (the recipe's `allocate` default)
-  --base_path PATH     the repository holding vcdb.txt, vc-in.xml files and images
+  --base_path PATH     the repository holding vcdb.txt, vc-in.xml files and images:
+                       a folder, or http(s)://HOST/PATH/ with a SHA256SUMS (images are
+                       fetched into the cache and checked before anything is allocated)
                        (default: the site's, else the bundled demo repository)
   --site FILE          the site config (TOML); default $PRAGMASH_SITE, else the
                        embedded demo site on libvirt's test:///default
@@ -85,11 +89,17 @@ commands:
   list                 VCs with their state; `list repository`: what it offers
   status VCNAME        each node's engine state, CPUs, address; the run's steps
   shutdown VCNAME      stop the VC's domains gracefully
-  clean VCNAME         destroy the VC's domains, remove its images, release its leases
+  clean VCNAME         destroy the VC's domains, remove its own disks (overlays; the
+                       shared base images stay), release its leases
   repl RECIPE --vcname NAME
                        load the recipe and stop before its first statement: step,
                        break, retry, look at nodes, type statements (`help` inside)
   repl --attach VCNAME open the VC's last run at the step where it stopped
+  sync [REPOSITORY]    fetch and verify every image of a repository (a folder or
+                       URL; default the site's) into the image cache ahead of runs
+  cache list           the cached base images (fixed once per image, method and
+                       driver; decompressed .img.gz) and the VCs whose disks use them
+  cache prune          remove the cached bases no VC uses (--dry-run: only say which)
 
 {EXIT_CODES}"""
 
@@ -172,7 +182,9 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = _options(ns)
     if not Path(options.recipe).is_file():
         raise UserError(f"{options.recipe}: no such recipe file")
-    prep = session.prepare(options)
+    printer = StepPrinter(out, err)
+    # images are fetched and checked here, before the run starts (not for a dry run)
+    prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)
     if prep.site.embedded:
         err.write(
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo site "
@@ -180,6 +192,8 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if ns.dry_run:
         return print_plan(prep, out)
+    for note in session.site_notes(prep):
+        err.write(f"{note}\n")
     if ns.breaks or ns.step or ns.debug_on_failure:
         from pragmash.ui.repl import debugger as repl
 
@@ -190,7 +204,6 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             step=ns.step,
             debug_on_failure=ns.debug_on_failure,
         )
-    printer = StepPrinter(out, err)
     run = session.start(prep, on_event=printer)
     return finish(run, out, err)
 

@@ -42,7 +42,7 @@ from pragmash.language.program import FlatStep, flatten
 from pragmash.language.sources import remember
 from pragmash.store import allocation as alloc_mod
 from pragmash.textsafe import printable, printable_text
-from pragmash.ui.render import location, render_error, unescaped
+from pragmash.ui.render import StepPrinter, location, render_error, unescaped
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.session import build_session
 from pragmash.vc.names import validate_name
@@ -687,6 +687,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             accept_changes=ns.accept_changes,
         )
         restore_from_journal(run)
+        for note in session_mod.site_notes(run.prepared) + run.notes:
+            err.write(f"{note}\n")
         return run
     if not ns.recipe or not ns.vcname:
         raise UserError(
@@ -704,12 +706,15 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
         sets=session_mod.parse_sets(ns.sets),
         allow_run=ns.allow_run,
     )
-    prep = session_mod.prepare(options)
+    # images are fetched and checked before the REPL opens; their progress goes to err
+    prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
     if prep.site.embedded:
         err.write(
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
             f"site ({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
+    for note in session_mod.site_notes(prep):
+        err.write(f"{note}\n")
     return session_mod.start(prep)
 
 
