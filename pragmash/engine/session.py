@@ -110,6 +110,11 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
         name = name.strip()
         if not name.replace("_", "a").isalnum() or name[0].isdigit():
             raise UserError(f"--set {item!r}: {name!r} is not a variable name")
+        if any((ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 for c in value):
+            raise UserError(
+                f"--set {name}: the value holds a control character ({value!r}); "
+                "values are plain text"
+            )
         if name in ("vcname", "temp_dir", "vc_out", "num_nodes"):
             raise UserError(f"--set {item!r}: ${name} is set by pragmash and cannot be overridden")
         out[name] = value

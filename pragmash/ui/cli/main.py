@@ -29,7 +29,7 @@ from pragmash.errors import (
     StepError,
     UserError,
 )
-from pragmash.ui.render import StepPrinter, location, render_error
+from pragmash.ui.render import StepPrinter, location, printable_stream, render_error
 
 EXIT_CODES = f"""\
 exit status:
@@ -136,8 +136,9 @@ def main(
 ) -> int:
     """Entry point; returns the exit status (see EXIT_CODES)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # every line goes out with control characters escaped (see PrintableStream)
+    out = printable_stream(out or sys.stdout)
+    err = printable_stream(err or sys.stderr)
     try:
         return _dispatch(args, out, err)
     except PragmashError as error:
