@@ -29,7 +29,7 @@ from pragmash.errors import (
     StepError,
     UserError,
 )
-from pragmash.ui.render import StepPrinter, location, render_error
+from pragmash.ui.render import StepPrinter, location, printable_stream, render_error
 
 EXIT_CODES = f"""\
 exit status:
@@ -136,8 +136,9 @@ def main(
 ) -> int:
     """Entry point; returns the exit status (see EXIT_CODES)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # every line goes out with control characters escaped (see PrintableStream)
+    out = printable_stream(out or sys.stdout)
+    err = printable_stream(err or sys.stderr)
     try:
         return _dispatch(args, out, err)
     except PragmashError as error:
@@ -191,6 +192,8 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if ns.dry_run:
         return print_plan(prep, out)
+    for note in session.site_notes(prep):
+        err.write(f"{note}\n")
     if ns.breaks or ns.step or ns.debug_on_failure:
         from pragmash.ui.repl import debugger as repl
 
