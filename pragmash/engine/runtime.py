@@ -175,6 +175,7 @@ class Runtime:
         if self.allocation is None:
             return None
         plan = self.private_network_plan(self.allocation.vlan)
+        private_network.check(self.engine, plan)
         return private_network.ensure(self.engine, plan)
 
     # -- the statements ---------------------------------------------------------------

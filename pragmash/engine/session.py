@@ -330,6 +330,7 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
     runtime = prep.runtime
     runtime.engine.check()
+    private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
     runtime.domain_type = _domain_type(prep)
     acquire_lock(prep.ledger, runtime.vcname)
     try:

@@ -370,6 +370,16 @@ def _load(conn: sqlite3.Connection, vcname: str) -> Allocation | None:
     )
 
 
+def next_free_vlan(ledger: Ledger, site: SiteConfig) -> int | None:
+    """The VLAN the next allocation would take, as things stand (None: none is free).
+
+    For checks made before allocating; the allocation itself decides in its transaction.
+    """
+    with ledger.snapshot() as conn:
+        held = {int(r[0]) for r in conn.execute("SELECT value FROM leases WHERE kind = 'vlan'")}
+    return next((v for v in range(site.vlan_first, site.vlan_last + 1) if v not in held), None)
+
+
 def current_allocation(ledger: Ledger, vcname: str) -> Allocation | None:
     """What ``vcname`` holds now, or None."""
     with ledger.snapshot() as conn:
