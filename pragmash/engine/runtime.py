@@ -186,7 +186,8 @@ class Runtime:
         return result
 
     def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
-        return StepOutcome("done", f"{len(stmt.body)} statements from {stmt.path}")
+        count = len(stmt.body)
+        return StepOutcome("done", f"{count} statement{'s' if count != 1 else ''} from {stmt.path}")
 
     def _do_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
         assert stmt.value is not None
@@ -276,8 +277,11 @@ class Runtime:
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
         ctx = self.context(reporter)
+        for node in nodes:
+            reporter.node(node.name, self.engine.state(node.name), "waiting to boot")
         if not self.engine.simulated:
             for node in nodes:
+                reporter.node(node.name, self.engine.state(node.name), "staging its disk")
                 self.stage(node, ctx)
         workers = max(1, min(self.site.boot_parallelism, len(nodes)))
         results: dict[str, str] = {}
@@ -308,6 +312,7 @@ class Runtime:
     def _boot_one(self, name: str, ctx: StageContext, reporter: StepReporter) -> str:
         node = self.nodes[name]
         if not self.engine.simulated:
+            reporter.node(name, self.engine.state(name), "vc_driver/pre_boot")
             self._stage_call(
                 "vc_driver/pre_boot",
                 reporter,
@@ -317,8 +322,11 @@ class Runtime:
                 self.vc_out_path,
                 ctx,
             )
+        reporter.node(name, self.engine.state(name), "ve_driver/boot")
         result = self._stage_call("ve_driver/boot", reporter, self.engine.boot, node, ctx)
-        return result.message or f"{name} started"
+        said = result.message or f"{name} started"
+        reporter.node(name, self.engine.state(name), said, reached=True)
+        return said
 
     def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
@@ -354,6 +362,7 @@ class Runtime:
         pending = [n.name for n in nodes]
         while True:
             pending = [name for name in pending if not self._reached(name, wanted)]
+            self._report_nodes(nodes, pending, reporter)
             elapsed = time.monotonic() - start
             done = len(nodes) - len(pending)
             reporter.progress(
@@ -380,6 +389,17 @@ class Runtime:
                     output_tail=tail,
                 )
             self.sleep(min(1.0, max(0.05, timeout - elapsed)))
+
+    def _report_nodes(
+        self, nodes: Sequence[NodePlan], pending: Sequence[str], reporter: StepReporter
+    ) -> None:
+        """Each waited-for node's state and last console line, for a front end's live view."""
+        for node in nodes:
+            tail = self.engine.console_tail(node.name, 1)
+            state = self.engine.state(node.name)
+            reporter.node(
+                node.name, state, tail[-1] if tail else "", reached=node.name not in pending
+            )
 
     def _reached(self, name: str, wanted: str) -> bool:
         current = self.engine.state(name)

@@ -26,6 +26,7 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import (
     Journal,
     acquire_lock,
+    all_last_runs,
     last_run,
     release_lock,
     set_lock_run,
@@ -170,14 +171,19 @@ class RecipeCheckFailed(RecipeError):
         return "\n".join(p.render() for p in self.problems)
 
 
-def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckContext:
+    """What the checker knows about this run: its variables, node names and policy.
+
+    Shared by the recipe's check and the REPL's check of typed statements, so both
+    refuse the same mistakes.
+    """
     runtime = prep.runtime
     known: dict[str, str | None] = {name: None for name in BUILTINS}
     known.update(runtime.variables)
     if "num_compute" not in runtime.variables:
         known.pop("num_compute")
         # a recipe `param num_compute = N` supplies it
-    ctx = CheckContext(
+    return CheckContext(
         variables=known,
         frontend=frontend_name(runtime.vcname),
         compute_name=lambda i: compute_name(runtime.vcname, i),
@@ -185,6 +191,10 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
         allocated=allocated,
         allow_run=prep.options.allow_run or prep.site.allow_run,
     )
+
+
+def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+    ctx = check_context(prep, allocated=allocated)
     problems = check_program(prep.program, ctx)
     problems += needs_allocation_first(prep.program, allocated is not None)
     problems.sort(key=lambda p: (p.span.file != prep.program.file, p.span.line, p.span.column))
@@ -239,6 +249,17 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
     if record is None:
+        try:
+            repo = load_repository(site_cfg.repository)
+        except UserError:
+            repo = None  # the site's repository cannot be read: say what the ledger knows
+        if repo is not None and vcname not in repo.entries:
+            with_runs = ", ".join(sorted(all_last_runs(ledger))) or "none"
+            raise UserError(
+                f"no such VC {vcname!r}: the ledger has no run of it and {repo.vcdb_path} does "
+                f"not list it; VCs with runs: {with_runs}; in the repository: "
+                f"{', '.join(sorted(repo.entries)) or 'none'}"
+            )
         raise UserError(
             f"{vcname} has no run to resume; start one with `pragmash RECIPE --vcname {vcname}`"
         )
