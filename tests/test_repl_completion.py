@@ -34,7 +34,7 @@ def complete(text: str) -> list[str]:
         ("break bo", ["boot"]),
         ("boot comp", ["compute", "compute["]),
         ("boot calit2-f", ["calit2-frontend"]),
-        ("fix all via virt-", ["virt-v2v", "virt-customize"]),
+        ("fix all via virt-", ["virt-customize", "virt-v2v"]),
         ("wait frontend r", ["running"]),
         ("wait frontend up ti", ["timeout"]),
         ("echo $vc", ["$vc_out", "$vcname"]),
