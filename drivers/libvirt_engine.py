@@ -18,15 +18,37 @@ from pathlib import Path
 from typing import Any
 
 import libvirt
+import libvirt_qemu
 from lxml import etree
 
-from pragmash.driver_api import NodePlan, StageContext, StageResult
-from pragmash.errors import Interrupted, StepError
+from pragmash.driver_api import (
+    NetworkState,
+    NodePlan,
+    PrivateNetworkPlan,
+    StageContext,
+    StageResult,
+)
+from pragmash.errors import StepError
 from pragmash.images.domain import HostInfo, render_domain, with_uuid
-from pragmash.images.textsafe import printable
+from pragmash.textsafe import printable
+from pragmash.vc.privnet import network_name
+
+from . import libvirt_network
 
 POLL_SECONDS = 0.2
-WAITABLE_STATES = frozenset({"running", "shut off"})
+AGENT_PING = '{"execute": "guest-ping"}'
+AGENT_TIMEOUT = 2  # seconds libvirt waits for the agent's answer
+
+# Why a domain is shut off or crashed, in words (libvirt's reason codes).
+_SHUTOFF_REASONS: dict[int, str] = {
+    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "the guest shut down (powered itself off)",
+    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "the domain was destroyed (forced off)",
+    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "the guest crashed",
+    libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED: "the domain was migrated away",
+    libvirt.VIR_DOMAIN_SHUTOFF_SAVED: "the domain was saved to a file",
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "the emulator failed to start or died",
+    libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT: "a snapshot was restored",
+}
 
 # libvirt's state numbers in virsh's words, so users see what `virsh list` shows.
 _STATE_WORDS: dict[int, str] = {
@@ -176,6 +198,25 @@ class LibvirtEngine:
             self._host = host_info_from_capabilities(caps)
         return self._host
 
+    # -- private networks (see pragmash.drivers.libvirt_network) ----------------
+
+    def check_private_network(self, plan: PrivateNetworkPlan) -> None:
+        """Refuse a bridge that clashes, or a site bridge that is missing (ConfigError)."""
+        libvirt_network.check_private_network(self._connection(), plan, self.uri)
+
+    def ensure_private_network(self, plan: PrivateNetworkPlan) -> StageResult:
+        """Define and start the VC's network unless it runs already."""
+        message = libvirt_network.ensure_private_network(self._connection(), plan)
+        return StageResult(
+            outcome="done", message=message, products={"private_network": plan.attach}
+        )
+
+    def private_network_state(self, plan: PrivateNetworkPlan) -> NetworkState:
+        return libvirt_network.private_network_state(self._connection(), plan)
+
+    def remove_private_network(self, vcname: str) -> bool:
+        return libvirt_network.remove_private_network(self._connection(), network_name(vcname))
+
     # -- lookups ------------------------------------------------------------
 
     def _lookup(self, name: str, stage: str) -> libvirt.virDomain | None:
@@ -208,6 +249,36 @@ class LibvirtEngine:
                 f"cannot read the state of {name}: {_libvirt_message(exc)}",
                 stage="ve_driver/state",
             ) from exc
+
+    def state_reason(self, name: str) -> str:
+        """Why a shut-off or crashed domain is so, in words; ``""`` where libvirt says nothing."""
+        dom = self._lookup(name, "ve_driver/state")
+        if dom is None:
+            return "no domain of that name is defined on the engine"
+        try:
+            code, reason = dom.state()
+        except libvirt.libvirtError:
+            return ""
+        if code == libvirt.VIR_DOMAIN_SHUTOFF:
+            return _SHUTOFF_REASONS.get(reason, "")
+        if code == libvirt.VIR_DOMAIN_CRASHED:
+            return "the guest crashed (kernel panic or a fatal error)"
+        return ""
+
+    def agent_answers(self, name: str) -> bool:
+        """A ``guest-ping`` through libvirt: True only when the agent inside replies.
+
+        No agent, no channel, an agent not started yet, or an engine without agents
+        (the test driver) all read as "not yet"; the caller keeps waiting.
+        """
+        dom = self._lookup(name, "ve_driver/state")
+        if dom is None:
+            return False
+        try:
+            libvirt_qemu.qemuAgentCommand(dom, AGENT_PING, AGENT_TIMEOUT, 0)
+        except libvirt.libvirtError:
+            return False
+        return True
 
     def list_domains(self, prefix: str) -> list[str]:
         """Names of defined domains (running or not) that start with ``prefix``."""
@@ -350,29 +421,3 @@ class LibvirtEngine:
                 ):
                     raise
         dom.undefine()
-
-    def wait_state(
-        self, names: Iterable[str], state: str, timeout: float, ctx: StageContext
-    ) -> dict[str, str]:
-        """Wait until every domain is in ``state``; on timeout say where each one is."""
-        if state not in WAITABLE_STATES:
-            raise ValueError(f"can wait for {sorted(WAITABLE_STATES)}, not {state!r}")
-        wanted = list(names)
-        start = time.monotonic()
-        while True:
-            states = {name: self.state(name) for name in wanted}
-            waiting = [n for n, s in states.items() if s != state]
-            if not waiting:
-                return states
-            elapsed = time.monotonic() - start
-            if ctx.cancelled():
-                raise Interrupted(f"interrupted while waiting for {', '.join(waiting)}")
-            if elapsed >= timeout:
-                listing = ", ".join(f"{n}: {s}" for n, s in states.items())
-                raise StepError(
-                    f"timed out after {timeout:g}s waiting for {state}: {listing}",
-                    stage="ve_driver/wait",
-                    output_tail=self.console_tail(waiting[0]),
-                )
-            ctx.progress(elapsed, timeout, f"waiting for {', '.join(waiting)} to be {state}")
-            time.sleep(min(POLL_SECONDS, max(timeout - elapsed, 0.0)))

@@ -8,40 +8,15 @@ is needed around the fix: the stages say so instead of pretending to work.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pragmash.driver_api import NodePlan, StageContext, StageResult
+from .base import GuestFilesDriver
 
 
-class Rocks6Client:
+class Rocks6Client(GuestFilesDriver):
     """Puts vc-out.xml at /root/vc-out.xml on the image's first partition."""
 
     name = "rocks6_client"
-    guest_vc_out = "/root/vc-out.xml"
-
-    def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
-        self.kvm_usable = kvm_usable
-        self.timeout = timeout
-
-    def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return StageResult("skipped", "rocks6 images need no preparation before the fix")
-
-    def post_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return StageResult("skipped", "rocks6 images need nothing restored after the fix")
-
-    def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.images.inject import inject_for_node
-
-        files: dict[str, bytes | Path] = {self.guest_vc_out: vc_out}
-        return inject_for_node(
-            node.name,
-            disk,
-            files,
-            ctx,
-            what="vc-out.xml",
-            timeout=self.timeout,
-            kvm_usable=self.kvm_usable,
-        )
+    images = "rocks6 images"
+    what = "vc-out.xml"
 
 
 def distro_driver() -> Rocks6Client:

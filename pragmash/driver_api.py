@@ -9,12 +9,148 @@ hands them a :class:`NodePlan` (everything decided about one node) and a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 Role = Literal["frontend", "compute"]
+UpKind = Literal["agent", "console", "port", "marker"]
+
+#: What the bundled distros print when they have booted: a getty's login prompt on the
+#: serial console (``debian12 login: ``, ``compute-0-0 login:``). Searched in each line.
+LOGIN_PROMPT = r"\blogin: *$"
+#: The line a boot-time unit installed by ``pre_boot`` prints (see pragmash.images.marker).
+UP_MARKER = "PRAGMASH-UP"
+
+
+@dataclass(frozen=True)
+class UpTest:
+    """One way a guest shows it has booted (``wait … up``).
+
+    ``agent``: the QEMU guest agent answers a ping through libvirt (the domain gets
+    the agent's virtio channel). ``console``: a line of the serial console matches
+    ``pattern`` (a Python regular expression; the login prompt by default).
+    ``port``: a TCP connection to ``port`` on the node's address succeeds (the public
+    address for a frontend, the private one for a compute). ``marker``: the console
+    shows the ``PRAGMASH-UP`` line, which the distro driver's ``pre_boot`` installs a
+    boot-time unit to print. A node is up when it is running and any of its tests pass.
+    """
+
+    kind: UpKind
+    pattern: str = ""
+    port: int = 0
+
+    @property
+    def spec(self) -> str:
+        """The test as a site config spells it (``console:REGEX``, ``port:22``)."""
+        if self.kind == "console":
+            return "console" if self.pattern == LOGIN_PROMPT else f"console:{self.pattern}"
+        if self.kind == "port":
+            return f"port:{self.port}"
+        return self.kind
+
+    def describe(self) -> str:
+        """The test in a user's words, for `pragmash check`, the REPL and step messages."""
+        if self.kind == "agent":
+            return "the QEMU guest agent answers"
+        if self.kind == "console":
+            if self.pattern == LOGIN_PROMPT:
+                return "a login prompt on the serial console"
+            return f"a console line matching /{self.pattern}/"
+        if self.kind == "port":
+            return f"TCP port {self.port} answers"
+        return f"the {UP_MARKER} line on the serial console (installed by pre_boot)"
+
+
+UP_KINDS: tuple[UpKind, ...] = ("agent", "console", "port", "marker")
+
+#: What a distro driver that declares nothing is held to: the tests that work on
+#: images that know nothing of pragmash, then the marker for images that print it.
+DEFAULT_UP_TESTS: tuple[UpTest, ...] = (
+    UpTest("agent"),
+    UpTest("console", LOGIN_PROMPT),
+    UpTest("marker"),
+)
+
+
+def parse_up_test(text: str) -> UpTest:
+    """``agent``, ``console``, ``console:REGEX``, ``port:N`` or ``marker``; ValueError if not."""
+    kind, sep, arg = text.partition(":")
+    if kind == "console":
+        pattern = arg if sep else LOGIN_PROMPT
+        if not pattern:
+            raise ValueError("'console:' needs a regular expression after the colon")
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
+        return UpTest("console", pattern)
+    if kind == "port":
+        if not arg.isdigit() or not 1 <= int(arg) <= 65535:
+            raise ValueError(f"expected 'port:N' with N from 1 to 65535, got {text!r}")
+        return UpTest("port", port=int(arg))
+    if kind in ("agent", "marker") and not sep:
+        return UpTest(kind)  # type: ignore[arg-type]  # narrowed by the test above
+    raise ValueError(
+        f"unknown up test {text!r}; expected agent, console, console:REGEX, port:N or marker"
+    )
+
+
+def up_tests_of(driver: object) -> tuple[UpTest, ...]:
+    """The distro driver's declared ``up_tests``, or the defaults for one that declares none.
+
+    Optional on purpose: a site's own driver (a seed script folder, an entry point
+    written before ``up`` was declarable) keeps working with the defaults.
+    """
+    declared = getattr(driver, "up_tests", None)
+    if declared is None:
+        return DEFAULT_UP_TESTS
+    return tuple(declared)
+
+
+def describe_up_tests(tests: Iterable[UpTest]) -> str:
+    """``a login prompt on the serial console, or TCP port 22 answers``."""
+    return ", or ".join(t.describe() for t in tests)
+
+
+PrivateMode = Literal["isolated", "ovs", "bridge"]
+
+
+@dataclass(frozen=True)
+class PrivateNetworkPlan:
+    """A VC's own private network, as the site's ``[network] private`` mode makes it.
+
+    Every VC gets one, on its VLAN, because every Rocks VC uses the same private
+    addresses: two VCs on one shared network answer each other's ARP. ``network`` is
+    the libvirt network pragmash defines for the VC (``isolated``: libvirt makes the
+    bridge ``bridge``; ``ovs``: over the site's Open vSwitch bridge ``bridge``, tagged
+    with ``vlan``), or None where the private interfaces join the site's own per-VLAN
+    bridge directly (``bridge``). ``setting`` names the site setting that chose
+    ``bridge``, so that an engine's complaint about it points at the file to fix.
+    """
+
+    vcname: str
+    mode: PrivateMode
+    vlan: int
+    bridge: str
+    network: str | None
+    setting: str
+    site_source: str = ""
+
+    @property
+    def attach(self) -> str:
+        """What a private interface is given: the network, or ``bridge:NAME``."""
+        return self.network if self.network is not None else f"bridge:{self.bridge}"
+
+    def describe(self) -> str:
+        """One line for people: ``calit2-private (isolated, bridge pragma2, VLAN 2)``."""
+        if self.mode == "isolated":
+            return f"{self.network} (isolated, bridge {self.bridge}, VLAN {self.vlan})"
+        if self.mode == "ovs":
+            return f"{self.network} (ovs over {self.bridge}, VLAN tag {self.vlan})"
+        return f"bridge {self.bridge} (site bridge for VLAN {self.vlan})"
 
 
 @dataclass(frozen=True)
@@ -38,6 +174,22 @@ class NodePlan:
     console_log: str | None = None
     private_ip: str = ""
     public_ip: str | None = None
+    up_tests: tuple[UpTest, ...] = ()  # how the node shows it is up (``wait … up``)
+
+    @property
+    def address(self) -> str:
+        """Where the site reaches the node: its public address, else its private one."""
+        return self.public_ip or self.private_ip
+
+
+@dataclass(frozen=True)
+class NetworkState:
+    """What the engine has of a VC's private network, for ``status`` and ``list``."""
+
+    name: str  # the libvirt network, or the site's bridge in ``bridge`` mode
+    exists: bool  # defined (a libvirt network) or present (a site bridge)
+    active: bool  # started, so domains can join it
+    detail: str  # in words, for people
 
 
 @dataclass
@@ -89,6 +241,14 @@ class EngineDriver(Protocol):
         """The domain's state in libvirt's words (``running``, ``shut off``) or ``absent``."""
         ...
 
+    def state_reason(self, name: str) -> str:
+        """Why the domain is in its state, in words (``the guest shut down``), or ``""``."""
+        ...
+
+    def agent_answers(self, name: str) -> bool:
+        """Whether the QEMU guest agent inside the running domain answers a ping now."""
+        ...
+
     def shutdown(self, name: str, timeout: float, ctx: StageContext) -> bool:
         """Ask the guest to stop; True when it stopped within ``timeout`` seconds."""
         ...
@@ -104,9 +264,34 @@ class EngineDriver(Protocol):
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
         """The last lines the guest wrote to its serial console, where known.
 
-        Control characters come escaped (``pragmash.images.textsafe.printable``): a guest must not
+        Control characters come escaped (``pragmash.textsafe.printable``): a guest must not
         drive the terminal that shows them.
         """
+        ...
+
+
+@runtime_checkable
+class PrivateNetworks(Protocol):
+    """An engine that makes each VC's private network (libvirt: its network API).
+
+    Separate from :class:`EngineDriver` because an engine may leave networking to the
+    site; then private interfaces go where the plan says and nothing is made.
+    """
+
+    def check_private_network(self, plan: PrivateNetworkPlan) -> None:
+        """Raise ConfigError naming the site setting when the host cannot carry ``plan``."""
+        ...
+
+    def ensure_private_network(self, plan: PrivateNetworkPlan) -> StageResult:
+        """Make the network exist and run; idempotent; a failure leaves nothing made."""
+        ...
+
+    def private_network_state(self, plan: PrivateNetworkPlan) -> NetworkState:
+        """Whether the network (or the site's bridge) exists on the engine."""
+        ...
+
+    def remove_private_network(self, vcname: str) -> bool:
+        """Remove VC ``vcname``'s network; True when there was one; absent is fine."""
         ...
 
 
@@ -123,6 +308,36 @@ class DistroDriver(Protocol):
     def pre_boot(
         self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext
     ) -> StageResult: ...
+
+
+@runtime_checkable
+class FixIdentity(Protocol):
+    """A distro driver that says what its pre_fix/post_fix do.
+
+    A fixed image is cached by (image content, method, driver, ``fix_identity()``),
+    so the identity must change whenever pre_fix or post_fix would change the image
+    differently. ``fix_hooks`` is False when they do nothing at all: then
+    ``fix … via none`` needs no fixed copy of the image. A driver without these is
+    assumed to have hooks, and is identified by its class.
+    """
+
+    fix_hooks: bool
+
+    def fix_identity(self) -> str: ...
+
+
+@runtime_checkable
+class BatchPreBoot(Protocol):
+    """A distro driver that can prepare many nodes' disks at once before they boot.
+
+    ``boot`` hands it every node of the step (node, staged disk) in one call, so it
+    can write all their files in one libguestfs appliance launch instead of one per
+    node. Returns each node's result by node name.
+    """
+
+    def pre_boot_many(
+        self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
+    ) -> dict[str, StageResult]: ...
 
 
 # Stage names as the seed calls them, mapped to the runtime's own names, so

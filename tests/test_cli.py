@@ -155,6 +155,16 @@ def test_set_overrides_a_parameter_and_unknown_names_are_refused() -> None:
         ("allocate 2\nfix all via magic\n", "bad.prg:2:13: unknown fix method 'magic'"),
         ("allocate 2\nwait frontend\n", "bad.prg:2:"),
         ("allocate 2\nwait frontend upp\n", "bad.prg:2:15: unknown state 'upp'"),
+        # a timeout held in a variable is checked too: a week is the most anyone waits
+        (
+            "param t = 200h\nallocate 2\nwait frontend up timeout $t\n",
+            "bad.prg:3:26: timeout: '200h' is longer than a week (168h)",
+        ),
+        ("allocate 2\nwait 8000000\n", "bad.prg:2:6: wait '8000000' is longer than a week"),
+        (
+            'allocate 2\nset p = ""\nwait frontend console $p\n',
+            "bad.prg:3:23: expected the console text to wait for, got an empty one",
+        ),
     ],
 )
 def test_bad_recipes_fail_before_anything_runs(tmp_path: Path, text: str, expected: str) -> None:
@@ -211,7 +221,7 @@ def test_libvirt_define_refused_is_reported_with_libvirts_words(tmp_path: Path) 
 
 
 def test_busy_vc_is_refused_with_its_holder() -> None:
-    from pragmash.store.journal import acquire_lock
+    from pragmash.store.journal import acquire_lock, process_started
 
     site = load_site(None)
     ledger = Ledger(site)
@@ -219,7 +229,10 @@ def test_busy_vc_is_refused_with_its_holder() -> None:
     try:
         acquire_lock(ledger, "calit2")
         with ledger.transaction() as conn:
-            conn.execute("UPDATE locks SET pid=? WHERE vcname='calit2'", (holder.pid,))
+            conn.execute(
+                "UPDATE locks SET pid=?, started=? WHERE vcname='calit2'",
+                (holder.pid, process_started(holder.pid)),
+            )
         code, _, err = run(ROCKS6, "--vcname", "calit2")
         assert code == EXIT_BUSY
         assert f"pid {holder.pid}" in err
@@ -300,3 +313,33 @@ def test_installed_wheel_works_from_any_folder(tmp_path: Path) -> None:
             check=True,
         ).stdout
     )
+
+
+def test_check_says_what_up_means_and_who_chose_it(tmp_path: Path) -> None:
+    code, out, _ = run("check", ROCKS6, "--vcname", "calit2")
+    assert code == EXIT_OK
+    assert (
+        "'wait … up': calit2's nodes are up when running and the QEMU guest agent answers, "
+        "or a login prompt on the serial console (chosen by the distro driver rocks6_client)"
+    ) in out
+    site = tmp_path / "site.toml"
+    small = (ROOT / "tests" / "data" / "sites" / "small.toml").read_text()
+    site.write_text(small + '\n[up]\ncalit2 = ["port:22", "marker"]\n')
+    demo = str(ROOT / "pragmash" / "demo" / "repository")
+    code, out, err = run(
+        "check", ROCKS6, "--vcname", "calit2", "--site", str(site), "--base_path", demo
+    )
+    assert code == EXIT_OK, err
+    assert (
+        "up when running and TCP port 22 answers, or the PRAGMASH-UP line on the serial "
+        f"console (installed by pre_boot) (chosen by the site's [up] calit2 ({site}))"
+    ) in out
+
+
+def test_wait_console_on_the_demo_engine_is_taken_as_running(tmp_path: Path) -> None:
+    recipe = tmp_path / "console.prg"
+    recipe.write_text('allocate 1\nboot frontend\nwait frontend console "login:" timeout 5s\n')
+    code, out, err = run(str(recipe), "--vcname", "calit2")
+    assert code == EXIT_OK, err
+    assert "1 node(s) showing 'login:' on its console after" in out
+    assert "(simulated engine: 'console' taken as 'running')" in out

@@ -13,8 +13,8 @@ from pragmash.drivers.script_folder import _ARG_NAMES
 
 from pragmash.driver_api import DistroDriver, NodePlan, StageContext
 from pragmash.engine.session import BUILTINS
-from pragmash.language.checker import FIX_METHODS, WAIT_STATES
-from pragmash.language.parser import STATEMENT_WORDS, parse_recipe
+from pragmash.language.parser import parse_recipe
+from pragmash.language.vocabulary import FIX_METHODS, STATEMENT_WORDS, WAIT_STATES
 
 ROOT = Path(__file__).parent.parent
 GRAMMAR = ROOT / "grammar" / "pragmash.lark"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pragmash.driver_api import NodePlan
+from pragmash.driver_api import LOGIN_PROMPT, NodePlan, UpTest
 from pragmash.errors import StepError
 from pragmash.images.domain import (
     HostInfo,
@@ -273,3 +273,25 @@ def test_resolve_domain_type(choice: str, template: str, kvm_usable: bool, expec
 def test_resolve_domain_type_refuses_unknown_choice() -> None:
     with pytest.raises(ValueError, match="kvm, qemu or auto"):
         resolve_domain_type("hyperv", "kvm", HostInfo(emulator=None, kvm_usable=True))
+
+
+def test_agent_channel_only_where_the_node_is_held_to_the_agent() -> None:
+    devices = parse(render_domain(plan(up_tests=(UpTest("agent"),)), HOST)).find("devices")
+    assert devices is not None
+    channels = devices.findall("channel")
+    assert len(channels) == 1 and channels[0].get("type") == "unix"
+    target = channels[0].find("target")
+    assert target is not None
+    assert (target.get("type"), target.get("name")) == ("virtio", "org.qemu.guest_agent.0")
+    no_agent = plan(up_tests=(UpTest("console", LOGIN_PROMPT),))
+    assert parse(render_domain(no_agent, HOST)).find("devices/channel") is None
+
+
+def test_a_templates_own_agent_channel_is_kept_not_doubled() -> None:
+    own = SEED_FRONTEND.replace(
+        "</devices>",
+        "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+        "</devices>",
+    )
+    root = parse(render_domain(plan(template_xml=own, up_tests=(UpTest("agent"),)), HOST))
+    assert len(root.findall("devices/channel")) == 1

@@ -14,6 +14,7 @@ from vmimage import MARKER_SELF, MARKER_UP, TestImage, build_test_image
 
 from pragmash.errors import StepError
 from pragmash.images.inject import inject_files, make_config_drive
+from pragmash.images.marker import SYSTEMD_UNIT, SYSTEMD_WANTS, UPSTART_JOB, marker_files
 from pragmash.images.staging import stage_image
 from pragmash.images.tools import guestfs_env
 
@@ -125,6 +126,20 @@ def test_inject_then_read_back(tmp_path: Path, test_image: TestImage) -> None:
     base = next((tmp_path / "c").glob("*.raw"))
     with pytest.raises(subprocess.CalledProcessError):
         guest_cat(base, "raw", "/root/vc-out.xml")
+
+
+@pytest.mark.vm
+@pytest.mark.usefixtures("guestfs_tcg")
+def test_the_marker_unit_goes_in_enabled_with_vc_out(tmp_path: Path, test_image: TestImage) -> None:
+    disk = stage_image(test_image.disk_gz, tmp_path / "vc", "compute-0", cache_dir=tmp_path / "c")
+    inject_files(disk, {"/root/vc-out.xml": VC_OUT, **marker_files()}, timeout=300)
+    argv = ["guestfish", "--ro", "--format=qcow2", "-a", str(disk), "-m", "/dev/sda1", "--"]
+    argv += ["cat", SYSTEMD_UNIT, ":", "readlink", SYSTEMD_WANTS, ":", "cat", UPSTART_JOB]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    assert f"ExecStart=/bin/sh -c 'echo {MARKER_UP} > /dev/ttyS0'" in out
+    assert "WantedBy=multi-user.target" in out
+    assert f"\n{SYSTEMD_UNIT}\n" in out  # the .wants/ entry is a link to the unit, as enable makes
+    assert "start on stopped rc RUNLEVEL=[2345]" in out
 
 
 @pytest.mark.vm

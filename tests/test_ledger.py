@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pragmash.errors import UserError
+from pragmash.errors import LedgerError
 from pragmash.store.ledger import Ledger
 
 
@@ -96,8 +96,8 @@ def test_connection_reopens_after_fork(tmp_path: Path) -> None:
     assert row is not None and row[0] == 1
 
 
-def test_unopenable_ledger_is_a_user_error(tmp_path: Path) -> None:
+def test_unopenable_ledger_is_a_ledger_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(UserError, match="cannot open the ledger"):
+    with pytest.raises(LedgerError, match="cannot open the ledger"):
         Ledger(blocker / "ledger.sqlite3")

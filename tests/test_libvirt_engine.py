@@ -21,7 +21,8 @@ from pragmash.drivers.libvirt_engine import (
 )
 
 from pragmash.driver_api import EngineDriver, NodePlan, StageContext
-from pragmash.errors import Interrupted, StepError
+from pragmash.engine.readiness import Goal, Waiter
+from pragmash.errors import StepError
 from pragmash.images.domain import HostInfo
 
 pytestmark = pytest.mark.libvirt
@@ -228,32 +229,78 @@ def test_console_tail_reads_the_serial_file(
     assert engine.console_tail(name, 2) == ["(initramfs) \\x1b[6n", "\\x1b]0;owned\\x07\ttab"]
 
 
-def test_wait_state_returns_states_and_times_out_with_each_nodes_state(
+class FakeClock:
+    """Time that passes only when the waiter sleeps: no test depends on this machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps = 0
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def waiter(engine: LibvirtEngine, clock: FakeClock, recorder: Recorder) -> Waiter:
+    progress = recorder.context(Path("/nonexistent")).progress
+    return Waiter(engine, sleep=clock.sleep, clock=clock, progress=progress)
+
+
+def test_one_waiter_waits_for_states_and_times_out_with_each_nodes_state(
     engine: LibvirtEngine, prefix: str, tmp_path: Path
 ) -> None:
-    up, down = prefix + "w0", prefix + "w1"
-    recorder = Recorder()
+    up, paused = prefix + "w0", prefix + "w1"
+    recorder, clock = Recorder(), FakeClock()
     ctx = recorder.context(tmp_path)
-    engine.boot(node(up, tmp_path), ctx)
-    engine.boot(node(down, tmp_path), ctx)
-    engine.shutdown(down, 5, ctx)
-    assert engine.wait_state([up], "running", 1, ctx) == {up: "running"}
+    nodes = {n: node(n, tmp_path) for n in (up, paused)}
+    for plan in nodes.values():
+        engine.boot(plan, ctx)
+    engine._connection().lookupByName(paused).suspend()
+    wait = waiter(engine, clock, recorder)
+    assert wait.wait([nodes[up]], Goal("state", state="running"), 1) == {up: "running"}
     with pytest.raises(StepError) as info:
-        engine.wait_state([up, down], "running", 0.5, ctx)
+        wait.wait(list(nodes.values()), Goal("state", state="running"), 30)
     assert info.value.stage == "ve_driver/wait"
-    assert f"{up}: running" in info.value.message
-    assert f"{down}: shut off" in info.value.message
-    assert recorder.progress and recorder.progress[-1][1] == 0.5
-    with pytest.raises(ValueError, match="up"):
-        engine.wait_state([up], "up", 1, ctx)
+    assert "timed out after 30 s" in info.value.message
+    assert f"{paused}: paused" in info.value.message  # a paused node may resume: it is waited for
+    assert clock.now >= 30
+    assert recorder.progress and recorder.progress[-1][1] == 2  # nodes done out of 2
 
 
-def test_wait_state_stops_when_cancelled(
-    engine: LibvirtEngine, prefix: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("stop", "state", "reason"),
+    [
+        ("shutdown", "shut off", "the guest shut down (powered itself off)"),
+        ("destroy", "shut off", "the domain was destroyed (forced off)"),
+        ("undefine", "absent", "no domain of that name is defined on the engine"),
+    ],
+)
+def test_a_node_that_stops_fails_the_wait_at_once_with_state_and_reason(
+    engine: LibvirtEngine, prefix: str, tmp_path: Path, stop: str, state: str, reason: str
 ) -> None:
-    ctx = dataclasses.replace(Recorder().context(tmp_path), cancelled=lambda: True)
-    with pytest.raises(Interrupted):
-        engine.wait_state([prefix + "never"], "running", 60, ctx)
+    name = prefix + "gone"
+    plan = node(name, tmp_path)
+    engine.boot(plan, Recorder().context(tmp_path))
+    dom = engine._connection().lookupByName(name)
+    if stop == "shutdown":
+        dom.shutdown()
+    elif stop == "destroy":
+        dom.destroy()
+    else:
+        dom.destroy()
+        dom.undefine()
+    clock = FakeClock()
+    with pytest.raises(StepError) as info:
+        waiter(engine, clock, Recorder()).wait([plan], Goal("up"), 3600)
+    assert info.value.message.startswith(f"{name} is {state} ({reason}) while waiting")
+    assert "timed out" not in info.value.message
+    assert clock.sleeps == 0  # failed on the first look, not after the hour
+    # waiting for shut_off is the one wait a stopped node satisfies
+    if state == "shut off":
+        assert waiter(engine, clock, Recorder()).wait([plan], Goal("state", state="shut off"), 5)
 
 
 def test_host_info_from_the_test_driver(engine: LibvirtEngine) -> None:
@@ -295,3 +342,13 @@ def test_kvm_rule_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kvm_usable(["kvm"]) is False
     monkeypatch.setenv("PRAGMASH_KVM", "1")
     assert kvm_usable([]) is True
+
+
+def test_no_guest_agent_on_the_test_driver_reads_as_not_yet(
+    engine: LibvirtEngine, prefix: str, tmp_path: Path
+) -> None:
+    name = prefix + "agent"
+    engine.boot(node(name, tmp_path), Recorder().context(tmp_path))
+    assert engine.agent_answers(name) is False
+    assert engine.agent_answers(prefix + "absent") is False
+    assert engine.state_reason(name) == ""  # running: nothing to explain

@@ -24,6 +24,7 @@ import libvirt
 import pytest
 
 import pragmash
+from pragmash.engine import lifecycle
 from pragmash.store.allocation import Allocation, current_allocation
 from pragmash.store.journal import RunRecord, StepRecord, last_run, steps_of
 from pragmash.store.ledger import Ledger
@@ -213,6 +214,16 @@ def test_list_and_status_after_a_run(env: RunEnv, testconn: libvirt.virConnect) 
             "fqdn": "vc-a.example.org",
             "last_run": 1,
             "last_outcome": "finished",
+            "private_network": {
+                "mode": "isolated",
+                "name": "calit2-private",
+                "bridge": "pragma100",
+                "vlan": 100,
+                "exists": True,
+                "active": True,
+                "state": "active",
+                "missing": False,
+            },
         }
     ]
 
@@ -221,6 +232,9 @@ def test_list_and_status_after_a_run(env: RunEnv, testconn: libvirt.virConnect) 
     assert "vc-a.example.org (192.0.2.10), VLAN 100" in status.out
     assert "run 1 (finished)" in status.out
     assert "<- ledger says" not in status.out  # engine and ledger agree
+    assert "private network calit2-private (isolated, bridge pragma100, VLAN 100): active\n" in (
+        status.out
+    )
 
     data = json.loads(env.cli("status", "calit2", "--json").out)
     held = env.allocation()
@@ -235,6 +249,28 @@ def test_list_and_status_after_a_run(env: RunEnv, testconn: libvirt.virConnect) 
     assert [s["outcome"] for s in data["run"]["steps"]] == ["done", "done", "done"]
     assert data["run"]["steps"][1]["at"].endswith("test.prg:2:1")
     assert data["lock"] is None
+
+
+def test_lifecycle_operations_work_without_a_front_end(
+    env: RunEnv, testconn: libvirt.virConnect
+) -> None:
+    """The engine layer answers list/status and cleans; the CLI only formats the same data."""
+    recipe = env.recipe(BOOT_ALL)
+    assert env.cli(str(recipe), "--vcname", "calit2").rc == 0
+    site = env.site()
+    assert [row.to_json() for row in lifecycle.list_vcs(site)] == json.loads(
+        env.cli("list", "--json").out
+    )
+    status = lifecycle.vc_status(site, "calit2")
+    assert status.to_json() == json.loads(env.cli("status", "calit2", "--json").out)
+    assert {n.engine_state for n in status.nodes} == {"running"}
+
+    notes: list[str] = []
+    lifecycle.clean_vc(site, "calit2", note=notes.append)
+    assert "destroyed calit2-frontend (was running)" in notes
+    assert "released calit2's leases" in notes
+    assert env.allocation() is None
+    assert [row.state for row in lifecycle.list_vcs(site)] == ["released"]
 
 
 def test_list_repository_json(env: RunEnv) -> None:

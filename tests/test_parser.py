@@ -9,12 +9,12 @@ import pytest
 from pragmash.errors import RecipeError, Span, UserError
 from pragmash.language import ast
 from pragmash.language.parser import (
-    STATEMENT_WORDS,
     _lark,
     parse_file,
     parse_recipe,
     parse_statement,
 )
+from pragmash.language.vocabulary import STATEMENT_WORDS
 
 CARD = "allocate 4; fix all via virt-v2v; boot frontend; wait 300; boot compute"
 

@@ -93,6 +93,10 @@ def test_break_step_fail_fix_retry_continue(
 
     node = d.type("show node calit2-compute-1")
     assert "paused" in node and "show node calit2-compute-1 --xml" in node
+    assert (
+        "up when: the QEMU guest agent answers, or a login prompt on the serial console "
+        "(chosen by the distro driver rocks6_client)" in node
+    )
     assert "<name>calit2-compute-1</name>" in d.type("show node compute[1] --xml")
     assert interp.pc == 4 and str(interp.status) == "failed"
 
@@ -199,7 +203,9 @@ def test_ctrl_c_in_a_long_step_marks_it_interrupted(
         raise KeyboardInterrupt
 
     d.run.prepared.runtime.sleep = ctrl_c  # the wait below sleeps: Ctrl-C arrives there
-    d.type("skip")  # leave the frontend unbooted, so the wait has to sleep
+    d.type("step")  # boot frontend
+    # paused, the frontend is not up yet but may still be: the wait has to sleep
+    testconn.lookupByName("calit2-frontend").suspend()
     d.type("step")
     interp = d.run.interpreter
     assert str(interp.status) == "interrupted" and interp.pc == 2

@@ -6,6 +6,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
+from pragmash.language.vocabulary import FIX_METHODS, WAIT_STATES
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.debugger import Repl
 from pragmash.ui.repl.session import RecipeLexer
@@ -37,6 +38,7 @@ def complete(text: str) -> list[str]:
         ("fix all via virt-", ["virt-customize", "virt-v2v"]),
         ("wait frontend r", ["running"]),
         ("wait frontend up ti", ["timeout"]),
+        ("wait frontend con", ["console"]),
         ("echo $vc", ["$vc_out", "$vcname"]),
         ("echo ${num", ["${num_compute}"]),
         ("echo at:$vcn", ["at:$vcname"]),
@@ -50,10 +52,18 @@ def test_completes_what_fits_there(text: str, expected: list[str]) -> None:
     assert complete(text) == expected
 
 
+def test_methods_and_states_are_the_languages_own() -> None:
+    """The completer offers exactly what the checker accepts: one vocabulary, no copies."""
+    assert complete("fix all via ") == list(FIX_METHODS)
+    offered = complete("wait frontend ")
+    assert [w for w in offered if w in WAIT_STATES] == list(WAIT_STATES)
+
+
 def test_no_completion_where_nothing_fits() -> None:
     assert complete("echo hello wor") == []
     assert complete("step") == []  # already whole
     assert complete("wait frontend up timeout ") == []
+    assert complete("wait frontend console ") == []  # the text is the user's
 
 
 def test_completions_replace_only_the_word_being_typed() -> None:

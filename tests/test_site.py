@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pragmash.driver_api import UpTest
 from pragmash.errors import ConfigError
 from pragmash.vc.site import EMBEDDED_SOURCE, PublicAddress, load_site
 
@@ -108,6 +109,16 @@ def test_toml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     assert "invalid TOML" in info.value.message
 
 
+def test_up_overrides_per_vc(tmp_path: Path) -> None:
+    text = _with('[up]\ncalit2 = ["port:22", "console:ready$"]\ntiny = ["marker"]\n')
+    site = load_site(write(tmp_path, text), env={})
+    assert site.up_overrides == {
+        "calit2": (UpTest("port", port=22), UpTest("console", "ready$")),
+        "tiny": (UpTest("marker"),),
+    }
+    assert load_site(write(tmp_path, MINIMAL), env={}).up_overrides == {}
+
+
 def _with(section_text: str) -> str:
     """MINIMAL plus extra sections; [network] keys are replaced by section_text's if given."""
     return MINIMAL + "\n" + section_text
@@ -177,6 +188,12 @@ BAD: list[tuple[str, str, str]] = [
     (MINIMAL + "vlans = [20]\n", "[network] vlans", "[first, last]"),
     (MINIMAL + "bridges = { eth1 = 3 }\n", "[network] bridges.eth1", "site network name"),
     (MINIMAL + 'dns = "dns.example.org"\n', "[network] dns", "IPv4"),
+    (_with("[up]\ncalit2 = ['ssh']\n"), "[up] calit2", "unknown up test 'ssh'"),
+    (_with("[up]\ncalit2 = 'agent'\n"), "[up] calit2", "non-empty list of up tests"),
+    (_with("[up]\ncalit2 = []\n"), "[up] calit2", "non-empty list of up tests"),
+    (_with("[up]\ncalit2 = ['port:99999']\n"), "[up] calit2", "1 to 65535"),
+    (_with("[up]\ncalit2 = ['console:[']\n"), "[up] calit2", "not a regular expression"),
+    (_with("[up]\n'bad name' = ['agent']\n"), "[up] bad name", "not a VC name"),
 ]
 
 

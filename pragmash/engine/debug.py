@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pragmash.driver_api import NodePlan
-from pragmash.engine.interpreter import FlatStep, Interpreter, StepOutcome, flatten
+from pragmash.driver_api import NodePlan, describe_up_tests
+from pragmash.engine.interpreter import Interpreter, StepOutcome
 from pragmash.engine.session import RecipeCheckFailed, Run, check_context, reload_vc_in
 from pragmash.errors import Interrupted, PragmashError, RecipeError, Span, StepError, UserError
 from pragmash.language import ast
 from pragmash.language.checker import check_program, needs_allocation_first
 from pragmash.language.parser import parse_statement
+from pragmash.language.program import FlatStep, flatten
 from pragmash.language.sources import remember
 from pragmash.language.targets import parse_target_word, select_names
 from pragmash.store import allocation as alloc_mod
@@ -115,6 +116,11 @@ class DebugRun:
             return select_names([target], frontend, computes)
         except RecipeError as err:
             raise UserError(err.message) from None
+
+    def up_when(self, name: str) -> str:
+        """How ``up`` is told for the node, and who chose that (the distro driver, the site)."""
+        node = self._runtime.nodes[name]
+        return f"{describe_up_tests(node.up_tests)} (chosen by {self._runtime.up_tests_source})"
 
     def state(self, name: str) -> str:
         """The engine's word for the node now (``running``, ``paused``, ``absent``, …)."""

@@ -6,17 +6,15 @@ The CLI runs it to the end; the REPL steps it; tests drive it directly. What a
 statement *does* belongs to the executor (the runtime); what happened is reported
 as events and written to the journal.
 
-``include`` is flattened: the include statement itself is a step (it does nothing
-but mark where the included file starts), followed by the included statements one
-level deeper. Flattening gives every step a stable index, which is what the
-journal records and what ``resume`` continues from; ``next`` uses the depth to
-step over an include.
+The interpreter walks the flattened program (:func:`pragmash.language.program.flatten`):
+every step has a stable index, which is what the journal records and what
+``resume`` continues from; ``next`` uses a step's include depth to step over an
+include.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -31,30 +29,8 @@ from pragmash.engine.events import (
     ignore,
 )
 from pragmash.errors import Interrupted, PragmashError
-from pragmash.language.ast import Include, Program, Statement
-
-
-@dataclass(frozen=True)
-class FlatStep:
-    """One statement in run order, with how deep it sits in includes."""
-
-    index: int
-    statement: Statement
-    depth: int
-
-
-def flatten(statements: Iterable[Statement], depth: int = 0) -> list[FlatStep]:
-    """Run order of a program: includes spliced in after their own marker step."""
-    out: list[FlatStep] = []
-
-    def walk(stmts: Iterable[Statement], level: int) -> None:
-        for stmt in stmts:
-            out.append(FlatStep(len(out), stmt, level))
-            if isinstance(stmt, Include):
-                walk(stmt.body, level + 1)
-
-    walk(statements, depth)
-    return out
+from pragmash.language.ast import Program, Statement
+from pragmash.language.program import FlatStep, flatten
 
 
 @dataclass

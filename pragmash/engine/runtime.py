@@ -8,15 +8,18 @@ through the step's reporter. It never prints.
 Every stage is idempotent so that ``resume`` and ``retry`` can run it again:
 allocation returns the leases a VC already holds, staging reuses a valid staged
 disk, booting a running domain succeeds.
+
+Beside it: :mod:`~pragmash.engine.waiting` (clock waits and waits for a goal, whose
+meaning is :mod:`~pragmash.engine.readiness`'s),
+:mod:`~pragmash.engine.host_command` (``run``) and :mod:`~pragmash.engine.nodes`
+(allocation to node plans).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +30,22 @@ from pragmash.driver_api import (
     DistroDriver,
     EngineDriver,
     NodePlan,
+    PrivateNetworkPlan,
     StageContext,
     StageResult,
+    UpTest,
+    up_tests_of,
 )
+from pragmash.engine import private_network
+from pragmash.engine.bootstep import BootPipeline
+from pragmash.engine.fixstep import ImageFixer
+from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
+from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
+from pragmash.engine.readiness import Goal
+from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
+from pragmash.images.staging import stage_image
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
 from pragmash.language.sources import source_line
@@ -43,7 +57,6 @@ from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcin import VcIn
 from pragmash.vc.vcout import write_vc_out
 
-UP_MARKER = "PRAGMASH-UP"
 SIMULATED = "skipped: the engine is simulated ({uri}), so there is no disk to {what}"
 
 
@@ -60,6 +73,7 @@ class Runtime:
     variables: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     domain_type: str = "qemu"
@@ -73,7 +87,7 @@ class Runtime:
 
     @property
     def temp_dir(self) -> Path:
-        return self.site.temp_dir / self.vcname
+        return vc_temp_dir(self.site, self.vcname)
 
     @property
     def vc_out_path(self) -> Path:
@@ -81,13 +95,7 @@ class Runtime:
 
     def context(self, reporter: StepReporter) -> StageContext:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        return StageContext(
-            vcname=self.vcname,
-            temp_dir=self.temp_dir,
-            vc_out_path=self.vc_out_path,
-            note=reporter.note,
-            progress=reporter.progress,
-        )
+        return stage_context(self.site, self.vcname, note=reporter.note, progress=reporter.progress)
 
     # -- values -----------------------------------------------------------------------
 
@@ -117,6 +125,18 @@ class Runtime:
 
     # -- nodes ------------------------------------------------------------------------
 
+    @property
+    def up_tests(self) -> tuple[UpTest, ...]:
+        """How this VC's nodes show they are up: the site's override, else the driver's."""
+        return self.site.up_overrides.get(self.vcname) or up_tests_of(self.distro)
+
+    @property
+    def up_tests_source(self) -> str:
+        """Who chose :attr:`up_tests`, for `pragmash check` and the REPL."""
+        if self.vcname in self.site.up_overrides:
+            return f"the site's [up] {self.vcname} ({self.site.source})"
+        return f"the distro driver {self.distro.name}"
+
     def targets(self, targets: Sequence[ast.Target], stmt: ast.Statement) -> list[NodePlan]:
         if self.allocation is None:
             raise RecipeError(
@@ -130,53 +150,33 @@ class Runtime:
     def adopt(self, allocation: Allocation) -> None:
         """Make the nodes of an allocation (fresh or read back from the ledger) this run's."""
         self.allocation = allocation
-        templates = {"frontend": self.vcin.frontend, "compute": self.vcin.compute}
-        nodes: dict[str, NodePlan] = {}
-        for lease in allocation.nodes:
-            tmpl = templates[lease.role]
-            assert tmpl is not None
-            old = self.nodes.get(lease.name)
-            networks = tuple(self._network_for(i.source) for i in tmpl.interfaces)
-            nodes[lease.name] = NodePlan(
-                name=lease.name,
-                role=lease.role,
-                index=lease.index,
-                cpus=lease.cpus,
-                template_xml=tmpl.domain_xml,
-                macs=lease.macs,
-                networks=networks,
-                disks=old.disks if old else self._disks_of(lease.name, tmpl.disk_paths),
-                domain_type=self.domain_type,
-                console_log=None
-                if self.engine.simulated
-                else str(self.temp_dir / f"{lease.name}.console.log"),
-                private_ip=lease.private_ip,
-                public_ip=lease.public_ip,
-            )
-        self.nodes = nodes
-        self.variables["num_nodes"] = str(len(nodes))
+        self.nodes = node_plans(
+            allocation,
+            self.vcin,
+            self.site,
+            self.temp_dir,
+            domain_type=self.domain_type,
+            simulated=self.engine.simulated,
+            previous=self.nodes,
+            private_network=self.private_network_plan(allocation.vlan).attach,
+            up_tests=self.up_tests,
+        )
+        self.variables["num_nodes"] = str(len(self.nodes))
 
-    def _disks_of(self, name: str, template_disks: Sequence[Path]) -> tuple[str, ...]:
-        """A node's disks as a run left them: its staged first disk where one exists.
+    def private_network_plan(self, vlan: int) -> PrivateNetworkPlan:
+        return private_network.plan_for(self.site, self.vcname, vlan)
 
-        A resumed or attached run then shows and boots the disk the node really has,
-        not the repository image it was staged from.
+    def ensure_private_network(self) -> StageResult | None:
+        """Make the VC's private network exist and run (idempotent; None: engine makes none).
+
+        Called by ``allocate``, by every ``boot`` (a network removed behind the run's back
+        is made again before a domain needs it) and on resume and attach.
         """
-        disks = [str(p) for p in template_disks]
-        if disks and not self.engine.simulated:
-            from pragmash.images.staging import staged_path
-
-            staged = staged_path(self.temp_dir / "disks", name, self.site.staging)
-            if staged.is_file():
-                disks[0] = str(staged)
-        return tuple(disks)
-
-    def _network_for(self, source: str | None) -> str:
-        if source and source in self.site.bridges:
-            return self.site.bridges[source]
-        if self.site.default_network:
-            return self.site.default_network
-        return f"bridge:{source}" if source else "user"
+        if self.allocation is None:
+            return None
+        plan = self.private_network_plan(self.allocation.vlan)
+        private_network.check(self.engine, plan)
+        return private_network.ensure(self.engine, plan)
 
     # -- the statements ---------------------------------------------------------------
 
@@ -219,8 +219,29 @@ class Runtime:
         return self.allocate(cpus, reporter)
 
     def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
-        allocation = alloc_mod.allocate(self.ledger, self.site, self.vcname, self.vcin, cpus)
+        """Take the VC's leases and make its private network; a fresh allocation whose
+        network cannot be made is released again, so a failure takes nothing."""
+        fresh = alloc_mod.current_allocation(self.ledger, self.vcname) is None
+        allocation = alloc_mod.allocate(
+            self.ledger,
+            self.site,
+            self.vcname,
+            self.vcin,
+            cpus,
+            check_vlan=lambda vlan: private_network.check(
+                self.engine, self.private_network_plan(vlan)
+            ),
+        )
         self.adopt(allocation)
+        try:
+            made = self.ensure_private_network()
+        except BaseException:
+            if fresh:
+                alloc_mod.release(self.ledger, self.vcname)
+                self.allocation = None
+                self.nodes = {}
+            raise
+        plan = self.private_network_plan(allocation.vlan)
         vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         write_vc_out(vc_out, self.vc_out_path)
@@ -231,6 +252,8 @@ class Runtime:
             f"{len(computes)} compute{'s' if len(computes) != 1 else ''} "
             f"({sum(c.cpus for c in computes)} CPUs)"
         )
+        if made is not None:
+            msg += f"; {made.message}"
         return StepOutcome(
             "done",
             msg,
@@ -240,6 +263,7 @@ class Runtime:
                 "vlan": str(allocation.vlan),
                 "nodes": " ".join([fe.name, *(c.name for c in computes)]),
                 "vc_out": str(self.vc_out_path),
+                "private_network": plan.attach,
             },
         )
 
@@ -253,54 +277,78 @@ class Runtime:
                 f"fix via {method} (pre_fix, fix, post_fix) for {', '.join(n.name for n in nodes)}"
             )
             return StepOutcome("skipped", SIMULATED.format(uri=self.site.uri, what=what))
-        products = {}
-        for node in nodes:
-            disk = self.stage(node, ctx)
-            self._stage_call("vc_driver/pre_fix", reporter, self.distro.pre_fix, node, disk, ctx)
-            fixed = self._fix_disk(node, disk, method, ctx)
-            self._stage_call("vc_driver/post_fix", reporter, self.distro.post_fix, node, fixed, ctx)
-            products[node.name] = str(fixed)
-        return StepOutcome("done", f"{len(nodes)} image(s) fixed via {method}", products)
+        return self.fix(nodes, method, ctx, reporter)
+
+    def fix(
+        self, nodes: Sequence[NodePlan], method: str, ctx: StageContext, reporter: StepReporter
+    ) -> StepOutcome:
+        """Each distinct image fixed once (or found in the cache); nodes overlay the result."""
+        fixer = ImageFixer(
+            distro=self.distro,
+            cache_dir=self.site.image_cache,
+            disks_dir=self.temp_dir / "disks",
+            staging=self.site.staging,
+            ctx=ctx,
+            call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
+            template_source=self._template_source,
+            is_running=lambda name: self.engine.state(name) == "running",
+            log_dir=self.temp_dir,
+        )
+        report = fixer.fix(nodes, method)
+        for name, disk in report.disks.items():
+            node = self.nodes[name]
+            self.nodes[name] = dataclasses.replace(node, disks=(str(disk), *node.disks[1:]))
+        products = {name: str(disk) for name, disk in report.disks.items()}
+        for base in report.bases:
+            products[f"base {base.key.digest[:12]}"] = str(base.path)
+        images = len(report.bases)
+        msg = (
+            f"{images} image{'s' if images != 1 else ''} for {len(nodes)} node(s) via {method}, "
+            f"{report.conversions} fixed now: " + "; ".join(report.lines)
+        )
+        return StepOutcome("done", msg, products)
+
+    def _template_source(self, node: NodePlan) -> Path:
+        """The repository image a node's first disk comes from (its vc-in template's)."""
+        tmpl = self.vcin.frontend if node.role == "frontend" else self.vcin.compute
+        if tmpl is None or not tmpl.disk_paths:
+            raise StepError(
+                f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage"
+            )
+        return Path(tmpl.disk_paths[0])
 
     def _do_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         return self.boot(nodes, reporter)
 
     def boot(self, nodes: Sequence[NodePlan], reporter: StepReporter) -> StepOutcome:
-        """pre_boot then engine boot for each node, up to the site's boot_parallelism at once.
+        """Stage, pre_boot and start the nodes, up to the site's boot_parallelism at once.
 
-        Images are staged first, one node after another (they share a cached base
-        image); the slow part, injecting vc-out.xml and starting the domain, runs in
-        parallel. Every node is let finish before the first failure is reported, so
-        no boot is left half-done behind the error.
+        All the nodes' files go in with one appliance launch where the distro driver
+        can take them together (:mod:`pragmash.engine.bootstep`).
         """
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
         ctx = self.context(reporter)
-        for node in nodes:
-            reporter.node(node.name, self.engine.state(node.name), "waiting to boot")
-        if not self.engine.simulated:
-            for node in nodes:
-                reporter.node(node.name, self.engine.state(node.name), "staging its disk")
-                self.stage(node, ctx)
-        workers = max(1, min(self.site.boot_parallelism, len(nodes)))
-        results: dict[str, str] = {}
-        errors: list[BaseException] = []
-        if workers == 1:
-            for node in nodes:
-                results[node.name] = self._boot_one(node.name, ctx, reporter)
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
-                futures = {
-                    n.name: pool.submit(self._boot_one, n.name, ctx, reporter) for n in nodes
-                }
-                for name, future in futures.items():
-                    try:
-                        results[name] = future.result()
-                    except BaseException as err:  # re-raised below, after every node ended
-                        errors.append(err)
-        if errors:
-            raise errors[0]
+        made = self.ensure_private_network()
+        if private_network.made_anew(made):
+            assert made is not None
+            reporter.note(f"private network was missing: {made.message}")
+        pipeline = BootPipeline(
+            engine=self.engine,
+            distro=self.distro,
+            vc_out=self.vc_out_path,
+            ctx=ctx,
+            call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
+            stage=lambda node: self.stage(node, ctx),
+            plan=lambda name: self.nodes[name],
+            workers=self.site.boot_parallelism,
+            disk_work=not self.engine.simulated,
+            doing=lambda name, detail, done: reporter.node(
+                name, self.engine.state(name), detail, reached=done
+            ),
+        )
+        results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
         others = [results[n.name] for n in nodes if n.name not in started]
         # a node that was already running is said so: "started" would hide a stale domain
@@ -308,25 +356,6 @@ class Runtime:
         if self.engine.simulated:
             msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {self.site.uri})"
         return StepOutcome("done", msg, results)
-
-    def _boot_one(self, name: str, ctx: StageContext, reporter: StepReporter) -> str:
-        node = self.nodes[name]
-        if not self.engine.simulated:
-            reporter.node(name, self.engine.state(name), "vc_driver/pre_boot")
-            self._stage_call(
-                "vc_driver/pre_boot",
-                reporter,
-                self.distro.pre_boot,
-                node,
-                Path(node.disks[0]),
-                self.vc_out_path,
-                ctx,
-            )
-        reporter.node(name, self.engine.state(name), "ve_driver/boot")
-        result = self._stage_call("ve_driver/boot", reporter, self.engine.boot, node, ctx)
-        said = result.message or f"{name} started"
-        reporter.node(name, self.engine.state(name), said, reached=True)
-        return said
 
     def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
@@ -336,78 +365,30 @@ class Runtime:
                 "skipped",
                 f"skipped: the engine is simulated ({self.site.uri}), nothing boots in {seconds:g} s",
             )
-        self._sleep_with_progress(seconds, reporter)
+        sleep_with_progress(seconds, reporter, self.sleep)
         return StepOutcome("done", f"waited {seconds:g} s")
-
-    def _sleep_with_progress(self, seconds: float, reporter: StepReporter) -> None:
-        start = time.monotonic()
-        while (elapsed := time.monotonic() - start) < seconds:
-            reporter.progress(elapsed, seconds, "waiting")
-            self.sleep(min(0.5, seconds - elapsed))
-        reporter.progress(seconds, seconds, "waiting")
 
     def _do_waitstate(self, stmt: ast.WaitState, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
-        return self.wait_state(nodes, stmt.state, timeout, reporter)
+        if stmt.state == "up":
+            return self.wait_for(nodes, Goal("up"), timeout, reporter)
+        return self.wait_for(
+            nodes, Goal("state", state=stmt.state.replace("_", " ")), timeout, reporter
+        )
 
-    def wait_state(
-        self, nodes: Sequence[NodePlan], state: str, timeout: float, reporter: StepReporter
+    def _do_waitconsole(self, stmt: ast.WaitConsole, reporter: StepReporter) -> StepOutcome:
+        nodes = self.targets(stmt.targets, stmt)
+        assert stmt.expect is not None
+        timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
+        goal = Goal("console", text=self.word(stmt.expect))
+        return self.wait_for(nodes, goal, timeout, reporter)
+
+    def wait_for(
+        self, nodes: Sequence[NodePlan], goal: Goal, timeout: float, reporter: StepReporter
     ) -> StepOutcome:
-        wanted = state.replace("_", " ")
-        up = wanted == "up"
-        if up and self.engine.simulated:
-            wanted = "running"
-        start = time.monotonic()
-        pending = [n.name for n in nodes]
-        while True:
-            pending = [name for name in pending if not self._reached(name, wanted)]
-            self._report_nodes(nodes, pending, reporter)
-            elapsed = time.monotonic() - start
-            done = len(nodes) - len(pending)
-            reporter.progress(
-                done, len(nodes), f"{done}/{len(nodes)} {state}, {elapsed:.0f}s of {timeout:g}s"
-            )
-            if not pending:
-                msg = f"{len(nodes)} node(s) {state} after {elapsed:.1f} s"
-                if up and self.engine.simulated:
-                    msg += " (simulated engine: 'up' taken as 'running')"
-                return StepOutcome("done", msg)
-            if elapsed >= timeout:
-                lines = []
-                tail: list[str] = []
-                for name in pending:
-                    lines.append(f"{name}: {self.engine.state(name)}")
-                    console = self.engine.console_tail(name, 10)
-                    tail += [f"{name} console: {line}" for line in console] or [
-                        f"{name}: no console output"
-                    ]
-                raise StepError(
-                    f"timed out after {timeout:g} s waiting for {', '.join(pending)} to be {state}; "
-                    + "; ".join(lines),
-                    stage="ve_driver/wait",
-                    output_tail=tail,
-                )
-            self.sleep(min(1.0, max(0.05, timeout - elapsed)))
-
-    def _report_nodes(
-        self, nodes: Sequence[NodePlan], pending: Sequence[str], reporter: StepReporter
-    ) -> None:
-        """Each waited-for node's state and last console line, for a front end's live view."""
-        for node in nodes:
-            tail = self.engine.console_tail(node.name, 1)
-            state = self.engine.state(node.name)
-            reporter.node(
-                node.name, state, tail[-1] if tail else "", reached=node.name not in pending
-            )
-
-    def _reached(self, name: str, wanted: str) -> bool:
-        current = self.engine.state(name)
-        if wanted == "up":
-            if current != "running":
-                return False
-            return any(UP_MARKER in line for line in self.engine.console_tail(name, 200))
-        return current == wanted
+        """Wait until every node reaches ``goal``; fail at once if one stops for good."""
+        return wait_for_goal(self.engine, nodes, goal, timeout, reporter, self.sleep, self.clock)
 
     def _do_drivercall(self, stmt: ast.DriverCall, reporter: StepReporter) -> StepOutcome:
         table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
@@ -473,33 +454,12 @@ class Runtime:
                 f"{stmt.span}: 'run' is refused: recipes may not run host commands unless the "
                 f"site config sets [policy] allow_run = true or the command line says --allow-run"
             )
-        argv = [self.word(w) for w in stmt.argv]
-        try:
-            proc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise StepError(f"command not found: {argv[0]}", stage="run") from None
-        for line in (proc.stdout + proc.stderr).splitlines():
-            reporter.note(line)
-        if proc.returncode != 0:
-            tail = (proc.stdout + proc.stderr).splitlines()[-20:]
-            raise StepError(
-                f"{argv[0]} exited with status {proc.returncode}", stage="run", output_tail=tail
-            )
-        return StepOutcome("done", f"{argv[0]} exited 0")
+        return run_host_command([self.word(w) for w in stmt.argv], reporter)
 
     # -- disk work (real engines only) ------------------------------------------------
 
     def stage(self, node: NodePlan, ctx: StageContext) -> Path:
         """The node's own first disk, staged on first need (a COW overlay or a copy)."""
-        from pragmash.images.staging import stage_image
-
         current = Path(node.disks[0]) if node.disks else None
         if current is None:
             raise StepError(
@@ -517,24 +477,6 @@ class Runtime:
         )
         self.nodes[node.name] = dataclasses.replace(node, disks=(str(staged), *node.disks[1:]))
         return staged
-
-    def _fix_disk(self, node: NodePlan, disk: Path, method: str, ctx: StageContext) -> Path:
-        from pragmash.images.fixing import fix_image
-
-        log = self.temp_dir / f"{node.name}.fix.log"
-        fixed = fix_image(
-            method,
-            disk,
-            self.temp_dir / "fix" / node.name,
-            timeout=3600.0,
-            log_path=log,
-            on_line=lambda line: ctx.progress(0, None, line[-80:]),
-        )
-        if fixed != disk:
-            self.nodes[node.name] = dataclasses.replace(
-                self.nodes[node.name], disks=(str(fixed), *node.disks[1:])
-            )
-        return fixed
 
     def _stage_call(
         self, stage: str, reporter: StepReporter, call: Callable[..., StageResult], *args: Any

@@ -7,21 +7,27 @@ changes anything: the ledger is only written once a run starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pragmash.engine.events import EventSink, ignore
-from pragmash.engine.interpreter import Interpreter, flatten
+from pragmash.engine import private_network
+from pragmash.engine.events import EventSink, Output, Progress, ignore
+from pragmash.engine.interpreter import Interpreter
+from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import unknown_vc
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import RecipeError, UserError
+from pragmash.errors import LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
+from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
 from pragmash.language.checker import CheckContext, check_program, needs_allocation_first
 from pragmash.language.parser import parse_file
+from pragmash.language.program import flatten
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import (
     Journal,
@@ -33,8 +39,10 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.notes import first_time
+from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import compute_name, frontend_name, validate_name
-from pragmash.vc.repository import load_repository
+from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
 from pragmash.vc.vcin import VcIn, load_vc_in
 
@@ -76,6 +84,23 @@ class RunOptions:
             allow_run=bool(data.get("allow_run")),
         )
 
+    def resolved(self) -> RunOptions:
+        """These options with every path absolute, as journaled for ``resume``.
+
+        ``resume`` and ``repl --attach`` may run from another folder than the run did;
+        ``r.prg`` or ``../base/repo`` as typed would then name other files, or none.
+        """
+
+        def absolute(path: str | None) -> str | None:
+            return str(Path(path).expanduser().resolve()) if path else path
+
+        return replace(
+            self,
+            recipe=absolute(self.recipe) or self.recipe,
+            base_path=absolute(self.base_path),
+            site=absolute(self.site),
+        )
+
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
     """``--set NAME=VALUE`` items as a dict; a malformed item is a user error."""
@@ -87,6 +112,11 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
         name = name.strip()
         if not name.replace("_", "a").isalnum() or name[0].isdigit():
             raise UserError(f"--set {item!r}: {name!r} is not a variable name")
+        if any((ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 for c in value):
+            raise UserError(
+                f"--set {name}: the value holds a control character ({value!r}); "
+                "values are plain text"
+            )
         if name in ("vcname", "temp_dir", "vc_out", "num_nodes"):
             raise UserError(f"--set {item!r}: ${name} is set by pragmash and cannot be overridden")
         out[name] = value
@@ -94,6 +124,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 
 def open_site(path: str | None) -> SiteConfig:
+    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
 
 
@@ -107,14 +138,29 @@ class Prepared:
     program: ast.Program
     runtime: Runtime
     ledger: Ledger
+    repository: Repository | None = None
+    images: list[ProvidedImage] = field(default_factory=list)
 
 
-def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
-    """Load and check everything for a run; raise a UserError/RecipeError on bad input."""
+def prepare(
+    options: RunOptions,
+    *,
+    resuming: bool = False,
+    on_event: EventSink = ignore,
+    fetch_images: bool = True,
+) -> Prepared:
+    """Load and check everything for a run; raise a UserError/RecipeError on bad input.
+
+    Then (unless ``fetch_images`` is False: ``check`` and ``--dry-run``) every image the
+    VC's vc-in.xml names is fetched, joined and verified (:mod:`pragmash.images.provision`),
+    with progress sent to ``on_event``: a bad image stops the run here, before anything
+    is locked or allocated, on every engine.
+    """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
-    repo = load_repository(Path(options.base_path) if options.base_path else site.repository)
-    vcin = load_vc_in(repo.vc_in_path(vcname))
+    repo = open_repository(options.base_path or site.repository, site.image_cache)
+    vc_in_path = repo.vc_in_path(vcname)
+    vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     program = parse_file(Path(options.recipe), search_path=site.recipe_dirs)
     ledger = Ledger(site)
     engine = load_engine(site)
@@ -140,7 +186,7 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")
-    variables["base_path"] = str(repo.base_path)
+    variables["base_path"] = repo.location
     runtime = Runtime(
         site=site,
         vcname=vcname,
@@ -151,12 +197,32 @@ def prepare(options: RunOptions, *, resuming: bool = False) -> Prepared:
         variables=variables,
         allow_run=options.allow_run,
     )
-    prep = Prepared(options, site, vcin, program, runtime, ledger)
+    prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
     held = alloc_mod.current_allocation(ledger, vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
     if problems:
         raise RecipeCheckFailed(problems)
+    if fetch_images:
+        provide(prep, on_event)
     return prep
+
+
+def provide(prep: Prepared, on_event: EventSink = ignore) -> None:
+    """Make the run's images local and verified; its vc-in then points at them."""
+    assert prep.repository is not None
+
+    def progress(done: float, total: float | None, label: str) -> None:
+        on_event(Progress(-1, done, total, label))
+
+    vcin, images = provide_images(
+        prep.repository, prep.vcin, prep.site.image_cache, progress=progress
+    )
+    for image in images:
+        if image.how != "local":
+            on_event(Output(-1, image.describe()))
+    prep.vcin = vcin
+    prep.runtime.vcin = vcin
+    prep.images = images
 
 
 class RecipeCheckFailed(RecipeError):
@@ -203,33 +269,52 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
 
 @dataclass
 class Run:
-    """A started run: the interpreter plus its journal and lock."""
+    """A started run: the interpreter plus its journal and lock.
+
+    ``notes`` are what opening it did that a front end should say (a private network
+    that was missing and was made again on resume).
+    """
 
     prepared: Prepared
     interpreter: Interpreter
     journal: Journal
+    notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
         self.journal.end(outcome, message)
         release_lock(self.prepared.ledger, self.prepared.runtime.vcname)
+
+    def abandon(self, message: str) -> None:
+        """Close a run the ledger stopped, as far as the ledger still lets us.
+
+        A failed write here changes nothing: the lock dies with this process, and the
+        run then reads as interrupted (:func:`pragmash.store.journal.run_outcome`).
+        """
+        with contextlib.suppress(LedgerError):
+            self.close("interrupted", message)
 
 
 def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
     runtime = prep.runtime
     runtime.engine.check()
+    private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
     runtime.domain_type = _domain_type(prep)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
+        options = prep.options.resolved()
         journal = Journal.start(
             prep.ledger,
             runtime.vcname,
-            str(Path(prep.options.recipe).resolve()),
-            prep.options.to_json(),
+            options.recipe,
+            options.to_json(),
+            recipe_sources(prep.program),
         )
         set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
     except BaseException:
-        release_lock(prep.ledger, runtime.vcname)
+        # the first fault is the one to report; the lock dies with this process
+        with contextlib.suppress(LedgerError):
+            release_lock(prep.ledger, runtime.vcname)
         raise
     interp = Interpreter(prep.program, runtime, journal=journal, on_event=on_event)
     return Run(prep, interp, journal)
@@ -243,23 +328,25 @@ def _domain_type(prep: Prepared) -> str:
     return resolve_domain_type(prep.site.domain_type, prep.vcin.frontend.domain_type, host_info())
 
 
-def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None) -> Run:
-    """Reopen a VC's last run at its first unfinished step, with the same allocation."""
+def resume(
+    vcname: str,
+    *,
+    on_event: EventSink = ignore,
+    site: str | None = None,
+    accept_changes: bool = False,
+) -> Run:
+    """Reopen a VC's last run at its first unfinished step, with the same allocation.
+
+    Steps are matched by position, so a recipe edited since the run started is
+    refused (saying what changed) unless ``accept_changes``.
+    """
     site_cfg = open_site(site)
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
     if record is None:
-        try:
-            repo = load_repository(site_cfg.repository)
-        except UserError:
-            repo = None  # the site's repository cannot be read: say what the ledger knows
-        if repo is not None and vcname not in repo.entries:
-            with_runs = ", ".join(sorted(all_last_runs(ledger))) or "none"
-            raise UserError(
-                f"no such VC {vcname!r}: the ledger has no run of it and {repo.vcdb_path} does "
-                f"not list it; VCs with runs: {with_runs}; in the repository: "
-                f"{', '.join(sorted(repo.entries)) or 'none'}"
-            )
+        unknown = unknown_vc(site_cfg, vcname, sorted(all_last_runs(ledger)))
+        if unknown is not None:
+            raise unknown
         raise UserError(
             f"{vcname} has no run to resume; start one with `pragmash RECIPE --vcname {vcname}`"
         )
@@ -275,8 +362,16 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
     options = RunOptions.from_json(record.options)
     if site and not options.site:
         options.site = site
-    prep = prepare(options, resuming=True)
+    prep = prepare(options, resuming=True, on_event=on_event)
     steps = steps_of(prep.ledger, record.id)
+    changes = recipe_changes(record.sources, prep.program, steps)
+    if changes and not accept_changes:
+        raise UserError(
+            f"{vcname}: the recipe changed since run {record.id} started: " + "; ".join(changes),
+            hint="resume matches steps by their position, so it would redo or skip steps: put "
+            f"the recipe back as it was, or `pragmash resume {vcname} --accept-changes` to go "
+            f"on anyway (or `pragmash clean {vcname}` and start afresh)",
+        )
     done = {s.idx for s in steps if s.outcome in ("done", "skipped")}
     flat = flatten(prep.program.statements)
     start_at = next((s.index for s in flat if s.index not in done), len(flat))
@@ -285,12 +380,30 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
     runtime.domain_type = _domain_type(prep)
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
-    journal.reopen()
-    _replay(prep, start_at)
+    journal.reopen(recipe_sources(prep.program))
+    try:
+        _replay(prep, start_at)
+        made = runtime.ensure_private_network()
+    except BaseException:
+        with contextlib.suppress(LedgerError):
+            release_lock(prep.ledger, vcname)
+        raise
     interp = Interpreter(
         prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
     )
-    return Run(prep, interp, journal)
+    notes = []
+    if private_network.made_anew(made):
+        assert made is not None
+        notes.append(f"{vcname}'s private network was missing: {made.message}")
+    return Run(prep, interp, journal, notes)
+
+
+def site_notes(prep: Prepared) -> list[str]:
+    """What the site should be told once (remembered in its ledger), for the front end."""
+    note = private_network.default_mode_note(prep.site)
+    if note is not None and first_time(prep.ledger, "private-network-default"):
+        return [note]
+    return []
 
 
 def _replay(prep: Prepared, upto: int) -> None:
@@ -317,8 +430,18 @@ def reload_vc_in(prep: Prepared) -> list[str]:
     changed. Returns one line per template that changed.
     """
     old = prep.vcin
-    new = load_vc_in(old.path)
-    where = str(old.path)
+    repo = prep.repository
+    if repo is None:
+        new = load_vc_in(old.path)
+        where = str(old.path)
+    else:
+        # read from where it came from (the server, for a web repository), and its images
+        # made ready again, so disks compare like with like
+        path = repo.vc_in_path(prep.runtime.vcname)
+        where = repo.shown(path)
+        new, prep.images = provide_images(
+            repo, load_vc_in(path, shown=where), prep.site.image_cache
+        )
     if new.driver != old.driver:
         raise UserError(
             f"{where}: /vc/driver changed from {old.driver!r} to {new.driver!r}; the run keeps "

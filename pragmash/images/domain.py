@@ -195,6 +195,25 @@ def _set_console(node: NodePlan, devices: etree._Element) -> None:
     etree.SubElement(console, "target", type="serial", port="0")
 
 
+AGENT_CHANNEL = "org.qemu.guest_agent.0"
+
+
+def _set_agent_channel(node: NodePlan, devices: etree._Element) -> None:
+    """The QEMU guest agent's virtio port, where the node's ``up`` asks the agent.
+
+    An image with an agent installed starts it when this port appears; one without
+    simply never answers. A template that already has the channel keeps its own.
+    """
+    if not any(t.kind == "agent" for t in node.up_tests):
+        return
+    for target in devices.findall("channel/target"):
+        if target.get("name") == AGENT_CHANNEL:
+            return
+    channel = etree.SubElement(devices, "channel", type="unix")
+    etree.SubElement(channel, "source", mode="bind")
+    etree.SubElement(channel, "target", type="virtio", name=AGENT_CHANNEL)
+
+
 def _set_graphics(devices: etree._Element) -> None:
     """Remote displays listen on loopback only: a VC's console is not for the world."""
     for graphics in devices.findall("graphics"):
@@ -238,6 +257,7 @@ def render_domain(
     _set_interfaces(node, devices)
     _set_disks(node, devices, formats)
     _set_console(node, devices)
+    _set_agent_channel(node, devices)
     _set_graphics(devices)
     etree.indent(root, space="  ")
     return etree.tostring(root, encoding="unicode")

@@ -125,6 +125,15 @@ class WaitState(Statement):
 
 
 @dataclass(frozen=True)
+class WaitConsole(Statement):
+    """``wait TARGETS console TEXT [timeout DURATION]``: ``expect`` is literal, not a pattern."""
+
+    targets: tuple[Target, ...] = ()
+    expect: Word | None = None
+    timeout: Word | None = None
+
+
+@dataclass(frozen=True)
 class Set(Statement):
     """``set NAME = VALUE``."""
 
@@ -180,6 +189,7 @@ _KINDS = {
     "Boot": "boot",
     "WaitClock": "wait",
     "WaitState": "wait",
+    "WaitConsole": "wait",
     "Set": "set",
     "Param": "param",
     "Echo": "echo",

@@ -14,15 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
-from pragmash.engine.interpreter import flatten
 from pragmash.errors import RecipeError, Span
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
+from pragmash.language.program import flatten
 from pragmash.language.sources import source_line
 from pragmash.language.targets import parse_target_word, select_names
-
-FIX_METHODS = ("none", "virt-customize", "virt-v2v")
-WAIT_STATES = ("paused", "running", "shut_off", "up")
+from pragmash.language.vocabulary import FIX_METHODS, WAIT_STATES
 
 
 @dataclass
@@ -95,6 +93,14 @@ def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
                     stmt.state_span or stmt.span,
                 )
             )
+        if (
+            isinstance(stmt, ast.WaitConsole)
+            and stmt.expect is not None
+            and _literal(stmt.expect, ctx) == ""
+        ):
+            ctx.problems.append(
+                _err("expected the console text to wait for, got an empty one", stmt.expect.span)
+            )
         for word, what in _durations(stmt):
             value = _literal(word, ctx)
             if value is not None:
@@ -117,6 +123,8 @@ def _words(stmt: ast.Statement) -> list[ast.Word]:
         return [stmt.duration] if stmt.duration else []
     if isinstance(stmt, ast.WaitState):
         return [stmt.timeout] if stmt.timeout else []
+    if isinstance(stmt, ast.WaitConsole):
+        return [w for w in (stmt.expect, stmt.timeout) if w is not None]
     if isinstance(stmt, ast.Set):
         return [stmt.value] if stmt.value else []
     if isinstance(stmt, ast.Param):
@@ -133,13 +141,13 @@ def _words(stmt: ast.Statement) -> list[ast.Word]:
 def _durations(stmt: ast.Statement) -> list[tuple[ast.Word, str]]:
     if isinstance(stmt, ast.WaitClock) and stmt.duration:
         return [(stmt.duration, "wait")]
-    if isinstance(stmt, ast.WaitState) and stmt.timeout:
+    if isinstance(stmt, ast.WaitState | ast.WaitConsole) and stmt.timeout:
         return [(stmt.timeout, "timeout")]
     return []
 
 
 def _targets(stmt: ast.Statement) -> tuple[ast.Target, ...]:
-    if isinstance(stmt, ast.Fix | ast.Boot | ast.WaitState):
+    if isinstance(stmt, ast.Fix | ast.Boot | ast.WaitState | ast.WaitConsole):
         return stmt.targets
     return ()
 

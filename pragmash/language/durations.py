@@ -13,6 +13,14 @@ _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?P<unit>[smh]?)")
 
 DURATION_EXAMPLES = "300, 90s, 5m or 1h"
+#: The longest wait or timeout a recipe may ask for. Anything longer is a typo (a
+#: missing unit, a stray digit) that would otherwise hold a run, its leases and its
+#: VC lock for days before anyone noticed.
+MAX_SECONDS = 7 * 24 * 3600.0
+
+
+class DurationTooLong(ValueError):
+    """A well-formed duration beyond :data:`MAX_SECONDS`."""
 
 
 def parse_duration(text: str) -> float:
@@ -22,7 +30,13 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"{text!r} is not a duration: expected a duration like {DURATION_EXAMPLES}"
         )
-    return float(match["number"]) * _UNITS[match["unit"]]
+    seconds = float(match["number"]) * _UNITS[match["unit"]]
+    if seconds > MAX_SECONDS:
+        raise DurationTooLong(
+            f"{text.strip()!r} is longer than a week ({format_duration(MAX_SECONDS)}); "
+            "pragmash refuses to wait that long: did you mean another unit?"
+        )
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

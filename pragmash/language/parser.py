@@ -4,12 +4,13 @@ The grammar (``grammar/pragmash.lark``) is LALR with a contextual lexer; the par
 is built once per process. Lark's tree is turned into frozen dataclasses right here,
 so nothing after this module ever sees a Lark object. Every Lark error is turned
 into one :class:`~pragmash.errors.RecipeError` that names ``file:line:col`` and says
-what was expected in recipe words (``end of line``, never ``_NL``).
+what was expected in recipe words (``end of line``, never ``_NL``): that translation
+lives in :mod:`~pragmash.language.syntax_errors`, finding included files in
+:mod:`~pragmash.language.includes`.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.resources
 import re
@@ -17,90 +18,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import (
-    UnexpectedCharacters,
-    UnexpectedEOF,
-    UnexpectedInput,
-    UnexpectedToken,
-    VisitError,
-)
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedInput, VisitError
 from lark.tree import Meta
 
 from pragmash.errors import RecipeError, Span, UserError
 from pragmash.language import ast
-from pragmash.language.durations import DURATION_EXAMPLES, parse_duration
-from pragmash.language.sources import remember
+from pragmash.language.durations import DURATION_EXAMPLES, DurationTooLong, parse_duration
+from pragmash.language.includes import Chain, check_cycle, identity, read_include, reason
+from pragmash.language.sources import SourceText, position, remember
+from pragmash.language.syntax_errors import bad_dollar, syntax_error
 
-__all__ = ["STATEMENT_WORDS", "parse_file", "parse_recipe", "parse_statement"]
-
-#: What may start a statement, as users write it (also used by the REPL's completer).
-STATEMENT_WORDS = (
-    "allocate",
-    "boot",
-    "echo",
-    "fix",
-    "include",
-    "param",
-    "run",
-    "set",
-    "wait",
-    "ve_driver/",
-    "vc_driver/",
-)
-
-_KEYWORD_TERMINALS = {
-    "ALLOCATE",
-    "BOOT",
-    "ECHO",
-    "FIX",
-    "INCLUDE",
-    "PARAM",
-    "RUN",
-    "SET",
-    "WAIT",
-    "DRIVER_CMD",
-}
-_ENDS = {"_NL", "_SEMI", "$END"}
-_IGNORED = {"WS", "COMMENT"}
-_TARGET_TERMINALS = {"FRONTEND", "COMPUTE", "ALL", "NAME"}
-_TARGET_FORMS = "frontend, compute, compute[0], compute[1:3], all or a node name"
-_DURATION_LIKE = "like 300, 90s or 5m"
-
-_TERMINAL_WORDS = {
-    "NAME": "a node name",
-    "VARNAME": "a variable name",
-    "INT": "a number",
-    "BARE": "a word",
-    "STRING": "a word",
-    "CLOCK": "a duration",
-    "LSQB": "'['",
-    "RSQB": "']'",
-    "COLON": "':'",
-    "COMMA": "','",
-    "EQUAL": "'='",
-    "VIA": "'via'",
-    "TIMEOUT": "'timeout'",
-    "FRONTEND": "'frontend'",
-    "COMPUTE": "'compute'",
-    "ALL": "'all'",
-    "DRIVER_CMD": "ve_driver/… or vc_driver/…",
-}
-
-# What each statement takes, for "expected end of line" after too many arguments.
-_TAKES = {
-    "ALLOCATE": "at most one number of CPUs",
-    "FIX": "targets, 'via' and one method",
-    "WAIT": "one duration, or targets, a state and an optional 'timeout DURATION'",
-    "SET": "one value (use double quotes for a value with spaces)",
-    "PARAM": "one value (use double quotes for a value with spaces)",
-    "INCLUDE": "one file name",
-}
+__all__ = ["parse_file", "parse_recipe", "parse_statement"]
 
 _VARIABLE = re.compile(
     r"\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)"
 )
-_WORD_AT = re.compile(r"[^\s;#]+")
 
 
 @functools.cache
@@ -126,7 +59,7 @@ def parse_file(path: Path, *, search_path: Sequence[Path] = ()) -> ast.Program:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the recipe: {_reason(exc)}") from None
+        raise UserError(f"{path}: cannot read the recipe: {reason(exc)}") from None
     return parse_recipe(text, str(path), search_path=search_path)
 
 
@@ -138,76 +71,16 @@ def parse_statement(text: str, file: str = "<repl>") -> tuple[ast.Statement, ...
 # --------------------------------------------------------------------------- internals
 
 
-_Chain = tuple[tuple[str, str], ...]  # (identity, display name) of each file being included
-
-
-class _Source:
-    """A recipe's text with the helpers that turn positions into spans and errors."""
-
-    def __init__(self, file: str, text: str) -> None:
-        self.file = file
-        self.text = text
-        self.lines = [line.rstrip("\r") for line in text.split("\n")]
-
-    def line(self, number: int) -> str:
-        if 1 <= number <= len(self.lines):
-            return self.lines[number - 1]
-        return ""
-
-    def span(
-        self, line: int, column: int, end_line: int | None = None, end_column: int | None = None
-    ) -> Span:
-        return Span(
-            self.file,
-            line,
-            column,
-            line if end_line is None else end_line,
-            column + 1 if end_column is None else end_column,
-        )
-
-    def token_span(self, token: Token) -> Span:
-        return self.span(_int(token.line), _int(token.column), token.end_line, token.end_column)
-
-    def meta_span(self, meta: Meta) -> Span:
-        return self.span(meta.line, meta.column, meta.end_line, meta.end_column)
-
-    def error(self, message: str, span: Span, *, hint: str | None = None) -> RecipeError:
-        return RecipeError(message, span, self.line(span.line), hint=hint)
-
-    def end_span(self) -> Span:
-        """Just past the last character: where an unfinished statement ran out."""
-        number = len(self.lines)
-        while number > 1 and not self.lines[number - 1].strip():
-            number -= 1
-        column = len(self.lines[number - 1]) + 1
-        return self.span(number, column)
-
-
-def _int(value: int | None) -> int:
-    return 1 if value is None else value
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc)
-
-
-def _identity(file: str) -> str:
-    """What makes two includes the same file (for cycle detection)."""
-    path = Path(file)
-    return str(path.resolve()) if path.is_file() else file
-
-
-def _parse(text: str, file: str, search_path: tuple[Path, ...], chain: _Chain) -> ast.Program:
+def _parse(text: str, file: str, search_path: tuple[Path, ...], chain: Chain) -> ast.Program:
     text = text.removeprefix("\ufeff")
     remember(file, text)  # so errors found later (checks, run time, REPL) can show the line
-    source = _Source(file, text)
+    source = SourceText(file, text)
+    _refuse_controls(source)
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as exc:
-        raise _syntax_error(source, exc) from None
-    chain = (*chain, (_identity(file), file))
+        raise syntax_error(source, exc) from None
+    chain = (*chain, (identity(file), file))
     try:
         statements = _Builder(source, search_path, chain).transform(tree)
     except VisitError as exc:
@@ -217,6 +90,30 @@ def _parse(text: str, file: str, search_path: tuple[Path, ...], chain: _Chain) -
     return ast.Program(file=file, source=text, statements=statements)
 
 
+# Control characters a recipe may not hold: C0 but tab and line ends, DEL, C1, and a
+# carriage return that does not end a line. On a terminal they would be obeyed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+
+
+def _refuse_controls(source: SourceText) -> None:
+    """A recipe is plain text: refuse ESC, NUL and the like before they reach a terminal.
+
+    They would otherwise flow into step lines, errors and the journal, and from there
+    retitle or reprogram the terminal of whoever looks at the run.
+    """
+    found = _CONTROL.search(source.text)
+    if found is None:
+        return
+    before = source.text[: found.start()]
+    line = before.count("\n") + 1
+    column = found.start() - (before.rfind("\n") + 1) + 1
+    raise source.error(
+        f"control character U+{ord(found.group()[0]):04X} in the recipe: a recipe is plain "
+        "text; remove it",
+        source.span(line, column),
+    )
+
+
 # ------------------------------------------------------------------ tree -> dataclasses
 
 
@@ -224,7 +121,7 @@ def _parse(text: str, file: str, search_path: tuple[Path, ...], chain: _Chain) -
 class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
     """Lark tree -> frozen statements; method names are the grammar's rules and aliases."""
 
-    def __init__(self, source: _Source, search_path: tuple[Path, ...], chain: _Chain) -> None:
+    def __init__(self, source: SourceText, search_path: tuple[Path, ...], chain: Chain) -> None:
         super().__init__()
         self.src = source
         self.search_path = search_path
@@ -243,7 +140,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
 
     def _bare(self, token: Token) -> ast.Word:
         value = str(token)
-        line, column = _int(token.line), _int(token.column)
+        line, column = position(token.line), position(token.column)
         parts: list[str | ast.VarRef] = []
         at = 0
         for match in _VARIABLE.finditer(value):
@@ -262,8 +159,8 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
 
     def _quoted(self, token: Token) -> ast.Word:
         raw = str(token)[1:-1]
-        line = _int(token.line)
-        first = _int(token.column) + 1  # column of raw[0]
+        line = position(token.line)
+        first = position(token.column) + 1  # column of raw[0]
         parts: list[str | ast.VarRef] = []
         literal: list[str] = []
         i = 0
@@ -276,7 +173,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
             if char == "$":
                 match = _VARIABLE.match(raw, i)
                 if match is None:
-                    raise self.src.error(_bad_dollar(raw[i:]), self.src.span(line, first + i))
+                    raise self.src.error(bad_dollar(raw[i:]), self.src.span(line, first + i))
                 if literal:
                     parts.append("".join(literal))
                     literal = []
@@ -298,6 +195,8 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         if literal is not None:
             try:
                 parse_duration(literal)
+            except DurationTooLong as err:
+                raise self.src.error(f"{after} {err}", word.span) from None
             except ValueError:
                 raise self.src.error(
                     f"expected a duration like {DURATION_EXAMPLES} after '{after}', "
@@ -357,6 +256,17 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
             state_span=self.src.token_span(state),
         )
 
+    def wait_console(self, meta: Meta, children: list[Any]) -> ast.WaitConsole:
+        span, text = self._head(meta)
+        targets = tuple(c for c in children if isinstance(c, ast.Target))
+        expect = next(c for c in children if isinstance(c, Token) and c.type in ("BARE", "STRING"))
+        timeout = next((c for c in children if isinstance(c, ast.Word)), None)
+        if timeout is not None:
+            self._duration(timeout, "timeout")
+        return ast.WaitConsole(
+            span, text, targets=targets, expect=self._word(expect), timeout=timeout
+        )
+
     def set(self, meta: Meta, children: list[Any]) -> ast.Set:
         span, text = self._head(meta)
         return ast.Set(span, text, name=str(children[1]), value=children[2])
@@ -377,7 +287,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         span, text = self._head(meta)
         token: Token = children[0]
         driver, command = str(token).split("/", 1)
-        line, column = _int(token.line), _int(token.column)
+        line, column = position(token.line), position(token.column)
         command_span = self.src.span(
             line, column + len(driver) + 1, token.end_line, token.end_column
         )
@@ -401,12 +311,8 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
             )
         if not path:
             raise self.src.error("expected a file name after 'include'", word.span)
-        display, body_text = self._read_include(path, word.span)
-        identity = _identity(display)
-        seen = [ident for ident, _ in self.chain]
-        if identity in seen:
-            names = [name for _, name in self.chain[seen.index(identity) :]]
-            raise self.src.error("include cycle: " + " -> ".join([*names, display]), word.span)
+        display, body_text = read_include(self.src, path, word.span, self.search_path)
+        check_cycle(self.src, self.chain, display, word.span)
         try:
             body = _parse(body_text, display, self.search_path, self.chain).statements
         except RecipeError as exc:
@@ -414,27 +320,6 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
                 exc.hint = f"(included from {span})"
             raise
         return ast.Include(span, text, path=path, resolved=display, body=body)
-
-    def _read_include(self, path: str, span: Span) -> tuple[str, str]:
-        """Find ``path``: beside the including file, on the search path, then bundled."""
-        folders = [Path(self.src.file).parent, *self.search_path]
-        try:
-            for folder in folders:
-                candidate = folder / path
-                if candidate.is_file():
-                    return str(candidate), candidate.read_text(encoding="utf-8")
-            bundled = importlib.resources.files("pragmash.recipes").joinpath(path)
-            if bundled.is_file():
-                return str(bundled), bundled.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise self.src.error(
-                f"cannot read the included file '{path}': {_reason(exc)}", span
-            ) from None
-        looked = ", ".join(str(folder) for folder in folders)
-        raise self.src.error(
-            f"cannot find the included file '{path}' (looked in {looked} and the bundled recipes)",
-            span,
-        )
 
     # -- targets
 
@@ -466,191 +351,3 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
                 span,
             )
         return ast.Target("compute", span, index=lo, stop=hi, is_slice=True)
-
-
-def _bad_dollar(rest: str) -> str:
-    if rest.startswith("${"):
-        return "unterminated '${': expected a variable like ${vcname} (letters, digits and '_')"
-    return (
-        "expected a variable name after '$' (like $vcname or ${vcname}); "
-        "write \\$ inside double quotes for a dollar sign"
-    )
-
-
-# ---------------------------------------------------------------------- syntax errors
-
-
-def _syntax_error(src: _Source, exc: UnexpectedInput) -> RecipeError:
-    """One Lark error -> one RecipeError in recipe words."""
-    state = getattr(exc, "state", None)
-    stack: list[Any] = list(getattr(state, "value_stack", None) or [])
-    if isinstance(exc, UnexpectedCharacters):
-        span = src.span(exc.line, exc.column)
-        expected = set(exc.allowed or ()) - _IGNORED
-        position = exc.pos_in_stream or 0
-        char = src.text[position]
-        message = _character_message(char, src.text[position:])
-        if message is not None:
-            return src.error(message, span)
-        found: str | None = char
-        at_end = False
-    elif isinstance(exc, UnexpectedToken):
-        token = exc.token
-        at_end = token.type == "$END"
-        span = src.end_span() if at_end else src.token_span(token)
-        expected = set(exc.expected) - _IGNORED
-        found = None if at_end else str(token)
-    elif isinstance(exc, UnexpectedEOF):
-        span, expected, found, at_end = src.end_span(), set(exc.expected), None, True
-    else:  # pragma: no cover - lark has no other UnexpectedInput
-        raise exc
-
-    if expected & _KEYWORD_TERMINALS:
-        return _unknown_statement(src, span)
-
-    keyword, after = _context(stack)
-    if keyword == "WAIT" and (at_end or found in ("\n", ";")):
-        lone = _lone_wait_name(stack)
-        if lone is not None:
-            return src.error(
-                f"'{lone}' is not a duration: expected a duration like {DURATION_EXAMPLES}, "
-                f"or targets and a state (like 'wait {lone} up')",
-                src.token_span(lone),
-            )
-    message = _expected_message(keyword, after, expected)
-    if at_end:
-        message = f"the recipe ended in the middle of a statement: {message}"
-    return src.error(message, span)
-
-
-def _character_message(char: str, rest: str) -> str | None:
-    """Characters no terminal accepts anywhere get their own explanation."""
-    if char == '"':
-        return "unterminated string: a string needs its closing '\"' on the same line"
-    if char == "'":
-        return "single quotes are not supported: use double quotes"
-    if char == "$":
-        return _bad_dollar(rest)
-    if char == "\\":
-        return "a backslash is only allowed inside double quotes"
-    return None
-
-
-def _unknown_statement(src: _Source, span: Span) -> RecipeError:
-    line = src.line(span.line)
-    match = _WORD_AT.match(line, span.column - 1)
-    word = match.group() if match else line[span.column - 1 : span.column]
-    if word.startswith(("ve_driver", "vc_driver")):
-        driver = word[:9]
-        return src.error(f"expected a command after '{driver}/' (like {driver}/boot)", span)
-    message = f"unknown statement '{word}'; expected one of " + ", ".join(
-        f"{w}…" if w.endswith("/") else w for w in STATEMENT_WORDS
-    )
-    close = difflib.get_close_matches(word, [w.rstrip("/") for w in STATEMENT_WORDS], n=1)
-    if close:
-        message += f"; did you mean '{close[0]}'?"
-    hint = "to set a variable write: set NAME = VALUE" if word.startswith("$") else None
-    return src.error(message, span, hint=hint)
-
-
-def _context(stack: list[Any]) -> tuple[str | None, Any]:
-    """The keyword of the statement being parsed and the last thing parsed in it."""
-    after = stack[-1] if stack else None
-    for item in reversed(stack):
-        if isinstance(item, Token):
-            if item.type in ("_NL", "_SEMI"):
-                break
-            if item.type in _KEYWORD_TERMINALS:
-                return item.type, after
-        elif isinstance(item, Tree) and item.data in ("start", "_line"):
-            break
-    return None, after
-
-
-def _lone_wait_name(stack: list[Any]) -> Token | None:
-    """`wait five`: a single node name and no state reads as a mistyped duration."""
-    if len(stack) < 2:
-        return None
-    keyword, item = stack[-2], stack[-1]
-    if not (isinstance(keyword, Token) and keyword.type == "WAIT"):
-        return None
-    if isinstance(item, Token) and item.type == "NAME":
-        return item
-    if isinstance(item, Tree) and item.data == "t_node":
-        child = item.children[0]
-        return child if isinstance(child, Token) else None
-    return None
-
-
-def _kind(item: Any) -> str | None:
-    if isinstance(item, Token):
-        return item.type
-    if isinstance(item, Tree):
-        return str(item.data)
-    return None
-
-
-def _expected_message(keyword: str | None, after: Any, expected: set[str]) -> str:
-    """Say what was expected, in the words of the statement being written."""
-    last = _kind(after)
-    name = keyword.lower() if keyword else ""
-    only_end = bool(expected) and expected <= _ENDS
-    if last == "WAIT":
-        return f"expected a duration ({_DURATION_LIKE}) or targets after 'wait'"
-    if last == "TIMEOUT":
-        return f"expected a duration ({_DURATION_LIKE}) after 'timeout'"
-    if last == "LSQB":
-        return (
-            "expected an index or a range inside 'compute[...]' (like compute[0] or compute[1:3])"
-        )
-    if "RSQB" in expected and "COLON" in expected:
-        return "expected ':' or ']' after the index in 'compute[...]'"
-    if "RSQB" in expected:
-        return "expected ']' to close 'compute[...]'"
-    if keyword in ("FIX", "BOOT") and last == keyword:
-        return f"expected targets after '{name}' ({_TARGET_FORMS})"
-    if keyword == "FIX" and "VIA" in expected:
-        return "expected 'via' after the targets of 'fix'"
-    if keyword == "FIX" and last == "VIA":
-        return "expected a fix method after 'via' (like virt-v2v, virt-customize or none)"
-    if keyword == "WAIT" and "NAME" in expected and not expected & _ENDS:
-        return "expected a state (like running or up) after the targets of 'wait'"
-    if keyword in ("SET", "PARAM"):
-        if last == keyword:
-            return f"expected a variable name after '{name}' (letters, digits and '_')"
-        if last == "VARNAME":
-            return f"expected '=' after the variable name in '{name}'"
-        if last == "EQUAL":
-            return f"expected a value after '=' in '{name}'"
-    if keyword == "INCLUDE" and last == "INCLUDE":
-        return "expected a file name after 'include' (like include \"common/boot.prg\")"
-    if keyword == "RUN" and last == "RUN":
-        return "expected a command after 'run'"
-    if only_end and keyword == "BOOT":
-        return "expected another target or end of line or ';' after the targets of 'boot'"
-    if only_end and keyword in _TAKES:
-        return f"expected end of line or ';': '{name}' takes {_TAKES[keyword]}"
-    return f"expected {_describe(expected)}"
-
-
-def _describe(expected: set[str]) -> str:
-    """Terminal names -> a short 'a, b or c' list a user understands."""
-    items: list[str] = []
-    rest = set(expected)
-    if rest >= _TARGET_TERMINALS:
-        items.append(f"a target ({_TARGET_FORMS})")
-        rest -= _TARGET_TERMINALS
-    elif "NAME" in rest and "COMMA" in rest:  # just after a target: the list may go on
-        items.append(f"another target ({_TARGET_FORMS})")
-        rest -= _TARGET_TERMINALS | {"COMMA"}
-    for terminal in sorted(rest - _ENDS):
-        words = _TERMINAL_WORDS.get(terminal, terminal.lower())
-        if words not in items:
-            items.append(words)
-    if rest & _ENDS:
-        items.append("end of line or ';'")
-    if not items:
-        return "something else"
-    if len(items) == 1:
-        return items[0]
-    return ", ".join(items[:-1]) + " or " + items[-1]

@@ -1,14 +1,19 @@
-"""Recipe source text by file name, so any error can show its line with a caret.
+"""Recipe source text: positions into spans, and each file's lines for error displays.
 
 Recipes are small; the text of each file parsed is remembered here (the parser
-registers it) and files not seen yet are read on demand.
+registers it) and files not seen yet are read on demand, so any error found later
+(checks, run time, REPL) can show its line with a caret. :class:`SourceText` is the
+parser's view of one file: it turns Lark positions into spans and spans into errors.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pragmash.errors import Span
+from lark import Token
+from lark.tree import Meta
+
+from pragmash.errors import RecipeError, Span
 
 _TEXTS: dict[str, str] = {}
 
@@ -29,3 +34,52 @@ def source_line(span: Span) -> str:
         _TEXTS[span.file] = text
     lines = text.splitlines()
     return lines[span.line - 1] if 0 < span.line <= len(lines) else ""
+
+
+class SourceText:
+    """A recipe's text with the helpers that turn positions into spans and errors."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text = text
+        self.lines = [line.rstrip("\r") for line in text.split("\n")]
+
+    def line(self, number: int) -> str:
+        if 1 <= number <= len(self.lines):
+            return self.lines[number - 1]
+        return ""
+
+    def span(
+        self, line: int, column: int, end_line: int | None = None, end_column: int | None = None
+    ) -> Span:
+        return Span(
+            self.file,
+            line,
+            column,
+            line if end_line is None else end_line,
+            column + 1 if end_column is None else end_column,
+        )
+
+    def token_span(self, token: Token) -> Span:
+        return self.span(
+            position(token.line), position(token.column), token.end_line, token.end_column
+        )
+
+    def meta_span(self, meta: Meta) -> Span:
+        return self.span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def error(self, message: str, span: Span, *, hint: str | None = None) -> RecipeError:
+        return RecipeError(message, span, self.line(span.line), hint=hint)
+
+    def end_span(self) -> Span:
+        """Just past the last character: where an unfinished statement ran out."""
+        number = len(self.lines)
+        while number > 1 and not self.lines[number - 1].strip():
+            number -= 1
+        column = len(self.lines[number - 1]) + 1
+        return self.span(number, column)
+
+
+def position(value: int | None) -> int:
+    """A Lark line or column, which Lark types as optional (1 when missing)."""
+    return 1 if value is None else value

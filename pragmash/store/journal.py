@@ -4,7 +4,9 @@ Each step is written (and committed) when it starts and when it ends, so a proce
 killed with SIGKILL leaves a journal that says exactly how far it got: the step it
 was in shows ``running`` with no end. ``resume`` reads this to continue from the
 first unfinished step. A lock row per VC keeps two runs off the same VC; a lock
-whose process is gone (same host, pid not alive) is stale and taken over.
+whose process is gone (same host, and the pid is not alive or is now another
+process: its start time differs) is stale and taken over, and the run it held is
+marked ``interrupted`` then, so a killed run does not show ``running`` forever.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pragmash.errors import BusyError, PragmashError, StepError
@@ -31,7 +34,8 @@ CREATE TABLE IF NOT EXISTS runs (
     outcome     TEXT NOT NULL,
     pid         INTEGER NOT NULL,
     host        TEXT NOT NULL,
-    message     TEXT
+    message     TEXT,
+    sources     TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_vc ON runs(vcname, id);
 CREATE TABLE IF NOT EXISTS steps (
@@ -55,9 +59,19 @@ CREATE TABLE IF NOT EXISTS locks (
     run_id  INTEGER,
     pid     INTEGER NOT NULL,
     host    TEXT NOT NULL,
-    since   REAL NOT NULL
+    since   REAL NOT NULL,
+    started TEXT
 );
 """
+# Columns added after ledgers were in use: older ledgers get them on first use.
+JOURNAL_COLUMNS = {"runs": {"sources": "TEXT"}, "locks": {"started": "TEXT"}}
+
+
+def ensure_journal(ledger: Ledger) -> None:
+    """The journal's tables, with every column this version uses, in ``ledger``."""
+    ledger.ensure_schema(JOURNAL_SCHEMA)
+    for table, columns in JOURNAL_COLUMNS.items():
+        ledger.ensure_columns(table, columns)
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,8 @@ class RunRecord:
     pid: int
     host: str
     message: str | None
+    # every recipe file the run read, resolved, with its SHA-256 when the run started
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started, as ``BOOT_ID:TICKS`` (None where /proc cannot tell).
+
+    A pid is reused once its process is gone; the start time (and the boot it belongs
+    to) tells a lock holder's process from a newer one that got the same pid.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    fields = stat.rpartition(")")[2].split()
+    # field 22 of stat(5) is starttime; the split starts at field 3 (state)
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
 class Journal:
     """One run's record in the ledger; also the interpreter's journal sink."""
 
@@ -111,12 +143,19 @@ class Journal:
     # -- runs -------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, ledger: Ledger, vcname: str, recipe: str, options: dict[str, Any]) -> Journal:
-        ledger.ensure_schema(JOURNAL_SCHEMA)
+    def start(
+        cls,
+        ledger: Ledger,
+        vcname: str,
+        recipe: str,
+        options: dict[str, Any],
+        sources: dict[str, str] | None = None,
+    ) -> Journal:
+        ensure_journal(ledger)
         with ledger.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO runs (vcname, recipe, options, started_at, outcome, pid, host) "
-                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                "INSERT INTO runs (vcname, recipe, options, started_at, outcome, pid, host, sources) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
                 (
                     vcname,
                     recipe,
@@ -124,18 +163,29 @@ class Journal:
                     time.time(),
                     os.getpid(),
                     socket.gethostname(),
+                    json.dumps(sources or {}),
                 ),
             )
             run_id = cur.lastrowid
         assert run_id is not None
         return cls(ledger, run_id)
 
-    def reopen(self) -> None:
-        """Mark a journaled run as running again (``resume``), by this process."""
+    def reopen(self, sources: dict[str, str] | None = None) -> None:
+        """Mark a journaled run as running again (``resume``), by this process.
+
+        ``sources`` (the recipe files' digests now) replace the recorded ones, so the
+        next resume compares against the recipe this run really went on with.
+        """
         with self.ledger.transaction() as conn:
             conn.execute(
-                "UPDATE runs SET outcome='running', ended_at=NULL, message=NULL, pid=?, host=? WHERE id=?",
-                (os.getpid(), socket.gethostname(), self.run_id),
+                "UPDATE runs SET outcome='running', ended_at=NULL, message=NULL, pid=?, host=?, "
+                "sources=COALESCE(?, sources) WHERE id=?",
+                (
+                    os.getpid(),
+                    socket.gethostname(),
+                    json.dumps(sources) if sources is not None else None,
+                    self.run_id,
+                ),
             )
 
     def end(self, outcome: str, message: str | None = None) -> None:
@@ -215,30 +265,45 @@ def _run(row: Any) -> RunRecord:
         pid=row["pid"],
         host=row["host"],
         message=row["message"],
+        sources=json.loads(row["sources"]) if row["sources"] else {},
     )
 
 
 def last_run(ledger: Ledger, vcname: str) -> RunRecord | None:
-    ledger.ensure_schema(JOURNAL_SCHEMA)
-    row = ledger.connection.execute(
-        "SELECT * FROM runs WHERE vcname=? ORDER BY id DESC LIMIT 1", (vcname,)
-    ).fetchone()
+    ensure_journal(ledger)
+    with ledger.snapshot() as conn:
+        row = conn.execute(
+            "SELECT * FROM runs WHERE vcname=? ORDER BY id DESC LIMIT 1", (vcname,)
+        ).fetchone()
     return _run(row) if row else None
 
 
 def all_last_runs(ledger: Ledger) -> dict[str, RunRecord]:
-    ledger.ensure_schema(JOURNAL_SCHEMA)
-    rows = ledger.connection.execute(
-        "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY vcname)"
-    ).fetchall()
+    ensure_journal(ledger)
+    with ledger.snapshot() as conn:
+        rows = conn.execute(
+            "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY vcname)"
+        ).fetchall()
     return {row["vcname"]: _run(row) for row in rows}
 
 
+def run_outcome(run: RunRecord, holder: LockHolder | None) -> str:
+    """A run's outcome as it really is: ``running`` only while its process holds the VC.
+
+    A process killed with SIGKILL (or stopped by a ledger fault) cannot write its end;
+    its run then says ``running`` in the journal but is interrupted in fact.
+    """
+    if run.outcome != "running":
+        return run.outcome
+    if holder is not None and (holder.pid, holder.host) == (run.pid, run.host) and holder.alive:
+        return "running"
+    return "interrupted"
+
+
 def steps_of(ledger: Ledger, run_id: int) -> list[StepRecord]:
-    ledger.ensure_schema(JOURNAL_SCHEMA)
-    rows = ledger.connection.execute(
-        "SELECT * FROM steps WHERE run_id=? ORDER BY idx", (run_id,)
-    ).fetchall()
+    ensure_journal(ledger)
+    with ledger.snapshot() as conn:
+        rows = conn.execute("SELECT * FROM steps WHERE run_id=? ORDER BY idx", (run_id,)).fetchall()
     return [
         StepRecord(
             run_id=r["run_id"],
@@ -268,6 +333,7 @@ class LockHolder:
     pid: int
     host: str
     since: float
+    started: str | None = None  # the holder process's start (see process_started)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
@@ -276,33 +342,67 @@ class LockHolder:
 
     @property
     def alive(self) -> bool:
-        """False only when we can tell the holder is gone (same host, no such pid)."""
-        return self.host != socket.gethostname() or _pid_alive(self.pid)
+        """False only when we can tell the holder is gone: same host, and no such pid or
+        the pid now belongs to a process that started at another time (a reused pid)."""
+        if self.host != socket.gethostname():
+            return True
+        if not _pid_alive(self.pid):
+            return False
+        now = process_started(self.pid)
+        return self.started is None or now is None or now == self.started
+
+
+def _holder(row: Any) -> LockHolder:
+    return LockHolder(row["run_id"], row["pid"], row["host"], row["since"], row["started"])
 
 
 def lock_holder(ledger: Ledger, vcname: str) -> LockHolder | None:
-    ledger.ensure_schema(JOURNAL_SCHEMA)
-    row = ledger.connection.execute("SELECT * FROM locks WHERE vcname=?", (vcname,)).fetchone()
-    return LockHolder(row["run_id"], row["pid"], row["host"], row["since"]) if row else None
+    ensure_journal(ledger)
+    with ledger.snapshot() as conn:
+        row = conn.execute("SELECT * FROM locks WHERE vcname=?", (vcname,)).fetchone()
+    return _holder(row) if row else None
 
 
 def acquire_lock(ledger: Ledger, vcname: str, run_id: int | None = None) -> None:
-    """Take the VC for this process, or raise BusyError naming who holds it."""
-    ledger.ensure_schema(JOURNAL_SCHEMA)
+    """Take the VC for this process, or raise BusyError naming who holds it.
+
+    A stale holder's run, left ``running`` by a process that was killed, is marked
+    ``interrupted`` as the lock is taken over.
+    """
+    ensure_journal(ledger)
     me = (os.getpid(), socket.gethostname())
     with ledger.transaction() as conn:
         row = conn.execute("SELECT * FROM locks WHERE vcname=?", (vcname,)).fetchone()
         if row is not None:
-            holder = LockHolder(row["run_id"], row["pid"], row["host"], row["since"])
+            holder = _holder(row)
             if (holder.pid, holder.host) != me and holder.alive:
                 raise BusyError(
                     f"{vcname} is busy: held by {holder.describe()}",
                     hint=f"wait for it to finish, or see `pragmash status {vcname}`",
                 )
+            if (holder.pid, holder.host) != me and holder.run_id is not None:
+                _mark_abandoned(conn, holder)
         conn.execute(
-            "INSERT OR REPLACE INTO locks (vcname, run_id, pid, host, since) VALUES (?, ?, ?, ?, ?)",
-            (vcname, run_id, me[0], me[1], time.time()),
+            "INSERT OR REPLACE INTO locks (vcname, run_id, pid, host, since, started) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (vcname, run_id, me[0], me[1], time.time(), process_started(me[0])),
         )
+
+
+def _mark_abandoned(conn: Any, holder: LockHolder) -> None:
+    """Close the run (and its step) a dead process left ``running``."""
+    now = time.time()
+    why = f"pid {holder.pid} on {holder.host} ended without finishing the run (killed?)"
+    conn.execute(
+        "UPDATE runs SET outcome='interrupted', ended_at=?, message=? "
+        "WHERE id=? AND outcome='running'",
+        (now, why, holder.run_id),
+    )
+    conn.execute(
+        "UPDATE steps SET outcome='interrupted', ended_at=?, message=? "
+        "WHERE run_id=? AND outcome='running'",
+        (now, why, holder.run_id),
+    )
 
 
 def set_lock_run(ledger: Ledger, vcname: str, run_id: int) -> None:
@@ -319,3 +419,14 @@ def release_lock(ledger: Ledger, vcname: str) -> None:
             "DELETE FROM locks WHERE vcname=? AND pid=? AND host=?",
             (vcname, os.getpid(), socket.gethostname()),
         )
+
+
+def break_lock(ledger: Ledger, vcname: str) -> None:
+    """Take the VC from whoever holds it, live or not (``clean --force``).
+
+    The holder's run keeps going but no longer owns the VC; its own
+    :func:`release_lock` then removes nothing.
+    """
+    ensure_journal(ledger)
+    with ledger.transaction() as conn:
+        conn.execute("DELETE FROM locks WHERE vcname=?", (vcname,))

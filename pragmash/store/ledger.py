@@ -9,22 +9,39 @@ handing one lease out twice. WAL mode lets readers go on while one process write
 
 sqlite3 connections must not cross a fork or be shared between threads, so the
 ledger opens one connection per (process, thread), lazily, on first use.
+
+The ledger is the only record of who holds which address, so losing it silently
+would hand leases out twice. Hence: a new ledger is made complete in a side file
+and linked into place, so a ledger file is never legitimately empty (a zero-byte
+one was truncated and is refused, not taken as new); its header carries pragmash's
+``application_id``, so a SQLite file that is not ours is refused, not written into;
+and every transaction checks that the path still names the file this process
+opened, so a ledger deleted or replaced mid-run stops the run. Every SQLite fault
+(corrupted, full disk, read-only, locked past the busy timeout) becomes a
+:class:`LedgerError` naming the file and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pragmash.errors import UserError
+from pragmash.errors import LedgerError
 from pragmash.vc.site import SiteConfig
 
 BUSY_TIMEOUT_SECONDS = 30.0
+
+# "PMSH" in the database header (PRAGMA application_id): this file is a pragmash ledger.
+APPLICATION_ID = 0x504D5348
+# The tables every ledger made before the header was stamped has; such a ledger is adopted.
+_LEGACY_TABLES = frozenset({"vcs", "nodes", "leases", "counters"})
 
 # Tables owned by allocation. Every lease is one row in `leases`, keyed by (kind, value),
 # so two VCs can never hold the same public address, VLAN or MAC.
@@ -77,6 +94,7 @@ class Ledger:
         self.timeout = timeout
         self._local = threading.local()
         self._schemas_done: set[str] = set()
+        self._file_id: tuple[int, int] | None = None
         self.ensure_schema(LEASE_SCHEMA)
 
     @property
@@ -93,20 +111,95 @@ class Ledger:
     def _open(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self._create()
+            info = self.path.stat()
+        except OSError as exc:
+            raise LedgerError(
+                str(self.path),
+                f"cannot open the ledger: {exc}",
+                hint="check the site config's [paths] state folder (or $PRAGMASH_STATE_DIR)",
+            ) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise LedgerError(str(self.path), "is not a file", hint=_ELSEWHERE)
+        if info.st_size == 0:
+            raise LedgerError(
+                str(self.path),
+                "the file is empty (0 bytes): a pragmash ledger never is, so it was truncated "
+                "and the VCs and leases it recorded are lost; pragmash will not start a new "
+                "one over it, since that would hand the same addresses out again",
+                hint="restore the ledger from a backup; only if no VC of this site is allocated "
+                "(no domains running), remove the empty file to start a new ledger",
+            )
+        try:
             # isolation_level=None: we issue BEGIN ourselves, so BEGIN IMMEDIATE is possible.
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True
             )
-        except (OSError, sqlite3.Error) as exc:
-            raise UserError(
-                f"{self.path}: cannot open the ledger: {exc}",
-                hint="check the site config's [paths] state folder (or $PRAGMASH_STATE_DIR)",
-            ) from None
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        self._set_wal(conn)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._check_identity(conn)
+            self._set_wal(conn)
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
+        file_id = (info.st_dev, info.st_ino)
+        if self._file_id is None:
+            self._file_id = file_id
+        elif file_id != self._file_id:
+            raise self._gone("replaced by another file")
         return conn
+
+    def _create(self) -> None:
+        """Make a new, stamped ledger beside the path, then link it into place.
+
+        The link is atomic and never overwrites, so another process sees either no
+        ledger or a complete one, and two processes creating at once end with one.
+        """
+        side = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        try:
+            conn = sqlite3.connect(side, isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            finally:
+                conn.close()
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(side, self.path)
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from None
+        finally:
+            side.unlink(missing_ok=True)
+
+    def _check_identity(self, conn: sqlite3.Connection) -> None:
+        """Refuse a SQLite file that is not a pragmash ledger; stamp an older one of ours."""
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            return
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if app_id != 0 or (tables and not tables >= _LEGACY_TABLES):
+            what = (
+                f"application id {app_id:#x}" if app_id else f"tables {', '.join(sorted(tables))}"
+            )
+            raise LedgerError(
+                str(self.path),
+                f"this SQLite database is not a pragmash ledger ({what}); "
+                "pragmash will not write into it",
+                hint=_ELSEWHERE,
+            )
+        # a blank database, or a ledger made before ledgers were stamped: ours
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         """Switch to WAL; the switch itself can report 'locked' without waiting, so retry."""
@@ -120,6 +213,85 @@ class Ledger:
                     raise
                 time.sleep(0.05)
 
+    def _check_same_file(self) -> None:
+        """The path still names the file this process opened (not deleted, not replaced)."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            raise self._gone("deleted") from None
+        except OSError as exc:
+            raise LedgerError(str(self.path), f"cannot read the ledger: {exc.strerror}") from None
+        if (info.st_dev, info.st_ino) != self._file_id:
+            raise self._gone("replaced by another file")
+
+    def _gone(self, what: str) -> LedgerError:
+        return LedgerError(
+            str(self.path),
+            f"the ledger was {what} while pragmash was using it; stopped rather than go on "
+            "with leases no longer recorded",
+            hint="put the ledger back (from a backup) before starting or resuming runs on this "
+            "site: a new ledger would hand the same addresses out again",
+        )
+
+    def _fault(self, exc: sqlite3.Error) -> LedgerError | sqlite3.Error:
+        """A SQLite failure as a LedgerError saying what happened and what to do.
+
+        An error that is not about the file (a constraint, a bug in a statement) is
+        returned as it is, for the caller to re-raise.
+        """
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc)
+        where = str(self.path)
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text:
+            return LedgerError(
+                where,
+                f"another process has held a write transaction on the ledger for longer than "
+                f"the busy timeout ({self.timeout:g} s)",
+                hint="wait for the other pragmash (or a sqlite3 shell) to finish, then try "
+                "again; `fuser` on the ledger file shows who has it open",
+            )
+        if name == "SQLITE_FULL":
+            return LedgerError(
+                where,
+                f"the disk holding the ledger is full ({text})",
+                hint=f"free space on the file system of {self.path.parent}, then try again",
+            )
+        if name.startswith("SQLITE_READONLY") or (
+            name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR")) and _read_only(self.path.parent)
+        ):
+            return LedgerError(
+                where,
+                f"the ledger cannot be written: the file system or file is read-only ({text})",
+                hint=f"make {self.path.parent} writable (remount it read-write, or fix the "
+                "file's permissions), then try again",
+            )
+        if name == "SQLITE_NOTADB" or name.startswith("SQLITE_CORRUPT"):
+            return LedgerError(
+                where,
+                f"the ledger is corrupted ({text}); pragmash will not write into it",
+                hint="restore it from a backup (`sqlite3 FILE .recover` may save what is left); "
+                "only if no VC of this site is allocated, move it aside to start a new ledger",
+            )
+        if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM")):
+            return LedgerError(
+                where,
+                f"cannot read or write the ledger ({text})",
+                hint=f"check the file and the file system of {self.path.parent}",
+            )
+        if text.startswith(("no such table", "no such column")) or "has no column" in text:
+            return LedgerError(
+                where,
+                f"the ledger's tables are not what this pragmash expects ({text})",
+                hint=_ELSEWHERE,
+            )
+        return exc
+
+    def _raise(self, exc: sqlite3.Error) -> None:
+        fault = self._fault(exc)
+        if fault is exc:
+            raise exc
+        raise fault from None
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception.
@@ -127,32 +299,43 @@ class Ledger:
         Takes the write lock up front, so a read-then-write (find a free address, take
         it) cannot interleave with another process's. Nested use joins the outer one.
         """
-        conn = self.connection
-        if conn.in_transaction:
+        with self._guarded("BEGIN IMMEDIATE") as conn:
             yield conn
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            # SQLite may already have rolled back (disk full, I/O error): don't mask that.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read-only view that stays consistent across several SELECTs (deferred BEGIN)."""
+        with self._guarded("BEGIN") as conn:
+            yield conn
+
+    @contextmanager
+    def _guarded(self, begin: str) -> Iterator[sqlite3.Connection]:
+        """One transaction, with every SQLite fault about the file made a LedgerError."""
         conn = self.connection
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN")
+        self._check_same_file()
+        try:
+            conn.execute(begin)
+        except sqlite3.Error as exc:
+            self._raise(exc)
         try:
             yield conn
-        finally:
             conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            self._raise(exc)
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # SQLite may already have rolled back (disk full, I/O error): don't mask that.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to report
+                conn.execute("ROLLBACK")
 
     def ensure_schema(self, sql: str) -> None:
         """Run a ``CREATE TABLE IF NOT EXISTS …`` script once per Ledger, in one transaction.
@@ -166,6 +349,21 @@ class Ledger:
                 conn.execute(statement)
         self._schemas_done.add(sql)
 
+    def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add columns a newer pragmash uses to a table an older one made (``ALTER TABLE``).
+
+        Existing ledgers keep working when the format grows: the new columns start NULL.
+        """
+        key = f"columns {table} {sorted(columns.items())}"
+        if key in self._schemas_done:
+            return
+        with self.transaction() as conn:
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        self._schemas_done.add(key)
+
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -178,6 +376,19 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_ELSEWHERE = (
+    "point the site config's [paths] state (or $PRAGMASH_STATE_DIR) at a folder of its own; "
+    "pragmash keeps its ledger there as ledger.sqlite3"
+)
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _statements(sql: str) -> Iterator[str]:

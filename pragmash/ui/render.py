@@ -8,15 +8,17 @@ silence. Outcome words are coloured by meaning on a terminal (see :func:`use_col
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 from pragmash.errors import PragmashError, RecipeError, StepError
+from pragmash.textsafe import printable, printable_text
 
 # SGR colours by meaning: done is green, skipped yellow, failed red, interrupted magenta
 OUTCOME_COLOURS = {"ok": "32", "skip": "33", "FAIL": "1;31", "INTR": "35", "error": "1;31"}
@@ -38,6 +40,16 @@ def paint(text: str, word: str, colour: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m"
 
 
+def write_painted(stream: TextIO, text: str, word: str, colour: bool) -> None:
+    """Write ``text`` in ``word``'s colour; the colour codes bypass the stream's escaping."""
+    if colour:
+        raw = unescaped(stream)
+        raw.flush()
+        raw.write(paint(text, word, True))
+    else:
+        stream.write(text)
+
+
 def plural(count: int, word: str) -> str:
     """``1 step``, ``2 steps``: a count with its noun, as people write it."""
     return f"{count} {word}{'' if count == 1 else 's'}"
@@ -51,6 +63,46 @@ def location(file: str, line: int, col: int) -> str:
     except ValueError:
         shown = file
     return f"{shown}:{line}:{col}"
+
+
+class PrintableStream(io.TextIOBase):
+    """A text stream that shows control characters escaped instead of obeyed.
+
+    The front ends print through it, so no text a user or a guest supplied (a recipe
+    word, a --set value, a path from the site config, a journaled message) can
+    retitle or reprogram the terminal, wherever it is shown. The front ends' own
+    terminal control (the live status line) goes to :func:`unescaped`.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.unescaped = stream
+
+    def write(self, text: str) -> int:
+        self.unescaped.write(printable_text(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.unescaped.flush()
+
+    def isatty(self) -> bool:
+        return self.unescaped.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+
+def printable_stream(stream: TextIO) -> TextIO:
+    """``stream`` wrapped in a :class:`PrintableStream` (once)."""
+    if isinstance(stream, PrintableStream):
+        return stream
+    return cast(TextIO, PrintableStream(stream))
+
+
+def unescaped(stream: TextIO) -> TextIO:
+    """The stream under a PrintableStream, for the front end's own control sequences."""
+    inner = getattr(stream, "unescaped", stream)
+    return cast(TextIO, inner)
 
 
 class StepPrinter:
@@ -87,21 +139,24 @@ class StepPrinter:
             self.out.write(f"    {event.text}\n")
         elif isinstance(event, StepFinished):
             span = event.statement.span
-            word = "ok" if event.outcome == "done" else "skip"
-            mark = paint(f"{word:<4}", word, self.colour)
+            self._mark("ok" if event.outcome == "done" else "skip")
             msg = f"  {event.message}" if event.message else ""
             self.out.write(
-                f"{mark} {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
+                f" {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
                 f"{event.duration:6.2f}s{msg}\n"
             )
         elif isinstance(event, StepFailed):
             span = event.statement.span
-            word = "INTR" if event.interrupted else "FAIL"
+            self._mark("INTR" if event.interrupted else "FAIL")
             self.out.write(
-                f"{paint(word, word, self.colour)} {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
+                f" {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
                 f"{event.duration:6.2f}s\n"
             )
         self.out.flush()
+
+    def _mark(self, word: str) -> None:
+        """The outcome word, padded, in its colour: our own control sequence, written raw."""
+        write_painted(self.out, f"{word:<4}", word, self.colour)
 
     def _progress(self, event: Progress) -> None:
         if event.total:
@@ -111,8 +166,9 @@ class StepPrinter:
         else:
             text = f"  ... {event.label}"
         if self.live:
-            self.err.write("\r\x1b[2K" + text[:120])
-            self.err.flush()
+            raw = unescaped(self.err)
+            raw.write("\r\x1b[2K" + printable(text)[:120])
+            raw.flush()
             self._status_shown = True
         elif time.monotonic() - self._last_plain > 10:
             self._last_plain = time.monotonic()
@@ -122,8 +178,9 @@ class StepPrinter:
     def clear_status(self) -> None:
         """Erase the live status line, so a line written next starts clean."""
         if self._status_shown:
-            self.err.write("\r\x1b[2K")
-            self.err.flush()
+            raw = unescaped(self.err)
+            raw.write("\r\x1b[2K")
+            raw.flush()
             self._status_shown = False
 
 

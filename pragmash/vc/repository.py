@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from pragmash.errors import RepositoryError
+from pragmash.vc.sums import SUMS_NAME, Sums, parse_sums
 
 VCDB_NAME = "vcdb.txt"
 
@@ -39,10 +40,30 @@ class Repository:
     entries: dict[str, Path]
     # Where each entry was declared, so later errors can point at the vcdb.txt line.
     lines: dict[str, int] = field(default_factory=dict)
+    # The repository's SHA256SUMS, where it has one (optional for a local folder).
+    sums: Sums | None = None
 
     @property
     def vcdb_path(self) -> Path:
         return self.base_path / VCDB_NAME
+
+    @property
+    def location(self) -> str:
+        """Where the repository is, as the user named it: a folder here, a URL for the web."""
+        return str(self.base_path)
+
+    @property
+    def remote(self) -> str | None:
+        """The base URL of a web repository; None for a folder."""
+        return None
+
+    def shown(self, path: Path) -> str:
+        """A file of the repository as messages name it (a URL for a web repository)."""
+        return str(path)
+
+    def relative(self, path: Path) -> str:
+        """``path`` as a repository-relative POSIX name (how SHA256SUMS lists it)."""
+        return path.relative_to(self.base_path).as_posix()
 
     def vc_in_path(self, vcname: str) -> Path:
         """The vc-in.xml of ``vcname``; unknown names and missing files are RepositoryErrors."""
@@ -51,13 +72,13 @@ class Repository:
         if path is None:
             known = ", ".join(sorted(self.entries)) or "none"
             raise RepositoryError(
-                f"{self.vcdb_path}: no VC named {vcname!r}; known VCs: {known}",
+                f"{self.shown(self.vcdb_path)}: no VC named {vcname!r}; known VCs: {known}",
                 hint="add a line 'NAME,relative/path/vc-in.xml' to vcdb.txt,"
                 " or pick one of the known names",
             )
         if not path.is_file():
             line = self.lines.get(vcname)
-            where = f"{self.vcdb_path}:{line}" if line else str(self.vcdb_path)
+            where = f"{self.shown(self.vcdb_path)}:{line}" if line else self.shown(self.vcdb_path)
             raise RepositoryError(f"{where}: the vc-in.xml of {vcname!r} does not exist: {path}")
         return path
 
@@ -73,8 +94,14 @@ def demo_repository_path() -> Path:
     return demo
 
 
-def _parse_line(vcdb: Path, number: int, line: str, base: Path) -> tuple[str, Path] | None:
-    """One vcdb.txt line as (name, absolute vc-in.xml path), None for blanks and comments."""
+def _parse_line(
+    vcdb: Path | str, number: int, line: str, base: Path, shown_base: Path | str | None = None
+) -> tuple[str, Path] | None:
+    """One vcdb.txt line as (name, absolute vc-in.xml path), None for blanks and comments.
+
+    ``vcdb`` and ``shown_base`` are how messages name the file and the repository (a
+    web repository's URL rather than its local copy).
+    """
     text = line.strip()
     if not text or text.startswith("#"):
         return None
@@ -94,14 +121,14 @@ def _parse_line(vcdb: Path, number: int, line: str, base: Path) -> tuple[str, Pa
     if pure.is_absolute() or ".." in pure.parts:
         raise RepositoryError(
             f"{where}: {relative!r} leaves the repository: expected a path relative to"
-            f" {base}, without '..'"
+            f" {shown_base or base}, without '..'"
         )
     path = base / pure
     # Symlinks may point anywhere; what they resolve to must still be inside.
     if not path.resolve().is_relative_to(base.resolve()):
         raise RepositoryError(
             f"{where}: {relative!r} leads outside the repository (through a symlink):"
-            f" expected a file inside {base}"
+            f" expected a file inside {shown_base or base}"
         )
     return name, path
 
@@ -126,10 +153,20 @@ def load_repository(base_path: Path | None) -> Repository:
         raise RepositoryError(f"{vcdb}: is not UTF-8 text") from None
     except OSError as exc:
         raise RepositoryError(f"{vcdb}: cannot be read: {exc.strerror}") from None
+    entries, lines = parse_vcdb(text, vcdb, base)
+    return Repository(base_path=base, entries=entries, lines=lines, sums=_local_sums(base))
+
+
+def parse_vcdb(
+    text: str, vcdb: Path | str, base: Path, shown_base: Path | str | None = None
+) -> tuple[dict[str, Path], dict[str, int]]:
+    """vcdb.txt's entries (name -> vc-in.xml under ``base``) and the line each is on."""
     entries: dict[str, Path] = {}
     lines: dict[str, int] = {}
+    # a byte-order mark (Windows editors write one) is accepted, as in recipes
+    text = text.removeprefix("\ufeff")
     for number, line in enumerate(text.splitlines(), start=1):
-        parsed = _parse_line(vcdb, number, line, base)
+        parsed = _parse_line(vcdb, number, line, base, shown_base)
         if parsed is None:
             continue
         name, path = parsed
@@ -140,4 +177,16 @@ def load_repository(base_path: Path | None) -> Repository:
             )
         entries[name] = path
         lines[name] = number
-    return Repository(base_path=base, entries=entries, lines=lines)
+    return entries, lines
+
+
+def _local_sums(base: Path) -> Sums | None:
+    """The folder's SHA256SUMS if it has one: its images are then checked against it."""
+    path = base / SUMS_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RepositoryError(f"{path}: cannot be read as text: {exc}") from None
+    return parse_sums(text, str(path))

@@ -358,14 +358,18 @@ def _schema() -> etree.XMLSchema:
     return etree.XMLSchema(parse_xml_bytes(data, _VC_IN_XSD))
 
 
-def load_vc_in(path: Path) -> VcIn:
+def load_vc_in(path: Path, *, shown: str | None = None) -> VcIn:
     """Read a vc-in.xml written for pragma_boot, unchanged, and check what pragmash needs.
 
-    Errors name the file, the element path (``/vc/frontend/domain/vcpu``) and the line.
+    Errors name the file (``shown``, where the user knows it by another name: the URL
+    of a web repository's vc-in.xml), the element path (``/vc/frontend/domain/vcpu``)
+    and the line.
     """
     path = Path(path).absolute()
     reader = _Reader(path)
-    vc = parse_xml_file(path)
+    if shown is not None:
+        reader.file = shown
+    vc = parse_xml_file(path, shown)
     if vc.tag != "vc":
         raise reader.error("/vc", f"the root element is <{vc.tag}>: expected <vc>", vc)
     virtualization = reader.optional(vc, "virtualization", "/vc")

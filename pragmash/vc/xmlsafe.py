@@ -73,18 +73,23 @@ def parse_xml_bytes(data: bytes, name: str) -> etree._Element:
     return root
 
 
-def parse_xml_file(path: Path) -> etree._Element:
-    """Read and parse the XML file at ``path``; a missing or unreadable file is a VcFormatError."""
+def parse_xml_file(path: Path, shown: str | None = None) -> etree._Element:
+    """Read and parse the XML file at ``path``; a missing or unreadable file is a VcFormatError.
+
+    ``shown`` names the file in messages where that differs from ``path`` (the URL of a
+    vc-in.xml read from a web repository).
+    """
+    name = shown or str(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_XML_BYTES + 1)
     except FileNotFoundError:
-        raise VcFormatError("file not found", file=str(path)) from None
+        raise VcFormatError("file not found", file=name) from None
     except IsADirectoryError:
-        raise VcFormatError("is a folder; an XML file is expected", file=str(path)) from None
+        raise VcFormatError("is a folder; an XML file is expected", file=name) from None
     except OSError as exc:
-        raise VcFormatError(f"cannot be read: {exc.strerror}", file=str(path)) from None
-    return parse_xml_bytes(data, str(path))
+        raise VcFormatError(f"cannot be read: {exc.strerror}", file=name) from None
+    return parse_xml_bytes(data, name)
 
 
 def schema_problem(schema: etree.XMLSchema) -> tuple[str | None, int, str]:

@@ -23,35 +23,38 @@ from pragmash.errors import (
     EXIT_OK,
     EXIT_STEP_FAILED,
     EXIT_USER,
+    LedgerError,
     PragmashError,
     RecipeError,
     StepError,
     UserError,
 )
-from pragmash.ui.render import StepPrinter, location, render_error
+from pragmash.ui.render import StepPrinter, location, printable_stream, render_error
 
 EXIT_CODES = f"""\
 exit status:
   0    the run finished (or the command did what it said)
   1    an internal error in pragmash (please report it, with the traceback)
-  {EXIT_USER}    bad input: recipe, vc-in.xml, vcdb.txt, site config or command line;
-       nothing was changed
-  {EXIT_STEP_FAILED}    a step failed; domains, images and leases are kept for debugging:
-       `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
+  {EXIT_USER}    bad input: recipe, vc-in.xml, vcdb.txt, site config or command line, or
+       an unusable ledger (corrupted, full disk, read-only, locked); nothing was changed
+  {EXIT_STEP_FAILED}    a step failed, or the ledger failed mid-run; domains, images and leases
+       are kept: `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
   4    the VC is held by another run
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
 """
 
-COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl")
+COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl", "sync", "cache")
 
 MAIN_HELP = f"""\
 usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
                 [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]
                 [--break LINE|KIND]... [--step] [--debug-on-failure]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
-       pragmash resume VCNAME
+       pragmash resume VCNAME [--accept-changes]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
+       pragmash sync [REPOSITORY]
+       pragmash cache list | cache prune [--dry-run]
        pragmash --help | --version
 
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
@@ -64,7 +67,9 @@ run options:
   RECIPE               the recipe file (e.g. recipes/rocks6.prg)
   --vcname NAME        the virtual cluster, as named in the repository's vcdb.txt
   --num_compute N      compute CPUs to allocate (the recipe's `allocate` default)
-  --base_path PATH     the repository holding vcdb.txt, vc-in.xml files and images
+  --base_path PATH     the repository holding vcdb.txt, vc-in.xml files and images:
+                       a folder, or http(s)://HOST/PATH/ with a SHA256SUMS (images are
+                       fetched into the cache and checked before anything is allocated)
                        (default: the site's, else the bundled demo repository)
   --site FILE          the site config (TOML); default $PRAGMASH_SITE, else the
                        embedded demo site on libvirt's test:///default
@@ -80,14 +85,21 @@ run options:
 commands:
   check RECIPE         parse and check a recipe without running it
   resume VCNAME        continue a VC's last run from its first unfinished step
+                       (refused if its recipe changed, unless --accept-changes)
   list                 VCs with their state; `list repository`: what it offers
   status VCNAME        each node's engine state, CPUs, address; the run's steps
   shutdown VCNAME      stop the VC's domains gracefully
-  clean VCNAME         destroy the VC's domains, remove its images, release its leases
+  clean VCNAME         destroy the VC's domains, remove its own disks (overlays; the
+                       shared base images stay), release its leases
   repl RECIPE --vcname NAME
                        load the recipe and stop before its first statement: step,
                        break, retry, look at nodes, type statements (`help` inside)
   repl --attach VCNAME open the VC's last run at the step where it stopped
+  sync [REPOSITORY]    fetch and verify every image of a repository (a folder or
+                       URL; default the site's) into the image cache ahead of runs
+  cache list           the cached base images (fixed once per image, method and
+                       driver; decompressed .img.gz) and the VCs whose disks use them
+  cache prune          remove the cached bases no VC uses (--dry-run: only say which)
 
 {EXIT_CODES}"""
 
@@ -124,8 +136,9 @@ def main(
 ) -> int:
     """Entry point; returns the exit status (see EXIT_CODES)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # every line goes out with control characters escaped (see PrintableStream)
+    out = printable_stream(out or sys.stdout)
+    err = printable_stream(err or sys.stderr)
     try:
         return _dispatch(args, out, err)
     except PragmashError as error:
@@ -169,7 +182,9 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = _options(ns)
     if not Path(options.recipe).is_file():
         raise UserError(f"{options.recipe}: no such recipe file")
-    prep = session.prepare(options)
+    printer = StepPrinter(out, err)
+    # images are fetched and checked here, before the run starts (not for a dry run)
+    prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)
     if prep.site.embedded:
         err.write(
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo site "
@@ -177,6 +192,8 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if ns.dry_run:
         return print_plan(prep, out)
+    for note in session.site_notes(prep):
+        err.write(f"{note}\n")
     if ns.breaks or ns.step or ns.debug_on_failure:
         from pragmash.ui.repl import debugger as repl
 
@@ -187,7 +204,6 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             step=ns.step,
             debug_on_failure=ns.debug_on_failure,
         )
-    printer = StepPrinter(out, err)
     run = session.start(prep, on_event=printer)
     return finish(run, out, err)
 
@@ -197,19 +213,27 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
     interp = run.interpreter
     vcname = run.prepared.runtime.vcname
     try:
-        reason = interp.run_to_end()
-    except KeyboardInterrupt:
-        reason = "interrupted"
+        try:
+            reason = interp.run_to_end()
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        if reason == "finished":
+            run.close("finished")
+    except LedgerError as fault:
+        return ledger_stopped(run, fault, err)
     if reason == "finished":
-        run.close("finished")
         vc_out = run.prepared.runtime.vc_out_path
         out.write(f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
         return EXIT_OK
     error = interp.last_error
     step = interp.current
-    run.close(
-        "interrupted" if reason == "interrupted" else "failed", error.message if error else None
-    )
+    try:
+        run.close(
+            "interrupted" if reason == "interrupted" else "failed",
+            error.message if error else None,
+        )
+    except LedgerError as fault:
+        return ledger_stopped(run, fault, err)
     if error is not None and step is not None:
         span = step.statement.span
         err.write(
@@ -224,9 +248,28 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
         )
     if reason == "interrupted":
         return EXIT_INTERRUPTED
+    if isinstance(error, LedgerError):
+        return EXIT_STEP_FAILED
     if isinstance(error, RecipeError | UserError) and not isinstance(error, StepError):
         return EXIT_STEP_FAILED
     return error.exit_code if error else EXIT_STEP_FAILED
+
+
+def ledger_stopped(run: Run, fault: LedgerError, err: TextIO) -> int:
+    """A run the ledger stopped half-way: say so, keep everything, leave it resumable.
+
+    The run is marked interrupted if the ledger still takes a write; if not, its lock
+    dies with this process, and the next command sees the run as interrupted.
+    """
+    vcname = run.prepared.runtime.vcname
+    run.abandon(fault.message)
+    err.write(render_error(fault) + "\n")
+    err.write(
+        f"{vcname}: the run stopped because its ledger failed. Nothing was removed: domains, "
+        f"images and leases are kept.\n"
+        f"next: fix the ledger as said above, then `pragmash resume {vcname}` continues\n"
+    )
+    return EXIT_STEP_FAILED
 
 
 def print_plan(prep: Prepared, out: TextIO) -> int:

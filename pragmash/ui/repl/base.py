@@ -20,10 +20,18 @@ from prompt_toolkit.output import Output as PtOutput
 
 from pragmash.engine.debug import DebugRun
 from pragmash.engine.events import Event
-from pragmash.engine.interpreter import FlatStep, StopReason
+from pragmash.engine.interpreter import StopReason
 from pragmash.engine.session import Run
 from pragmash.errors import PragmashError
-from pragmash.ui.render import StepPrinter, location, paint, render_error, use_colour
+from pragmash.language.program import FlatStep
+from pragmash.ui.render import (
+    StepPrinter,
+    location,
+    printable_stream,
+    render_error,
+    use_colour,
+    write_painted,
+)
 from pragmash.ui.repl.live import LiveView
 from pragmash.ui.repl.pager import page
 
@@ -43,7 +51,7 @@ class ReplBase:
     ) -> None:
         self.run = DebugRun(run)
         self.interp = run.interpreter
-        self.out = out
+        self.out = printable_stream(out)  # user and guest text is shown, never obeyed
         self.session = session
         self.closed = False
         self.colour = use_colour(out) if colour is None else colour
@@ -65,7 +73,9 @@ class ReplBase:
         """A problem for the user; the REPL goes on."""
         text = text if text.startswith("error:") else f"error: {text}"
         head, sep, rest = text.partition(":")
-        self.message(paint(head, "error", self.colour) + sep + rest)
+        self.printer.clear_status()
+        write_painted(self.out, head, "error", self.colour)
+        self.message(sep + rest)
 
     def page(self, text: str) -> None:
         """Long output: through a pager at a terminal (``$PAGER``, else our own), else plain."""

@@ -16,11 +16,14 @@ from prompt_toolkit.document import Document
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
 from pragmash.language.ast import STATEMENT_KINDS
-from pragmash.language.checker import FIX_METHODS, WAIT_STATES
-from pragmash.language.parser import STATEMENT_WORDS
+from pragmash.language.vocabulary import (
+    FIX_METHODS,
+    STATEMENT_KEYWORDS,
+    TAKES_TARGETS,
+    WAIT_CONSOLE,
+    WAIT_STATES,
+)
 
-# The parser's own list, minus the driver prefixes (completed from DRIVER_COMMANDS).
-STATEMENT_KEYWORDS = tuple(w for w in STATEMENT_WORDS if not w.endswith("/"))
 TARGET_WORDS = ("frontend", "compute", "compute[", "all")
 DRIVER_COMMANDS = tuple(
     [f"ve_driver/{c}" for c in sorted(VE_COMMANDS)]
@@ -28,7 +31,6 @@ DRIVER_COMMANDS = tuple(
 )
 SHOW_TOPICS = ("vc-out", "nodes", "node", "vars", "journal", "leases")
 NODE_FLAGS = ("--xml", "--console")
-TAKES_TARGETS = ("boot", "fix", "wait", "ve_driver/", "vc_driver/")
 
 # the word being typed: anything up to the last blank or ';'
 _CURRENT = re.compile(r"[^\s;]*$")
@@ -102,10 +104,15 @@ class ReplCompleter(Completer):
                 return [(m, "method") for m in FIX_METHODS]
             return [("via", "keyword"), *self._targets(word)]
         if first == "wait" and len(previous) >= 2:
-            if previous[-1] == "timeout":
-                return []
+            if previous[-1] in ("timeout", WAIT_CONSOLE):
+                return []  # a duration, or the console text: nothing to offer
             states = [(s, "state") for s in WAIT_STATES]
-            return [*states, ("timeout", "keyword"), *self._targets(word)]
+            return [
+                *states,
+                (WAIT_CONSOLE, "keyword"),
+                ("timeout", "keyword"),
+                *self._targets(word),
+            ]
         if first.startswith(TAKES_TARGETS) or first in TAKES_TARGETS:
             return self._targets(word)
         return []

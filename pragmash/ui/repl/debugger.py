@@ -25,8 +25,9 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output as PtOutput
 
 from pragmash.engine import session as session_mod
-from pragmash.engine.interpreter import FlatStep, StopReason
+from pragmash.engine.interpreter import StopReason
 from pragmash.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, PragmashError, UserError
+from pragmash.language.program import FlatStep
 from pragmash.ui.render import plural, render_error
 from pragmash.ui.repl.breaks import BreakCommands
 from pragmash.ui.repl.completion import ReplCompleter

@@ -10,6 +10,7 @@ from typing import TextIO
 from pragmash.engine import session as session_mod
 from pragmash.engine.debug import DebugRun
 from pragmash.errors import UserError
+from pragmash.ui.render import StepPrinter
 from pragmash.vc.names import validate_name
 
 
@@ -29,6 +30,11 @@ def _arg_parser() -> _Parser:
     p.add_argument(
         "--attach", metavar="NAME", help="open NAME's last run at the step where it stopped"
     )
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="with --attach: open the run even though its recipe changed since it started",
+    )
     p.add_argument("--num_compute", type=int)
     p.add_argument("--base_path")
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
@@ -43,8 +49,14 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
     if ns.attach:
         if ns.recipe or ns.vcname:
             raise UserError("pragmash repl --attach NAME takes no RECIPE or --vcname")
-        run = session_mod.resume(validate_name("VC name (--attach)", ns.attach), site=ns.site)
+        run = session_mod.resume(
+            validate_name("VC name (--attach)", ns.attach),
+            site=ns.site,
+            accept_changes=ns.accept_changes,
+        )
         DebugRun(run).restore_from_journal()
+        for note in session_mod.site_notes(run.prepared) + run.notes:
+            err.write(f"{note}\n")
         return run
     if not ns.recipe or not ns.vcname:
         raise UserError(
@@ -62,10 +74,13 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
         sets=session_mod.parse_sets(ns.sets),
         allow_run=ns.allow_run,
     )
-    prep = session_mod.prepare(options)
+    # images are fetched and checked before the REPL opens; their progress goes to err
+    prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
     if prep.site.embedded:
         err.write(
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
             f"site ({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
+    for note in session_mod.site_notes(prep):
+        err.write(f"{note}\n")
     return session_mod.start(prep)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pragmash.engine.interpreter import FlatStep
 from pragmash.errors import PragmashError, UserError
 from pragmash.language.ast import Include
+from pragmash.language.program import FlatStep
 from pragmash.ui.render import location, render_error
 from pragmash.ui.repl.base import ReplBase
 from pragmash.ui.repl.live import LiveView
@@ -197,6 +197,7 @@ class LookingCommands(ReplBase):
             + (f", public ip {node.public_ip}" if node.public_ip else "")
         )
         self.message(f"  disks: {', '.join(node.disks) or '(none)'}")
+        self.message(f"  up when: {self.run.up_when(node.name)}")
         defined = self.run.domain_xml(node.name) is not None
         self.message(
             f"  domain XML: `show node {name} --xml`"

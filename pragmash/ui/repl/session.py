@@ -21,7 +21,8 @@ from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.output import Output
 from prompt_toolkit.styles import Style
 
-from pragmash.ui.repl.completion import DRIVER_COMMANDS, STATEMENT_KEYWORDS
+from pragmash.language.vocabulary import STATEMENT_KEYWORDS
+from pragmash.ui.repl.completion import DRIVER_COMMANDS
 from pragmash.ui.repl.keys import build_key_bindings
 
 PROMPT = "(pragmash) "
@@ -67,7 +68,10 @@ class LineReader:
 
     def prompt(self) -> str:
         self.out.write(PROMPT)
-        line = self.stream.readline()
+        try:
+            line = self.stream.readline()
+        except (OSError, ValueError):  # stdin closed or unreadable: as the end of input
+            line = ""
         if not line:
             self.out.write("\n")
             self.out.flush()

@@ -1,0 +1,315 @@
+"""Put an image into the cache, whole and verified: fetched over http(s), or joined from parts.
+
+An image reaches a node only through here when it comes from a web repository or
+in pieces (``NAME.img.gz.00``, ``.01`` … as pragma_boot served large images). The
+bytes go to ``CACHE/KEY/NAME.part`` as they stream in, hashed on the way; only when
+every byte is there and the digests match SHA256SUMS is the file renamed to
+``CACHE/KEY/NAME``. So a file under its final name is always complete and verified,
+and a ``.part`` is only ever continued, never trusted.
+
+A download that stops (a reset, a timeout, Ctrl-C, a killed process) keeps its
+``.part``; the next attempt hashes what is there and asks the server for the rest
+with an HTTP ``Range`` request. A server that ignores ``Range`` sends the whole file
+again; the bytes already held are then skipped, not written twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from pragmash.errors import RepositoryError
+from pragmash.vc.http import TRANSIENT, HttpClient
+from pragmash.vc.sums import DigestMismatch
+
+CHUNK = 1 << 20
+RETRIES = 5  # a piece that stops is asked again from where it stopped, this many times in a row
+BACKOFF = 1.0  # seconds, times the attempt number, before asking again
+PART_SUFFIX = ".part"
+LOCK_NAME = ".lock"
+
+Progress = Callable[[float, float | None, str], None]
+
+
+def _no_progress(done: float, total: float | None, label: str) -> None:
+    """Default progress sink for callers that do not show progress."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One source of bytes: the whole image or one of its parts, local or on a web server.
+
+    ``name`` is how messages and SHA256SUMS call it (repository-relative); ``expected``
+    its listed digest, if any.
+    """
+
+    name: str
+    url: str | None = None
+    path: Path | None = None
+    expected: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """How messages name it: its URL or its path."""
+        return self.url or (str(self.path) if self.path else self.name)
+
+    def size(self, client: HttpClient) -> int | None:
+        """Bytes in this piece, or None where the server does not say."""
+        if self.path is not None:
+            return self.path.stat().st_size
+        assert self.url is not None
+        size = client.size(self.url)
+        if size is None:
+            raise RepositoryError(f"{self.url}: not found on the server (404)")
+        return size if size >= 0 else None
+
+
+@dataclass
+class _Hashes:
+    """The running digest of the whole image and of the piece being written."""
+
+    whole: hashlib._Hash
+    piece: hashlib._Hash
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One writer per cache entry: a second run fetching the same image waits for the first."""
+    with open(folder / LOCK_NAME, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def cached_image(cache_dir: Path, key: str, filename: str) -> Path:
+    """Where the verified image for ``key`` lives (whether or not it is there yet)."""
+    return cache_dir / key / filename
+
+
+def assemble(
+    pieces: Sequence[Piece],
+    dest: Path,
+    *,
+    expected: str | None,
+    where: str,
+    shown: str | None = None,
+    client: HttpClient | None = None,
+    progress: Progress = _no_progress,
+    retries: int | None = None,
+    backoff: float | None = None,
+) -> tuple[Path, bool]:
+    """Make ``dest`` hold the pieces' bytes in order, checked; returns (dest, newly made).
+
+    ``expected`` is the digest of the whole (None when only the pieces are listed);
+    ``where`` names the listing in messages (``http://…/SHA256SUMS:3``), ``shown`` the
+    whole image (its URL or repository path; default its first piece's). A piece that
+    stops mid-way is asked again from where it stopped up to ``retries`` times in a
+    row; after that the error says how far it got and the ``.part`` is kept.
+    """
+    if dest.exists():
+        return dest, False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(dest.parent):
+        if dest.exists():  # another run finished it while this one waited
+            return dest, False
+        web = client or HttpClient()
+        sizes = [piece.size(web) for piece in pieces]
+        partial = dest.with_name(dest.name + PART_SUFFIX)
+        try:
+            _fill(
+                pieces,
+                sizes,
+                partial,
+                expected,
+                where,
+                shown or pieces[0].shown,
+                web,
+                progress,
+                RETRIES if retries is None else retries,
+                BACKOFF if backoff is None else backoff,
+            )
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise RepositoryError(
+                    f"disk full while fetching {dest.name} into {dest.parent}",
+                    hint=f"free space on the file system of {dest.parent}, then run again:"
+                    " the download continues where it stopped",
+                ) from exc
+            raise RepositoryError(f"cannot write {partial}: {exc.strerror or exc}") from exc
+        os.replace(partial, dest)
+    return dest, True
+
+
+def _fill(
+    pieces: Sequence[Piece],
+    sizes: Sequence[int | None],
+    partial: Path,
+    expected: str | None,
+    where: str,
+    shown: str,
+    client: HttpClient,
+    progress: Progress,
+    retries: int,
+    backoff: float,
+) -> None:
+    """Continue ``partial`` to the end, hashing all of it, and check every digest."""
+    known = all(s is not None for s in sizes)
+    total = sum(s for s in sizes if s is not None) if known else None
+    have = partial.stat().st_size if partial.exists() else 0
+    if (not known and len(pieces) > 1) or (total is not None and have > total):
+        have = 0  # where a kept prefix ends inside the pieces is unknown: start over
+    label = f"fetching {pieces[0].name if len(pieces) == 1 else pieces[0].name.rsplit('.', 1)[0]}"
+    whole = hashlib.sha256()
+    with open(partial, "a+b") as out:
+        out.truncate(have)
+        start = 0
+        for index, piece in enumerate(pieces):
+            size = sizes[index]
+            hashes = _Hashes(whole, hashlib.sha256())
+            _rehash(out, start, have, size, hashes, progress, total)
+            got = max(0, have - start)
+            if size is None or got < size:
+                got = _stream(
+                    piece,
+                    got,
+                    size,
+                    out,
+                    hashes,
+                    client,
+                    progress,
+                    label,
+                    start,
+                    total,
+                    retries,
+                    backoff,
+                )
+                have = start + got
+            if size is not None and got != size:
+                raise RepositoryError(
+                    f"{piece.url or piece.path}: {got} bytes received, {size} expected"
+                )
+            digest = hashes.piece.hexdigest()
+            if len(pieces) > 1 and piece.expected is not None and digest != piece.expected:
+                out.close()
+                partial.unlink(missing_ok=True)
+                raise DigestMismatch(piece.shown, where, piece.expected, digest)
+            start += got
+        out.flush()
+        os.fsync(out.fileno())
+    got_whole = whole.hexdigest()
+    single = pieces[0].expected if len(pieces) == 1 else None
+    want = expected or single
+    if want is not None and got_whole != want:
+        partial.unlink(missing_ok=True)
+        raise DigestMismatch(shown, where, want, got_whole)
+
+
+def _rehash(
+    out: IO[bytes],
+    start: int,
+    have: int,
+    size: int | None,
+    hashes: _Hashes,
+    progress: Progress,
+    total: int | None,
+) -> None:
+    """Feed the hashes with the bytes of this piece already held from an earlier attempt."""
+    end = have if size is None else min(have, start + size)
+    if end <= start:
+        return
+    out.seek(start)
+    pos = start
+    while pos < end:
+        block = out.read(min(CHUNK, end - pos))
+        if not block:
+            break
+        hashes.whole.update(block)
+        hashes.piece.update(block)
+        pos += len(block)
+        progress(pos, total, "checking the bytes fetched before")
+    out.seek(0, os.SEEK_END)
+
+
+def _stream(
+    piece: Piece,
+    got: int,
+    size: int | None,
+    out: IO[bytes],
+    hashes: _Hashes,
+    client: HttpClient,
+    progress: Progress,
+    label: str,
+    offset: int,
+    total: int | None,
+    retries: int,
+    backoff: float,
+) -> int:
+    """Append the piece's bytes from ``got`` on; returns how many of the piece are now held."""
+    if piece.path is not None:
+        with open(piece.path, "rb") as src:
+            src.seek(got)
+            while block := src.read(CHUNK):
+                got = _take(block, out, hashes, got)
+                progress(offset + got, total, label)
+        return got
+    assert piece.url is not None
+    failures = 0
+    while size is None or got < size:
+        try:
+            ranged = client.open_from(piece.url, got)
+            with ranged.response as response:
+                skip = got - ranged.start  # a server that ignored Range resends what we have
+                while block := response.read(CHUNK):
+                    if skip:
+                        cut = min(skip, len(block))
+                        block, skip = block[cut:], skip - cut
+                        if not block:
+                            continue
+                    got = _take(block, out, hashes, got)
+                    failures = 0
+                    progress(offset + got, total, label)
+            if size is None or got >= size:
+                break
+            raise ConnectionError("the server closed the connection early")
+        except TRANSIENT as exc:
+            failures += 1
+            if failures > retries:
+                out.flush()
+                raise RepositoryError(
+                    f"{piece.url}: the download stopped at byte {got}"
+                    f"{f' of {size}' if size is not None else ''}: {exc}",
+                    hint="run the same command again: it continues from there (the bytes"
+                    " received are kept, not trusted, until the whole image is verified)",
+                ) from None
+            time.sleep(backoff * failures)
+    return got
+
+
+def _take(block: bytes, out: IO[bytes], hashes: _Hashes, got: int) -> int:
+    out.write(block)
+    hashes.whole.update(block)
+    hashes.piece.update(block)
+    return got + len(block)
+
+
+def sha256_file(path: Path, progress: Progress = _no_progress) -> str:
+    """The sha256 of a local file, with progress (for listed local images)."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    done = 0
+    with open(path, "rb") as src:
+        while block := src.read(CHUNK):
+            digest.update(block)
+            done += len(block)
+            progress(done, size, f"checking {path.name}")
+    return digest.hexdigest()

@@ -1,0 +1,203 @@
+"""A small HTTP(S) client for repositories served over the web.
+
+The standard library's ``urllib`` does everything a repository needs: GET of small
+files (vcdb.txt, SHA256SUMS, vc-in.xml), HEAD for sizes, and ``Range`` requests to
+continue an image download where it stopped. A library such as requests or urllib3
+would add retries, but a retry that restarts a multi-gigabyte image from byte 0 is
+the wrong retry: the caller (:mod:`pragmash.images.fetch`) retries by asking for the
+bytes it does not have yet, which only it knows. So no dependency is added.
+
+Only ``http`` and ``https`` are spoken, redirects included (urllib would otherwise
+follow a redirect to ``ftp://``). Certificates are verified as the system's default
+context does; proxies come from the usual ``http_proxy``/``https_proxy`` variables.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import IO, Any
+
+from pragmash import __version__
+from pragmash.errors import RepositoryError
+
+SCHEMES = ("http", "https")
+USER_AGENT = f"pragmash/{__version__}"
+SMALL_FILE_LIMIT = 4 * 1024 * 1024  # vcdb.txt, SHA256SUMS and vc-in.xml are far smaller
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+# What a dropped connection, a stalled server or a reset looks like from urllib.
+TRANSIENT = (
+    TimeoutError,
+    socket.timeout,
+    ConnectionError,
+    http.client.IncompleteRead,
+    http.client.RemoteDisconnected,
+    urllib.error.URLError,
+)
+
+
+def is_url(text: str | None) -> bool:
+    """Whether a ``--base_path`` or ``[paths] repository`` names a web repository."""
+    return text is not None and text.lower().startswith(tuple(f"{s}://" for s in SCHEMES))
+
+
+def check_url(url: str, what: str = "--base_path") -> str:
+    """``url`` if it is an http(s) URL with a host, else a RepositoryError naming ``what``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES or not parts.hostname:
+        raise RepositoryError(
+            f"{what}: {url!r} is not a repository URL: expected http://HOST/PATH/ or https://…"
+        )
+    if parts.query or parts.fragment:
+        raise RepositoryError(
+            f"{what}: {url!r}: a repository URL has no '?query' or '#fragment': expected the"
+            " folder that holds vcdb.txt"
+        )
+    return url
+
+
+def folder_url(url: str) -> str:
+    """The URL as a folder (ending in ``/``), so relative names join beneath it."""
+    return url if url.endswith("/") else url + "/"
+
+
+def join(base: str, relative: str) -> str:
+    """``relative`` (a repository path such as ``calit2/vc-in.xml``) under ``base``."""
+    quoted = urllib.parse.quote(relative, safe="/")
+    return urllib.parse.urljoin(folder_url(base), quoted)
+
+
+class HttpError(RepositoryError):
+    """A web repository did not give what was asked; ``status`` is the HTTP status, if any."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but only to http(s): a repository may not send us to ftp or a file."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme.lower() not in SCHEMES:
+            raise HttpError(
+                f"{req.full_url}: redirected to {newurl}, which is not http(s)",
+                url=req.full_url,
+                status=code,
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+@dataclass(frozen=True)
+class Ranged:
+    """An open response for ``[start, total)`` of a file; ``start`` is where it really begins.
+
+    A server that ignores ``Range`` answers 200 with the whole file: ``start`` is then 0
+    and the caller must throw away what it had.
+    """
+
+    response: IO[bytes]
+    start: int
+    total: int | None
+
+
+@dataclass(frozen=True)
+class HttpClient:
+    """GET, HEAD and ranged GET with a timeout; every failure a RepositoryError naming the URL."""
+
+    timeout: float = 30.0
+
+    def _open(self, request: urllib.request.Request) -> Any:
+        request.add_header("User-Agent", USER_AGENT)
+        opener = urllib.request.build_opener(_HttpOnlyRedirects())
+        return opener.open(request, timeout=self.timeout)
+
+    def _fail(self, url: str, exc: BaseException) -> HttpError:
+        if isinstance(exc, urllib.error.HTTPError):
+            return HttpError(
+                f"{url}: the server answered {exc.code} {exc.reason}", url=url, status=exc.code
+            )
+        if isinstance(exc, urllib.error.URLError):
+            return HttpError(f"{url}: cannot connect: {exc.reason}", url=url)
+        return HttpError(f"{url}: {exc.__class__.__name__}: {exc}", url=url)
+
+    def get(self, url: str, *, limit: int = SMALL_FILE_LIMIT) -> bytes | None:
+        """A small file's bytes, or None when the server says 404/410 (absent)."""
+        try:
+            with self._open(urllib.request.Request(url)) as response:
+                data: bytes = response.read(limit + 1)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (404, 410):
+                return None
+            raise self._fail(url, exc) from None
+        except HttpError:
+            raise
+        except (*TRANSIENT, OSError) as exc:
+            raise self._fail(url, exc) from None
+        if len(data) > limit:
+            raise HttpError(
+                f"{url}: larger than {limit} bytes; a small text file is expected", url=url
+            )
+        return data
+
+    def size(self, url: str) -> int | None:
+        """The file's size from a HEAD request; None when absent (404/410).
+
+        A server that sends no Content-Length gives -1: the file exists, its size is unknown.
+        """
+        try:
+            with self._open(urllib.request.Request(url, method="HEAD")) as response:
+                length = response.headers.get("Content-Length")
+        except urllib.error.HTTPError as exc:
+            if exc.code in (404, 410):
+                return None
+            raise self._fail(url, exc) from None
+        except HttpError:
+            raise
+        except (*TRANSIENT, OSError) as exc:
+            raise self._fail(url, exc) from None
+        return int(length) if length and length.isdigit() else -1
+
+    def open_from(self, url: str, start: int) -> Ranged:
+        """The file from byte ``start`` on (a ``Range`` request when ``start`` > 0).
+
+        Transient failures (reset, timeout) propagate as they are, so the caller can
+        count them and ask again from where it got to; HTTP errors become HttpError.
+        """
+        request = urllib.request.Request(url)
+        if start > 0:
+            request.add_header("Range", f"bytes={start}-")
+        try:
+            response = self._open(request)
+        except urllib.error.HTTPError as exc:
+            raise self._fail(url, exc) from None
+        status = response.status
+        length = response.headers.get("Content-Length")
+        if status == 206:
+            match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+            if match is None or int(match.group(1)) != start:
+                response.close()
+                raise HttpError(
+                    f"{url}: the server sent a partial answer that does not start at byte {start}",
+                    url=url,
+                    status=status,
+                )
+            total = None if match.group(3) == "*" else int(match.group(3))
+            return Ranged(response, start, total)
+        total = int(length) if length and length.isdigit() else None
+        return Ranged(response, 0, total)

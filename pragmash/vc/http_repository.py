@@ -1,0 +1,156 @@
+"""A repository on a web server: ``--base_path http://host/repo/`` or ``[paths] repository``.
+
+It holds what a folder repository holds — ``vcdb.txt``, each VC's vc-in.xml, the
+images — plus a ``SHA256SUMS`` at its root, which is required: an http answer
+proves nothing about the bytes, so every image must be listed (see
+:mod:`pragmash.vc.sums`). vcdb.txt and SHA256SUMS are read from the server each
+time the repository is opened, a VC's vc-in.xml each time it is asked for, so a
+fix made on the server is seen by the next run.
+
+They are kept in a local copy (``CACHE/repositories/KEY/``, KEY from the URL) laid
+out like the server, so the rest of pragmash reads a web repository exactly as a
+folder; messages name the URL, never the copy. Images are not copied here: they are
+fetched, verified and cached by content (:mod:`pragmash.images.fetch`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pragmash.errors import RepositoryError
+from pragmash.vc.http import HttpClient, check_url, folder_url, is_url, join
+from pragmash.vc.repository import (
+    VCDB_NAME,
+    Repository,
+    load_repository,
+    parse_vcdb,
+    validate_vcname,
+)
+from pragmash.vc.sums import SUMS_NAME, DigestMismatch, Sums, parse_sums
+
+MIRROR_FOLDER = "repositories"
+
+
+@dataclass(frozen=True)
+class HttpRepository(Repository):
+    """A web repository; ``base_path`` is its local copy, ``url`` the server's folder."""
+
+    url: str = ""
+    client: HttpClient = field(default_factory=HttpClient)
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    @property
+    def remote(self) -> str | None:
+        return self.url
+
+    def shown(self, path: Path) -> str:
+        return join(self.url, self.relative(path))
+
+    def url_of(self, relative: str) -> str:
+        return join(self.url, relative)
+
+    def vc_in_path(self, vcname: str) -> Path:
+        """Fetch ``vcname``'s vc-in.xml into the local copy and return the copy's path."""
+        validate_vcname(vcname)
+        path = self.entries.get(vcname)
+        if path is None:
+            known = ", ".join(sorted(self.entries)) or "none"
+            raise RepositoryError(
+                f"{self.shown(self.vcdb_path)}: no VC named {vcname!r}; known VCs: {known}",
+                hint="add a line 'NAME,relative/path/vc-in.xml' to the server's vcdb.txt,"
+                " or pick one of the known names",
+            )
+        relative = self.relative(path)
+        url = self.url_of(relative)
+        data = self.client.get(url)
+        if data is None:
+            line = self.lines.get(vcname)
+            vcdb = self.shown(self.vcdb_path)
+            raise RepositoryError(
+                f"{vcdb}:{line}: the vc-in.xml of {vcname!r} is not on the server: {url} (404)"
+            )
+        assert self.sums is not None
+        expected = self.sums.digest(relative)
+        if expected is not None:
+            got = hashlib.sha256(data).hexdigest()
+            if got != expected:
+                raise DigestMismatch(url, self.sums.where(relative), expected, got)
+        _write_atomically(path, data)
+        return path
+
+
+def mirror_folder(cache_dir: Path, url: str) -> Path:
+    """The local copy's folder for the repository at ``url``."""
+    key = hashlib.sha256(folder_url(url).encode("utf-8")).hexdigest()[:16]
+    return cache_dir / MIRROR_FOLDER / key
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Concurrent runs may refresh the same copy: each sees an old or a new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _text(data: bytes, url: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RepositoryError(f"{url}: is not UTF-8 text") from None
+
+
+def load_http_repository(
+    url: str, cache_dir: Path, *, client: HttpClient | None = None, what: str = "--base_path"
+) -> HttpRepository:
+    """Read vcdb.txt and SHA256SUMS from the server at ``url``; both must be there."""
+    url = folder_url(check_url(url, what))
+    web = client or HttpClient()
+    vcdb_url = join(url, VCDB_NAME)
+    vcdb = web.get(vcdb_url)
+    if vcdb is None:
+        raise RepositoryError(
+            f"{vcdb_url}: not found (404): a repository holds vcdb.txt with"
+            f" 'name,relative/path/vc-in.xml' lines ({what} {url})"
+        )
+    sums_url = join(url, SUMS_NAME)
+    sums_data = web.get(sums_url)
+    if sums_data is None:
+        raise RepositoryError(
+            f"{sums_url}: not found (404): a web repository must publish SHA256SUMS at its"
+            " root, listing every image (`sha256sum */*.img.gz > SHA256SUMS`); without it"
+            " nothing it serves can be checked, so nothing is fetched",
+        )
+    mirror = mirror_folder(cache_dir, url)
+    sums: Sums = parse_sums(_text(sums_data, sums_url), sums_url)
+    _write_atomically(mirror / VCDB_NAME, vcdb)
+    _write_atomically(mirror / SUMS_NAME, sums_data)
+    entries, lines = parse_vcdb(_text(vcdb, vcdb_url), vcdb_url, mirror, url)
+    return HttpRepository(
+        base_path=mirror, entries=entries, lines=lines, sums=sums, url=url, client=web
+    )
+
+
+def open_repository(
+    spec: str | Path | None,
+    cache_dir: Path,
+    *,
+    what: str = "--base_path",
+    client: HttpClient | None = None,
+) -> Repository:
+    """The repository ``spec`` names: a URL (web), a folder, or None (the bundled demo)."""
+    if isinstance(spec, str) and is_url(spec):
+        return load_http_repository(spec, cache_dir, client=client, what=what)
+    return load_repository(Path(spec) if spec is not None else None)

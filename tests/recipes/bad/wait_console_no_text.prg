@@ -1,0 +1,1 @@
+wait frontend console timeout 5m

@@ -1,0 +1,2 @@
+boot frontend
+wait frontend up timeout 1000h
