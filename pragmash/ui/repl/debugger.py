@@ -695,8 +695,7 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             "pragmash repl: expected RECIPE --vcname NAME, or --attach NAME",
             hint="see `pragmash repl --help`",
         )
-    if not Path(ns.recipe).is_file():
-        raise UserError(f"{ns.recipe}: no such recipe file")
+    session_mod.require_recipe_file(ns.recipe)
     options = session_mod.RunOptions(
         recipe=ns.recipe,
         vcname=ns.vcname,
