@@ -21,7 +21,7 @@ from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.repositories import unknown_vc
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import LedgerError, RecipeError, UserError
+from pragmash.errors import ConfigError, LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
@@ -41,6 +41,7 @@ from pragmash.store.journal import (
 from pragmash.store.ledger import Ledger
 from pragmash.store.notes import first_time
 from pragmash.vc.http_repository import open_repository
+from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
@@ -123,6 +124,42 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def require_recipe_file(recipe: str) -> None:
+    """Refuse a recipe path that names no file, saying what it names instead."""
+    path = Path(recipe)
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise UserError(f"{recipe}: is a folder, not a recipe file (e.g. {recipe}/rocks6.prg)")
+    if path.exists():
+        raise UserError(f"{recipe}: is not a regular file; a recipe is a text file")
+    raise UserError(f"{recipe}: no such recipe file")
+
+
+def check_work_folders(site: SiteConfig, vcname: str) -> None:
+    """The run's temp folder and the image cache can be made and written, or a ConfigError.
+
+    Checked before anything is locked or allocated: a file where the folder should be,
+    or a read-only file system, would otherwise fail the first step that writes there,
+    after ``allocate`` took leases.
+    """
+    for folder, key in ((site.temp_dir / vcname, "temp"), (site.image_cache, "image_cache")):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            problem = f"{existing} is not a folder (a file is in the way)"
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problem = f"{existing} is not writable"
+        else:
+            continue
+        raise ConfigError(
+            f"the {key.replace('_', ' ')} folder {folder} cannot be used: {problem}",
+            file=site.source,
+            key=f"[paths] {key}",
+        )
+
+
 def open_site(path: str | None) -> SiteConfig:
     """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
@@ -158,6 +195,7 @@ def prepare(
     """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
+    check_work_folders(site, vcname)
     repo = open_repository(options.base_path or site.repository, site.image_cache)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
@@ -183,6 +221,11 @@ def prepare(
     if options.num_compute is not None:
         if options.num_compute < 0:
             raise UserError("--num_compute: expected 0 or more")
+        if options.num_compute > MAX_SITE_CPUS:
+            raise UserError(
+                f"--num_compute {options.num_compute}: expected at most {MAX_SITE_CPUS} "
+                f"(no site has more CPUs); {alloc_mod.capacity_words(site)}"
+            )
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")

@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from pragmash import __version__
@@ -180,8 +179,7 @@ def _options(ns: argparse.Namespace) -> RunOptions:
 
 def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = _options(ns)
-    if not Path(options.recipe).is_file():
-        raise UserError(f"{options.recipe}: no such recipe file")
+    session.require_recipe_file(options.recipe)
     printer = StepPrinter(out, err)
     # images are fetched and checked here, before the run starts (not for a dry run)
     prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)

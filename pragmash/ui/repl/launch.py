@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from pragmash.engine import session as session_mod
@@ -63,8 +62,7 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             "pragmash repl: expected RECIPE --vcname NAME, or --attach NAME",
             hint="see `pragmash repl --help`",
         )
-    if not Path(ns.recipe).is_file():
-        raise UserError(f"{ns.recipe}: no such recipe file")
+    session_mod.require_recipe_file(ns.recipe)
     options = session_mod.RunOptions(
         recipe=ns.recipe,
         vcname=ns.vcname,
