@@ -186,7 +186,8 @@ class Runtime:
         return result
 
     def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
-        return StepOutcome("done", f"{len(stmt.body)} statements from {stmt.path}")
+        count = len(stmt.body)
+        return StepOutcome("done", f"{count} statement{'s' if count != 1 else ''} from {stmt.path}")
 
     def _do_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
         assert stmt.value is not None
@@ -343,6 +344,9 @@ class Runtime:
             plan=lambda name: self.nodes[name],
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
+            doing=lambda name, detail, done: reporter.node(
+                name, self.engine.state(name), detail, reached=done
+            ),
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
