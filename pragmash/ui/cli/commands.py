@@ -263,7 +263,11 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
     """Destroy a VC's domains, remove its staged images, release its leases."""
     p = _parser("clean", "Destroy a VC's domains, remove its staged images and release its leases.")
     p.add_argument("vcname")
-    p.add_argument("--force", action="store_true", help="clean even while a run holds the VC")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="clean even while a run holds the VC: stop that run first",
+    )
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     vcname = validate_name("VC name", ns.vcname)

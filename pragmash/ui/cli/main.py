@@ -27,6 +27,7 @@ from pragmash.errors import (
     RecipeError,
     StepError,
     UserError,
+    VcTakenError,
 )
 from pragmash.ui.render import StepPrinter, location, printable_stream, render_error
 
@@ -219,6 +220,9 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
             run.close("finished")
     except LedgerError as fault:
         return ledger_stopped(run, fault, err)
+    except VcTakenError as taken:
+        err.write(render_error(taken) + "\n")
+        return taken.exit_code
     if reason == "finished":
         vc_out = run.prepared.runtime.vc_out_path
         out.write(f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
@@ -232,6 +236,9 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
         )
     except LedgerError as fault:
         return ledger_stopped(run, fault, err)
+    except VcTakenError as taken:  # a forced clean stopped the run: nothing to resume
+        err.write(render_error(taken) + "\n")
+        return taken.exit_code
     if error is not None and step is not None:
         span = step.statement.span
         err.write(
