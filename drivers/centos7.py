@@ -99,6 +99,7 @@ class Centos7:
             what="network-scripts, hostname, resolv.conf and vc-out.xml",
             timeout=self.timeout,
             kvm_usable=self.kvm_usable,
+            authorized_keys=node.authorized_keys,
         )
 
 

@@ -47,6 +47,7 @@ class Rocks6Client:
             what="vc-out.xml" + (" and the PRAGMASH-UP unit" if marker else ""),
             timeout=self.timeout,
             kvm_usable=self.kvm_usable,
+            authorized_keys=node.authorized_keys,
         )
 
 

@@ -140,6 +140,7 @@ class UbuntuCloud:
             what="netplan, cloud-init override, hostname and vc-out.xml",
             timeout=self.timeout,
             kvm_usable=self.kvm_usable,
+            authorized_keys=node.authorized_keys,
         )
 
 

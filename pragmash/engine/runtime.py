@@ -39,6 +39,7 @@ from pragmash.driver_api import (
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans
+from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
@@ -75,6 +76,8 @@ class Runtime:
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     domain_type: str = "qemu"
+    key: str | None = None  # --key: public key(s) for root, one a line
+    memory: Memory | None = None  # MiB per role (--mem, else the templates')
 
     def __post_init__(self) -> None:
         self.variables.setdefault("vcname", self.vcname)
@@ -163,6 +166,8 @@ class Runtime:
             simulated=self.engine.simulated,
             previous=self.nodes,
             up_tests=self.up_tests,
+            authorized_keys=tuple(self.key.splitlines()) if self.key else (),
+            memory=self.memory,
         )
         self.variables["num_nodes"] = str(len(self.nodes))
 
@@ -206,9 +211,20 @@ class Runtime:
         return self.allocate(cpus, reporter)
 
     def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
+        if (
+            self.memory is not None
+            and alloc_mod.current_allocation(self.ledger, self.vcname) is None
+        ):
+            planned = len(alloc_mod.plan_compute_cpus(self.site, self.vcin, cpus))
+            check_vc_fits(
+                self.memory,
+                {"frontend": 1, "compute": planned},
+                host_memory_mib(self.engine),
+                self.site.uri,
+            )
         allocation = alloc_mod.allocate(self.ledger, self.site, self.vcname, self.vcin, cpus)
         self.adopt(allocation)
-        vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site)
+        vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site, key=self.key)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         write_vc_out(vc_out, self.vc_out_path)
         fe = allocation.frontend

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pragmash.driver_api import StageContext, StageResult
 from pragmash.errors import StepError
+from pragmash.images.guestfish import read_then_write
 from pragmash.images.staging import image_format
 from pragmash.images.tools import guestfs_env, run_tool
+from pragmash.vc.keys import same_key
 
 STAGE = "vc_driver/pre_boot"
 CONFIG_DRIVE_LABEL = "PRAGMASH"
+AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,15 @@ def inject_files(
     timeout: float = 600.0,
     log_path: Path | None = None,
     kvm_usable: bool = False,
+    authorized_keys: Sequence[str] = (),
 ) -> None:
     """Write each file to its guest path (mode 0644, folders made as needed) in one session.
 
     A :class:`GuestLink` becomes a symbolic link (replacing what was there).
+    ``authorized_keys`` are added to root's ``/root/.ssh/authorized_keys`` (0600, in a
+    0700 folder), keeping the keys already there and never adding one twice.
     """
-    if not files:
+    if not files and not authorized_keys:
         return
     if not disk.is_file():
         raise StepError(f"disk {disk} not found: stage the image before pre_boot", stage=STAGE)
@@ -102,27 +108,76 @@ def inject_files(
         for guest, target in _links(files):
             commands.append(["mkdir-p", str(guest.parent)])
             commands.append(["ln-sf", target, str(guest)])
-        argv = ["guestfish", "--rw", f"--format={fmt}", "-a", str(disk), "-m", partition, "--"]
-        for n, command in enumerate(commands):
-            if n:
-                argv.append(":")
-            argv.extend(command)
+        argv = ["guestfish", "--rw", f"--format={fmt}", "-a", str(disk), "-m", partition]
+        written = [str(g) for _, g in pairs] + ([AUTHORIZED_KEYS] if authorized_keys else [])
         try:
-            run_tool(
-                argv,
-                timeout=timeout,
-                log_path=log_path,
-                env=guestfs_env(kvm_usable),
-                stage=STAGE,
-            )
+            if authorized_keys:
+                _with_keys(
+                    argv, commands, authorized_keys, Path(tmp_name), timeout, log_path, kvm_usable
+                )
+            else:
+                argv.append("--")
+                for n, command in enumerate(commands):
+                    if n:
+                        argv.append(":")
+                    argv.extend(command)
+                run_tool(
+                    argv,
+                    timeout=timeout,
+                    log_path=log_path,
+                    env=guestfs_env(kvm_usable),
+                    stage=STAGE,
+                )
         except StepError as exc:
             raise StepError(
-                f"cannot write {', '.join(str(g) for _, g in pairs)} into {disk} "
-                f"({partition}): {exc.message}",
+                f"cannot write {', '.join(written)} into {disk} ({partition}): {exc.message}",
                 stage=STAGE,
                 output_tail=exc.output_tail,
                 hint=exc.hint or "is the first partition the image's / file system?",
             ) from exc
+
+
+def merge_authorized_keys(existing: str, keys: Sequence[str]) -> str:
+    """``existing`` authorized_keys text with each of ``keys`` added unless already there."""
+    lines = existing.splitlines()
+    for key in keys:
+        if not any(same_key(line, key) for line in lines):
+            lines.append(key)
+    return "".join(line + "\n" for line in lines)
+
+
+def _with_keys(
+    argv: list[str],
+    commands: list[list[str]],
+    keys: Sequence[str],
+    tmp: Path,
+    timeout: float,
+    log_path: Path | None,
+    kvm_usable: bool,
+) -> None:
+    """The same commands plus the merged authorized_keys, in one read-then-write session."""
+    old, new = tmp / "authorized_keys.old", tmp / "authorized_keys.new"
+
+    def then() -> list[list[str]]:
+        existing = old.read_text(encoding="utf-8", errors="replace") if old.is_file() else ""
+        new.write_text(merge_authorized_keys(existing, keys), encoding="utf-8")
+        return [
+            *commands,
+            ["mkdir-p", "/root/.ssh"],
+            ["chmod", "0700", "/root/.ssh"],
+            ["upload", str(new), AUTHORIZED_KEYS],
+            ["chmod", "0600", AUTHORIZED_KEYS],
+        ]
+
+    read_then_write(
+        argv,
+        [["-download", AUTHORIZED_KEYS, str(old)]],  # '-': a missing file is no error
+        then,
+        timeout=timeout,
+        stage=STAGE,
+        env=guestfs_env(kvm_usable),
+        log_path=log_path,
+    )
 
 
 def make_config_drive(
@@ -180,6 +235,7 @@ def inject_for_node(
     what: str,
     timeout: float = 600.0,
     kvm_usable: bool = False,
+    authorized_keys: Sequence[str] = (),
 ) -> StageResult:
     """A distro driver's pre_boot: write ``files`` into the node's disk, log and report it.
 
@@ -187,10 +243,20 @@ def inject_for_node(
     ``what`` names the files for the step's message (``"vc-out.xml"``).
     """
     log = ctx.temp_dir / f"{node_name}.inject.log"
-    ctx.note(f"{node_name}: writing {', '.join(files)} into {disk.name}")
-    inject_files(disk, files, timeout=timeout, log_path=log, kvm_usable=kvm_usable)
+    paths = [*files, *([AUTHORIZED_KEYS] if authorized_keys else [])]
+    ctx.note(f"{node_name}: writing {', '.join(paths)} into {disk.name}")
+    inject_files(
+        disk,
+        files,
+        timeout=timeout,
+        log_path=log,
+        kvm_usable=kvm_usable,
+        authorized_keys=authorized_keys,
+    )
+    if authorized_keys:
+        what += f" and {len(authorized_keys)} SSH key(s) for root"
     return StageResult(
         "done",
-        f"{what} written ({len(files)} file{'s' if len(files) != 1 else ''})",
-        products={"injected": ", ".join(f"{disk}:{p}" for p in files), "log": str(log)},
+        f"{what} written ({len(paths)} file{'s' if len(paths) != 1 else ''})",
+        products={"injected": ", ".join(f"{disk}:{p}" for p in paths), "log": str(log)},
     )

@@ -27,6 +27,7 @@ from pragmash.driver_api import describe_up_tests
 from pragmash.engine import session as session_mod
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 from pragmash.engine.interpreter import StopReason
+from pragmash.engine.overrides import parse_mem
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -44,6 +45,7 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.ui.render import StepPrinter, location, render_error
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.session import build_session
+from pragmash.vc.keys import read_public_keys
 from pragmash.vc.names import validate_name
 
 REPL_FILE = "<repl>"
@@ -665,6 +667,8 @@ def _arg_parser() -> _Parser:
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--allow-run", action="store_true")
+    p.add_argument("--key", metavar="FILE", help="SSH public key for root (see pragmash --help)")
+    p.add_argument("--mem", metavar="MIB[:MIB]", help="frontend[:compute] memory in MiB")
     return p
 
 
@@ -692,6 +696,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
         site=ns.site,
         sets=session_mod.parse_sets(ns.sets),
         allow_run=ns.allow_run,
+        key="\n".join(read_public_keys(Path(ns.key).expanduser())) if ns.key else None,
+        mem=ns.mem if ns.mem is None else ":".join(map(str, parse_mem(ns.mem))),
     )
     # images are fetched and checked before the REPL opens; their progress goes to err
     prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
