@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
@@ -36,6 +37,7 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.notes import first_time
 from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
@@ -251,11 +253,16 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
 
 @dataclass
 class Run:
-    """A started run: the interpreter plus its journal and lock."""
+    """A started run: the interpreter plus its journal and lock.
+
+    ``notes`` are what opening it did that a front end should say (a private network
+    that was missing and was made again on resume).
+    """
 
     prepared: Prepared
     interpreter: Interpreter
     journal: Journal
+    notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
         self.journal.end(outcome, message)
@@ -354,11 +361,29 @@ def resume(
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
     journal.reopen(recipe_sources(prep.program))
-    _replay(prep, start_at)
+    try:
+        _replay(prep, start_at)
+        made = runtime.ensure_private_network()
+    except BaseException:
+        with contextlib.suppress(LedgerError):
+            release_lock(prep.ledger, vcname)
+        raise
     interp = Interpreter(
         prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
     )
-    return Run(prep, interp, journal)
+    notes = []
+    if private_network.made_anew(made):
+        assert made is not None
+        notes.append(f"{vcname}'s private network was missing: {made.message}")
+    return Run(prep, interp, journal, notes)
+
+
+def site_notes(prep: Prepared) -> list[str]:
+    """What the site should be told once (remembered in its ledger), for the front end."""
+    note = private_network.default_mode_note(prep.site)
+    if note is not None and first_time(prep.ledger, "private-network-default"):
+        return [note]
+    return []
 
 
 def _replay(prep: Prepared, upto: int) -> None:

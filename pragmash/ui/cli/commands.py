@@ -132,6 +132,8 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         site=ns.site,
         accept_changes=ns.accept_changes,
     )
+    for note in session.site_notes(run.prepared) + run.notes:
+        err.write(f"{note}\n")
     cur = run.interpreter.current
     if cur is not None:
         span = cur.statement.span

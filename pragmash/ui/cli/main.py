@@ -186,6 +186,8 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if ns.dry_run:
         return print_plan(prep, out)
+    for note in session.site_notes(prep):
+        err.write(f"{note}\n")
     if ns.breaks or ns.step or ns.debug_on_failure:
         from pragmash.ui.repl import debugger as repl
 

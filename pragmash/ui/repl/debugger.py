@@ -685,6 +685,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             accept_changes=ns.accept_changes,
         )
         restore_from_journal(run)
+        for note in session_mod.site_notes(run.prepared) + run.notes:
+            err.write(f"{note}\n")
         return run
     if not ns.recipe or not ns.vcname:
         raise UserError(
@@ -709,6 +711,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
             f"site ({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
+    for note in session_mod.site_notes(prep):
+        err.write(f"{note}\n")
     return session_mod.start(prep)
 
 
