@@ -10,7 +10,7 @@ from test_lifecycle import RunEnv
 
 from pragmash.engine import session
 from pragmash.engine.events import Event, StepFinished
-from pragmash.store.journal import last_run, steps_of
+from pragmash.store.journal import acquire_lock, break_lock, last_run, lock_holder, steps_of
 
 pytestmark = pytest.mark.libvirt
 
@@ -88,3 +88,15 @@ def test_a_failed_step_keeps_its_stage_message_and_output(env: RunEnv, testconn:
     assert failed.message == "sh exited with status 3"
     assert failed.output_tail == ["one", "two"]
     assert failed.ended_at is not None
+
+
+def test_break_lock_takes_the_vc_from_a_live_holder(env: RunEnv) -> None:
+    """``clean --force``'s way in: the lock API, not SQL in a front end."""
+    ledger = env.ledger()
+    acquire_lock(ledger, "calit2")
+    with ledger.transaction() as conn:  # a holder on another host: taken to be alive
+        conn.execute("UPDATE locks SET host='elsewhere' WHERE vcname=?", ("calit2",))
+    holder = lock_holder(ledger, "calit2")
+    assert holder is not None and holder.host == "elsewhere" and holder.alive
+    break_lock(ledger, "calit2")
+    assert lock_holder(ledger, "calit2") is None

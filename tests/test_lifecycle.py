@@ -24,6 +24,7 @@ import libvirt
 import pytest
 
 import pragmash
+from pragmash.engine import lifecycle
 from pragmash.store.allocation import Allocation, current_allocation
 from pragmash.store.journal import RunRecord, StepRecord, last_run, steps_of
 from pragmash.store.ledger import Ledger
@@ -235,6 +236,28 @@ def test_list_and_status_after_a_run(env: RunEnv, testconn: libvirt.virConnect) 
     assert [s["outcome"] for s in data["run"]["steps"]] == ["done", "done", "done"]
     assert data["run"]["steps"][1]["at"].endswith("test.prg:2:1")
     assert data["lock"] is None
+
+
+def test_lifecycle_operations_work_without_a_front_end(
+    env: RunEnv, testconn: libvirt.virConnect
+) -> None:
+    """The engine layer answers list/status and cleans; the CLI only formats the same data."""
+    recipe = env.recipe(BOOT_ALL)
+    assert env.cli(str(recipe), "--vcname", "calit2").rc == 0
+    site = env.site()
+    assert [row.to_json() for row in lifecycle.list_vcs(site)] == json.loads(
+        env.cli("list", "--json").out
+    )
+    status = lifecycle.vc_status(site, "calit2")
+    assert status.to_json() == json.loads(env.cli("status", "calit2", "--json").out)
+    assert {n.engine_state for n in status.nodes} == {"running"}
+
+    notes: list[str] = []
+    lifecycle.clean_vc(site, "calit2", note=notes.append)
+    assert "destroyed calit2-frontend (was running)" in notes
+    assert "released calit2's leases" in notes
+    assert env.allocation() is None
+    assert [row.state for row in lifecycle.list_vcs(site)] == ["released"]
 
 
 def test_list_repository_json(env: RunEnv) -> None:

@@ -1,9 +1,10 @@
 """What the command line changes about a VC's nodes: ``--mem`` (and the host check for it).
 
 pragma_boot's ``mem=FRONTEND[:COMPUTE]`` (MiB; one number for both) overrides the
-memory the vc-in templates ask for. A node can never have more memory than its host,
-and a VC whose nodes together need more than the host has is refused at
-``allocate`` (and at ``scale +N``), before any lease is taken.
+memory the vc-in templates ask for. A ``--mem`` that gives one node more memory than
+its host has is refused when the run starts, and one whose nodes together need more
+than the host has is refused at ``allocate`` (and at ``scale +N``), before any lease
+is taken. The templates' own memory is left as sites had it (hosts may overcommit).
 """
 
 from __future__ import annotations
@@ -66,13 +67,12 @@ def host_memory_mib(engine: EngineDriver) -> int | None:
 
 def check_nodes_fit(memory: Memory, host_mib: int | None, uri: str) -> None:
     """Each node alone must fit the host: a bigger ``--mem`` is a mistake, refused at once."""
-    if host_mib is None:
+    if host_mib is None or not memory.given:
         return
     for role in ("frontend", "compute"):
         if memory.of(role) > host_mib:
-            source = "--mem" if memory.given else f"the {role} template's <memory>"
             raise UserError(
-                f"{source}: a {role} would get {memory.of(role)} MiB, but the host ({uri}) has"
+                f"--mem: a {role} would get {memory.of(role)} MiB, but the host ({uri}) has"
                 f" {host_mib} MiB in all",
                 hint="give a smaller --mem FRONTEND[:COMPUTE] (MiB)",
             )
@@ -82,7 +82,7 @@ def check_vc_fits(
     memory: Memory, counts: Mapping[str, int], host_mib: int | None, uri: str
 ) -> None:
     """All the VC's nodes together must fit the host; else nothing is allocated."""
-    if host_mib is None:
+    if host_mib is None or not memory.given:
         return
     total = sum(memory.of(role) * n for role, n in counts.items())
     if total > host_mib:

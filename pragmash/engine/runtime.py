@@ -31,14 +31,16 @@ from pragmash.driver_api import (
     DistroDriver,
     EngineDriver,
     NodePlan,
+    PrivateNetworkPlan,
     StageContext,
     StageResult,
     UpTest,
     up_tests_of,
 )
+from pragmash.engine import private_network
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.engine.nodes import node_plans
+from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
@@ -88,7 +90,7 @@ class Runtime:
 
     @property
     def temp_dir(self) -> Path:
-        return self.site.temp_dir / self.vcname
+        return vc_temp_dir(self.site, self.vcname)
 
     @property
     def vc_out_path(self) -> Path:
@@ -96,13 +98,7 @@ class Runtime:
 
     def context(self, reporter: StepReporter) -> StageContext:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        return StageContext(
-            vcname=self.vcname,
-            temp_dir=self.temp_dir,
-            vc_out_path=self.vc_out_path,
-            note=reporter.note,
-            progress=reporter.progress,
-        )
+        return stage_context(self.site, self.vcname, note=reporter.note, progress=reporter.progress)
 
     # -- values -----------------------------------------------------------------------
 
@@ -165,11 +161,26 @@ class Runtime:
             domain_type=self.domain_type,
             simulated=self.engine.simulated,
             previous=self.nodes,
+            private_network=self.private_network_plan(allocation.vlan).attach,
             up_tests=self.up_tests,
             authorized_keys=tuple(self.key.splitlines()) if self.key else (),
             memory=self.memory,
         )
         self.variables["num_nodes"] = str(len(self.nodes))
+
+    def private_network_plan(self, vlan: int) -> PrivateNetworkPlan:
+        return private_network.plan_for(self.site, self.vcname, vlan)
+
+    def ensure_private_network(self) -> StageResult | None:
+        """Make the VC's private network exist and run (idempotent; None: engine makes none).
+
+        Called by ``allocate``, by every ``boot`` (a network removed behind the run's back
+        is made again before a domain needs it) and on resume and attach.
+        """
+        if self.allocation is None:
+            return None
+        plan = self.private_network_plan(self.allocation.vlan)
+        return private_network.ensure(self.engine, plan)
 
     # -- the statements ---------------------------------------------------------------
 
@@ -211,10 +222,10 @@ class Runtime:
         return self.allocate(cpus, reporter)
 
     def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
-        if (
-            self.memory is not None
-            and alloc_mod.current_allocation(self.ledger, self.vcname) is None
-        ):
+        """Take the VC's leases and make its private network; a fresh allocation whose
+        network cannot be made is released again, so a failure takes nothing."""
+        fresh = alloc_mod.current_allocation(self.ledger, self.vcname) is None
+        if self.memory is not None and fresh:
             planned = len(alloc_mod.plan_compute_cpus(self.site, self.vcin, cpus))
             check_vc_fits(
                 self.memory,
@@ -222,8 +233,26 @@ class Runtime:
                 host_memory_mib(self.engine),
                 self.site.uri,
             )
-        allocation = alloc_mod.allocate(self.ledger, self.site, self.vcname, self.vcin, cpus)
+        allocation = alloc_mod.allocate(
+            self.ledger,
+            self.site,
+            self.vcname,
+            self.vcin,
+            cpus,
+            check_vlan=lambda vlan: private_network.check(
+                self.engine, self.private_network_plan(vlan)
+            ),
+        )
         self.adopt(allocation)
+        try:
+            made = self.ensure_private_network()
+        except BaseException:
+            if fresh:
+                alloc_mod.release(self.ledger, self.vcname)
+                self.allocation = None
+                self.nodes = {}
+            raise
+        plan = self.private_network_plan(allocation.vlan)
         vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site, key=self.key)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         write_vc_out(vc_out, self.vc_out_path)
@@ -234,6 +263,8 @@ class Runtime:
             f"{len(computes)} compute{'s' if len(computes) != 1 else ''} "
             f"({sum(c.cpus for c in computes)} CPUs)"
         )
+        if made is not None:
+            msg += f"; {made.message}"
         return StepOutcome(
             "done",
             msg,
@@ -243,6 +274,7 @@ class Runtime:
                 "vlan": str(allocation.vlan),
                 "nodes": " ".join([fe.name, *(c.name for c in computes)]),
                 "vc_out": str(self.vc_out_path),
+                "private_network": plan.attach,
             },
         )
 
@@ -280,6 +312,10 @@ class Runtime:
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
         ctx = self.context(reporter)
+        made = self.ensure_private_network()
+        if private_network.made_anew(made):
+            assert made is not None
+            reporter.note(f"private network was missing: {made.message}")
         if not self.engine.simulated:
             for node in nodes:
                 self.stage(node, ctx)

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
+from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import LedgerError, RecipeError, UserError
@@ -36,6 +38,7 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.notes import first_time
 from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
@@ -90,6 +93,23 @@ class RunOptions:
             memory_mib=data.get("memory_mib"),
         )
 
+    def resolved(self) -> RunOptions:
+        """These options with every path absolute, as journaled for ``resume``.
+
+        ``resume`` and ``repl --attach`` may run from another folder than the run did;
+        ``r.prg`` or ``../base/repo`` as typed would then name other files, or none.
+        """
+
+        def absolute(path: str | None) -> str | None:
+            return str(Path(path).expanduser().resolve()) if path else path
+
+        return replace(
+            self,
+            recipe=absolute(self.recipe) or self.recipe,
+            base_path=absolute(self.base_path),
+            site=absolute(self.site),
+        )
+
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
     """``--set NAME=VALUE`` items as a dict; a malformed item is a user error."""
@@ -108,6 +128,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 
 def open_site(path: str | None) -> SiteConfig:
+    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
 
 
@@ -246,11 +267,16 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
 
 @dataclass
 class Run:
-    """A started run: the interpreter plus its journal and lock."""
+    """A started run: the interpreter plus its journal and lock.
+
+    ``notes`` are what opening it did that a front end should say (a private network
+    that was missing and was made again on resume).
+    """
 
     prepared: Prepared
     interpreter: Interpreter
     journal: Journal
+    notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
         self.journal.end(outcome, message)
@@ -275,11 +301,13 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
         check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
+        options = prep.options.resolved()
         journal = Journal.start(
             prep.ledger,
             runtime.vcname,
-            str(Path(prep.options.recipe).resolve()),
-            prep.options.to_json(),
+            options.recipe,
+            options.to_json(),
+            recipe_sources(prep.program),
         )
         set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
     except BaseException:
@@ -299,8 +327,18 @@ def _domain_type(prep: Prepared) -> str:
     return resolve_domain_type(prep.site.domain_type, prep.vcin.frontend.domain_type, host_info())
 
 
-def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None) -> Run:
-    """Reopen a VC's last run at its first unfinished step, with the same allocation."""
+def resume(
+    vcname: str,
+    *,
+    on_event: EventSink = ignore,
+    site: str | None = None,
+    accept_changes: bool = False,
+) -> Run:
+    """Reopen a VC's last run at its first unfinished step, with the same allocation.
+
+    Steps are matched by position, so a recipe edited since the run started is
+    refused (saying what changed) unless ``accept_changes``.
+    """
     site_cfg = open_site(site)
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
@@ -322,6 +360,14 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
         options.site = site
     prep = prepare(options, resuming=True, on_event=on_event)
     steps = steps_of(prep.ledger, record.id)
+    changes = recipe_changes(record.sources, prep.program, steps)
+    if changes and not accept_changes:
+        raise UserError(
+            f"{vcname}: the recipe changed since run {record.id} started: " + "; ".join(changes),
+            hint="resume matches steps by their position, so it would redo or skip steps: put "
+            f"the recipe back as it was, or `pragmash resume {vcname} --accept-changes` to go "
+            f"on anyway (or `pragmash clean {vcname}` and start afresh)",
+        )
     done = {s.idx for s in steps if s.outcome in ("done", "skipped")}
     flat = flatten(prep.program.statements)
     start_at = next((s.index for s in flat if s.index not in done), len(flat))
@@ -332,12 +378,30 @@ def resume(vcname: str, *, on_event: EventSink = ignore, site: str | None = None
         check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
-    journal.reopen()
-    _replay(prep, start_at)
+    journal.reopen(recipe_sources(prep.program))
+    try:
+        _replay(prep, start_at)
+        made = runtime.ensure_private_network()
+    except BaseException:
+        with contextlib.suppress(LedgerError):
+            release_lock(prep.ledger, vcname)
+        raise
     interp = Interpreter(
         prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
     )
-    return Run(prep, interp, journal)
+    notes = []
+    if private_network.made_anew(made):
+        assert made is not None
+        notes.append(f"{vcname}'s private network was missing: {made.message}")
+    return Run(prep, interp, journal, notes)
+
+
+def site_notes(prep: Prepared) -> list[str]:
+    """What the site should be told once (remembered in its ledger), for the front end."""
+    note = private_network.default_mode_note(prep.site)
+    if note is not None and first_time(prep.ledger, "private-network-default"):
+        return [note]
+    return []
 
 
 def _replay(prep: Prepared, upto: int) -> None:

@@ -170,12 +170,22 @@ class Journal:
         assert run_id is not None
         return cls(ledger, run_id)
 
-    def reopen(self) -> None:
-        """Mark a journaled run as running again (``resume``), by this process."""
+    def reopen(self, sources: dict[str, str] | None = None) -> None:
+        """Mark a journaled run as running again (``resume``), by this process.
+
+        ``sources`` (the recipe files' digests now) replace the recorded ones, so the
+        next resume compares against the recipe this run really went on with.
+        """
         with self.ledger.transaction() as conn:
             conn.execute(
-                "UPDATE runs SET outcome='running', ended_at=NULL, message=NULL, pid=?, host=? WHERE id=?",
-                (os.getpid(), socket.gethostname(), self.run_id),
+                "UPDATE runs SET outcome='running', ended_at=NULL, message=NULL, pid=?, host=?, "
+                "sources=COALESCE(?, sources) WHERE id=?",
+                (
+                    os.getpid(),
+                    socket.gethostname(),
+                    json.dumps(sources) if sources is not None else None,
+                    self.run_id,
+                ),
             )
 
     def end(self, outcome: str, message: str | None = None) -> None:
@@ -409,3 +419,14 @@ def release_lock(ledger: Ledger, vcname: str) -> None:
             "DELETE FROM locks WHERE vcname=? AND pid=? AND host=?",
             (vcname, os.getpid(), socket.gethostname()),
         )
+
+
+def break_lock(ledger: Ledger, vcname: str) -> None:
+    """Take the VC from whoever holds it, live or not (``clean --force``).
+
+    The holder's run keeps going but no longer owns the VC; its own
+    :func:`release_lock` then removes nothing.
+    """
+    ensure_journal(ledger)
+    with ledger.transaction() as conn:
+        conn.execute("DELETE FROM locks WHERE vcname=?", (vcname,))

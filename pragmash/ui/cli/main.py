@@ -53,7 +53,7 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
                 [--key FILE] [--mem FRONTEND[:COMPUTE]]
                 [--break LINE|KIND]... [--step] [--debug-on-failure]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
-       pragmash resume VCNAME
+       pragmash resume VCNAME [--accept-changes]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
        pragmash sync [REPOSITORY]
@@ -92,6 +92,7 @@ run options:
 commands:
   check RECIPE         parse and check a recipe without running it
   resume VCNAME        continue a VC's last run from its first unfinished step
+                       (refused if its recipe changed, unless --accept-changes)
   list                 VCs with their state; `list repository`: what it offers
   status VCNAME        each node's engine state, CPUs, address; the run's steps
   shutdown VCNAME      stop the VC's domains gracefully
@@ -209,6 +210,8 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if ns.dry_run:
         return print_plan(prep, out)
+    for note in session.site_notes(prep):
+        err.write(f"{note}\n")
     if ns.breaks or ns.step or ns.debug_on_failure:
         from pragmash.ui.repl import debugger as repl
 

@@ -662,6 +662,11 @@ def _arg_parser() -> _Parser:
     p.add_argument(
         "--attach", metavar="NAME", help="open NAME's last run at the step where it stopped"
     )
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="with --attach: open the run even though its recipe changed since it started",
+    )
     p.add_argument("--num_compute", type=int)
     p.add_argument("--base_path")
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
@@ -678,8 +683,14 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
     if ns.attach:
         if ns.recipe or ns.vcname:
             raise UserError("pragmash repl --attach NAME takes no RECIPE or --vcname")
-        run = session_mod.resume(validate_name("VC name (--attach)", ns.attach), site=ns.site)
+        run = session_mod.resume(
+            validate_name("VC name (--attach)", ns.attach),
+            site=ns.site,
+            accept_changes=ns.accept_changes,
+        )
         restore_from_journal(run)
+        for note in session_mod.site_notes(run.prepared) + run.notes:
+            err.write(f"{note}\n")
         return run
     if not ns.recipe or not ns.vcname:
         raise UserError(
@@ -706,6 +717,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
             f"site ({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
+    for note in session_mod.site_notes(prep):
+        err.write(f"{note}\n")
     return session_mod.start(prep)
 
 

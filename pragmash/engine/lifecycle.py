@@ -1,0 +1,299 @@
+"""What can be done to a VC outside a run: list, status, shutdown, clean.
+
+These are session-level operations: each opens the site's ledger and engine, asks
+them for the truth and, for ``shutdown`` and ``clean``, acts through the engine
+driver, the allocation and the lock API. The front ends (``pragmash list``,
+``status``, ``shutdown``, ``clean``) only format what these return, so the REPL, a
+test or another front end gets the same behaviour without copying it. Nothing here
+prints: what was done is reported through a ``note`` callback or returned as data.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pragmash.engine.nodes import stage_context, vc_temp_dir
+from pragmash.engine.registry import load_engine
+from pragmash.errors import BusyError, UserError
+from pragmash.store import allocation as alloc_mod
+from pragmash.store.allocation import Allocation
+from pragmash.store.journal import (
+    Journal,
+    RunRecord,
+    StepRecord,
+    acquire_lock,
+    all_last_runs,
+    break_lock,
+    last_run,
+    lock_holder,
+    release_lock,
+    run_outcome,
+    steps_of,
+)
+from pragmash.store.ledger import Ledger
+from pragmash.vc.site import SiteConfig
+
+#: Run outcomes that leave something behind for ``clean`` to mark ``cleaned``.
+_UNFINISHED = ("running", "failed", "interrupted")
+
+
+# -- list -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VcSummary:
+    """One line of ``pragmash list``: a VC the ledger knows."""
+
+    vcname: str
+    state: str  # "allocated" or "released"
+    nodes: int
+    fqdn: str | None
+    last_run: int | None
+    last_outcome: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_vcs(site: SiteConfig) -> list[VcSummary]:
+    """Every VC with leases or a run in the ledger, by name."""
+    ledger = Ledger(site)
+    runs = all_last_runs(ledger)
+    rows: list[VcSummary] = []
+    for name in sorted(set(runs) | set(alloc_mod.allocated_vcs(ledger))):
+        held = alloc_mod.current_allocation(ledger, name)
+        run = runs.get(name)
+        rows.append(
+            VcSummary(
+                vcname=name,
+                state="allocated" if held else "released",
+                nodes=len(held.nodes) if held else 0,
+                fqdn=held.public.fqdn if held else None,
+                last_run=run.id if run else None,
+                last_outcome=run_outcome(run, lock_holder(ledger, name)) if run else None,
+            )
+        )
+    return rows
+
+
+# -- status -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node: what the engine says against what the ledger believes."""
+
+    name: str
+    role: str
+    engine_state: str
+    ledger_says: str  # "running" (a finished boot step started it) or "not booted"
+    mismatch: bool
+    cpus: int
+    ip: str
+    private_ip: str
+    macs: tuple[str, ...]
+    # MiB the run gave the node (--mem, else its template), as journaled; None before
+    # runs recorded it
+    memory_mib: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "macs": list(self.macs)}
+
+
+@dataclass(frozen=True)
+class VcStatus:
+    """``pragmash status``: the VC's allocation, nodes, lock and last run."""
+
+    vcname: str
+    allocation: Allocation | None
+    nodes: list[NodeStatus]
+    lock: str | None  # who holds the VC, in words, while a live run does
+    run: RunRecord | None
+    run_outcome: str | None  # the run's outcome as it really is (see journal.run_outcome)
+    steps: list[StepRecord]
+
+    def to_json(self) -> dict[str, Any]:
+        held, run = self.allocation, self.run
+        return {
+            "vcname": self.vcname,
+            "allocated": held is not None,
+            "public_fqdn": held.public.fqdn if held else None,
+            "vlan": held.vlan if held else None,
+            "nodes": [n.to_json() for n in self.nodes],
+            "lock": self.lock,
+            "run": {
+                "id": run.id,
+                "outcome": self.run_outcome,
+                "recipe": run.recipe,
+                "steps": [
+                    {
+                        "index": s.idx,
+                        "at": f"{s.file}:{s.line}:{s.col}",
+                        "text": s.text,
+                        "outcome": s.outcome,
+                        "message": s.message,
+                        "stage": s.stage,
+                    }
+                    for s in self.steps
+                ],
+            }
+            if run
+            else None,
+        }
+
+
+def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
+    """Each node's engine state against the ledger; an unreachable engine is said, not fatal."""
+    ledger = Ledger(site)
+    held = alloc_mod.current_allocation(ledger, vcname)
+    run = last_run(ledger, vcname)
+    if held is None and run is None:
+        raise UserError(f"{vcname}: no such VC in the ledger ({site.ledger_path})")
+    engine = load_engine(site)
+    engine_ok = True
+    try:
+        engine.check()
+    except Exception:
+        engine_ok = False
+    booted = _booted_nodes(ledger, run.id) if run else set()
+    memory = (run.options.get("memory_mib") if run else None) or {}
+    nodes: list[NodeStatus] = []
+    for lease in held.nodes if held else ():
+        state = engine.state(lease.name) if engine_ok else "unknown (engine unreachable)"
+        expected = "running" if lease.name in booted else None
+        nodes.append(
+            NodeStatus(
+                name=lease.name,
+                role=lease.role,
+                engine_state=state,
+                ledger_says=expected or "not booted",
+                mismatch=engine_ok and expected is not None and state != expected,
+                cpus=lease.cpus,
+                ip=lease.public_ip or lease.private_ip,
+                private_ip=lease.private_ip,
+                macs=tuple(lease.macs),
+                memory_mib=memory.get(lease.role),
+            )
+        )
+    holder = lock_holder(ledger, vcname)
+    return VcStatus(
+        vcname=vcname,
+        allocation=held,
+        nodes=nodes,
+        lock=holder.describe() if holder and holder.alive else None,
+        run=run,
+        run_outcome=run_outcome(run, holder) if run else None,
+        steps=steps_of(ledger, run.id) if run else [],
+    )
+
+
+def _booted_nodes(ledger: Ledger, run_id: int) -> set[str]:
+    """Nodes a run's finished boot steps started (what the ledger believes is running)."""
+    names: set[str] = set()
+    for step in steps_of(ledger, run_id):
+        if step.outcome == "done" and step.text.startswith(("boot", "ve_driver/boot")):
+            names.update(step.products)
+    return names
+
+
+# -- shutdown ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeShutdown:
+    """What ``shutdown`` did to one node."""
+
+    name: str
+    before: str  # the engine state found
+    stopped: bool | None  # None: it was not running, nothing was asked of it
+    after: str  # the engine state when it did not stop ("" otherwise)
+
+
+def shutdown_vc(
+    site: SiteConfig,
+    vcname: str,
+    timeout: float,
+    on_node: Callable[[NodeShutdown], None] = lambda _n: None,
+) -> list[str]:
+    """Ask each node to stop (computes first); the names of those that did not stop."""
+    ledger = Ledger(site)
+    held = alloc_mod.current_allocation(ledger, vcname)
+    if held is None:
+        raise UserError(f"{vcname}: no such VC in the ledger ({site.ledger_path})")
+    engine = load_engine(site)
+    engine.check()
+    ctx = stage_context(site, vcname)
+    not_stopped: list[str] = []
+    for lease in reversed(held.nodes):
+        state = engine.state(lease.name)
+        if state in ("absent", "shut off"):
+            on_node(NodeShutdown(lease.name, state, None, ""))
+            continue
+        ok = engine.shutdown(lease.name, timeout, ctx)
+        on_node(NodeShutdown(lease.name, state, ok, "" if ok else engine.state(lease.name)))
+        if not ok:
+            not_stopped.append(lease.name)
+    return not_stopped
+
+
+# -- clean ------------------------------------------------------------------------------
+
+
+def clean_vc(
+    site: SiteConfig,
+    vcname: str,
+    *,
+    force: bool = False,
+    note: Callable[[str], None] = lambda _text: None,
+) -> None:
+    """Destroy the VC's domains, remove its folder, release its leases; safe to repeat.
+
+    Domains are found by the ledger's leases and by name (``VCNAME-…``), so domains
+    the ledger forgot are removed too. A VC held by a live run is refused unless
+    ``force``; then the run's lock is broken at the end. The last run, if it did not
+    finish, is marked ``cleaned`` so ``resume`` will not boot without an allocation.
+    """
+    ledger = Ledger(site)
+    holder = lock_holder(ledger, vcname)
+    live = holder is not None and holder.alive
+    if live and not force:
+        assert holder is not None
+        raise BusyError(
+            f"{vcname} is mid-run: held by {holder.describe()}",
+            hint="use --force to clean it anyway",
+        )
+    held = alloc_mod.current_allocation(ledger, vcname)
+    engine = load_engine(site)
+    engine.check()
+    if not live:
+        acquire_lock(ledger, vcname)
+    try:
+        names = [n.name for n in held.nodes] if held else []
+        list_domains = getattr(engine, "list_domains", None)
+        if list_domains is not None:
+            names += [n for n in list_domains(f"{vcname}-") if n not in names]
+        for name in names:
+            state = engine.state(name)
+            if state != "absent":
+                engine.destroy(name)
+                note(f"destroyed {name} (was {state})")
+        temp = vc_temp_dir(site, vcname)
+        if temp.exists():
+            shutil.rmtree(temp)
+            note(f"removed {temp}")
+        if alloc_mod.release(ledger, vcname):
+            note(f"released {vcname}'s leases")
+        run = last_run(ledger, vcname)
+        if run is not None and run.outcome in _UNFINISHED:
+            Journal(ledger, run.id).end(
+                "cleaned", f"cleaned at {time.strftime('%Y-%m-%d %H:%M:%S')}"
+            )
+    finally:
+        if live:
+            break_lock(ledger, vcname)
+        else:
+            release_lock(ledger, vcname)
