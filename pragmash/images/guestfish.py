@@ -57,12 +57,14 @@ def read_then_write(
     stage: str,
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> None:
     """Run ``first`` (prefix a command with ``-`` to let it fail), then ``then()``'s commands.
 
     ``then`` is called once ``first`` has finished in the guest, so it can use what
-    ``first`` downloaded. A failure, or ``timeout`` seconds in all, is a StepError with
-    guestfish's last lines.
+    ``first`` downloaded. ``on_line`` sees each output line as it comes (``echo``
+    markers show progress). A failure, or ``timeout`` seconds in all, is a StepError
+    with guestfish's last lines.
     """
     if shutil.which(argv[0]) is None:
         raise missing_tool_error(os.path.basename(argv[0]), stage)
@@ -88,7 +90,10 @@ def read_then_write(
 
     def pump() -> None:
         for raw in iter(stdout.readline, ""):
-            lines.put(raw.rstrip("\n"))
+            line = raw.rstrip("\n")
+            if on_line is not None and line != _DONE:
+                on_line(printable(line))
+            lines.put(line)
         lines.put(None)
 
     reader = threading.Thread(target=pump, daemon=True)

@@ -2,7 +2,8 @@
 
 PRAGMA images configure themselves from /root/vc-out.xml, so ``vc_driver/pre_boot``
 writes it into the image. libguestfs does that without root or loop devices; its
-appliance takes most of the time, so all files go in ONE guestfish session. The
+appliance takes most of the time, so all files of all the nodes of a ``boot`` step
+go in ONE guestfish session, each node's disk one drive of it. The
 first partition is mounted explicitly: pragma_boot's images need not hold an OS
 that libguestfs inspection recognizes (``virt-copy-in`` refuses those).
 
@@ -13,8 +14,9 @@ small vfat "config drive" labelled PRAGMASH can carry the same files instead.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -28,6 +30,10 @@ from pragmash.vc.keys import same_key
 STAGE = "vc_driver/pre_boot"
 CONFIG_DRIVE_LABEL = "PRAGMASH"
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
+MAX_DRIVES = 200  # per appliance launch; libguestfs' direct backend takes up to 255
+DRIVE_SECONDS = 5.0  # added to the timeout for each drive of a launch
+MARKER = "@@pragmash-inject-"
+_SDA_PARTITION = re.compile(r"^/dev/sda(\d*)$")
 
 
 @dataclass(frozen=True)
@@ -77,64 +83,207 @@ def _links(files: Mapping[str, GuestContent]) -> list[tuple[PurePosixPath, str]]
     return [(_guest_path(p), c.target) for p, c in files.items() if isinstance(c, GuestLink)]
 
 
-def inject_files(
-    disk: Path,
-    files: Mapping[str, GuestContent],
+@dataclass(frozen=True)
+class InjectJob:
+    """Files for one node's disk. ``partition`` names the / partition as if the disk
+    were the only one (``/dev/sda1``); a batch renames it for the drive's place."""
+
+    name: str
+    disk: Path
+    files: Mapping[str, GuestContent]
+    partition: str = "/dev/sda1"
+    # SSH public keys to add to root's authorized_keys (``--key``), keeping those there
+    authorized_keys: tuple[str, ...] = ()
+
+    @property
+    def written(self) -> list[str]:
+        """The guest paths this job writes, for messages."""
+        return [*self.files, *([AUTHORIZED_KEYS] if self.authorized_keys else [])]
+
+
+def drive_device(index: int) -> str:
+    """The appliance's name for its ``index``-th drive: sda … sdz, sdaa, sdab … (as Linux)."""
+    letters = ""
+    n = index + 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return f"/dev/sd{letters}"
+
+
+def _partition_on(job: InjectJob, index: int, alone: bool) -> str:
+    """The job's partition on drive ``index`` of the launch."""
+    match = _SDA_PARTITION.match(job.partition)
+    if match:
+        return f"{drive_device(index)}{match.group(1)}"
+    if alone:
+        return job.partition  # an LVM or other name: fine when its disk is the only one
+    raise StepError(
+        f"{job.name}: cannot put its disk in a shared appliance with / on {job.partition!r}: "
+        "expected a partition of the first disk such as /dev/sda1",
+        stage=STAGE,
+    )
+
+
+def inject_batch(
+    jobs: Sequence[InjectJob],
     *,
-    partition: str = "/dev/sda1",
     timeout: float = 600.0,
     log_path: Path | None = None,
     kvm_usable: bool = False,
-    authorized_keys: Sequence[str] = (),
-) -> None:
-    """Write each file to its guest path (mode 0644, folders made as needed) in one session.
+    progress: Callable[[float, float | None, str], None] | None = None,
+) -> int:
+    """Write every job's files into its disk, all disks in one libguestfs appliance launch.
 
-    A :class:`GuestLink` becomes a symbolic link (replacing what was there).
-    ``authorized_keys`` are added to root's ``/root/.ssh/authorized_keys`` (0600, in a
-    0700 folder), keeping the keys already there and never adding one twice.
+    The appliance start is most of the cost (seconds under TCG), and one appliance
+    takes many drives: each disk is mounted in turn, written and unmounted. Files get
+    mode 0644 and their folders are made as needed. More than ``MAX_DRIVES`` disks
+    take more launches. Returns the number of launches.
     """
-    if not files and not authorized_keys:
-        return
-    if not disk.is_file():
-        raise StepError(f"disk {disk} not found: stage the image before pre_boot", stage=STAGE)
-    fmt = image_format(disk)
+    if not jobs:
+        return 0
+    for job in jobs:
+        if not job.disk.is_file():
+            raise StepError(
+                f"{job.name}: disk {job.disk} not found: stage the image before pre_boot",
+                stage=STAGE,
+            )
+    launches = 0
+    done = 0
     with tempfile.TemporaryDirectory(prefix="pragmash-inject-") as tmp_name:
-        pairs = _materialize(files, Path(tmp_name))
-        commands: list[list[str]] = []
+        tmp = Path(tmp_name)
+        for first in range(0, len(jobs), MAX_DRIVES):
+            chunk = jobs[first : first + MAX_DRIVES]
+            _inject_launch(
+                chunk,
+                tmp,
+                timeout=timeout + DRIVE_SECONDS * len(chunk),
+                log_path=log_path,
+                kvm_usable=kvm_usable,
+                progress=progress,
+                done_before=done,
+                total=len(jobs),
+            )
+            launches += 1
+            done += len(chunk)
+    return launches
+
+
+def _inject_launch(
+    jobs: Sequence[InjectJob],
+    tmp: Path,
+    *,
+    timeout: float,
+    log_path: Path | None,
+    kvm_usable: bool,
+    progress: Callable[[float, float | None, str], None] | None,
+    done_before: int,
+    total: int,
+) -> None:
+    """One guestfish: every job's disk added as a drive, then mount, write, unmount each."""
+    argv = ["guestfish", "--rw"]
+    commands: list[list[str]] = [["run"]]
+    reads: list[list[str]] = [["run"]]  # authorized_keys to read first, where keys are added
+    key_slots: dict[int, tuple[InjectJob, Path]] = {}  # command index -> job whose keys go there
+    placed: dict[str, InjectJob] = {}
+    for i, job in enumerate(jobs):
+        argv += [f"--format={image_format(job.disk)}", "-a", str(job.disk)]
+        job_tmp = tmp / str(done_before + i)
+        job_tmp.mkdir()
+        pairs = _materialize(job.files, job_tmp)
+        marker = f"{MARKER}{done_before + i}"
+        placed[marker] = job
+        partition = _partition_on(job, i, len(jobs) == 1)
+        commands.append(["echo", marker])
+        commands.append(["mount", partition, "/"])
         for local, guest in pairs:
             commands.append(["mkdir-p", str(guest.parent)])
             commands.append(["upload", str(local), str(guest)])
             commands.append(["chmod", "0644", str(guest)])
-        for guest, target in _links(files):
+        for guest, target in _links(job.files):
             commands.append(["mkdir-p", str(guest.parent)])
             commands.append(["ln-sf", target, str(guest)])
-        argv = ["guestfish", "--rw", f"--format={fmt}", "-a", str(disk), "-m", partition]
-        written = [str(g) for _, g in pairs] + ([AUTHORIZED_KEYS] if authorized_keys else [])
-        try:
-            if authorized_keys:
-                _with_keys(
-                    argv, commands, authorized_keys, Path(tmp_name), timeout, log_path, kvm_usable
-                )
-            else:
-                argv.append("--")
-                for n, command in enumerate(commands):
-                    if n:
-                        argv.append(":")
-                    argv.extend(command)
-                run_tool(
-                    argv,
-                    timeout=timeout,
-                    log_path=log_path,
-                    env=guestfs_env(kvm_usable),
-                    stage=STAGE,
-                )
-        except StepError as exc:
-            raise StepError(
-                f"cannot write {', '.join(written)} into {disk} ({partition}): {exc.message}",
+        if job.authorized_keys:
+            key_slots[len(commands)] = (job, job_tmp)  # before this job's umount-all
+            reads.append(["mount", partition, "/"])
+            reads.append(["-download", AUTHORIZED_KEYS, str(job_tmp / "ak.old")])  # may be absent
+            reads.append(["umount-all"])
+        commands.append(["umount-all"])
+    current: list[InjectJob] = []
+
+    def on_line(line: str) -> None:
+        job = placed.get(line.strip())
+        if job is None:
+            return
+        current.append(job)
+        if progress is not None:
+            progress(done_before + len(current) - 1, total, f"writing files into {job.name}")
+
+    def written() -> list[list[str]]:
+        """The commands, with each keyed job's merged authorized_keys in its place."""
+        flat: list[list[str]] = []
+        for n, command in enumerate(commands):
+            if n in key_slots:
+                flat += _key_commands(*key_slots[n])
+            flat.append(command)
+        return flat
+
+    try:
+        if key_slots:
+            # read the images' authorized_keys, then write everything: still one launch
+            read_then_write(
+                argv,
+                reads,
+                lambda: written()[1:],  # the appliance already runs
+                timeout=timeout,
                 stage=STAGE,
-                output_tail=exc.output_tail,
-                hint=exc.hint or "is the first partition the image's / file system?",
-            ) from exc
+                env=guestfs_env(kvm_usable),
+                log_path=log_path,
+                on_line=on_line,
+            )
+        else:
+            run_tool(
+                [*argv, "--", *_joined(written())],
+                timeout=timeout,
+                log_path=log_path,
+                env=guestfs_env(kvm_usable),
+                on_line=on_line,
+                stage=STAGE,
+            )
+    except StepError as exc:
+        failed = current[-1] if current else jobs[0]
+        raise StepError(
+            f"cannot write {', '.join(failed.written)} into {failed.name}'s disk {failed.disk} "
+            f"({failed.partition}): {exc.message}",
+            stage=STAGE,
+            output_tail=exc.output_tail,
+            hint=exc.hint or "is the first partition the image's / file system?",
+        ) from exc
+    if progress is not None:
+        progress(done_before + len(jobs), total, "files written")
+
+
+def _key_commands(job: InjectJob, job_tmp: Path) -> list[list[str]]:
+    """Write the job's merged authorized_keys (read from its disk as ``ak.old``, if there)."""
+    old, new = job_tmp / "ak.old", job_tmp / "ak.new"
+    existing = old.read_text(encoding="utf-8", errors="replace") if old.is_file() else ""
+    new.write_text(merge_authorized_keys(existing, job.authorized_keys), encoding="utf-8")
+    return [
+        ["mkdir-p", "/root/.ssh"],
+        ["chmod", "0700", "/root/.ssh"],
+        ["upload", str(new), AUTHORIZED_KEYS],
+        ["chmod", "0600", AUTHORIZED_KEYS],
+    ]
+
+
+def _joined(commands: Sequence[Sequence[str]]) -> list[str]:
+    """Commands as guestfish's command line takes them: words, ``:`` between commands."""
+    words: list[str] = []
+    for n, command in enumerate(commands):
+        if n:
+            words.append(":")
+        words.extend(command)
+    return words
 
 
 def merge_authorized_keys(existing: str, keys: Sequence[str]) -> str:
@@ -146,37 +295,29 @@ def merge_authorized_keys(existing: str, keys: Sequence[str]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _with_keys(
-    argv: list[str],
-    commands: list[list[str]],
-    keys: Sequence[str],
-    tmp: Path,
-    timeout: float,
-    log_path: Path | None,
-    kvm_usable: bool,
+def inject_files(
+    disk: Path,
+    files: Mapping[str, GuestContent],
+    *,
+    partition: str = "/dev/sda1",
+    timeout: float = 600.0,
+    log_path: Path | None = None,
+    kvm_usable: bool = False,
+    authorized_keys: Sequence[str] = (),
 ) -> None:
-    """The same commands plus the merged authorized_keys, in one read-then-write session."""
-    old, new = tmp / "authorized_keys.old", tmp / "authorized_keys.new"
+    """Write each file to its guest path in one disk (one appliance launch).
 
-    def then() -> list[list[str]]:
-        existing = old.read_text(encoding="utf-8", errors="replace") if old.is_file() else ""
-        new.write_text(merge_authorized_keys(existing, keys), encoding="utf-8")
-        return [
-            *commands,
-            ["mkdir-p", "/root/.ssh"],
-            ["chmod", "0700", "/root/.ssh"],
-            ["upload", str(new), AUTHORIZED_KEYS],
-            ["chmod", "0600", AUTHORIZED_KEYS],
-        ]
-
-    read_then_write(
-        argv,
-        [["-download", AUTHORIZED_KEYS, str(old)]],  # '-': a missing file is no error
-        then,
+    A :class:`GuestLink` becomes a symbolic link (replacing what was there).
+    ``authorized_keys`` are added to root's ``/root/.ssh/authorized_keys`` (0600, in a
+    0700 folder), keeping the keys already there and never adding one twice.
+    """
+    if not files and not authorized_keys:
+        return
+    inject_batch(
+        [InjectJob(disk.name, disk, files, partition, tuple(authorized_keys))],
         timeout=timeout,
-        stage=STAGE,
-        env=guestfs_env(kvm_usable),
         log_path=log_path,
+        kvm_usable=kvm_usable,
     )
 
 
@@ -226,37 +367,37 @@ def make_config_drive(
     return dest
 
 
-def inject_for_node(
-    node_name: str,
-    disk: Path,
-    files: Mapping[str, GuestContent],
+def inject_for_nodes(
+    jobs: Sequence[InjectJob],
     ctx: StageContext,
     *,
     what: str,
     timeout: float = 600.0,
     kvm_usable: bool = False,
-    authorized_keys: Sequence[str] = (),
-) -> StageResult:
-    """A distro driver's pre_boot: write ``files`` into the node's disk, log and report it.
+) -> dict[str, StageResult]:
+    """A distro driver's pre_boot for many nodes: their files in one launch, logged, reported.
 
-    Every bundled distro driver's pre_boot is this one step with its own file set;
-    ``what`` names the files for the step's message (``"vc-out.xml"``).
+    ``what`` names the files for each node's message (``"vc-out.xml"``).
     """
-    log = ctx.temp_dir / f"{node_name}.inject.log"
-    paths = [*files, *([AUTHORIZED_KEYS] if authorized_keys else [])]
-    ctx.note(f"{node_name}: writing {', '.join(paths)} into {disk.name}")
-    inject_files(
-        disk,
-        files,
-        timeout=timeout,
-        log_path=log,
-        kvm_usable=kvm_usable,
-        authorized_keys=authorized_keys,
+    if not jobs:
+        return {}
+    log = ctx.temp_dir / "inject.log"
+    names = ", ".join(job.name for job in jobs)
+    ctx.note(f"writing {what} into {len(jobs)} disk(s) in one appliance: {names}")
+    launches = inject_batch(
+        jobs, timeout=timeout, log_path=log, kvm_usable=kvm_usable, progress=ctx.progress
     )
-    if authorized_keys:
-        what += f" and {len(authorized_keys)} SSH key(s) for root"
-    return StageResult(
-        "done",
-        f"{what} written ({len(paths)} file{'s' if len(paths) != 1 else ''})",
-        products={"injected": ", ".join(f"{disk}:{p}" for p in paths), "log": str(log)},
-    )
+    shared = f" (one appliance for {len(jobs)} nodes)" if len(jobs) > 1 and launches == 1 else ""
+    return {
+        job.name: StageResult(
+            "done",
+            f"{what}{' and SSH key(s) for root' if job.authorized_keys else ''} written"
+            f" ({len(job.written)} file{'s' if len(job.written) != 1 else ''}){shared}",
+            products={
+                "injected": ", ".join(f"{job.disk}:{p}" for p in job.written),
+                "log": str(log),
+                "appliance_launches": str(launches),
+            },
+        )
+        for job in jobs
+    }

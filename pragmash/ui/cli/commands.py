@@ -17,6 +17,7 @@ from pragmash.engine import lifecycle, session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
+from pragmash.ui.cli.cache import cmd_cache
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter
 from pragmash.vc.http_repository import open_repository
@@ -44,6 +45,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "clean": cmd_clean,
         "repl": cmd_repl,
         "sync": cmd_sync,
+        "cache": cmd_cache,
     }[name]
     return handler(args, out, err)
 
