@@ -30,7 +30,7 @@ from pragmash.driver_api import (
 )
 from pragmash.errors import StepError
 from pragmash.images.domain import HostInfo, render_domain, with_uuid
-from pragmash.images.textsafe import printable
+from pragmash.textsafe import printable
 from pragmash.vc.privnet import network_name
 
 from . import libvirt_network

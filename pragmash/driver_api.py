@@ -61,7 +61,7 @@ class UpTest:
             return f"a console line matching /{self.pattern}/"
         if self.kind == "port":
             return f"TCP port {self.port} answers"
-        return f"the {UP_MARKER} line on the serial console (installed by pre_boot)"
+        return f"the {UP_MARKER} line on the serial console"
 
 
 UP_KINDS: tuple[UpKind, ...] = ("agent", "console", "port", "marker")
@@ -268,7 +268,7 @@ class EngineDriver(Protocol):
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
         """The last lines the guest wrote to its serial console, where known.
 
-        Control characters come escaped (``pragmash.images.textsafe.printable``): a guest must not
+        Control characters come escaped (``pragmash.textsafe.printable``): a guest must not
         drive the terminal that shows them.
         """
         ...

@@ -10,6 +10,8 @@ too, so every front end shows the same thing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pragmash.driver_api import (
     EngineDriver,
     NetworkState,
@@ -17,6 +19,8 @@ from pragmash.driver_api import (
     PrivateNetworks,
     StageResult,
 )
+from pragmash.store import allocation as alloc_mod
+from pragmash.store.ledger import Ledger
 from pragmash.vc.site import SiteConfig
 
 
@@ -35,6 +39,19 @@ def check(engine: EngineDriver, plan: PrivateNetworkPlan) -> None:
     networks = networks_of(engine)
     if networks is not None:
         networks.check_private_network(plan)
+
+
+def preflight(engine: EngineDriver, site: SiteConfig, vcname: str, ledger: Ledger) -> None:
+    """Check, before a run starts, the network the VC has or would get next (ConfigError).
+
+    A clash or a missing site bridge is then a bad-input error before anything is
+    allocated; the allocation checks its VLAN again inside its transaction, for runs
+    that start at once.
+    """
+    held = alloc_mod.current_allocation(ledger, vcname)
+    vlan = held.vlan if held is not None else alloc_mod.next_free_vlan(ledger, site)
+    if vlan is not None:  # none free: allocation says so, with who holds them
+        check(engine, plan_for(site, vcname, vlan))
 
 
 def ensure(engine: EngineDriver, plan: PrivateNetworkPlan) -> StageResult | None:
@@ -61,17 +78,48 @@ def remove(engine: EngineDriver, vcname: str) -> bool:
     return networks is not None and networks.remove_private_network(vcname)
 
 
-def describe_state(plan: PrivateNetworkPlan, found: NetworkState | None) -> dict[str, object]:
-    """The private network for ``status --json`` and ``list --json``."""
-    return {
-        "mode": plan.mode,
-        "name": plan.network or plan.bridge,
-        "bridge": plan.bridge,
-        "vlan": plan.vlan,
-        "exists": None if found is None else found.exists,
-        "active": None if found is None else found.active,
-        "state": "unknown (the engine makes no networks)" if found is None else found.detail,
-    }
+@dataclass(frozen=True)
+class PrivateNetworkStatus:
+    """A VC's private network as ``status`` and ``list`` show it.
+
+    ``found`` is None where the engine could not be asked (``why`` says why).
+    """
+
+    plan: PrivateNetworkPlan
+    found: NetworkState | None
+    why: str = ""
+
+    @property
+    def missing(self) -> bool:
+        """Known to be absent or stopped: the VC's domains cannot start on it."""
+        return self.found is not None and not self.found.active
+
+    @property
+    def state(self) -> str:
+        return self.found.detail if self.found is not None else f"unknown ({self.why})"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "mode": self.plan.mode,
+            "name": self.plan.network or self.plan.bridge,
+            "bridge": self.plan.bridge,
+            "vlan": self.plan.vlan,
+            "exists": None if self.found is None else self.found.exists,
+            "active": None if self.found is None else self.found.active,
+            "state": self.state,
+            "missing": self.missing,
+        }
+
+
+def network_status(
+    engine: EngineDriver | None, site: SiteConfig, vcname: str, vlan: int, why: str = ""
+) -> PrivateNetworkStatus:
+    """The VC's private network and whether it exists; ``engine`` None: unreachable."""
+    plan = plan_for(site, vcname, vlan)
+    if engine is None:
+        return PrivateNetworkStatus(plan, None, why or "engine unreachable")
+    found = state(engine, plan)
+    return PrivateNetworkStatus(plan, found, "" if found else "the engine makes no networks")
 
 
 def default_mode_note(site: SiteConfig) -> str | None:

@@ -180,6 +180,7 @@ class Runtime:
         if self.allocation is None:
             return None
         plan = self.private_network_plan(self.allocation.vlan)
+        private_network.check(self.engine, plan)
         return private_network.ensure(self.engine, plan)
 
     # -- the statements ---------------------------------------------------------------
@@ -190,7 +191,8 @@ class Runtime:
         return result
 
     def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
-        return StepOutcome("done", f"{len(stmt.body)} statements from {stmt.path}")
+        count = len(stmt.body)
+        return StepOutcome("done", f"{count} statement{'s' if count != 1 else ''} from {stmt.path}")
 
     def _do_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
         assert stmt.value is not None
@@ -355,6 +357,9 @@ class Runtime:
             plan=lambda name: self.nodes[name],
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
+            doing=lambda name, detail, done: reporter.node(
+                name, self.engine.state(name), detail, reached=done
+            ),
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]

@@ -20,8 +20,9 @@ from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import unknown_vc
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import LedgerError, RecipeError, UserError
+from pragmash.errors import ConfigError, LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
@@ -32,6 +33,7 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import (
     Journal,
     acquire_lock,
+    all_last_runs,
     last_run,
     release_lock,
     set_lock_run,
@@ -40,6 +42,7 @@ from pragmash.store.journal import (
 from pragmash.store.ledger import Ledger
 from pragmash.store.notes import first_time
 from pragmash.vc.http_repository import open_repository
+from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
@@ -121,10 +124,51 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
         name = name.strip()
         if not name.replace("_", "a").isalnum() or name[0].isdigit():
             raise UserError(f"--set {item!r}: {name!r} is not a variable name")
+        if any((ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 for c in value):
+            raise UserError(
+                f"--set {name}: the value holds a control character ({value!r}); "
+                "values are plain text"
+            )
         if name in ("vcname", "temp_dir", "vc_out", "num_nodes"):
             raise UserError(f"--set {item!r}: ${name} is set by pragmash and cannot be overridden")
         out[name] = value
     return out
+
+
+def require_recipe_file(recipe: str) -> None:
+    """Refuse a recipe path that names no file, saying what it names instead."""
+    path = Path(recipe)
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise UserError(f"{recipe}: is a folder, not a recipe file (e.g. {recipe}/rocks6.prg)")
+    if path.exists():
+        raise UserError(f"{recipe}: is not a regular file; a recipe is a text file")
+    raise UserError(f"{recipe}: no such recipe file")
+
+
+def check_work_folders(site: SiteConfig, vcname: str) -> None:
+    """The run's temp folder and the image cache can be made and written, or a ConfigError.
+
+    Checked before anything is locked or allocated: a file where the folder should be,
+    or a read-only file system, would otherwise fail the first step that writes there,
+    after ``allocate`` took leases.
+    """
+    for folder, key in ((site.temp_dir / vcname, "temp"), (site.image_cache, "image_cache")):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            problem = f"{existing} is not a folder (a file is in the way)"
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problem = f"{existing} is not writable"
+        else:
+            continue
+        raise ConfigError(
+            f"the {key.replace('_', ' ')} folder {folder} cannot be used: {problem}",
+            file=site.source,
+            key=f"[paths] {key}",
+        )
 
 
 def open_site(path: str | None) -> SiteConfig:
@@ -162,6 +206,7 @@ def prepare(
     """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
+    check_work_folders(site, vcname)
     repo = open_repository(options.base_path or site.repository, site.image_cache)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
@@ -187,6 +232,11 @@ def prepare(
     if options.num_compute is not None:
         if options.num_compute < 0:
             raise UserError("--num_compute: expected 0 or more")
+        if options.num_compute > MAX_SITE_CPUS:
+            raise UserError(
+                f"--num_compute {options.num_compute}: expected at most {MAX_SITE_CPUS} "
+                f"(no site has more CPUs); {alloc_mod.capacity_words(site)}"
+            )
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")
@@ -244,14 +294,19 @@ class RecipeCheckFailed(RecipeError):
         return "\n".join(p.render() for p in self.problems)
 
 
-def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckContext:
+    """What the checker knows about this run: its variables, node names and policy.
+
+    Shared by the recipe's check and the REPL's check of typed statements, so both
+    refuse the same mistakes.
+    """
     runtime = prep.runtime
     known: dict[str, str | None] = {name: None for name in BUILTINS}
     known.update(runtime.variables)
     if "num_compute" not in runtime.variables:
         known.pop("num_compute")
         # a recipe `param num_compute = N` supplies it
-    ctx = CheckContext(
+    return CheckContext(
         variables=known,
         frontend=frontend_name(runtime.vcname),
         compute_name=lambda i: compute_name(runtime.vcname, i),
@@ -259,6 +314,10 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
         allocated=allocated,
         allow_run=prep.options.allow_run or prep.site.allow_run,
     )
+
+
+def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+    ctx = check_context(prep, allocated=allocated)
     problems = check_program(prep.program, ctx)
     problems += needs_allocation_first(prep.program, allocated is not None)
     problems.sort(key=lambda p: (p.span.file != prep.program.file, p.span.line, p.span.column))
@@ -296,6 +355,7 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
     runtime = prep.runtime
     runtime.engine.check()
+    private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
     runtime.domain_type = _domain_type(prep)
     if runtime.memory is not None:
         check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
@@ -343,6 +403,9 @@ def resume(
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
     if record is None:
+        unknown = unknown_vc(site_cfg, vcname, sorted(all_last_runs(ledger)))
+        if unknown is not None:
+            raise unknown
         raise UserError(
             f"{vcname} has no run to resume; start one with `pragmash RECIPE --vcname {vcname}`"
         )

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import IO
 
 from pragmash.errors import StepError
-from pragmash.images.textsafe import printable
 from pragmash.images.tools import TAIL_LINES, last_meaningful_line, missing_tool_error
+from pragmash.textsafe import printable
 
 _DONE = "__pragmash_read_done__"
 

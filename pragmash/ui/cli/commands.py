@@ -70,8 +70,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--allow-run", action="store_true")
     ns = p.parse_args(args)
-    if not Path(ns.recipe).is_file():
-        raise UserError(f"{ns.recipe}: no such recipe file")
+    session.require_recipe_file(ns.recipe)
     site = session.open_site(ns.site)
     vcname = ns.vcname
     if vcname is None:
@@ -203,6 +202,15 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
     )
     if status.lock:
         out.write(f"  in use by {status.lock}\n")
+    net = status.private_network
+    if net is not None:
+        again = (
+            f"`pragmash resume {vcname}` or `pragmash repl --attach {vcname}`"
+            if status.run_outcome in ("failed", "interrupted") or run is None
+            else f"`pragmash {run.recipe} --vcname {vcname}` (same allocation)"
+        )
+        flag = f"   <- missing: {again} makes it again" if net.missing else ""
+        out.write(f"  private network {net.plan.describe()}: {net.state}{flag}\n")
     if status.nodes:
         out.write(f"  {'NODE':<22} {'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n")
         for n in status.nodes:

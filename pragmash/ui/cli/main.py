@@ -30,7 +30,7 @@ from pragmash.errors import (
     StepError,
     UserError,
 )
-from pragmash.ui.render import StepPrinter, location, render_error
+from pragmash.ui.render import StepPrinter, location, printable_stream, render_error
 from pragmash.vc.keys import read_public_keys
 
 EXIT_CODES = f"""\
@@ -146,8 +146,9 @@ def main(
 ) -> int:
     """Entry point; returns the exit status (see EXIT_CODES)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # every line goes out with control characters escaped (see PrintableStream)
+    out = printable_stream(out or sys.stdout)
+    err = printable_stream(err or sys.stderr)
     try:
         return _dispatch(args, out, err)
     except PragmashError as error:
@@ -203,8 +204,7 @@ def mem_option(text: str | None) -> str | None:
 
 def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = _options(ns)
-    if not Path(options.recipe).is_file():
-        raise UserError(f"{options.recipe}: no such recipe file")
+    session.require_recipe_file(options.recipe)
     printer = StepPrinter(out, err)
     # images are fetched and checked here, before the run starts (not for a dry run)
     prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)
