@@ -17,6 +17,7 @@ from typing import Any
 from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter
+from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.repositories import unknown_vc
@@ -61,6 +62,10 @@ class RunOptions:
     site: str | None = None
     sets: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
+    key: str | None = None  # --key: the public key text (kept, so resume needs no file)
+    mem: str | None = None  # --mem FRONTEND[:COMPUTE] as given
+    # MiB each role's nodes got (from --mem or the templates); journaled for `status`
+    memory_mib: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +76,9 @@ class RunOptions:
             "site": self.site,
             "sets": self.sets,
             "allow_run": self.allow_run,
+            "key": self.key,
+            "mem": self.mem,
+            "memory_mib": self.memory_mib,
         }
 
     @classmethod
@@ -83,6 +91,9 @@ class RunOptions:
             site=data.get("site"),
             sets=dict(data.get("sets") or {}),
             allow_run=bool(data.get("allow_run")),
+            key=data.get("key"),
+            mem=data.get("mem"),
+            memory_mib=data.get("memory_mib"),
         )
 
     def resolved(self) -> RunOptions:
@@ -239,7 +250,10 @@ def prepare(
         distro=distro,
         variables=variables,
         allow_run=options.allow_run,
+        key=options.key,
+        memory=effective_memory(vcin, options.mem),
     )
+    options.memory_mib = runtime.memory.to_json() if runtime.memory else None
     prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
     held = alloc_mod.current_allocation(ledger, vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
@@ -343,6 +357,8 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     runtime.engine.check()
     private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
     runtime.domain_type = _domain_type(prep)
+    if runtime.memory is not None:
+        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
         options = prep.options.resolved()
@@ -421,6 +437,8 @@ def resume(
     runtime = prep.runtime
     runtime.engine.check()
     runtime.domain_type = _domain_type(prep)
+    if runtime.memory is not None:
+        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
     journal.reopen(recipe_sources(prep.program))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from pragmash.engine import session as session_mod
 from pragmash.engine.debug import DebugRun
+from pragmash.engine.overrides import parse_mem
 from pragmash.errors import UserError
 from pragmash.ui.render import StepPrinter
+from pragmash.vc.keys import read_public_keys
 from pragmash.vc.names import validate_name
 
 
@@ -39,6 +42,8 @@ def _arg_parser() -> _Parser:
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--allow-run", action="store_true")
+    p.add_argument("--key", metavar="FILE", help="SSH public key for root (see pragmash --help)")
+    p.add_argument("--mem", metavar="MIB[:MIB]", help="frontend[:compute] memory in MiB")
     return p
 
 
@@ -71,6 +76,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
         site=ns.site,
         sets=session_mod.parse_sets(ns.sets),
         allow_run=ns.allow_run,
+        key="\n".join(read_public_keys(Path(ns.key).expanduser())) if ns.key else None,
+        mem=ns.mem if ns.mem is None else ":".join(map(str, parse_mem(ns.mem))),
     )
     # images are fetched and checked before the REPL opens; their progress goes to err
     prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
