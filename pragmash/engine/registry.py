@@ -7,6 +7,9 @@ by the site config (``[engine] driver = "libvirt"``). Lookup order for a name:
    pragma_boot driver folder of executables, wrapped by the script adapter;
 2. the bundled module ``pragmash.drivers.<name>`` exposing ``distro_driver()``;
 3. an installed package's entry point in the ``pragmash.drivers`` group.
+
+An engine module exposes ``engine_driver(site)`` the same way, so the registry
+names no driver class and a second engine needs only its module in ``ENGINES``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pragmash.driver_api import DistroDriver, EngineDriver
+from pragmash.drivers.script_folder import ScriptFolderDriver
 from pragmash.errors import UserError
 from pragmash.vc.site import SiteConfig
 
@@ -35,7 +39,7 @@ def load_engine(site: SiteConfig) -> EngineDriver:
             f"known engines: {', '.join(sorted(ENGINES))}"
         )
     module = importlib.import_module(module_name)
-    engine: EngineDriver = module.LibvirtEngine(site.uri)
+    engine: EngineDriver = module.engine_driver(site)
     return engine
 
 
@@ -58,8 +62,6 @@ def load_distro(name: str, site: SiteConfig, *, where: str) -> DistroDriver:
     for folder in site.driver_dirs:
         candidate = folder / name
         if candidate.is_dir():
-            from pragmash.drivers.script_folder import ScriptFolderDriver
-
             wrapped: DistroDriver = ScriptFolderDriver(candidate)
             return wrapped
     try:

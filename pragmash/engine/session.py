@@ -298,10 +298,9 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
 
 def _domain_type(prep: Prepared) -> str:
     engine = prep.runtime.engine
-    host_info = getattr(engine, "host_info", None)
-    if host_info is None:
-        return prep.vcin.frontend.domain_type
-    return resolve_domain_type(prep.site.domain_type, prep.vcin.frontend.domain_type, host_info())
+    return resolve_domain_type(
+        prep.site.domain_type, prep.vcin.frontend.domain_type, engine.host_info()
+    )
 
 
 def resume(
