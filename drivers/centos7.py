@@ -18,6 +18,8 @@ from pathlib import Path
 from pragmash.drivers.ubuntu_cloud import GUEST_VC_OUT, hostname, node_interfaces
 
 from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
+from pragmash.images.inject import inject_for_node
+from pragmash.images.marker import marker_files_for
 from pragmash.vc.vcout import VcOut, read_vc_out
 
 SCRIPTS = "/etc/sysconfig/network-scripts"
@@ -88,9 +90,6 @@ class Centos7:
         return StageResult("skipped", "CentOS 7 images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.images.inject import inject_for_node
-        from pragmash.images.marker import marker_files_for
-
         return inject_for_node(
             node.name,
             disk,

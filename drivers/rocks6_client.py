@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
+from pragmash.images.inject import GuestContent, inject_for_node
+from pragmash.images.marker import marker_files_for
 
 
 class Rocks6Client:
@@ -33,9 +35,6 @@ class Rocks6Client:
         return StageResult("skipped", "rocks6 images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.images.inject import GuestContent, inject_for_node
-        from pragmash.images.marker import marker_files_for
-
         files: dict[str, GuestContent] = {self.guest_vc_out: vc_out}
         marker = marker_files_for(node.up_tests)
         files.update(marker)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
+from pragmash.images.inject import inject_for_node
+from pragmash.images.marker import marker_files_for
 from pragmash.vc.vcout import VcOut, read_vc_out
 
 GUEST_VC_OUT = "/root/vc-out.xml"
@@ -129,9 +131,6 @@ class UbuntuCloud:
         return StageResult("skipped", "Ubuntu cloud images need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        from pragmash.images.inject import inject_for_node
-        from pragmash.images.marker import marker_files_for
-
         return inject_for_node(
             node.name,
             disk,

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pragmash.drivers as bundled
 from pragmash.driver_api import DistroDriver, EngineDriver
 from pragmash.drivers.script_folder import ScriptFolderDriver
 from pragmash.errors import UserError
@@ -45,8 +46,7 @@ def load_engine(site: SiteConfig) -> EngineDriver:
 
 def bundled_distro_drivers() -> list[str]:
     """Names of the distro drivers that ship with pragmash."""
-    pkg = importlib.import_module("pragmash.drivers")
-    folder = Path(next(iter(pkg.__path__)))
+    folder = Path(next(iter(bundled.__path__)))
     names = []
     for path in sorted(folder.glob("*.py")):
         text = path.read_text(encoding="utf-8")

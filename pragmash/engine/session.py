@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pragmash.engine.events import EventSink, Output, Progress, ignore
-from pragmash.engine.interpreter import Interpreter
+from pragmash.engine.interpreter import Interpreter, StepReporter
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
@@ -363,8 +363,6 @@ def resume(
 def _replay(prep: Prepared, upto: int) -> None:
     """Rebuild a resumed run's state without redoing work: variables and allocation."""
     runtime = prep.runtime
-    from pragmash.engine.interpreter import StepReporter
-
     quiet = StepReporter(-1, ignore)
     for step in flatten(prep.program.statements)[:upto]:
         if isinstance(step.statement, ast.Set | ast.Param):

@@ -7,6 +7,7 @@ redraws in place, elsewhere as an occasional plain line, never silence.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,11 @@ from typing import TextIO
 
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 from pragmash.errors import PragmashError, RecipeError, StepError
+
+
+def json_dump(data: object, out: TextIO) -> None:
+    """``--json`` output: indented, keys sorted, so it diffs and greps well."""
+    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def location(file: str, line: int, col: int) -> str:

@@ -10,7 +10,6 @@ output goes through :meth:`Repl.message` and :meth:`Repl.error`.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import re
 import time
@@ -41,6 +40,7 @@ from pragmash.language.parser import parse_statement
 from pragmash.language.program import FlatStep, flatten
 from pragmash.language.sources import remember
 from pragmash.store import allocation as alloc_mod
+from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.render import StepPrinter, location, render_error
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.session import build_session
@@ -644,16 +644,10 @@ class Repl:
 # -- entry points ---------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}", hint="see `pragmash repl --help`")
-
-
-def _arg_parser() -> _Parser:
-    p = _Parser(
+def _arg_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="pragmash repl",
         description="Step through a run, or open a VC's last run where it stopped (--attach).",
-        allow_abbrev=False,
     )
     p.add_argument("recipe", nargs="?", help="the recipe to load; stops before its first statement")
     p.add_argument("--vcname", help="the virtual cluster (with RECIPE)")
@@ -665,11 +659,8 @@ def _arg_parser() -> _Parser:
         action="store_true",
         help="with --attach: open the run even though its recipe changed since it started",
     )
-    p.add_argument("--num_compute", type=int)
-    p.add_argument("--base_path")
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--allow-run", action="store_true")
+    add_run_options(p)
     return p
 
 
@@ -693,15 +684,7 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
         )
     if not Path(ns.recipe).is_file():
         raise UserError(f"{ns.recipe}: no such recipe file")
-    options = session_mod.RunOptions(
-        recipe=ns.recipe,
-        vcname=ns.vcname,
-        num_compute=ns.num_compute,
-        base_path=ns.base_path,
-        site=ns.site,
-        sets=session_mod.parse_sets(ns.sets),
-        allow_run=ns.allow_run,
-    )
+    options = run_options(ns)
     # images are fetched and checked before the REPL opens; their progress goes to err
     prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
     if prep.site.embedded:
