@@ -3,7 +3,8 @@
 CentOS 7 configures interfaces from ``/etc/sysconfig/network-scripts/ifcfg-*``
 (NetworkManager reads them too) and takes its default route and hostname from
 ``/etc/sysconfig/network`` and ``/etc/hostname``. Before boot this driver writes
-those, ``/etc/resolv.conf`` and ``/root/vc-out.xml`` in ONE libguestfs session.
+those, ``/etc/resolv.conf`` and ``/root/vc-out.xml`` (one libguestfs appliance launch
+for all the nodes of a ``boot`` step).
 Interfaces are bound by ``HWADDR`` so the allocated MACs decide which is which.
 
 CentOS images built for another hypervisor need their initramfs rebuilt with
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pragmash.drivers.ubuntu_cloud import GUEST_VC_OUT, hostname, node_interfaces
-
-from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
-from pragmash.images.inject import inject_for_node
-from pragmash.images.marker import marker_files_for
+from pragmash.driver_api import NodePlan
+from pragmash.images.inject import GuestContent
 from pragmash.vc.vcout import VcOut, read_vc_out
+
+from .base import GUEST_VC_OUT, GuestFilesDriver
+from .ubuntu_cloud import hostname, node_interfaces
 
 SCRIPTS = "/etc/sysconfig/network-scripts"
 
@@ -65,40 +66,18 @@ def network_files(node: NodePlan, vc_out: VcOut) -> dict[str, bytes]:
     return files
 
 
-class Centos7:
+class Centos7(GuestFilesDriver):
     """Writes ifcfg files, the hostname, resolv.conf and vc-out.xml before boot."""
 
     name = "centos7"
-    #: The image's own signs of life: its guest agent where installed, else the login
-    #: prompt its getty prints on the serial console.
-    up_tests = (UpTest("agent"), UpTest("console", LOGIN_PROMPT))
+    images = "CentOS 7 images"
+    what = "network-scripts, hostname, resolv.conf and vc-out.xml"
 
-    def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
-        self.kvm_usable = kvm_usable
-        self.timeout = timeout
-
-    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, bytes | Path]:
+    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
         """Every file pre_boot puts into the node's disk, by guest path."""
-        files: dict[str, bytes | Path] = dict(network_files(node, read_vc_out(vc_out)))
+        files: dict[str, GuestContent] = dict(network_files(node, read_vc_out(vc_out)))
         files[GUEST_VC_OUT] = vc_out
         return files
-
-    def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return StageResult("skipped", "CentOS 7 images need no preparation before the fix")
-
-    def post_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return StageResult("skipped", "CentOS 7 images need nothing restored after the fix")
-
-    def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        return inject_for_node(
-            node.name,
-            disk,
-            {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
-            ctx,
-            what="network-scripts, hostname, resolv.conf and vc-out.xml",
-            timeout=self.timeout,
-            kvm_usable=self.kvm_usable,
-        )
 
 
 def distro_driver() -> Centos7:

@@ -21,6 +21,7 @@ Seed argument orders (pragma_boot README)::
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,23 @@ class ScriptFolderDriver:
 
     def __repr__(self) -> str:
         return f"ScriptFolderDriver({str(self.folder)!r})"
+
+    # -- what the fixed-image cache needs to know ------------------------------------
+
+    @property
+    def fix_hooks(self) -> bool:
+        """Whether the folder has a pre_fix_driver or post_fix_driver that may change images."""
+        return any((self.folder / script).exists() for script in OPTIONAL)
+
+    def fix_identity(self) -> str:
+        """The digest of the folder's pre_fix/post_fix scripts: edit one, and images fix anew."""
+        digest = hashlib.sha256()
+        for script in sorted(OPTIONAL):
+            path = self.folder / script
+            digest.update(f"{script}\0".encode())
+            digest.update(path.read_bytes() if path.is_file() else b"(absent)")
+            digest.update(b"\0")
+        return f"script folder {self.name}: {digest.hexdigest()}"
 
     # -- DistroDriver ---------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Ubuntu cloud images read their network from netplan (``/etc/netplan/*.yaml``) and
 would let cloud-init overwrite it from a metadata service that a PRAGMA site does
 not run (the seed's "no DHCP in the hosting environment"). So before boot this
-driver writes, in ONE libguestfs session (its appliance start is most of the cost):
+driver writes (one libguestfs appliance launch for all the nodes of a ``boot`` step):
 
 * ``/etc/netplan/50-pragmash.yaml``: the node's static addresses from vc-out.xml,
   matched by MAC so interface naming (``ens3`` or ``eth0``) does not matter;
@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
-from pragmash.images.inject import inject_for_node
-from pragmash.images.marker import marker_files_for
+from pragmash.driver_api import NodePlan
+from pragmash.images.inject import GuestContent
 from pragmash.vc.vcout import VcOut, read_vc_out
 
-GUEST_VC_OUT = "/root/vc-out.xml"
+from .base import GUEST_VC_OUT, GuestFilesDriver
+
 NETPLAN_PATH = "/etc/netplan/50-pragmash.yaml"
 CLOUD_CFG_PATH = "/etc/cloud/cloud.cfg.d/99-pragmash.cfg"
 
@@ -102,19 +102,14 @@ def hostname(node: NodePlan, vc_out: VcOut) -> str:
     return vc_out.frontend.public_fqdn if node.role == "frontend" else node.name
 
 
-class UbuntuCloud:
+class UbuntuCloud(GuestFilesDriver):
     """Writes netplan, a cloud-init override, the hostname and vc-out.xml before boot."""
 
     name = "ubuntu_cloud"
-    #: The image's own signs of life: its guest agent where installed, else the login
-    #: prompt its getty prints on the serial console.
-    up_tests = (UpTest("agent"), UpTest("console", LOGIN_PROMPT))
+    images = "Ubuntu cloud images"
+    what = "netplan, cloud-init override, hostname and vc-out.xml"
 
-    def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
-        self.kvm_usable = kvm_usable
-        self.timeout = timeout
-
-    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, bytes | Path]:
+    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
         """Every file pre_boot puts into the node's disk, by guest path."""
         decided = read_vc_out(vc_out)
         return {
@@ -123,23 +118,6 @@ class UbuntuCloud:
             "/etc/hostname": (hostname(node, decided) + "\n").encode(),
             GUEST_VC_OUT: vc_out,
         }
-
-    def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return StageResult("skipped", "Ubuntu cloud images need no preparation before the fix")
-
-    def post_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return StageResult("skipped", "Ubuntu cloud images need nothing restored after the fix")
-
-    def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
-        return inject_for_node(
-            node.name,
-            disk,
-            {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
-            ctx,
-            what="netplan, cloud-init override, hostname and vc-out.xml",
-            timeout=self.timeout,
-            kvm_usable=self.kvm_usable,
-        )
 
 
 def distro_driver() -> UbuntuCloud:

@@ -10,7 +10,7 @@ hands them a :class:`NodePlan` (everything decided about one node) and a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -229,6 +229,10 @@ class StageContext:
     vc_out_path: Path
     note: Callable[[str], None] = lambda _text: None
     progress: Callable[[float, float | None, str], None] = lambda _d, _t, _l: None
+    #: True once the run was interrupted (Ctrl-C). The main thread gets KeyboardInterrupt
+    #: by itself; a stage working in a worker thread (parallel boot) does not, so a long
+    #: wait there checks this and gives up.
+    cancelled: Callable[[], bool] = lambda: False
 
 
 @runtime_checkable
@@ -332,6 +336,36 @@ class DistroDriver(Protocol):
     def pre_boot(
         self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext
     ) -> StageResult: ...
+
+
+@runtime_checkable
+class FixIdentity(Protocol):
+    """A distro driver that says what its pre_fix/post_fix do.
+
+    A fixed image is cached by (image content, method, driver, ``fix_identity()``),
+    so the identity must change whenever pre_fix or post_fix would change the image
+    differently. ``fix_hooks`` is False when they do nothing at all: then
+    ``fix … via none`` needs no fixed copy of the image. A driver without these is
+    assumed to have hooks, and is identified by its class.
+    """
+
+    fix_hooks: bool
+
+    def fix_identity(self) -> str: ...
+
+
+@runtime_checkable
+class BatchPreBoot(Protocol):
+    """A distro driver that can prepare many nodes' disks at once before they boot.
+
+    ``boot`` hands it every node of the step (node, staged disk) in one call, so it
+    can write all their files in one libguestfs appliance launch instead of one per
+    node. Returns each node's result by node name.
+    """
+
+    def pre_boot_many(
+        self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
+    ) -> dict[str, StageResult]: ...
 
 
 # Stage names as the seed calls them, mapped to the runtime's own names, so

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,14 @@ from pragmash.driver_api import (
     UpTest,
     up_tests_of,
 )
+from pragmash.engine.bootstep import BootPipeline
+from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
 from pragmash.engine.readiness import Goal
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
-from pragmash.images.fixing import fix_image
 from pragmash.images.staging import stage_image
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
@@ -234,51 +234,71 @@ class Runtime:
                 f"fix via {method} (pre_fix, fix, post_fix) for {', '.join(n.name for n in nodes)}"
             )
             return StepOutcome("skipped", SIMULATED.format(uri=self.site.uri, what=what))
-        products = {}
-        for node in nodes:
-            disk = self.stage(node, ctx)
-            self._stage_call("vc_driver/pre_fix", reporter, self.distro.pre_fix, node, disk, ctx)
-            fixed = self._fix_disk(node, disk, method, ctx)
-            self._stage_call("vc_driver/post_fix", reporter, self.distro.post_fix, node, fixed, ctx)
-            products[node.name] = str(fixed)
-        return StepOutcome("done", f"{len(nodes)} image(s) fixed via {method}", products)
+        return self.fix(nodes, method, ctx, reporter)
+
+    def fix(
+        self, nodes: Sequence[NodePlan], method: str, ctx: StageContext, reporter: StepReporter
+    ) -> StepOutcome:
+        """Each distinct image fixed once (or found in the cache); nodes overlay the result."""
+        fixer = ImageFixer(
+            distro=self.distro,
+            cache_dir=self.site.image_cache,
+            disks_dir=self.temp_dir / "disks",
+            staging=self.site.staging,
+            ctx=ctx,
+            call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
+            template_source=self._template_source,
+            is_running=lambda name: self.engine.state(name) == "running",
+            log_dir=self.temp_dir,
+        )
+        report = fixer.fix(nodes, method)
+        for name, disk in report.disks.items():
+            node = self.nodes[name]
+            self.nodes[name] = dataclasses.replace(node, disks=(str(disk), *node.disks[1:]))
+        products = {name: str(disk) for name, disk in report.disks.items()}
+        for base in report.bases:
+            products[f"base {base.key.digest[:12]}"] = str(base.path)
+        images = len(report.bases)
+        msg = (
+            f"{images} image{'s' if images != 1 else ''} for {len(nodes)} node(s) via {method}, "
+            f"{report.conversions} fixed now: " + "; ".join(report.lines)
+        )
+        return StepOutcome("done", msg, products)
+
+    def _template_source(self, node: NodePlan) -> Path:
+        """The repository image a node's first disk comes from (its vc-in template's)."""
+        tmpl = self.vcin.frontend if node.role == "frontend" else self.vcin.compute
+        if tmpl is None or not tmpl.disk_paths:
+            raise StepError(
+                f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage"
+            )
+        return Path(tmpl.disk_paths[0])
 
     def _do_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         return self.boot(nodes, reporter)
 
     def boot(self, nodes: Sequence[NodePlan], reporter: StepReporter) -> StepOutcome:
-        """pre_boot then engine boot for each node, up to the site's boot_parallelism at once.
+        """Stage, pre_boot and start the nodes, up to the site's boot_parallelism at once.
 
-        Images are staged first, one node after another (they share a cached base
-        image); the slow part, injecting vc-out.xml and starting the domain, runs in
-        parallel. Every node is let finish before the first failure is reported, so
-        no boot is left half-done behind the error.
+        All the nodes' files go in with one appliance launch where the distro driver
+        can take them together (:mod:`pragmash.engine.bootstep`).
         """
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
         ctx = self.context(reporter)
-        if not self.engine.simulated:
-            for node in nodes:
-                self.stage(node, ctx)
-        workers = max(1, min(self.site.boot_parallelism, len(nodes)))
-        results: dict[str, str] = {}
-        errors: list[BaseException] = []
-        if workers == 1:
-            for node in nodes:
-                results[node.name] = self._boot_one(node.name, ctx, reporter)
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
-                futures = {
-                    n.name: pool.submit(self._boot_one, n.name, ctx, reporter) for n in nodes
-                }
-                for name, future in futures.items():
-                    try:
-                        results[name] = future.result()
-                    except BaseException as err:  # re-raised below, after every node ended
-                        errors.append(err)
-        if errors:
-            raise errors[0]
+        pipeline = BootPipeline(
+            engine=self.engine,
+            distro=self.distro,
+            vc_out=self.vc_out_path,
+            ctx=ctx,
+            call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
+            stage=lambda node: self.stage(node, ctx),
+            plan=lambda name: self.nodes[name],
+            workers=self.site.boot_parallelism,
+            disk_work=not self.engine.simulated,
+        )
+        results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
         others = [results[n.name] for n in nodes if n.name not in started]
         # a node that was already running is said so: "started" would hide a stale domain
@@ -286,21 +306,6 @@ class Runtime:
         if self.engine.simulated:
             msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {self.site.uri})"
         return StepOutcome("done", msg, results)
-
-    def _boot_one(self, name: str, ctx: StageContext, reporter: StepReporter) -> str:
-        node = self.nodes[name]
-        if not self.engine.simulated:
-            self._stage_call(
-                "vc_driver/pre_boot",
-                reporter,
-                self.distro.pre_boot,
-                node,
-                Path(node.disks[0]),
-                self.vc_out_path,
-                ctx,
-            )
-        result = self._stage_call("ve_driver/boot", reporter, self.engine.boot, node, ctx)
-        return result.message or f"{name} started"
 
     def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
@@ -422,22 +427,6 @@ class Runtime:
         )
         self.nodes[node.name] = dataclasses.replace(node, disks=(str(staged), *node.disks[1:]))
         return staged
-
-    def _fix_disk(self, node: NodePlan, disk: Path, method: str, ctx: StageContext) -> Path:
-        log = self.temp_dir / f"{node.name}.fix.log"
-        fixed = fix_image(
-            method,
-            disk,
-            self.temp_dir / "fix" / node.name,
-            timeout=3600.0,
-            log_path=log,
-            on_line=lambda line: ctx.progress(0, None, line[-80:]),
-        )
-        if fixed != disk:
-            self.nodes[node.name] = dataclasses.replace(
-                self.nodes[node.name], disks=(str(fixed), *node.disks[1:])
-            )
-        return fixed
 
     def _stage_call(
         self, stage: str, reporter: StepReporter, call: Callable[..., StageResult], *args: Any

@@ -35,22 +35,24 @@ def _one_line(message: str) -> str:
     return f"{paragraphs[0]} {paragraphs[-1]}"
 
 
-def _fix_v2v(
+def convert_v2v(
     disk: Path,
-    work_dir: Path,
+    out_dir: Path,
     *,
+    out_format: str = "qcow2",
     timeout: float,
     log_path: Path | None,
     on_line: Callable[[str], None] | None,
     kvm_usable: bool,
 ) -> Path:
-    """Convert with virt-v2v into work_dir, then put the converted disk in place of the old."""
+    """Convert ``disk`` with virt-v2v into a new standalone disk in ``out_dir``; return it.
+
+    ``out_dir`` is emptied first: what a failed attempt left there is not trusted.
+    """
     fmt = image_format(disk)
-    out_format = "qcow2" if fmt == "qcow2" else "raw"
     name = disk.name.split(".")[0] or "node"
-    out_dir = work_dir / f"v2v-{name}"
     if out_dir.exists():
-        shutil.rmtree(out_dir)  # a previous failed attempt: its output is not trusted
+        shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     errors: list[str] = []
 
@@ -113,12 +115,36 @@ def _fix_v2v(
             stage=STAGE,
             hint=f"see {log_path}" if log_path else None,
         )
+    return converted
+
+
+def _fix_v2v(
+    disk: Path,
+    work_dir: Path,
+    *,
+    timeout: float,
+    log_path: Path | None,
+    on_line: Callable[[str], None] | None,
+    kvm_usable: bool,
+) -> Path:
+    """Convert with virt-v2v into work_dir, then put the converted disk in place of the old."""
+    out_format = "qcow2" if image_format(disk) == "qcow2" else "raw"
+    out_dir = work_dir / f"v2v-{disk.name.split('.')[0] or 'node'}"
+    converted = convert_v2v(
+        disk,
+        out_dir,
+        out_format=out_format,
+        timeout=timeout,
+        log_path=log_path,
+        on_line=on_line,
+        kvm_usable=kvm_usable,
+    )
     shutil.move(converted, disk)  # a rename, or a copy when work_dir is another file system
     shutil.rmtree(out_dir, ignore_errors=True)
     return disk
 
 
-def _fix_customize(
+def customize(
     disk: Path,
     *,
     timeout: float,
@@ -126,7 +152,7 @@ def _fix_customize(
     on_line: Callable[[str], None] | None,
     kvm_usable: bool,
 ) -> Path:
-    """A light fix that needs no conversion: mark the image as fixed (the guest's OS is kept)."""
+    """A light fix in place that needs no conversion: mark the image as fixed (the OS is kept)."""
     fmt = image_format(disk)
     run_tool(
         [
@@ -177,6 +203,6 @@ def fix_image(
             on_line=on_line,
             kvm_usable=kvm_usable,
         )
-    return _fix_customize(
+    return customize(
         disk, timeout=timeout, log_path=log_path, on_line=on_line, kvm_usable=kvm_usable
     )

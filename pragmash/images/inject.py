@@ -2,7 +2,8 @@
 
 PRAGMA images configure themselves from /root/vc-out.xml, so ``vc_driver/pre_boot``
 writes it into the image. libguestfs does that without root or loop devices; its
-appliance takes most of the time, so all files go in ONE guestfish session. The
+appliance takes most of the time, so all files of all the nodes of a ``boot`` step
+go in ONE guestfish session, each node's disk one drive of it. The
 first partition is mounted explicitly: pragma_boot's images need not hold an OS
 that libguestfs inspection recognizes (``virt-copy-in`` refuses those).
 
@@ -13,8 +14,9 @@ small vfat "config drive" labelled PRAGMASH can carry the same files instead.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -25,6 +27,10 @@ from pragmash.images.tools import guestfs_env, run_tool
 
 STAGE = "vc_driver/pre_boot"
 CONFIG_DRIVE_LABEL = "PRAGMASH"
+MAX_DRIVES = 200  # per appliance launch; libguestfs' direct backend takes up to 255
+DRIVE_SECONDS = 5.0  # added to the timeout for each drive of a launch
+MARKER = "@@pragmash-inject-"
+_SDA_PARTITION = re.compile(r"^/dev/sda(\d*)$")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,154 @@ def _links(files: Mapping[str, GuestContent]) -> list[tuple[PurePosixPath, str]]
     return [(_guest_path(p), c.target) for p, c in files.items() if isinstance(c, GuestLink)]
 
 
+@dataclass(frozen=True)
+class InjectJob:
+    """Files for one node's disk. ``partition`` names the / partition as if the disk
+    were the only one (``/dev/sda1``); a batch renames it for the drive's place."""
+
+    name: str
+    disk: Path
+    files: Mapping[str, GuestContent]
+    partition: str = "/dev/sda1"
+
+
+def drive_device(index: int) -> str:
+    """The appliance's name for its ``index``-th drive: sda … sdz, sdaa, sdab … (as Linux)."""
+    letters = ""
+    n = index + 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return f"/dev/sd{letters}"
+
+
+def _partition_on(job: InjectJob, index: int, alone: bool) -> str:
+    """The job's partition on drive ``index`` of the launch."""
+    match = _SDA_PARTITION.match(job.partition)
+    if match:
+        return f"{drive_device(index)}{match.group(1)}"
+    if alone:
+        return job.partition  # an LVM or other name: fine when its disk is the only one
+    raise StepError(
+        f"{job.name}: cannot put its disk in a shared appliance with / on {job.partition!r}: "
+        "expected a partition of the first disk such as /dev/sda1",
+        stage=STAGE,
+    )
+
+
+def inject_batch(
+    jobs: Sequence[InjectJob],
+    *,
+    timeout: float = 600.0,
+    log_path: Path | None = None,
+    kvm_usable: bool = False,
+    progress: Callable[[float, float | None, str], None] | None = None,
+) -> int:
+    """Write every job's files into its disk, all disks in one libguestfs appliance launch.
+
+    The appliance start is most of the cost (seconds under TCG), and one appliance
+    takes many drives: each disk is mounted in turn, written and unmounted. Files get
+    mode 0644 and their folders are made as needed. More than ``MAX_DRIVES`` disks
+    take more launches. Returns the number of launches.
+    """
+    if not jobs:
+        return 0
+    for job in jobs:
+        if not job.disk.is_file():
+            raise StepError(
+                f"{job.name}: disk {job.disk} not found: stage the image before pre_boot",
+                stage=STAGE,
+            )
+    launches = 0
+    done = 0
+    with tempfile.TemporaryDirectory(prefix="pragmash-inject-") as tmp_name:
+        tmp = Path(tmp_name)
+        for first in range(0, len(jobs), MAX_DRIVES):
+            chunk = jobs[first : first + MAX_DRIVES]
+            _inject_launch(
+                chunk,
+                tmp,
+                timeout=timeout + DRIVE_SECONDS * len(chunk),
+                log_path=log_path,
+                kvm_usable=kvm_usable,
+                progress=progress,
+                done_before=done,
+                total=len(jobs),
+            )
+            launches += 1
+            done += len(chunk)
+    return launches
+
+
+def _inject_launch(
+    jobs: Sequence[InjectJob],
+    tmp: Path,
+    *,
+    timeout: float,
+    log_path: Path | None,
+    kvm_usable: bool,
+    progress: Callable[[float, float | None, str], None] | None,
+    done_before: int,
+    total: int,
+) -> None:
+    """One guestfish: every job's disk added as a drive, then mount, write, unmount each."""
+    argv = ["guestfish", "--rw"]
+    commands: list[list[str]] = [["run"]]
+    placed: dict[str, InjectJob] = {}
+    for i, job in enumerate(jobs):
+        argv += [f"--format={image_format(job.disk)}", "-a", str(job.disk)]
+        job_tmp = tmp / str(done_before + i)
+        job_tmp.mkdir()
+        pairs = _materialize(job.files, job_tmp)
+        marker = f"{MARKER}{done_before + i}"
+        placed[marker] = job
+        commands.append(["echo", marker])
+        commands.append(["mount", _partition_on(job, i, len(jobs) == 1), "/"])
+        for local, guest in pairs:
+            commands.append(["mkdir-p", str(guest.parent)])
+            commands.append(["upload", str(local), str(guest)])
+            commands.append(["chmod", "0644", str(guest)])
+        for guest, target in _links(job.files):
+            commands.append(["mkdir-p", str(guest.parent)])
+            commands.append(["ln-sf", target, str(guest)])
+        commands.append(["umount-all"])
+    argv.append("--")
+    for n, command in enumerate(commands):
+        if n:
+            argv.append(":")
+        argv.extend(command)
+    current: list[InjectJob] = []
+
+    def on_line(line: str) -> None:
+        job = placed.get(line.strip())
+        if job is None:
+            return
+        current.append(job)
+        if progress is not None:
+            progress(done_before + len(current) - 1, total, f"writing files into {job.name}")
+
+    try:
+        run_tool(
+            argv,
+            timeout=timeout,
+            log_path=log_path,
+            env=guestfs_env(kvm_usable),
+            on_line=on_line,
+            stage=STAGE,
+        )
+    except StepError as exc:
+        failed = current[-1] if current else jobs[0]
+        raise StepError(
+            f"cannot write {', '.join(failed.files)} into {failed.name}'s disk {failed.disk} "
+            f"({failed.partition}): {exc.message}",
+            stage=STAGE,
+            output_tail=exc.output_tail,
+            hint=exc.hint or "is the first partition the image's / file system?",
+        ) from exc
+    if progress is not None:
+        progress(done_before + len(jobs), total, "files written")
+
+
 def inject_files(
     disk: Path,
     files: Mapping[str, GuestContent],
@@ -83,46 +237,18 @@ def inject_files(
     log_path: Path | None = None,
     kvm_usable: bool = False,
 ) -> None:
-    """Write each file to its guest path (mode 0644, folders made as needed) in one session.
+    """Write each file to its guest path in one disk (one appliance launch).
 
     A :class:`GuestLink` becomes a symbolic link (replacing what was there).
     """
     if not files:
         return
-    if not disk.is_file():
-        raise StepError(f"disk {disk} not found: stage the image before pre_boot", stage=STAGE)
-    fmt = image_format(disk)
-    with tempfile.TemporaryDirectory(prefix="pragmash-inject-") as tmp_name:
-        pairs = _materialize(files, Path(tmp_name))
-        commands: list[list[str]] = []
-        for local, guest in pairs:
-            commands.append(["mkdir-p", str(guest.parent)])
-            commands.append(["upload", str(local), str(guest)])
-            commands.append(["chmod", "0644", str(guest)])
-        for guest, target in _links(files):
-            commands.append(["mkdir-p", str(guest.parent)])
-            commands.append(["ln-sf", target, str(guest)])
-        argv = ["guestfish", "--rw", f"--format={fmt}", "-a", str(disk), "-m", partition, "--"]
-        for n, command in enumerate(commands):
-            if n:
-                argv.append(":")
-            argv.extend(command)
-        try:
-            run_tool(
-                argv,
-                timeout=timeout,
-                log_path=log_path,
-                env=guestfs_env(kvm_usable),
-                stage=STAGE,
-            )
-        except StepError as exc:
-            raise StepError(
-                f"cannot write {', '.join(str(g) for _, g in pairs)} into {disk} "
-                f"({partition}): {exc.message}",
-                stage=STAGE,
-                output_tail=exc.output_tail,
-                hint=exc.hint or "is the first partition the image's / file system?",
-            ) from exc
+    inject_batch(
+        [InjectJob(disk.name, disk, files, partition)],
+        timeout=timeout,
+        log_path=log_path,
+        kvm_usable=kvm_usable,
+    )
 
 
 def make_config_drive(
@@ -171,26 +297,36 @@ def make_config_drive(
     return dest
 
 
-def inject_for_node(
-    node_name: str,
-    disk: Path,
-    files: Mapping[str, GuestContent],
+def inject_for_nodes(
+    jobs: Sequence[InjectJob],
     ctx: StageContext,
     *,
     what: str,
     timeout: float = 600.0,
     kvm_usable: bool = False,
-) -> StageResult:
-    """A distro driver's pre_boot: write ``files`` into the node's disk, log and report it.
+) -> dict[str, StageResult]:
+    """A distro driver's pre_boot for many nodes: their files in one launch, logged, reported.
 
-    Every bundled distro driver's pre_boot is this one step with its own file set;
-    ``what`` names the files for the step's message (``"vc-out.xml"``).
+    ``what`` names the files for each node's message (``"vc-out.xml"``).
     """
-    log = ctx.temp_dir / f"{node_name}.inject.log"
-    ctx.note(f"{node_name}: writing {', '.join(files)} into {disk.name}")
-    inject_files(disk, files, timeout=timeout, log_path=log, kvm_usable=kvm_usable)
-    return StageResult(
-        "done",
-        f"{what} written ({len(files)} file{'s' if len(files) != 1 else ''})",
-        products={"injected": ", ".join(f"{disk}:{p}" for p in files), "log": str(log)},
+    if not jobs:
+        return {}
+    log = ctx.temp_dir / "inject.log"
+    names = ", ".join(job.name for job in jobs)
+    ctx.note(f"writing {what} into {len(jobs)} disk(s) in one appliance: {names}")
+    launches = inject_batch(
+        jobs, timeout=timeout, log_path=log, kvm_usable=kvm_usable, progress=ctx.progress
     )
+    shared = f" (one appliance for {len(jobs)} nodes)" if len(jobs) > 1 and launches == 1 else ""
+    return {
+        job.name: StageResult(
+            "done",
+            f"{what} written ({len(job.files)} file{'s' if len(job.files) != 1 else ''}){shared}",
+            products={
+                "injected": ", ".join(f"{job.disk}:{p}" for p in job.files),
+                "log": str(log),
+                "appliance_launches": str(launches),
+            },
+        )
+        for job in jobs
+    }

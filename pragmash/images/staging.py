@@ -114,6 +114,7 @@ def content_digest(source: Path, cache_dir: Path, progress: Progress = _no_progr
     """sha256 of the file, remembered by (path, size, mtime): an unchanged file is read once."""
     st = source.stat()
     key = str(source.resolve())
+    cache_dir.mkdir(parents=True, exist_ok=True)
     entry = _load_index(cache_dir).get(key)
     if (
         isinstance(entry, dict)
@@ -327,6 +328,23 @@ def _sparse_copy(source: Path, dest: Path, progress: Progress) -> None:
 def _convert_copy(base: Path, base_format: str, dest: Path) -> None:
     """A full raw copy of a non-raw base (qcow2 …), by qemu-img convert."""
     _qemu_img_to(["convert", "-f", base_format, "-O", "raw", str(base)], base, dest, 3600.0)
+
+
+def standalone_qcow2(base: Path, dest: Path) -> Path:
+    """A full qcow2 copy of ``base`` at ``dest`` that depends on nothing (a fix works on it)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["convert", "-f", image_format(base), "-O", "qcow2", str(base)]
+    _qemu_img_to(argv, base, dest, 3600.0)
+    return dest
+
+
+def backing_of(disk: Path) -> Path | None:
+    """The file a qcow2 overlay is backed by, None for a standalone disk or an unreadable one."""
+    info = _qemu_img_json(disk)
+    if info is None:
+        return None
+    backing = info.get("full-backing-filename") or info.get("backing-filename")
+    return Path(backing) if isinstance(backing, str) else None
 
 
 def staged_path(dest_dir: Path, node_name: str, mode: Mode = "overlay") -> Path:

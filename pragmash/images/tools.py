@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,28 @@ from pragmash.errors import StepError
 from pragmash.images.textsafe import printable
 
 TAIL_LINES = 20
+
+# Tools that start a libguestfs appliance (a small VM: seconds under TCG each).
+APPLIANCE_TOOLS = frozenset({"guestfish", "virt-copy-in", "virt-customize", "virt-v2v"})
+
+_runs: Counter[str] = Counter()
+_runs_lock = threading.Lock()
+
+
+def tool_runs() -> Counter[str]:
+    """How many times each tool was started by this process (a copy).
+
+    The cost of a cluster is counted in appliance launches and conversions, not in
+    seconds that vary with the machine: benchmarks and tests read these counts.
+    """
+    with _runs_lock:
+        return Counter(_runs)
+
+
+def appliance_launches(runs: Counter[str]) -> int:
+    """How many of ``runs`` started a libguestfs appliance (virt-v2v included)."""
+    return sum(n for tool, n in runs.items() if tool in APPLIANCE_TOOLS)
+
 
 # Which Debian package provides a tool, so a missing one is a one-line fix for the user.
 DEBIAN_PACKAGES: dict[str, str] = {
@@ -138,6 +160,8 @@ def run_tool(
     tool = os.path.basename(argv[0])
     if shutil.which(argv[0]) is None:
         raise missing_tool_error(tool, stage)
+    with _runs_lock:
+        _runs[tool] += 1
     full_env = dict(os.environ)
     if env:
         full_env.update(env)

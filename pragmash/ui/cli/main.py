@@ -34,7 +34,7 @@ exit status:
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
 """
 
-COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl", "sync")
+COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl", "sync", "cache")
 
 MAIN_HELP = f"""\
 usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
@@ -45,6 +45,7 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
        pragmash sync [REPOSITORY]
+       pragmash cache list | cache prune [--dry-run]
        pragmash --help | --version
 
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
@@ -79,13 +80,17 @@ commands:
   list                 VCs with their state; `list repository`: what it offers
   status VCNAME        each node's engine state, CPUs, address; the run's steps
   shutdown VCNAME      stop the VC's domains gracefully
-  clean VCNAME         destroy the VC's domains, remove its images, release its leases
+  clean VCNAME         destroy the VC's domains, remove its own disks (overlays; the
+                       shared base images stay), release its leases
   repl RECIPE --vcname NAME
                        load the recipe and stop before its first statement: step,
                        break, retry, look at nodes, type statements (`help` inside)
   repl --attach VCNAME open the VC's last run at the step where it stopped
   sync [REPOSITORY]    fetch and verify every image of a repository (a folder or
                        URL; default the site's) into the image cache ahead of runs
+  cache list           the cached base images (fixed once per image, method and
+                       driver; decompressed .img.gz) and the VCs whose disks use them
+  cache prune          remove the cached bases no VC uses (--dry-run: only say which)
 
 {EXIT_CODES}"""
 

@@ -1,0 +1,85 @@
+"""The skeleton the bundled distro drivers share: nothing around the fix, files before boot.
+
+A PRAGMA distro driver mostly says *which files* a node needs in its disk before it
+boots (vc-out.xml, network configuration, a hostname); writing them is the same
+for every distro: all the nodes of a ``boot`` step in one libguestfs appliance
+launch. So a driver subclasses :class:`GuestFilesDriver` and writes
+:meth:`~GuestFilesDriver.guest_files`; pre_fix and post_fix say plainly that the
+distro needs nothing around the fix, and the fixed-image cache knows they change
+nothing (``fix_hooks = False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
+from pragmash.images.inject import GuestContent, InjectJob, inject_for_nodes
+from pragmash.images.marker import marker_files_for
+
+GUEST_VC_OUT = "/root/vc-out.xml"
+
+
+class GuestFilesDriver:
+    """A distro driver whose only disk work is putting files into each node before boot.
+
+    Subclasses set ``name`` (the ``<driver>`` of vc-in.xml), ``images`` (how the
+    messages name the distro's images) and ``what`` (how they name the files), and
+    define :meth:`guest_files`.
+    """
+
+    name = "guest_files"
+    images = "these images"
+    what = "vc-out.xml"
+    partition = "/dev/sda1"  # the / file system, as the disk alone would show it
+    fix_hooks = False  # pre_fix and post_fix leave the image as it is
+    #: The image's own signs of life: its guest agent where installed, else the login
+    #: prompt its getty prints on the serial console.
+    up_tests: tuple[UpTest, ...] = (UpTest("agent"), UpTest("console", LOGIN_PROMPT))
+
+    def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
+        self.kvm_usable = kvm_usable
+        self.timeout = timeout
+
+    def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
+        """Every file pre_boot puts into the node's disk, by guest path."""
+        return {GUEST_VC_OUT: vc_out}
+
+    def fix_identity(self) -> str:
+        """What pre_fix/post_fix do, for the fixed-image cache's key: nothing, in any version."""
+        return f"{self.name}: pre_fix and post_fix change nothing"
+
+    def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        return StageResult("skipped", f"{self.images} need no preparation before the fix")
+
+    def post_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        return StageResult("skipped", f"{self.images} need nothing restored after the fix")
+
+    def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
+        return self.pre_boot_many([(node, disk)], vc_out, ctx)[node.name]
+
+    def pre_boot_many(
+        self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
+    ) -> dict[str, StageResult]:
+        """Every node's files into its disk, in one appliance launch for all of them.
+
+        Where the VC's ``up`` tests include ``marker``, the PRAGMASH-UP boot unit goes in too.
+        """
+        jobs = [
+            InjectJob(
+                node.name,
+                disk,
+                {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
+                self.partition,
+            )
+            for node, disk in nodes
+        ]
+        marker = any(marker_files_for(node.up_tests) for node, _ in nodes)
+        return inject_for_nodes(
+            jobs,
+            ctx,
+            what=self.what + (" and the PRAGMASH-UP unit" if marker else ""),
+            timeout=self.timeout,
+            kvm_usable=self.kvm_usable,
+        )

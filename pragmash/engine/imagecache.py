@@ -1,0 +1,86 @@
+"""``pragmash cache list`` and ``cache prune``: the shared bases, who uses them, removing the rest.
+
+Fixed bases and decompressed images are shared by every VC made from the same
+image, so ``clean`` leaves them (it removes only the VC's own overlays). Pruning
+removes the ones nothing uses any more. "Uses" is read from the overlays
+themselves, not remembered elsewhere: a base is in use while any VC's disk in the
+site's temp folder (every VC the ledger holds keeps its disks there) is an overlay
+on it. A base a run is making or reading under its lock is left alone too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pragmash.images.basecache import CacheEntry, list_entries, remove_entry
+from pragmash.images.staging import backing_of
+from pragmash.vc.site import SiteConfig
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    """One cached base and the VCs whose disks sit on it."""
+
+    entry: CacheEntry
+    users: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "path": str(e.path),
+            "kind": e.kind,
+            "bytes": e.size,
+            "source": e.source,
+            "method": e.method,
+            "driver": e.driver,
+            "created": e.created,
+            "used_by": list(self.users),
+        }
+
+
+def _users(site: SiteConfig) -> dict[Path, set[str]]:
+    """Base path -> VCs with a disk on it, from every VC folder in the temp folder."""
+    users: dict[Path, set[str]] = {}
+    if not site.temp_dir.is_dir():
+        return users
+    for vc_dir in sorted(site.temp_dir.iterdir()):
+        disks = vc_dir / "disks"
+        if not disks.is_dir():
+            continue
+        for disk in sorted(disks.glob("*.qcow2")):
+            backing = backing_of(disk)
+            if backing is not None:
+                users.setdefault(backing.resolve(), set()).add(vc_dir.name)
+    return users
+
+
+def cached_images(site: SiteConfig) -> list[CachedImage]:
+    """Every base in the site's image cache with the VCs that use it."""
+    users = _users(site)
+    return [
+        CachedImage(entry, tuple(sorted(users.get(entry.path.resolve(), ()))))
+        for entry in list_entries(site.image_cache)
+    ]
+
+
+def prune_cache(
+    site: SiteConfig, *, dry_run: bool = False, note: Callable[[str], None] = lambda _t: None
+) -> tuple[list[CachedImage], list[CachedImage]]:
+    """Remove the bases no VC uses; returns (removed, kept). ``dry_run`` removes nothing."""
+    removed: list[CachedImage] = []
+    kept: list[CachedImage] = []
+    for image in cached_images(site):
+        if image.users:
+            kept.append(image)
+            note(f"kept {image.entry.path.name}: used by {', '.join(image.users)}")
+        elif dry_run or remove_entry(image.entry):
+            removed.append(image)
+            verb = "would remove" if dry_run else "removed"
+            note(f"{verb} {image.entry.path} ({image.entry.size / 2**20:.0f} MiB)")
+        else:
+            kept.append(image)
+            note(f"kept {image.entry.path.name}: a run is making or reading it right now")
+    return removed, kept

@@ -1,0 +1,75 @@
+"""``pragmash cache list`` and ``pragmash cache prune``: the site's shared base images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import TextIO
+
+from pragmash.engine import session
+from pragmash.engine.imagecache import CachedImage, cached_images, prune_cache
+from pragmash.errors import EXIT_OK, UserError
+
+
+def json_dump(data: object, out: TextIO) -> None:
+    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
+
+
+def _row(image: CachedImage) -> str:
+    e = image.entry
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.created))
+    what = f"{e.method} by {e.driver}" if e.kind == "fixed" else "decompressed"
+    users = ", ".join(image.users) or "unused"
+    return (
+        f"{e.path.name[:16]:16}  {e.kind:12}  {e.size / 2**20:8.0f} MiB  {when}  "
+        f"{what}  from {e.source}  used by: {users}"
+    )
+
+
+def cmd_cache(args: list[str], out: TextIO, err: TextIO) -> int:
+    """Show or prune the shared base images (fixed and decompressed) of the site's cache."""
+    p = _Parser(
+        prog="pragmash cache",
+        description="Show (list) or remove (prune) the site's cached base images. A base a "
+        "VC's disks still sit on is never pruned; `clean VCNAME` first to free it.",
+        allow_abbrev=False,
+    )
+    p.add_argument("action", choices=["list", "prune"])
+    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="prune: say what would go, remove nothing"
+    )
+    p.add_argument("--json", action="store_true")
+    ns = p.parse_args(args)
+    site = session.open_site(ns.site)
+    if ns.action == "list":
+        images = cached_images(site)
+        if ns.json:
+            json_dump([i.to_json() for i in images], out)
+            return EXIT_OK
+        if not images:
+            out.write(f"no cached images in {site.image_cache}\n")
+            return EXIT_OK
+        out.write(f"{site.image_cache}:\n")
+        for image in images:
+            out.write(_row(image) + "\n")
+        return EXIT_OK
+    notes: list[str] = []
+    removed, kept = prune_cache(site, dry_run=ns.dry_run, note=notes.append)
+    if ns.json:
+        json_dump(
+            {"removed": [i.to_json() for i in removed], "kept": [i.to_json() for i in kept]}, out
+        )
+        return EXIT_OK
+    for line in notes:
+        out.write(line + "\n")
+    freed = sum(i.entry.size for i in removed) / 2**20
+    verb = "would free" if ns.dry_run else "freed"
+    out.write(f"{len(removed)} removed, {len(kept)} kept; {verb} {freed:.0f} MiB\n")
+    return EXIT_OK

@@ -1,0 +1,152 @@
+"""The boot pipeline's shape: one pre_boot call per step for a batch driver, overlap past it.
+
+The engine and the distro driver are fakes that record calls (the real libguestfs
+launch count is checked in tests/test_vm_batch.py); what is tested is the order and
+grouping of the work.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.engine import bootstep
+from pragmash.errors import StepError
+
+
+def plan(name: str) -> NodePlan:
+    return NodePlan(
+        name=name,
+        role="compute",
+        index=0,
+        cpus=1,
+        template_xml="<domain/>",
+        macs=(),
+        networks=(),
+        disks=(f"/repo/{name}.img",),
+        domain_type="qemu",
+    )
+
+
+class FakeEngine:
+    name = "fake"
+    simulated = False
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.booted: list[str] = []
+        self.gate = gate
+        self.lock = threading.Lock()
+
+    def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
+        if self.gate is not None and node.name == "n0":
+            # n0 (first chunk) boots only once the second chunk's pre_boot has begun
+            assert self.gate.wait(10), "the next chunk was not prepared while n0 booted"
+        with self.lock:
+            self.booted.append(node.name)
+        return StageResult("done", f"{node.name} started")
+
+
+class BatchDistro:
+    name = "batch"
+
+    def __init__(self, gate: threading.Event | None = None, fail: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.gate = gate
+        self.fail = fail
+
+    def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        raise AssertionError("not called by boot")
+
+    post_fix = pre_fix
+
+    def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
+        raise AssertionError("a batch driver gets pre_boot_many")
+
+    def pre_boot_many(
+        self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
+    ) -> dict[str, StageResult]:
+        self.calls.append([n.name for n, _ in nodes])
+        if len(self.calls) == 2 and self.gate is not None:
+            self.gate.set()
+        if self.fail:
+            raise StepError("guestfish failed", stage="vc_driver/pre_boot")
+        return {n.name: StageResult("done", "vc-out.xml written") for n, _ in nodes}
+
+
+class OneByOneDistro:
+    """Like a site's script folder: pre_boot one node at a time, no pre_boot_many."""
+
+    name = "scripts"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
+        self.calls.append([node.name])
+        return StageResult("done", "script ran")
+
+
+def pipeline(
+    engine: FakeEngine, distro: object, tmp_path: Path, staged: list[str]
+) -> bootstep.BootPipeline:
+    nodes = {f"n{i}": plan(f"n{i}") for i in range(5)}
+    notes: list[str] = []
+
+    def stage(node: NodePlan) -> Path:
+        staged.append(node.name)
+        return tmp_path / f"{node.name}.qcow2"
+
+    def call_stage(stage_name: str, call: object, *args: object) -> StageResult:
+        assert callable(call)
+        result = call(*args)
+        assert isinstance(result, StageResult)
+        return result
+
+    return bootstep.BootPipeline(
+        engine=engine,  # type: ignore[arg-type]
+        distro=distro,  # type: ignore[arg-type]
+        vc_out=tmp_path / "vc-out.xml",
+        ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml", note=notes.append),
+        call_stage=call_stage,
+        stage=stage,
+        plan=lambda name: nodes[name],
+        workers=3,
+    )
+
+
+def test_a_batch_driver_gets_every_node_of_the_step_in_one_call(tmp_path: Path) -> None:
+    engine, distro, staged = FakeEngine(), BatchDistro(), []  # type: ignore[var-annotated]
+    results = pipeline(engine, distro, tmp_path, staged).run([plan(f"n{i}") for i in range(5)])
+    assert distro.calls == [["n0", "n1", "n2", "n3", "n4"]]
+    assert sorted(staged) == sorted(engine.booted) == [f"n{i}" for i in range(5)]
+    assert staged[0] == "n0"  # the first node is staged alone, warming the shared caches
+    assert results["n3"] == "n3 started"
+
+
+def test_past_max_drives_the_next_chunk_is_prepared_while_the_first_boots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bootstep, "MAX_DRIVES", 2)
+    gate = threading.Event()
+    engine, distro, staged = FakeEngine(gate), BatchDistro(gate), []  # type: ignore[var-annotated]
+    pipeline(engine, distro, tmp_path, staged).run([plan(f"n{i}") for i in range(5)])
+    assert distro.calls == [["n0", "n1"], ["n2", "n3"], ["n4"]]
+    assert sorted(engine.booted) == [f"n{i}" for i in range(5)]
+
+
+def test_a_failed_batch_boots_nothing_of_it(tmp_path: Path) -> None:
+    engine, distro, staged = FakeEngine(), BatchDistro(fail=True), []  # type: ignore[var-annotated]
+    with pytest.raises(StepError, match="guestfish failed"):
+        pipeline(engine, distro, tmp_path, staged).run([plan(f"n{i}") for i in range(3)])
+    assert engine.booted == []
+
+
+def test_a_script_driver_runs_pre_boot_per_node(tmp_path: Path) -> None:
+    engine, distro, staged = FakeEngine(), OneByOneDistro(), []  # type: ignore[var-annotated]
+    pipeline(engine, distro, tmp_path, staged).run([plan(f"n{i}") for i in range(4)])
+    assert sorted(c[0] for c in distro.calls) == ["n0", "n1", "n2", "n3"]
+    assert sorted(engine.booted) == ["n0", "n1", "n2", "n3"]
