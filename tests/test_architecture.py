@@ -230,6 +230,19 @@ def test_one_xml_parser_factory() -> None:
     assert makers == []
 
 
+def test_one_argparse_class() -> None:
+    """Usage mistakes end alike everywhere: every parser is pragmash.ui.arguments'."""
+    subclasses = [
+        (module, node.name)
+        for module, path in GRAPH.files.items()
+        if module != "pragmash.ui.arguments"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base).endswith("ArgumentParser") for base in node.bases)
+    ]
+    assert subclasses == []
+
+
 def test_a_cycle_and_an_upward_import_are_caught(tmp_path: Path) -> None:
     """The checks fail where they should: a function-local import closing a cycle, import_module."""
     for folder in ("pragmash/engine", "pragmash/language", "drivers"):
