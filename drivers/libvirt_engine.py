@@ -386,7 +386,7 @@ class LibvirtEngine:
             if state in ("shut off", "absent"):
                 return True
             elapsed = time.monotonic() - start
-            if elapsed >= timeout:
+            if elapsed >= timeout or ctx.cancelled():
                 return False
             ctx.progress(elapsed, timeout, f"waiting for {name} to stop")
             time.sleep(min(POLL_SECONDS, max(timeout - elapsed, 0.0)))

@@ -18,6 +18,7 @@ meaning is :mod:`~pragmash.engine.readiness`'s),
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class Runtime:
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     domain_type: str = "qemu"
+    #: Set while a Ctrl-C is on its way out of a step; stages read it as ctx.cancelled().
+    interrupted: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.variables.setdefault("vcname", self.vcname)
@@ -93,7 +96,13 @@ class Runtime:
 
     def context(self, reporter: StepReporter) -> StageContext:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        return stage_context(self.site, self.vcname, note=reporter.note, progress=reporter.progress)
+        return stage_context(
+            self.site,
+            self.vcname,
+            note=reporter.note,
+            progress=reporter.progress,
+            cancelled=self.interrupted.is_set,
+        )
 
     # -- values -----------------------------------------------------------------------
 
@@ -163,8 +172,13 @@ class Runtime:
     # -- the statements ---------------------------------------------------------------
 
     def execute(self, stmt: ast.Statement, reporter: StepReporter) -> StepOutcome:
+        self.interrupted.clear()  # a step run again (retry, resume) starts uncancelled
         handler = getattr(self, f"_do_{type(stmt).__name__.lower()}")
-        result: StepOutcome = handler(stmt, reporter)
+        try:
+            result: StepOutcome = handler(stmt, reporter)
+        except KeyboardInterrupt:
+            self.interrupted.set()
+            raise
         return result
 
     def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
@@ -297,6 +311,7 @@ class Runtime:
             plan=lambda name: self.nodes[name],
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
+            interrupted=self.interrupted.set,
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
