@@ -31,7 +31,7 @@ from pragmash.driver_api import (
 )
 from pragmash.errors import StepError
 from pragmash.images.domain import render_domain, with_uuid
-from pragmash.images.textsafe import printable
+from pragmash.textsafe import printable
 from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser

@@ -292,7 +292,7 @@ class EngineDriver(Protocol):
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
         """The last lines the guest wrote to its serial console, where known.
 
-        Control characters come escaped (``pragmash.images.textsafe.printable``): a guest must not
+        Control characters come escaped (``pragmash.textsafe.printable``): a guest must not
         drive the terminal that shows them.
         """
         ...

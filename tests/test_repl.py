@@ -143,6 +143,10 @@ def test_break_step_fail_fix_retry_continue(
 
     node = d.type("show node calit2-compute-1")
     assert "paused" in node and "<name>calit2-compute-1</name>" in node
+    assert (
+        "up when: the QEMU guest agent answers, or a login prompt on the serial console "
+        "(chosen by the distro driver rocks6_client)" in node
+    )
     assert interp.pc == 4 and str(interp.status) == "failed"
 
     # remove the cause with recipe statements typed at the prompt: same run, same leases

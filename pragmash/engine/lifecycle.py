@@ -16,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pragmash.driver_api import EngineDriver
+from pragmash.engine import private_network
 from pragmash.engine.nodes import stage_context, vc_temp_dir
+from pragmash.engine.private_network import PrivateNetworkStatus
 from pragmash.engine.registry import load_engine
-from pragmash.errors import BusyError, UserError
+from pragmash.errors import BusyError, PragmashError, UserError
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
 from pragmash.store.journal import (
@@ -35,6 +38,7 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
 
 #: Run outcomes that leave something behind for ``clean`` to mark ``cleaned``.
@@ -54,9 +58,13 @@ class VcSummary:
     fqdn: str | None
     last_run: int | None
     last_outcome: str | None
+    private_network: PrivateNetworkStatus | None = None  # while allocated
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        net = self.private_network
+        data["private_network"] = net.to_json() if net is not None else None
+        return data
 
 
 def list_vcs(site: SiteConfig) -> list[VcSummary]:
@@ -64,7 +72,9 @@ def list_vcs(site: SiteConfig) -> list[VcSummary]:
     ledger = Ledger(site)
     runs = all_last_runs(ledger)
     rows: list[VcSummary] = []
-    for name in sorted(set(runs) | set(alloc_mod.allocated_vcs(ledger))):
+    names = sorted(set(runs) | set(alloc_mod.allocated_vcs(ledger)))
+    engine, why = _engine_or_why(site) if alloc_mod.allocated_vcs(ledger) else (None, "")
+    for name in names:
         held = alloc_mod.current_allocation(ledger, name)
         run = runs.get(name)
         rows.append(
@@ -75,9 +85,22 @@ def list_vcs(site: SiteConfig) -> list[VcSummary]:
                 fqdn=held.public.fqdn if held else None,
                 last_run=run.id if run else None,
                 last_outcome=run_outcome(run, lock_holder(ledger, name)) if run else None,
+                private_network=private_network.network_status(engine, site, name, held.vlan, why)
+                if held
+                else None,
             )
         )
     return rows
+
+
+def _engine_or_why(site: SiteConfig) -> tuple[EngineDriver | None, str]:
+    """The site's engine, connected; or None and why not (a listing goes on without it)."""
+    engine = load_engine(site)
+    try:
+        engine.check()
+    except PragmashError as err:
+        return None, f"engine unreachable: {err.message}"
+    return engine, ""
 
 
 # -- status -----------------------------------------------------------------------------
@@ -112,6 +135,7 @@ class VcStatus:
     run: RunRecord | None
     run_outcome: str | None  # the run's outcome as it really is (see journal.run_outcome)
     steps: list[StepRecord]
+    private_network: PrivateNetworkStatus | None = None  # while allocated
 
     def to_json(self) -> dict[str, Any]:
         held, run = self.allocation, self.run
@@ -120,6 +144,7 @@ class VcStatus:
             "allocated": held is not None,
             "public_fqdn": held.public.fqdn if held else None,
             "vlan": held.vlan if held else None,
+            "private_network": self.private_network.to_json() if self.private_network else None,
             "nodes": [n.to_json() for n in self.nodes],
             "lock": self.lock,
             "run": {
@@ -183,6 +208,11 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
         run=run,
         run_outcome=run_outcome(run, holder) if run else None,
         steps=steps_of(ledger, run.id) if run else [],
+        private_network=private_network.network_status(
+            engine if engine_ok else None, site, vcname, held.vlan
+        )
+        if held
+        else None,
     )
 
 
@@ -274,6 +304,8 @@ def clean_vc(
             if state != "absent":
                 engine.destroy(name)
                 note(f"destroyed {name} (was {state})")
+        if private_network.remove(engine, vcname):  # found by name: even once released
+            note(f"removed network {network_name(vcname)}")
         temp = vc_temp_dir(site, vcname)
         if temp.exists():
             shutil.rmtree(temp)

@@ -31,19 +31,22 @@ from pragmash.driver_api import (
     DistroDriver,
     EngineDriver,
     NodePlan,
+    PrivateNetworkPlan,
     StageContext,
     StageResult,
     UpTest,
     up_tests_of,
 )
+from pragmash.engine import private_network
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
 from pragmash.engine.readiness import Goal
+from pragmash.engine.stagecall import call_distro_stage, call_stage
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
-from pragmash.errors import PragmashError, RecipeError, StepError, UserError
+from pragmash.errors import RecipeError, StepError, UserError
 from pragmash.images.staging import stage_image
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
@@ -165,9 +168,25 @@ class Runtime:
             domain_type=self.domain_type,
             simulated=self.engine.simulated,
             previous=self.nodes,
+            private_network=self.private_network_plan(allocation.vlan).attach,
             up_tests=self.up_tests,
         )
         self.variables["num_nodes"] = str(len(self.nodes))
+
+    def private_network_plan(self, vlan: int) -> PrivateNetworkPlan:
+        return private_network.plan_for(self.site, self.vcname, vlan)
+
+    def ensure_private_network(self) -> StageResult | None:
+        """Make the VC's private network exist and run (idempotent; None: engine makes none).
+
+        Called by ``allocate``, by every ``boot`` (a network removed behind the run's back
+        is made again before a domain needs it) and on resume and attach.
+        """
+        if self.allocation is None:
+            return None
+        plan = self.private_network_plan(self.allocation.vlan)
+        private_network.check(self.engine, plan)
+        return private_network.ensure(self.engine, plan)
 
     # -- the statements ---------------------------------------------------------------
 
@@ -214,8 +233,29 @@ class Runtime:
         return self.allocate(cpus, reporter)
 
     def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
-        allocation = alloc_mod.allocate(self.ledger, self.site, self.vcname, self.vcin, cpus)
+        """Take the VC's leases and make its private network; a fresh allocation whose
+        network cannot be made is released again, so a failure takes nothing."""
+        fresh = alloc_mod.current_allocation(self.ledger, self.vcname) is None
+        allocation = alloc_mod.allocate(
+            self.ledger,
+            self.site,
+            self.vcname,
+            self.vcin,
+            cpus,
+            check_vlan=lambda vlan: private_network.check(
+                self.engine, self.private_network_plan(vlan)
+            ),
+        )
         self.adopt(allocation)
+        try:
+            made = self.ensure_private_network()
+        except BaseException:
+            if fresh:
+                alloc_mod.release(self.ledger, self.vcname)
+                self.allocation = None
+                self.nodes = {}
+            raise
+        plan = self.private_network_plan(allocation.vlan)
         vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         write_vc_out(vc_out, self.vc_out_path)
@@ -226,6 +266,8 @@ class Runtime:
             f"{len(computes)} compute{'s' if len(computes) != 1 else ''} "
             f"({sum(c.cpus for c in computes)} CPUs)"
         )
+        if made is not None:
+            msg += f"; {made.message}"
         return StepOutcome(
             "done",
             msg,
@@ -235,6 +277,7 @@ class Runtime:
                 "vlan": str(allocation.vlan),
                 "nodes": " ".join([fe.name, *(c.name for c in computes)]),
                 "vc_out": str(self.vc_out_path),
+                "private_network": plan.attach,
             },
         )
 
@@ -301,6 +344,10 @@ class Runtime:
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
         ctx = self.context(reporter)
+        made = self.ensure_private_network()
+        if private_network.made_anew(made):
+            assert made is not None
+            reporter.note(f"private network was missing: {made.message}")
         pipeline = BootPipeline(
             engine=self.engine,
             distro=self.distro,
@@ -390,25 +437,9 @@ class Runtime:
                 SIMULATED.format(uri=self.site.uri, what=f"run vc_driver/{stmt.command} on"),
             )
         for node in nodes:
-            disk = self.stage(node, ctx)
-            if op == "pre_fix":
-                self._stage_call(
-                    "vc_driver/pre_fix", reporter, self.distro.pre_fix, node, disk, ctx
-                )
-            elif op == "post_fix":
-                self._stage_call(
-                    "vc_driver/post_fix", reporter, self.distro.post_fix, node, disk, ctx
-                )
-            else:
-                self._stage_call(
-                    "vc_driver/pre_boot",
-                    reporter,
-                    self.distro.pre_boot,
-                    node,
-                    disk,
-                    self.vc_out_path,
-                    ctx,
-                )
+            call_distro_stage(
+                op, self.distro, node, self.stage(node, ctx), self.vc_out_path, ctx, reporter
+            )
         return StepOutcome(
             "done", f"vc_driver/{stmt.command} on {', '.join(n.name for n in nodes)}"
         )
@@ -446,13 +477,4 @@ class Runtime:
     def _stage_call(
         self, stage: str, reporter: StepReporter, call: Callable[..., StageResult], *args: Any
     ) -> StageResult:
-        """Run one driver stage; an OSError becomes a StepError naming the stage."""
-        try:
-            result = call(*args)
-        except (PragmashError, KeyboardInterrupt):
-            raise
-        except OSError as err:
-            raise StepError(f"{stage}: {err}", stage=stage) from err
-        if result.outcome == "skipped" and result.message:
-            reporter.note(f"{stage}: skipped: {result.message}")
-        return result
+        return call_stage(stage, reporter, call, *args)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter, StepReporter
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
@@ -36,6 +37,7 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.notes import first_time
 from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
@@ -108,6 +110,11 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
         name = name.strip()
         if not name.replace("_", "a").isalnum() or name[0].isdigit():
             raise UserError(f"--set {item!r}: {name!r} is not a variable name")
+        if any((ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 for c in value):
+            raise UserError(
+                f"--set {name}: the value holds a control character ({value!r}); "
+                "values are plain text"
+            )
         if name in ("vcname", "temp_dir", "vc_out", "num_nodes"):
             raise UserError(f"--set {item!r}: ${name} is set by pragmash and cannot be overridden")
         out[name] = value
@@ -251,11 +258,16 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
 
 @dataclass
 class Run:
-    """A started run: the interpreter plus its journal and lock."""
+    """A started run: the interpreter plus its journal and lock.
+
+    ``notes`` are what opening it did that a front end should say (a private network
+    that was missing and was made again on resume).
+    """
 
     prepared: Prepared
     interpreter: Interpreter
     journal: Journal
+    notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
         self.journal.end(outcome, message)
@@ -275,6 +287,7 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
     runtime = prep.runtime
     runtime.engine.check()
+    private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
     runtime.domain_type = _domain_type(prep)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
@@ -353,11 +366,29 @@ def resume(
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
     journal.reopen(recipe_sources(prep.program))
-    _replay(prep, start_at)
+    try:
+        _replay(prep, start_at)
+        made = runtime.ensure_private_network()
+    except BaseException:
+        with contextlib.suppress(LedgerError):
+            release_lock(prep.ledger, vcname)
+        raise
     interp = Interpreter(
         prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
     )
-    return Run(prep, interp, journal)
+    notes = []
+    if private_network.made_anew(made):
+        assert made is not None
+        notes.append(f"{vcname}'s private network was missing: {made.message}")
+    return Run(prep, interp, journal, notes)
+
+
+def site_notes(prep: Prepared) -> list[str]:
+    """What the site should be told once (remembered in its ledger), for the front end."""
+    note = private_network.default_mode_note(prep.site)
+    if note is not None and first_time(prep.ledger, "private-network-default"):
+        return [note]
+    return []
 
 
 def _replay(prep: Prepared, upto: int) -> None:

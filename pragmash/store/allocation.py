@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -86,12 +87,22 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
     return [per_node] * full + ([remainder] if remainder else [])
 
 
-def allocate(ledger: Ledger, site: SiteConfig, vcname: str, vcin: VcIn, cpus: int) -> Allocation:
+def allocate(
+    ledger: Ledger,
+    site: SiteConfig,
+    vcname: str,
+    vcin: VcIn,
+    cpus: int,
+    *,
+    check_vlan: Callable[[int], None] | None = None,
+) -> Allocation:
     """Take a public address, a VLAN, MACs, private addresses and CPUs for ``vcname``.
 
     Idempotent for resume: a VC that already holds an allocation of the same ``cpus``
     gets it back unchanged. All or nothing: any shortage raises AllocationError and
-    the ledger is left as it was.
+    the ledger is left as it was. ``check_vlan`` is called with the VLAN chosen, inside
+    the transaction: whatever it raises (the VLAN's bridge clashes on the engine host)
+    takes nothing either.
     """
     validate_name("VC", vcname)
     plan = plan_compute_cpus(site, vcin, cpus)
@@ -106,6 +117,8 @@ def allocate(ledger: Ledger, site: SiteConfig, vcname: str, vcin: VcIn, cpus: in
             )
         private_ips = _private_ips(vcin, len(plan))
         public, vlan = _take_public_and_vlan(conn, site, vcin, plan)
+        if check_vlan is not None:
+            check_vlan(vlan)
         macs = _take_macs(conn, site, 2 + len(plan))
         nodes = [
             NodeLease(
@@ -335,6 +348,16 @@ def _load(conn: sqlite3.Connection, vcname: str) -> Allocation | None:
         cpus=int(vc["cpus"]),
         nodes=nodes,
     )
+
+
+def next_free_vlan(ledger: Ledger, site: SiteConfig) -> int | None:
+    """The VLAN the next allocation would take, as things stand (None: none is free).
+
+    For checks made before allocating; the allocation itself decides in its transaction.
+    """
+    with ledger.snapshot() as conn:
+        held = {int(r[0]) for r in conn.execute("SELECT value FROM leases WHERE kind = 'vlan'")}
+    return next((v for v in range(site.vlan_first, site.vlan_last + 1) if v not in held), None)
 
 
 def current_allocation(ledger: Ledger, vcname: str) -> Allocation | None:

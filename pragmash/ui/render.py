@@ -7,14 +7,16 @@ redraws in place, elsewhere as an occasional plain line, never silence.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 from pragmash.errors import PragmashError, RecipeError, StepError
+from pragmash.textsafe import printable, printable_text
 
 
 def json_dump(data: object, out: TextIO) -> None:
@@ -30,6 +32,46 @@ def location(file: str, line: int, col: int) -> str:
     except ValueError:
         shown = file
     return f"{shown}:{line}:{col}"
+
+
+class PrintableStream(io.TextIOBase):
+    """A text stream that shows control characters escaped instead of obeyed.
+
+    The front ends print through it, so no text a user or a guest supplied (a recipe
+    word, a --set value, a path from the site config, a journaled message) can
+    retitle or reprogram the terminal, wherever it is shown. The front ends' own
+    terminal control (the live status line) goes to :func:`unescaped`.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.unescaped = stream
+
+    def write(self, text: str) -> int:
+        self.unescaped.write(printable_text(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.unescaped.flush()
+
+    def isatty(self) -> bool:
+        return self.unescaped.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+
+def printable_stream(stream: TextIO) -> TextIO:
+    """``stream`` wrapped in a :class:`PrintableStream` (once)."""
+    if isinstance(stream, PrintableStream):
+        return stream
+    return cast(TextIO, PrintableStream(stream))
+
+
+def unescaped(stream: TextIO) -> TextIO:
+    """The stream under a PrintableStream, for the front end's own control sequences."""
+    inner = getattr(stream, "unescaped", stream)
+    return cast(TextIO, inner)
 
 
 class StepPrinter:
@@ -81,8 +123,9 @@ class StepPrinter:
         else:
             text = f"  ... {event.label}"
         if self.live:
-            self.err.write("\r\x1b[2K" + text[:120])
-            self.err.flush()
+            raw = unescaped(self.err)
+            raw.write("\r\x1b[2K" + printable(text)[:120])
+            raw.flush()
             self._status_shown = True
         elif time.monotonic() - self._last_plain > 10:
             self._last_plain = time.monotonic()
@@ -91,8 +134,9 @@ class StepPrinter:
 
     def _clear_status(self) -> None:
         if self._status_shown:
-            self.err.write("\r\x1b[2K")
-            self.err.flush()
+            raw = unescaped(self.err)
+            raw.write("\r\x1b[2K")
+            raw.flush()
             self._status_shown = False
 
 

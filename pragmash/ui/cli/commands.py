@@ -111,6 +111,8 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         site=ns.site,
         accept_changes=ns.accept_changes,
     )
+    for note in session.site_notes(run.prepared) + run.notes:
+        err.write(f"{note}\n")
     cur = run.interpreter.current
     if cur is not None:
         span = cur.statement.span
@@ -178,6 +180,15 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
     )
     if status.lock:
         out.write(f"  in use by {status.lock}\n")
+    net = status.private_network
+    if net is not None:
+        again = (
+            f"`pragmash resume {vcname}` or `pragmash repl --attach {vcname}`"
+            if status.run_outcome in ("failed", "interrupted") or run is None
+            else f"`pragmash {run.recipe} --vcname {vcname}` (same allocation)"
+        )
+        flag = f"   <- missing: {again} makes it again" if net.missing else ""
+        out.write(f"  private network {net.plan.describe()}: {net.state}{flag}\n")
     if status.nodes:
         out.write(f"  {'NODE':<22} {'ENGINE':<14} {'CPUS':>4}  {'IP':<16} MAC\n")
         for n in status.nodes:

@@ -20,7 +20,7 @@ from pragmash.errors import (
     PragmashError,
 )
 from pragmash.ui.cli import commands, run
-from pragmash.ui.render import render_error
+from pragmash.ui.render import printable_stream, render_error
 
 EXIT_CODES = f"""\
 exit status:
@@ -100,8 +100,9 @@ def main(
 ) -> int:
     """Entry point; returns the exit status (see EXIT_CODES)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # every line goes out with control characters escaped (see PrintableStream)
+    out = printable_stream(out or sys.stdout)
+    err = printable_stream(err or sys.stderr)
     try:
         return _dispatch(args, out, err)
     except PragmashError as error:

@@ -57,6 +57,8 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
         )
     if ns.dry_run:
         return print_plan(prep, out)
+    for note in session.site_notes(prep):
+        err.write(f"{note}\n")
     if ns.breaks or ns.step or ns.debug_on_failure:
         return debug_run(
             session.start(prep),

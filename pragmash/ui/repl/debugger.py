@@ -40,8 +40,9 @@ from pragmash.language.parser import parse_statement
 from pragmash.language.program import FlatStep, flatten
 from pragmash.language.sources import remember
 from pragmash.store import allocation as alloc_mod
+from pragmash.textsafe import printable, printable_text
 from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
-from pragmash.ui.render import StepPrinter, location, render_error
+from pragmash.ui.render import StepPrinter, location, render_error, unescaped
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.session import build_session
 from pragmash.vc.names import validate_name
@@ -74,9 +75,9 @@ class Repl:
     # -- output -----------------------------------------------------------------------
 
     def message(self, text: str) -> None:
-        """Every line the REPL shows goes through here (or :meth:`error`)."""
+        """Every line the REPL shows goes through here (or :meth:`error`), escaped."""
         self._clear_status()
-        self.out.write(text + "\n")
+        self.out.write(printable_text(text) + "\n")
         self.out.flush()
 
     def error(self, text: str) -> None:
@@ -110,8 +111,9 @@ class Repl:
         else:
             text = f"  ... {event.label}"
         if self.out.isatty():
-            self.out.write("\r\x1b[2K" + text[:120])
-            self.out.flush()
+            raw = unescaped(self.out)
+            raw.write("\r\x1b[2K" + printable(text)[:120])
+            raw.flush()
             self._status_shown = True
         elif time.monotonic() - self._last_progress > 5:
             self._last_progress = time.monotonic()
@@ -119,7 +121,7 @@ class Repl:
 
     def _clear_status(self) -> None:
         if self._status_shown:
-            self.out.write("\r\x1b[2K")
+            unescaped(self.out).write("\r\x1b[2K")
             self._status_shown = False
 
     # -- the loop ---------------------------------------------------------------------
@@ -676,6 +678,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             accept_changes=ns.accept_changes,
         )
         restore_from_journal(run)
+        for note in session_mod.site_notes(run.prepared) + run.notes:
+            err.write(f"{note}\n")
         return run
     if not ns.recipe or not ns.vcname:
         raise UserError(
@@ -692,6 +696,8 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
             f"site ({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
+    for note in session_mod.site_notes(prep):
+        err.write(f"{note}\n")
     return session_mod.start(prep)
 
 
