@@ -61,7 +61,7 @@ class UpTest:
             return f"a console line matching /{self.pattern}/"
         if self.kind == "port":
             return f"TCP port {self.port} answers"
-        return f"the {UP_MARKER} line on the serial console (installed by pre_boot)"
+        return f"the {UP_MARKER} line on the serial console"
 
 
 UP_KINDS: tuple[UpKind, ...] = ("agent", "console", "port", "marker")

@@ -20,7 +20,7 @@ from pragmash.engine.interpreter import Interpreter, StepReporter
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import LedgerError, RecipeError, UserError
+from pragmash.errors import ConfigError, LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
@@ -39,6 +39,7 @@ from pragmash.store.journal import (
 from pragmash.store.ledger import Ledger
 from pragmash.store.notes import first_time
 from pragmash.vc.http_repository import open_repository
+from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
@@ -121,6 +122,42 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def require_recipe_file(recipe: str) -> None:
+    """Refuse a recipe path that names no file, saying what it names instead."""
+    path = Path(recipe)
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise UserError(f"{recipe}: is a folder, not a recipe file (e.g. {recipe}/rocks6.prg)")
+    if path.exists():
+        raise UserError(f"{recipe}: is not a regular file; a recipe is a text file")
+    raise UserError(f"{recipe}: no such recipe file")
+
+
+def check_work_folders(site: SiteConfig, vcname: str) -> None:
+    """The run's temp folder and the image cache can be made and written, or a ConfigError.
+
+    Checked before anything is locked or allocated: a file where the folder should be,
+    or a read-only file system, would otherwise fail the first step that writes there,
+    after ``allocate`` took leases.
+    """
+    for folder, key in ((site.temp_dir / vcname, "temp"), (site.image_cache, "image_cache")):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            problem = f"{existing} is not a folder (a file is in the way)"
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problem = f"{existing} is not writable"
+        else:
+            continue
+        raise ConfigError(
+            f"the {key.replace('_', ' ')} folder {folder} cannot be used: {problem}",
+            file=site.source,
+            key=f"[paths] {key}",
+        )
+
+
 def open_site(path: str | None) -> SiteConfig:
     """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
@@ -156,6 +193,7 @@ def prepare(
     """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
+    check_work_folders(site, vcname)
     repo = open_repository(options.base_path or site.repository, site.image_cache)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
@@ -181,6 +219,11 @@ def prepare(
     if options.num_compute is not None:
         if options.num_compute < 0:
             raise UserError("--num_compute: expected 0 or more")
+        if options.num_compute > MAX_SITE_CPUS:
+            raise UserError(
+                f"--num_compute {options.num_compute}: expected at most {MAX_SITE_CPUS} "
+                f"(no site has more CPUs); {alloc_mod.capacity_words(site)}"
+            )
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")
@@ -401,73 +444,3 @@ def _replay(prep: Prepared, upto: int) -> None:
     held = alloc_mod.current_allocation(prep.ledger, runtime.vcname)
     if held is not None:
         runtime.adopt(held)
-
-
-def reload_vc_in(prep: Prepared) -> list[str]:
-    """Read the VC's vc-in.xml again, so a template fixed on disk is used by the next boot.
-
-    Made for the REPL's ``reload``: the administrator edits the repository while the run
-    waits, instead of quitting and attaching again. The leases, staged disks and journal
-    stay; only what the leases do not fix may change. A change the allocation cannot
-    follow (another driver, another number of interfaces) is refused and nothing is
-    changed. Returns one line per template that changed.
-    """
-    old = prep.vcin
-    repo = prep.repository
-    if repo is None:
-        new = load_vc_in(old.path)
-        where = str(old.path)
-    else:
-        # read from where it came from (the server, for a web repository), and its images
-        # made ready again, so disks compare like with like
-        path = repo.vc_in_path(prep.runtime.vcname)
-        where = repo.shown(path)
-        new, prep.images = provide_images(
-            repo, load_vc_in(path, shown=where), prep.site.image_cache
-        )
-    if new.driver != old.driver:
-        raise UserError(
-            f"{where}: /vc/driver changed from {old.driver!r} to {new.driver!r}; the run keeps "
-            "its driver",
-            hint="quit, then `pragmash repl --attach` (or resume) to load the new driver",
-        )
-    pairs = [("frontend", old.frontend, new.frontend), ("compute", old.compute, new.compute)]
-    changed: list[str] = []
-    for role, before, after in pairs:
-        if (before is None) != (after is None):
-            raise UserError(
-                f"{where}: the <{role}> template was added or removed; nothing reloaded"
-            )
-        if before is None or after is None:
-            continue
-        if len(after.interfaces) != len(before.interfaces):
-            raise UserError(
-                f"{where}: the {role} template now has {len(after.interfaces)} interface(s), "
-                f"the allocation gave it {len(before.interfaces)} MAC(s); nothing reloaded",
-                hint=f"`pragmash clean {prep.runtime.vcname}` and run again to allocate for it",
-            )
-        if after.domain_xml != before.domain_xml:
-            changed.append(f"the {role} template changed")
-        if after.disk_paths != before.disk_paths:
-            changed.append(
-                f"the {role} disks changed: used by nodes not staged yet; staged disks are kept"
-            )
-    runtime = prep.runtime
-    # nodes still on their template's disks (not staged yet) follow the new template
-    unstaged = {
-        n.name: n.role
-        for n in runtime.nodes.values()
-        if (tmpl := old.frontend if n.role == "frontend" else old.compute) is not None
-        and n.disks == tuple(str(p) for p in tmpl.disk_paths)
-    }
-    prep.vcin = new
-    runtime.vcin = new
-    if runtime.allocation is not None:
-        runtime.adopt(runtime.allocation)
-    for name, role in unstaged.items():
-        tmpl = new.frontend if role == "frontend" else new.compute
-        assert tmpl is not None
-        runtime.nodes[name] = replace(
-            runtime.nodes[name], disks=tuple(str(p) for p in tmpl.disk_paths)
-        )
-    return changed

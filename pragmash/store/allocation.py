@@ -18,6 +18,7 @@ from typing import Literal
 
 from pragmash.errors import AllocationError
 from pragmash.store.ledger import Ledger
+from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.site import PublicAddress, SiteConfig
 from pragmash.vc.vcin import VcIn
@@ -76,6 +77,12 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
         raise AllocationError(f"cannot allocate {cpus} compute CPUs: expected 0 or more")
     if cpus == 0:
         return []
+    if cpus > MAX_SITE_CPUS:
+        # refused before any list is made: such a count would not even fit in memory
+        raise AllocationError(
+            f"cannot allocate {cpus} compute CPUs: no site has more than {MAX_SITE_CPUS}; "
+            + capacity_words(site)
+        )
     if vcin.compute is None:
         raise AllocationError(
             f"asked for {cpus} compute CPUs, but {vcin.path} has no <compute> node template"
@@ -85,6 +92,19 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
         per_node = max(per_node, site.max_cpus_per_node)
     full, remainder = divmod(cpus, per_node)
     return [per_node] * full + ([remainder] if remainder else [])
+
+
+def site_cpus(site: SiteConfig) -> int:
+    """CPUs the site hands out to VCs in all (what its config keeps for the host aside)."""
+    return site.cpu_capacity - site.cpu_reserve
+
+
+def capacity_words(site: SiteConfig) -> str:
+    """The site's CPU capacity as a sentence naming the settings it comes from."""
+    return (
+        f"the site has {site_cpus(site)} CPUs to hand out in all "
+        f"({site.source}: [resources] cpus {site.cpu_capacity} - reserve {site.cpu_reserve})"
+    )
 
 
 def allocate(

@@ -58,8 +58,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     )
     add_run_options(p)
     ns = p.parse_args(args)
-    if not Path(ns.recipe).is_file():
-        raise UserError(f"{ns.recipe}: no such recipe file")
+    session.require_recipe_file(ns.recipe)
     site = session.open_site(ns.site)
     vcname = ns.vcname
     if vcname is None:

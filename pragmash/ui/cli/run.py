@@ -7,7 +7,6 @@ and of the dry-run plan printer. The run itself is :mod:`pragmash.engine.session
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from pragmash.engine import session
@@ -45,8 +44,7 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
     """Parse the run command's arguments and run the recipe."""
     ns = _run_parser().parse_args(list(args))
     options = run_options(ns)
-    if not Path(options.recipe).is_file():
-        raise UserError(f"{options.recipe}: no such recipe file")
+    session.require_recipe_file(options.recipe)
     printer = StepPrinter(out, err)
     # images are fetched and checked here, before the run starts (not for a dry run)
     prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)

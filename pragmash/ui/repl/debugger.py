@@ -26,6 +26,7 @@ from pragmash.driver_api import describe_up_tests
 from pragmash.engine import session as session_mod
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 from pragmash.engine.interpreter import StopReason
+from pragmash.engine.reload import reload_vc_in
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -307,7 +308,7 @@ class Repl:
         running one first, e.g. `ve_driver/destroy compute[1]`). Leases, staged disks
         and the journal stay; a change the allocation cannot follow is refused.
         """
-        changed = session_mod.reload_vc_in(self.run.prepared)
+        changed = reload_vc_in(self.run.prepared)
         path = self.run.prepared.vcin.path
         if not changed:
             self.message(f"reloaded {path}: no template changed")
@@ -686,8 +687,7 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             "pragmash repl: expected RECIPE --vcname NAME, or --attach NAME",
             hint="see `pragmash repl --help`",
         )
-    if not Path(ns.recipe).is_file():
-        raise UserError(f"{ns.recipe}: no such recipe file")
+    session_mod.require_recipe_file(ns.recipe)
     options = run_options(ns)
     # images are fetched and checked before the REPL opens; their progress goes to err
     prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
