@@ -160,6 +160,16 @@ class LibvirtEngine:
         """libvirt's test driver keeps domains in memory: there are no real disks to touch."""
         return self.uri.startswith("test:")
 
+    def host_memory_mib(self) -> int:
+        """The host's memory in MiB (libvirt's node info), for ``--mem`` and allocation checks."""
+        try:
+            return int(self._connection().getInfo()[1])
+        except libvirt.libvirtError as exc:
+            raise StepError(
+                f"cannot read the memory of {self.uri}: {_libvirt_message(exc)}",
+                stage="ve_driver/connect",
+            ) from exc
+
     def _connection(self) -> libvirt.virConnect:
         with self._lock:
             if self._conn is None:

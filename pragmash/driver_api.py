@@ -175,6 +175,10 @@ class NodePlan:
     private_ip: str = ""
     public_ip: str | None = None
     up_tests: tuple[UpTest, ...] = ()  # how the node shows it is up (``wait … up``)
+    # SSH public keys root accepts (``--key``): pre_boot adds them to authorized_keys
+    authorized_keys: tuple[str, ...] = ()
+    # memory in MiB (``--mem``) instead of the template's <memory>; None keeps the template's
+    memory_mib: int | None = None
 
     @property
     def address(self) -> str:

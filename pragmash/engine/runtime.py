@@ -43,6 +43,7 @@ from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
+from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.stagecall import call_distro_stage, call_stage
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
@@ -81,6 +82,8 @@ class Runtime:
     domain_type: str = "qemu"
     #: Set while a Ctrl-C is on its way out of a step; stages read it as ctx.cancelled().
     interrupted: threading.Event = field(default_factory=threading.Event)
+    key: str | None = None  # --key: public key(s) for root, one a line
+    memory: Memory | None = None  # MiB per role (--mem, else the templates')
 
     def __post_init__(self) -> None:
         self.variables.setdefault("vcname", self.vcname)
@@ -170,6 +173,8 @@ class Runtime:
             previous=self.nodes,
             private_network=self.private_network_plan(allocation.vlan).attach,
             up_tests=self.up_tests,
+            authorized_keys=tuple(self.key.splitlines()) if self.key else (),
+            memory=self.memory,
         )
         self.variables["num_nodes"] = str(len(self.nodes))
 
@@ -201,7 +206,8 @@ class Runtime:
         return result
 
     def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
-        return StepOutcome("done", f"{len(stmt.body)} statements from {stmt.path}")
+        count = len(stmt.body)
+        return StepOutcome("done", f"{count} statement{'s' if count != 1 else ''} from {stmt.path}")
 
     def _do_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
         assert stmt.value is not None
@@ -236,6 +242,14 @@ class Runtime:
         """Take the VC's leases and make its private network; a fresh allocation whose
         network cannot be made is released again, so a failure takes nothing."""
         fresh = alloc_mod.current_allocation(self.ledger, self.vcname) is None
+        if self.memory is not None and fresh:
+            planned = len(alloc_mod.plan_compute_cpus(self.site, self.vcin, cpus))
+            check_vc_fits(
+                self.memory,
+                {"frontend": 1, "compute": planned},
+                host_memory_mib(self.engine),
+                self.site.uri,
+            )
         allocation = alloc_mod.allocate(
             self.ledger,
             self.site,
@@ -256,7 +270,7 @@ class Runtime:
                 self.nodes = {}
             raise
         plan = self.private_network_plan(allocation.vlan)
-        vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site)
+        vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site, key=self.key)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         write_vc_out(vc_out, self.vc_out_path)
         fe = allocation.frontend
@@ -359,6 +373,9 @@ class Runtime:
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
             interrupted=self.interrupted.set,
+            doing=lambda name, detail, done: reporter.node(
+                name, self.engine.state(name), detail, reached=done
+            ),
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]

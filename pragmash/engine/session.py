@@ -17,8 +17,10 @@ from typing import Any
 from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter, StepReporter
+from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import unknown_vc
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import ConfigError, LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
@@ -31,6 +33,7 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import (
     Journal,
     acquire_lock,
+    all_last_runs,
     last_run,
     release_lock,
     set_lock_run,
@@ -59,6 +62,10 @@ class RunOptions:
     site: str | None = None
     sets: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
+    key: str | None = None  # --key: the public key text (kept, so resume needs no file)
+    mem: str | None = None  # --mem FRONTEND[:COMPUTE] as given
+    # MiB each role's nodes got (from --mem or the templates); journaled for `status`
+    memory_mib: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +76,9 @@ class RunOptions:
             "site": self.site,
             "sets": self.sets,
             "allow_run": self.allow_run,
+            "key": self.key,
+            "mem": self.mem,
+            "memory_mib": self.memory_mib,
         }
 
     @classmethod
@@ -81,6 +91,9 @@ class RunOptions:
             site=data.get("site"),
             sets=dict(data.get("sets") or {}),
             allow_run=bool(data.get("allow_run")),
+            key=data.get("key"),
+            mem=data.get("mem"),
+            memory_mib=data.get("memory_mib"),
         )
 
     def resolved(self) -> RunOptions:
@@ -237,7 +250,10 @@ def prepare(
         distro=distro,
         variables=variables,
         allow_run=options.allow_run,
+        key=options.key,
+        memory=effective_memory(vcin, options.mem),
     )
+    options.memory_mib = runtime.memory.to_json() if runtime.memory else None
     prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
     held = alloc_mod.current_allocation(ledger, vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
@@ -278,14 +294,19 @@ class RecipeCheckFailed(RecipeError):
         return "\n".join(p.render() for p in self.problems)
 
 
-def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckContext:
+    """What the checker knows about this run: its variables, node names and policy.
+
+    Shared by the recipe's check and the REPL's check of typed statements, so both
+    refuse the same mistakes.
+    """
     runtime = prep.runtime
     known: dict[str, str | None] = {name: None for name in BUILTINS}
     known.update(runtime.variables)
     if "num_compute" not in runtime.variables:
         known.pop("num_compute")
         # a recipe `param num_compute = N` supplies it
-    ctx = CheckContext(
+    return CheckContext(
         variables=known,
         frontend=frontend_name(runtime.vcname),
         compute_name=lambda i: compute_name(runtime.vcname, i),
@@ -293,6 +314,10 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
         allocated=allocated,
         allow_run=prep.options.allow_run or prep.site.allow_run,
     )
+
+
+def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+    ctx = check_context(prep, allocated=allocated)
     problems = check_program(prep.program, ctx)
     problems += needs_allocation_first(prep.program, allocated is not None)
     problems.sort(key=lambda p: (p.span.file != prep.program.file, p.span.line, p.span.column))
@@ -332,6 +357,8 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     runtime.engine.check()
     private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
     runtime.domain_type = _domain_type(prep)
+    if runtime.memory is not None:
+        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
         options = prep.options.resolved()
@@ -375,6 +402,9 @@ def resume(
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
     if record is None:
+        unknown = unknown_vc(site_cfg, vcname, sorted(all_last_runs(ledger)))
+        if unknown is not None:
+            raise unknown
         raise UserError(
             f"{vcname} has no run to resume; start one with `pragmash RECIPE --vcname {vcname}`"
         )
@@ -406,6 +436,8 @@ def resume(
     runtime = prep.runtime
     runtime.engine.check()
     runtime.domain_type = _domain_type(prep)
+    if runtime.memory is not None:
+        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
     journal.reopen(recipe_sources(prep.program))

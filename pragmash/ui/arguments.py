@@ -9,10 +9,13 @@ the same thing whether the run is started, checked or stepped through.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, NoReturn
 
+from pragmash.engine.overrides import parse_mem
 from pragmash.engine.session import RunOptions, parse_sets
 from pragmash.errors import UserError
+from pragmash.vc.keys import read_public_keys
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -45,8 +48,29 @@ def add_run_options(p: argparse.ArgumentParser, *, vcname_help: str | None = Non
     p.add_argument("--allow-run", action="store_true", help="permit the recipe's `run` statements")
 
 
+def add_node_options(p: argparse.ArgumentParser) -> None:
+    """``--key`` and ``--mem``: what the nodes of a run get (the run command and the REPL)."""
+    p.add_argument("--key", metavar="FILE", help="SSH public key for root (see pragmash --help)")
+    p.add_argument("--mem", metavar="MIB[:MIB]", help="frontend[:compute] memory in MiB")
+
+
+def key_option(path: str | None) -> str | None:
+    """``--key FILE``'s public key text, checked (a private key or garbage is refused)."""
+    return "\n".join(read_public_keys(Path(path).expanduser())) if path else None
+
+
+def mem_option(text: str | None) -> str | None:
+    """``--mem`` as given, checked now so a typo is a usage error before anything loads."""
+    if text is not None:
+        parse_mem(text)
+    return text
+
+
 def run_options(ns: argparse.Namespace, *, vcname: str | None = None) -> RunOptions:
-    """The RunOptions the parsed arguments ask for (``vcname`` overrides ``--vcname``)."""
+    """The RunOptions the parsed arguments ask for (``vcname`` overrides ``--vcname``).
+
+    ``--key`` and ``--mem`` count where the command has them (:func:`add_node_options`).
+    """
     return RunOptions(
         recipe=ns.recipe,
         vcname=vcname if vcname is not None else ns.vcname,
@@ -55,4 +79,6 @@ def run_options(ns: argparse.Namespace, *, vcname: str | None = None) -> RunOpti
         site=ns.site,
         sets=parse_sets(ns.sets),
         allow_run=ns.allow_run,
+        key=key_option(ns.key) if "key" in ns else None,
+        mem=mem_option(ns.mem) if "mem" in ns else None,
     )

@@ -189,7 +189,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         flag = f"   <- missing: {again} makes it again" if net.missing else ""
         out.write(f"  private network {net.plan.describe()}: {net.state}{flag}\n")
     if status.nodes:
-        out.write(f"  {'NODE':<22} {'ENGINE':<14} {'CPUS':>4}  {'IP':<16} MAC\n")
+        out.write(f"  {'NODE':<22} {'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n")
         for n in status.nodes:
             flag = (
                 f"   <- ledger says {n.ledger_says}; `pragmash clean {vcname}` repairs"
@@ -197,7 +197,8 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
                 else ""
             )
             out.write(
-                f"  {n.name:<22} {n.engine_state:<14} {n.cpus:>4}  {n.ip:<16} {', '.join(n.macs)}{flag}\n"
+                f"  {n.name:<22} {n.engine_state:<14} {n.cpus:>4} {n.memory_mib or '-':>6}  "
+                f"{n.ip:<16} {', '.join(n.macs)}{flag}\n"
             )
     if run:
         out.write(f"  run {run.id} ({status.run_outcome}): {run.recipe}\n")
@@ -240,7 +241,11 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
     """Destroy a VC's domains, remove its staged images, release its leases."""
     p = _parser("clean", "Destroy a VC's domains, remove its staged images and release its leases.")
     p.add_argument("vcname")
-    p.add_argument("--force", action="store_true", help="clean even while a run holds the VC")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="clean even while a run holds the VC: stop that run first",
+    )
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     vcname = validate_name("VC name", ns.vcname)

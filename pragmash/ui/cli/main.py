@@ -39,6 +39,7 @@ COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl", "s
 MAIN_HELP = f"""\
 usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
                 [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]
+                [--key FILE] [--mem FRONTEND[:COMPUTE]]
                 [--break LINE|KIND]... [--step] [--debug-on-failure]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
        pragmash resume VCNAME [--accept-changes]
@@ -68,6 +69,11 @@ run options:
   --dry-run            print each step with the nodes and stages it would touch,
                        and change nothing
   --allow-run          permit the recipe's `run` statements (host commands)
+  --key FILE           an SSH public key file (e.g. ~/.ssh/id_ed25519.pub): written to
+                       vc-out.xml as <key> and added to root's authorized_keys in
+                       every node's image by the distro driver's pre_boot
+  --mem MIB[:MIB]      memory in MiB for the frontend[:each compute] (one number for
+                       both), instead of the templates'; checked against the host
   --break LINE|KIND    run, and open the REPL before the statement at LINE (or
                        FILE:LINE, or every statement of KIND); repeatable
   --step               open the REPL before the first statement

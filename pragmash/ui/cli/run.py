@@ -20,8 +20,9 @@ from pragmash.errors import (
     RecipeError,
     StepError,
     UserError,
+    VcTakenError,
 )
-from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
+from pragmash.ui.arguments import ArgumentParser, add_node_options, add_run_options, run_options
 from pragmash.ui.render import StepPrinter, location, render_error
 from pragmash.ui.repl.debugger import debug_run
 
@@ -33,6 +34,7 @@ def _run_parser() -> ArgumentParser:
     p.add_argument("--vcname", required=True)
     p.add_argument("--site")
     add_run_options(p)
+    add_node_options(p)
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--break", dest="breaks", action="append", default=[])
     p.add_argument("--step", action="store_true")
@@ -82,6 +84,9 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
             run.close("finished")
     except LedgerError as fault:
         return ledger_stopped(run, fault, err)
+    except VcTakenError as taken:
+        err.write(render_error(taken) + "\n")
+        return taken.exit_code
     if reason == "finished":
         vc_out = run.prepared.runtime.vc_out_path
         out.write(f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
@@ -95,6 +100,9 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
         )
     except LedgerError as fault:
         return ledger_stopped(run, fault, err)
+    except VcTakenError as taken:  # a forced clean stopped the run: nothing to resume
+        err.write(render_error(taken) + "\n")
+        return taken.exit_code
     if error is not None and step is not None:
         span = step.statement.span
         err.write(
