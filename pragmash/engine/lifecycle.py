@@ -124,6 +124,9 @@ class NodeStatus:
     ip: str
     private_ip: str
     macs: tuple[str, ...]
+    # MiB the run gave the node (--mem, else its template), as journaled; None before
+    # runs recorded it
+    memory_mib: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "macs": list(self.macs)}
@@ -187,6 +190,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     except Exception:
         engine_ok = False
     booted = _booted_nodes(ledger, run.id) if run else set()
+    memory = (run.options.get("memory_mib") if run else None) or {}
     nodes: list[NodeStatus] = []
     for lease in held.nodes if held else ():
         state = engine.state(lease.name) if engine_ok else "unknown (engine unreachable)"
@@ -202,6 +206,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
                 macs=tuple(lease.macs),
+                memory_mib=memory.get(lease.role),
             )
         )
     holder = lock_holder(ledger, vcname)
@@ -310,9 +315,7 @@ def clean_vc(
         acquire_lock(ledger, vcname)
     try:
         names = [n.name for n in held.nodes] if held else []
-        list_domains = getattr(engine, "list_domains", None)
-        if list_domains is not None:
-            names += [n for n in list_domains(f"{vcname}-") if n not in names]
+        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names]
         for name in names:
             state = engine.state(name)
             if state != "absent":

@@ -401,8 +401,13 @@ def release(ledger: Ledger, vcname: str) -> bool:
         return cursor.rowcount > 0
 
 
-def build_vc_out(allocation: Allocation, vcin: VcIn, site: SiteConfig) -> VcOut:
-    """The vc-out.xml content for an allocation: public side from the site, private from vc-in."""
+def build_vc_out(
+    allocation: Allocation, vcin: VcIn, site: SiteConfig, *, key: str | None = None
+) -> VcOut:
+    """The vc-out.xml content for an allocation: public side from the site, private from vc-in.
+
+    ``key`` is the ``--key`` text (one public key a line), written as ``<key>``.
+    """
     fe = allocation.frontend
     frontend = FrontendOut(
         name=fe.name,
@@ -425,6 +430,7 @@ def build_vc_out(allocation: Allocation, vcin: VcIn, site: SiteConfig) -> VcOut:
         dns_ip=site.dns,
         dns_search=site.dns_search,
         dns_domain=site.dns_domain,
+        key=key,
     )
 
 
