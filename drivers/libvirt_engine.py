@@ -30,7 +30,7 @@ from pragmash.driver_api import (
 )
 from pragmash.errors import StepError
 from pragmash.images.domain import HostInfo, render_domain, with_uuid
-from pragmash.images.textsafe import printable
+from pragmash.textsafe import printable
 from pragmash.vc.privnet import network_name
 
 from . import libvirt_network
@@ -159,6 +159,16 @@ class LibvirtEngine:
     def simulated(self) -> bool:
         """libvirt's test driver keeps domains in memory: there are no real disks to touch."""
         return self.uri.startswith("test:")
+
+    def host_memory_mib(self) -> int:
+        """The host's memory in MiB (libvirt's node info), for ``--mem`` and allocation checks."""
+        try:
+            return int(self._connection().getInfo()[1])
+        except libvirt.libvirtError as exc:
+            raise StepError(
+                f"cannot read the memory of {self.uri}: {_libvirt_message(exc)}",
+                stage="ve_driver/connect",
+            ) from exc
 
     def _connection(self) -> libvirt.virConnect:
         with self._lock:

@@ -128,7 +128,7 @@ def ensure_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -
     ``bridge`` mode has nothing to make: the site's bridge is checked instead.
     """
     if plan.network is None:
-        return f"site bridge {plan.bridge} for VLAN {plan.vlan}"
+        return f"private interfaces join {plan.describe()}"
     net = lookup(conn, plan.network)
     made = False
     if net is not None:
@@ -145,12 +145,12 @@ def ensure_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -
         net = _define(conn, plan, None)
         made = True
     if net.isActive():
-        return f"network {plan.network} already up" if not made else f"network {plan.network}"
+        return f"network {plan.describe()} already up"
     try:
         net.create()
     except libvirt.libvirtError as exc:
         if _active(net):  # another process started it meanwhile: as good as ours
-            return f"network {plan.network} already up"
+            return f"network {plan.describe()} already up"
         if made:  # take nothing: a network that never ran is not left defined
             _forget(net)
         raise StepError(
@@ -158,7 +158,7 @@ def ensure_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -
             f"{_message(exc)}",
             stage=STAGE,
         ) from exc
-    return f"{'created' if made else 'started'} network {plan.network} (bridge {plan.bridge})"
+    return f"{'created' if made else 'started'} network {plan.describe()}"
 
 
 def _active(net: libvirt.virNetwork) -> bool:

@@ -61,7 +61,7 @@ class UpTest:
             return f"a console line matching /{self.pattern}/"
         if self.kind == "port":
             return f"TCP port {self.port} answers"
-        return f"the {UP_MARKER} line on the serial console (installed by pre_boot)"
+        return f"the {UP_MARKER} line on the serial console"
 
 
 UP_KINDS: tuple[UpKind, ...] = ("agent", "console", "port", "marker")
@@ -175,6 +175,10 @@ class NodePlan:
     private_ip: str = ""
     public_ip: str | None = None
     up_tests: tuple[UpTest, ...] = ()  # how the node shows it is up (``wait … up``)
+    # SSH public keys root accepts (``--key``): pre_boot adds them to authorized_keys
+    authorized_keys: tuple[str, ...] = ()
+    # memory in MiB (``--mem``) instead of the template's <memory>; None keeps the template's
+    memory_mib: int | None = None
 
     @property
     def address(self) -> str:
@@ -264,7 +268,7 @@ class EngineDriver(Protocol):
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
         """The last lines the guest wrote to its serial console, where known.
 
-        Control characters come escaped (``pragmash.images.textsafe.printable``): a guest must not
+        Control characters come escaped (``pragmash.textsafe.printable``): a guest must not
         drive the terminal that shows them.
         """
         ...

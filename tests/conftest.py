@@ -9,7 +9,14 @@ missing the tier is skipped, except under ``PRAGMASH_REQUIRE_VM=1`` (CI), where 
 skip would hide that the tier never ran, so it fails instead.
 
 The ``slow`` tier (a full virt-v2v conversion of a real Debian guest, minutes under
-TCG) runs only with ``PRAGMASH_SLOW=1`` and an image from scripts/build-distro-image.
+TCG) runs with ``PRAGMASH_SLOW=1`` or ``PRAGMASH_REQUIRE_VM=1`` (CI: nothing is
+skipped there) on the image scripts/build-distro-image makes; scripts/test builds it
+once and caches it.
+
+The ``guest_net`` tests (vm tests whose guests talk to each other) run only where
+scripts/test started libvirtd inside a network namespace of its own and named it in
+``$PRAGMASH_TEST_NETNS``: nothing a guest sends can then leave the machine. With a
+libvirtd that was already running they are skipped (failed under REQUIRE_VM).
 """
 
 from __future__ import annotations
@@ -25,13 +32,33 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("PRAGMASH_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("PRAGMASH_SITE", raising=False)
     monkeypatch.setenv("LIBGUESTFS_BACKEND", "direct")
     monkeypatch.setenv("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+    yield
+    _forget_test_driver_networks()
+
+
+def _forget_test_driver_networks() -> None:
+    """VCs' private networks a test made on this process's test:///default.
+
+    The test driver's state lives while any connection in the process is open, and
+    engines keep theirs: without this, the next test's VC of the same name would find
+    the last one's network (on another VLAN) and rightly refuse it.
+    """
+    conn = libvirt.open("test:///default")
+    try:
+        for net in conn.listAllNetworks(0):
+            if net.name().endswith("-private"):
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+    finally:
+        conn.close()
 
 
 def _vm_tier_missing() -> str | None:
@@ -55,10 +82,23 @@ def _vm_tier_missing() -> str | None:
 
 
 SLOW_OPT_IN = "PRAGMASH_SLOW"
+NETNS_VAR = "PRAGMASH_TEST_NETNS"
+
+
+def running_netns() -> str | None:
+    """The network namespace scripts/test runs libvirtd in, when it exists."""
+    name = os.environ.get(NETNS_VAR, "")
+    if not name:
+        return None
+    listed = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return name if name in listed else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(SLOW_OPT_IN) != "1":
+    required = os.environ.get("PRAGMASH_REQUIRE_VM") == "1"
+    if os.environ.get(SLOW_OPT_IN) != "1" and not required:
         # minutes each (a full virt-v2v conversion): never part of the default run
         skip_slow = pytest.mark.skip(reason=f"slow tier: opt in with {SLOW_OPT_IN}=1")
         for item in items:
@@ -67,6 +107,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     vm_items = [item for item in items if item.get_closest_marker("vm")]
     if not vm_items:
         return
+    net_items = [item for item in vm_items if item.get_closest_marker("guest_net")]
+    if net_items and running_netns() is None:
+        why_net = (
+            f"guests that talk need libvirtd in a network namespace of the test run's own "
+            f"(${NETNS_VAR}; scripts/test makes one when no libvirtd answers)"
+        )
+        if os.environ.get("PRAGMASH_REQUIRE_VM") == "1":
+            config._pragmash_vm_missing = why_net  # type: ignore[attr-defined]
+            net_mark = pytest.mark.usefixtures("_vm_tier_required")
+        else:
+            net_mark = pytest.mark.skip(reason=f"vm tier: {why_net}")
+        for item in net_items:
+            item.add_marker(net_mark)
     why = _vm_tier_missing()
     if why is None:
         return

@@ -313,3 +313,33 @@ def test_installed_wheel_works_from_any_folder(tmp_path: Path) -> None:
             check=True,
         ).stdout
     )
+
+
+def test_check_says_what_up_means_and_who_chose_it(tmp_path: Path) -> None:
+    code, out, _ = run("check", ROCKS6, "--vcname", "calit2")
+    assert code == EXIT_OK
+    assert (
+        "'wait … up': calit2's nodes are up when running and the QEMU guest agent answers, "
+        "or a login prompt on the serial console (chosen by the distro driver rocks6_client)"
+    ) in out
+    site = tmp_path / "site.toml"
+    small = (ROOT / "tests" / "data" / "sites" / "small.toml").read_text()
+    site.write_text(small + '\n[up]\ncalit2 = ["port:22", "marker"]\n')
+    demo = str(ROOT / "pragmash" / "demo" / "repository")
+    code, out, err = run(
+        "check", ROCKS6, "--vcname", "calit2", "--site", str(site), "--base_path", demo
+    )
+    assert code == EXIT_OK, err
+    assert (
+        "up when running and TCP port 22 answers, or the PRAGMASH-UP line on the serial "
+        f"console (chosen by the site's [up] calit2 ({site}))"
+    ) in out
+
+
+def test_wait_console_on_the_demo_engine_is_taken_as_running(tmp_path: Path) -> None:
+    recipe = tmp_path / "console.prg"
+    recipe.write_text('allocate 1\nboot frontend\nwait frontend console "login:" timeout 5s\n')
+    code, out, err = run(str(recipe), "--vcname", "calit2")
+    assert code == EXIT_OK, err
+    assert "1 node(s) showing 'login:' on its console after" in out
+    assert "(simulated engine: 'console' taken as 'running')" in out

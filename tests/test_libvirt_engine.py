@@ -342,3 +342,13 @@ def test_kvm_rule_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kvm_usable(["kvm"]) is False
     monkeypatch.setenv("PRAGMASH_KVM", "1")
     assert kvm_usable([]) is True
+
+
+def test_no_guest_agent_on_the_test_driver_reads_as_not_yet(
+    engine: LibvirtEngine, prefix: str, tmp_path: Path
+) -> None:
+    name = prefix + "agent"
+    engine.boot(node(name, tmp_path), Recorder().context(tmp_path))
+    assert engine.agent_answers(name) is False
+    assert engine.agent_answers(prefix + "absent") is False
+    assert engine.state_reason(name) == ""  # running: nothing to explain

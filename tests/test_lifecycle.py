@@ -214,6 +214,16 @@ def test_list_and_status_after_a_run(env: RunEnv, testconn: libvirt.virConnect) 
             "fqdn": "vc-a.example.org",
             "last_run": 1,
             "last_outcome": "finished",
+            "private_network": {
+                "mode": "isolated",
+                "name": "calit2-private",
+                "bridge": "pragma100",
+                "vlan": 100,
+                "exists": True,
+                "active": True,
+                "state": "active",
+                "missing": False,
+            },
         }
     ]
 
@@ -222,6 +232,9 @@ def test_list_and_status_after_a_run(env: RunEnv, testconn: libvirt.virConnect) 
     assert "vc-a.example.org (192.0.2.10), VLAN 100" in status.out
     assert "run 1 (finished)" in status.out
     assert "<- ledger says" not in status.out  # engine and ledger agree
+    assert "private network calit2-private (isolated, bridge pragma100, VLAN 100): active\n" in (
+        status.out
+    )
 
     data = json.loads(env.cli("status", "calit2", "--json").out)
     held = env.allocation()

@@ -241,13 +241,16 @@ def test_isolated_network_is_made_once_started_and_removed(netconn: libvirt.virC
     assert engine.private_network_state(plan).detail == "missing"
     engine.check_private_network(plan)
     first = engine.ensure_private_network(plan)
-    assert first.message == "created network vc-a-private (bridge pragma10)"
+    assert first.message == "created network vc-a-private (isolated, bridge pragma10, VLAN 10)"
+    assert first.products == {"private_network": "vc-a-private"}
     net = netconn.networkLookupByName("vc-a-private")
     assert net.isActive()
     assert network_differences(net.XMLDesc(0), plan) == []
     # again (resume, attach): nothing new; the check accepts the VC's own bridge
     engine.check_private_network(plan)
-    assert engine.ensure_private_network(plan).message == "network vc-a-private already up"
+    assert engine.ensure_private_network(plan).message == (
+        "network vc-a-private (isolated, bridge pragma10, VLAN 10) already up"
+    )
     # stopped behind our back: started again; gone: made anew
     net.destroy()
     assert engine.private_network_state(plan).detail == "defined, not started"
@@ -287,7 +290,9 @@ def test_missing_site_bridges_are_refused_naming_the_setting(netconn: libvirt.vi
     present = setting({"private": "bridge", "private_bridge": "eth{vlan}"}).plan("vc-b", 1, SITE)
     engine.check_private_network(present)
     assert engine.private_network_state(present).detail == "present"
-    assert engine.ensure_private_network(present).message == "site bridge eth1 for VLAN 1"
+    assert engine.ensure_private_network(present).message == (
+        "private interfaces join bridge eth1 (site bridge for VLAN 1)"
+    )
     assert netconn.listAllNetworks(0) and not any(
         n.name() == "vc-b-private" for n in netconn.listAllNetworks(0)
     )

@@ -6,8 +6,8 @@ on it; this test converts a real guest built by ``scripts/build-distro-image`` a
 checks what the conversion did inside it. One conversion (minutes under TCG) is
 shared by the tests of this module.
 
-The image is never built here (that needs the Debian mirror): without it the module
-is skipped.
+The image is never built here (that needs the Debian mirror): scripts/test builds
+and caches it; without it the tests fail, saying how to build it.
 """
 
 from __future__ import annotations
@@ -28,14 +28,7 @@ IMAGE = distro_image_path()
 ROOT = "/dev/sda1"  # the image has one partition, the root file system
 NODE = "fe"
 
-pytestmark = [
-    pytest.mark.vm,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not IMAGE.is_file(),
-        reason=f"no Debian test image at {IMAGE}: run scripts/build-distro-image first",
-    ),
-]
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
 GUEST_CHECKS = {
     "roots": "inspect-get-roots",
@@ -75,6 +68,8 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def conversion(tmp_path_factory: pytest.TempPathFactory) -> Conversion:
     """Stage the image as pragmash does (an overlay), then fix it with virt-v2v."""
+    if not IMAGE.is_file():
+        pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
     tmp = tmp_path_factory.mktemp("v2v-slow")
     image_stat = IMAGE.stat()
     before = read_guest(IMAGE, GUEST_CHECKS, fmt=str(qemu_info(IMAGE)["format"]))

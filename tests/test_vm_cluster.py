@@ -37,6 +37,7 @@ boot frontend
 wait frontend up timeout 5m
 boot compute
 wait compute up timeout 5m
+wait all console "PRAGMASH-SELF name=" timeout 2m
 """
 
 

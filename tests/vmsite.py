@@ -99,7 +99,16 @@ def write_repository(root: Path, image: TestImage, *, compute_cmdline: str = GOO
     return repo
 
 
-def write_site(root: Path, repo: Path) -> Path:
+def write_site(root: Path, repo: Path, up: dict[str, list[str]] | None = None) -> Path:
+    """The site; ``up`` overrides per VC how nodes show they are up.
+
+    The busybox guest prints no login prompt and runs no guest agent: it prints the
+    PRAGMASH-UP marker itself, so ``vmtest`` is held to the marker by default.
+    """
+    overrides = {"vmtest": ["marker"]} if up is None else up
+    up_lines = "".join(
+        f"{vc} = [{', '.join(repr(t) for t in tests)}]\n" for vc, tests in overrides.items()
+    )
     site = root / "site.toml"
     site.write_text(
         f"""[engine]
@@ -126,7 +135,9 @@ temp = "{root / "tmp"}"
 state = "{root / "state"}"
 image_cache = "{root / "cache"}"
 repository = "{repo}"
-"""
+
+[up]
+{up_lines}"""
     )
     return site
 
@@ -141,10 +152,10 @@ def console_lines(path: Path, marker: str, timeout: float = 60.0) -> list[str]:
         time.sleep(1)
 
 
-def remove_vmtest_domains(conn: libvirt.virConnect) -> None:
+def remove_vmtest_domains(conn: libvirt.virConnect, prefix: str = "vmtest-") -> None:
     """Whatever a failed test left on the engine under the VC's names: destroyed, undefined."""
     for dom in conn.listAllDomains():
-        if dom.name().startswith("vmtest-"):
+        if dom.name().startswith(prefix):
             if dom.isActive():
                 dom.destroy()
             dom.undefine()

@@ -53,10 +53,14 @@ class BootPipeline:
     plan: Callable[[str], NodePlan]  # the node's plan as it is now (after staging)
     workers: int = 4
     disk_work: bool = True  # False on a simulated engine: nothing to stage or inject
+    # what one node is doing now (name, detail, booted yet), for a front end's live view
+    doing: Callable[[str, str, bool], None] = lambda _name, _detail, _done: None
 
     def run(self, nodes: Sequence[NodePlan]) -> dict[str, str]:
         """Boot every node; returns each node's boot message by name."""
         workers = max(1, min(self.workers, len(nodes)))
+        for node in nodes:
+            self.doing(node.name, "waiting to boot", False)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
             if not self.disk_work:
                 futures = {n.name: pool.submit(self._start, n.name) for n in nodes}
@@ -67,11 +71,16 @@ class BootPipeline:
             return _results(futures)
 
     def _start(self, name: str) -> str:
+        self.doing(name, "ve_driver/boot: starting the domain", False)
         result = self.call_stage("ve_driver/boot", self.engine.boot, self.plan(name), self.ctx)
-        return result.message or f"{name} started"
+        said = result.message or f"{name} started"
+        self.doing(name, said, True)
+        return said
 
     def _one_by_one(self, node: NodePlan) -> str:
+        self.doing(node.name, "staging its disk", False)
         disk = self.stage(node)
+        self.doing(node.name, "vc_driver/pre_boot", False)
         self.call_stage(
             PRE_BOOT, self.distro.pre_boot, self.plan(node.name), disk, self.vc_out, self.ctx
         )
@@ -90,6 +99,8 @@ class BootPipeline:
             for first in range(0, len(nodes), MAX_DRIVES):
                 chunk = nodes[first : first + MAX_DRIVES]
                 pairs = [(self.plan(n.name), disks[n.name]) for n in chunk]
+                for node in chunk:
+                    self.doing(node.name, f"vc_driver/pre_boot ({len(chunk)} disks at once)", False)
                 try:
                     results = distro.pre_boot_many(pairs, self.vc_out, self.ctx)
                 except OSError as err:

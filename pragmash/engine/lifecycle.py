@@ -10,31 +10,40 @@ prints: what was done is reported through a ``note`` callback or returned as dat
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pragmash.driver_api import EngineDriver
+from pragmash.engine import private_network
 from pragmash.engine.nodes import stage_context, vc_temp_dir
+from pragmash.engine.private_network import PrivateNetworkStatus
 from pragmash.engine.registry import load_engine
-from pragmash.errors import BusyError, UserError
+from pragmash.errors import BusyError, PragmashError, UserError
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
 from pragmash.store.journal import (
     Journal,
+    LockHolder,
     RunRecord,
     StepRecord,
     acquire_lock,
     all_last_runs,
-    break_lock,
     last_run,
     lock_holder,
     release_lock,
     run_outcome,
     steps_of,
+    take_lock,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
 
 #: Run outcomes that leave something behind for ``clean`` to mark ``cleaned``.
@@ -54,9 +63,13 @@ class VcSummary:
     fqdn: str | None
     last_run: int | None
     last_outcome: str | None
+    private_network: PrivateNetworkStatus | None = None  # while allocated
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        net = self.private_network
+        data["private_network"] = net.to_json() if net is not None else None
+        return data
 
 
 def list_vcs(site: SiteConfig) -> list[VcSummary]:
@@ -64,7 +77,9 @@ def list_vcs(site: SiteConfig) -> list[VcSummary]:
     ledger = Ledger(site)
     runs = all_last_runs(ledger)
     rows: list[VcSummary] = []
-    for name in sorted(set(runs) | set(alloc_mod.allocated_vcs(ledger))):
+    names = sorted(set(runs) | set(alloc_mod.allocated_vcs(ledger)))
+    engine, why = _engine_or_why(site) if alloc_mod.allocated_vcs(ledger) else (None, "")
+    for name in names:
         held = alloc_mod.current_allocation(ledger, name)
         run = runs.get(name)
         rows.append(
@@ -75,9 +90,22 @@ def list_vcs(site: SiteConfig) -> list[VcSummary]:
                 fqdn=held.public.fqdn if held else None,
                 last_run=run.id if run else None,
                 last_outcome=run_outcome(run, lock_holder(ledger, name)) if run else None,
+                private_network=private_network.network_status(engine, site, name, held.vlan, why)
+                if held
+                else None,
             )
         )
     return rows
+
+
+def _engine_or_why(site: SiteConfig) -> tuple[EngineDriver | None, str]:
+    """The site's engine, connected; or None and why not (a listing goes on without it)."""
+    engine = load_engine(site)
+    try:
+        engine.check()
+    except PragmashError as err:
+        return None, f"engine unreachable: {err.message}"
+    return engine, ""
 
 
 # -- status -----------------------------------------------------------------------------
@@ -96,6 +124,9 @@ class NodeStatus:
     ip: str
     private_ip: str
     macs: tuple[str, ...]
+    # MiB the run gave the node (--mem, else its template), as journaled; None before
+    # runs recorded it
+    memory_mib: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "macs": list(self.macs)}
@@ -112,6 +143,7 @@ class VcStatus:
     run: RunRecord | None
     run_outcome: str | None  # the run's outcome as it really is (see journal.run_outcome)
     steps: list[StepRecord]
+    private_network: PrivateNetworkStatus | None = None  # while allocated
 
     def to_json(self) -> dict[str, Any]:
         held, run = self.allocation, self.run
@@ -120,6 +152,7 @@ class VcStatus:
             "allocated": held is not None,
             "public_fqdn": held.public.fqdn if held else None,
             "vlan": held.vlan if held else None,
+            "private_network": self.private_network.to_json() if self.private_network else None,
             "nodes": [n.to_json() for n in self.nodes],
             "lock": self.lock,
             "run": {
@@ -157,6 +190,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     except Exception:
         engine_ok = False
     booted = _booted_nodes(ledger, run.id) if run else set()
+    memory = (run.options.get("memory_mib") if run else None) or {}
     nodes: list[NodeStatus] = []
     for lease in held.nodes if held else ():
         state = engine.state(lease.name) if engine_ok else "unknown (engine unreachable)"
@@ -172,6 +206,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
                 macs=tuple(lease.macs),
+                memory_mib=memory.get(lease.role),
             )
         )
     holder = lock_holder(ledger, vcname)
@@ -183,6 +218,11 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
         run=run,
         run_outcome=run_outcome(run, holder) if run else None,
         steps=steps_of(ledger, run.id) if run else [],
+        private_network=private_network.network_status(
+            engine if engine_ok else None, site, vcname, held.vlan
+        )
+        if held
+        else None,
     )
 
 
@@ -249,7 +289,10 @@ def clean_vc(
 
     Domains are found by the ledger's leases and by name (``VCNAME-…``), so domains
     the ledger forgot are removed too. A VC held by a live run is refused unless
-    ``force``; then the run's lock is broken at the end. The last run, if it did not
+    ``force``; then the VC is taken from the run first and the run is stopped (Ctrl-C,
+    when it runs on this host), so it cannot boot a node after its domains were
+    destroyed; a run that does not stop notices at its next step that the VC is no
+    longer its own and stops there, touching nothing. The last run, if it did not
     finish, is marked ``cleaned`` so ``resume`` will not boot without an allocation.
     """
     ledger = Ledger(site)
@@ -264,7 +307,11 @@ def clean_vc(
     held = alloc_mod.current_allocation(ledger, vcname)
     engine = load_engine(site)
     engine.check()
-    if not live:
+    if live:
+        taken = take_lock(ledger, vcname)
+        if taken is not None and taken.alive:
+            _stop_run(taken, vcname, note)
+    else:
         acquire_lock(ledger, vcname)
     try:
         names = [n.name for n in held.nodes] if held else []
@@ -276,6 +323,8 @@ def clean_vc(
             if state != "absent":
                 engine.destroy(name)
                 note(f"destroyed {name} (was {state})")
+        if private_network.remove(engine, vcname):  # found by name: even once released
+            note(f"removed network {network_name(vcname)}")
         temp = vc_temp_dir(site, vcname)
         if temp.exists():
             shutil.rmtree(temp)
@@ -288,7 +337,31 @@ def clean_vc(
                 "cleaned", f"cleaned at {time.strftime('%Y-%m-%d %H:%M:%S')}"
             )
     finally:
-        if live:
-            break_lock(ledger, vcname)
-        else:
-            release_lock(ledger, vcname)
+        release_lock(ledger, vcname)
+
+
+#: How long a forced clean waits for the run it took the VC from to stop.
+STOP_WAIT_SECONDS = 30.0
+
+
+def _stop_run(holder: LockHolder, vcname: str, note: Callable[[str], None]) -> None:
+    """Interrupt the run a forced clean took the VC from, and wait for it to end."""
+    run = f"run {holder.run_id}" if holder.run_id else "the session"
+    if holder.host != socket.gethostname():
+        note(
+            f"{run} of {vcname} runs on {holder.host} (pid {holder.pid}): it stops at its next "
+            "step, seeing the VC is no longer its own"
+        )
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(holder.pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while holder.alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if holder.alive:
+        note(
+            f"{run} (pid {holder.pid}) did not stop within {STOP_WAIT_SECONDS:g} s: it stops at "
+            "its next step, seeing the VC is no longer its own"
+        )
+    else:
+        note(f"stopped {run} of {vcname} (pid {holder.pid})")

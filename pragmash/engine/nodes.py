@@ -1,9 +1,10 @@
 """From an allocation to the run's nodes: what each domain will be built from.
 
 An allocation (fresh, or read back from the ledger on resume) says names, MACs,
-IPs and CPUs; the vc-in templates say the domain XML and disks; the site maps
-vc-in bridges to its networks. A :class:`~pragmash.driver_api.NodePlan` joins the
-three, so drivers get one value per node and never read the ledger or vc-in.
+IPs and CPUs; the vc-in templates say the domain XML and disks; private interfaces
+join the VC's own private network, and the site maps the other vc-in bridges (the
+frontend's public interface) to its networks. A :class:`~pragmash.driver_api.NodePlan`
+joins the three, so drivers get one value per node and never read the ledger or vc-in.
 The VC's folder and the StageContext its stages get are defined here too, once,
 for a run and for the lifecycle commands alike.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, UpTest
+from pragmash.engine.overrides import Memory
 from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
@@ -29,11 +31,18 @@ def node_plans(
     domain_type: str,
     simulated: bool,
     previous: Mapping[str, NodePlan],
+    private_network: str | None = None,
     up_tests: tuple[UpTest, ...] = (),
+    authorized_keys: tuple[str, ...] = (),
+    memory: Memory | None = None,
 ) -> dict[str, NodePlan]:
     """Every node of ``allocation``; a node in ``previous`` keeps the disks it has.
 
-    ``up_tests`` is how the VC's nodes show they are up (the site's or the driver's).
+    ``private_network`` is what private interfaces join (a network, ``bridge:NAME``):
+    every compute interface and the frontend's first, as vc-in's MACs are allocated.
+    ``up_tests`` is how the VC's nodes show they are up (the site's or the driver's);
+    ``authorized_keys`` what pre_boot gives root (``--key``); ``memory`` the MiB each
+    role gets where ``--mem`` overrides the templates.
     """
     templates = {"frontend": vcin.frontend, "compute": vcin.compute}
     nodes: dict[str, NodePlan] = {}
@@ -41,7 +50,12 @@ def node_plans(
         tmpl = templates[lease.role]
         assert tmpl is not None
         old = previous.get(lease.name)
-        networks = tuple(network_for(site, i.source) for i in tmpl.interfaces)
+        networks = tuple(
+            private_network
+            if private_network is not None and (lease.role == "compute" or number == 0)
+            else network_for(site, iface.source)
+            for number, iface in enumerate(tmpl.interfaces)
+        )
         nodes[lease.name] = NodePlan(
             name=lease.name,
             role=lease.role,
@@ -58,6 +72,8 @@ def node_plans(
             private_ip=lease.private_ip,
             public_ip=lease.public_ip,
             up_tests=up_tests,
+            authorized_keys=authorized_keys,
+            memory_mib=memory.of(lease.role) if memory is not None and memory.given else None,
         )
     return nodes
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
+from pragmash.engine import private_network
 from pragmash.engine.session import Prepared
 from pragmash.errors import RecipeError
 from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.language.targets import parse_target_word, select_names
 from pragmash.store import allocation as alloc_mod
+from pragmash.store.allocation import Allocation
 from pragmash.vc.names import compute_name, frontend_name
 
 
@@ -24,6 +26,20 @@ class PlannedStep:
     index: int
     statement: ast.Statement
     actions: tuple[str, ...]
+
+
+def _network_action(prep: Prepared, held: Allocation | None) -> str:
+    """What ``allocate`` would make of the VC's private network."""
+    if held is not None:
+        plan = private_network.plan_for(prep.site, prep.runtime.vcname, held.vlan)
+        return f"ve_driver/network: the VC's own private network {plan.describe()}"
+    setting = prep.site.private_network
+    where = (
+        f"over {setting.ovs_bridge}, tagged with the VLAN"
+        if setting.mode == "ovs"
+        else f"bridge {setting.bridge_pattern}"
+    )
+    return f"ve_driver/network: the VC's own private network ({setting.mode}, {where})"
 
 
 def make_plan(prep: Prepared) -> list[PlannedStep]:
@@ -80,6 +96,7 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
                 + "; public address, VLAN, MACs; write vc-out.xml"
                 + (" (already held: reused)" if held is not None else "")
             )
+            actions.append(_network_action(prep, held))
         elif isinstance(stmt, ast.Fix):
             method = value(stmt.method)
             for name in nodes(stmt.targets):

@@ -30,16 +30,19 @@ from pragmash.driver_api import (
     DistroDriver,
     EngineDriver,
     NodePlan,
+    PrivateNetworkPlan,
     StageContext,
     StageResult,
     UpTest,
     up_tests_of,
 )
+from pragmash.engine import private_network
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
+from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
 from pragmash.errors import PragmashError, RecipeError, StepError, UserError
@@ -75,6 +78,8 @@ class Runtime:
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     domain_type: str = "qemu"
+    key: str | None = None  # --key: public key(s) for root, one a line
+    memory: Memory | None = None  # MiB per role (--mem, else the templates')
 
     def __post_init__(self) -> None:
         self.variables.setdefault("vcname", self.vcname)
@@ -156,9 +161,27 @@ class Runtime:
             domain_type=self.domain_type,
             simulated=self.engine.simulated,
             previous=self.nodes,
+            private_network=self.private_network_plan(allocation.vlan).attach,
             up_tests=self.up_tests,
+            authorized_keys=tuple(self.key.splitlines()) if self.key else (),
+            memory=self.memory,
         )
         self.variables["num_nodes"] = str(len(self.nodes))
+
+    def private_network_plan(self, vlan: int) -> PrivateNetworkPlan:
+        return private_network.plan_for(self.site, self.vcname, vlan)
+
+    def ensure_private_network(self) -> StageResult | None:
+        """Make the VC's private network exist and run (idempotent; None: engine makes none).
+
+        Called by ``allocate``, by every ``boot`` (a network removed behind the run's back
+        is made again before a domain needs it) and on resume and attach.
+        """
+        if self.allocation is None:
+            return None
+        plan = self.private_network_plan(self.allocation.vlan)
+        private_network.check(self.engine, plan)
+        return private_network.ensure(self.engine, plan)
 
     # -- the statements ---------------------------------------------------------------
 
@@ -168,7 +191,8 @@ class Runtime:
         return result
 
     def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
-        return StepOutcome("done", f"{len(stmt.body)} statements from {stmt.path}")
+        count = len(stmt.body)
+        return StepOutcome("done", f"{count} statement{'s' if count != 1 else ''} from {stmt.path}")
 
     def _do_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
         assert stmt.value is not None
@@ -200,9 +224,38 @@ class Runtime:
         return self.allocate(cpus, reporter)
 
     def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
-        allocation = alloc_mod.allocate(self.ledger, self.site, self.vcname, self.vcin, cpus)
+        """Take the VC's leases and make its private network; a fresh allocation whose
+        network cannot be made is released again, so a failure takes nothing."""
+        fresh = alloc_mod.current_allocation(self.ledger, self.vcname) is None
+        if self.memory is not None and fresh:
+            planned = len(alloc_mod.plan_compute_cpus(self.site, self.vcin, cpus))
+            check_vc_fits(
+                self.memory,
+                {"frontend": 1, "compute": planned},
+                host_memory_mib(self.engine),
+                self.site.uri,
+            )
+        allocation = alloc_mod.allocate(
+            self.ledger,
+            self.site,
+            self.vcname,
+            self.vcin,
+            cpus,
+            check_vlan=lambda vlan: private_network.check(
+                self.engine, self.private_network_plan(vlan)
+            ),
+        )
         self.adopt(allocation)
-        vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site)
+        try:
+            made = self.ensure_private_network()
+        except BaseException:
+            if fresh:
+                alloc_mod.release(self.ledger, self.vcname)
+                self.allocation = None
+                self.nodes = {}
+            raise
+        plan = self.private_network_plan(allocation.vlan)
+        vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site, key=self.key)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         write_vc_out(vc_out, self.vc_out_path)
         fe = allocation.frontend
@@ -212,6 +265,8 @@ class Runtime:
             f"{len(computes)} compute{'s' if len(computes) != 1 else ''} "
             f"({sum(c.cpus for c in computes)} CPUs)"
         )
+        if made is not None:
+            msg += f"; {made.message}"
         return StepOutcome(
             "done",
             msg,
@@ -221,6 +276,7 @@ class Runtime:
                 "vlan": str(allocation.vlan),
                 "nodes": " ".join([fe.name, *(c.name for c in computes)]),
                 "vc_out": str(self.vc_out_path),
+                "private_network": plan.attach,
             },
         )
 
@@ -287,6 +343,10 @@ class Runtime:
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
         ctx = self.context(reporter)
+        made = self.ensure_private_network()
+        if private_network.made_anew(made):
+            assert made is not None
+            reporter.note(f"private network was missing: {made.message}")
         pipeline = BootPipeline(
             engine=self.engine,
             distro=self.distro,
@@ -297,6 +357,9 @@ class Runtime:
             plan=lambda name: self.nodes[name],
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
+            doing=lambda name, detail, done: reporter.node(
+                name, self.engine.state(name), detail, reached=done
+            ),
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]

@@ -14,12 +14,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.interpreter import Interpreter
+from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import unknown_vc
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import LedgerError, RecipeError, UserError
+from pragmash.errors import ConfigError, LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
@@ -30,13 +33,16 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import (
     Journal,
     acquire_lock,
+    all_last_runs,
     last_run,
     release_lock,
     set_lock_run,
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.notes import first_time
 from pragmash.vc.http_repository import open_repository
+from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
@@ -56,6 +62,10 @@ class RunOptions:
     site: str | None = None
     sets: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
+    key: str | None = None  # --key: the public key text (kept, so resume needs no file)
+    mem: str | None = None  # --mem FRONTEND[:COMPUTE] as given
+    # MiB each role's nodes got (from --mem or the templates); journaled for `status`
+    memory_mib: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +76,9 @@ class RunOptions:
             "site": self.site,
             "sets": self.sets,
             "allow_run": self.allow_run,
+            "key": self.key,
+            "mem": self.mem,
+            "memory_mib": self.memory_mib,
         }
 
     @classmethod
@@ -78,6 +91,9 @@ class RunOptions:
             site=data.get("site"),
             sets=dict(data.get("sets") or {}),
             allow_run=bool(data.get("allow_run")),
+            key=data.get("key"),
+            mem=data.get("mem"),
+            memory_mib=data.get("memory_mib"),
         )
 
     def resolved(self) -> RunOptions:
@@ -108,10 +124,51 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
         name = name.strip()
         if not name.replace("_", "a").isalnum() or name[0].isdigit():
             raise UserError(f"--set {item!r}: {name!r} is not a variable name")
+        if any((ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 for c in value):
+            raise UserError(
+                f"--set {name}: the value holds a control character ({value!r}); "
+                "values are plain text"
+            )
         if name in ("vcname", "temp_dir", "vc_out", "num_nodes"):
             raise UserError(f"--set {item!r}: ${name} is set by pragmash and cannot be overridden")
         out[name] = value
     return out
+
+
+def require_recipe_file(recipe: str) -> None:
+    """Refuse a recipe path that names no file, saying what it names instead."""
+    path = Path(recipe)
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise UserError(f"{recipe}: is a folder, not a recipe file (e.g. {recipe}/rocks6.prg)")
+    if path.exists():
+        raise UserError(f"{recipe}: is not a regular file; a recipe is a text file")
+    raise UserError(f"{recipe}: no such recipe file")
+
+
+def check_work_folders(site: SiteConfig, vcname: str) -> None:
+    """The run's temp folder and the image cache can be made and written, or a ConfigError.
+
+    Checked before anything is locked or allocated: a file where the folder should be,
+    or a read-only file system, would otherwise fail the first step that writes there,
+    after ``allocate`` took leases.
+    """
+    for folder, key in ((site.temp_dir / vcname, "temp"), (site.image_cache, "image_cache")):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            problem = f"{existing} is not a folder (a file is in the way)"
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problem = f"{existing} is not writable"
+        else:
+            continue
+        raise ConfigError(
+            f"the {key.replace('_', ' ')} folder {folder} cannot be used: {problem}",
+            file=site.source,
+            key=f"[paths] {key}",
+        )
 
 
 def open_site(path: str | None) -> SiteConfig:
@@ -149,6 +206,7 @@ def prepare(
     """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
+    check_work_folders(site, vcname)
     repo = open_repository(options.base_path or site.repository, site.image_cache)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
@@ -174,6 +232,11 @@ def prepare(
     if options.num_compute is not None:
         if options.num_compute < 0:
             raise UserError("--num_compute: expected 0 or more")
+        if options.num_compute > MAX_SITE_CPUS:
+            raise UserError(
+                f"--num_compute {options.num_compute}: expected at most {MAX_SITE_CPUS} "
+                f"(no site has more CPUs); {alloc_mod.capacity_words(site)}"
+            )
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")
@@ -187,7 +250,10 @@ def prepare(
         distro=distro,
         variables=variables,
         allow_run=options.allow_run,
+        key=options.key,
+        memory=effective_memory(vcin, options.mem),
     )
+    options.memory_mib = runtime.memory.to_json() if runtime.memory else None
     prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
     held = alloc_mod.current_allocation(ledger, vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
@@ -228,14 +294,19 @@ class RecipeCheckFailed(RecipeError):
         return "\n".join(p.render() for p in self.problems)
 
 
-def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckContext:
+    """What the checker knows about this run: its variables, node names and policy.
+
+    Shared by the recipe's check and the REPL's check of typed statements, so both
+    refuse the same mistakes.
+    """
     runtime = prep.runtime
     known: dict[str, str | None] = {name: None for name in BUILTINS}
     known.update(runtime.variables)
     if "num_compute" not in runtime.variables:
         known.pop("num_compute")
         # a recipe `param num_compute = N` supplies it
-    ctx = CheckContext(
+    return CheckContext(
         variables=known,
         frontend=frontend_name(runtime.vcname),
         compute_name=lambda i: compute_name(runtime.vcname, i),
@@ -243,6 +314,10 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
         allocated=allocated,
         allow_run=prep.options.allow_run or prep.site.allow_run,
     )
+
+
+def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+    ctx = check_context(prep, allocated=allocated)
     problems = check_program(prep.program, ctx)
     problems += needs_allocation_first(prep.program, allocated is not None)
     problems.sort(key=lambda p: (p.span.file != prep.program.file, p.span.line, p.span.column))
@@ -251,11 +326,16 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
 
 @dataclass
 class Run:
-    """A started run: the interpreter plus its journal and lock."""
+    """A started run: the interpreter plus its journal and lock.
+
+    ``notes`` are what opening it did that a front end should say (a private network
+    that was missing and was made again on resume).
+    """
 
     prepared: Prepared
     interpreter: Interpreter
     journal: Journal
+    notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
         self.journal.end(outcome, message)
@@ -275,7 +355,10 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
     runtime = prep.runtime
     runtime.engine.check()
+    private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
     runtime.domain_type = _domain_type(prep)
+    if runtime.memory is not None:
+        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
         options = prep.options.resolved()
@@ -320,6 +403,9 @@ def resume(
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
     if record is None:
+        unknown = unknown_vc(site_cfg, vcname, sorted(all_last_runs(ledger)))
+        if unknown is not None:
+            raise unknown
         raise UserError(
             f"{vcname} has no run to resume; start one with `pragmash RECIPE --vcname {vcname}`"
         )
@@ -351,14 +437,34 @@ def resume(
     runtime = prep.runtime
     runtime.engine.check()
     runtime.domain_type = _domain_type(prep)
+    if runtime.memory is not None:
+        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
     journal.reopen(recipe_sources(prep.program))
-    _replay(prep, start_at)
+    try:
+        _replay(prep, start_at)
+        made = runtime.ensure_private_network()
+    except BaseException:
+        with contextlib.suppress(LedgerError):
+            release_lock(prep.ledger, vcname)
+        raise
     interp = Interpreter(
         prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
     )
-    return Run(prep, interp, journal)
+    notes = []
+    if private_network.made_anew(made):
+        assert made is not None
+        notes.append(f"{vcname}'s private network was missing: {made.message}")
+    return Run(prep, interp, journal, notes)
+
+
+def site_notes(prep: Prepared) -> list[str]:
+    """What the site should be told once (remembered in its ledger), for the front end."""
+    note = private_network.default_mode_note(prep.site)
+    if note is not None and first_time(prep.ledger, "private-network-default"):
+        return [note]
+    return []
 
 
 def _replay(prep: Prepared, upto: int) -> None:

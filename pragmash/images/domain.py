@@ -225,6 +225,24 @@ def _set_graphics(devices: etree._Element) -> None:
         etree.SubElement(graphics, "listen", type="address", address=LOOPBACK)
 
 
+def _set_memory(root: etree._Element, mib: int) -> None:
+    """``--mem``: the domain's memory (and current memory) in MiB, replacing the template's."""
+    for tag in ("memory", "currentMemory"):
+        element = root.find(tag)
+        if element is None:
+            if tag == "currentMemory":
+                continue  # libvirt takes <memory> for both when it is absent
+            element = etree.Element(tag)
+            vcpu = root.find("vcpu")
+            assert vcpu is not None
+            vcpu.addprevious(element)
+        element.attrib.clear()
+        element.set("unit", "MiB")
+        element.text = str(mib)
+    for maximum in root.findall("maxMemory"):
+        _remove(maximum)  # a hot-plug ceiling below the new size would be refused
+
+
 def render_domain(
     node: NodePlan, host: HostInfo, formats: Sequence[str | None] | None = None
 ) -> str:
@@ -246,6 +264,8 @@ def render_domain(
         assert name_el is not None
         name_el.addnext(vcpu)
     vcpu.text = str(node.cpus)
+    if node.memory_mib is not None:
+        _set_memory(root, node.memory_mib)
     devices = root.find("devices")
     if devices is None:
         devices = etree.SubElement(root, "devices")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from pragmash.errors import AllocationError
 from pragmash.store.ledger import Ledger
+from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.site import PublicAddress, SiteConfig
 from pragmash.vc.vcin import VcIn
@@ -75,6 +77,12 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
         raise AllocationError(f"cannot allocate {cpus} compute CPUs: expected 0 or more")
     if cpus == 0:
         return []
+    if cpus > MAX_SITE_CPUS:
+        # refused before any list is made: such a count would not even fit in memory
+        raise AllocationError(
+            f"cannot allocate {cpus} compute CPUs: no site has more than {MAX_SITE_CPUS}; "
+            + capacity_words(site)
+        )
     if vcin.compute is None:
         raise AllocationError(
             f"asked for {cpus} compute CPUs, but {vcin.path} has no <compute> node template"
@@ -86,12 +94,35 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
     return [per_node] * full + ([remainder] if remainder else [])
 
 
-def allocate(ledger: Ledger, site: SiteConfig, vcname: str, vcin: VcIn, cpus: int) -> Allocation:
+def site_cpus(site: SiteConfig) -> int:
+    """CPUs the site hands out to VCs in all (what its config keeps for the host aside)."""
+    return site.cpu_capacity - site.cpu_reserve
+
+
+def capacity_words(site: SiteConfig) -> str:
+    """The site's CPU capacity as a sentence naming the settings it comes from."""
+    return (
+        f"the site has {site_cpus(site)} CPUs to hand out in all "
+        f"({site.source}: [resources] cpus {site.cpu_capacity} - reserve {site.cpu_reserve})"
+    )
+
+
+def allocate(
+    ledger: Ledger,
+    site: SiteConfig,
+    vcname: str,
+    vcin: VcIn,
+    cpus: int,
+    *,
+    check_vlan: Callable[[int], None] | None = None,
+) -> Allocation:
     """Take a public address, a VLAN, MACs, private addresses and CPUs for ``vcname``.
 
     Idempotent for resume: a VC that already holds an allocation of the same ``cpus``
     gets it back unchanged. All or nothing: any shortage raises AllocationError and
-    the ledger is left as it was.
+    the ledger is left as it was. ``check_vlan`` is called with the VLAN chosen, inside
+    the transaction: whatever it raises (the VLAN's bridge clashes on the engine host)
+    takes nothing either.
     """
     validate_name("VC", vcname)
     plan = plan_compute_cpus(site, vcin, cpus)
@@ -106,6 +137,8 @@ def allocate(ledger: Ledger, site: SiteConfig, vcname: str, vcin: VcIn, cpus: in
             )
         private_ips = _private_ips(vcin, len(plan))
         public, vlan = _take_public_and_vlan(conn, site, vcin, plan)
+        if check_vlan is not None:
+            check_vlan(vlan)
         macs = _take_macs(conn, site, 2 + len(plan))
         nodes = [
             NodeLease(
@@ -337,6 +370,16 @@ def _load(conn: sqlite3.Connection, vcname: str) -> Allocation | None:
     )
 
 
+def next_free_vlan(ledger: Ledger, site: SiteConfig) -> int | None:
+    """The VLAN the next allocation would take, as things stand (None: none is free).
+
+    For checks made before allocating; the allocation itself decides in its transaction.
+    """
+    with ledger.snapshot() as conn:
+        held = {int(r[0]) for r in conn.execute("SELECT value FROM leases WHERE kind = 'vlan'")}
+    return next((v for v in range(site.vlan_first, site.vlan_last + 1) if v not in held), None)
+
+
 def current_allocation(ledger: Ledger, vcname: str) -> Allocation | None:
     """What ``vcname`` holds now, or None."""
     with ledger.snapshot() as conn:
@@ -358,8 +401,13 @@ def release(ledger: Ledger, vcname: str) -> bool:
         return cursor.rowcount > 0
 
 
-def build_vc_out(allocation: Allocation, vcin: VcIn, site: SiteConfig) -> VcOut:
-    """The vc-out.xml content for an allocation: public side from the site, private from vc-in."""
+def build_vc_out(
+    allocation: Allocation, vcin: VcIn, site: SiteConfig, *, key: str | None = None
+) -> VcOut:
+    """The vc-out.xml content for an allocation: public side from the site, private from vc-in.
+
+    ``key`` is the ``--key`` text (one public key a line), written as ``<key>``.
+    """
     fe = allocation.frontend
     frontend = FrontendOut(
         name=fe.name,
@@ -382,6 +430,7 @@ def build_vc_out(allocation: Allocation, vcin: VcIn, site: SiteConfig) -> VcOut:
         dns_ip=site.dns,
         dns_search=site.dns_search,
         dns_domain=site.dns_domain,
+        key=key,
     )
 
 

@@ -21,7 +21,10 @@ Layout (every section and key is optional unless marked *required*)::
     mac_prefix = "7a:77:6e"         # three octets, locally administered, unicast
     vlans = [2, 4094]               # [first, last] private VLAN ids, 1..4094
     default_network = "default"     # site network for vc-in bridges not in `bridges`
-    bridges = { "eth0.2" = "net-a" }  # vc-in bridge name -> site network
+    bridges = { "eth0.2" = "net-a" }  # vc-in bridge -> site network (public interfaces)
+    private = "isolated"            # each VC's private network: "isolated" | "ovs" | "bridge"
+    private_bridge = "pragma{vlan}" # isolated: the bridge libvirt makes; bridge: the site's
+    ovs_bridge = "ovsbr0"           # ovs: the site's Open vSwitch bridge (required there)
     public = [                      # required, non-empty: the public address pool
       { ip = "137.110.119.222", fqdn = "calit2-119-222.ucsd.edu" },
     ]
@@ -74,6 +77,8 @@ from pragmash.driver_api import UpTest
 from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, parse_toml
 from pragmash.vc.http import check_url, is_url
+from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPUS
+from pragmash.vc.privnet import PrivateNetworkSetting
 from pragmash.vc.site_network import PublicAddress, read_network
 from pragmash.vc.upconfig import up_overrides
 
@@ -123,6 +128,7 @@ class SiteConfig:
     boot_parallelism: int = 4
     bridges: dict[str, str] = field(default_factory=dict)  # vc-in bridge -> site network
     default_network: str | None = None  # site network for bridges not in `bridges`
+    private_network: PrivateNetworkSetting = field(default_factory=PrivateNetworkSetting)
     driver_dirs: tuple[Path, ...] = ()
     recipe_dirs: tuple[Path, ...] = ()
     allow_run: bool = False
@@ -152,6 +158,9 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
         "default_network",
         "bridges",
         "public",
+        "private",
+        "private_bridge",
+        "ovs_bridge",
     ),
     "resources": ("cpus", "reserve", "smp", "max_cpus_per_node"),
     "paths": ("temp", "state", "image_cache", "repository"),
@@ -251,6 +260,7 @@ def _build(
         boot_parallelism=engine.boot_parallelism,
         bridges=network.bridges,
         default_network=network.default_network,
+        private_network=network.private,
         driver_dirs=driver_dirs,
         recipe_dirs=recipe_dirs,
         allow_run=allow_run,
@@ -279,7 +289,9 @@ def _read_engine(eng: Reader) -> _Engine:
             f"got {uri!r}",
         )
     domain_type = cast(DomainType, eng.choice("domain_type", "auto", ("auto", "kvm", "qemu")))
-    return _Engine(driver, uri, domain_type, eng.integer("boot_parallelism", 4, 1))
+    return _Engine(
+        driver, uri, domain_type, eng.integer("boot_parallelism", 4, 1, MAX_BOOT_PARALLELISM)
+    )
 
 
 @dataclass(frozen=True)
@@ -291,12 +303,15 @@ class _Resources:
 
 
 def _read_resources(res: Reader) -> _Resources:
-    cpus = res.integer("cpus", 64, 1)
+    cpus = res.integer("cpus", 64, 1, MAX_SITE_CPUS)
     reserve = res.integer("reserve", 2, 0)
     if reserve >= cpus:
         raise res.fail("reserve", f"expected fewer than cpus ({cpus}), got {reserve}")
     return _Resources(
-        cpus, reserve, res.boolean("smp", False), res.integer("max_cpus_per_node", 1, 1)
+        cpus,
+        reserve,
+        res.boolean("smp", False),
+        res.integer("max_cpus_per_node", 1, 1, MAX_NODE_CPUS),
     )
 
 

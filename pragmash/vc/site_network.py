@@ -1,5 +1,8 @@
 """The ``[network]`` section of the site config: the public pool, gateway, VLANs, MACs.
 
+How each VC's private network is made (``private``, ``private_bridge``,
+``ovs_bridge``) is :mod:`pragmash.vc.privnet`'s.
+
 These settings are checked against each other (the gateway and every public
 address inside one public network, no address twice, a locally administered
 unicast MAC prefix), because a mistake here surfaces only when a booted VC cannot
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from pragmash.vc.config_reader import REQUIRED, Reader, describe, did_you_mean
+from pragmash.vc.privnet import PrivateNetworkSetting, read_private_setting
 
 _FQDN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _MAC_PREFIX = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){2}$")
@@ -42,6 +46,7 @@ class NetworkSettings:
     default_network: str | None
     bridges: dict[str, str]
     public_pool: tuple[PublicAddress, ...]
+    private: PrivateNetworkSetting
 
 
 def read_network(net: Reader) -> NetworkSettings:
@@ -61,6 +66,7 @@ def read_network(net: Reader) -> NetworkSettings:
     vlan_first, vlan_last = _vlans(net)
     default_network = net.string("default_network", None)
     bridges = _bridges(net)
+    private = read_private_setting(net.table, net.fail, (vlan_first, vlan_last))
     pool = _public_pool(net)
     _check_public_network(net, pool, gateway, netmask, prefix)
     return NetworkSettings(
@@ -75,6 +81,7 @@ def read_network(net: Reader) -> NetworkSettings:
         default_network=default_network,
         bridges=bridges,
         public_pool=pool,
+        private=private,
     )
 
 

@@ -70,8 +70,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--allow-run", action="store_true")
     ns = p.parse_args(args)
-    if not Path(ns.recipe).is_file():
-        raise UserError(f"{ns.recipe}: no such recipe file")
+    session.require_recipe_file(ns.recipe)
     site = session.open_site(ns.site)
     vcname = ns.vcname
     if vcname is None:
@@ -134,6 +133,8 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         site=ns.site,
         accept_changes=ns.accept_changes,
     )
+    for note in session.site_notes(run.prepared) + run.notes:
+        err.write(f"{note}\n")
     cur = run.interpreter.current
     if cur is not None:
         span = cur.statement.span
@@ -201,8 +202,17 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
     )
     if status.lock:
         out.write(f"  in use by {status.lock}\n")
+    net = status.private_network
+    if net is not None:
+        again = (
+            f"`pragmash resume {vcname}` or `pragmash repl --attach {vcname}`"
+            if status.run_outcome in ("failed", "interrupted") or run is None
+            else f"`pragmash {run.recipe} --vcname {vcname}` (same allocation)"
+        )
+        flag = f"   <- missing: {again} makes it again" if net.missing else ""
+        out.write(f"  private network {net.plan.describe()}: {net.state}{flag}\n")
     if status.nodes:
-        out.write(f"  {'NODE':<22} {'ENGINE':<14} {'CPUS':>4}  {'IP':<16} MAC\n")
+        out.write(f"  {'NODE':<22} {'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n")
         for n in status.nodes:
             flag = (
                 f"   <- ledger says {n.ledger_says}; `pragmash clean {vcname}` repairs"
@@ -210,7 +220,8 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
                 else ""
             )
             out.write(
-                f"  {n.name:<22} {n.engine_state:<14} {n.cpus:>4}  {n.ip:<16} {', '.join(n.macs)}{flag}\n"
+                f"  {n.name:<22} {n.engine_state:<14} {n.cpus:>4} {n.memory_mib or '-':>6}  "
+                f"{n.ip:<16} {', '.join(n.macs)}{flag}\n"
             )
     if run:
         out.write(f"  run {run.id} ({status.run_outcome}): {run.recipe}\n")
@@ -253,7 +264,11 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
     """Destroy a VC's domains, remove its staged images, release its leases."""
     p = _parser("clean", "Destroy a VC's domains, remove its staged images and release its leases.")
     p.add_argument("vcname")
-    p.add_argument("--force", action="store_true", help="clean even while a run holds the VC")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="clean even while a run holds the VC: stop that run first",
+    )
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     vcname = validate_name("VC name", ns.vcname)

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from pragmash import __version__
 from pragmash.engine import session
+from pragmash.engine.overrides import parse_mem
 from pragmash.engine.plan import make_plan
 from pragmash.engine.session import Prepared, Run, RunOptions, parse_sets
 from pragmash.errors import (
@@ -28,8 +29,10 @@ from pragmash.errors import (
     RecipeError,
     StepError,
     UserError,
+    VcTakenError,
 )
-from pragmash.ui.render import StepPrinter, location, render_error
+from pragmash.ui.render import StepPrinter, location, printable_stream, render_error
+from pragmash.vc.keys import read_public_keys
 
 EXIT_CODES = f"""\
 exit status:
@@ -48,6 +51,7 @@ COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl", "s
 MAIN_HELP = f"""\
 usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
                 [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]
+                [--key FILE] [--mem FRONTEND[:COMPUTE]]
                 [--break LINE|KIND]... [--step] [--debug-on-failure]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
        pragmash resume VCNAME [--accept-changes]
@@ -77,6 +81,11 @@ run options:
   --dry-run            print each step with the nodes and stages it would touch,
                        and change nothing
   --allow-run          permit the recipe's `run` statements (host commands)
+  --key FILE           an SSH public key file (e.g. ~/.ssh/id_ed25519.pub): written to
+                       vc-out.xml as <key> and added to root's authorized_keys in
+                       every node's image by the distro driver's pre_boot
+  --mem MIB[:MIB]      memory in MiB for the frontend[:each compute] (one number for
+                       both), instead of the templates'; checked against the host
   --break LINE|KIND    run, and open the REPL before the statement at LINE (or
                        FILE:LINE, or every statement of KIND); repeatable
   --step               open the REPL before the first statement
@@ -114,6 +123,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--allow-run", action="store_true")
+    p.add_argument("--key")
+    p.add_argument("--mem")
     p.add_argument("--break", dest="breaks", action="append", default=[])
     p.add_argument("--step", action="store_true")
     p.add_argument("--debug-on-failure", action="store_true")
@@ -136,8 +147,9 @@ def main(
 ) -> int:
     """Entry point; returns the exit status (see EXIT_CODES)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # every line goes out with control characters escaped (see PrintableStream)
+    out = printable_stream(out or sys.stdout)
+    err = printable_stream(err or sys.stderr)
     try:
         return _dispatch(args, out, err)
     except PragmashError as error:
@@ -174,13 +186,26 @@ def _options(ns: argparse.Namespace) -> RunOptions:
         site=ns.site,
         sets=parse_sets(ns.sets),
         allow_run=ns.allow_run,
+        key=key_option(ns.key),
+        mem=mem_option(ns.mem),
     )
+
+
+def key_option(path: str | None) -> str | None:
+    """``--key FILE``'s public key text, checked (a private key or garbage is refused)."""
+    return "\n".join(read_public_keys(Path(path).expanduser())) if path else None
+
+
+def mem_option(text: str | None) -> str | None:
+    """``--mem`` as given, checked now so a typo is a usage error before anything loads."""
+    if text is not None:
+        parse_mem(text)
+    return text
 
 
 def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = _options(ns)
-    if not Path(options.recipe).is_file():
-        raise UserError(f"{options.recipe}: no such recipe file")
+    session.require_recipe_file(options.recipe)
     printer = StepPrinter(out, err)
     # images are fetched and checked here, before the run starts (not for a dry run)
     prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)
@@ -191,6 +216,8 @@ def run_recipe(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if ns.dry_run:
         return print_plan(prep, out)
+    for note in session.site_notes(prep):
+        err.write(f"{note}\n")
     if ns.breaks or ns.step or ns.debug_on_failure:
         from pragmash.ui.repl import debugger as repl
 
@@ -218,6 +245,9 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
             run.close("finished")
     except LedgerError as fault:
         return ledger_stopped(run, fault, err)
+    except VcTakenError as taken:
+        err.write(render_error(taken) + "\n")
+        return taken.exit_code
     if reason == "finished":
         vc_out = run.prepared.runtime.vc_out_path
         out.write(f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
@@ -231,6 +261,9 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
         )
     except LedgerError as fault:
         return ledger_stopped(run, fault, err)
+    except VcTakenError as taken:  # a forced clean stopped the run: nothing to resume
+        err.write(render_error(taken) + "\n")
+        return taken.exit_code
     if error is not None and step is not None:
         span = step.statement.span
         err.write(
