@@ -20,10 +20,9 @@ from pragmash.drivers.libvirt_engine import (
     kvm_usable,
 )
 
-from pragmash.driver_api import EngineDriver, NodePlan, StageContext
+from pragmash.driver_api import EngineDriver, HostInfo, NodePlan, StageContext
 from pragmash.engine.readiness import Goal, Waiter
 from pragmash.errors import StepError
-from pragmash.images.domain import HostInfo
 
 pytestmark = pytest.mark.libvirt
 

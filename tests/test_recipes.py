@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 import shutil
@@ -31,6 +32,13 @@ RUN_WITH = {
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process on a test:///default no earlier test's connection keeps alive.
+
+    test:///default keeps its domains while any connection in the process is open; an
+    earlier test's engine can linger in a reference cycle (a kept exception's traceback)
+    until the collector runs, and would hand this run the last run's domains.
+    """
+    gc.collect()
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()

@@ -315,9 +315,7 @@ def clean_vc(
         acquire_lock(ledger, vcname)
     try:
         names = [n.name for n in held.nodes] if held else []
-        list_domains = getattr(engine, "list_domains", None)
-        if list_domains is not None:
-            names += [n for n in list_domains(f"{vcname}-") if n not in names]
+        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names]
         for name in names:
             state = engine.state(name)
             if state != "absent":

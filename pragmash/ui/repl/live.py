@@ -83,6 +83,7 @@ class LiveView:
         self.renders = 0
         self._lock = threading.Lock()
         self._app: Application[None] | None = None
+        self._thread: threading.Thread | None = None
 
     # -- what the step says -----------------------------------------------------------
 
@@ -188,6 +189,14 @@ class LiveView:
     @contextmanager
     def showing(self) -> Iterator[LiveView]:
         """Show the view in a thread while the caller runs a step in this one."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def start(self) -> None:
+        """Start drawing, in a thread of its own; the caller goes on with the step."""
         keys = KeyBindings()
 
         @keys.add("c-c")
@@ -208,17 +217,20 @@ class LiveView:
             finally:
                 ready.set()
 
-        thread = threading.Thread(target=run, name="live-view", daemon=True)
+        self._thread = threading.Thread(target=run, name="live-view", daemon=True)
         self.active = True
-        thread.start()
+        self._thread.start()
         ready.wait(5)
-        try:
-            yield self
-        finally:
-            self.active = False
+
+    def stop(self) -> None:
+        """Stop drawing and erase the view (its lines are in :attr:`events`)."""
+        self.active = False
+        app, thread = self._app, self._thread
+        if app is not None:
             self._stop(app)
+        if thread is not None:
             thread.join(5)
-            self._app = None
+        self._app = self._thread = None
 
     @staticmethod
     def _stop(app: Application[None]) -> None:
