@@ -31,6 +31,14 @@ RUN_WITH = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_test_engine() -> None:
+    """test:///default forgets its domains once no connection is open; these tests count
+    on that. An earlier test's failed run can leave its engine (and connection) in a
+    reference cycle until the collector runs; collect now so its domains are gone."""
+    gc.collect()
+
+
 def cli(*argv: str) -> tuple[int, str, str]:
     """Run the CLI in-process on a test:///default no earlier test's connection keeps alive.
 
