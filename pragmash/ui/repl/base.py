@@ -141,7 +141,8 @@ class ReplBase:
             try:
                 value = self.run.expand(expr)
             except PragmashError as err:
-                value = f"(cannot show: {err.message})"
+                unset = err.message.startswith("unknown variable")
+                value = "(not set yet)" if unset else f"(cannot show: {err.message})"
             self.message(f"  {number}: {expr} = {value}")
 
     def after(self, reason: StopReason) -> None:
