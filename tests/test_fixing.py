@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pragmash.drivers.rocks6_client import Rocks6Client
 from vmimage import TestImage, build_test_image
 
 from pragmash.driver_api import NodePlan, StageContext
+from pragmash.drivers.rocks6_client import Rocks6Client
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.errors import StepError
 from pragmash.images.fixing import METHODS, convert_v2v, customize
