@@ -107,9 +107,15 @@ def one_size(n: int, workdir: Path, image: str, built: Any, method: str) -> Row:
 
     engine.boot = timed_boot  # type: ignore[method-assign]
     before = tool_runs()
-    run = session.start(prep)
     out, err = io.StringIO(), io.StringIO()
-    code = cli.finish(run, out, err)
+    code: int | None = None
+    try:
+        run = session.start(prep)
+        code = cli.finish(run, out, err)
+    finally:
+        if code != 0:  # failed or interrupted: its domains and private network go
+            clean = ["clean", vcname, "--force", "--site", str(site_path)]
+            cli.main(clean, out=io.StringIO(), err=io.StringIO())
     runs = tool_runs() - before
     if code != 0:
         raise SystemExit(f"N={n}: the run failed ({code}):\n{out.getvalue()}{err.getvalue()}")
