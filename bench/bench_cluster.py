@@ -80,6 +80,8 @@ def make_site(root: Path, image: str, built: Any) -> tuple[Path, str]:
         write_vc(repo, vcname, built)
     site = write_site(root, repo, up={vcname: ["marker"]} if image == "busybox" else {})
     text = site.read_text()
+    # its own VLANs (so bridges) apart from the tests', and room for 16 computes
+    text = text.replace("vlans = [10, 20]", "vlans = [300, 310]")
     text = text.replace("cpus = 8\n", "cpus = 64\n").replace(
         "boot_parallelism = 2", "boot_parallelism = 4"
     )
