@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pragmash.textsafe import printable
+
 # Exit statuses, documented in the README and `pragmash --help`.
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug in pragmash: please report it
@@ -71,10 +73,11 @@ class RecipeError(UserError):
         self.source_line = source_line
 
     def render(self) -> str:
-        # the caret's padding keeps the line's own tabs, so it lines up under any tab width
-        before = self.source_line[: max(self.span.column, 1) - 1]
+        # the caret's padding keeps the line's own tabs, so it lines up under any tab width;
+        # a control character in the line is shown escaped, never obeyed
+        before = printable(self.source_line[: max(self.span.column, 1) - 1])
         caret = "".join(c if c == "\t" else " " for c in before) + "^"
-        text = f"{self.span}: {self.message}\n    {self.source_line}\n    {caret}"
+        text = f"{self.span}: {self.message}\n    {printable(self.source_line)}\n    {caret}"
         if self.hint:
             text += f"\n{self.hint}"
         return text
@@ -124,6 +127,14 @@ class BusyError(PragmashError):
     """Another run holds the VC."""
 
     exit_code = EXIT_BUSY
+
+
+class VcTakenError(BusyError):
+    """The VC was taken from a run while it was going (a forced ``clean``).
+
+    The run stops at once and writes nothing more: the leases, domains and journal
+    are the taker's now.
+    """
 
 
 class StepError(PragmashError):

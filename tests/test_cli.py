@@ -332,7 +332,7 @@ def test_check_says_what_up_means_and_who_chose_it(tmp_path: Path) -> None:
     assert code == EXIT_OK, err
     assert (
         "up when running and TCP port 22 answers, or the PRAGMASH-UP line on the serial "
-        f"console (installed by pre_boot) (chosen by the site's [up] calit2 ({site}))"
+        f"console (chosen by the site's [up] calit2 ({site}))"
     ) in out
 
 

@@ -1,7 +1,8 @@
 """Tier 3 (slow): the bundled frontend-only recipe converts a real Debian 12 guest with
 virt-v2v, boots it on real QEMU, and `wait frontend up` passes by what the guest itself
 does: first its login prompt on the serial console, then (a second VC on the converted
-disk) its QEMU guest agent answering through libvirt.
+disk) its QEMU guest agent answering through libvirt; last (a third VC) the PRAGMASH-UP
+line that only the unit pre_boot installs prints.
 
 The guest knows nothing of pragmash: a stock Debian 12 from scripts/build-distro-image
 (getty on ttyS0, qemu-guest-agent installed). The VC is shaped like the seed's (a disk
@@ -127,7 +128,9 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Converted:
     repo = root / "repo"
     write_vc(repo, f"{PREFIX}con", IMAGE)
     write_vc(repo, f"{PREFIX}agt", root / "converted.qcow2")  # made below
-    site = write_site(root, repo, up={f"{PREFIX}con": ["console"], f"{PREFIX}agt": ["agent"]})
+    write_vc(repo, f"{PREFIX}mrk", root / "converted.qcow2")
+    up = {f"{PREFIX}con": ["console"], f"{PREFIX}agt": ["agent"], f"{PREFIX}mrk": ["marker"]}
+    site = write_site(root, repo, up=up)
     env = pytest.MonkeyPatch()
     conn = libvirt.open("qemu:///system")
     try:
@@ -183,6 +186,29 @@ def test_the_converted_guest_is_up_by_its_guest_agent(
         print(out)
         assert code == 0, out
         assert step_line(out, "wait frontend console").endswith("(console: debian12 login:)")
+        assert cli("clean", vc, "--site", site)[0] == 0
+    finally:
+        remove_vmtest_domains(conn, PREFIX)
+        conn.close()
+
+
+def test_the_converted_guest_is_up_by_the_marker_unit_pre_boot_installs(
+    converted: Converted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Case 3: held to the marker alone: its login prompt and agent do not count."""
+    monkeypatch.delenv("PRAGMASH_STATE_DIR")
+    site = str(converted.root / "site.toml")
+    vc = f"{PREFIX}mrk"
+    conn = libvirt.open("qemu:///system")
+    try:
+        frontend_only = str(RECIPES / "frontend-only.prg")
+        code, out = cli(frontend_only, "--vcname", vc, "--site", site, "--set", "fix_method=none")
+        print(out)
+        assert code == 0, out
+        assert "and the PRAGMASH-UP unit" in out  # pre_boot put the unit in
+        wait = step_line(out, "wait frontend up")
+        assert wait.endswith("(console: PRAGMASH-UP)"), wait
+        assert "org.qemu.guest_agent.0" not in conn.lookupByName(f"{vc}-frontend").XMLDesc()
         assert cli("clean", vc, "--site", site)[0] == 0
     finally:
         remove_vmtest_domains(conn, PREFIX)

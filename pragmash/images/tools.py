@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from pragmash.errors import StepError
-from pragmash.images.textsafe import printable
+from pragmash.textsafe import printable
 
 TAIL_LINES = 20
 

@@ -25,7 +25,15 @@ from lark.tree import Meta
 from pragmash.errors import RecipeError, Span, UserError
 from pragmash.language import ast
 from pragmash.language.durations import DURATION_EXAMPLES, DurationTooLong, parse_duration
-from pragmash.language.includes import Chain, check_cycle, identity, read_include, reason
+from pragmash.language.includes import (
+    Chain,
+    check_cycle,
+    check_depth,
+    identity,
+    include_roots,
+    read_include,
+    reason,
+)
 from pragmash.language.sources import SourceText, position, remember
 from pragmash.language.syntax_errors import bad_dollar, syntax_error
 
@@ -75,6 +83,7 @@ def _parse(text: str, file: str, search_path: tuple[Path, ...], chain: Chain) ->
     text = text.removeprefix("\ufeff")
     remember(file, text)  # so errors found later (checks, run time, REPL) can show the line
     source = SourceText(file, text)
+    _refuse_controls(source)
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as exc:
@@ -87,6 +96,30 @@ def _parse(text: str, file: str, search_path: tuple[Path, ...], chain: Chain) ->
             raise exc.orig_exc from None
         raise
     return ast.Program(file=file, source=text, statements=statements)
+
+
+# Control characters a recipe may not hold: C0 but tab and line ends, DEL, C1, and a
+# carriage return that does not end a line. On a terminal they would be obeyed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+
+
+def _refuse_controls(source: SourceText) -> None:
+    """A recipe is plain text: refuse ESC, NUL and the like before they reach a terminal.
+
+    They would otherwise flow into step lines, errors and the journal, and from there
+    retitle or reprogram the terminal of whoever looks at the run.
+    """
+    found = _CONTROL.search(source.text)
+    if found is None:
+        return
+    before = source.text[: found.start()]
+    line = before.count("\n") + 1
+    column = found.start() - (before.rfind("\n") + 1) + 1
+    raise source.error(
+        f"control character U+{ord(found.group()[0]):04X} in the recipe: a recipe is plain "
+        "text; remove it",
+        source.span(line, column),
+    )
 
 
 # ------------------------------------------------------------------ tree -> dataclasses
@@ -286,7 +319,9 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
             )
         if not path:
             raise self.src.error("expected a file name after 'include'", word.span)
-        display, body_text = read_include(self.src, path, word.span, self.search_path)
+        check_depth(self.src, self.chain, path, word.span)
+        roots = include_roots(self.chain[0][1], self.search_path)
+        display, body_text = read_include(self.src, path, word.span, self.search_path, roots)
         check_cycle(self.src, self.chain, display, word.span)
         try:
             body = _parse(body_text, display, self.search_path, self.chain).statements

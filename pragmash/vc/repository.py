@@ -163,6 +163,8 @@ def parse_vcdb(
     """vcdb.txt's entries (name -> vc-in.xml under ``base``) and the line each is on."""
     entries: dict[str, Path] = {}
     lines: dict[str, int] = {}
+    # a byte-order mark (Windows editors write one) is accepted, as in recipes
+    text = text.removeprefix("\ufeff")
     for number, line in enumerate(text.splitlines(), start=1):
         parsed = _parse_line(vcdb, number, line, base, shown_base)
         if parsed is None:
