@@ -285,7 +285,9 @@ def clean_vc(
     force: bool = False,
     note: Callable[[str], None] = lambda _text: None,
 ) -> None:
-    """Destroy the VC's domains, remove its folder, release its leases; safe to repeat.
+    """Destroy the VC's domains and private network, remove its folder, release its leases.
+
+    Safe to repeat.
 
     Domains are found by the ledger's leases and by name (``VCNAME-…``), so domains
     the ledger forgot are removed too. A VC held by a live run is refused unless
@@ -315,9 +317,7 @@ def clean_vc(
         acquire_lock(ledger, vcname)
     try:
         names = [n.name for n in held.nodes] if held else []
-        list_domains = getattr(engine, "list_domains", None)
-        if list_domains is not None:
-            names += [n for n in list_domains(f"{vcname}-") if n not in names]
+        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names]
         for name in names:
             state = engine.state(name)
             if state != "absent":
