@@ -72,6 +72,7 @@ class GuestFilesDriver:
                 disk,
                 {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
                 self.partition,
+                node.authorized_keys,
             )
             for node, disk in nodes
         ]

@@ -22,6 +22,7 @@ import libvirt_qemu
 from lxml import etree
 
 from pragmash.driver_api import (
+    HostInfo,
     NetworkState,
     NodePlan,
     PrivateNetworkPlan,
@@ -29,9 +30,11 @@ from pragmash.driver_api import (
     StageResult,
 )
 from pragmash.errors import StepError
-from pragmash.images.domain import HostInfo, render_domain, with_uuid
+from pragmash.images.domain import render_domain, with_uuid
 from pragmash.textsafe import printable
 from pragmash.vc.privnet import network_name
+from pragmash.vc.site import SiteConfig
+from pragmash.vc.xmlsafe import safe_parser
 
 from . import libvirt_network
 
@@ -86,10 +89,7 @@ def _libvirt_message(exc: libvirt.libvirtError) -> str:
 
 
 def _safe_xml(text: str) -> etree._Element:
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, dtd_validation=False, load_dtd=False
-    )
-    return etree.fromstring(text.encode("utf-8"), parser)
+    return etree.fromstring(text.encode("utf-8"), safe_parser())
 
 
 def kvm_usable(domain_types: Iterable[str]) -> bool:
@@ -159,6 +159,16 @@ class LibvirtEngine:
     def simulated(self) -> bool:
         """libvirt's test driver keeps domains in memory: there are no real disks to touch."""
         return self.uri.startswith("test:")
+
+    def host_memory_mib(self) -> int:
+        """The host's memory in MiB (libvirt's node info), for ``--mem`` and allocation checks."""
+        try:
+            return int(self._connection().getInfo()[1])
+        except libvirt.libvirtError as exc:
+            raise StepError(
+                f"cannot read the memory of {self.uri}: {_libvirt_message(exc)}",
+                stage="ve_driver/connect",
+            ) from exc
 
     def _connection(self) -> libvirt.virConnect:
         with self._lock:
@@ -421,3 +431,8 @@ class LibvirtEngine:
                 ):
                     raise
         dom.undefine()
+
+
+def engine_driver(site: SiteConfig) -> LibvirtEngine:
+    """The registry's way in (``[engine] driver = "libvirt"``): the site's URI, not connected."""
+    return LibvirtEngine(site.uri)

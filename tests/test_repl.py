@@ -22,76 +22,29 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
+from repldriver import RECIPE, Driver, domain_state, leave_stuck_compute
 
 import pragmash
 from pragmash.engine import session
 from pragmash.store.journal import last_run, lock_holder
+from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
-from pragmash.ui.repl.debugger import Repl, open_run
+from pragmash.ui.repl.debugger import Repl
+from pragmash.ui.repl.launch import open_run
 
 pytestmark = pytest.mark.libvirt
 
-RECIPE = """\
-allocate 2
-boot frontend
-wait frontend running timeout 5s
-boot compute
-wait compute running timeout 1s
-echo "$vcname is up"
-"""
 
-STUCK = """\
-<domain type='test'>
-  <name>calit2-compute-1</name>
-  <memory unit='MiB'>64</memory>
-  <os><type>hvm</type></os>
-</domain>
-"""
+@pytest.fixture(autouse=True)
+def _no_pager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long output printed, not paged: these tests are not about the pager (test_repl_live is)."""
+    monkeypatch.setenv("PAGER", "cat")
 
 
 @pytest.fixture
 def pipe() -> Iterator[PipeInput]:
     with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
         yield inp
-
-
-def _state(conn: libvirt.virConnect, name: str) -> str:
-    try:
-        dom = conn.lookupByName(name)
-    except libvirt.libvirtError:
-        return "absent"
-    code = dom.state()[0]
-    return {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused"}.get(
-        code, str(code)
-    )
-
-
-class Driver:
-    """Types one line at a time into a REPL over a fresh run of ``recipe``."""
-
-    def __init__(self, recipe: Path, pipe: PipeInput, base_path: Path | None = None) -> None:
-        prep = session.prepare(
-            session.RunOptions(
-                recipe=str(recipe),
-                vcname="calit2",
-                base_path=str(base_path) if base_path else None,
-            )
-        )
-        self.run = session.start(prep)
-        self.out = io.StringIO()
-        self.repl = Repl(self.run, self.out)
-        self.repl.make_session(InMemoryHistory(), input=pipe, output=DummyOutput())
-        self.pipe = pipe
-
-    def type(self, line: str) -> str:
-        """Type a line and Enter; return what the REPL printed for it."""
-        start = len(self.out.getvalue())
-        self.pipe.send_text(line + "\r")
-        assert self.repl.read_and_run(), f"the REPL ended after {line!r}"
-        return self.out.getvalue()[start:]
-
-    def journal(self) -> dict[int, str]:
-        return {s.idx: s.outcome for s in self.run.journal.steps()}
 
 
 @pytest.fixture
@@ -114,25 +67,22 @@ def test_break_step_fail_fix_retry_continue(
     d.type("continue")
     assert interp.pc == 3 and str(interp.status) == "paused"
     assert d.journal() == {0: "done", 1: "done", 2: "done"}
-    assert _state(testconn, "calit2-frontend") == "running"
-    assert _state(testconn, "calit2-compute-0") == "absent"
+    assert domain_state(testconn, "calit2-frontend") == "running"
+    assert domain_state(testconn, "calit2-compute-0") == "absent"
 
     shown = d.type("show nodes")
     assert interp.pc == 3
     assert "calit2-compute-1" in shown and "absent" in shown
 
-    # a domain left behind under compute 1's name, paused: the compute "hangs"
-    stuck = testconn.defineXML(STUCK)
-    stuck.create()
-    stuck.suspend()
+    leave_stuck_compute(testconn)  # the compute "hangs"
 
     booted = d.type("step")
     assert interp.pc == 4 and str(interp.status) == "paused"
     assert d.journal()[3] == "done"
     # the stale domain is named, not reported as started
     assert "started calit2-compute-0; calit2-compute-1 already paused" in booted
-    assert _state(testconn, "calit2-compute-0") == "running"
-    assert _state(testconn, "calit2-compute-1") == "paused"
+    assert domain_state(testconn, "calit2-compute-0") == "running"
+    assert domain_state(testconn, "calit2-compute-1") == "paused"
 
     failed = d.type("step")
     assert interp.pc == 4 and str(interp.status) == "failed"
@@ -142,19 +92,20 @@ def test_break_step_fail_fix_retry_continue(
     assert "retry" in failed
 
     node = d.type("show node calit2-compute-1")
-    assert "paused" in node and "<name>calit2-compute-1</name>" in node
+    assert "paused" in node and "show node calit2-compute-1 --xml" in node
     assert (
         "up when: the QEMU guest agent answers, or a login prompt on the serial console "
         "(chosen by the distro driver rocks6_client)" in node
     )
+    assert "<name>calit2-compute-1</name>" in d.type("show node compute[1] --xml")
     assert interp.pc == 4 and str(interp.status) == "failed"
 
     # remove the cause with recipe statements typed at the prompt: same run, same leases
     d.type("ve_driver/destroy compute[1]")
-    assert _state(testconn, "calit2-compute-1") == "absent"
+    assert domain_state(testconn, "calit2-compute-1") == "absent"
     assert interp.pc == 4 and str(interp.status) == "failed"
     d.type("boot compute[1]")
-    assert _state(testconn, "calit2-compute-1") == "running"
+    assert domain_state(testconn, "calit2-compute-1") == "running"
     typed = {s.idx: (s.text, s.outcome) for s in d.run.journal.steps() if s.file == "<repl>"}
     assert sorted(typed.values()) == [
         ("boot compute[1]", "done"),
@@ -206,7 +157,7 @@ def test_bad_commands_are_explained(
     assert d.run.interpreter.breakpoints == set()
     assert "nothing to retry" in d.type("retry")
     assert "expected one of vc-out" in d.type("show everything")
-    assert "no such node" in d.type("show node calit2-compute-9")
+    assert "no nodes yet" in d.type("show node calit2-compute-9")
     d.type("break boot")
     assert d.run.interpreter.break_kinds == {"boot"}
     d.type("clear")
@@ -239,7 +190,7 @@ def test_skip_marks_the_step_skipped(
     d.type("skip")
     assert d.run.interpreter.pc == 2
     assert d.journal()[1] == "skipped"
-    assert _state(testconn, "calit2-frontend") == "absent"
+    assert domain_state(testconn, "calit2-frontend") == "absent"
 
 
 def test_ctrl_c_in_a_long_step_marks_it_interrupted(
@@ -269,7 +220,7 @@ def test_ctrl_c_at_the_prompt_and_ctrl_d_leaves(
     d.type("step")
     pipe.send_text("boot fr\x03")
     assert d.repl.read_and_run()  # Ctrl-C drops the line, the REPL goes on
-    assert d.run.interpreter.pc == 1 and _state(testconn, "calit2-frontend") == "absent"
+    assert d.run.interpreter.pc == 1 and domain_state(testconn, "calit2-frontend") == "absent"
     pipe.send_text("\x04")
     assert not d.repl.read_and_run()
     ledger = d.run.prepared.ledger
@@ -283,9 +234,7 @@ def test_attach_opens_the_failed_step(
     recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect, tmp_path: Path
 ) -> None:
     d = Driver(recipe, pipe)
-    stuck = testconn.defineXML(STUCK)
-    stuck.create()
-    stuck.suspend()
+    leave_stuck_compute(testconn)
     d.type("continue")
     assert str(d.run.interpreter.status) == "failed" and d.run.interpreter.pc == 4
     pipe.send_text("quit\r")
@@ -316,35 +265,27 @@ def test_attach_opens_the_failed_step(
 
 
 def test_run_cli_break_opens_the_repl(
-    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect, tmp_path: Path
+    recipe: Path, testconn: libvirt.virConnect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pipe.send_text("show nodes\rcontinue\rquit\r")
+    monkeypatch.setattr("sys.stdin", io.StringIO("show nodes\ncontinue\nquit\n"))
     out, err = io.StringIO(), io.StringIO()
     rc = cli.main([str(recipe), "--vcname", "calit2", "--break", "4"], out=out, err=err)
     assert rc == 0, err.getvalue()
     assert "breakpoint at" in out.getvalue()
     site = session.open_site(None)
-    from pragmash.store.ledger import Ledger
-
     record = last_run(Ledger(site), "calit2")
     assert record is not None and record.outcome == "finished"
-    history = (site.state_dir / "repl_history").read_text(encoding="utf-8")
-    assert "show nodes" in history and "continue" in history
 
 
 def test_run_cli_debug_on_failure(
-    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+    recipe: Path, testconn: libvirt.virConnect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stuck = testconn.defineXML(STUCK)
-    stuck.create()
-    stuck.suspend()
-    pipe.send_text("where\rquit\r")
+    leave_stuck_compute(testconn)
+    monkeypatch.setattr("sys.stdin", io.StringIO("where\nquit\n"))
     out, err = io.StringIO(), io.StringIO()
     rc = cli.main([str(recipe), "--vcname", "calit2", "--debug-on-failure"], out=out, err=err)
     assert rc == 3
     assert "calit2-compute-1" in out.getvalue() and "step 5 of 6" in out.getvalue()
-    from pragmash.store.ledger import Ledger
-
     record = last_run(Ledger(session.open_site(None)), "calit2")
     assert record is not None and record.outcome == "failed"
 
@@ -358,7 +299,7 @@ def test_f11_and_f10_on_an_empty_line_step(
     assert d.run.interpreter.pc == 1
     pipe.send_text("\x1b[21~")  # F10: next
     assert d.repl.read_and_run()
-    assert d.run.interpreter.pc == 2 and _state(testconn, "calit2-frontend") == "running"
+    assert d.run.interpreter.pc == 2 and domain_state(testconn, "calit2-frontend") == "running"
 
 
 def test_reload_uses_a_template_fixed_in_the_repository(
@@ -445,8 +386,8 @@ def test_a_compute_boot_fails_is_fixed_in_the_repository_and_retried(
     assert "boot compute" in failed and "bogus" in failed
     rows = {s.idx: s for s in d.run.journal.steps()}
     assert rows[3].outcome == "failed" and rows[3].stage == "ve_driver/boot"
-    assert _state(testconn, "calit2-frontend") == "running"
-    assert _state(testconn, "calit2-compute-0") == "absent"
+    assert domain_state(testconn, "calit2-frontend") == "running"
+    assert domain_state(testconn, "calit2-compute-0") == "absent"
     assert "absent" in d.type("show node calit2-compute-0")
 
     vc_in.write_text(good, encoding="utf-8")
@@ -454,8 +395,8 @@ def test_a_compute_boot_fails_is_fixed_in_the_repository_and_retried(
     d.type("retry")
     assert interp.pc == 4 and str(interp.status) == "paused"
     assert d.journal()[3] == "done"
-    assert _state(testconn, "calit2-compute-0") == "running"
-    assert _state(testconn, "calit2-compute-1") == "running"
+    assert domain_state(testconn, "calit2-compute-0") == "running"
+    assert domain_state(testconn, "calit2-compute-1") == "running"
     d.type("continue")
     assert interp.finished
     assert [d.journal()[i] for i in range(len(interp.steps))] == ["done"] * 6

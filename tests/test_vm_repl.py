@@ -30,7 +30,8 @@ from pragmash.store.allocation import current_allocation
 from pragmash.store.journal import last_run
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.ui.repl.debugger import Repl, open_run
+from pragmash.ui.repl.debugger import Repl
+from pragmash.ui.repl.launch import open_run
 from pragmash.vc.site import load_site
 
 pytestmark = pytest.mark.vm
@@ -59,6 +60,7 @@ def test_attach_fix_reload_retry_finish_on_qemu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipe: PipeInput
 ) -> None:
     monkeypatch.delenv("PRAGMASH_STATE_DIR")
+    monkeypatch.setenv("PAGER", "cat")  # the transcript keeps long output
     image = build_test_image(tmp_path / "image")
     repo = write_repository(tmp_path, image, compute_cmdline=BROKEN_CMDLINE)
     site_path = write_site(tmp_path, repo)
@@ -99,10 +101,11 @@ def test_attach_fix_reload_retry_finish_on_qemu(
         assert str(interp.status) == "failed" and interp.pc == 4
         assert "wait compute up" in type_("where")
 
-        node = type_("show node vmtest-compute-0")
+        node = type_("show node compute[0]")
         assert "vmtest-compute-0: running on qemu:///system" in node
-        assert "root=/dev/sda1" in node  # the domain XML shows the cause
-        assert "does not exist" in node  # and the console shows the guest saying so
+        assert "root=/dev/sda1" in type_("show node compute[0] --xml")  # the cause
+        console = type_("show node vmtest-compute-0 --console")
+        assert "does not exist" in console  # and the console shows the guest saying so
 
         # the fix, made where it belongs: in the repository's template
         vc_in = repo / "vmtest" / "vc-in.xml"

@@ -58,7 +58,22 @@ class Progress:
     label: str
 
 
-Event = StepStarted | StepFinished | StepFailed | Output | Progress
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node's state while a step works on it (``boot``, ``wait``), for a live view.
+
+    ``detail`` is what the node is doing or last said (a stage, its last console
+    line); ``reached`` is true once the node is where the step wants it.
+    """
+
+    index: int
+    node: str
+    state: str
+    detail: str = ""
+    reached: bool = False
+
+
+Event = StepStarted | StepFinished | StepFailed | Output | Progress | NodeStatus
 EventSink = Callable[[Event], None]
 
 

@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 from pragmash.engine.events import (
     EventSink,
+    NodeStatus,
     Output,
     Progress,
     StepFailed,
@@ -56,6 +57,10 @@ class StepReporter:
     def progress(self, done: float, total: float | None, label: str) -> None:
         self._sink(Progress(self.index, done, total, label))
 
+    def node(self, name: str, state: str, detail: str = "", *, reached: bool = False) -> None:
+        """Where one node stands while the step works on it (a front end's live view)."""
+        self._sink(NodeStatus(self.index, name, state, detail, reached))
+
 
 class Executor(Protocol):
     """Carries out one statement. Raises a PragmashError on failure."""
@@ -91,8 +96,8 @@ class NullJournal:
 
 
 Status = Literal["ready", "paused", "failed", "interrupted", "finished"]
-StopReason = Literal["step", "breakpoint", "failed", "interrupted", "finished"]
-Mode = Literal["step", "next", "continue"]
+StopReason = Literal["step", "breakpoint", "until", "failed", "interrupted", "finished"]
+Mode = Literal["step", "next", "continue", "until"]
 
 
 class Interpreter:
@@ -117,7 +122,9 @@ class Interpreter:
         self.last_error: PragmashError | None = None
         self.outcomes: dict[int, str] = {}
         self.breakpoints: set[tuple[str, int]] = set()
+        self.temporary: set[tuple[str, int]] = set()
         self.break_kinds: set[str] = set()
+        self._until: tuple[str, int] | None = None
 
     # -- where we are -----------------------------------------------------------------
 
@@ -132,12 +139,58 @@ class Interpreter:
 
     # -- breakpoints ------------------------------------------------------------------
 
-    def add_breakpoint(self, line: int, file: str | None = None) -> None:
-        self.breakpoints.add((file or self.program.file, line))
+    def add_breakpoint(
+        self, line: int, file: str | None = None, *, temporary: bool = False
+    ) -> None:
+        """Stop before the statement at ``file:line``; a temporary one is cleared when hit."""
+        key = (file or self.program.file, line)
+        self.breakpoints.add(key)
+        if temporary:
+            self.temporary.add(key)
+        else:
+            self.temporary.discard(key)
+
+    def remove_breakpoint(self, line: int, file: str | None = None) -> bool:
+        """Clear one line breakpoint; False when there was none."""
+        key = (file or self.program.file, line)
+        self.temporary.discard(key)
+        if key not in self.breakpoints:
+            return False
+        self.breakpoints.discard(key)
+        return True
+
+    def add_break_kind(self, kind: str) -> None:
+        """Stop before every statement of this kind (``boot``, ``wait``, …)."""
+        self.break_kinds.add(kind)
+
+    def remove_break_kind(self, kind: str) -> bool:
+        """Clear a kind breakpoint; False when there was none."""
+        if kind not in self.break_kinds:
+            return False
+        self.break_kinds.discard(kind)
+        return True
 
     def clear_breakpoints(self) -> None:
         self.breakpoints.clear()
+        self.temporary.clear()
         self.break_kinds.clear()
+
+    def set_event_sink(self, sink: EventSink) -> None:
+        """Where events go from now on (a front end that opened the run after it started)."""
+        self.on_event = sink
+
+    def restore(self, outcomes: dict[int, str], stopped: PragmashError | None = None) -> None:
+        """Show a reopened run as it was left: each step's outcome, and the error it stopped on.
+
+        ``stopped`` is the error of the step at the program counter when that step
+        failed (or was interrupted, if it is an :class:`Interrupted`).
+        """
+        for idx, outcome in outcomes.items():
+            if idx < len(self.steps):
+                self.outcomes[idx] = outcome
+        if stopped is not None:
+            self.status = "interrupted" if isinstance(stopped, Interrupted) else "failed"
+            self.last_error = stopped
 
     # -- stepping ---------------------------------------------------------------------
 
@@ -152,6 +205,15 @@ class Interpreter:
     def cont(self) -> StopReason:
         """Run until a breakpoint, a failure or the end."""
         return self._resume("continue")
+
+    def until(self, line: int, file: str | None = None) -> StopReason:
+        """Run until a statement at ``line`` or later in ``file`` (as pdb's ``until``),
+        a breakpoint, a failure or the end."""
+        self._until = (file or self.program.file, line)
+        try:
+            return self._resume("until")
+        finally:
+            self._until = None
 
     def retry(self) -> StopReason:
         """Run the failed (or interrupted) step again, then stop."""
@@ -226,8 +288,16 @@ class Interpreter:
         if mode == "next" and step.depth <= base_depth:
             return "step"
         stmt = step.statement
-        if (stmt.span.file, stmt.span.line) in self.breakpoints or stmt.kind in self.break_kinds:
+        key = (stmt.span.file, stmt.span.line)
+        if key in self.breakpoints or stmt.kind in self.break_kinds:
+            if key in self.temporary:
+                self.temporary.discard(key)
+                self.breakpoints.discard(key)
             return "breakpoint"
+        if mode == "until" and self._until is not None:
+            file, line = self._until
+            if stmt.span.file == file and stmt.span.line >= line:
+                return "until"
         return None
 
     def _resume(self, mode: Mode) -> StopReason:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, UpTest
+from pragmash.engine.overrides import Memory
 from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
@@ -32,12 +33,16 @@ def node_plans(
     previous: Mapping[str, NodePlan],
     private_network: str | None = None,
     up_tests: tuple[UpTest, ...] = (),
+    authorized_keys: tuple[str, ...] = (),
+    memory: Memory | None = None,
 ) -> dict[str, NodePlan]:
     """Every node of ``allocation``; a node in ``previous`` keeps the disks it has.
 
     ``private_network`` is what private interfaces join (a network, ``bridge:NAME``):
     every compute interface and the frontend's first, as vc-in's MACs are allocated.
-    ``up_tests`` is how the VC's nodes show they are up (the site's or the driver's).
+    ``up_tests`` is how the VC's nodes show they are up (the site's or the driver's);
+    ``authorized_keys`` what pre_boot gives root (``--key``); ``memory`` the MiB each
+    role gets where ``--mem`` overrides the templates.
     """
     templates = {"frontend": vcin.frontend, "compute": vcin.compute}
     nodes: dict[str, NodePlan] = {}
@@ -67,6 +72,8 @@ def node_plans(
             private_ip=lease.private_ip,
             public_ip=lease.public_ip,
             up_tests=up_tests,
+            authorized_keys=authorized_keys,
+            memory_mib=memory.of(lease.role) if memory is not None and memory.given else None,
         )
     return nodes
 
@@ -107,6 +114,7 @@ def stage_context(
     *,
     note: Callable[[str], None] = lambda _text: None,
     progress: Callable[[float, float | None, str], None] = lambda _d, _t, _l: None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> StageContext:
     """The StageContext a driver stage gets for this VC (its folder, its vc-out.xml)."""
     temp = vc_temp_dir(site, vcname)
@@ -116,4 +124,5 @@ def stage_context(
         vc_out_path=temp / "vc-out.xml",
         note=note,
         progress=progress,
+        cancelled=cancelled,
     )

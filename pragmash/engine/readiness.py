@@ -73,6 +73,8 @@ class Waiter:
     progress: Callable[[float, float | None, str], None] = lambda _d, _t, _l: None
     connect: Callable[[str, int, float], bool] = port_answers
     default_up: tuple[UpTest, ...] = DEFAULT_UP_TESTS
+    #: each node's (name, state, last console line, reached) every round, for a live view
+    node_status: Callable[[str, str, str, bool], None] | None = None
 
     def wait(self, nodes: Sequence[NodePlan], goal: Goal, timeout: float) -> dict[str, str]:
         """Each node's name and how it reached the goal (``the QEMU guest agent answered``)."""
@@ -88,6 +90,7 @@ class Waiter:
                 else:
                     reached[node.name] = how
             pending = still
+            self._report(nodes, reached)
             elapsed = self.clock() - start
             done = len(nodes) - len(pending)
             self.progress(
@@ -100,6 +103,18 @@ class Waiter:
             if elapsed >= timeout:
                 raise self._timed_out(pending, goal, timeout)
             self.sleep(min(POLL_SECONDS, max(0.05, timeout - elapsed)))
+
+    def _report(self, nodes: Sequence[NodePlan], reached: dict[str, str]) -> None:
+        if self.node_status is None:
+            return
+        for node in nodes:
+            tail = self.engine.console_tail(node.name, 1)
+            self.node_status(
+                node.name,
+                self.engine.state(node.name),
+                tail[-1] if tail else "",
+                node.name in reached,
+            )
 
     # -- one node, one poll -----------------------------------------------------------
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pragmash.engine.events import EventSink, Output, Progress, ignore
+from pragmash.errors import UserError
 from pragmash.images.provision import ProvidedImage, sync_repository
 from pragmash.vc.http_repository import open_repository
 from pragmash.vc.repository import Repository
@@ -20,6 +21,23 @@ def site_repository(site: SiteConfig, spec: str | None) -> Repository:
     """The repository ``spec`` names (a folder or a URL), else the site's, else the demo one."""
     what = "--base_path" if spec else f"{site.source}: [paths] repository"
     return open_repository(spec or site.repository, site.image_cache, what=what)
+
+
+def unknown_vc(site: SiteConfig, vcname: str, with_runs: list[str]) -> UserError | None:
+    """ "No such VC" when neither the ledger (``with_runs``) nor the site's repository knows
+    ``vcname``; None when the repository lists it (or cannot be read: then the caller
+    says what the ledger knows). A typo in ``--attach`` is then called what it is."""
+    try:
+        repo = site_repository(site, None)
+    except UserError:
+        return None
+    if vcname in repo.entries:
+        return None
+    return UserError(
+        f"no such VC {vcname!r}: the ledger has no run of it and the repository "
+        f"({repo.location}) does not list it; VCs with runs: {', '.join(with_runs) or 'none'}; "
+        f"in the repository: {', '.join(sorted(repo.entries)) or 'none'}"
+    )
 
 
 @dataclass

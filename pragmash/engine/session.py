@@ -16,11 +16,13 @@ from typing import Any
 
 from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
-from pragmash.engine.interpreter import Interpreter
+from pragmash.engine.interpreter import Interpreter, StepReporter
+from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import unknown_vc
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import LedgerError, RecipeError, UserError
+from pragmash.errors import ConfigError, LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.images.provision import ProvidedImage, provide_images
 from pragmash.language import ast
@@ -31,6 +33,7 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import (
     Journal,
     acquire_lock,
+    all_last_runs,
     last_run,
     release_lock,
     set_lock_run,
@@ -39,6 +42,7 @@ from pragmash.store.journal import (
 from pragmash.store.ledger import Ledger
 from pragmash.store.notes import first_time
 from pragmash.vc.http_repository import open_repository
+from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
@@ -58,6 +62,10 @@ class RunOptions:
     site: str | None = None
     sets: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
+    key: str | None = None  # --key: the public key text (kept, so resume needs no file)
+    mem: str | None = None  # --mem FRONTEND[:COMPUTE] as given
+    # MiB each role's nodes got (from --mem or the templates); journaled for `status`
+    memory_mib: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +76,9 @@ class RunOptions:
             "site": self.site,
             "sets": self.sets,
             "allow_run": self.allow_run,
+            "key": self.key,
+            "mem": self.mem,
+            "memory_mib": self.memory_mib,
         }
 
     @classmethod
@@ -80,6 +91,9 @@ class RunOptions:
             site=data.get("site"),
             sets=dict(data.get("sets") or {}),
             allow_run=bool(data.get("allow_run")),
+            key=data.get("key"),
+            mem=data.get("mem"),
+            memory_mib=data.get("memory_mib"),
         )
 
     def resolved(self) -> RunOptions:
@@ -121,6 +135,42 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def require_recipe_file(recipe: str) -> None:
+    """Refuse a recipe path that names no file, saying what it names instead."""
+    path = Path(recipe)
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise UserError(f"{recipe}: is a folder, not a recipe file (e.g. {recipe}/rocks6.prg)")
+    if path.exists():
+        raise UserError(f"{recipe}: is not a regular file; a recipe is a text file")
+    raise UserError(f"{recipe}: no such recipe file")
+
+
+def check_work_folders(site: SiteConfig, vcname: str) -> None:
+    """The run's temp folder and the image cache can be made and written, or a ConfigError.
+
+    Checked before anything is locked or allocated: a file where the folder should be,
+    or a read-only file system, would otherwise fail the first step that writes there,
+    after ``allocate`` took leases.
+    """
+    for folder, key in ((site.temp_dir / vcname, "temp"), (site.image_cache, "image_cache")):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            problem = f"{existing} is not a folder (a file is in the way)"
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problem = f"{existing} is not writable"
+        else:
+            continue
+        raise ConfigError(
+            f"the {key.replace('_', ' ')} folder {folder} cannot be used: {problem}",
+            file=site.source,
+            key=f"[paths] {key}",
+        )
+
+
 def open_site(path: str | None) -> SiteConfig:
     """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
     return load_site(Path(path) if path else None, os.environ)
@@ -156,6 +206,7 @@ def prepare(
     """
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
+    check_work_folders(site, vcname)
     repo = open_repository(options.base_path or site.repository, site.image_cache)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
@@ -181,6 +232,11 @@ def prepare(
     if options.num_compute is not None:
         if options.num_compute < 0:
             raise UserError("--num_compute: expected 0 or more")
+        if options.num_compute > MAX_SITE_CPUS:
+            raise UserError(
+                f"--num_compute {options.num_compute}: expected at most {MAX_SITE_CPUS} "
+                f"(no site has more CPUs); {alloc_mod.capacity_words(site)}"
+            )
         variables["num_compute"] = str(options.num_compute)
     elif "num_compute" not in declared:
         variables.setdefault("num_compute", "0")
@@ -194,7 +250,10 @@ def prepare(
         distro=distro,
         variables=variables,
         allow_run=options.allow_run,
+        key=options.key,
+        memory=effective_memory(vcin, options.mem),
     )
+    options.memory_mib = runtime.memory.to_json() if runtime.memory else None
     prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
     held = alloc_mod.current_allocation(ledger, vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
@@ -235,14 +294,19 @@ class RecipeCheckFailed(RecipeError):
         return "\n".join(p.render() for p in self.problems)
 
 
-def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckContext:
+    """What the checker knows about this run: its variables, node names and policy.
+
+    Shared by the recipe's check and the REPL's check of typed statements, so both
+    refuse the same mistakes.
+    """
     runtime = prep.runtime
     known: dict[str, str | None] = {name: None for name in BUILTINS}
     known.update(runtime.variables)
     if "num_compute" not in runtime.variables:
         known.pop("num_compute")
         # a recipe `param num_compute = N` supplies it
-    ctx = CheckContext(
+    return CheckContext(
         variables=known,
         frontend=frontend_name(runtime.vcname),
         compute_name=lambda i: compute_name(runtime.vcname, i),
@@ -250,6 +314,10 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
         allocated=allocated,
         allow_run=prep.options.allow_run or prep.site.allow_run,
     )
+
+
+def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
+    ctx = check_context(prep, allocated=allocated)
     problems = check_program(prep.program, ctx)
     problems += needs_allocation_first(prep.program, allocated is not None)
     problems.sort(key=lambda p: (p.span.file != prep.program.file, p.span.line, p.span.column))
@@ -289,6 +357,8 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     runtime.engine.check()
     private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
     runtime.domain_type = _domain_type(prep)
+    if runtime.memory is not None:
+        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, runtime.vcname)
     try:
         options = prep.options.resolved()
@@ -311,10 +381,9 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
 
 def _domain_type(prep: Prepared) -> str:
     engine = prep.runtime.engine
-    host_info = getattr(engine, "host_info", None)
-    if host_info is None:
-        return prep.vcin.frontend.domain_type
-    return resolve_domain_type(prep.site.domain_type, prep.vcin.frontend.domain_type, host_info())
+    return resolve_domain_type(
+        prep.site.domain_type, prep.vcin.frontend.domain_type, engine.host_info()
+    )
 
 
 def resume(
@@ -333,6 +402,9 @@ def resume(
     ledger = Ledger(site_cfg)
     record = last_run(ledger, vcname)
     if record is None:
+        unknown = unknown_vc(site_cfg, vcname, sorted(all_last_runs(ledger)))
+        if unknown is not None:
+            raise unknown
         raise UserError(
             f"{vcname} has no run to resume; start one with `pragmash RECIPE --vcname {vcname}`"
         )
@@ -364,6 +436,8 @@ def resume(
     runtime = prep.runtime
     runtime.engine.check()
     runtime.domain_type = _domain_type(prep)
+    if runtime.memory is not None:
+        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
     acquire_lock(prep.ledger, vcname, record.id)
     journal = Journal(prep.ledger, record.id)
     journal.reopen(recipe_sources(prep.program))
@@ -395,8 +469,6 @@ def site_notes(prep: Prepared) -> list[str]:
 def _replay(prep: Prepared, upto: int) -> None:
     """Rebuild a resumed run's state without redoing work: variables and allocation."""
     runtime = prep.runtime
-    from pragmash.engine.interpreter import StepReporter
-
     quiet = StepReporter(-1, ignore)
     for step in flatten(prep.program.statements)[:upto]:
         if isinstance(step.statement, ast.Set | ast.Param):
@@ -404,73 +476,3 @@ def _replay(prep: Prepared, upto: int) -> None:
     held = alloc_mod.current_allocation(prep.ledger, runtime.vcname)
     if held is not None:
         runtime.adopt(held)
-
-
-def reload_vc_in(prep: Prepared) -> list[str]:
-    """Read the VC's vc-in.xml again, so a template fixed on disk is used by the next boot.
-
-    Made for the REPL's ``reload``: the administrator edits the repository while the run
-    waits, instead of quitting and attaching again. The leases, staged disks and journal
-    stay; only what the leases do not fix may change. A change the allocation cannot
-    follow (another driver, another number of interfaces) is refused and nothing is
-    changed. Returns one line per template that changed.
-    """
-    old = prep.vcin
-    repo = prep.repository
-    if repo is None:
-        new = load_vc_in(old.path)
-        where = str(old.path)
-    else:
-        # read from where it came from (the server, for a web repository), and its images
-        # made ready again, so disks compare like with like
-        path = repo.vc_in_path(prep.runtime.vcname)
-        where = repo.shown(path)
-        new, prep.images = provide_images(
-            repo, load_vc_in(path, shown=where), prep.site.image_cache
-        )
-    if new.driver != old.driver:
-        raise UserError(
-            f"{where}: /vc/driver changed from {old.driver!r} to {new.driver!r}; the run keeps "
-            "its driver",
-            hint="quit, then `pragmash repl --attach` (or resume) to load the new driver",
-        )
-    pairs = [("frontend", old.frontend, new.frontend), ("compute", old.compute, new.compute)]
-    changed: list[str] = []
-    for role, before, after in pairs:
-        if (before is None) != (after is None):
-            raise UserError(
-                f"{where}: the <{role}> template was added or removed; nothing reloaded"
-            )
-        if before is None or after is None:
-            continue
-        if len(after.interfaces) != len(before.interfaces):
-            raise UserError(
-                f"{where}: the {role} template now has {len(after.interfaces)} interface(s), "
-                f"the allocation gave it {len(before.interfaces)} MAC(s); nothing reloaded",
-                hint=f"`pragmash clean {prep.runtime.vcname}` and run again to allocate for it",
-            )
-        if after.domain_xml != before.domain_xml:
-            changed.append(f"the {role} template changed")
-        if after.disk_paths != before.disk_paths:
-            changed.append(
-                f"the {role} disks changed: used by nodes not staged yet; staged disks are kept"
-            )
-    runtime = prep.runtime
-    # nodes still on their template's disks (not staged yet) follow the new template
-    unstaged = {
-        n.name: n.role
-        for n in runtime.nodes.values()
-        if (tmpl := old.frontend if n.role == "frontend" else old.compute) is not None
-        and n.disks == tuple(str(p) for p in tmpl.disk_paths)
-    }
-    prep.vcin = new
-    runtime.vcin = new
-    if runtime.allocation is not None:
-        runtime.adopt(runtime.allocation)
-    for name, role in unstaged.items():
-        tmpl = new.frontend if role == "frontend" else new.compute
-        assert tmpl is not None
-        runtime.nodes[name] = replace(
-            runtime.nodes[name], disks=tuple(str(p) for p in tmpl.disk_paths)
-        )
-    return changed

@@ -42,7 +42,13 @@ def wait_for_goal(
     answered``), so a run's output shows which sign of life a guest gave.
     """
     start = clock()
-    waiter = Waiter(engine, sleep=sleep, clock=clock, progress=reporter.progress)
+    waiter = Waiter(
+        engine,
+        sleep=sleep,
+        clock=clock,
+        progress=reporter.progress,
+        node_status=lambda name, state, line, done: reporter.node(name, state, line, reached=done),
+    )
     reached = waiter.wait(nodes, goal, timeout)
     elapsed = clock() - start
     msg = f"{len(nodes)} node(s) {'up' if goal.kind == 'up' else goal.label} after {elapsed:.1f} s"

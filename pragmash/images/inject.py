@@ -22,11 +22,14 @@ from pathlib import Path, PurePosixPath
 
 from pragmash.driver_api import StageContext, StageResult
 from pragmash.errors import StepError
+from pragmash.images.guestfish import read_then_write
 from pragmash.images.staging import image_format
 from pragmash.images.tools import guestfs_env, run_tool
+from pragmash.vc.keys import same_key
 
 STAGE = "vc_driver/pre_boot"
 CONFIG_DRIVE_LABEL = "PRAGMASH"
+AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 MAX_DRIVES = 200  # per appliance launch; libguestfs' direct backend takes up to 255
 DRIVE_SECONDS = 5.0  # added to the timeout for each drive of a launch
 MARKER = "@@pragmash-inject-"
@@ -89,6 +92,13 @@ class InjectJob:
     disk: Path
     files: Mapping[str, GuestContent]
     partition: str = "/dev/sda1"
+    # SSH public keys to add to root's authorized_keys (``--key``), keeping those there
+    authorized_keys: tuple[str, ...] = ()
+
+    @property
+    def written(self) -> list[str]:
+        """The guest paths this job writes, for messages."""
+        return [*self.files, *([AUTHORIZED_KEYS] if self.authorized_keys else [])]
 
 
 def drive_device(index: int) -> str:
@@ -173,6 +183,8 @@ def _inject_launch(
     """One guestfish: every job's disk added as a drive, then mount, write, unmount each."""
     argv = ["guestfish", "--rw"]
     commands: list[list[str]] = [["run"]]
+    reads: list[list[str]] = [["run"]]  # authorized_keys to read first, where keys are added
+    key_slots: dict[int, tuple[InjectJob, Path]] = {}  # command index -> job whose keys go there
     placed: dict[str, InjectJob] = {}
     for i, job in enumerate(jobs):
         argv += [f"--format={image_format(job.disk)}", "-a", str(job.disk)]
@@ -181,8 +193,9 @@ def _inject_launch(
         pairs = _materialize(job.files, job_tmp)
         marker = f"{MARKER}{done_before + i}"
         placed[marker] = job
+        partition = _partition_on(job, i, len(jobs) == 1)
         commands.append(["echo", marker])
-        commands.append(["mount", _partition_on(job, i, len(jobs) == 1), "/"])
+        commands.append(["mount", partition, "/"])
         for local, guest in pairs:
             commands.append(["mkdir-p", str(guest.parent)])
             commands.append(["upload", str(local), str(guest)])
@@ -190,12 +203,12 @@ def _inject_launch(
         for guest, target in _links(job.files):
             commands.append(["mkdir-p", str(guest.parent)])
             commands.append(["ln-sf", target, str(guest)])
+        if job.authorized_keys:
+            key_slots[len(commands)] = (job, job_tmp)  # before this job's umount-all
+            reads.append(["mount", partition, "/"])
+            reads.append(["-download", AUTHORIZED_KEYS, str(job_tmp / "ak.old")])  # may be absent
+            reads.append(["umount-all"])
         commands.append(["umount-all"])
-    argv.append("--")
-    for n, command in enumerate(commands):
-        if n:
-            argv.append(":")
-        argv.extend(command)
     current: list[InjectJob] = []
 
     def on_line(line: str) -> None:
@@ -206,19 +219,41 @@ def _inject_launch(
         if progress is not None:
             progress(done_before + len(current) - 1, total, f"writing files into {job.name}")
 
+    def written() -> list[list[str]]:
+        """The commands, with each keyed job's merged authorized_keys in its place."""
+        flat: list[list[str]] = []
+        for n, command in enumerate(commands):
+            if n in key_slots:
+                flat += _key_commands(*key_slots[n])
+            flat.append(command)
+        return flat
+
     try:
-        run_tool(
-            argv,
-            timeout=timeout,
-            log_path=log_path,
-            env=guestfs_env(kvm_usable),
-            on_line=on_line,
-            stage=STAGE,
-        )
+        if key_slots:
+            # read the images' authorized_keys, then write everything: still one launch
+            read_then_write(
+                argv,
+                reads,
+                lambda: written()[1:],  # the appliance already runs
+                timeout=timeout,
+                stage=STAGE,
+                env=guestfs_env(kvm_usable),
+                log_path=log_path,
+                on_line=on_line,
+            )
+        else:
+            run_tool(
+                [*argv, "--", *_joined(written())],
+                timeout=timeout,
+                log_path=log_path,
+                env=guestfs_env(kvm_usable),
+                on_line=on_line,
+                stage=STAGE,
+            )
     except StepError as exc:
         failed = current[-1] if current else jobs[0]
         raise StepError(
-            f"cannot write {', '.join(failed.files)} into {failed.name}'s disk {failed.disk} "
+            f"cannot write {', '.join(failed.written)} into {failed.name}'s disk {failed.disk} "
             f"({failed.partition}): {exc.message}",
             stage=STAGE,
             output_tail=exc.output_tail,
@@ -226,6 +261,38 @@ def _inject_launch(
         ) from exc
     if progress is not None:
         progress(done_before + len(jobs), total, "files written")
+
+
+def _key_commands(job: InjectJob, job_tmp: Path) -> list[list[str]]:
+    """Write the job's merged authorized_keys (read from its disk as ``ak.old``, if there)."""
+    old, new = job_tmp / "ak.old", job_tmp / "ak.new"
+    existing = old.read_text(encoding="utf-8", errors="replace") if old.is_file() else ""
+    new.write_text(merge_authorized_keys(existing, job.authorized_keys), encoding="utf-8")
+    return [
+        ["mkdir-p", "/root/.ssh"],
+        ["chmod", "0700", "/root/.ssh"],
+        ["upload", str(new), AUTHORIZED_KEYS],
+        ["chmod", "0600", AUTHORIZED_KEYS],
+    ]
+
+
+def _joined(commands: Sequence[Sequence[str]]) -> list[str]:
+    """Commands as guestfish's command line takes them: words, ``:`` between commands."""
+    words: list[str] = []
+    for n, command in enumerate(commands):
+        if n:
+            words.append(":")
+        words.extend(command)
+    return words
+
+
+def merge_authorized_keys(existing: str, keys: Sequence[str]) -> str:
+    """``existing`` authorized_keys text with each of ``keys`` added unless already there."""
+    lines = existing.splitlines()
+    for key in keys:
+        if not any(same_key(line, key) for line in lines):
+            lines.append(key)
+    return "".join(line + "\n" for line in lines)
 
 
 def inject_files(
@@ -236,15 +303,18 @@ def inject_files(
     timeout: float = 600.0,
     log_path: Path | None = None,
     kvm_usable: bool = False,
+    authorized_keys: Sequence[str] = (),
 ) -> None:
     """Write each file to its guest path in one disk (one appliance launch).
 
     A :class:`GuestLink` becomes a symbolic link (replacing what was there).
+    ``authorized_keys`` are added to root's ``/root/.ssh/authorized_keys`` (0600, in a
+    0700 folder), keeping the keys already there and never adding one twice.
     """
-    if not files:
+    if not files and not authorized_keys:
         return
     inject_batch(
-        [InjectJob(disk.name, disk, files, partition)],
+        [InjectJob(disk.name, disk, files, partition, tuple(authorized_keys))],
         timeout=timeout,
         log_path=log_path,
         kvm_usable=kvm_usable,
@@ -321,9 +391,10 @@ def inject_for_nodes(
     return {
         job.name: StageResult(
             "done",
-            f"{what} written ({len(job.files)} file{'s' if len(job.files) != 1 else ''}){shared}",
+            f"{what}{' and SSH key(s) for root' if job.authorized_keys else ''} written"
+            f" ({len(job.written)} file{'s' if len(job.written) != 1 else ''}){shared}",
             products={
-                "injected": ", ".join(f"{job.disk}:{p}" for p in job.files),
+                "injected": ", ".join(f"{job.disk}:{p}" for p in job.written),
                 "log": str(log),
                 "appliance_launches": str(launches),
             },

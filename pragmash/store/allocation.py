@@ -18,6 +18,7 @@ from typing import Literal
 
 from pragmash.errors import AllocationError
 from pragmash.store.ledger import Ledger
+from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.site import PublicAddress, SiteConfig
 from pragmash.vc.vcin import VcIn
@@ -76,6 +77,12 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
         raise AllocationError(f"cannot allocate {cpus} compute CPUs: expected 0 or more")
     if cpus == 0:
         return []
+    if cpus > MAX_SITE_CPUS:
+        # refused before any list is made: such a count would not even fit in memory
+        raise AllocationError(
+            f"cannot allocate {cpus} compute CPUs: no site has more than {MAX_SITE_CPUS}; "
+            + capacity_words(site)
+        )
     if vcin.compute is None:
         raise AllocationError(
             f"asked for {cpus} compute CPUs, but {vcin.path} has no <compute> node template"
@@ -85,6 +92,19 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
         per_node = max(per_node, site.max_cpus_per_node)
     full, remainder = divmod(cpus, per_node)
     return [per_node] * full + ([remainder] if remainder else [])
+
+
+def site_cpus(site: SiteConfig) -> int:
+    """CPUs the site hands out to VCs in all (what its config keeps for the host aside)."""
+    return site.cpu_capacity - site.cpu_reserve
+
+
+def capacity_words(site: SiteConfig) -> str:
+    """The site's CPU capacity as a sentence naming the settings it comes from."""
+    return (
+        f"the site has {site_cpus(site)} CPUs to hand out in all "
+        f"({site.source}: [resources] cpus {site.cpu_capacity} - reserve {site.cpu_reserve})"
+    )
 
 
 def allocate(
@@ -244,7 +264,9 @@ def _private_ips(vcin: VcIn, count: int) -> list[str]:
     """Compute addresses counting down from .254 of the frontend's /24, skipping the frontend's.
 
     They must also fall inside the VC's own private network (vc-in's netmask), and not
-    on its network or broadcast address.
+    on its network or broadcast address. A VC with more computes than its frontend's
+    /24 holds goes on in the /24s below it, then those above (as Rocks clusters count
+    down through a /16), never on a .0 or .255.
     """
     if count == 0:
         return []
@@ -253,20 +275,26 @@ def _private_ips(vcin: VcIn, count: int) -> list[str]:
         network = ipaddress.IPv4Network(f"{vcin.private_ip}/{vcin.private_netmask}", strict=False)
     except ValueError as exc:
         raise AllocationError(f"{vcin.path}: bad private network: {exc}") from None
-    top = ipaddress.IPv4Network(f"{frontend}/24", strict=False).network_address + 254
+    home = ipaddress.IPv4Network(f"{frontend}/24", strict=False)
+    blocks = [home]
+    if network.prefixlen < 24:
+        others = [b for b in network.subnets(new_prefix=24) if b != home]
+        blocks += sorted((b for b in others if b < home), reverse=True)
+        blocks += [b for b in others if b > home]
     excluded = {frontend, network.network_address, network.broadcast_address}
     addresses: list[str] = []
-    candidate = top
-    while len(addresses) < count and int(candidate) & 0xFF >= 1:
-        if candidate in network and candidate not in excluded:
-            addresses.append(str(candidate))
-        candidate -= 1
-    if len(addresses) < count:
-        raise AllocationError(
-            f"not enough private addresses: asked {count} computes, {len(addresses)} free in "
-            f"the /24 of the frontend's {frontend} within {network} ({vcin.path})"
-        )
-    return addresses
+    for block in blocks:
+        candidate = block.network_address + 254
+        while len(addresses) < count and int(candidate) & 0xFF >= 1:
+            if candidate in network and candidate not in excluded:
+                addresses.append(str(candidate))
+            candidate -= 1
+        if len(addresses) == count:
+            return addresses
+    raise AllocationError(
+        f"not enough private addresses: asked {count} computes, {len(addresses)} free "
+        f"within {network}, counting down from the frontend's {frontend} ({vcin.path})"
+    )
 
 
 def _store(conn: sqlite3.Connection, allocation: Allocation, vcin: VcIn) -> None:
@@ -381,8 +409,13 @@ def release(ledger: Ledger, vcname: str) -> bool:
         return cursor.rowcount > 0
 
 
-def build_vc_out(allocation: Allocation, vcin: VcIn, site: SiteConfig) -> VcOut:
-    """The vc-out.xml content for an allocation: public side from the site, private from vc-in."""
+def build_vc_out(
+    allocation: Allocation, vcin: VcIn, site: SiteConfig, *, key: str | None = None
+) -> VcOut:
+    """The vc-out.xml content for an allocation: public side from the site, private from vc-in.
+
+    ``key`` is the ``--key`` text (one public key a line), written as ``<key>``.
+    """
     fe = allocation.frontend
     frontend = FrontendOut(
         name=fe.name,
@@ -405,6 +438,7 @@ def build_vc_out(allocation: Allocation, vcin: VcIn, site: SiteConfig) -> VcOut:
         dns_ip=site.dns,
         dns_search=site.dns_search,
         dns_domain=site.dns_domain,
+        key=key,
     )
 
 

@@ -1,21 +1,64 @@
-"""How the CLI shows a run: one line per step, a live status line for long work.
+"""How the front ends show a run: one line per step, a live status line for long work.
 
-Only front ends print; this module is the CLI's printer. It writes step lines to
-``out`` and transient progress to ``err`` — on a terminal as a status line that
-redraws in place, elsewhere as an occasional plain line, never silence.
+Only front ends print; this module is the printer both the CLI and the REPL use. It
+writes step lines to ``out`` and transient progress to ``err`` — on a terminal as a
+status line that redraws in place, elsewhere as an occasional plain line, never
+silence. Outcome words are coloured by meaning on a terminal (see :func:`use_colour`).
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO, cast
 
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
 from pragmash.errors import PragmashError, RecipeError, StepError
 from pragmash.textsafe import printable, printable_text
+
+# SGR colours by meaning: done is green, skipped yellow, failed red, interrupted magenta
+OUTCOME_COLOURS = {"ok": "32", "skip": "33", "FAIL": "1;31", "INTR": "35", "error": "1;31"}
+
+
+def use_colour(stream: TextIO, environ: Mapping[str, str] = os.environ) -> bool:
+    """Colour only for a person at a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    if environ.get("NO_COLOR", "") != "":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def paint(text: str, word: str, colour: bool) -> str:
+    """``text`` in the colour that ``word`` (``ok``, ``FAIL``, …) stands for, when wanted."""
+    code = OUTCOME_COLOURS.get(word)
+    if not colour or code is None:
+        return text
+    return f"\x1b[{code}m{text}\x1b[0m"
+
+
+def write_painted(stream: TextIO, text: str, word: str, colour: bool) -> None:
+    """Write ``text`` in ``word``'s colour; the colour codes bypass the stream's escaping."""
+    if colour:
+        raw = unescaped(stream)
+        raw.flush()
+        raw.write(paint(text, word, True))
+    else:
+        stream.write(text)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 step``, ``2 steps``: a count with its noun, as people write it."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def json_dump(data: object, out: TextIO) -> None:
+    """``--json`` output: indented, keys sorted, so it diffs and greps well."""
+    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def location(file: str, line: int, col: int) -> str:
@@ -72,11 +115,17 @@ class StepPrinter:
     """Turns interpreter events into lines for people."""
 
     def __init__(
-        self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, *, live: bool | None = None
+        self,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+        *,
+        live: bool | None = None,
+        colour: bool | None = None,
     ) -> None:
         self.out = out
         self.err = err
         self.live = err.isatty() if live is None else live
+        self.colour = use_colour(out) if colour is None else colour
         self._status_shown = False
         self._step_started = time.monotonic()
         self._last_plain = self._step_started
@@ -89,25 +138,31 @@ class StepPrinter:
         if isinstance(event, Progress):
             self._progress(event)
             return
-        self._clear_status()
+        if not isinstance(event, Output | StepFinished | StepFailed):
+            return  # e.g. NodeStatus: for live views, not for a log of lines
+        self.clear_status()
         if isinstance(event, Output):
             self.out.write(f"    {event.text}\n")
         elif isinstance(event, StepFinished):
             span = event.statement.span
-            mark = "ok  " if event.outcome == "done" else "skip"
+            self._mark("ok" if event.outcome == "done" else "skip")
             msg = f"  {event.message}" if event.message else ""
             self.out.write(
-                f"{mark} {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
+                f" {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
                 f"{event.duration:6.2f}s{msg}\n"
             )
         elif isinstance(event, StepFailed):
             span = event.statement.span
-            word = "INTR" if event.interrupted else "FAIL"
+            self._mark("INTR" if event.interrupted else "FAIL")
             self.out.write(
-                f"{word} {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
+                f" {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
                 f"{event.duration:6.2f}s\n"
             )
         self.out.flush()
+
+    def _mark(self, word: str) -> None:
+        """The outcome word, padded, in its colour: our own control sequence, written raw."""
+        write_painted(self.out, f"{word:<4}", word, self.colour)
 
     def _progress(self, event: Progress) -> None:
         if event.total:
@@ -126,7 +181,8 @@ class StepPrinter:
             self.err.write(text + "\n")
             self.err.flush()
 
-    def _clear_status(self) -> None:
+    def clear_status(self) -> None:
+        """Erase the live status line, so a line written next starts clean."""
         if self._status_shown:
             raw = unescaped(self.err)
             raw.write("\r\x1b[2K")

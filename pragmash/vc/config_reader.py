@@ -74,10 +74,13 @@ class Reader:
     def string(self, name: str, default: Any = None) -> Any:
         return self.typed(name, default, str, "a string")
 
-    def integer(self, name: str, default: Any, minimum: int) -> int:
+    def integer(self, name: str, default: Any, minimum: int, maximum: int | None = None) -> int:
+        """An integer key within bounds; an absurd value is refused here, not deep in a run."""
         value = cast(int, self.typed(name, default, int, "an integer"))
         if value < minimum:
             raise self.fail(name, f"expected an integer >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail(name, f"expected an integer <= {maximum}, got {value}")
         return value
 
     def boolean(self, name: str, default: bool) -> bool:

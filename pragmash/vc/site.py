@@ -77,6 +77,7 @@ from pragmash.driver_api import UpTest
 from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, parse_toml
 from pragmash.vc.http import check_url, is_url
+from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPUS
 from pragmash.vc.privnet import PrivateNetworkSetting
 from pragmash.vc.site_network import PublicAddress, read_network
 from pragmash.vc.upconfig import up_overrides
@@ -288,7 +289,9 @@ def _read_engine(eng: Reader) -> _Engine:
             f"got {uri!r}",
         )
     domain_type = cast(DomainType, eng.choice("domain_type", "auto", ("auto", "kvm", "qemu")))
-    return _Engine(driver, uri, domain_type, eng.integer("boot_parallelism", 4, 1))
+    return _Engine(
+        driver, uri, domain_type, eng.integer("boot_parallelism", 4, 1, MAX_BOOT_PARALLELISM)
+    )
 
 
 @dataclass(frozen=True)
@@ -300,12 +303,15 @@ class _Resources:
 
 
 def _read_resources(res: Reader) -> _Resources:
-    cpus = res.integer("cpus", 64, 1)
+    cpus = res.integer("cpus", 64, 1, MAX_SITE_CPUS)
     reserve = res.integer("reserve", 2, 0)
     if reserve >= cpus:
         raise res.fail("reserve", f"expected fewer than cpus ({cpus}), got {reserve}")
     return _Resources(
-        cpus, reserve, res.boolean("smp", False), res.integer("max_cpus_per_node", 1, 1)
+        cpus,
+        reserve,
+        res.boolean("smp", False),
+        res.integer("max_cpus_per_node", 1, 1, MAX_NODE_CPUS),
     )
 
 

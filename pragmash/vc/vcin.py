@@ -13,6 +13,7 @@ from typing import Literal
 from lxml import etree
 
 from pragmash.errors import VcFormatError
+from pragmash.vc.limits import MAX_MEMORY_KIB, MAX_NODE_CPUS
 from pragmash.vc.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
 
 
@@ -172,18 +173,30 @@ def _memory_kib(reader: _Reader, domain: etree._Element, domain_path: str) -> in
         raise reader.error(
             path, f"unknown unit {unit!r}: expected one of KiB, MiB, GiB, KB, MB, GB …", node
         )
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise reader.error(path, f"{raw!r} is not a memory size: expected a whole number", node)
     size_bytes = int(raw) * factor
-    return max(1, -(-size_bytes // 1024))  # round up to whole KiB
+    kib = max(1, -(-size_bytes // 1024))  # round up to whole KiB
+    if kib > MAX_MEMORY_KIB:
+        raise reader.error(
+            path,
+            f"{raw} {unit} is more memory than any machine has: expected at most "
+            f"{MAX_MEMORY_KIB // 1024**3} TiB",
+            node,
+        )
+    return kib
 
 
 def _vcpus(reader: _Reader, domain: etree._Element, domain_path: str) -> int:
     path = f"{domain_path}/vcpu"
     node = reader.one(domain, "vcpu", domain_path)
     raw = (node.text or "").strip()
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise reader.error(path, f"{raw!r} is not a CPU count: expected a whole number >= 1", node)
+    if int(raw) > MAX_NODE_CPUS:
+        raise reader.error(
+            path, f"{raw} vCPUs in one domain: expected at most {MAX_NODE_CPUS}", node
+        )
     return int(raw)
 
 

@@ -44,6 +44,8 @@ class VcOut:
     dns_ip: str
     dns_search: str
     dns_domain: str
+    # The SSH public key(s) root accepts (``--key``), as pragma_boot's <key>; None: no <key>.
+    key: str | None = None
 
 
 _VC_OUT_XSD = "vc-out.xsd"
@@ -104,6 +106,8 @@ def _build(vc_out: VcOut) -> etree._Element:
     etree.SubElement(
         network, "dns", ip=vc_out.dns_ip, search=vc_out.dns_search, domain=vc_out.dns_domain
     )
+    if vc_out.key is not None:
+        etree.SubElement(vc, "key").text = vc_out.key
     etree.indent(vc, space="  ")
     return vc
 
@@ -167,6 +171,7 @@ def read_vc_out(path: Path) -> VcOut:
     public = root.find("frontend/public")
     private = root.find("frontend/private")
     dns = root.find("network/dns")
+    key = root.find("key")
     assert public is not None and private is not None and dns is not None  # schema-checked
     return VcOut(
         frontend=FrontendOut(
@@ -192,4 +197,5 @@ def read_vc_out(path: Path) -> VcOut:
         dns_ip=dns.get("ip", ""),
         dns_search=dns.get("search", ""),
         dns_domain=dns.get("domain", ""),
+        key=(key.text or "").strip() if key is not None else None,
     )

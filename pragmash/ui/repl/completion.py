@@ -30,6 +30,7 @@ DRIVER_COMMANDS = tuple(
     + [f"vc_driver/{c}" for c in sorted(VC_COMMANDS)]
 )
 SHOW_TOPICS = ("vc-out", "nodes", "node", "vars", "journal", "leases")
+NODE_FLAGS = ("--xml", "--console")
 
 # the word being typed: anything up to the last blank or ';'
 _CURRENT = re.compile(r"[^\s;]*$")
@@ -44,10 +45,14 @@ class ReplCompleter(Completer):
         commands: Sequence[str],
         nodes: Callable[[], Iterable[str]] = lambda: (),
         variables: Callable[[], Iterable[str]] = lambda: (),
+        computes: Callable[[], int] = lambda: 0,
+        help_topics: Callable[[], Iterable[str]] = lambda: (),
     ) -> None:
         self.commands = tuple(commands)
         self.nodes = nodes
         self.variables = variables
+        self.computes = computes
+        self.help_topics = help_topics
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
@@ -77,31 +82,46 @@ class ReplCompleter(Completer):
                 + [(d, "driver stage") for d in DRIVER_COMMANDS]
             )
         first = previous[0]
-        if first == "help":
-            return [(c, "command") for c in self.commands] if len(previous) == 1 else []
+        if first in ("help", "h", "?"):
+            if len(previous) > 1:
+                return []
+            words = [(c, "command") for c in self.commands]
+            return words + [(t, "language") for t in self.help_topics()] + [("error", "last error")]
         if first == "show":
             if len(previous) == 1:
                 return [(t, "show") for t in SHOW_TOPICS]
             if previous[1] == "node" and len(previous) == 2:
-                return [(n, "node") for n in self.nodes()]
+                return self._targets(word)
+            if previous[1] == "node" and len(previous) == 3:
+                return [(f, "flag") for f in NODE_FLAGS]
             return []
+        if first == "watch":
+            return [("nodes", "watch")] if len(previous) == 1 else []
         if first in ("break", "b", "clear"):
             return [(k, "statement kind") for k in STATEMENT_KINDS] if len(previous) == 1 else []
         if first == "fix" and len(previous) >= 2:
             if previous[-1] == "via":
                 return [(m, "method") for m in FIX_METHODS]
-            return [("via", "keyword"), *self._targets()]
+            return [("via", "keyword"), *self._targets(word)]
         if first == "wait" and len(previous) >= 2:
             if previous[-1] in ("timeout", WAIT_CONSOLE):
                 return []  # a duration, or the console text: nothing to offer
-            return [(s, "state") for s in WAIT_STATES] + [
+            states = [(s, "state") for s in WAIT_STATES]
+            return [
+                *states,
                 (WAIT_CONSOLE, "keyword"),
                 ("timeout", "keyword"),
-                *self._targets(),
+                *self._targets(word),
             ]
         if first.startswith(TAKES_TARGETS) or first in TAKES_TARGETS:
-            return self._targets()
+            return self._targets(word)
         return []
 
-    def _targets(self) -> list[tuple[str, str]]:
+    def _targets(self, word: str = "") -> list[tuple[str, str]]:
+        """Target words and node names; after ``compute[`` the run's compute indices."""
+        if word.startswith("compute["):
+            count = self.computes()
+            return [(f"compute[{i}]", "compute") for i in range(count)] + [
+                (f"compute[{i}:]", "slice") for i in range(1, count)
+            ]
         return [(t, "target") for t in TARGET_WORDS] + [(n, "node") for n in self.nodes()]

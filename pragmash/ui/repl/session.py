@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Protocol, TextIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer
 from prompt_toolkit.document import Document
-from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.formatted_text import AnyFormattedText, StyleAndTextTuples
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.lexers import Lexer
@@ -37,8 +38,49 @@ STYLE = Style.from_dict(
         "number": "ansibrightblue",
         "comment": "italic ansibrightblack",
         "bottom-toolbar": "noreverse bg:ansiblack ansiwhite",
+        # the toolbar's colour says how the run stands (prompt_toolkit drops it for NO_COLOR)
+        "toolbar.paused": "bg:ansiblue ansiwhite",
+        "toolbar.ready": "bg:ansiblue ansiwhite",
+        "toolbar.failed": "bg:ansired ansiwhite bold",
+        "toolbar.interrupted": "bg:ansimagenta ansiwhite",
+        "toolbar.finished": "bg:ansigreen ansiblack",
     }
 )
+
+
+class Reader(Protocol):
+    """Where the REPL's lines come from: a PromptSession, or a LineReader."""
+
+    def prompt(self) -> str: ...
+
+
+class LineReader:
+    """Lines from a pipe or a file, when no person is at a terminal.
+
+    prompt_toolkit on a pipe redraws its prompt and toolbar around every line; this
+    writes the prompt once and then the line it read, so a transcript of piped
+    commands reads like a session. End of input is EOFError, like Ctrl-D.
+    """
+
+    def __init__(self, stream: TextIO, out: TextIO) -> None:
+        self.stream = stream
+        self.out = out
+
+    def prompt(self) -> str:
+        self.out.write(PROMPT)
+        try:
+            line = self.stream.readline()
+        except (OSError, ValueError):  # stdin closed or unreadable: as the end of input
+            line = ""
+        if not line:
+            self.out.write("\n")
+            self.out.flush()
+            raise EOFError
+        line = line.rstrip("\r\n")
+        self.out.write(line + "\n")
+        self.out.flush()
+        return line
+
 
 _TOKEN = re.compile(
     r"""
@@ -105,7 +147,7 @@ def build_session(
     *,
     completer: Completer | None = None,
     commands: tuple[str, ...] = (),
-    toolbar: Callable[[], str] | None = None,
+    toolbar: Callable[[], AnyFormattedText] | None = None,
 ) -> PromptSession[str]:
     """The REPL's PromptSession: completion, highlighting, key bindings, toolbar, history."""
     return PromptSession(
