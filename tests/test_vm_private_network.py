@@ -22,10 +22,10 @@ from pathlib import Path
 import libvirt
 import pytest
 from conftest import running_netns
-from pragmash.drivers import libvirt_network
 from vmimage import MARKER_UP, NET_INIT, build_test_image
 from vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
 
+from pragmash.drivers import libvirt_network
 from pragmash.errors import StepError
 from pragmash.store.allocation import Allocation, current_allocation
 from pragmash.store.ledger import Ledger
