@@ -45,6 +45,8 @@ GUEST_CHECKS = {
     "major": f"inspect-get-major-version {ROOT}",
     "modules": "cat /etc/initramfs-tools/modules",
     "boot": "ls /boot",
+    "wants": "ls /etc/systemd/system/multi-user.target.wants",
+    "agent": "is-file /usr/sbin/qemu-ga",
 }
 
 
@@ -171,6 +173,12 @@ def test_the_fixed_base_is_debian_with_virtio_in_its_initramfs(conversion: Conve
     initrds = [name for name in after["boot"].split() if name.startswith("initrd.img-")]
     assert any(name.endswith(".pre-v2v") for name in initrds)
     assert any(not name.endswith(".pre-v2v") for name in initrds)
+    # the image ships the QEMU guest agent (scripts/build-distro-image), so virt-v2v keeps
+    # it and has nothing left to install at first boot (it would add a first-boot
+    # service to install the agent into a guest without one)
+    assert before["agent"] == after["agent"] == "true"
+    assert "guestfs-firstboot.service" not in before["wants"].split()
+    assert "guestfs-firstboot.service" not in after["wants"].split()
 
 
 def test_a_second_vc_from_the_same_image_converts_nothing(

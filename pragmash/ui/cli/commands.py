@@ -238,8 +238,12 @@ def cmd_shutdown(args: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Destroy a VC's domains, remove its staged images, release its leases."""
-    p = _parser("clean", "Destroy a VC's domains, remove its staged images and release its leases.")
+    """Destroy a VC's domains and private network, remove its staged images, release its leases."""
+    p = _parser(
+        "clean",
+        "Destroy a VC's domains and private network, remove its staged images and release "
+        "its leases.",
+    )
     p.add_argument("vcname")
     p.add_argument(
         "--force",

@@ -84,10 +84,11 @@ commands:
   resume VCNAME        continue a VC's last run from its first unfinished step
                        (refused if its recipe changed, unless --accept-changes)
   list                 VCs with their state; `list repository`: what it offers
-  status VCNAME        each node's engine state, CPUs, address; the run's steps
+  status VCNAME        each node's engine state, CPUs, address; the VC's private
+                       network; the run's steps
   shutdown VCNAME      stop the VC's domains gracefully
-  clean VCNAME         destroy the VC's domains, remove its own disks (overlays; the
-                       shared base images stay), release its leases
+  clean VCNAME         destroy the VC's domains and private network, remove its own
+                       disks (overlays; the shared base images stay), release its leases
   repl RECIPE --vcname NAME
                        load the recipe and stop before its first statement: step,
                        break, retry, look at nodes, type statements (`help` inside)
