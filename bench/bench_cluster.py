@@ -113,7 +113,7 @@ def one_size(n: int, workdir: Path, image: str, built: Any, method: str) -> Row:
     code: int | None = None
     try:
         run = session.start(prep)
-        code = cli.finish(run, out, err)
+        code = finish(run, out, err)
     finally:
         if code != 0:  # failed or interrupted: its domains and private network go
             clean = ["clean", vcname, "--force", "--site", str(site_path)]
