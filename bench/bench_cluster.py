@@ -49,6 +49,7 @@ from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
+from pragmash.ui.cli.run import finish
 
 RECIPE = """\
 allocate $num_compute
