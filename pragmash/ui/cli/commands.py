@@ -18,6 +18,7 @@ from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.ui.cli.cache import cmd_cache
+from pragmash.ui.cli.console_cmd import cmd_console
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter
 from pragmash.vc.http_repository import open_repository
@@ -45,6 +46,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "clean": cmd_clean,
         "repl": cmd_repl,
         "sync": cmd_sync,
+        "console": cmd_console,
         "cache": cmd_cache,
     }[name]
     return handler(args, out, err)
