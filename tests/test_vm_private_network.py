@@ -22,10 +22,10 @@ from pathlib import Path
 import libvirt
 import pytest
 from conftest import running_netns
-from pragmash.drivers import libvirt_network
 from vmimage import MARKER_UP, NET_INIT, build_test_image
 from vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
 
+from pragmash.drivers import libvirt_network
 from pragmash.errors import StepError
 from pragmash.store.allocation import Allocation, current_allocation
 from pragmash.store.ledger import Ledger
@@ -233,7 +233,8 @@ def test_bridge_mode_puts_a_vc_on_the_sites_bridge_for_its_vlan(
 
 def test_a_network_that_libvirtd_cannot_start_leaves_nothing(conn: libvirt.virConnect) -> None:
     """A real libvirtd refuses a bridge name that a device already has: nothing stays defined."""
-    assert in_netns("ip", "link", "add", "pmclash12", "type", "dummy").returncode == 0
+    made = in_netns("ip", "link", "add", "pmclash12", "type", "veth", "peer", "name", "pmclash12p")
+    assert made.returncode == 0, made.stderr
     try:
         plan = PrivateNetworkSetting(bridge_pattern="pmclash{vlan}").plan("vmtest-x", 12, "site")
         with pytest.raises(StepError) as caught:
