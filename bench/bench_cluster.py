@@ -80,6 +80,8 @@ def make_site(root: Path, image: str, built: Any) -> tuple[Path, str]:
         write_vc(repo, vcname, built)
     site = write_site(root, repo, up={vcname: ["marker"]} if image == "busybox" else {})
     text = site.read_text()
+    # its own VLANs (so bridges) apart from the tests', and room for 16 computes
+    text = text.replace("vlans = [10, 20]", "vlans = [300, 310]")
     text = text.replace("cpus = 8\n", "cpus = 64\n").replace(
         "boot_parallelism = 2", "boot_parallelism = 4"
     )
@@ -107,9 +109,15 @@ def one_size(n: int, workdir: Path, image: str, built: Any, method: str) -> Row:
 
     engine.boot = timed_boot  # type: ignore[method-assign]
     before = tool_runs()
-    run = session.start(prep)
     out, err = io.StringIO(), io.StringIO()
-    code = cli.finish(run, out, err)
+    code: int | None = None
+    try:
+        run = session.start(prep)
+        code = cli.finish(run, out, err)
+    finally:
+        if code != 0:  # failed or interrupted: its domains and private network go
+            clean = ["clean", vcname, "--force", "--site", str(site_path)]
+            cli.main(clean, out=io.StringIO(), err=io.StringIO())
     runs = tool_runs() - before
     if code != 0:
         raise SystemExit(f"N={n}: the run failed ({code}):\n{out.getvalue()}{err.getvalue()}")
