@@ -22,6 +22,7 @@ import libvirt_qemu
 from lxml import etree
 
 from pragmash.driver_api import (
+    HostInfo,
     NetworkState,
     NodePlan,
     PrivateNetworkPlan,
@@ -29,9 +30,11 @@ from pragmash.driver_api import (
     StageResult,
 )
 from pragmash.errors import StepError
-from pragmash.images.domain import HostInfo, render_domain, with_uuid
+from pragmash.images.domain import render_domain, with_uuid
 from pragmash.textsafe import printable
 from pragmash.vc.privnet import network_name
+from pragmash.vc.site import SiteConfig
+from pragmash.vc.xmlsafe import safe_parser
 
 from . import libvirt_console, libvirt_network
 
@@ -86,10 +89,7 @@ def _libvirt_message(exc: libvirt.libvirtError) -> str:
 
 
 def _safe_xml(text: str) -> etree._Element:
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, dtd_validation=False, load_dtd=False
-    )
-    return etree.fromstring(text.encode("utf-8"), parser)
+    return etree.fromstring(text.encode("utf-8"), safe_parser())
 
 
 def kvm_usable(domain_types: Iterable[str]) -> bool:
@@ -436,3 +436,8 @@ class LibvirtEngine:
                 ):
                     raise
         dom.undefine()
+
+
+def engine_driver(site: SiteConfig) -> LibvirtEngine:
+    """The registry's way in (``[engine] driver = "libvirt"``): the site's URI, not connected."""
+    return LibvirtEngine(site.uri)

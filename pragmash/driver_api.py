@@ -187,6 +187,20 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class HostInfo:
+    """What the engine's host offers, as far as a domain definition cares.
+
+    ``emulator`` is None when the engine picks its own (libvirt's default);
+    ``kvm_usable`` is the engine driver's judgement (see LibvirtEngine.host_info).
+    """
+
+    emulator: str | None
+    kvm_usable: bool
+    arches: tuple[str, ...] = ()
+    domain_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class NetworkState:
     """What the engine has of a VC's private network, for ``status`` and ``list``."""
 
@@ -219,6 +233,9 @@ class StageContext:
     vc_out_path: Path
     note: Callable[[str], None] = lambda _text: None
     progress: Callable[[float, float | None, str], None] = lambda _d, _t, _l: None
+    #: True once the run was interrupted (Ctrl-C). The main thread gets KeyboardInterrupt
+    #: by itself; a stage working in a worker thread (parallel boot) does not, so a long
+    #: wait there checks this and gives up.
     cancelled: Callable[[], bool] = lambda: False
 
 
@@ -235,6 +252,17 @@ class EngineDriver(Protocol):
 
     def check(self) -> None:
         """Connect and raise StepError(stage='ve_driver/connect') with the engine's message."""
+        ...
+
+    def host_info(self) -> HostInfo:
+        """What the host offers (emulator, KVM): decides the domain type of ``auto``."""
+        ...
+
+    def list_domains(self, prefix: str) -> list[str]:
+        """Names of the defined domains (running or not) that start with ``prefix``.
+
+        ``clean`` uses it to find a VC's domains the ledger forgot.
+        """
         ...
 
     def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:

@@ -129,6 +129,14 @@ class BusyError(PragmashError):
     exit_code = EXIT_BUSY
 
 
+class VcTakenError(BusyError):
+    """The VC was taken from a run while it was going (a forced ``clean``).
+
+    The run stops at once and writes nothing more: the leases, domains and journal
+    are the taker's now.
+    """
+
+
 class StepError(PragmashError):
     """A step failed while running. Nothing is undone: domains, images and leases are kept.
 

@@ -127,6 +127,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(net_mark)
     why = _vm_tier_missing()
     if why is None:
+        for item in vm_items:
+            item.add_marker(pytest.mark.usefixtures("_vm_networks_left_behind"))
         return
     if os.environ.get("PRAGMASH_REQUIRE_VM") == "1":
         mark = pytest.mark.usefixtures("_vm_tier_required")
@@ -135,6 +137,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         mark = pytest.mark.skip(reason=f"vm tier: {why}")
     for item in vm_items:
         item.add_marker(mark)
+
+
+@pytest.fixture(scope="session")
+def _vm_networks_left_behind() -> Iterator[None]:
+    """VCs' private networks the vm tier made and a failed test did not clean, removed.
+
+    libvirtd keeps a network's definition on disk, so one left behind outlives the
+    daemon scripts/test starts, and the next run's VC on that VLAN rightly refuses a
+    bridge name already taken. Only networks that appeared during this session go.
+    """
+    conn = libvirt.open("qemu:///system")
+    before = {net.name() for net in conn.listAllNetworks(0)}
+    yield
+    try:
+        for net in conn.listAllNetworks(0):
+            if net.name() not in before and net.name().endswith("-private"):
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ grouping of the work.
 
 from __future__ import annotations
 
+import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +153,58 @@ def test_a_script_driver_runs_pre_boot_per_node(tmp_path: Path) -> None:
     pipeline(engine, distro, tmp_path, staged).run([plan(f"n{i}") for i in range(4)])
     assert sorted(c[0] for c in distro.calls) == ["n0", "n1", "n2", "n3"]
     assert sorted(engine.booted) == ["n0", "n1", "n2", "n3"]
+
+
+class WaitingEngine(FakeEngine):
+    """Its boot waits (as a real stage waits on a lock or a guest) until cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+        self.saw_cancel: list[str] = []
+
+    def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
+        with self.lock:
+            self.booted.append(node.name)
+            if len(self.booted) == 2:
+                self.waiting.set()  # both workers are in their wait
+        for _ in range(3000):  # 30 s at most; ends at once when the flag is set
+            if ctx.cancelled():
+                self.saw_cancel.append(node.name)
+                return StageResult("done", "gave up")
+            time.sleep(0.01)
+        return StageResult("done", f"{node.name} started")
+
+
+def test_ctrl_c_during_a_parallel_boot_cancels_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C reaches only the main thread; the flag it sets ends the workers' waits."""
+    collecting = threading.Event()  # the main thread has submitted every node
+    real_results = bootstep._results
+
+    def spy(futures: dict[str, Any], interrupted: Callable[[], None] = lambda: None) -> Any:
+        collecting.set()
+        return real_results(futures, interrupted)
+
+    monkeypatch.setattr(bootstep, "_results", spy)
+    engine = WaitingEngine()
+    cancel = threading.Event()
+    pipe = pipeline(engine, OneByOneDistro(), tmp_path, [])
+    pipe.ctx.cancelled = cancel.is_set
+    pipe.interrupted = cancel.set
+    pipe.disk_work = False
+
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def interrupt() -> None:
+        if engine.waiting.wait(10) and collecting.wait(10):
+            # what a terminal's Ctrl-C does: SIGINT, handled by the main thread
+            signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        pipe.run([plan("n0"), plan("n1")])
+    assert cancel.is_set()
+    assert sorted(engine.saw_cancel) == ["n0", "n1"]

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pragmash.driver_api import LOGIN_PROMPT, NodePlan, UpTest
+from pragmash.driver_api import LOGIN_PROMPT, HostInfo, NodePlan, UpTest
 from pragmash.errors import StepError
 from pragmash.images.domain import (
-    HostInfo,
     disk_format,
     render_domain,
     resolve_domain_type,

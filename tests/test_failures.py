@@ -14,11 +14,11 @@ from pathlib import Path
 import libvirt
 import pytest
 import test_lifecycle
-from pragmash.drivers.libvirt_engine import LibvirtEngine
 from test_lifecycle import RunEnv, make_env, vc_domains
 
+from pragmash.drivers.libvirt_engine import LibvirtEngine
 from pragmash.engine import session
-from pragmash.ui.cli import main as cli
+from pragmash.ui.cli import run as cli
 
 pytestmark = pytest.mark.libvirt
 

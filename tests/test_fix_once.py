@@ -22,6 +22,7 @@ from test_lifecycle import RunEnv, make_env
 from pragmash.engine import session
 from pragmash.images.staging import backing_of
 from pragmash.ui.cli import main as cli
+from pragmash.ui.cli import run as cli_run
 
 pytestmark = pytest.mark.libvirt
 
@@ -51,7 +52,7 @@ def _run(env: RunEnv, text: str) -> tuple[int, str]:
     prep.runtime.engine = RealDiskEngine("test:///default")
     run = session.start(prep)
     out, err = io.StringIO(), io.StringIO()
-    rc = cli.finish(run, out, err)
+    rc = cli_run.finish(run, out, err)
     return rc, out.getvalue() + err.getvalue()
 
 

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+
+from pragmash.driver_api import EngineDriver, HostInfo, NodePlan, StageContext
 from pragmash.drivers.libvirt_engine import (
     LibvirtEngine,
     host_info_from_capabilities,
     kvm_usable,
 )
-
-from pragmash.driver_api import EngineDriver, NodePlan, StageContext
 from pragmash.engine.readiness import Goal, Waiter
 from pragmash.errors import StepError
-from pragmash.images.domain import HostInfo
 
 pytestmark = pytest.mark.libvirt
 

@@ -120,3 +120,63 @@ def test_acquire_is_reentrant_for_the_holder(env: RunEnv) -> None:
     assert holder is not None and holder.pid == os.getpid() and holder.run_id == 3
     release_lock(ledger, "calit2")
     assert lock_holder(ledger, "calit2") is None
+
+
+def test_clean_force_stops_the_run_it_cleans(env: RunEnv, testconn: libvirt.virConnect) -> None:
+    recipe, flag = sleepy_recipe(env)
+    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
+    try:
+        env.wait_for_step(proc, 2, "running")
+        forced = env.cli("clean", "calit2", "--force")
+        assert forced.rc == 0, forced.err
+        assert f"stopped run 1 of calit2 (pid {proc.pid})" in forced.out
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert not flag.exists()
+    assert proc.returncode == 4, err
+    error = next(line for line in err.splitlines() if line.startswith("error:"))
+    assert error == (
+        f"error: calit2 was taken from run 1 while it was going, by pid {os.getpid()} on "
+        f"{socket.gethostname()}: the run stopped and leaves the VC's leases, domains and "
+        "journal alone"
+    )
+    assert "pragmash resume" not in err  # nothing to resume: it was cleaned
+    run = env.last_run()
+    assert run is not None and run.outcome == "cleaned"
+    assert [s.outcome for s in env.steps()] == ["done", "done", "interrupted"]
+    assert env.allocation() is None and lock_holder(env.ledger(), "calit2") is None
+
+
+def test_run_that_was_not_stopped_notices_and_leaves_the_new_leases_alone(
+    env: RunEnv, testconn: libvirt.virConnect
+) -> None:
+    """As a forced clean from another host (which cannot signal the run) leaves it."""
+    from pragmash.store.allocation import release
+    from pragmash.store.journal import take_lock
+
+    recipe, flag = sleepy_recipe(env)
+    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
+    try:
+        env.wait_for_step(proc, 2, "running")
+        before = env.allocation()
+        assert before is not None
+        ledger = env.ledger()
+        assert take_lock(ledger, "calit2") is not None
+        assert release(ledger, "calit2")
+        release_lock(ledger, "calit2")
+        # the freed address goes to another VC at once
+        tiny = env.cli(str(env.recipe("allocate 0\n", "tiny.prg")), "--vcname", "tiny")
+        assert tiny.rc == 0, tiny.err
+        given = env.allocation("tiny")
+        assert given is not None and given.public.ip == before.public.ip
+        flag.touch()  # step 2 ends; the run looks at the journal and sees the VC gone
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 4, err
+    assert "calit2 was taken from run 1 while it was going, by another process" in err
+    assert "boot compute" not in out
+    assert env.allocation() is None  # it did not allocate again
+    assert env.allocation("tiny") == given  # nor touch the leases now held by tiny
+    assert [s.idx for s in env.steps()] == [0, 1, 2]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from pragmash.drivers.centos7 import Centos7
-from pragmash.drivers.ubuntu_cloud import UbuntuCloud, netplan_yaml
 
 from pragmash.driver_api import NodePlan
+from pragmash.drivers.centos7 import Centos7
+from pragmash.drivers.ubuntu_cloud import UbuntuCloud, netplan_yaml
 from pragmash.ui.cli.main import main
 from pragmash.vc.repository import demo_repository_path
 from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, read_vc_out
@@ -30,7 +31,22 @@ RUN_WITH = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_test_engine() -> None:
+    """test:///default forgets its domains once no connection is open; these tests count
+    on that. An earlier test's failed run can leave its engine (and connection) in a
+    reference cycle until the collector runs; collect now so its domains are gone."""
+    gc.collect()
+
+
 def cli(*argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process on a test:///default no earlier test's connection keeps alive.
+
+    test:///default keeps its domains while any connection in the process is open; an
+    earlier test's engine can linger in a reference cycle (a kept exception's traceback)
+    until the collector runs, and would hand this run the last run's domains.
+    """
+    gc.collect()
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()

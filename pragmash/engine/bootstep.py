@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -53,6 +54,9 @@ class BootPipeline:
     plan: Callable[[str], NodePlan]  # the node's plan as it is now (after staging)
     workers: int = 4
     disk_work: bool = True  # False on a simulated engine: nothing to stage or inject
+    #: Called when Ctrl-C reaches the main thread while workers run: it makes the
+    #: stages' ``ctx.cancelled()`` true, so their waits end instead of running on.
+    interrupted: Callable[[], None] = lambda: None
     # what one node is doing now (name, detail, booted yet), for a front end's live view
     doing: Callable[[str, str, bool], None] = lambda _name, _detail, _done: None
 
@@ -62,13 +66,17 @@ class BootPipeline:
         for node in nodes:
             self.doing(node.name, "waiting to boot", False)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
-            if not self.disk_work:
-                futures = {n.name: pool.submit(self._start, n.name) for n in nodes}
-            elif isinstance(self.distro, BatchPreBoot):
-                futures = self._batched(nodes, pool, self.distro)
-            else:
-                futures = {n.name: pool.submit(self._one_by_one, n) for n in nodes}
-            return _results(futures)
+            try:
+                if not self.disk_work:
+                    futures = {n.name: pool.submit(self._start, n.name) for n in nodes}
+                elif isinstance(self.distro, BatchPreBoot):
+                    futures = self._batched(nodes, pool, self.distro)
+                else:
+                    futures = {n.name: pool.submit(self._one_by_one, n) for n in nodes}
+                return _results(futures, self.interrupted)
+            except KeyboardInterrupt:  # before the pool's exit waits for the workers
+                self.interrupted()
+                raise
 
     def _start(self, name: str) -> str:
         self.doing(name, "ve_driver/boot: starting the domain", False)
@@ -93,7 +101,7 @@ class BootPipeline:
         the next is prepared."""
         disks: dict[str, Path] = {nodes[0].name: self.stage(nodes[0])}  # warms shared caches
         staging = {n.name: pool.submit(self.stage, n) for n in nodes[1:]}
-        disks.update(_results(staging))
+        disks.update(_results(staging, self.interrupted))
         futures: dict[str, Future[str]] = {}
         try:
             for first in range(0, len(nodes), MAX_DRIVES):
@@ -109,7 +117,7 @@ class BootPipeline:
                 for node in chunk:
                     futures[node.name] = pool.submit(self._start, node.name)
         except BaseException:
-            _results(futures)  # let the nodes already booting finish, then report the failure
+            _results(futures, self.interrupted)  # let the nodes booting finish, then report
             raise
         return futures
 
@@ -121,13 +129,30 @@ def _note_shared(results: dict[str, StageResult], ctx: StageContext) -> None:
         ctx.note(f"vc_driver/pre_boot: {message}")
 
 
-def _results(futures: dict[str, Future[T]]) -> dict[str, T]:
-    """Every future's result by name, after all ended; the first failure is raised."""
+def _result(future: Future[T]) -> T:
+    """``future.result()`` in short waits: a blocked lock wait would not see Ctrl-C."""
+    while True:
+        try:
+            return future.result(timeout=0.25)
+        except FutureTimeout:
+            continue
+
+
+def _results(
+    futures: dict[str, Future[T]], interrupted: Callable[[], None] = lambda: None
+) -> dict[str, T]:
+    """Every future's result by name, after all ended; the first failure is raised.
+
+    A Ctrl-C while waiting is passed on (``interrupted``) so the workers stop early.
+    """
     out: dict[str, T] = {}
     errors: list[BaseException] = []
     for name, future in futures.items():
         try:
-            out[name] = future.result()
+            out[name] = _result(future)
+        except KeyboardInterrupt as err:  # this thread was interrupted: tell the workers
+            interrupted()
+            errors.append(err)
         except BaseException as err:  # re-raised below, after every node ended
             errors.append(err)
     if errors:

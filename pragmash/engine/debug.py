@@ -15,7 +15,8 @@ from pathlib import Path
 from pragmash.driver_api import NodePlan, describe_up_tests
 from pragmash.engine.console import ConsoleStream, console_of
 from pragmash.engine.interpreter import Interpreter, StepOutcome
-from pragmash.engine.session import RecipeCheckFailed, Run, check_context, reload_vc_in
+from pragmash.engine.reload import reload_vc_in
+from pragmash.engine.session import RecipeCheckFailed, Run, check_context
 from pragmash.errors import Interrupted, PragmashError, RecipeError, Span, StepError, UserError
 from pragmash.language import ast
 from pragmash.language.checker import check_program, needs_allocation_first

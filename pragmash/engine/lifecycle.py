@@ -10,7 +10,11 @@ prints: what was done is reported through a ``note`` callback or returned as dat
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,16 +30,17 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
 from pragmash.store.journal import (
     Journal,
+    LockHolder,
     RunRecord,
     StepRecord,
     acquire_lock,
     all_last_runs,
-    break_lock,
     last_run,
     lock_holder,
     release_lock,
     run_outcome,
     steps_of,
+    take_lock,
 )
 from pragmash.store.ledger import Ledger
 from pragmash.vc.privnet import network_name
@@ -280,11 +285,16 @@ def clean_vc(
     force: bool = False,
     note: Callable[[str], None] = lambda _text: None,
 ) -> None:
-    """Destroy the VC's domains, remove its folder, release its leases; safe to repeat.
+    """Destroy the VC's domains and private network, remove its folder, release its leases.
+
+    Safe to repeat.
 
     Domains are found by the ledger's leases and by name (``VCNAME-…``), so domains
     the ledger forgot are removed too. A VC held by a live run is refused unless
-    ``force``; then the run's lock is broken at the end. The last run, if it did not
+    ``force``; then the VC is taken from the run first and the run is stopped (Ctrl-C,
+    when it runs on this host), so it cannot boot a node after its domains were
+    destroyed; a run that does not stop notices at its next step that the VC is no
+    longer its own and stops there, touching nothing. The last run, if it did not
     finish, is marked ``cleaned`` so ``resume`` will not boot without an allocation.
     """
     ledger = Ledger(site)
@@ -299,13 +309,15 @@ def clean_vc(
     held = alloc_mod.current_allocation(ledger, vcname)
     engine = load_engine(site)
     engine.check()
-    if not live:
+    if live:
+        taken = take_lock(ledger, vcname)
+        if taken is not None and taken.alive:
+            _stop_run(taken, vcname, note)
+    else:
         acquire_lock(ledger, vcname)
     try:
         names = [n.name for n in held.nodes] if held else []
-        list_domains = getattr(engine, "list_domains", None)
-        if list_domains is not None:
-            names += [n for n in list_domains(f"{vcname}-") if n not in names]
+        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names]
         for name in names:
             state = engine.state(name)
             if state != "absent":
@@ -325,7 +337,31 @@ def clean_vc(
                 "cleaned", f"cleaned at {time.strftime('%Y-%m-%d %H:%M:%S')}"
             )
     finally:
-        if live:
-            break_lock(ledger, vcname)
-        else:
-            release_lock(ledger, vcname)
+        release_lock(ledger, vcname)
+
+
+#: How long a forced clean waits for the run it took the VC from to stop.
+STOP_WAIT_SECONDS = 30.0
+
+
+def _stop_run(holder: LockHolder, vcname: str, note: Callable[[str], None]) -> None:
+    """Interrupt the run a forced clean took the VC from, and wait for it to end."""
+    run = f"run {holder.run_id}" if holder.run_id else "the session"
+    if holder.host != socket.gethostname():
+        note(
+            f"{run} of {vcname} runs on {holder.host} (pid {holder.pid}): it stops at its next "
+            "step, seeing the VC is no longer its own"
+        )
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(holder.pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while holder.alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if holder.alive:
+        note(
+            f"{run} (pid {holder.pid}) did not stop within {STOP_WAIT_SECONDS:g} s: it stops at "
+            "its next step, seeing the VC is no longer its own"
+        )
+    else:
+        note(f"stopped {run} of {vcname} (pid {holder.pid})")

@@ -114,6 +114,7 @@ def stage_context(
     *,
     note: Callable[[str], None] = lambda _text: None,
     progress: Callable[[float, float | None, str], None] = lambda _d, _t, _l: None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> StageContext:
     """The StageContext a driver stage gets for this VC (its folder, its vc-out.xml)."""
     temp = vc_temp_dir(site, vcname)
@@ -123,4 +124,5 @@ def stage_context(
         vc_out_path=temp / "vc-out.xml",
         note=note,
         progress=progress,
+        cancelled=cancelled,
     )

@@ -7,6 +7,9 @@ by the site config (``[engine] driver = "libvirt"``). Lookup order for a name:
    pragma_boot driver folder of executables, wrapped by the script adapter;
 2. the bundled module ``pragmash.drivers.<name>`` exposing ``distro_driver()``;
 3. an installed package's entry point in the ``pragmash.drivers`` group.
+
+An engine module exposes ``engine_driver(site)`` the same way, so the registry
+names no driver class and a second engine needs only its module in ``ENGINES``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pragmash.drivers as bundled
 from pragmash.driver_api import DistroDriver, EngineDriver
+from pragmash.drivers.script_folder import ScriptFolderDriver
 from pragmash.errors import UserError
 from pragmash.vc.site import SiteConfig
 
@@ -35,14 +40,13 @@ def load_engine(site: SiteConfig) -> EngineDriver:
             f"known engines: {', '.join(sorted(ENGINES))}"
         )
     module = importlib.import_module(module_name)
-    engine: EngineDriver = module.LibvirtEngine(site.uri)
+    engine: EngineDriver = module.engine_driver(site)
     return engine
 
 
 def bundled_distro_drivers() -> list[str]:
     """Names of the distro drivers that ship with pragmash."""
-    pkg = importlib.import_module("pragmash.drivers")
-    folder = Path(next(iter(pkg.__path__)))
+    folder = Path(next(iter(bundled.__path__)))
     names = []
     for path in sorted(folder.glob("*.py")):
         text = path.read_text(encoding="utf-8")
@@ -58,8 +62,6 @@ def load_distro(name: str, site: SiteConfig, *, where: str) -> DistroDriver:
     for folder in site.driver_dirs:
         candidate = folder / name
         if candidate.is_dir():
-            from pragmash.drivers.script_folder import ScriptFolderDriver
-
             wrapped: DistroDriver = ScriptFolderDriver(candidate)
             return wrapped
     try:

@@ -18,6 +18,7 @@ meaning is :mod:`~pragmash.engine.readiness`'s),
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +45,9 @@ from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
+from pragmash.engine.stagecall import call_distro_stage, call_stage
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
-from pragmash.errors import PragmashError, RecipeError, StepError, UserError
+from pragmash.errors import RecipeError, StepError, UserError
 from pragmash.images.staging import stage_image
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
@@ -78,6 +80,8 @@ class Runtime:
     allocation: Allocation | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     domain_type: str = "qemu"
+    #: Set while a Ctrl-C is on its way out of a step; stages read it as ctx.cancelled().
+    interrupted: threading.Event = field(default_factory=threading.Event)
     key: str | None = None  # --key: public key(s) for root, one a line
     memory: Memory | None = None  # MiB per role (--mem, else the templates')
 
@@ -98,7 +102,13 @@ class Runtime:
 
     def context(self, reporter: StepReporter) -> StageContext:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        return stage_context(self.site, self.vcname, note=reporter.note, progress=reporter.progress)
+        return stage_context(
+            self.site,
+            self.vcname,
+            note=reporter.note,
+            progress=reporter.progress,
+            cancelled=self.interrupted.is_set,
+        )
 
     # -- values -----------------------------------------------------------------------
 
@@ -186,8 +196,13 @@ class Runtime:
     # -- the statements ---------------------------------------------------------------
 
     def execute(self, stmt: ast.Statement, reporter: StepReporter) -> StepOutcome:
+        self.interrupted.clear()  # a step run again (retry, resume) starts uncancelled
         handler = getattr(self, f"_do_{type(stmt).__name__.lower()}")
-        result: StepOutcome = handler(stmt, reporter)
+        try:
+            result: StepOutcome = handler(stmt, reporter)
+        except KeyboardInterrupt:
+            self.interrupted.set()
+            raise
         return result
 
     def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
@@ -357,6 +372,7 @@ class Runtime:
             plan=lambda name: self.nodes[name],
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
+            interrupted=self.interrupted.set,
             doing=lambda name, detail, done: reporter.node(
                 name, self.engine.state(name), detail, reached=done
             ),
@@ -438,25 +454,9 @@ class Runtime:
                 SIMULATED.format(uri=self.site.uri, what=f"run vc_driver/{stmt.command} on"),
             )
         for node in nodes:
-            disk = self.stage(node, ctx)
-            if op == "pre_fix":
-                self._stage_call(
-                    "vc_driver/pre_fix", reporter, self.distro.pre_fix, node, disk, ctx
-                )
-            elif op == "post_fix":
-                self._stage_call(
-                    "vc_driver/post_fix", reporter, self.distro.post_fix, node, disk, ctx
-                )
-            else:
-                self._stage_call(
-                    "vc_driver/pre_boot",
-                    reporter,
-                    self.distro.pre_boot,
-                    node,
-                    disk,
-                    self.vc_out_path,
-                    ctx,
-                )
+            call_distro_stage(
+                op, self.distro, node, self.stage(node, ctx), self.vc_out_path, ctx, reporter
+            )
         return StepOutcome(
             "done", f"vc_driver/{stmt.command} on {', '.join(n.name for n in nodes)}"
         )
@@ -494,13 +494,4 @@ class Runtime:
     def _stage_call(
         self, stage: str, reporter: StepReporter, call: Callable[..., StageResult], *args: Any
     ) -> StageResult:
-        """Run one driver stage; an OSError becomes a StepError naming the stage."""
-        try:
-            result = call(*args)
-        except (PragmashError, KeyboardInterrupt):
-            raise
-        except OSError as err:
-            raise StepError(f"{stage}: {err}", stage=stage) from err
-        if result.outcome == "skipped" and result.message:
-            reporter.note(f"{stage}: skipped: {result.message}")
-        return result
+        return call_stage(stage, reporter, call, *args)

@@ -10,32 +10,18 @@ dictates. It is pure lxml (no libvirt), so it is tested without any engine.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from lxml import etree
 
-from pragmash.driver_api import NodePlan
+from pragmash.driver_api import HostInfo, NodePlan
 from pragmash.errors import StepError
+from pragmash.vc.xmlsafe import safe_parser
 
 STAGE = "ve_driver/boot"
 LOOPBACK = "127.0.0.1"
 
 DomainTypeChoice = Literal["kvm", "qemu", "auto"]
-
-
-@dataclass(frozen=True)
-class HostInfo:
-    """What the engine's host offers, as far as a domain definition cares.
-
-    ``emulator`` is None when the engine picks its own (libvirt's default);
-    ``kvm_usable`` is the engine driver's judgement (see LibvirtEngine.host_info).
-    """
-
-    emulator: str | None
-    kvm_usable: bool
-    arches: tuple[str, ...] = ()
-    domain_types: tuple[str, ...] = ()
 
 
 def resolve_domain_type(site_choice: str, template_type: str, host: HostInfo) -> str:
@@ -59,16 +45,6 @@ def disk_format(path: str) -> str:
     return "qcow2" if path.lower().endswith(".qcow2") else "raw"
 
 
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        dtd_validation=False,
-        load_dtd=False,
-        remove_blank_text=False,
-    )
-
-
 def _fail(node: NodePlan, message: str) -> StepError:
     return StepError(f"domain template for {node.name}: {message}", stage=STAGE)
 
@@ -76,7 +52,7 @@ def _fail(node: NodePlan, message: str) -> StepError:
 def parse_template(node: NodePlan) -> etree._Element:
     """Parse the template safely (no DTD, no entities, no network)."""
     try:
-        tree = etree.fromstring(node.template_xml.encode("utf-8"), _safe_parser()).getroottree()
+        tree = etree.fromstring(node.template_xml.encode("utf-8"), safe_parser()).getroottree()
     except etree.XMLSyntaxError as exc:
         raise _fail(node, f"malformed XML: {exc}") from exc
     docinfo = tree.docinfo
@@ -286,7 +262,7 @@ def render_domain(
 
 def with_uuid(domain_xml: str, uuid: str) -> str:
     """The same domain XML carrying ``uuid``: libvirt redefines a name only with its UUID."""
-    root = etree.fromstring(domain_xml.encode("utf-8"), _safe_parser())
+    root = etree.fromstring(domain_xml.encode("utf-8"), safe_parser())
     for old in root.findall("uuid"):
         _remove(old)
     el = etree.Element("uuid")

@@ -25,7 +25,15 @@ from lark.tree import Meta
 from pragmash.errors import RecipeError, Span, UserError
 from pragmash.language import ast
 from pragmash.language.durations import DURATION_EXAMPLES, DurationTooLong, parse_duration
-from pragmash.language.includes import Chain, check_cycle, identity, read_include, reason
+from pragmash.language.includes import (
+    Chain,
+    check_cycle,
+    check_depth,
+    identity,
+    include_roots,
+    read_include,
+    reason,
+)
 from pragmash.language.sources import SourceText, position, remember
 from pragmash.language.syntax_errors import bad_dollar, syntax_error
 
@@ -311,7 +319,9 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
             )
         if not path:
             raise self.src.error("expected a file name after 'include'", word.span)
-        display, body_text = read_include(self.src, path, word.span, self.search_path)
+        check_depth(self.src, self.chain, path, word.span)
+        roots = include_roots(self.chain[0][1], self.search_path)
+        display, body_text = read_include(self.src, path, word.span, self.search_path, roots)
         check_cycle(self.src, self.chain, display, word.span)
         try:
             body = _parse(body_text, display, self.search_path, self.chain).statements

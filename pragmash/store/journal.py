@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pragmash.errors import BusyError, PragmashError, StepError
+from pragmash.errors import BusyError, PragmashError, StepError, VcTakenError
 from pragmash.language.ast import Statement
 from pragmash.store.ledger import Ledger
 
@@ -108,13 +108,18 @@ class StepRecord:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process; an exited one not yet reaped (a zombie) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    except (OSError, UnicodeDecodeError):
+        return True
+    return not state or state[0] not in ("Z", "X")
 
 
 def process_started(pid: int) -> str | None:
@@ -189,10 +194,18 @@ class Journal:
             )
 
     def end(self, outcome: str, message: str | None = None) -> None:
+        """Close the run; a step it left ``running`` (a clean took it) is interrupted."""
         with self.ledger.transaction() as conn:
+            self._still_held(conn)
+            now = time.time()
             conn.execute(
                 "UPDATE runs SET outcome=?, ended_at=?, message=? WHERE id=?",
-                (outcome, time.time(), message, self.run_id),
+                (outcome, now, message, self.run_id),
+            )
+            conn.execute(
+                "UPDATE steps SET outcome='interrupted', ended_at=?, message=? "
+                "WHERE run_id=? AND outcome='running'",
+                (now, f"the run ended ({outcome}) while this step ran", self.run_id),
             )
 
     # -- steps (JournalSink) ----------------------------------------------------------
@@ -200,6 +213,7 @@ class Journal:
     def step_started(self, index: int, statement: Statement) -> None:
         span = statement.span
         with self.ledger.transaction() as conn:
+            self._still_held(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO steps (run_id, idx, file, line, col, text, started_at, outcome) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
@@ -218,6 +232,7 @@ class Journal:
         self, index: int, outcome: str, message: str, products: dict[str, str]
     ) -> None:
         with self.ledger.transaction() as conn:
+            self._still_held(conn)
             updated = conn.execute(
                 "UPDATE steps SET ended_at=?, outcome=?, message=?, products=? WHERE run_id=? AND idx=?",
                 (time.time(), outcome, message, json.dumps(products), self.run_id, index),
@@ -233,6 +248,8 @@ class Journal:
         stage = error.stage if isinstance(error, StepError) else None
         tail = error.output_tail if isinstance(error, StepError) else []
         with self.ledger.transaction() as conn:
+            if self._taken_by(conn) is not None:
+                return  # the run is stopping anyway; the journal is the taker's now
             conn.execute(
                 "UPDATE steps SET ended_at=?, outcome=?, message=?, stage=?, output_tail=? "
                 "WHERE run_id=? AND idx=?",
@@ -246,6 +263,38 @@ class Journal:
                     index,
                 ),
             )
+
+    # -- who holds the VC -------------------------------------------------------------
+
+    def _taken_by(self, conn: Any) -> str | None:
+        """Who took the run's VC from this process (None while this process holds it).
+
+        A forced ``clean`` moves the lock to itself, then releases it; either way the
+        lock is no longer this process's, and that is how the run notices.
+        """
+        row = conn.execute(
+            "SELECT r.vcname, l.pid, l.host FROM runs r LEFT JOIN locks l ON l.vcname = r.vcname "
+            "WHERE r.id=?",
+            (self.run_id,),
+        ).fetchone()
+        if row is None or (row["pid"], row["host"]) == (os.getpid(), socket.gethostname()):
+            return None
+        if row["pid"] is None:
+            return "another process (the VC's lock is gone)"
+        return f"pid {row['pid']} on {row['host']}"
+
+    def _still_held(self, conn: Any) -> None:
+        """Raise VcTakenError if the run's VC is no longer this process's."""
+        taker = self._taken_by(conn)
+        if taker is None:
+            return
+        vcname = conn.execute("SELECT vcname FROM runs WHERE id=?", (self.run_id,)).fetchone()[0]
+        raise VcTakenError(
+            f"{vcname} was taken from run {self.run_id} while it was going, by {taker}: the run "
+            "stopped and leaves the VC's leases, domains and journal alone",
+            hint=f"a forced `pragmash clean {vcname}` (or another run) has the VC now; "
+            f"see `pragmash status {vcname}`",
+        )
 
     # -- reading ----------------------------------------------------------------------
 
@@ -419,6 +468,24 @@ def release_lock(ledger: Ledger, vcname: str) -> None:
             "DELETE FROM locks WHERE vcname=? AND pid=? AND host=?",
             (vcname, os.getpid(), socket.gethostname()),
         )
+
+
+def take_lock(ledger: Ledger, vcname: str) -> LockHolder | None:
+    """Take the VC from whoever holds it, live or not (``clean --force``); return them.
+
+    The holder's run notices at its next journal write (it no longer holds the
+    lock) and stops without touching the VC again.
+    """
+    ensure_journal(ledger)
+    me = (os.getpid(), socket.gethostname())
+    with ledger.transaction() as conn:
+        row = conn.execute("SELECT * FROM locks WHERE vcname=?", (vcname,)).fetchone()
+        conn.execute(
+            "INSERT OR REPLACE INTO locks (vcname, run_id, pid, host, since, started) "
+            "VALUES (?, NULL, ?, ?, ?, ?)",
+            (vcname, me[0], me[1], time.time(), process_started(me[0])),
+        )
+    return _holder(row) if row is not None else None
 
 
 def break_lock(ledger: Ledger, vcname: str) -> None:

@@ -9,6 +9,7 @@ silence. Outcome words are coloured by meaning on a terminal (see :func:`use_col
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import time
@@ -53,6 +54,11 @@ def write_painted(stream: TextIO, text: str, word: str, colour: bool) -> None:
 def plural(count: int, word: str) -> str:
     """``1 step``, ``2 steps``: a count with its noun, as people write it."""
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def json_dump(data: object, out: TextIO) -> None:
+    """``--json`` output: indented, keys sorted, so it diffs and greps well."""
+    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def location(file: str, line: int, col: int) -> str:

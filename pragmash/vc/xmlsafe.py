@@ -1,4 +1,4 @@
-"""Hardened XML parsing for vc-in.xml and vc-out.xml.
+"""Hardened XML parsing for vc-in.xml, vc-out.xml and every other XML pragmash reads.
 
 Repositories are shared between sites, so a vc-in.xml is untrusted input: a DTD could
 read local files through external entities, fetch URLs, or blow up memory through
@@ -27,8 +27,13 @@ _TRAILING_POSITION = re.compile(r", line \d+, column \d+$")
 _DTD_MARKUP = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
-def _parser() -> etree.XMLParser:
-    """A fresh parser per document: lxml parsers keep state and are not thread-safe."""
+def safe_parser() -> etree.XMLParser:
+    """The one hardened lxml parser: no entities, no DTD, no network.
+
+    Every lxml parse in pragmash uses it (vc-in, vc-out, domain templates, libvirt's
+    own XML). A fresh parser per document: lxml parsers keep state and are not
+    thread-safe.
+    """
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -55,7 +60,7 @@ def parse_xml_bytes(data: bytes, name: str) -> etree._Element:
     if _DTD_MARKUP.search(_COMMENT_OR_CDATA.sub(b"", data)):
         raise VcFormatError(_DTD_MESSAGE, file=name)
     try:
-        root = etree.fromstring(data, parser=_parser())
+        root = etree.fromstring(data, parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
         reason = _TRAILING_POSITION.sub("", exc.msg)

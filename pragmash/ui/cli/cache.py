@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import TextIO
 
 from pragmash.engine import session
 from pragmash.engine.imagecache import CachedImage, cached_images, prune_cache
-from pragmash.errors import EXIT_OK, UserError
-
-
-def json_dump(data: object, out: TextIO) -> None:
-    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
+from pragmash.errors import EXIT_OK
+from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.render import json_dump
 
 
 def _row(image: CachedImage) -> str:
@@ -34,11 +25,10 @@ def _row(image: CachedImage) -> str:
 
 def cmd_cache(args: list[str], out: TextIO, err: TextIO) -> int:
     """Show or prune the shared base images (fixed and decompressed) of the site's cache."""
-    p = _Parser(
+    p = ArgumentParser(
         prog="pragmash cache",
         description="Show (list) or remove (prune) the site's cached base images. A base a "
         "VC's disks still sit on is never pruned; `clean VCNAME` first to free it.",
-        allow_abbrev=False,
     )
     p.add_argument("action", choices=["list", "prune"])
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")

@@ -8,30 +8,27 @@ rest of the CLI, they hold no run logic.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
 from pragmash.engine import lifecycle, session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
+from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
+from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.cache import cmd_cache
 from pragmash.ui.cli.console_cmd import cmd_console
 from pragmash.ui.cli.sync import cmd_sync
-from pragmash.ui.render import StepPrinter
+from pragmash.ui.render import StepPrinter, json_dump
+from pragmash.ui.repl import debugger
 from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
-
-
-def _parser(name: str, description: str) -> _Parser:
-    p = _Parser(prog=f"pragmash {name}", description=description, allow_abbrev=False)
+def _parser(name: str, description: str) -> ArgumentParser:
+    p = ArgumentParser(prog=f"pragmash {name}", description=description)
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
     return p
 
@@ -52,12 +49,6 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
     return handler(args, out, err)
 
 
-def _dump(data: Any, out: TextIO) -> None:
-    from pragmash.ui.cli.main import json_dump
-
-    json_dump(data, out)
-
-
 def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     """Parse and check a recipe; change nothing."""
     p = _parser("check", "Parse and check a recipe without running it.")
@@ -67,10 +58,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
         default=None,
         help="check targets against this VC (default: the first in the repository)",
     )
-    p.add_argument("--base_path")
-    p.add_argument("--num_compute", type=int)
-    p.add_argument("--set", dest="sets", action="append", default=[])
-    p.add_argument("--allow-run", action="store_true")
+    add_run_options(p)
     ns = p.parse_args(args)
     session.require_recipe_file(ns.recipe)
     site = session.open_site(ns.site)
@@ -80,16 +68,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
         vcname = next(iter(sorted(repo.entries)), None)
         if vcname is None:
             raise UserError(f"{repo.location}: the repository holds no VC to check against")
-    options = session.RunOptions(
-        recipe=ns.recipe,
-        vcname=vcname,
-        num_compute=ns.num_compute,
-        base_path=ns.base_path,
-        site=ns.site,
-        sets=session.parse_sets(ns.sets),
-        allow_run=ns.allow_run,
-    )
-    prep = session.prepare(options, fetch_images=False)
+    prep = session.prepare(run_options(ns, vcname=vcname), fetch_images=False)
     params = [
         s.statement for s in flatten(prep.program.statements) if isinstance(s.statement, ast.Param)
     ]
@@ -127,8 +106,6 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         "matched by position)",
     )
     ns = p.parse_args(args)
-    from pragmash.ui.cli.main import finish
-
     run = session.resume(
         validate_name("VC name", ns.vcname),
         on_event=StepPrinter(out, err),
@@ -141,7 +118,7 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
     if cur is not None:
         span = cur.statement.span
         err.write(f"resuming {ns.vcname} at {span}: {cur.statement.text}\n")
-    return finish(run, out, err)
+    return run_mod.finish(run, out, err)
 
 
 def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
@@ -159,7 +136,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
             for name, path in sorted(repo.entries.items())
         ]
         if ns.json:
-            _dump(repo_rows, out)
+            json_dump(repo_rows, out)
         else:
             out.write(f"repository {repo.location}:\n")
             for repo_row in repo_rows:
@@ -167,7 +144,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     rows = lifecycle.list_vcs(site)
     if ns.json:
-        _dump([row.to_json() for row in rows], out)
+        json_dump([row.to_json() for row in rows], out)
         return EXIT_OK
     if not rows:
         out.write("no VCs (start one with `pragmash RECIPE --vcname NAME`)\n")
@@ -191,7 +168,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
     vcname = validate_name("VC name", ns.vcname)
     status = lifecycle.vc_status(site, vcname)
     if ns.json:
-        _dump(status.to_json(), out)
+        json_dump(status.to_json(), out)
         return EXIT_OK
     held, run = status.allocation, status.run
     out.write(
@@ -263,10 +240,18 @@ def cmd_shutdown(args: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Destroy a VC's domains, remove its staged images, release its leases."""
-    p = _parser("clean", "Destroy a VC's domains, remove its staged images and release its leases.")
+    """Destroy a VC's domains and private network, remove its staged images, release its leases."""
+    p = _parser(
+        "clean",
+        "Destroy a VC's domains and private network, remove its staged images and release "
+        "its leases.",
+    )
     p.add_argument("vcname")
-    p.add_argument("--force", action="store_true", help="clean even while a run holds the VC")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="clean even while a run holds the VC: stop that run first",
+    )
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     vcname = validate_name("VC name", ns.vcname)
@@ -281,11 +266,4 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
 
 def cmd_repl(args: list[str], out: TextIO, err: TextIO) -> int:
     """Open the REPL (see pragmash.ui.repl.debugger)."""
-    import importlib
-
-    try:
-        repl = importlib.import_module("pragmash.ui.repl.debugger")
-    except ImportError as exc:  # pragma: no cover - until the REPL lands
-        raise UserError(f"the REPL is not available: {exc}") from None
-    result: int = repl.main(args, out, err)
-    return result
+    return debugger.main(args, out, err)

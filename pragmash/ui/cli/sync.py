@@ -6,27 +6,20 @@ later runs find every image in the cache, verified, and start at once.
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import TextIO
 
 from pragmash.engine import repositories, session
-from pragmash.errors import EXIT_OK, UserError
-from pragmash.ui.render import StepPrinter
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
+from pragmash.errors import EXIT_OK
+from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.render import StepPrinter, json_dump
 
 
 def cmd_sync(args: list[str], out: TextIO, err: TextIO) -> int:
     """Fetch and verify every image of every VC in the repository into the image cache."""
-    p = _Parser(
+    p = ArgumentParser(
         prog="pragmash sync",
         description="Fetch and verify every image of a repository into the site's image cache,"
         " so later runs start without downloading.",
-        allow_abbrev=False,
     )
     p.add_argument(
         "repository",
@@ -47,7 +40,7 @@ def cmd_sync(args: list[str], out: TextIO, err: TextIO) -> int:
                 for vc, i in report.images
             ],
         }
-        out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        json_dump(data, out)
         return EXIT_OK
     vcs = len({vc for vc, _ in report.images})
     parts = [

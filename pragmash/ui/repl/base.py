@@ -19,7 +19,7 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output as PtOutput
 
 from pragmash.engine.debug import DebugRun
-from pragmash.engine.events import Event
+from pragmash.engine.events import Event, StepFailed, StepFinished, StepStarted
 from pragmash.engine.interpreter import StopReason
 from pragmash.engine.session import Run
 from pragmash.errors import PragmashError
@@ -58,6 +58,7 @@ class ReplBase:
         self.printer = StepPrinter(out, out, live=False, colour=self.colour)
         self.terminal: Terminal | None = None  # set when a person is at a terminal
         self.live: LiveView | None = None
+        self._live_wanted = False
         self.displays: list[str] = []
         self.interp.set_event_sink(self.on_event)
 
@@ -85,25 +86,39 @@ class ReplBase:
         page(text, *self.terminal, fallback=self.message)
 
     def on_event(self, event: Event) -> None:
-        """Interpreter events: to the live view while one is shown, else straight to lines."""
-        if self.live is not None and self.live.active:
-            self.live.feed(event)
-        else:
+        """Interpreter events: to a live view while a step runs at a terminal, else as lines.
+
+        The view lives for one step: it starts with the step and, when the step ends,
+        is erased and the step's lines are printed, so a ``continue`` over many steps
+        leaves one line per step in the scrollback as it goes.
+        """
+        if isinstance(event, StepStarted) and self._live_wanted and self.live is None:
+            assert self.terminal is not None
+            self.live = LiveView(*self.terminal, colour=self.colour)
+            self.live.start()
+        live = self.live
+        if live is None:
             self.printer(event)
+            return
+        live.feed(event)
+        if isinstance(event, StepFinished | StepFailed):
+            self._end_live()
+
+    def _end_live(self) -> None:
+        live, self.live = self.live, None
+        if live is not None:
+            live.stop()
+            for event in live.events:
+                self.printer(event)
 
     def running(self, action: Callable[[], StopReason]) -> StopReason:
-        """Run ``action`` (a stepping call), under the live view when at a terminal."""
-        if self.terminal is None:
-            return action()
-        self.live = LiveView(*self.terminal, colour=self.colour)
+        """Run ``action`` (a stepping call): each step under a live view at a terminal."""
+        self._live_wanted = self.terminal is not None
         try:
-            with self.live.showing():
-                result = action()
+            return action()
         finally:
-            for event in self.live.events:
-                self.printer(event)
-            self.live = None
-        return result
+            self._live_wanted = False
+            self._end_live()
 
     # -- where we are -----------------------------------------------------------------
 
@@ -126,7 +141,8 @@ class ReplBase:
             try:
                 value = self.run.expand(expr)
             except PragmashError as err:
-                value = f"(cannot show: {err.message})"
+                unset = err.message.startswith("unknown variable")
+                value = "(not set yet)" if unset else f"(cannot show: {err.message})"
             self.message(f"  {number}: {expr} = {value}")
 
     def after(self, reason: StopReason) -> None:

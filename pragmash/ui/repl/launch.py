@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from pragmash.engine import session as session_mod
 from pragmash.engine.debug import DebugRun
-from pragmash.engine.overrides import parse_mem
 from pragmash.errors import UserError
+from pragmash.ui.arguments import ArgumentParser, add_node_options, add_run_options, run_options
 from pragmash.ui.render import StepPrinter
-from pragmash.vc.keys import read_public_keys
 from pragmash.vc.names import validate_name
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}", hint="see `pragmash repl --help`")
-
-
-def _arg_parser() -> _Parser:
-    p = _Parser(
+def _arg_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="pragmash repl",
         description="Step through a run, or open a VC's last run where it stopped (--attach).",
-        allow_abbrev=False,
     )
     p.add_argument("recipe", nargs="?", help="the recipe to load; stops before its first statement")
     p.add_argument("--vcname", help="the virtual cluster (with RECIPE)")
@@ -37,13 +28,9 @@ def _arg_parser() -> _Parser:
         action="store_true",
         help="with --attach: open the run even though its recipe changed since it started",
     )
-    p.add_argument("--num_compute", type=int)
-    p.add_argument("--base_path")
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--allow-run", action="store_true")
-    p.add_argument("--key", metavar="FILE", help="SSH public key for root (see pragmash --help)")
-    p.add_argument("--mem", metavar="MIB[:MIB]", help="frontend[:compute] memory in MiB")
+    add_run_options(p)
+    add_node_options(p)
     return p
 
 
@@ -68,17 +55,7 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
             hint="see `pragmash repl --help`",
         )
     session_mod.require_recipe_file(ns.recipe)
-    options = session_mod.RunOptions(
-        recipe=ns.recipe,
-        vcname=ns.vcname,
-        num_compute=ns.num_compute,
-        base_path=ns.base_path,
-        site=ns.site,
-        sets=session_mod.parse_sets(ns.sets),
-        allow_run=ns.allow_run,
-        key="\n".join(read_public_keys(Path(ns.key).expanduser())) if ns.key else None,
-        mem=ns.mem if ns.mem is None else ":".join(map(str, parse_mem(ns.mem))),
-    )
+    options = run_options(ns)
     # images are fetched and checked before the REPL opens; their progress goes to err
     prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
     if prep.site.embedded:

@@ -17,8 +17,7 @@ import _thread
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prompt_toolkit.application import Application
@@ -83,6 +82,7 @@ class LiveView:
         self.renders = 0
         self._lock = threading.Lock()
         self._app: Application[None] | None = None
+        self._thread: threading.Thread | None = None
 
     # -- what the step says -----------------------------------------------------------
 
@@ -185,9 +185,8 @@ class LiveView:
 
     # -- while a step runs ------------------------------------------------------------
 
-    @contextmanager
-    def showing(self) -> Iterator[LiveView]:
-        """Show the view in a thread while the caller runs a step in this one."""
+    def start(self) -> None:
+        """Start drawing, in a thread of its own; the caller goes on with the step."""
         keys = KeyBindings()
 
         @keys.add("c-c")
@@ -208,17 +207,20 @@ class LiveView:
             finally:
                 ready.set()
 
-        thread = threading.Thread(target=run, name="live-view", daemon=True)
+        self._thread = threading.Thread(target=run, name="live-view", daemon=True)
         self.active = True
-        thread.start()
+        self._thread.start()
         ready.wait(5)
-        try:
-            yield self
-        finally:
-            self.active = False
+
+    def stop(self) -> None:
+        """Stop drawing and erase the view (its lines are in :attr:`events`)."""
+        self.active = False
+        app, thread = self._app, self._thread
+        if app is not None:
             self._stop(app)
+        if thread is not None:
             thread.join(5)
-            self._app = None
+        self._app = self._thread = None
 
     @staticmethod
     def _stop(app: Application[None]) -> None:

@@ -1,0 +1,48 @@
+"""Calling one driver stage: errors named by stage, skips said, the distro stages by name.
+
+A driver is someone else's code (a bundled module, a site's script folder, a
+package): an OSError from it must still end as a StepError that names the stage
+(``vc_driver/pre_boot: …``), and a stage that skipped says so in the step's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pragmash.driver_api import DistroDriver, NodePlan, StageContext, StageResult
+from pragmash.engine.interpreter import StepReporter
+from pragmash.errors import PragmashError, StepError
+
+
+def call_stage(
+    stage: str, reporter: StepReporter, call: Callable[..., StageResult], *args: Any
+) -> StageResult:
+    """Run one driver stage; an OSError becomes a StepError naming the stage."""
+    try:
+        result = call(*args)
+    except (PragmashError, KeyboardInterrupt):
+        raise
+    except OSError as err:
+        raise StepError(f"{stage}: {err}", stage=stage) from err
+    if result.outcome == "skipped" and result.message:
+        reporter.note(f"{stage}: skipped: {result.message}")
+    return result
+
+
+def call_distro_stage(
+    op: str,
+    distro: DistroDriver,
+    node: NodePlan,
+    disk: Path,
+    vc_out: Path,
+    ctx: StageContext,
+    reporter: StepReporter,
+) -> StageResult:
+    """``vc_driver/pre_fix``, ``post_fix`` or ``pre_boot`` called directly on one node."""
+    if op == "pre_fix":
+        return call_stage("vc_driver/pre_fix", reporter, distro.pre_fix, node, disk, ctx)
+    if op == "post_fix":
+        return call_stage("vc_driver/post_fix", reporter, distro.post_fix, node, disk, ctx)
+    return call_stage("vc_driver/pre_boot", reporter, distro.pre_boot, node, disk, vc_out, ctx)

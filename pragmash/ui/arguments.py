@@ -1,0 +1,84 @@
+"""Command-line parsing shared by every front end: one argparse class, one RunOptions builder.
+
+The run command, the subcommands, ``sync`` and the REPL all parse arguments; a usage
+mistake must end the same way everywhere (a UserError: exit 2, a hint to ``--help``,
+no traceback), and the options that start a run (``--vcname``, ``--set`` …) must mean
+the same thing whether the run is started, checked or stepped through.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pragmash.engine.overrides import parse_mem
+from pragmash.engine.session import RunOptions, parse_sets
+from pragmash.errors import UserError
+from pragmash.vc.keys import read_public_keys
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as a UserError, never abbreviating options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
+
+
+def add_run_options(p: argparse.ArgumentParser, *, vcname_help: str | None = None) -> None:
+    """The options that shape a run: base path, compute count, ``--set``, ``--allow-run``.
+
+    ``RECIPE``, ``--vcname`` and ``--site`` are added by each command, because whether
+    they are required differs (``check`` guesses a VC, ``repl --attach`` takes none).
+    """
+    p.add_argument("--num_compute", type=int, help="compute CPUs to allocate")
+    p.add_argument("--base_path", help="the repository holding vcdb.txt")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="give a recipe parameter; repeatable",
+    )
+    p.add_argument("--allow-run", action="store_true", help="permit the recipe's `run` statements")
+
+
+def add_node_options(p: argparse.ArgumentParser) -> None:
+    """``--key`` and ``--mem``: what the nodes of a run get (the run command and the REPL)."""
+    p.add_argument("--key", metavar="FILE", help="SSH public key for root (see pragmash --help)")
+    p.add_argument("--mem", metavar="MIB[:MIB]", help="frontend[:compute] memory in MiB")
+
+
+def key_option(path: str | None) -> str | None:
+    """``--key FILE``'s public key text, checked (a private key or garbage is refused)."""
+    return "\n".join(read_public_keys(Path(path).expanduser())) if path else None
+
+
+def mem_option(text: str | None) -> str | None:
+    """``--mem`` as given, checked now so a typo is a usage error before anything loads."""
+    if text is not None:
+        parse_mem(text)
+    return text
+
+
+def run_options(ns: argparse.Namespace, *, vcname: str | None = None) -> RunOptions:
+    """The RunOptions the parsed arguments ask for (``vcname`` overrides ``--vcname``).
+
+    ``--key`` and ``--mem`` count where the command has them (:func:`add_node_options`).
+    """
+    return RunOptions(
+        recipe=ns.recipe,
+        vcname=vcname if vcname is not None else ns.vcname,
+        num_compute=ns.num_compute,
+        base_path=ns.base_path,
+        site=ns.site,
+        sets=parse_sets(ns.sets),
+        allow_run=ns.allow_run,
+        key=key_option(ns.key) if "key" in ns else None,
+        mem=mem_option(ns.mem) if "mem" in ns else None,
+    )
