@@ -9,6 +9,8 @@ between reads of the keyboard, and one thread does both.
 
 from __future__ import annotations
 
+import contextlib
+
 import libvirt
 
 from pragmash.errors import StepError, UserError
@@ -68,10 +70,8 @@ class LibvirtConsole:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(libvirt.libvirtError):  # already gone with the domain
             self._stream.abort()
-        except libvirt.libvirtError:
-            pass  # already gone with the domain
 
 
 def open_console(conn: libvirt.virConnect, name: str, uri: str) -> LibvirtConsole:
