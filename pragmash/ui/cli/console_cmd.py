@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import TextIO
 
 from pragmash.engine import session
 from pragmash.engine.console import open_node_console
-from pragmash.errors import EXIT_OK, UserError
+from pragmash.errors import EXIT_OK
+from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.console import attach, shower
 from pragmash.vc.names import validate_name
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
-
-
 def cmd_console(args: list[str], out: TextIO, err: TextIO) -> int:
     """Attach the terminal to a node's serial console until Ctrl-]."""
-    p = _Parser(
+    p = ArgumentParser(
         prog="pragmash console",
         description="Attach to a node's serial console (libvirt's console stream); Ctrl-] leaves.",
-        allow_abbrev=False,
     )
     p.add_argument("vcname")
     p.add_argument("node", help="the node's name, `frontend` or `compute[N]`")
