@@ -233,7 +233,8 @@ def test_bridge_mode_puts_a_vc_on_the_sites_bridge_for_its_vlan(
 
 def test_a_network_that_libvirtd_cannot_start_leaves_nothing(conn: libvirt.virConnect) -> None:
     """A real libvirtd refuses a bridge name that a device already has: nothing stays defined."""
-    assert in_netns("ip", "link", "add", "pmclash12", "type", "dummy").returncode == 0
+    made = in_netns("ip", "link", "add", "pmclash12", "type", "veth", "peer", "name", "pmclash12p")
+    assert made.returncode == 0, made.stderr
     try:
         plan = PrivateNetworkSetting(bridge_pattern="pmclash{vlan}").plan("vmtest-x", 12, "site")
         with pytest.raises(StepError) as caught:
