@@ -15,6 +15,7 @@ import os
 import statistics
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 import libvirt
@@ -25,7 +26,7 @@ from pragmash.ui.cli.main import main
 from pragmash.vc.repository import demo_repository_path
 from pragmash.vc.vcin import load_vc_in
 
-SIZES = (1, 8, 32)
+SIZES = (1, 8, 32, 256)
 REPEATS = 3
 
 
@@ -37,13 +38,30 @@ def clear(conn: libvirt.virConnect, prefix: str) -> None:
             dom.undefine()
 
 
+def site_for(workdir: Path) -> Path:
+    """The demo site with room for the largest N (the demo hands out 64 CPUs)."""
+    site = workdir / "site.toml"
+    if not site.exists():
+        text = resources.files("pragmash.demo").joinpath("site.toml").read_text("utf-8")
+        site.write_text(text.replace("cpus = 64 ", f"cpus = {max(SIZES) + 8} "), encoding="utf-8")
+    return site
+
+
 def through_pragmash(n: int, workdir: Path) -> float:
     recipe = workdir / "boot.prg"
     recipe.write_text("allocate $num_compute\nboot frontend\nboot compute\n")
     os.environ["PRAGMASH_STATE_DIR"] = str(workdir / f"state-{n}-{time.monotonic_ns()}")
     start = time.perf_counter()
     code = main(
-        [str(recipe), "--vcname", "calit2", "--num_compute", str(n)],
+        [
+            str(recipe),
+            "--vcname",
+            "calit2",
+            "--num_compute",
+            str(n),
+            "--site",
+            str(site_for(workdir)),
+        ],
         out=io.StringIO(),
         err=io.StringIO(),
     )
@@ -66,7 +84,10 @@ def directly(conn: libvirt.virConnect, n: int) -> float:
                 index=None if i == 0 else i - 1,
                 cpus=1,
                 template_xml=tmpl.domain_xml,
-                macs=tuple(f"7a:77:6f:00:{i:02x}:{j:02x}" for j in range(len(tmpl.interfaces))),
+                macs=tuple(
+                    f"7a:77:6f:{i >> 8:02x}:{i & 0xFF:02x}:{j:02x}"
+                    for j in range(len(tmpl.interfaces))
+                ),
                 networks=tuple("default" for _ in tmpl.interfaces),
                 disks=tuple(str(p) for p in tmpl.disk_paths),
                 domain_type="test",

@@ -92,9 +92,17 @@ def check_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan, ur
     gives = f"{plan.bridge} (VLAN {plan.vlan})"
     if plan.mode == "isolated":
         if owner is not None and owner != plan.network:
+            stale = (
+                ""
+                if _is_active(conn, owner)
+                else (
+                    f" (defined, not started: `virsh -c {uri} net-undefine {owner}` removes it "
+                    "if it is a leftover)"
+                )
+            )
             raise ConfigError(
                 f"the bridge for this VC would be {gives}, but libvirt network {owner!r} "
-                f"already uses a bridge of that name {where}; choose another pattern",
+                f"already uses a bridge of that name {where}{stale}; choose another pattern",
                 file=plan.site_source,
                 key=plan.setting,
             )
@@ -120,6 +128,11 @@ def check_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan, ur
                 "bridge per VLAN on every host"
             )
         raise ConfigError(message, file=plan.site_source, key=plan.setting)
+
+
+def _is_active(conn: libvirt.virConnect, name: str) -> bool:
+    net = lookup(conn, name)
+    return net is not None and _active(net)
 
 
 def ensure_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -> str:

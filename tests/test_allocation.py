@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pragmash.errors import AllocationError, UserError
+from pragmash.store import allocation as allocation_mod
 from pragmash.store.allocation import (
     allocate,
     allocated_vcs,
@@ -331,3 +332,11 @@ def test_invalid_names(name: str) -> None:
 def test_node_names() -> None:
     assert frontend_name("calit2") == "calit2-frontend"
     assert compute_name("calit2", 3) == "calit2-compute-3"
+
+
+def test_more_computes_than_a_slash_24_go_on_below_it() -> None:
+    """Past the frontend's /24 (253 computes), addresses count down through the /16."""
+    ips = allocation_mod._private_ips(make_vcin(private_ip="10.1.1.1"), 256)
+    assert ips[:2] == ["10.1.1.254", "10.1.1.253"] and ips[252] == "10.1.1.2"
+    assert ips[253:] == ["10.1.0.254", "10.1.0.253", "10.1.0.252"]
+    assert len(set(ips)) == 256 and "10.1.1.1" not in ips

@@ -14,9 +14,9 @@ from pathlib import Path
 import libvirt
 import pytest
 import test_lifecycle
-from pragmash.drivers.libvirt_engine import LibvirtEngine
 from test_lifecycle import RunEnv, make_env, vc_domains
 
+from pragmash.drivers.libvirt_engine import LibvirtEngine
 from pragmash.engine import session
 from pragmash.ui.cli import run as cli
 

@@ -1,4 +1,4 @@
-"""run_tool and fix_image with the real tools (virt-v2v and virt-customize are tier 'vm')."""
+"""run_tool and the fix methods' tools with the real tools (virt-v2v and virt-customize are tier 'vm')."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from vmimage import TestImage, build_test_image
 
+from pragmash.driver_api import NodePlan, StageContext
+from pragmash.drivers.rocks6_client import Rocks6Client
+from pragmash.engine.fixstep import ImageFixer
 from pragmash.errors import StepError
-from pragmash.images.fixing import METHODS, fix_image
+from pragmash.images.fixing import METHODS, convert_v2v, customize
 from pragmash.images.staging import stage_image
 from pragmash.images.tools import guestfs_env, last_meaningful_line, missing_tool_error, run_tool
 
@@ -114,27 +117,40 @@ def test_last_meaningful_line_prefers_the_error() -> None:
     assert last_meaningful_line([]) == "(no output)"
 
 
-# --- fix_image ------------------------------------------------------------------------
+# --- the fix step's checks ----------------------------------------------------------
 
 
-def test_fix_none_returns_the_disk_unchanged(tmp_path: Path) -> None:
-    disk = tmp_path / "n.raw"
-    disk.write_bytes(b"x" * 512)
-    assert fix_image("none", disk, tmp_path / "work") == disk
-    assert disk.read_bytes() == b"x" * 512
+def fixer(tmp_path: Path) -> ImageFixer:
+    tmpl = tmp_path / "absent.img"
+    return ImageFixer(
+        distro=Rocks6Client(),
+        cache_dir=tmp_path / "cache",
+        disks_dir=tmp_path / "disks",
+        staging="overlay",
+        ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml"),
+        call_stage=lambda stage, call, *args: call(*args),
+        template_source=lambda node: tmpl,
+        is_running=lambda name: False,
+        log_dir=tmp_path,
+    )
+
+
+def node(name: str) -> NodePlan:
+    return NodePlan(name, "compute", 0, 1, "<domain/>", (), (), ("absent.img",), "qemu")
 
 
 def test_unknown_method_lists_the_methods(tmp_path: Path) -> None:
     with pytest.raises(StepError) as err:
-        fix_image("virt-magic", tmp_path / "n.raw", tmp_path)
+        fixer(tmp_path).fix([node("c0")], "virt-magic")
     assert "'virt-magic'" in err.value.message
     for method in METHODS:
         assert method in err.value.message
 
 
-def test_fix_missing_disk_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(StepError, match="not found"):
-        fix_image("virt-customize", tmp_path / "absent.qcow2", tmp_path)
+def test_fix_of_a_missing_image_names_it(tmp_path: Path) -> None:
+    with pytest.raises(StepError, match=r"absent\.img not found"):
+        fixer(tmp_path).fix([node("c0")], "virt-customize")
+    assert not (tmp_path / "cache" / "fixed").exists()
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +175,13 @@ def test_virt_v2v_on_busybox_image_says_no_root_device(
     lines: list[str] = []
     log = tmp_path / "fix.log"
     with pytest.raises(StepError) as err:
-        fix_image(
-            "virt-v2v", disk, tmp_path / "work", timeout=300, log_path=log, on_line=lines.append
+        convert_v2v(
+            disk,
+            tmp_path / "out",
+            timeout=300,
+            log_path=log,
+            on_line=lines.append,
+            kvm_usable=False,
         )
     assert err.value.stage == "ve_driver/fix"
     assert err.value.message.startswith("virt-v2v failed (exit 1): ")
@@ -169,7 +190,7 @@ def test_virt_v2v_on_busybox_image_says_no_root_device(
     assert any("Inspecting the source" in line for line in lines)
     assert not any(line.startswith("{") for line in lines)  # JSON events were translated
     assert "No root device found" in log.read_text()
-    assert disk.exists()  # the node's disk is kept for debugging
+    assert disk.exists()  # the input is kept for debugging
 
 
 @pytest.mark.vm
@@ -179,6 +200,6 @@ def test_virt_customize_failure_shows_the_tools_reason(
 ) -> None:
     disk = stage_image(test_image.disk_raw, tmp_path / "vc", "fe", cache_dir=tmp_path / "c")
     with pytest.raises(StepError) as err:
-        fix_image("virt-customize", disk, tmp_path / "work", timeout=300)
+        customize(disk, timeout=300, log_path=None, on_line=None, kvm_usable=False)
     assert "virt-customize failed" in err.value.message
     assert "no operating systems were found" in err.value.message

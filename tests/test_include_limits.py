@@ -59,8 +59,10 @@ def test_symlink_inside_the_tree_to_a_file_outside_is_refused(tree: Path) -> Non
 
 
 def test_bundled_lookup_cannot_climb_out_of_the_bundled_recipes(tree: Path) -> None:
-    bundled = Path(str(importlib.resources.files("pragmash.recipes")))
-    beside = sorted(p for p in bundled.parent.iterdir() if p.is_file())[0]  # a package file
+    # resolved: in a checkout pragmash/recipes is a symlink to recipes/, and ".." climbs
+    # from where the files really are
+    bundled = Path(str(importlib.resources.files("pragmash.recipes"))).resolve()
+    beside = sorted(p for p in bundled.parent.iterdir() if p.is_file())[0]  # a file next to it
     recipe = tree / "r.prg"
     recipe.write_text(f'include "../{beside.name}"\n', encoding="utf-8")
     err = _refusal(recipe)

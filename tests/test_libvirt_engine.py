@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+
+from pragmash.driver_api import EngineDriver, HostInfo, NodePlan, StageContext
 from pragmash.drivers.libvirt_engine import (
     LibvirtEngine,
     host_info_from_capabilities,
     kvm_usable,
 )
-
-from pragmash.driver_api import EngineDriver, HostInfo, NodePlan, StageContext
 from pragmash.engine.readiness import Goal, Waiter
 from pragmash.errors import StepError
 

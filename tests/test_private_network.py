@@ -16,10 +16,10 @@ from typing import Any
 import libvirt
 import pytest
 from lxml import etree
-from pragmash.drivers import libvirt_network
-from pragmash.drivers.libvirt_engine import LibvirtEngine
 
 from pragmash.driver_api import HostInfo, NodePlan, PrivateNetworkPlan, PrivateNetworks
+from pragmash.drivers import libvirt_network
+from pragmash.drivers.libvirt_engine import LibvirtEngine
 from pragmash.errors import ConfigError, StepError
 from pragmash.images.domain import render_domain
 from pragmash.images.network import network_differences, render_network

@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pragmash.drivers.centos7 import Centos7
-from pragmash.drivers.ubuntu_cloud import UbuntuCloud, netplan_yaml
 
 from pragmash.driver_api import NodePlan
+from pragmash.drivers.centos7 import Centos7
+from pragmash.drivers.ubuntu_cloud import UbuntuCloud, netplan_yaml
 from pragmash.ui.cli.main import main
 from pragmash.vc.repository import demo_repository_path
 from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, read_vc_out

@@ -7,9 +7,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from pragmash.drivers.script_folder import ScriptFolderDriver
 
 from pragmash.driver_api import DistroDriver, NodePlan, StageContext
+from pragmash.drivers.script_folder import ScriptFolderDriver
 from pragmash.engine.registry import load_distro
 from pragmash.errors import StepError
 from pragmash.vc.site import load_site

@@ -1,32 +1,40 @@
-"""A full, successful virt-v2v conversion of a real Debian 12 guest (opt-in: vm + slow).
+"""A 1+2 VC on one real Debian 12 image: ``fix all via virt-v2v`` converts it ONCE (vm + slow).
 
-``fix all via virt-v2v`` must leave a usable converted disk in the staged overlay's
-place. The busybox image of the other vm tests has no OS, so virt-v2v can only fail
-on it; this test converts a real guest built by ``scripts/build-distro-image`` and
-checks what the conversion did inside it. One conversion (minutes under TCG) is
-shared by the tests of this module.
+pragma_boot's fix converts "the VM image", not each node: a frontend and two computes
+made from the same image need one virt-v2v run, one fixed base in the site's image
+cache, and three small overlays on it. This module runs that fix through the CLI with
+the real virt-v2v, counts the conversions, checks what the conversion did inside the
+guest, and that a second VC from the same image converts nothing.
 
-The image is never built here (that needs the Debian mirror): scripts/test builds
-and caches it; without it the tests fail, saying how to build it.
+The busybox image of the other vm tests has no OS, so virt-v2v can only fail on it;
+the guest here is built by ``scripts/build-distro-image`` (scripts/test builds and
+caches it; without it the tests fail, saying how to build it). The one conversion
+(minutes under TCG) is shared by the tests of this module.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
+import io
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import libvirt
 import pytest
 from distroimage import distro_image_path, qemu_info, read_guest
+from test_vm_debian import write_vc
+from vmsite import write_site
 
-from pragmash.images.fixing import fix_image
-from pragmash.images.staging import stage_image
+from pragmash.images.basecache import base_meta
+from pragmash.images.staging import backing_of
+from pragmash.images.tools import tool_runs
+from pragmash.ui.cli.main import main
 
 # Read at import: conftest points XDG_CACHE_HOME at a per-test folder while tests run.
 IMAGE = distro_image_path()
 ROOT = "/dev/sda1"  # the image has one partition, the root file system
-NODE = "fe"
+VC = "v2vone"
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -38,94 +46,121 @@ GUEST_CHECKS = {
     "modules": "cat /etc/initramfs-tools/modules",
     "boot": "ls /boot",
     "wants": "ls /etc/systemd/system/multi-user.target.wants",
+    "agent": "is-file /usr/sbin/qemu-ga",
 }
 
 
 @dataclass(frozen=True)
 class Conversion:
-    """What one staged-then-fixed node left behind, and the guest before and after."""
+    """What the fix step left behind, the tools it ran, and the guest before and after."""
 
-    staged: Path
-    returned: Path
-    cache_dir: Path
-    disks_dir: Path
-    work_dir: Path
-    log: Path
-    lines: list[str]
+    root: Path
+    site: Path
+    output: str
+    runs: Counter[str]
+    disks: list[Path]
+    bases: list[Path]
     before: dict[str, str]
     after: dict[str, str]
-    image_stat: os.stat_result
+    image_stat: tuple[int, int]
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as src:
-        while block := src.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def cli(*args: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), out=out, err=err)
+    return code, out.getvalue() + err.getvalue()
+
+
+def remove_networks(prefix: str) -> None:
+    """The VCs' private networks, gone whatever the tests did (libvirt keeps them)."""
+    conn = libvirt.open("qemu:///system")
+    try:
+        for net in conn.listAllNetworks():
+            if net.name().startswith(prefix):
+                if net.isActive():
+                    net.destroy()
+                if net.isPersistent():
+                    net.undefine()
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")
-def conversion(tmp_path_factory: pytest.TempPathFactory) -> Conversion:
-    """Stage the image as pragmash does (an overlay), then fix it with virt-v2v."""
+def conversion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conversion]:
+    remove_networks(VC)
+    try:
+        yield _convert(tmp_path_factory)
+    finally:
+        remove_networks(VC)
+
+
+def _convert(tmp_path_factory: pytest.TempPathFactory) -> Conversion:
     if not IMAGE.is_file():
         pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
-    tmp = tmp_path_factory.mktemp("v2v-slow")
-    image_stat = IMAGE.stat()
+    root = tmp_path_factory.mktemp("v2v-once")
+    repo = root / "repo"
+    write_vc(repo, VC, IMAGE)  # frontend and compute templates on the same image
+    write_vc(repo, f"{VC}b", IMAGE)
+    site = write_site(root, repo, up={})
+    pool = '{ ip = "192.0.2.10", fqdn = "vmtest.example.org" }'
+    two = pool + ', { ip = "192.0.2.11", fqdn = "vmtest2.example.org" }'
+    site.write_text(site.read_text().replace(pool, two))  # room for the second VC
+    stat = IMAGE.stat()
     before = read_guest(IMAGE, GUEST_CHECKS, fmt=str(qemu_info(IMAGE)["format"]))
-    cache_dir = tmp / "cache"
-    disks_dir = tmp / "disks"
-    staged = stage_image(IMAGE, disks_dir, NODE, mode="overlay", cache_dir=cache_dir)
-    lines: list[str] = []
-    log = tmp / "logs" / f"{NODE}-virt-v2v.log"
-    returned = fix_image(
-        "virt-v2v", staged, tmp / "fix", timeout=1800, log_path=log, on_line=lines.append
-    )
-    after = read_guest(staged, GUEST_CHECKS)
+    recipe = root / "fix.prg"
+    recipe.write_text("allocate 2\nfix all via virt-v2v\n")
+    env = pytest.MonkeyPatch()
+    try:
+        env.delenv("PRAGMASH_STATE_DIR", raising=False)  # the site's own state folder
+        start = tool_runs()
+        code, output = cli(str(recipe), "--vcname", VC, "--site", str(site))
+        runs = tool_runs() - start
+        print(output)
+        assert code == 0, output
+    finally:
+        env.undo()
+    disks = sorted((root / "tmp" / VC / "disks").glob("*.qcow2"))
+    bases = sorted((root / "cache" / "fixed").glob("*.qcow2"))
+    after = read_guest(bases[0], GUEST_CHECKS) if bases else {}
     return Conversion(
-        staged=staged,
-        returned=returned,
-        cache_dir=cache_dir,
-        disks_dir=disks_dir,
-        work_dir=tmp / "fix",
-        log=log,
-        lines=lines,
-        before=before,
-        after=after,
-        image_stat=image_stat,
+        root, site, output, runs, disks, bases, before, after, (stat.st_size, stat.st_mtime_ns)
     )
 
 
-def test_the_overlay_is_replaced_by_a_standalone_qcow2(conversion: Conversion) -> None:
-    assert conversion.returned == conversion.staged
-    info = qemu_info(conversion.staged)
-    assert info["format"] == "qcow2"
-    assert info.get("backing-filename") is None and info.get("full-backing-filename") is None
+def test_one_conversion_for_three_nodes_each_an_overlay_on_it(conversion: Conversion) -> None:
+    assert conversion.runs["virt-v2v"] == 1, conversion.runs
+    assert len(conversion.bases) == 1
+    base = conversion.bases[0]
+    assert [d.stem for d in conversion.disks] == [
+        f"{VC}-compute-0",
+        f"{VC}-compute-1",
+        f"{VC}-frontend",
+    ]
+    assert {backing_of(d) for d in conversion.disks} == {base}
+    assert all(d.stat().st_blocks * 512 < 4 * 2**20 for d in conversion.disks)
+    info = qemu_info(base)
+    assert info["format"] == "qcow2" and info.get("backing-filename") is None
     assert info["virtual-size"] == qemu_info(IMAGE)["virtual-size"]
-    assert not (conversion.work_dir / f"v2v-{NODE}").exists()  # virt-v2v's output dir is gone
-    # the repository image under the overlay was only read
+    meta = base_meta(base)
+    assert (meta["method"], meta["driver"]) == ("virt-v2v", "rocks6_client")
+    # nothing half-made is left beside it, and the repository image was only read
+    assert not [p for p in base.parent.iterdir() if p.name.startswith(".work-")]
     after = IMAGE.stat()
-    assert (after.st_size, after.st_mtime_ns) == (
-        conversion.image_stat.st_size,
-        conversion.image_stat.st_mtime_ns,
-    )
+    assert (after.st_size, after.st_mtime_ns) == conversion.image_stat
+    assert "1 image for 3 node(s) via virt-v2v, 1 fixed now" in conversion.output
 
 
-def test_the_log_and_progress_show_the_conversion(conversion: Conversion) -> None:
-    text = conversion.log.read_text(encoding="utf-8", errors="replace")
+def test_the_log_shows_the_conversion(conversion: Conversion) -> None:
+    logs = list((conversion.root / "tmp" / VC).glob("fix-*.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text(encoding="utf-8", errors="replace")
     assert text.startswith("$ virt-v2v -i disk")
     assert "Converting 12" in text and "to run on KVM" in text
     assert "This guest has virtio drivers installed" in text
     assert "Finishing off" in text
-    # on_line gets virt-v2v's human lines (the JSON twins are parsed, not passed on)
-    assert any("Inspecting the source" in line for line in conversion.lines)
-    assert any("Copying disk 1/1" in line for line in conversion.lines)
-    assert not any(line.startswith("{") for line in conversion.lines)
 
 
-def test_the_converted_guest_is_debian_with_virtio_in_its_initramfs(
-    conversion: Conversion,
-) -> None:
+def test_the_fixed_base_is_debian_with_virtio_in_its_initramfs(conversion: Conversion) -> None:
     before, after = conversion.before, conversion.after
     for guest in (before, after):
         assert guest["roots"].split() == [ROOT]
@@ -137,26 +172,29 @@ def test_the_converted_guest_is_debian_with_virtio_in_its_initramfs(
     assert {"virtio_blk", "virtio_pci", "virtio_net"} <= set(after["modules"].split())
     initrds = [name for name in after["boot"].split() if name.startswith("initrd.img-")]
     assert any(name.endswith(".pre-v2v") for name in initrds)
-    assert not any(name.endswith(".pre-v2v") for name in before["boot"].split())
     assert any(not name.endswith(".pre-v2v") for name in initrds)
-    # and installs a first-boot service (it installs the QEMU guest agent)
+    # the image ships the QEMU guest agent (scripts/build-distro-image), so virt-v2v keeps
+    # it and has nothing left to install at first boot (it would add a first-boot
+    # service to install the agent into a guest without one)
+    assert before["agent"] == after["agent"] == "true"
     assert "guestfs-firstboot.service" not in before["wants"].split()
-    assert "guestfs-firstboot.service" in after["wants"].split()
+    assert "guestfs-firstboot.service" not in after["wants"].split()
 
 
-def test_staging_again_keeps_the_converted_disk(conversion: Conversion) -> None:
-    disk = conversion.staged
-    st = disk.stat()
-    digest = sha256(disk)
-    again = stage_image(
-        IMAGE, conversion.disks_dir, NODE, mode="overlay", cache_dir=conversion.cache_dir
-    )
-    assert again == disk
-    st_again = again.stat()
-    assert (st_again.st_ino, st_again.st_size, st_again.st_mtime_ns) == (
-        st.st_ino,
-        st.st_size,
-        st.st_mtime_ns,
-    )
-    assert sha256(again) == digest
-    assert qemu_info(again).get("backing-filename") is None
+def test_a_second_vc_from_the_same_image_converts_nothing(
+    conversion: Conversion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PRAGMASH_STATE_DIR")
+    recipe = conversion.root / "fix.prg"
+    start = tool_runs()
+    code, output = cli(str(recipe), "--vcname", f"{VC}b", "--site", str(conversion.site))
+    assert code == 0, output
+    assert (tool_runs() - start)["virt-v2v"] == 0
+    disks = sorted((conversion.root / "tmp" / f"{VC}b" / "disks").glob("*.qcow2"))
+    assert len(disks) == 3 and {backing_of(d) for d in disks} == set(conversion.bases)
+    code, listed = cli("cache", "list", "--site", str(conversion.site))
+    assert code == 0 and f"used by: {VC}, {VC}b" in listed, listed
+    for vc in (VC, f"{VC}b"):
+        assert cli("clean", vc, "--site", str(conversion.site))[0] == 0
+    code, pruned = cli("cache", "prune", "--site", str(conversion.site))
+    assert code == 0 and f"removed {conversion.bases[0]}" in pruned, pruned

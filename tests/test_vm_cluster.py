@@ -3,7 +3,8 @@
 Builds a tiny busybox image (gzip-compressed like the seed's), a repository and a
 site config, runs a recipe of the rocks6 shape through the CLI, then reads each
 node's serial console: every guest prints the name, IP and MAC it found for
-itself in /root/vc-out.xml, and those must match the ledger. ``shutdown`` and
+itself in /root/vc-out.xml, and those must match the ledger. vc-out.xml goes into
+the three computes' disks with one libguestfs appliance launch. ``shutdown`` and
 ``clean`` must then leave no domain, overlay or lease behind. Guests send no
 network traffic: user-mode interfaces whose links are never brought up.
 """
@@ -20,6 +21,7 @@ import pytest
 from vmimage import MARKER_SELF, MARKER_UP, build_test_image
 from vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
 
+from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.vm
 
 RECIPE = """\
 # the rocks6 shape, on a real engine
-allocate 2
+allocate 3
 fix all via none
 boot frontend
 wait frontend up timeout 5m
@@ -51,11 +53,15 @@ def test_cluster_boots_and_each_guest_knows_itself(
     out, err = io.StringIO(), io.StringIO()
     conn = libvirt.open("qemu:///system")
     try:
+        before = tool_runs()
         code = main([str(recipe), "--vcname", "vmtest", "--site", str(site_path)], out=out, err=err)
         assert code == 0, out.getvalue() + err.getvalue()
+        runs = tool_runs() - before
+        # one libguestfs appliance per boot step: one for the frontend, one for all 3 computes
+        assert runs["guestfish"] == 2 and appliance_launches(runs) == 2, runs
         site = load_site(site_path, {})
         held = current_allocation(Ledger(site), "vmtest")
-        assert held is not None and len(held.nodes) == 3
+        assert held is not None and len(held.nodes) == 4
         temp = tmp_path / "tmp" / "vmtest"
         consoles = {}
         for lease in held.nodes:

@@ -14,6 +14,23 @@ by ``<node mac=…>``; the frontend by its ``<private mac=…>`` or ``<public ma
 reported with the public fqdn as name and that interface's ip. Links are never
 brought up: the guest sends no network traffic.
 
+``NET_INIT`` (``build_test_image(…, init_script=NET_INIT)``) is the guest for tests
+whose guests talk (only inside the test run's own network namespace): every node
+configures its private interface from /root/vc-out.xml (as a Rocks node would, no
+DHCP), and a compute then pings its frontend's private address and sends broadcast
+ARP requests for it, printing
+
+    PRAGMASH-NET role=<frontend|compute> dev=<dev> ip=<ip> mac=<mac>
+    PRAGMASH-PING <frontend ip> ok|failed
+    PRAGMASH-ARP Unicast reply from <ip> [<mac>] …      (one line per reply)
+    PRAGMASH-UP                                          (last: when `up`, all is printed)
+
+Broadcast (``arping -b``: every request to ff:ff:ff:ff:ff:ff, never unicast to the
+first replier) so that every host on the segment that has the address answers: on a
+network shared by two VCs, both frontends would. (busybox 1.35 prints "0
+broadcast(s)" sent whenever ``-c`` is given: its counter shares a flag bit with
+``-c``; the requests themselves still go to the broadcast address.)
+
 Importable by other tests: ``from vmimage import build_test_image`` (pytest puts tests/ on
 sys.path, as tests/ has no __init__.py).
 """
@@ -80,6 +97,73 @@ while true; do sleep 3600; done
 """
 
 
+# Reads vc-out.xml for the interface with MAC `want`: prints its role, address, the
+# VC's private netmask, and the frontend's private address. Public interfaces are
+# not printed: they are never brought up.
+_AWK_NET = r"""
+function attr(rec, name,    m) {
+    if (match(rec, name "=\"[^\"]*\"")) {
+        m = substr(rec, RSTART + length(name) + 2, RLENGTH - length(name) - 3)
+        return m
+    }
+    if (match(rec, name "='[^']*'")) {
+        m = substr(rec, RSTART + length(name) + 2, RLENGTH - length(name) - 3)
+        return m
+    }
+    return ""
+}
+BEGIN { RS = ">" }
+{
+    rec = $0
+    gsub(/[\r\n\t]/, " ", rec)
+    if (rec ~ /<private[ \/]/) { mask = attr(rec, "netmask"); fe = attr(rec, "ip") }
+    mac = tolower(attr(rec, "mac"))
+    if (mac == "" || mac != want) { next }
+    if (rec ~ /<private[ \/]/) { print "frontend", attr(rec, "ip"), mask, fe }
+    if (rec ~ /<node[ \/]/) { print "compute", attr(rec, "ip"), mask, fe }
+}
+"""
+
+NET_INIT = """#!/bin/sh
+# pragmash test guest that talks: configure the private interface from vc-out.xml;
+# a compute pings its frontend and asks who has the frontend's address.
+export PATH=/bin:/sbin
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+out=/dev/ttyS0
+[ -c "$out" ] || out=/dev/console
+ip link set lo up
+if [ -f /root/vc-out.xml ]; then
+    for f in /sys/class/net/*/address; do
+        dev=${f%/address}
+        dev=${dev##*/}
+        mac=$(cat "$f")
+        set -- $(awk -v want="$mac" -f /etc/pragmash-net.awk /root/vc-out.xml)
+        [ $# -eq 4 ] || continue
+        role=$1 addr=$2 mask=$3 fe=$4
+        ifconfig "$dev" "$addr" netmask "$mask" up
+        echo "PRAGMASH-NET role=$role dev=$dev ip=$addr mac=$mac" > "$out"
+        [ "$role" = compute ] || continue
+        tries=0
+        until ping -c 1 -W 2 "$fe" > /dev/null 2>&1; do
+            tries=$((tries + 1))
+            [ $tries -ge 30 ] && break
+            sleep 1
+        done
+        if [ $tries -lt 30 ]; then echo "PRAGMASH-PING $fe ok"; else echo "PRAGMASH-PING $fe failed"; fi > "$out"
+        arping -b -c 5 -w 6 -I "$dev" "$fe" 2>&1 | while read -r line; do
+            echo "PRAGMASH-ARP $line"
+        done > "$out"
+    done
+else
+    echo "PRAGMASH-NO-VC-OUT" > "$out"
+fi
+echo PRAGMASH-UP > "$out"
+while true; do sleep 3600; done
+"""
+
+
 @dataclass(frozen=True)
 class TestImage:
     """A built test disk (raw and gzip, like the seed's images) and the kernel to boot it."""
@@ -127,6 +211,7 @@ def _make_rootfs(root: Path, init_script: str) -> None:
     init.write_text(init_script)
     init.chmod(0o755)
     (root / "etc" / "pragmash-self.awk").write_text(_AWK_SELF)
+    (root / "etc" / "pragmash-net.awk").write_text(_AWK_NET)
 
 
 def build_test_image(dest_dir: Path, *, init_script: str | None = None) -> TestImage:

@@ -153,9 +153,17 @@ def console_lines(path: Path, marker: str, timeout: float = 60.0) -> list[str]:
 
 
 def remove_vmtest_domains(conn: libvirt.virConnect, prefix: str = "vmtest-") -> None:
-    """Whatever a failed test left on the engine under the VC's names: destroyed, undefined."""
+    """Whatever a failed test left on the engine under the VC's names: destroyed, undefined.
+
+    The VCs' private networks (``VCNAME-private``) too, after the domains that use them.
+    """
     for dom in conn.listAllDomains():
         if dom.name().startswith(prefix):
             if dom.isActive():
                 dom.destroy()
             dom.undefine()
+    for net in conn.listAllNetworks():
+        if net.name().startswith(prefix.rstrip("-")) and net.name().endswith("-private"):
+            if net.isActive():
+                net.destroy()
+            net.undefine()

@@ -9,7 +9,9 @@ get the first node of the group: they prepare the image, not a node.
 
 Re-running a fix (``resume``, ``retry``) is cheap and safe: a node already on a base
 made by the same method and driver is kept; a node staged before the fix (an
-overlay on the unfixed image) gets a new overlay on the fixed base.
+overlay on the unfixed image) gets a new overlay on the fixed base. Under
+``staging = "copy"`` a node's full copy does not say what it was copied from, so a
+repeated fix copies the (cached) base again.
 """
 
 from __future__ import annotations

@@ -285,7 +285,9 @@ def clean_vc(
     force: bool = False,
     note: Callable[[str], None] = lambda _text: None,
 ) -> None:
-    """Destroy the VC's domains, remove its folder, release its leases; safe to repeat.
+    """Destroy the VC's domains and private network, remove its folder, release its leases.
+
+    Safe to repeat.
 
     Domains are found by the ledger's leases and by name (``VCNAME-…``), so domains
     the ledger forgot are removed too. A VC held by a live run is refused unless

@@ -1,9 +1,9 @@
-"""Fix a staged disk so it runs on this engine: virt-v2v, virt-customize, or nothing.
+"""The fix methods' tools: virt-v2v converts into a new disk, virt-customize changes one.
 
 pragma_boot's ``fix_driver`` ran virt-v2v on every image. Here the recipe chooses
-per target (``fix all via virt-v2v``). Each method changes the node's staged disk
-in place (same path), so the rest of the run — boot, the journal — keeps pointing
-at one file per node.
+per target (``fix all via virt-v2v``), and each distinct image is fixed once: the
+fixed-image cache (:mod:`pragmash.images.basecache`) calls these on a work copy and
+every node gets an overlay on the result (:mod:`pragmash.engine.fixstep`).
 """
 
 from __future__ import annotations
@@ -118,32 +118,6 @@ def convert_v2v(
     return converted
 
 
-def _fix_v2v(
-    disk: Path,
-    work_dir: Path,
-    *,
-    timeout: float,
-    log_path: Path | None,
-    on_line: Callable[[str], None] | None,
-    kvm_usable: bool,
-) -> Path:
-    """Convert with virt-v2v into work_dir, then put the converted disk in place of the old."""
-    out_format = "qcow2" if image_format(disk) == "qcow2" else "raw"
-    out_dir = work_dir / f"v2v-{disk.name.split('.')[0] or 'node'}"
-    converted = convert_v2v(
-        disk,
-        out_dir,
-        out_format=out_format,
-        timeout=timeout,
-        log_path=log_path,
-        on_line=on_line,
-        kvm_usable=kvm_usable,
-    )
-    shutil.move(converted, disk)  # a rename, or a copy when work_dir is another file system
-    shutil.rmtree(out_dir, ignore_errors=True)
-    return disk
-
-
 def customize(
     disk: Path,
     *,
@@ -172,37 +146,3 @@ def customize(
         stage=STAGE,
     )
     return disk
-
-
-def fix_image(
-    method: str,
-    disk: Path,
-    work_dir: Path,
-    *,
-    timeout: float = 1800.0,
-    log_path: Path | None = None,
-    on_line: Callable[[str], None] | None = None,
-    kvm_usable: bool = False,
-) -> Path:
-    """Fix one node's staged disk with METHOD and return the path of the fixed disk."""
-    if method not in METHODS:
-        raise StepError(
-            f"unknown fix method {method!r}: expected one of {', '.join(METHODS)}",
-            stage=STAGE,
-        )
-    if method == "none":
-        return disk
-    if not disk.is_file():
-        raise StepError(f"disk {disk} not found: stage the image before fixing it", stage=STAGE)
-    if method == "virt-v2v":
-        return _fix_v2v(
-            disk,
-            work_dir,
-            timeout=timeout,
-            log_path=log_path,
-            on_line=on_line,
-            kvm_usable=kvm_usable,
-        )
-    return customize(
-        disk, timeout=timeout, log_path=log_path, on_line=on_line, kvm_usable=kvm_usable
-    )

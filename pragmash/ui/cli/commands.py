@@ -19,6 +19,7 @@ from pragmash.language.program import flatten
 from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.cache import cmd_cache
+from pragmash.ui.cli.console_cmd import cmd_console
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
@@ -42,6 +43,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "clean": cmd_clean,
         "repl": cmd_repl,
         "sync": cmd_sync,
+        "console": cmd_console,
         "cache": cmd_cache,
     }[name]
     return handler(args, out, err)
@@ -238,8 +240,12 @@ def cmd_shutdown(args: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Destroy a VC's domains, remove its staged images, release its leases."""
-    p = _parser("clean", "Destroy a VC's domains, remove its staged images and release its leases.")
+    """Destroy a VC's domains and private network, remove its staged images, release its leases."""
+    p = _parser(
+        "clean",
+        "Destroy a VC's domains and private network, remove its staged images and release "
+        "its leases.",
+    )
     p.add_argument("vcname")
     p.add_argument(
         "--force",

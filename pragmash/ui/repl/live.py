@@ -17,8 +17,7 @@ import _thread
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prompt_toolkit.application import Application
@@ -185,15 +184,6 @@ class LiveView:
         )
 
     # -- while a step runs ------------------------------------------------------------
-
-    @contextmanager
-    def showing(self) -> Iterator[LiveView]:
-        """Show the view in a thread while the caller runs a step in this one."""
-        self.start()
-        try:
-            yield self
-        finally:
-            self.stop()
 
     def start(self) -> None:
         """Start drawing, in a thread of its own; the caller goes on with the step."""

@@ -1,0 +1,207 @@
+"""What a real cluster costs as it grows: N = 1, 4, 16 computes booted from one image.
+
+Opt-in: it boots real QEMU guests (minutes under TCG) and needs a libvirtd on
+qemu:///system and libguestfs, as the vm test tier does. For each N, in one run, a
+fresh VC (and a fresh image cache, so every N pays its own fix) runs
+
+    allocate N; fix all via METHOD; boot frontend; boot compute; wait all up
+
+and the bench prints, per N: libguestfs appliance launches (guestfish, virt-customize,
+virt-v2v), virt-v2v runs, seconds of staging+fix+inject (the fix step, and each boot
+step until its first domain starts), seconds from the first domain start until every
+node is up, and the ratio of N=16 to N=1 for each. Targets: at most 2 appliance
+launches per VC besides the conversions, virt-v2v runs equal to the number of
+distinct images (1), staging+fix+inject at N=16 within 1.3x of N=1.
+
+    .venv/bin/python bench/bench_cluster.py                 # Debian image, virt-v2v
+    .venv/bin/python bench/bench_cluster.py --image busybox --fix none   # quick
+
+``--image debian`` uses the disk of scripts/build-distro-image ($PRAGMASH_DISTRO_IMAGE,
+else its default path); ``busybox`` builds the tiny test image (tests/vmimage.py).
+Guests' links stay down (user-mode interfaces): no traffic leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from distroimage import distro_image_path
+from test_vm_debian import write_vc
+from vmimage import build_test_image
+from vmsite import write_repository, write_site
+
+from pragmash.engine import session
+from pragmash.images.tools import appliance_launches, tool_runs
+from pragmash.store.journal import last_run, steps_of
+from pragmash.store.ledger import Ledger
+from pragmash.ui.cli import main as cli
+from pragmash.ui.cli.run import finish
+
+RECIPE = """\
+allocate $num_compute
+fix all via {method}
+boot frontend
+boot compute
+wait all up timeout 60m
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    n: int
+    launches: int
+    v2v: int
+    prep: float
+    up: float
+    runs: Counter[str]
+
+
+def make_site(root: Path, image: str, built: Any) -> tuple[Path, str]:
+    """A repository with one VC on the image, and a site big enough for 16 computes."""
+    if image == "busybox":
+        repo = write_repository(root, built)
+        vcname = "vmtest"
+    else:
+        repo = root / "repo"
+        vcname = "benchdeb"
+        write_vc(repo, vcname, built)
+    site = write_site(root, repo, up={vcname: ["marker"]} if image == "busybox" else {})
+    text = site.read_text()
+    # its own VLANs (so bridges) apart from the tests', and room for 16 computes
+    text = text.replace("vlans = [10, 20]", "vlans = [300, 310]")
+    text = text.replace("cpus = 8\n", "cpus = 64\n").replace(
+        "boot_parallelism = 2", "boot_parallelism = 4"
+    )
+    site.write_text(text)
+    return site, vcname
+
+
+def one_size(n: int, workdir: Path, image: str, built: Any, method: str) -> Row:
+    root = workdir / f"n{n}"
+    root.mkdir()
+    site_path, vcname = make_site(root, image, built)
+    recipe = root / "bench.prg"
+    recipe.write_text(RECIPE.format(method=method))
+    options = session.RunOptions(
+        recipe=str(recipe), vcname=vcname, num_compute=n, site=str(site_path)
+    )
+    prep = session.prepare(options)
+    engine = prep.runtime.engine
+    starts: list[float] = []
+    real_boot = engine.boot
+
+    def timed_boot(node: Any, ctx: Any) -> Any:
+        starts.append(time.time())
+        return real_boot(node, ctx)
+
+    engine.boot = timed_boot  # type: ignore[method-assign]
+    before = tool_runs()
+    out, err = io.StringIO(), io.StringIO()
+    code: int | None = None
+    try:
+        run = session.start(prep)
+        code = finish(run, out, err)
+    finally:
+        if code != 0:  # failed or interrupted: its domains and private network go
+            clean = ["clean", vcname, "--force", "--site", str(site_path)]
+            cli.main(clean, out=io.StringIO(), err=io.StringIO())
+    runs = tool_runs() - before
+    if code != 0:
+        raise SystemExit(f"N={n}: the run failed ({code}):\n{out.getvalue()}{err.getvalue()}")
+    ledger = Ledger(prep.site)
+    record = last_run(ledger, vcname)
+    assert record is not None
+    steps = steps_of(ledger, record.id)
+    prep_s = 0.0
+    for step in steps:
+        assert step.ended_at is not None
+        if step.text.startswith("fix "):
+            prep_s += step.ended_at - step.started_at
+        elif step.text.startswith("boot "):
+            first = min(t for t in starts if step.started_at <= t <= step.ended_at)
+            prep_s += first - step.started_at
+    up_end = next(s.ended_at for s in steps if s.text.startswith("wait all up"))
+    assert up_end is not None
+    cli.main(["clean", vcname, "--site", str(site_path)], out=io.StringIO(), err=io.StringIO())
+    return Row(
+        n,
+        appliance_launches(runs) - runs["virt-v2v"],
+        runs["virt-v2v"],
+        prep_s,
+        up_end - min(starts),
+        runs,
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--image", choices=["debian", "busybox"], default="debian")
+    p.add_argument(
+        "--fix", default=None, help="fix method (default: virt-v2v for debian, none for busybox)"
+    )
+    p.add_argument("--sizes", default="1,4,16")
+    p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
+    ns = p.parse_args()
+    method = ns.fix or ("virt-v2v" if ns.image == "debian" else "none")
+    sizes = [int(x) for x in ns.sizes.split(",")]
+    if subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True).returncode:
+        raise SystemExit("no libvirtd answers on qemu:///system: start one (see MACHINE.md)")
+    os.environ.setdefault("LIBGUESTFS_BACKEND", "direct")
+    os.environ.setdefault("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+    os.environ.pop("PRAGMASH_STATE_DIR", None)
+    conn = libvirt.open("qemu:///system")  # to check nothing is left behind
+    with tempfile.TemporaryDirectory(dir=ns.dir) as tmp:
+        workdir = Path(tmp)
+        if ns.image == "debian":
+            built: Any = distro_image_path()
+            if not built.is_file():
+                raise SystemExit(f"no Debian image at {built}: run scripts/build-distro-image")
+        else:
+            built = build_test_image(workdir / "image")
+        rows = []
+        for n in sizes:
+            started = time.monotonic()
+            rows.append(one_size(n, workdir, ns.image, built, method))
+            print(
+                f"N={n} done in {time.monotonic() - started:.0f} s: {dict(rows[-1].runs)}",
+                file=sys.stderr,
+            )
+        left = [
+            d.name() for d in conn.listAllDomains() if d.name().startswith(("vmtest-", "benchdeb-"))
+        ]
+        conn.close()
+    print(f"image: {ns.image}, fix via {method}, boot_parallelism 4, TCG")
+    print(
+        f"{'N':>4}  {'appliance launches':>18}  {'virt-v2v runs':>13}  {'staging+fix+inject s':>20}  {'first boot->all up s':>20}"
+    )
+    for r in rows:
+        print(f"{r.n:>4}  {r.launches:>18}  {r.v2v:>13}  {r.prep:>20.1f}  {r.up:>20.1f}")
+    first, last = rows[0], rows[-1]
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}x" if b else "-"
+
+    print(
+        f"{f'{last.n}/{first.n}':>4}  {ratio(last.launches, first.launches):>18}  {ratio(last.v2v, first.v2v):>13}  "
+        f"{ratio(last.prep, first.prep):>20}  {ratio(last.up, first.up):>20}"
+    )
+    if left:
+        print(f"warning: domains left behind: {', '.join(left)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
