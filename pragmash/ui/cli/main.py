@@ -19,7 +19,7 @@ from pragmash.errors import (
     EXIT_USER,
     PragmashError,
 )
-from pragmash.ui.cli import commands, run
+from pragmash.ui.cli import commands, interrupts, run
 from pragmash.ui.render import printable_stream, render_error
 
 EXIT_CODES = f"""\
@@ -125,6 +125,8 @@ def main(
     # every line goes out with control characters escaped (see PrintableStream)
     out = printable_stream(out or sys.stdout)
     err = printable_stream(err or sys.stderr)
+    # the real entry point (no argv given): a third Ctrl-C exits 130 at once
+    counter = interrupts.install(err) if argv is None else None
     try:
         return _dispatch(args, out, err)
     except PragmashError as error:
@@ -133,6 +135,9 @@ def main(
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return EXIT_INTERRUPTED
+    finally:
+        if counter is not None:
+            counter.done = True  # a Ctrl-C while Python shuts down: exit 130 at once
 
 
 def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:
