@@ -49,6 +49,7 @@ from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
+from pragmash.ui.cli.run import finish
 
 RECIPE = """\
 allocate $num_compute
@@ -113,7 +114,7 @@ def one_size(n: int, workdir: Path, image: str, built: Any, method: str) -> Row:
     code: int | None = None
     try:
         run = session.start(prep)
-        code = cli.finish(run, out, err)
+        code = finish(run, out, err)
     finally:
         if code != 0:  # failed or interrupted: its domains and private network go
             clean = ["clean", vcname, "--force", "--site", str(site_path)]

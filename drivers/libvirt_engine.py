@@ -36,7 +36,7 @@ from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser
 
-from . import libvirt_network
+from . import libvirt_console, libvirt_network
 
 POLL_SECONDS = 0.2
 AGENT_PING = '{"execute": "guest-ping"}'
@@ -227,6 +227,10 @@ class LibvirtEngine:
     def remove_private_network(self, vcname: str) -> bool:
         return libvirt_network.remove_private_network(self._connection(), network_name(vcname))
 
+    def open_console(self, name: str) -> libvirt_console.LibvirtConsole:
+        """An interactive stream on the domain's serial console (``pragmash console``)."""
+        return libvirt_console.open_console(self._connection(), name, self.uri)
+
     # -- lookups ------------------------------------------------------------
 
     def _lookup(self, name: str, stage: str) -> libvirt.virDomain | None:
@@ -323,10 +327,11 @@ class LibvirtEngine:
         if xml is None:
             return None
         for serial in _safe_xml(xml).findall("devices/serial"):
-            if serial.get("type") != "file":
-                continue
+            log = serial.find("log")  # a pty serial logging to a file (what pragmash makes)
+            if log is not None and log.get("file"):
+                return Path(log.get("file", ""))
             source = serial.find("source")
-            if source is not None and source.get("path"):
+            if serial.get("type") == "file" and source is not None and source.get("path"):
                 return Path(source.get("path", ""))
         return None
 

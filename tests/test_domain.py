@@ -166,17 +166,17 @@ def test_no_host_emulator_removes_the_element() -> None:
     assert root.find("devices/emulator") is None
 
 
-def test_console_tty_removed_and_file_console_added() -> None:
+def test_console_tty_removed_and_a_logged_pty_console_added() -> None:
     root = parse(render_domain(plan(), HOST))
     consoles = root.findall("devices/console")
     assert len(consoles) == 1
-    assert consoles[0].get("type") == "file"
+    assert consoles[0].get("type") == "pty"  # `pragmash console` attaches to it
     assert consoles[0].get("tty") is None
+    assert consoles[0].find("target").get("port") == "0"  # type: ignore[union-attr]
     log = "/var/tmp/pragmash/demo/demo-fe.console.log"
-    assert consoles[0].find("source").get("path") == log  # type: ignore[union-attr]
     serial = root.find("devices/serial")
-    assert serial is not None and serial.get("type") == "file"
-    assert serial.find("source").get("path") == log  # type: ignore[union-attr]
+    assert serial is not None and serial.get("type") == "pty"
+    assert serial.find("log").attrib == {"file": log, "append": "off"}  # type: ignore[union-attr]
     assert serial.find("target").get("port") == "0"  # type: ignore[union-attr]
 
 

@@ -27,7 +27,7 @@ def complete(text: str) -> list[str]:
     ("text", "expected"),
     [
         ("ste", ["step"]),
-        ("con", ["continue"]),
+        ("con", ["console", "continue"]),
         ("al", ["allocate"]),
         ("show ", ["vc-out", "nodes", "node", "vars", "journal", "leases"]),
         ("show node calit2-c", ["calit2-compute-0", "calit2-compute-1"]),

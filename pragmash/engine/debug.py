@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan, describe_up_tests
+from pragmash.engine.console import ConsoleStream, console_of
 from pragmash.engine.interpreter import Interpreter, StepOutcome
 from pragmash.engine.reload import reload_vc_in
 from pragmash.engine.session import RecipeCheckFailed, Run, check_context
@@ -132,6 +133,13 @@ class DebugRun:
 
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
         return self._runtime.engine.console_tail(name, lines)
+
+    def open_console(self, text: str) -> tuple[str, ConsoleStream]:
+        """The interactive console of the one node ``text`` names (``console NODE``)."""
+        names = self.resolve_nodes(text)
+        if len(names) != 1:
+            raise UserError(f"console {text}: names {len(names)} nodes; expected one")
+        return names[0], console_of(self._runtime.engine, self._runtime.site.uri, names[0])
 
     def node_views(self) -> list[NodeView]:
         """Every node's state and last console line, asked of the engine now."""

@@ -162,12 +162,13 @@ def _set_console(node: NodePlan, devices: etree._Element) -> None:
         return
     for serial in devices.findall("serial"):
         _remove(serial)
-    serial = etree.SubElement(devices, "serial", type="file")
+    # a pty, so `pragmash console` can attach to it (libvirt's console stream), with
+    # everything the guest prints also logged to the file that waits and tails read;
     # each boot starts the file afresh: `wait … up` must not find the last boot's marker
-    etree.SubElement(serial, "source", path=node.console_log, append="off")
+    serial = etree.SubElement(devices, "serial", type="pty")
+    etree.SubElement(serial, "log", file=node.console_log, append="off")
     etree.SubElement(serial, "target", port="0")
-    console = etree.SubElement(devices, "console", type="file")
-    etree.SubElement(console, "source", path=node.console_log)
+    console = etree.SubElement(devices, "console", type="pty")
     etree.SubElement(console, "target", type="serial", port="0")
 
 

@@ -19,6 +19,7 @@ from pragmash.language.program import flatten
 from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.cache import cmd_cache
+from pragmash.ui.cli.console_cmd import cmd_console
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
@@ -42,6 +43,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "clean": cmd_clean,
         "repl": cmd_repl,
         "sync": cmd_sync,
+        "console": cmd_console,
         "cache": cmd_cache,
     }[name]
     return handler(args, out, err)

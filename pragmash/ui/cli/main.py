@@ -34,7 +34,19 @@ exit status:
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
 """
 
-COMMANDS = ("check", "resume", "list", "status", "shutdown", "clean", "repl", "sync", "cache")
+COMMANDS = (
+    "check",
+    "resume",
+    "list",
+    "status",
+    "shutdown",
+    "clean",
+    "repl",
+    "sync",
+    "cache",
+    "console",
+    "scale",
+)
 
 MAIN_HELP = f"""\
 usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
@@ -46,6 +58,7 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
        pragmash sync [REPOSITORY]
+       pragmash console VCNAME NODE
        pragmash cache list | cache prune [--dry-run]
        pragmash --help | --version
 
@@ -95,6 +108,8 @@ commands:
   repl --attach VCNAME open the VC's last run at the step where it stopped
   sync [REPOSITORY]    fetch and verify every image of a repository (a folder or
                        URL; default the site's) into the image cache ahead of runs
+  console VCNAME NODE  an interactive serial console on a node (its name, frontend
+                       or compute[N]); Ctrl-] leaves
   cache list           the cached base images (fixed once per image, method and
                        driver; decompressed .img.gz) and the VCs whose disks use them
   cache prune          remove the cached bases no VC uses (--dry-run: only say which)

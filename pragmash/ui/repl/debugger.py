@@ -31,6 +31,7 @@ from pragmash.language.program import FlatStep
 from pragmash.ui.render import plural, render_error
 from pragmash.ui.repl.breaks import BreakCommands
 from pragmash.ui.repl.completion import ReplCompleter
+from pragmash.ui.repl.consoling import ConsoleCommands
 from pragmash.ui.repl.helptext import error_help, statement_help, topics
 from pragmash.ui.repl.launch import open_run
 from pragmash.ui.repl.live import ellipsize
@@ -43,7 +44,7 @@ _ALIASES = {"s": "step", "n": "next", "c": "continue", "cont": "continue", "b": 
             "exit": "quit", "h": "help", "?": "help"}  # fmt: skip
 
 
-class Repl(SteppingCommands, BreakCommands, LookingCommands):
+class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
     """Debugger commands over one run; holds no run logic of its own."""
 
     reader: Reader | None = None
