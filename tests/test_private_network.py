@@ -20,10 +20,12 @@ from lxml import etree
 from pragmash.driver_api import HostInfo, NodePlan, PrivateNetworkPlan, PrivateNetworks
 from pragmash.drivers import libvirt_network
 from pragmash.drivers.libvirt_engine import LibvirtEngine
+from pragmash.engine.private_network import default_mode_note
 from pragmash.errors import ConfigError, StepError
 from pragmash.images.domain import render_domain
 from pragmash.images.network import network_differences, render_network
 from pragmash.vc.privnet import PrivateNetworkSetting, network_name, read_private_setting
+from pragmash.vc.site import load_site
 
 SCHEMAS = Path("/usr/share/libvirt/schemas")
 SITE = "/etc/pragmash/site.toml"
@@ -394,3 +396,22 @@ def test_a_network_that_will_not_start_is_not_left_defined(netconn: libvirt.virC
     assert "could not start network vc-a-private (bridge pragma10)" in caught.value.message
     assert caught.value.stage == "ve_driver/network"
     assert not any(n.name() == "vc-a-private" for n in netconn.listAllNetworks(0))
+
+
+def test_existing_site_configs_load_as_isolated_without_saying_so(tmp_path: Path) -> None:
+    """A site config written before [network] private existed keeps loading."""
+    site = load_site(Path(__file__).parent / "data" / "sites" / "small.toml", env={})
+    assert site.private_network == PrivateNetworkSetting()  # isolated, pragma{vlan}, implicit
+    assert default_mode_note(site) is not None
+    path = tmp_path / "site.toml"
+    text = (Path(__file__).parent / "data" / "sites" / "small.toml").read_text()
+    path.write_text(text.replace("[network]\n", '[network]\nprivate = "bridge"\n', 1))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path, env={})
+    assert caught.value.key == "[network] private_bridge" and str(path) in caught.value.message
+    path.write_text(
+        text.replace("[network]\n", '[network]\nprivate = "bridge"\nprivate_bridge = "br{vlan}"\n')
+    )
+    assert load_site(path, env={}).private_network.plan("vc", 11).attach == "bridge:br11"
+    assert default_mode_note(load_site(path, env={})) is None
+    assert default_mode_note(load_site(None, env={"HOME": str(tmp_path)})) is None  # the demo
