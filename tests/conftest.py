@@ -30,6 +30,10 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from repldriver import RECIPE as REPL_RECIPE
 
 
 @pytest.fixture(autouse=True)
@@ -187,3 +191,24 @@ def testconn() -> Iterator[libvirt.virConnect]:
     yield conn
     wipe()
     conn.close()
+
+
+@pytest.fixture
+def no_pager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long REPL output printed, not paged: for tests that are not about the pager."""
+    monkeypatch.setenv("PAGER", "cat")
+
+
+@pytest.fixture
+def pipe() -> Iterator[PipeInput]:
+    """Keys for a REPL under test: prompt_toolkit's pipe input and a dummy output."""
+    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+        yield inp
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    """The REPL tests' frontend-and-computes recipe, written into the test's folder."""
+    path = tmp_path / "cluster.prg"
+    path.write_text(REPL_RECIPE, encoding="utf-8")
+    return path

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
 import pytest
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.input import PipeInput
 from prompt_toolkit.output import DummyOutput
 from repldriver import RECIPE, Driver, domain_state, leave_stuck_compute
 
@@ -32,26 +30,7 @@ from pragmash.ui.cli import main as cli
 from pragmash.ui.repl.debugger import Repl
 from pragmash.ui.repl.launch import open_run
 
-pytestmark = pytest.mark.libvirt
-
-
-@pytest.fixture(autouse=True)
-def _no_pager(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Long output printed, not paged: these tests are not about the pager (test_repl_live is)."""
-    monkeypatch.setenv("PAGER", "cat")
-
-
-@pytest.fixture
-def pipe() -> Iterator[PipeInput]:
-    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
-        yield inp
-
-
-@pytest.fixture
-def recipe(tmp_path: Path) -> Path:
-    path = tmp_path / "cluster.prg"
-    path.write_text(RECIPE, encoding="utf-8")
-    return path
+pytestmark = [pytest.mark.libvirt, pytest.mark.usefixtures("no_pager")]
 
 
 def test_break_step_fail_fix_retry_continue(

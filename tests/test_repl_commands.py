@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
 import pytest
-from prompt_toolkit.application import create_app_session
-from prompt_toolkit.input import PipeInput, create_pipe_input
-from prompt_toolkit.output import DummyOutput
-from repldriver import RECIPE, Driver, leave_stuck_compute
+from prompt_toolkit.input import PipeInput
+from repldriver import Driver, leave_stuck_compute
 
 from pragmash.engine.events import StepFailed, StepFinished
 from pragmash.errors import Interrupted, StepError
@@ -20,27 +17,9 @@ from pragmash.language.parser import parse_statement
 from pragmash.ui.render import StepPrinter, use_colour
 from pragmash.ui.repl.helptext import error_help, statement_help
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, pytest.mark.usefixtures("no_pager")]
 
 LANGUAGE = Path(__file__).resolve().parent.parent / "docs" / "language.md"
-
-
-@pytest.fixture(autouse=True)
-def _no_pager(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAGER", "cat")
-
-
-@pytest.fixture
-def pipe() -> Iterator[PipeInput]:
-    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
-        yield inp
-
-
-@pytest.fixture
-def recipe(tmp_path: Path) -> Path:
-    path = tmp_path / "cluster.prg"
-    path.write_text(RECIPE, encoding="utf-8")
-    return path
 
 
 def test_help_boot_and_wait_come_from_the_language_reference(

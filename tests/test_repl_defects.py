@@ -10,41 +10,19 @@ import io
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
 import pytest
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
-from prompt_toolkit.input import PipeInput, create_pipe_input
-from prompt_toolkit.output import DummyOutput
+from prompt_toolkit.input import PipeInput
 from repldriver import RECIPE, Driver, leave_stuck_compute
 
 from pragmash.errors import UserError
 from pragmash.ui.repl.launch import open_run
 
-pytestmark = pytest.mark.libvirt
-
-
-@pytest.fixture(autouse=True)
-def _no_pager(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Long output printed, not paged: these tests are not about the pager (test_repl_live is)."""
-    monkeypatch.setenv("PAGER", "cat")
-
-
-@pytest.fixture
-def pipe() -> Iterator[PipeInput]:
-    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
-        yield inp
-
-
-@pytest.fixture
-def recipe(tmp_path: Path) -> Path:
-    path = tmp_path / "cluster.prg"
-    path.write_text(RECIPE, encoding="utf-8")
-    return path
+pytestmark = [pytest.mark.libvirt, pytest.mark.usefixtures("no_pager")]
 
 
 def test_1_show_node_takes_every_target_form(

@@ -11,33 +11,18 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
 import pytest
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
-from repldriver import RECIPE, Driver, leave_stuck_compute
+from repldriver import Driver, leave_stuck_compute
 
 from pragmash.ui.repl.live import LiveView, ellipsize
 from pragmash.ui.repl.pager import Pager, page
 
 pytestmark = pytest.mark.libvirt
-
-
-@pytest.fixture
-def pipe() -> Iterator[PipeInput]:
-    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
-        yield inp
-
-
-@pytest.fixture
-def recipe(tmp_path: Path) -> Path:
-    path = tmp_path / "cluster.prg"
-    path.write_text(RECIPE, encoding="utf-8")
-    return path
 
 
 def _to_the_compute_wait(d: Driver, conn: libvirt.virConnect) -> None:
