@@ -28,7 +28,6 @@ from pragmash.vc.repository import (
     Repository,
     load_repository,
     parse_vcdb,
-    validate_vcname,
 )
 from pragmash.vc.sums import SUMS_NAME, DigestMismatch, Sums, parse_sums
 
@@ -58,15 +57,7 @@ class HttpRepository(Repository):
 
     def vc_in_path(self, vcname: str) -> Path:
         """Fetch ``vcname``'s vc-in.xml into the local copy and return the copy's path."""
-        validate_vcname(vcname)
-        path = self.entries.get(vcname)
-        if path is None:
-            known = ", ".join(sorted(self.entries)) or "none"
-            raise RepositoryError(
-                f"{self.shown(self.vcdb_path)}: no VC named {vcname!r}; known VCs: {known}",
-                hint="add a line 'NAME,relative/path/vc-in.xml' to the server's vcdb.txt,"
-                " or pick one of the known names",
-            )
+        path = self.entry(vcname, vcdb="the server's vcdb.txt")
         relative = self.relative(path)
         url = self.url_of(relative)
         data = self.client.get(url)

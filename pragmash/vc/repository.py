@@ -65,17 +65,25 @@ class Repository:
         """``path`` as a repository-relative POSIX name (how SHA256SUMS lists it)."""
         return path.relative_to(self.base_path).as_posix()
 
-    def vc_in_path(self, vcname: str) -> Path:
-        """The vc-in.xml of ``vcname``; unknown names and missing files are RepositoryErrors."""
+    def entry(self, vcname: str, vcdb: str = "vcdb.txt") -> Path:
+        """Where vcdb.txt puts ``vcname``'s vc-in.xml; an unknown name is a RepositoryError.
+
+        ``vcdb`` names the file in the hint, so a web repository can say it is the server's.
+        """
         validate_vcname(vcname)
         path = self.entries.get(vcname)
         if path is None:
             known = ", ".join(sorted(self.entries)) or "none"
             raise RepositoryError(
                 f"{self.shown(self.vcdb_path)}: no VC named {vcname!r}; known VCs: {known}",
-                hint="add a line 'NAME,relative/path/vc-in.xml' to vcdb.txt,"
+                hint=f"add a line 'NAME,relative/path/vc-in.xml' to {vcdb},"
                 " or pick one of the known names",
             )
+        return path
+
+    def vc_in_path(self, vcname: str) -> Path:
+        """The vc-in.xml of ``vcname``; unknown names and missing files are RepositoryErrors."""
+        path = self.entry(vcname)
         if not path.is_file():
             line = self.lines.get(vcname)
             where = f"{self.shown(self.vcdb_path)}:{line}" if line else self.shown(self.vcdb_path)
