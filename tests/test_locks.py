@@ -68,7 +68,7 @@ def test_second_run_is_refused_with_the_holder(env: RunEnv, testconn: libvirt.vi
 
 
 def test_clean_force_takes_a_vc_from_a_live_run(env: RunEnv, testconn: libvirt.virConnect) -> None:
-    recipe, _flag = sleepy_recipe(env)
+    recipe, flag = sleepy_recipe(env)
     proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
     try:
         env.wait_for_step(proc, 2, "running")
@@ -78,6 +78,7 @@ def test_clean_force_takes_a_vc_from_a_live_run(env: RunEnv, testconn: libvirt.v
         assert env.allocation() is None
         assert lock_holder(env.ledger(), "calit2") is None
     finally:
+        flag.touch()  # the step's waiting shell may outlive the stopped run: let it end
         stop(proc)
 
 
@@ -132,8 +133,10 @@ def test_clean_force_stops_the_run_it_cleans(env: RunEnv, testconn: libvirt.virC
         assert f"stopped run 1 of calit2 (pid {proc.pid})" in forced.out
         _out, err = proc.communicate(timeout=60)
     finally:
+        touched = flag.exists()
+        flag.touch()  # the step's waiting shell may outlive the stopped run: let it end
         stop(proc)
-    assert not flag.exists()
+    assert not touched
     assert proc.returncode == 4, err
     error = next(line for line in err.splitlines() if line.startswith("error:"))
     assert error == (
