@@ -22,7 +22,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from distroimage import distro_image_path, read_guest
-from vmsite import remove_vmtest_domains, write_site
+from vmsite import IFACE, remove_vmtest_domains, write_site
 
 from pragmash.ui.cli.main import main
 
@@ -51,13 +51,6 @@ DOMAIN = """\
         <console tty='/dev/pts/0'/>
       </devices>
     </domain>"""
-
-IFACE = """\
-        <interface type='bridge'>
-          <source bridge='{bridge}'/>
-          <mac address='{mac}'/>
-          <model type='virtio'/>
-        </interface>"""
 
 
 def write_vc(repo: Path, vcname: str, disk: Path) -> None:
