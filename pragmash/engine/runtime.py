@@ -42,7 +42,7 @@ from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
+from pragmash.engine.nodes import node_plans, stage_context, template_source, vc_temp_dir
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.stagecall import call_distro_stages, call_stage
@@ -318,7 +318,7 @@ class Runtime:
             staging=self.site.staging,
             ctx=ctx,
             call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
-            template_source=self._template_source,
+            template_source=lambda node: template_source(self.vcin, node),
             is_running=lambda name: self.engine.state(name) == "running",
             log_dir=self.temp_dir,
         )
@@ -335,15 +335,6 @@ class Runtime:
             f"{report.conversions} fixed now: " + "; ".join(report.lines)
         )
         return StepOutcome("done", msg, products)
-
-    def _template_source(self, node: NodePlan) -> Path:
-        """The repository image a node's first disk comes from (its vc-in template's)."""
-        tmpl = self.vcin.frontend if node.role == "frontend" else self.vcin.compute
-        if tmpl is None or not tmpl.disk_paths:
-            raise StepError(
-                f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage"
-            )
-        return Path(tmpl.disk_paths[0])
 
     def _do_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
