@@ -46,6 +46,7 @@ COMMANDS = (
     "cache",
     "console",
     "scale",
+    "hosts",
 )
 
 MAIN_HELP = f"""\
@@ -60,6 +61,7 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash sync [REPOSITORY]
        pragmash console VCNAME NODE
        pragmash cache list | cache prune [--dry-run]
+       pragmash hosts [--json]
        pragmash --help | --version
 
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
@@ -113,6 +115,8 @@ commands:
   cache list           the cached base images (fixed once per image, method and
                        driver; decompressed .img.gz) and the VCs whose disks use them
   cache prune          remove the cached bases no VC uses (--dry-run: only say which)
+  hosts                each host of the site: CPUs and memory, what is placed there,
+                       the reserve, whether it answers now
 
 {EXIT_CODES}"""
 
