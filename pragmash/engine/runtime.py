@@ -45,7 +45,7 @@ from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
-from pragmash.engine.stagecall import call_distro_stage, call_stage
+from pragmash.engine.stagecall import call_distro_stages, call_stage
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
 from pragmash.errors import RecipeError, StepError, UserError
 from pragmash.images.staging import stage_image
@@ -453,10 +453,8 @@ class Runtime:
                 "skipped",
                 SIMULATED.format(uri=self.site.uri, what=f"run vc_driver/{stmt.command} on"),
             )
-        for node in nodes:
-            call_distro_stage(
-                op, self.distro, node, self.stage(node, ctx), self.vc_out_path, ctx, reporter
-            )
+        pairs = [(node, self.stage(node, ctx)) for node in nodes]
+        call_distro_stages(op, self.distro, pairs, self.vc_out_path, ctx, reporter)
         return StepOutcome(
             "done", f"vc_driver/{stmt.command} on {', '.join(n.name for n in nodes)}"
         )

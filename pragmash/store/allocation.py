@@ -9,7 +9,6 @@ message saying what was short and who holds it.
 
 from __future__ import annotations
 
-import ipaddress
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Literal
 
 from pragmash.errors import AllocationError
 from pragmash.store.ledger import Ledger
+from pragmash.store.private_ips import compute_private_ips
 from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.site import PublicAddress, SiteConfig
@@ -135,7 +135,7 @@ def allocate(
                 f"VC {vcname} already holds an allocation of {held.cpus} compute CPUs, "
                 f"not {cpus}; run `pragmash clean {vcname}` first to release it"
             )
-        private_ips = _private_ips(vcin, len(plan))
+        private_ips = compute_private_ips(vcin, len(plan))
         public, vlan = _take_public_and_vlan(conn, site, vcin, plan)
         if check_vlan is not None:
             check_vlan(vlan)
@@ -258,43 +258,6 @@ def _take_macs(conn: sqlite3.Connection, site: SiteConfig, count: int) -> list[s
         (_MAC_COUNTER, counter),
     )
     return macs
-
-
-def _private_ips(vcin: VcIn, count: int) -> list[str]:
-    """Compute addresses counting down from .254 of the frontend's /24, skipping the frontend's.
-
-    They must also fall inside the VC's own private network (vc-in's netmask), and not
-    on its network or broadcast address. A VC with more computes than its frontend's
-    /24 holds goes on in the /24s below it, then those above (as Rocks clusters count
-    down through a /16), never on a .0 or .255.
-    """
-    if count == 0:
-        return []
-    try:
-        frontend = ipaddress.IPv4Address(vcin.private_ip)
-        network = ipaddress.IPv4Network(f"{vcin.private_ip}/{vcin.private_netmask}", strict=False)
-    except ValueError as exc:
-        raise AllocationError(f"{vcin.path}: bad private network: {exc}") from None
-    home = ipaddress.IPv4Network(f"{frontend}/24", strict=False)
-    blocks = [home]
-    if network.prefixlen < 24:
-        others = [b for b in network.subnets(new_prefix=24) if b != home]
-        blocks += sorted((b for b in others if b < home), reverse=True)
-        blocks += [b for b in others if b > home]
-    excluded = {frontend, network.network_address, network.broadcast_address}
-    addresses: list[str] = []
-    for block in blocks:
-        candidate = block.network_address + 254
-        while len(addresses) < count and int(candidate) & 0xFF >= 1:
-            if candidate in network and candidate not in excluded:
-                addresses.append(str(candidate))
-            candidate -= 1
-        if len(addresses) == count:
-            return addresses
-    raise AllocationError(
-        f"not enough private addresses: asked {count} computes, {len(addresses)} free "
-        f"within {network}, counting down from the frontend's {frontend} ({vcin.path})"
-    )
 
 
 def _store(conn: sqlite3.Connection, allocation: Allocation, vcin: VcIn) -> None:
@@ -440,43 +403,3 @@ def build_vc_out(
         dns_domain=site.dns_domain,
         key=key,
     )
-
-
-def pool_summary(ledger: Ledger, site: SiteConfig) -> dict[str, dict[str, int]]:
-    """Totals per resource: ``{"public": {"total", "held", "free"}, "vlans": …, "cpus": …}``.
-
-    Only leases inside the site's current pools count as held there, so a site config
-    that shrank its pool still adds up (held + free == total).
-    """
-    with ledger.snapshot() as conn:
-        held_ips = {r[0] for r in conn.execute("SELECT value FROM leases WHERE kind = 'public_ip'")}
-        held_vlans = {
-            int(r[0]) for r in conn.execute("SELECT value FROM leases WHERE kind = 'vlan'")
-        }
-        held_macs = int(
-            conn.execute("SELECT COUNT(*) FROM leases WHERE kind = 'mac'").fetchone()[0]
-        )
-        held_cpus = int(conn.execute("SELECT COALESCE(SUM(cpus), 0) FROM nodes").fetchone()[0])
-        vcs = int(conn.execute("SELECT COUNT(*) FROM vcs").fetchone()[0])
-    pool_ips = {a.ip for a in site.public_pool}
-    ips_held = len(pool_ips & held_ips)
-    vlan_range = range(site.vlan_first, site.vlan_last + 1)
-    vlans_held = sum(1 for v in held_vlans if v in vlan_range)
-    usable = site.cpu_capacity - site.cpu_reserve
-    return {
-        "public": {"total": len(pool_ips), "held": ips_held, "free": len(pool_ips) - ips_held},
-        "vlans": {
-            "total": len(vlan_range),
-            "held": vlans_held,
-            "free": len(vlan_range) - vlans_held,
-        },
-        "cpus": {
-            "total": usable,
-            "capacity": site.cpu_capacity,
-            "reserve": site.cpu_reserve,
-            "held": held_cpus,
-            "free": max(usable - held_cpus, 0),
-        },
-        "macs": {"held": held_macs},
-        "vcs": {"held": vcs},
-    }
