@@ -3,7 +3,7 @@
 A VC keeps its public address, VLAN and frontend; only computes come and go, always
 at the top of the index range, so ``compute-0 … compute-(N-1)`` stay contiguous and
 each keeps its private address (those count down from .254 in index order: see
-:func:`pragmash.store.allocation._private_ips`). Growing takes the new computes' MACs,
+:func:`pragmash.store.private_ips.compute_private_ips`). Growing takes the new computes' MACs,
 addresses and CPUs inside ``BEGIN IMMEDIATE`` like ``allocate`` does: any shortage
 rolls it all back, so a refused grow takes nothing. Both are idempotent for
 ``resume``: a VC that already has the computes asked for is left as it is.
@@ -15,13 +15,13 @@ import sqlite3
 from collections.abc import Callable
 
 from pragmash.errors import AllocationError
-from pragmash.store.allocation import (
+from pragmash.store.allocation import (  # the ledger's one reading of a VC, and its MACs
     Allocation,
-    _load,  # the ledger's one reading of a VC; shared, not copied
-    _private_ips,
+    _load,
     _take_macs,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.private_ips import compute_private_ips
 from pragmash.vc.names import compute_name
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcin import VcIn
@@ -71,7 +71,7 @@ def _shortage(
             f"(reserve {site.cpu_reserve}; {site.source}: [resources])"
         )
     try:
-        _private_ips(vcin, len(held.computes) + count)
+        compute_private_ips(vcin, len(held.computes) + count)
     except AllocationError as err:
         return err.message
     return None
@@ -105,7 +105,7 @@ def grow(
         if check is not None:
             check(held, count)
         per_node = compute_cpus(held, site, vcin)
-        addresses = _private_ips(vcin, computes)
+        addresses = compute_private_ips(vcin, computes)
         macs = _take_macs(conn, site, count)
         for offset in range(count):
             index = have + offset
