@@ -29,6 +29,7 @@ from pragmash.engine.registry import load_engine
 from pragmash.errors import BusyError, PragmashError, UserError
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
+from pragmash.store.history import steps_since_allocation
 from pragmash.store.journal import (
     Journal,
     LockHolder,
@@ -191,7 +192,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
         engine.check()
     except Exception:
         engine_ok = False
-    booted = _booted_nodes(ledger, run.id) if run else set()
+    booted = _booted_nodes(ledger, vcname) if run else set()
     memory = (run.options.get("memory_mib") if run else None) or {}
     nodes: list[NodeStatus] = []
     for lease in held.nodes if held else ():
@@ -235,12 +236,20 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     )
 
 
-def _booted_nodes(ledger: Ledger, run_id: int) -> set[str]:
-    """Nodes a run's finished boot steps started (what the ledger believes is running)."""
+def _booted_nodes(ledger: Ledger, vcname: str) -> set[str]:
+    """Nodes finished boot steps started (what the ledger believes is running).
+
+    Every run since the VC was allocated counts: ``pragmash scale`` boots (and
+    destroys) nodes in runs of its own, after the recipe's run.
+    """
     names: set[str] = set()
-    for step in steps_of(ledger, run_id):
-        if step.outcome == "done" and step.text.startswith(("boot", "ve_driver/boot")):
+    for step in steps_since_allocation(ledger, vcname):
+        if step.outcome != "done":
+            continue
+        if step.text.startswith(("boot", "ve_driver/boot")):
             names.update(step.products)
+        elif step.text.startswith(("destroy", "ve_driver/destroy")):
+            names.difference_update(step.products)
     return names
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
-from pragmash.engine import lifecycle, session
+from pragmash.engine import lifecycle, scale, session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
@@ -21,6 +21,7 @@ from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.cache import cmd_cache
 from pragmash.ui.cli.console_cmd import cmd_console
 from pragmash.ui.cli.hosts import cmd_hosts
+from pragmash.ui.cli.scale import cmd_scale
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
@@ -47,6 +48,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "console": cmd_console,
         "cache": cmd_cache,
         "hosts": cmd_hosts,
+        "scale": cmd_scale,
     }[name]
     return handler(args, out, err)
 
@@ -108,12 +110,14 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         "matched by position)",
     )
     ns = p.parse_args(args)
-    run = session.resume(
-        validate_name("VC name", ns.vcname),
-        on_event=StepPrinter(out, err),
-        site=ns.site,
-        accept_changes=ns.accept_changes,
-    )
+    vcname = validate_name("VC name", ns.vcname)
+    printer = StepPrinter(out, err)
+    if scale.last_is_scale(vcname, ns.site):  # a scale's steps are pragmash's, not a recipe's
+        run = scale.resume(vcname, site=ns.site, on_event=printer)
+    else:
+        run = session.resume(
+            vcname, on_event=printer, site=ns.site, accept_changes=ns.accept_changes
+        )
     for note in session.site_notes(run.prepared) + run.notes:
         err.write(f"{note}\n")
     cur = run.interpreter.current
