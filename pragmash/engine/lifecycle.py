@@ -22,6 +22,7 @@ from typing import Any
 
 from pragmash.driver_api import EngineDriver
 from pragmash.engine import private_network
+from pragmash.engine.hosts import unreachable_host
 from pragmash.engine.nodes import stage_context, vc_temp_dir
 from pragmash.engine.private_network import PrivateNetworkStatus
 from pragmash.engine.registry import load_engine
@@ -128,6 +129,7 @@ class NodeStatus:
     # MiB the run gave the node (--mem, else its template), as journaled; None before
     # runs recorded it
     memory_mib: int | None = None
+    host: str = ""  # the site host it is placed on
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "macs": list(self.macs)}
@@ -194,7 +196,13 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     memory = (run.options.get("memory_mib") if run else None) or {}
     nodes: list[NodeStatus] = []
     for lease in held.nodes if held else ():
-        state = engine.state(lease.name) if engine_ok else "unknown (engine unreachable)"
+        away = unreachable_host(engine, lease.host) if engine_ok else None
+        if not engine_ok:
+            state = "unknown (engine unreachable)"
+        elif away is not None:
+            state = "unreachable"  # its host's: the node's own state is unknown
+        else:
+            state = engine.state(lease.name)
         expected = "running" if lease.name in booted else None
         nodes.append(
             NodeStatus(
@@ -202,12 +210,13 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 role=lease.role,
                 engine_state=state,
                 ledger_says=expected or "not booted",
-                mismatch=engine_ok and expected is not None and state != expected,
+                mismatch=engine_ok and not away and expected is not None and state != expected,
                 cpus=lease.cpus,
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
                 macs=tuple(lease.macs),
                 memory_mib=memory.get(lease.role),
+                host=lease.host,
             )
         )
     holder = lock_holder(ledger, vcname)
@@ -273,6 +282,13 @@ def shutdown_vc(
     ctx = stage_context(site, vcname)
     not_stopped: list[str] = []
     for lease in reversed(held.nodes):
+        away = unreachable_host(engine, lease.host)
+        if away is not None:
+            on_node(
+                NodeShutdown(lease.name, f"unknown (host {lease.host} unreachable)", False, away)
+            )
+            not_stopped.append(lease.name)
+            continue
         state = engine.state(lease.name)
         if state in ("absent", "shut off"):
             on_node(NodeShutdown(lease.name, state, None, ""))
@@ -293,10 +309,11 @@ def clean_vc(
     *,
     force: bool = False,
     note: Callable[[str], None] = lambda _text: None,
-) -> None:
+) -> list[str]:
     """Destroy the VC's domains and private network, remove its folder, release its leases.
 
-    Safe to repeat.
+    Safe to repeat. Returns the nodes kept because their host could not be reached
+    (with their leases, the VC's address and folder): empty when the VC is clean.
 
     Domains are found by the ledger's leases and by name (``VCNAME-…``), so domains
     the ledger forgot are removed too. A VC held by a live run is refused unless
@@ -325,8 +342,14 @@ def clean_vc(
     else:
         acquire_lock(ledger, vcname)
     try:
-        names = [n.name for n in held.nodes] if held else []
-        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names]
+        # nodes on a host that cannot be reached keep their leases, for a later clean
+        kept = {
+            n.name: f"host {n.host} unreachable: {why}"
+            for n in (held.nodes if held else ())
+            if (why := unreachable_host(engine, n.host)) is not None
+        }
+        names = [n.name for n in held.nodes if n.name not in kept] if held else []
+        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names + list(kept)]
         for name in names:
             state = engine.state(name)
             if state != "absent":
@@ -334,6 +357,9 @@ def clean_vc(
                 note(f"destroyed {name} (was {state})")
         if private_network.remove(engine, vcname):  # found by name: even once released
             note(f"removed network {network_name(vcname)}")
+        if kept:
+            _keep_unreachable(ledger, vcname, kept, note)
+            return list(kept)
         temp = vc_temp_dir(site, vcname)
         if temp.exists():
             shutil.rmtree(temp)
@@ -345,8 +371,25 @@ def clean_vc(
             Journal(ledger, run.id).end(
                 "cleaned", f"cleaned at {time.strftime('%Y-%m-%d %H:%M:%S')}"
             )
+        return []
     finally:
         release_lock(ledger, vcname)
+
+
+def _keep_unreachable(
+    ledger: Ledger, vcname: str, kept: dict[str, str], note: Callable[[str], None]
+) -> None:
+    """A clean that could not reach every host: release what was destroyed, keep the rest.
+
+    The VC keeps its address, VLAN and folder (its kept nodes' disks may be in it), and
+    the kept nodes their leases, so ``clean`` can be run again once the hosts answer.
+    """
+    released = alloc_mod.release_nodes(ledger, vcname, keep=set(kept))
+    if released:
+        note(f"released the leases of {', '.join(released)}")
+    for name, why in kept.items():
+        note(f"kept {name} and its leases: {why}")
+    note(f"run `pragmash clean {vcname}` again once the hosts answer")
 
 
 #: How long a forced clean waits for the run it took the VC from to stop.
