@@ -18,6 +18,7 @@ from multihost import Host, write_hosts_site
 
 from pragmash.errors import ConfigError
 from pragmash.store.allocation import current_allocation
+from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
 from pragmash.vc.site import load_site
@@ -232,3 +233,26 @@ def test_one_host_site_records_its_implicit_host(tmp_path: Path) -> None:
     assert {n["host"] for n in status["nodes"]} == {"default"}
     hosts = json.loads(env.cli("hosts", "--json").out)["hosts"]
     assert [(h["name"], h["cpus"], h["cpus_used"]) for h in hosts] == [("default", 16, 2)]
+
+
+def test_the_journal_records_each_nodes_host(tmp_path: Path) -> None:
+    site = write_hosts_site(tmp_path, [Host("a", 3), Host("b", 3)])
+    assert boot(site, 1)[0] == 0
+    ledger = Ledger(load_site(site))
+    run = last_run(ledger, "calit2")
+    assert run is not None
+    allocate_step = steps_of(ledger, run.id)[0]
+    assert allocate_step.products["hosts"] == "calit2-frontend=a calit2-compute-0=b"
+
+
+def test_shutdown_and_list_go_on_without_a_host(tmp_path: Path) -> None:
+    site = write_hosts_site(tmp_path, [Host("a", 3), Host("b", 3)])
+    assert boot(site, 1)[0] == 0
+    (tmp_path / "b.xml").rename(tmp_path / "b.off")
+    rc, out, err = run_cli(site, "shutdown", "calit2", "--timeout", "1")
+    assert rc == 3
+    assert "calit2-compute-0: still" in out and "host b" in out
+    assert "calit2-frontend: absent" in out  # host a answered
+    assert "calit2-compute-0" in err
+    rc, out, _err = run_cli(site, "list")
+    assert rc == 0 and "calit2" in out

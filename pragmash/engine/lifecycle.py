@@ -284,9 +284,8 @@ def shutdown_vc(
     for lease in reversed(held.nodes):
         away = unreachable_host(engine, lease.host)
         if away is not None:
-            on_node(
-                NodeShutdown(lease.name, f"unknown (host {lease.host} unreachable)", False, away)
-            )
+            said = f"unreachable (host {lease.host}: {away})"
+            on_node(NodeShutdown(lease.name, "unreachable", False, said))
             not_stopped.append(lease.name)
             continue
         state = engine.state(lease.name)
