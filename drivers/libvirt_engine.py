@@ -170,6 +170,16 @@ class LibvirtEngine:
                 stage="ve_driver/connect",
             ) from exc
 
+    def host_cpus(self) -> int:
+        """The host's CPUs (libvirt's node info), for placement over several hosts."""
+        try:
+            return int(self._connection().getInfo()[2])
+        except libvirt.libvirtError as exc:
+            raise StepError(
+                f"cannot read the CPUs of {self.uri}: {_libvirt_message(exc)}",
+                stage="ve_driver/connect",
+            ) from exc
+
     def _connection(self) -> libvirt.virConnect:
         with self._lock:
             if self._conn is None:
@@ -441,3 +451,8 @@ class LibvirtEngine:
 def engine_driver(site: SiteConfig) -> LibvirtEngine:
     """The registry's way in (``[engine] driver = "libvirt"``): the site's URI, not connected."""
     return LibvirtEngine(site.uri)
+
+
+def host_engine(uri: str) -> LibvirtEngine:
+    """One host of a ``[[hosts]]`` site (the registry's way in), not connected."""
+    return LibvirtEngine(uri)

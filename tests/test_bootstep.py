@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
-from pragmash.engine import bootstep
+from pragmash.engine import bootstep, stagecall
+from pragmash.engine.interpreter import StepReporter
 from pragmash.errors import StepError
 
 
@@ -208,3 +209,20 @@ def test_ctrl_c_during_a_parallel_boot_cancels_the_workers(
         pipe.run([plan("n0"), plan("n1")])
     assert cancel.is_set()
     assert sorted(engine.saw_cancel) == ["n0", "n1"]
+
+
+def test_an_explicit_pre_boot_statement_is_one_batch_for_a_batch_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``vc_driver/pre_boot compute`` on 5 nodes: one call (one appliance), in chunks
+    of MAX_DRIVES; a per-node driver is still called node by node."""
+    monkeypatch.setattr(stagecall, "MAX_DRIVES", 3)
+    pairs = [(plan(f"n{i}"), tmp_path / f"n{i}.qcow2") for i in range(5)]
+    ctx = StageContext("vc", tmp_path, tmp_path / "vc-out.xml")
+    batch, reporter = BatchDistro(), StepReporter(0, lambda _event: None)
+    stagecall.call_distro_stages("pre_boot", batch, pairs, tmp_path / "vc-out.xml", ctx, reporter)  # type: ignore[arg-type]
+    assert batch.calls == [["n0", "n1", "n2"], ["n3", "n4"]]
+    assert reporter.notes == ["vc_driver/pre_boot: vc-out.xml written"] * 2
+    single, reporter = OneByOneDistro(), StepReporter(0, lambda _event: None)
+    stagecall.call_distro_stages("pre_boot", single, pairs, tmp_path / "vc-out.xml", ctx, reporter)  # type: ignore[arg-type]
+    assert single.calls == [[f"n{i}"] for i in range(5)]

@@ -10,6 +10,7 @@ import time
 import libvirt
 import pytest
 import test_lifecycle
+from procs import gone, kill_all, live_with
 from test_lifecycle import RunEnv, sleepy_recipe, stop
 
 from pragmash.errors import BusyError
@@ -77,9 +78,13 @@ def test_clean_force_takes_a_vc_from_a_live_run(env: RunEnv, testconn: libvirt.v
         assert "released calit2's leases" in forced.out
         assert env.allocation() is None
         assert lock_holder(env.ledger(), "calit2") is None
+        proc.communicate(timeout=60)
+        # the step's waiting shell (under `timeout`, in a process group of its own)
+        # ended with the run, though its flag never came
+        assert gone(str(flag)), f"outlived the stopped run: {live_with(str(flag))}"
     finally:
-        flag.touch()  # the step's waiting shell may outlive the stopped run: let it end
         stop(proc)
+        kill_all(str(flag))
 
 
 def test_stale_lock_from_a_dead_pid_is_taken_over(
@@ -132,11 +137,11 @@ def test_clean_force_stops_the_run_it_cleans(env: RunEnv, testconn: libvirt.virC
         assert forced.rc == 0, forced.err
         assert f"stopped run 1 of calit2 (pid {proc.pid})" in forced.out
         _out, err = proc.communicate(timeout=60)
+        assert gone(str(flag)), f"outlived the stopped run: {live_with(str(flag))}"
     finally:
-        touched = flag.exists()
-        flag.touch()  # the step's waiting shell may outlive the stopped run: let it end
         stop(proc)
-    assert not touched
+        kill_all(str(flag))
+    assert not flag.exists()
     assert proc.returncode == 4, err
     error = next(line for line in err.splitlines() if line.startswith("error:"))
     assert error == (

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pragmash.errors import StepError
-from pragmash.images.staging import remove_staged, stage_image
+from pragmash.images.staging import image_format, remove_staged, stage_image
+from pragmash.images.tools import tool_runs
 
 MIB = 1 << 20
 
@@ -140,6 +141,26 @@ def test_overlays_per_node_are_small_qcow2_on_the_base(tmp_path: Path) -> None:
         assert info["virtual-size"] == 64 * MIB
         assert disk.stat().st_size < 1 * MIB
     assert not (tmp_path / "c").exists()  # nothing to cache for an uncompressed image
+
+
+def test_n_overlays_on_one_base_cost_one_qemu_img_run_each(tmp_path: Path) -> None:
+    """The base's format is read once, not once per node; a staged overlay's format is
+    known without asking qemu-img again (inject needs it); a rewritten file is re-read."""
+    base = tmp_path / "calit2.img"
+    make_raw(base, 16 * MIB)
+    before = tool_runs()
+    disks = [
+        stage_image(base, tmp_path / "vc", f"compute-{i}", cache_dir=tmp_path / "c")
+        for i in range(4)
+    ]
+    assert [image_format(d) for d in disks] == ["qcow2"] * 4
+    runs = tool_runs() - before
+    assert runs["qemu-img"] == 1 + 4  # one `info` of the base, one `create` per node
+    subprocess.run(  # the same path, now another format: detected again
+        ["qemu-img", "convert", "-O", "qcow2", str(disks[0]), str(tmp_path / "x")], check=True
+    )
+    os.replace(tmp_path / "x", base)
+    assert image_format(base) == "qcow2"
 
 
 def test_qcow2_source_is_detected_by_content_not_extension(tmp_path: Path) -> None:

@@ -3,36 +3,87 @@
 Recipe values end up in ``argv``; with no shell there is nothing for them to
 inject into. Output goes to the step's reporter line by line and the last lines
 travel with a failure, so the front end can show why the command failed.
+
+The command starts in a session of its own, so a step stopped half-way (Ctrl-C,
+``clean --force``, the step's time limit) ends the command's whole process tree:
+its process group, and every process left in its session (a ``timeout`` or a
+shell inside the command may have moved its children to a group of their own).
+Only a daemon that leaves the session on purpose (``setsid``) escapes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.errors import StepError
 
 RUN_TIMEOUT = 600.0
+#: How long an ended command's output is waited for once its processes are killed.
+REAP_SECONDS = 5.0
+_PROC = Path("/proc")
+
+
+def _session_members(sid: int) -> list[int]:
+    """The pids whose session is ``sid`` (Linux /proc; [] where there is no /proc)."""
+    members: list[int] = []
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone since the listing, or not ours to read
+            continue
+        # "pid (comm) state ppid pgrp session …": comm may hold spaces and parentheses
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 3 and int(fields[3]) == sid:
+            members.append(int(entry.name))
+    return members
+
+
+def end_process_tree(leader: int) -> None:
+    """SIGKILL everything in the session that ``leader`` leads: its group, then the rest."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGKILL)
+    for pid in _session_members(leader):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
     """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=RUN_TIMEOUT,
-            check=False,
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise StepError(f"command not found: {argv[0]}", stage="run") from None
-    for line in (proc.stdout + proc.stderr).splitlines():
+    with proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+        except BaseException as exc:  # the time limit, Ctrl-C, a forced clean's SIGINT
+            end_process_tree(proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError, ValueError):
+                proc.communicate(timeout=REAP_SECONDS)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise StepError(
+                    f"{argv[0]} did not end within {RUN_TIMEOUT:g} s: stopped, with every"
+                    " process it started",
+                    stage="run",
+                ) from None
+            raise
+    for line in (stdout + stderr).splitlines():
         reporter.note(line)
     if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr).splitlines()[-20:]
+        tail = (stdout + stderr).splitlines()[-20:]
         raise StepError(
             f"{argv[0]} exited with status {proc.returncode}", stage="run", output_tail=tail
         )

@@ -73,12 +73,37 @@ def _qemu_img_json(path: Path) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
+#: Formats already detected, by the file's identity (device, inode, size, change times):
+#: a VC's N overlays share one base, and each would otherwise cost a ``qemu-img info``
+#: to stage it and another to inject into it. Any rewrite or replacement of the file
+#: changes its identity, so a stale answer is never given.
+_FORMATS: dict[tuple[int, int, int, int, int], str] = {}
+
+
+def _identity(path: Path) -> tuple[int, int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def image_format(path: Path) -> str:
     """The image's real format as qemu-img detects it (never trusted from the extension)."""
+    try:
+        key = _identity(path)
+    except OSError:
+        key = None
+    if key is not None and key in _FORMATS:
+        return _FORMATS[key]
     fmt = image_info(path).get("format")
     if not isinstance(fmt, str):
         raise StepError(f"qemu-img found no format for {path}", stage=STAGE)
+    if key is not None and key == _identity(path):  # unchanged while qemu-img read it
+        _FORMATS[key] = fmt
     return fmt
+
+
+def _remember_format(path: Path, fmt: str) -> None:
+    """Record the format of a file pragmash has just written whole (an overlay it made)."""
+    _FORMATS[_identity(path)] = fmt
 
 
 def _is_gzip(path: Path) -> bool:
@@ -270,6 +295,7 @@ def _qemu_img_to(argv: list[str], base: Path, dest: Path, timeout: float) -> Non
 def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
     argv = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format]
     _qemu_img_to(argv, base, dest, QEMU_IMG_TIMEOUT)
+    _remember_format(dest, "qcow2")
 
 
 def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
