@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from multihost import Host, write_hosts_site
 
+from pragmash.engine.host_router import HostRouter, per_host
+from pragmash.engine.hosts import placement_input
+from pragmash.engine.registry import load_engine
 from pragmash.errors import ConfigError
-from pragmash.store.allocation import current_allocation
+from pragmash.store.allocation import allocate, current_allocation
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
+from pragmash.vc.repository import demo_repository_path
 from pragmash.vc.site import load_site
+from pragmash.vc.vcin import VcIn, load_vc_in
 
 pytestmark = pytest.mark.libvirt
 
@@ -256,3 +262,36 @@ def test_shutdown_and_list_go_on_without_a_host(tmp_path: Path) -> None:
     assert "calit2-compute-0" in err
     rc, out, _err = run_cli(site, "list")
     assert rc == 0 and "calit2" in out
+
+
+def test_a_step_on_a_node_of_an_unreachable_host_names_the_host(tmp_path: Path) -> None:
+    site = write_hosts_site(tmp_path, [Host("a", 3), Host("b", 3)])
+    assert boot(site, 1)[0] == 0
+    (tmp_path / "b.xml").rename(tmp_path / "b.off")
+    recipe = tmp_path / "state.prg"
+    recipe.write_text("allocate 1\nve_driver/state frontend\nve_driver/state compute\n")
+    rc, out, err = run_cli(site, str(recipe), "--vcname", "calit2")
+    assert rc == 3, out + err
+    assert "calit2-frontend: absent" in out  # host a's node went on
+    assert "host b (test://" in err and "is unreachable" in err
+
+
+def test_hosts_are_worked_on_at_once(tmp_path: Path) -> None:
+    site = load_site(write_hosts_site(tmp_path, [Host("a", 3), Host("b", 3)]))
+    ledger = Ledger(site)
+    router = load_engine(site)
+    assert isinstance(router, HostRouter)
+    held = allocate(ledger, site, "calit2", _vcin(), 1, hosts=placement_input(site, router).hosts)
+    assert {n.host for n in held.nodes} == {"a", "b"}
+    meet = threading.Barrier(2, timeout=10)  # broken unless both hosts' work overlaps
+
+    def work(name: str) -> str:
+        meet.wait()
+        return name.upper()
+
+    names = [n.name for n in held.nodes]
+    assert per_host(router, names, work) == {n: n.upper() for n in names}
+
+
+def _vcin() -> VcIn:
+    return load_vc_in(demo_repository_path() / "calit2" / "vc-in.xml")

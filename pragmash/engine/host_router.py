@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pragmash.driver_api import (
     EngineDriver,
@@ -39,8 +39,10 @@ from pragmash.store.ledger import Ledger
 from pragmash.store.placement import host_of
 from pragmash.vc.site import SiteConfig
 
-#: At most this many hosts are connected at once.
+#: At most this many hosts are connected (or worked on) at once.
 CONNECT_WORKERS = 16
+
+T = TypeVar("T")
 
 
 class HostRouter:
@@ -211,17 +213,25 @@ class HostRouter:
                 out.append((host, engine))
         return out
 
+    # A host that does not answer is skipped here: the nodes on it fail on their own,
+    # naming it, and the VC's other nodes go on.
+
     def check_private_network(self, plan: PrivateNetworkPlan) -> None:
-        for _host, networks in self._networks(plan.vcname):
+        for _host, networks in self._networks(plan.vcname, skip_unreachable=True):
             networks.check_private_network(plan)
 
     def ensure_private_network(self, plan: PrivateNetworkPlan) -> StageResult:
-        results = [(h, n.ensure_private_network(plan)) for h, n in self._networks(plan.vcname)]
+        networks = self._networks(plan.vcname, skip_unreachable=True)
+        results = [(h, n.ensure_private_network(plan)) for h, n in networks]
         # a network made anew anywhere is said first (private_network.made_anew reads that)
         results.sort(key=lambda hr: not hr[1].message.startswith(("created", "started")))
+        away = [h for h in self._hosts_of_vc(plan.vcname) if h in self.unreachable]
         return StageResult(
             outcome="done",
-            message="; ".join(f"{r.message} (on {h})" for h, r in results),
+            message="; ".join(
+                [f"{r.message} (on {h})" for h, r in results]
+                + [f"not on {h} (unreachable)" for h in away]
+            ),
             products={"private_network": plan.attach},
         )
 
@@ -245,6 +255,30 @@ class HostRouter:
             if isinstance(engine, PrivateNetworks) and engine.remove_private_network(vcname):
                 removed = True
         return removed
+
+
+def per_host(engine: EngineDriver, names: Sequence[str], work: Callable[[str], T]) -> dict[str, T]:
+    """``work(name)`` for every node: one host's nodes one after another, the hosts at once.
+
+    For the lifecycle commands (status, shutdown, clean), so a site of many hosts takes
+    about as long as its busiest host. A plain one-host engine runs them in order. The
+    first error raised is raised again once every host has finished.
+    """
+    groups: dict[str, list[str]] = {}
+    if isinstance(engine, HostRouter):
+        for name in names:
+            groups.setdefault(engine.host_of(name), []).append(name)
+    if len(groups) < 2:
+        return {name: work(name) for name in names}
+
+    def run(group: list[str]) -> dict[str, T]:
+        return {name: work(name) for name in group}
+
+    done: dict[str, T] = {}
+    with ThreadPoolExecutor(max_workers=min(CONNECT_WORKERS, len(groups))) as pool:
+        for result in [pool.submit(run, group) for group in groups.values()]:
+            done.update(result.result())
+    return {name: done[name] for name in names}
 
 
 def connect_all(engines: Mapping[str, EngineDriver]) -> dict[str, str]:

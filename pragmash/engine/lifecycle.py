@@ -22,6 +22,7 @@ from typing import Any
 
 from pragmash.driver_api import EngineDriver
 from pragmash.engine import private_network
+from pragmash.engine.host_router import per_host
 from pragmash.engine.hosts import unreachable_host
 from pragmash.engine.nodes import stage_context, vc_temp_dir
 from pragmash.engine.private_network import PrivateNetworkStatus
@@ -195,14 +196,20 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     booted = _booted_nodes(ledger, vcname) if run else set()
     memory = (run.options.get("memory_mib") if run else None) or {}
     nodes: list[NodeStatus] = []
-    for lease in held.nodes if held else ():
-        away = unreachable_host(engine, lease.host) if engine_ok else None
+    leases = held.nodes if held else ()
+    away = {n.name for n in leases if engine_ok and unreachable_host(engine, n.host) is not None}
+    states = (
+        per_host(engine, [n.name for n in leases if n.name not in away], engine.state)
+        if engine_ok
+        else {}
+    )
+    for lease in leases:
         if not engine_ok:
             state = "unknown (engine unreachable)"
-        elif away is not None:
+        elif lease.name in away:
             state = "unreachable"  # its host's: the node's own state is unknown
         else:
-            state = engine.state(lease.name)
+            state = states[lease.name]
         expected = "running" if lease.name in booted else None
         nodes.append(
             NodeStatus(
@@ -210,7 +217,10 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 role=lease.role,
                 engine_state=state,
                 ledger_says=expected or "not booted",
-                mismatch=engine_ok and not away and expected is not None and state != expected,
+                mismatch=engine_ok
+                and lease.name not in away
+                and expected is not None
+                and state != expected,
                 cpus=lease.cpus,
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
@@ -281,21 +291,30 @@ def shutdown_vc(
     engine.check()
     ctx = stage_context(site, vcname)
     not_stopped: list[str] = []
+
+    def stop(name: str) -> NodeShutdown:
+        state = engine.state(name)
+        if state in ("absent", "shut off"):
+            return NodeShutdown(name, state, None, "")
+        ok = engine.shutdown(name, timeout, ctx)
+        return NodeShutdown(name, state, ok, "" if ok else engine.state(name))
+
+    reachable = []
     for lease in reversed(held.nodes):
         away = unreachable_host(engine, lease.host)
-        if away is not None:
-            said = f"unreachable (host {lease.host}: {away})"
-            on_node(NodeShutdown(lease.name, "unreachable", False, said))
-            not_stopped.append(lease.name)
+        if away is None:
+            reachable.append(lease)
             continue
-        state = engine.state(lease.name)
-        if state in ("absent", "shut off"):
-            on_node(NodeShutdown(lease.name, state, None, ""))
-            continue
-        ok = engine.shutdown(lease.name, timeout, ctx)
-        on_node(NodeShutdown(lease.name, state, ok, "" if ok else engine.state(lease.name)))
-        if not ok:
-            not_stopped.append(lease.name)
+        said = f"unreachable (host {lease.host}: {away})"
+        on_node(NodeShutdown(lease.name, "unreachable", False, said))
+        not_stopped.append(lease.name)
+    # computes first (the hosts at once), then the frontend
+    for role in ("compute", "frontend"):
+        names = [lease.name for lease in reachable if lease.role == role]
+        for done in per_host(engine, names, stop).values():
+            on_node(done)
+            if done.stopped is False:
+                not_stopped.append(done.name)
     return not_stopped
 
 
@@ -349,10 +368,15 @@ def clean_vc(
         }
         names = [n.name for n in held.nodes if n.name not in kept] if held else []
         names += [n for n in engine.list_domains(f"{vcname}-") if n not in names + list(kept)]
-        for name in names:
+
+        def destroy(name: str) -> str:
             state = engine.state(name)
             if state != "absent":
                 engine.destroy(name)
+            return state
+
+        for name, state in per_host(engine, names, destroy).items():  # the hosts at once
+            if state != "absent":
                 note(f"destroyed {name} (was {state})")
         if private_network.remove(engine, vcname):  # found by name: even once released
             note(f"removed network {network_name(vcname)}")
