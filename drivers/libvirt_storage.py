@@ -164,6 +164,11 @@ class LibvirtStorage:
         finally:
             copy.unlink(missing_ok=True)
 
+    def find_node_disk(self, node_name: str) -> HostVolume | None:
+        name = node_volume_name(node_name)
+        vol = self._lookup(self.pool(), name)
+        return None if vol is None else HostVolume(self.pool_name, name, vol.path(), "qcow2")
+
     def remove_node_disks(self, node_names: Sequence[str]) -> list[str]:
         pool = self.pool()
         removed: list[str] = []

@@ -168,7 +168,10 @@ def test_node_disk_is_a_qcow2_backed_by_the_base_and_clean_removes_it(
     # sent again (a resumed boot): replaced, not refused
     storage.put_node_disk("compute-0-0", overlay, base, seen.ctx)
 
+    found = storage.find_node_disk("compute-0-0")
+    assert found is not None and found.path == disk.path
     assert storage.remove_node_disks(["compute-0-0", "compute-0-1"]) == ["compute-0-0.qcow2"]
+    assert storage.find_node_disk("compute-0-0") is None
     names = {v.name() for v in conn.storagePoolLookupByName(POOL).listAllVolumes(0)}
     assert names == {base.name, base.name + DONE_SUFFIX}, "bases stay for the next VC"
 
