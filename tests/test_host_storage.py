@@ -177,6 +177,7 @@ def test_node_disk_is_a_qcow2_backed_by_the_base_and_clean_removes_it(
 
 
 def test_a_pool_that_cannot_be_made_is_named(conn: libvirt.virConnect, tmp_path: Path) -> None:
-    storage = LibvirtStorage(lambda: conn, POOL, "relative/folder", tmp_path / "work")
-    with pytest.raises(StepError, match=f"cannot make storage pool {POOL} \\(relative/folder\\)"):
+    storage = LibvirtStorage(lambda: conn, POOL, "/proc/pragmash-no", tmp_path / "work")
+    with pytest.raises(StepError, match=f"cannot make storage pool {POOL} \\(/proc/pragmash-no\\)"):
         storage.pool()
+    assert conn.listAllStoragePools(0) == [], "a pool that could not be made is not left defined"
