@@ -197,9 +197,16 @@ def spawn(*argv: str) -> Any:
     env = {k: v for k, v in os.environ.items() if k != "PRAGMASH_STATE_DIR"}
     env.update(TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1", COLUMNS="120", LINES="40")
     pragmash = Path(sys.executable).with_name("pragmash")
-    return pexpect.spawn(
+    child = pexpect.spawn(
         str(pragmash), list(argv), env=env, encoding="utf-8", timeout=120, dimensions=(40, 120)
     )
+    child.logfile_read = io.StringIO()  # what the terminal showed, printed at the end
+    return child
+
+
+def show_terminal(child: Any) -> None:
+    """What the user saw (``pytest -s`` shows it), keys they typed not echoed by the guest."""
+    print(child.logfile_read.getvalue().replace("\r\n", "\n"))
 
 
 def say_on_console(dom: libvirt.virDomain) -> str:
@@ -228,6 +235,7 @@ def test_console_shows_the_guest_takes_keys_and_ctrl_bracket_leaves(
         child.expect(pexpect.EOF)
     finally:
         child.close()
+        show_terminal(child)
     assert child.exitstatus == 0, child.before
     assert dom.isActive()
     assert agent(dom, "guest-ping") == {}  # the guest runs on
@@ -254,5 +262,6 @@ def test_the_repls_console_command_on_a_failed_run(live: Live, conn: libvirt.vir
         child.expect(pexpect.EOF)
     finally:
         child.close()
+        show_terminal(child)
     assert child.exitstatus == 0, child.before
     assert dom.isActive()
