@@ -274,6 +274,12 @@ def test_a_step_on_a_node_of_an_unreachable_host_names_the_host(tmp_path: Path) 
     assert rc == 3, out + err
     assert "calit2-frontend: absent" in out  # host a's node went on
     assert "host b (test://" in err and "is unreachable" in err
+    rc, out, err = run_cli(site, "resume", "calit2")
+    assert rc == 3 and "host b (test://" in err  # named again; nothing forgotten
+    (tmp_path / "b.off").rename(tmp_path / "b.xml")
+    rc, out, err = run_cli(site, "resume", "calit2")
+    assert rc == 0, out + err
+    assert "calit2-compute-0: absent" in out  # asked of host b, back again
 
 
 def test_hosts_are_worked_on_at_once(tmp_path: Path) -> None:
