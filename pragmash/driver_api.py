@@ -20,7 +20,10 @@ UpKind = Literal["agent", "console", "port", "marker"]
 
 #: What the bundled distros print when they have booted: a getty's login prompt on the
 #: serial console (``debian12 login: ``, ``compute-0-0 login:``). Searched in each line.
-LOGIN_PROMPT = r"\blogin: *$"
+#: The prompt ends its line, or the kernel's or a unit's log lines follow it on the same
+#: line (``debian12 login: [   81.87] firstboot.sh[282]: …``): a guest's first-boot
+#: scripts often write to the console just after getty has printed the prompt.
+LOGIN_PROMPT = r"\blogin: *(?:$|\[ *\d+\.\d+\]|[\w@.-]+\[\d+\]:)"
 #: The line a boot-time unit installed by ``pre_boot`` prints (see pragmash.images.marker).
 UP_MARKER = "PRAGMASH-UP"
 
