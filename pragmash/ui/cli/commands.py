@@ -20,6 +20,7 @@ from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.cache import cmd_cache
 from pragmash.ui.cli.console_cmd import cmd_console
+from pragmash.ui.cli.hosts import cmd_hosts
 from pragmash.ui.cli.scale import cmd_scale
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
@@ -46,6 +47,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "sync": cmd_sync,
         "console": cmd_console,
         "cache": cmd_cache,
+        "hosts": cmd_hosts,
         "scale": cmd_scale,
     }[name]
     return handler(args, out, err)
@@ -195,15 +197,19 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         flag = f"   <- missing: {again} makes it again" if net.missing else ""
         out.write(f"  private network {net.plan.describe()}: {net.state}{flag}\n")
     if status.nodes:
-        out.write(f"  {'NODE':<22} {'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n")
+        host_head = f"{'HOST':<12} " if site.multi_host else ""
+        out.write(
+            f"  {'NODE':<22} {host_head}{'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n"
+        )
         for n in status.nodes:
             flag = (
                 f"   <- ledger says {n.ledger_says}; `pragmash clean {vcname}` repairs"
                 if n.mismatch
                 else ""
             )
+            host = f"{n.host:<12} " if site.multi_host else ""
             out.write(
-                f"  {n.name:<22} {n.engine_state:<14} {n.cpus:>4} {n.memory_mib or '-':>6}  "
+                f"  {n.name:<22} {host}{n.engine_state:<14} {n.cpus:>4} {n.memory_mib or '-':>6}  "
                 f"{n.ip:<16} {', '.join(n.macs)}{flag}\n"
             )
     if run:
@@ -263,7 +269,12 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
     def note(text: str) -> None:
         out.write(text + "\n")
 
-    lifecycle.clean_vc(site, vcname, force=ns.force, note=note)
+    kept = lifecycle.clean_vc(site, vcname, force=ns.force, note=note)
+    if kept:
+        err.write(
+            f"{vcname} is not clean yet: {', '.join(kept)} kept (their hosts did not answer)\n"
+        )
+        return EXIT_STEP_FAILED
     out.write(f"{vcname} is clean\n")
     return EXIT_OK
 

@@ -46,6 +46,7 @@ COMMANDS = (
     "cache",
     "console",
     "scale",
+    "hosts",
 )
 
 MAIN_HELP = f"""\
@@ -61,6 +62,7 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash console VCNAME NODE
        pragmash scale VCNAME +N|-N [--timeout SECONDS]
        pragmash cache list | cache prune [--dry-run]
+       pragmash hosts [--json]
        pragmash --help | --version
 
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
@@ -119,6 +121,8 @@ commands:
   cache list           the cached base images (fixed once per image, method and
                        driver; decompressed .img.gz) and the VCs whose disks use them
   cache prune          remove the cached bases no VC uses (--dry-run: only say which)
+  hosts                each host of the site: CPUs and memory, what is placed there,
+                       the reserve, whether it answers now
 
 {EXIT_CODES}"""
 
