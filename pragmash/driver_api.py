@@ -20,7 +20,10 @@ UpKind = Literal["agent", "console", "port", "marker"]
 
 #: What the bundled distros print when they have booted: a getty's login prompt on the
 #: serial console (``debian12 login: ``, ``compute-0-0 login:``). Searched in each line.
-LOGIN_PROMPT = r"\blogin: *$"
+#: The prompt ends its line, or the kernel's or a unit's log lines follow it on the same
+#: line (``debian12 login: [   81.87] firstboot.sh[282]: …``): a guest's first-boot
+#: scripts often write to the console just after getty has printed the prompt.
+LOGIN_PROMPT = r"\blogin: *(?:$|\[ *\d+\.\d+\]|[\w@.-]+\[\d+\]:)"
 #: The line a boot-time unit installed by ``pre_boot`` prints (see pragmash.images.marker).
 UP_MARKER = "PRAGMASH-UP"
 
@@ -324,6 +327,47 @@ class PrivateNetworks(Protocol):
 
     def remove_private_network(self, vcname: str) -> bool:
         """Remove VC ``vcname``'s network; True when there was one; absent is fine."""
+        ...
+
+
+@dataclass(frozen=True)
+class HostVolume:
+    """A disk image as a host's storage pool holds it (libvirt's storage API).
+
+    ``path`` is where the host itself sees the file, which is what its domains name;
+    the head node may not see it at all. ``uploaded`` says whether this call sent the
+    bytes (False: the host had it already).
+    """
+
+    pool: str
+    name: str
+    path: str
+    format: str
+    uploaded: bool = False
+
+
+@runtime_checkable
+class HostImages(Protocol):
+    """A host whose disks the head node does not share: images reach it as volumes.
+
+    The fixed base goes once per host (its content digest in the volume's name);
+    each node's disk is a small qcow2 volume backed by it, made on the head node
+    (where ``pre_boot`` wrote vc-out.xml into it) and then uploaded. Progress goes
+    to ``ctx.progress`` in bytes.
+    """
+
+    def put_base(self, local: Path, digest: str, fmt: str, ctx: StageContext) -> HostVolume:
+        """The base on the host: uploaded unless a complete copy is there already."""
+        ...
+
+    def put_node_disk(
+        self, node_name: str, overlay: Path, base: HostVolume, ctx: StageContext
+    ) -> HostVolume:
+        """The node's overlay as a volume backed by ``base``; replaces an older one."""
+        ...
+
+    def remove_node_disks(self, node_names: Sequence[str]) -> list[str]:
+        """Delete the nodes' volumes (absent ones are fine); the names of those deleted."""
         ...
 
 

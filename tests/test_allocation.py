@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from pragmash.errors import AllocationError, UserError
-from pragmash.store import allocation as allocation_mod
 from pragmash.store.allocation import (
     allocate,
     allocated_vcs,
     build_vc_out,
     current_allocation,
     plan_compute_cpus,
-    pool_summary,
     release,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.pools import pool_summary
+from pragmash.store.private_ips import compute_private_ips
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.site import SiteConfig, load_site
 from pragmash.vc.vcin import NodeTemplate, VcIn
@@ -336,7 +336,7 @@ def test_node_names() -> None:
 
 def test_more_computes_than_a_slash_24_go_on_below_it() -> None:
     """Past the frontend's /24 (253 computes), addresses count down through the /16."""
-    ips = allocation_mod._private_ips(make_vcin(private_ip="10.1.1.1"), 256)
+    ips = compute_private_ips(make_vcin(private_ip="10.1.1.1"), 256)
     assert ips[:2] == ["10.1.1.254", "10.1.1.253"] and ips[252] == "10.1.1.2"
     assert ips[253:] == ["10.1.0.254", "10.1.0.253", "10.1.0.252"]
     assert len(set(ips)) == 256 and "10.1.1.1" not in ips

@@ -16,8 +16,9 @@ from typing import Any, cast
 import pytest
 
 from pragmash.errors import AllocationError
-from pragmash.store.allocation import allocate, current_allocation, pool_summary
+from pragmash.store.allocation import allocate, current_allocation
 from pragmash.store.ledger import Ledger
+from pragmash.store.pools import pool_summary
 from pragmash.vc.site import load_site
 from pragmash.vc.vcin import NodeTemplate, VcIn
 

@@ -8,6 +8,7 @@ guests in tests/test_vm_*.py.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -110,6 +111,38 @@ def test_up_by_login_prompt_on_the_console() -> None:
     reached, clock = wait(engine, plan(UpTest("console", LOGIN_PROMPT)), Goal("up"))
     assert reached == {"vc-compute-0": "console: debian12 login:"}
     assert clock.now == 2.0  # two polls a second apart before the prompt showed
+
+
+# What a converted Debian guest printed here: its first-boot scripts' kernel-log lines
+# land on the serial console right after getty's prompt, on the same line.
+INTERLEAVED = Poll(
+    console=(
+        "debian12 login: [   81.879178] firstboot.sh[282]: Ign:1 http://deb.debian.org/debian",
+        "[   89.862901] firstboot.sh[282]: E: Unable to locate package qemu-guest-agent",
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "line,up",
+    [
+        ("debian12 login: [   81.879178] firstboot.sh[282]: Ign:1", True),
+        ("compute-0-0 login: systemd[1]: Started foo.", True),
+        ("vmtest login:", True),
+        ("login: ", True),
+        ("[   12.3] systemd-logind[200]: New seat seat0. no login: here", False),
+        ("Last login: Tue Nov 24 20:00:01 on ttyS0", False),
+        ("Please login: later", False),
+    ],
+)
+def test_the_login_prompt_is_found_with_kernel_messages_after_it(line: str, up: bool) -> None:
+    assert bool(re.search(LOGIN_PROMPT, line)) is up
+
+
+def test_up_by_a_login_prompt_that_kernel_messages_followed() -> None:
+    engine = ScriptedEngine([BOOTING, INTERLEAVED])
+    reached, _ = wait(engine, plan(UpTest("console", LOGIN_PROMPT)), Goal("up"))
+    assert reached["vc-compute-0"].startswith("console: debian12 login: [   81.879178]")
 
 
 def test_up_by_the_guest_agent_before_any_console_line() -> None:

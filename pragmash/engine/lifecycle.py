@@ -22,12 +22,15 @@ from typing import Any
 
 from pragmash.driver_api import EngineDriver
 from pragmash.engine import private_network
+from pragmash.engine.host_router import per_host
+from pragmash.engine.hosts import unreachable_host
 from pragmash.engine.nodes import stage_context, vc_temp_dir
 from pragmash.engine.private_network import PrivateNetworkStatus
 from pragmash.engine.registry import load_engine
 from pragmash.errors import BusyError, PragmashError, UserError
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
+from pragmash.store.history import steps_since_allocation
 from pragmash.store.journal import (
     Journal,
     LockHolder,
@@ -127,6 +130,7 @@ class NodeStatus:
     # MiB the run gave the node (--mem, else its template), as journaled; None before
     # runs recorded it
     memory_mib: int | None = None
+    host: str = ""  # the site host it is placed on
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "macs": list(self.macs)}
@@ -189,11 +193,23 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
         engine.check()
     except Exception:
         engine_ok = False
-    booted = _booted_nodes(ledger, run.id) if run else set()
+    booted = _booted_nodes(ledger, vcname) if run else set()
     memory = (run.options.get("memory_mib") if run else None) or {}
     nodes: list[NodeStatus] = []
-    for lease in held.nodes if held else ():
-        state = engine.state(lease.name) if engine_ok else "unknown (engine unreachable)"
+    leases = held.nodes if held else ()
+    away = {n.name for n in leases if engine_ok and unreachable_host(engine, n.host) is not None}
+    states = (
+        per_host(engine, [n.name for n in leases if n.name not in away], engine.state)
+        if engine_ok
+        else {}
+    )
+    for lease in leases:
+        if not engine_ok:
+            state = "unknown (engine unreachable)"
+        elif lease.name in away:
+            state = "unreachable"  # its host's: the node's own state is unknown
+        else:
+            state = states[lease.name]
         expected = "running" if lease.name in booted else None
         nodes.append(
             NodeStatus(
@@ -201,12 +217,16 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 role=lease.role,
                 engine_state=state,
                 ledger_says=expected or "not booted",
-                mismatch=engine_ok and expected is not None and state != expected,
+                mismatch=engine_ok
+                and lease.name not in away
+                and expected is not None
+                and state != expected,
                 cpus=lease.cpus,
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
                 macs=tuple(lease.macs),
                 memory_mib=memory.get(lease.role),
+                host=lease.host,
             )
         )
     holder = lock_holder(ledger, vcname)
@@ -226,12 +246,20 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     )
 
 
-def _booted_nodes(ledger: Ledger, run_id: int) -> set[str]:
-    """Nodes a run's finished boot steps started (what the ledger believes is running)."""
+def _booted_nodes(ledger: Ledger, vcname: str) -> set[str]:
+    """Nodes finished boot steps started (what the ledger believes is running).
+
+    Every run since the VC was allocated counts: ``pragmash scale`` boots (and
+    destroys) nodes in runs of its own, after the recipe's run.
+    """
     names: set[str] = set()
-    for step in steps_of(ledger, run_id):
-        if step.outcome == "done" and step.text.startswith(("boot", "ve_driver/boot")):
+    for step in steps_since_allocation(ledger, vcname):
+        if step.outcome != "done":
+            continue
+        if step.text.startswith(("boot", "ve_driver/boot")):
             names.update(step.products)
+        elif step.text.startswith(("destroy", "ve_driver/destroy")):
+            names.difference_update(step.products)
     return names
 
 
@@ -263,15 +291,30 @@ def shutdown_vc(
     engine.check()
     ctx = stage_context(site, vcname)
     not_stopped: list[str] = []
-    for lease in reversed(held.nodes):
-        state = engine.state(lease.name)
+
+    def stop(name: str) -> NodeShutdown:
+        state = engine.state(name)
         if state in ("absent", "shut off"):
-            on_node(NodeShutdown(lease.name, state, None, ""))
+            return NodeShutdown(name, state, None, "")
+        ok = engine.shutdown(name, timeout, ctx)
+        return NodeShutdown(name, state, ok, "" if ok else engine.state(name))
+
+    reachable = []
+    for lease in reversed(held.nodes):
+        away = unreachable_host(engine, lease.host)
+        if away is None:
+            reachable.append(lease)
             continue
-        ok = engine.shutdown(lease.name, timeout, ctx)
-        on_node(NodeShutdown(lease.name, state, ok, "" if ok else engine.state(lease.name)))
-        if not ok:
-            not_stopped.append(lease.name)
+        said = f"unreachable (host {lease.host}: {away})"
+        on_node(NodeShutdown(lease.name, "unreachable", False, said))
+        not_stopped.append(lease.name)
+    # computes first (the hosts at once), then the frontend
+    for role in ("compute", "frontend"):
+        names = [lease.name for lease in reachable if lease.role == role]
+        for done in per_host(engine, names, stop).values():
+            on_node(done)
+            if done.stopped is False:
+                not_stopped.append(done.name)
     return not_stopped
 
 
@@ -284,10 +327,11 @@ def clean_vc(
     *,
     force: bool = False,
     note: Callable[[str], None] = lambda _text: None,
-) -> None:
+) -> list[str]:
     """Destroy the VC's domains and private network, remove its folder, release its leases.
 
-    Safe to repeat.
+    Safe to repeat. Returns the nodes kept because their host could not be reached
+    (with their leases, the VC's address and folder): empty when the VC is clean.
 
     Domains are found by the ledger's leases and by name (``VCNAME-…``), so domains
     the ledger forgot are removed too. A VC held by a live run is refused unless
@@ -316,15 +360,29 @@ def clean_vc(
     else:
         acquire_lock(ledger, vcname)
     try:
-        names = [n.name for n in held.nodes] if held else []
-        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names]
-        for name in names:
+        # nodes on a host that cannot be reached keep their leases, for a later clean
+        kept = {
+            n.name: f"host {n.host} unreachable: {why}"
+            for n in (held.nodes if held else ())
+            if (why := unreachable_host(engine, n.host)) is not None
+        }
+        names = [n.name for n in held.nodes if n.name not in kept] if held else []
+        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names + list(kept)]
+
+        def destroy(name: str) -> str:
             state = engine.state(name)
             if state != "absent":
                 engine.destroy(name)
+            return state
+
+        for name, state in per_host(engine, names, destroy).items():  # the hosts at once
+            if state != "absent":
                 note(f"destroyed {name} (was {state})")
         if private_network.remove(engine, vcname):  # found by name: even once released
             note(f"removed network {network_name(vcname)}")
+        if kept:
+            _keep_unreachable(ledger, vcname, kept, note)
+            return list(kept)
         temp = vc_temp_dir(site, vcname)
         if temp.exists():
             shutil.rmtree(temp)
@@ -336,8 +394,25 @@ def clean_vc(
             Journal(ledger, run.id).end(
                 "cleaned", f"cleaned at {time.strftime('%Y-%m-%d %H:%M:%S')}"
             )
+        return []
     finally:
         release_lock(ledger, vcname)
+
+
+def _keep_unreachable(
+    ledger: Ledger, vcname: str, kept: dict[str, str], note: Callable[[str], None]
+) -> None:
+    """A clean that could not reach every host: release what was destroyed, keep the rest.
+
+    The VC keeps its address, VLAN and folder (its kept nodes' disks may be in it), and
+    the kept nodes their leases, so ``clean`` can be run again once the hosts answer.
+    """
+    released = alloc_mod.release_nodes(ledger, vcname, keep=set(kept))
+    if released:
+        note(f"released the leases of {', '.join(released)}")
+    for name, why in kept.items():
+        note(f"kept {name} and its leases: {why}")
+    note(f"run `pragmash clean {vcname}` again once the hosts answer")
 
 
 #: How long a forced clean waits for the run it took the VC from to stop.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, UpTest
 from pragmash.engine.overrides import Memory
+from pragmash.errors import StepError
 from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
@@ -126,3 +127,11 @@ def stage_context(
         progress=progress,
         cancelled=cancelled,
     )
+
+
+def template_source(vcin: VcIn, node: NodePlan) -> Path:
+    """The repository image a node's first disk comes from (its vc-in template's)."""
+    tmpl = vcin.frontend if node.role == "frontend" else vcin.compute
+    if tmpl is None or not tmpl.disk_paths:
+        raise StepError(f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage")
+    return Path(tmpl.disk_paths[0])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
 from pragmash.engine import private_network
+from pragmash.engine.hosts import preview_placement
 from pragmash.engine.session import Prepared
 from pragmash.errors import RecipeError
 from pragmash.language import ast
@@ -40,6 +41,23 @@ def _network_action(prep: Prepared, held: Allocation | None) -> str:
         else f"bridge {setting.bridge_pattern}"
     )
     return f"ve_driver/network: the VC's own private network ({setting.mode}, {where})"
+
+
+def _placement_actions(prep: Prepared, held: Allocation | None, cpus: int) -> list[str]:
+    """Where each node is (held) or would go as things stand, on a site of several hosts."""
+    if held is None:
+        return preview_placement(
+            prep.site,
+            prep.runtime.engine,
+            prep.ledger,
+            prep.vcin,
+            cpus,
+            prep.runtime.memory.to_json() if prep.runtime.memory else None,
+        )
+    per_host: dict[str, list[str]] = {}
+    for node in held.nodes:
+        per_host.setdefault(node.host, []).append(node.name)
+    return [f"placement (held): {h}: {', '.join(names)}" for h, names in per_host.items()]
 
 
 def make_plan(prep: Prepared) -> list[PlannedStep]:
@@ -97,6 +115,8 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
                 + (" (already held: reused)" if held is not None else "")
             )
             actions.append(_network_action(prep, held))
+            if prep.site.multi_host:
+                actions += _placement_actions(prep, held, cpus)
         elif isinstance(stmt, ast.Fix):
             method = value(stmt.method)
             for name in nodes(stmt.targets):

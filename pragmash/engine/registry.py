@@ -9,7 +9,9 @@ by the site config (``[engine] driver = "libvirt"``). Lookup order for a name:
 3. an installed package's entry point in the ``pragmash.drivers`` group.
 
 An engine module exposes ``engine_driver(site)`` the same way, so the registry
-names no driver class and a second engine needs only its module in ``ENGINES``.
+names no driver class and a second engine needs only its module in ``ENGINES``; for a
+site with ``[[hosts]]`` it also exposes ``host_engine(uri)``, one engine per host,
+which :class:`~pragmash.engine.host_router.HostRouter` puts behind one engine.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import pragmash.drivers as bundled
 from pragmash.driver_api import DistroDriver, EngineDriver
 from pragmash.drivers.script_folder import ScriptFolderDriver
+from pragmash.engine.host_router import HostRouter
 from pragmash.errors import UserError
 from pragmash.vc.site import SiteConfig
 
@@ -32,7 +35,11 @@ ENGINES = {"libvirt": "pragmash.drivers.libvirt_engine"}
 
 
 def load_engine(site: SiteConfig) -> EngineDriver:
-    """The site's engine driver, not yet connected (``check()`` connects)."""
+    """The site's engine driver, not yet connected (``check()`` connects).
+
+    A site with ``[[hosts]]`` gets a :class:`HostRouter` over one engine per host
+    (``router.engine_of_host(name)`` is a host's own connected engine).
+    """
     module_name = ENGINES.get(site.engine)
     if module_name is None:
         raise UserError(
@@ -40,6 +47,13 @@ def load_engine(site: SiteConfig) -> EngineDriver:
             f"known engines: {', '.join(sorted(ENGINES))}"
         )
     module = importlib.import_module(module_name)
+    if site.multi_host:
+        if not hasattr(module, "host_engine"):
+            raise UserError(
+                f"{site.source}: [[hosts]]: the engine {site.engine!r} cannot drive several "
+                "hosts; give one [engine] uri instead"
+            )
+        return HostRouter(site, {h.name: module.host_engine(h.uri) for h in site.hosts})
     engine: EngineDriver = module.engine_driver(site)
     return engine
 

@@ -41,8 +41,10 @@ from pragmash.engine import private_network
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
+from pragmash.engine.host_router import host_disks_for
+from pragmash.engine.hosts import placement_input, placement_products, placement_words
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.engine.nodes import node_plans, stage_context, vc_temp_dir
+from pragmash.engine.nodes import node_plans, stage_context, template_source, vc_temp_dir
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.stagecall import call_distro_stages, call_stage
@@ -250,6 +252,7 @@ class Runtime:
                 host_memory_mib(self.engine),
                 self.site.uri,
             )
+        hosts = placement_input(self.site, self.engine, reporter.note) if fresh else None
         allocation = alloc_mod.allocate(
             self.ledger,
             self.site,
@@ -259,6 +262,9 @@ class Runtime:
             check_vlan=lambda vlan: private_network.check(
                 self.engine, self.private_network_plan(vlan)
             ),
+            hosts=hosts.hosts if hosts else None,
+            left_out=hosts.left_out if hosts else None,
+            memory_mib=self.memory.to_json() if self.memory else None,
         )
         self.adopt(allocation)
         try:
@@ -282,6 +288,7 @@ class Runtime:
         )
         if made is not None:
             msg += f"; {made.message}"
+        msg += placement_words(allocation, self.site)
         return StepOutcome(
             "done",
             msg,
@@ -292,6 +299,7 @@ class Runtime:
                 "nodes": " ".join([fe.name, *(c.name for c in computes)]),
                 "vc_out": str(self.vc_out_path),
                 "private_network": plan.attach,
+                **placement_products(allocation, self.site),
             },
         )
 
@@ -318,7 +326,7 @@ class Runtime:
             staging=self.site.staging,
             ctx=ctx,
             call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
-            template_source=self._template_source,
+            template_source=lambda node: template_source(self.vcin, node),
             is_running=lambda name: self.engine.state(name) == "running",
             log_dir=self.temp_dir,
         )
@@ -335,15 +343,6 @@ class Runtime:
             f"{report.conversions} fixed now: " + "; ".join(report.lines)
         )
         return StepOutcome("done", msg, products)
-
-    def _template_source(self, node: NodePlan) -> Path:
-        """The repository image a node's first disk comes from (its vc-in template's)."""
-        tmpl = self.vcin.frontend if node.role == "frontend" else self.vcin.compute
-        if tmpl is None or not tmpl.disk_paths:
-            raise StepError(
-                f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage"
-            )
-        return Path(tmpl.disk_paths[0])
 
     def _do_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
@@ -376,6 +375,7 @@ class Runtime:
             doing=lambda name, detail, done: reporter.node(
                 name, self.engine.state(name), detail, reached=done
             ),
+            before_start=host_disks_for(self.site, self.engine, ctx),
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]

@@ -410,6 +410,10 @@ def resume(
         )
     if record.outcome == "finished":
         raise UserError(f"{vcname}'s last run ({record.id}) finished; there is nothing to resume")
+    if isinstance(record.options.get("scale"), dict):
+        raise UserError(
+            f"{vcname}'s last run ({record.id}) is a scale: `pragmash resume {vcname}` continues it"
+        )
     if record.outcome == "cleaned":
         # its domains, images and leases are gone: continuing would boot without an allocation
         raise UserError(

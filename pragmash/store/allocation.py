@@ -9,18 +9,21 @@ message saying what was short and who holds it.
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from pragmash.errors import AllocationError
 from pragmash.store.ledger import Ledger
+from pragmash.store.placement import HostCapacity, NodeNeed, config_capacity, place
+from pragmash.store.private_ips import compute_private_ips
 from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.site import PublicAddress, SiteConfig
+from pragmash.vc.site_hosts import IMPLICIT_HOST
 from pragmash.vc.vcin import VcIn
 from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut
 
@@ -40,6 +43,8 @@ class NodeLease:
     macs: tuple[str, ...]
     private_ip: str
     public_ip: str | None
+    host: str = IMPLICIT_HOST  # the site host it is placed on (``[[hosts]] name``)
+    memory_mib: int | None = None  # MiB placement counted for it (None: before it did)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,13 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
     return [per_node] * full + ([remainder] if remainder else [])
 
 
+def template_memory_mib(vcin: VcIn) -> dict[str, int]:
+    """Each role's memory as the vc-in templates ask it, in MiB (rounded up)."""
+    frontend = -(-vcin.frontend.memory_kib // 1024)
+    compute = -(-vcin.compute.memory_kib // 1024) if vcin.compute is not None else frontend
+    return {"frontend": frontend, "compute": compute}
+
+
 def site_cpus(site: SiteConfig) -> int:
     """CPUs the site hands out to VCs in all (what its config keeps for the host aside)."""
     return site.cpu_capacity - site.cpu_reserve
@@ -101,6 +113,11 @@ def site_cpus(site: SiteConfig) -> int:
 
 def capacity_words(site: SiteConfig) -> str:
     """The site's CPU capacity as a sentence naming the settings it comes from."""
+    if site.multi_host:
+        return (
+            f"the site's CPUs are its {len(site.hosts)} hosts' ({site.source}: [[hosts]], "
+            f"less [resources] reserve {site.cpu_reserve} on each; `pragmash hosts` shows them)"
+        )
     return (
         f"the site has {site_cpus(site)} CPUs to hand out in all "
         f"({site.source}: [resources] cpus {site.cpu_capacity} - reserve {site.cpu_reserve})"
@@ -115,17 +132,26 @@ def allocate(
     cpus: int,
     *,
     check_vlan: Callable[[int], None] | None = None,
+    hosts: Sequence[HostCapacity] | None = None,
+    left_out: Mapping[str, str] | None = None,
+    memory_mib: Mapping[str, int] | None = None,
 ) -> Allocation:
-    """Take a public address, a VLAN, MACs, private addresses and CPUs for ``vcname``.
+    """Take a public address, a VLAN, MACs, private addresses and CPUs for ``vcname``,
+    and place each node on a host (:mod:`pragmash.store.placement`) in the same transaction.
 
     Idempotent for resume: a VC that already holds an allocation of the same ``cpus``
     gets it back unchanged. All or nothing: any shortage raises AllocationError and
     the ledger is left as it was. ``check_vlan`` is called with the VLAN chosen, inside
     the transaction: whatever it raises (the VLAN's bridge clashes on the engine host)
     takes nothing either.
+
+    ``hosts`` is the reachable hosts' capacity (default: the site config's, enough for a
+    one-host site); ``left_out`` names unreachable hosts for a refusal's message;
+    ``memory_mib`` is each role's memory (default: the vc-in templates').
     """
     validate_name("VC", vcname)
     plan = plan_compute_cpus(site, vcin, cpus)
+    memory = dict(memory_mib) if memory_mib else template_memory_mib(vcin)
     with ledger.transaction() as conn:
         held = _load(conn, vcname)
         if held is not None:
@@ -135,7 +161,7 @@ def allocate(
                 f"VC {vcname} already holds an allocation of {held.cpus} compute CPUs, "
                 f"not {cpus}; run `pragmash clean {vcname}` first to release it"
             )
-        private_ips = _private_ips(vcin, len(plan))
+        private_ips = compute_private_ips(vcin, len(plan))
         public, vlan = _take_public_and_vlan(conn, site, vcin, plan)
         if check_vlan is not None:
             check_vlan(vlan)
@@ -163,6 +189,18 @@ def allocate(
                     public_ip=None,
                 )
             )
+        placed = place(
+            conn,
+            site,
+            config_capacity(site) if hosts is None else hosts,
+            [NodeNeed(n.name, n.cpus, memory[n.role]) for n in nodes],
+            left_out=left_out,
+            one_host=site.multi_host and site.private_network.mode == "isolated",
+        )
+        nodes = [
+            dataclasses.replace(n, host=host, memory_mib=memory[n.role])
+            for n, host in zip(nodes, placed, strict=True)
+        ]
         allocation = Allocation(
             vcname=vcname, vlan=vlan, public=public, cpus=cpus, nodes=tuple(nodes)
         )
@@ -219,10 +257,11 @@ def _take_public_and_vlan(
             f"(by {_holders(holders)})"
         )
 
+    # a one-host site's CPUs, said beside the other shortages; hosts: placement's to say
     held_cpus = int(conn.execute("SELECT COALESCE(SUM(cpus), 0) FROM nodes").fetchone()[0])
     free_cpus = site.cpu_capacity - site.cpu_reserve - held_cpus
     asked = sum(plan)
-    if asked + vcin.frontend.vcpus > free_cpus:
+    if not site.multi_host and asked + vcin.frontend.vcpus > free_cpus:
         short.append(
             f"not enough CPUs: asked {asked} (+{vcin.frontend.vcpus} frontend), "
             f"{max(free_cpus, 0)} free of {site.cpu_capacity} (reserve {site.cpu_reserve})"
@@ -260,43 +299,6 @@ def _take_macs(conn: sqlite3.Connection, site: SiteConfig, count: int) -> list[s
     return macs
 
 
-def _private_ips(vcin: VcIn, count: int) -> list[str]:
-    """Compute addresses counting down from .254 of the frontend's /24, skipping the frontend's.
-
-    They must also fall inside the VC's own private network (vc-in's netmask), and not
-    on its network or broadcast address. A VC with more computes than its frontend's
-    /24 holds goes on in the /24s below it, then those above (as Rocks clusters count
-    down through a /16), never on a .0 or .255.
-    """
-    if count == 0:
-        return []
-    try:
-        frontend = ipaddress.IPv4Address(vcin.private_ip)
-        network = ipaddress.IPv4Network(f"{vcin.private_ip}/{vcin.private_netmask}", strict=False)
-    except ValueError as exc:
-        raise AllocationError(f"{vcin.path}: bad private network: {exc}") from None
-    home = ipaddress.IPv4Network(f"{frontend}/24", strict=False)
-    blocks = [home]
-    if network.prefixlen < 24:
-        others = [b for b in network.subnets(new_prefix=24) if b != home]
-        blocks += sorted((b for b in others if b < home), reverse=True)
-        blocks += [b for b in others if b > home]
-    excluded = {frontend, network.network_address, network.broadcast_address}
-    addresses: list[str] = []
-    for block in blocks:
-        candidate = block.network_address + 254
-        while len(addresses) < count and int(candidate) & 0xFF >= 1:
-            if candidate in network and candidate not in excluded:
-                addresses.append(str(candidate))
-            candidate -= 1
-        if len(addresses) == count:
-            return addresses
-    raise AllocationError(
-        f"not enough private addresses: asked {count} computes, {len(addresses)} free "
-        f"within {network}, counting down from the frontend's {frontend} ({vcin.path})"
-    )
-
-
 def _store(conn: sqlite3.Connection, allocation: Allocation, vcin: VcIn) -> None:
     conn.execute(
         "INSERT INTO vcs(vcname, vc_in_path, cpus, vlan, public_ip, public_fqdn, created_at, state)"
@@ -323,7 +325,7 @@ def _store(conn: sqlite3.Connection, allocation: Allocation, vcin: VcIn) -> None
     for node in allocation.nodes:
         conn.execute(
             "INSERT INTO nodes(vcname, name, role, idx, cpus, private_ip, public_ip,"
-            " private_mac, public_mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " private_mac, public_mac, host, memory_mib) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 vc,
                 node.name,
@@ -334,6 +336,8 @@ def _store(conn: sqlite3.Connection, allocation: Allocation, vcin: VcIn) -> None
                 node.public_ip,
                 node.macs[0],
                 node.macs[1] if len(node.macs) > 1 else None,
+                node.host,
+                node.memory_mib,
             ),
         )
         for mac in node.macs:
@@ -350,8 +354,8 @@ def _load(conn: sqlite3.Connection, vcname: str) -> Allocation | None:
     if vc is None:
         return None
     rows = conn.execute(
-        "SELECT name, role, idx, cpus, private_ip, public_ip, private_mac, public_mac"
-        " FROM nodes WHERE vcname = ?"
+        "SELECT name, role, idx, cpus, private_ip, public_ip, private_mac, public_mac,"
+        " host, memory_mib FROM nodes WHERE vcname = ?"
         " ORDER BY CASE role WHEN 'frontend' THEN 0 ELSE 1 END, idx",
         (vcname,),
     ).fetchall()
@@ -366,6 +370,8 @@ def _load(conn: sqlite3.Connection, vcname: str) -> Allocation | None:
             else (row["private_mac"],),
             private_ip=row["private_ip"],
             public_ip=row["public_ip"],
+            host=row["host"] or IMPLICIT_HOST,
+            memory_mib=row["memory_mib"],
         )
         for row in rows
     )
@@ -409,6 +415,24 @@ def release(ledger: Ledger, vcname: str) -> bool:
         return cursor.rowcount > 0
 
 
+def release_nodes(ledger: Ledger, vcname: str, *, keep: set[str]) -> list[str]:
+    """Free the nodes of ``vcname`` not in ``keep`` (their rows and MACs); their names.
+
+    For a clean that could not reach every host: the VC itself (address, VLAN) and the
+    kept nodes stay held until a later clean destroys them.
+    """
+    with ledger.transaction() as conn:
+        rows = conn.execute("SELECT name FROM nodes WHERE vcname = ?", (vcname,)).fetchall()
+        gone = [r["name"] for r in rows if r["name"] not in keep]
+        for name in gone:
+            conn.execute(
+                "DELETE FROM leases WHERE vcname = ? AND node = ? AND kind = 'mac'",
+                (vcname, name),
+            )
+            conn.execute("DELETE FROM nodes WHERE vcname = ? AND name = ?", (vcname, name))
+        return gone
+
+
 def build_vc_out(
     allocation: Allocation, vcin: VcIn, site: SiteConfig, *, key: str | None = None
 ) -> VcOut:
@@ -440,43 +464,3 @@ def build_vc_out(
         dns_domain=site.dns_domain,
         key=key,
     )
-
-
-def pool_summary(ledger: Ledger, site: SiteConfig) -> dict[str, dict[str, int]]:
-    """Totals per resource: ``{"public": {"total", "held", "free"}, "vlans": …, "cpus": …}``.
-
-    Only leases inside the site's current pools count as held there, so a site config
-    that shrank its pool still adds up (held + free == total).
-    """
-    with ledger.snapshot() as conn:
-        held_ips = {r[0] for r in conn.execute("SELECT value FROM leases WHERE kind = 'public_ip'")}
-        held_vlans = {
-            int(r[0]) for r in conn.execute("SELECT value FROM leases WHERE kind = 'vlan'")
-        }
-        held_macs = int(
-            conn.execute("SELECT COUNT(*) FROM leases WHERE kind = 'mac'").fetchone()[0]
-        )
-        held_cpus = int(conn.execute("SELECT COALESCE(SUM(cpus), 0) FROM nodes").fetchone()[0])
-        vcs = int(conn.execute("SELECT COUNT(*) FROM vcs").fetchone()[0])
-    pool_ips = {a.ip for a in site.public_pool}
-    ips_held = len(pool_ips & held_ips)
-    vlan_range = range(site.vlan_first, site.vlan_last + 1)
-    vlans_held = sum(1 for v in held_vlans if v in vlan_range)
-    usable = site.cpu_capacity - site.cpu_reserve
-    return {
-        "public": {"total": len(pool_ips), "held": ips_held, "free": len(pool_ips) - ips_held},
-        "vlans": {
-            "total": len(vlan_range),
-            "held": vlans_held,
-            "free": len(vlan_range) - vlans_held,
-        },
-        "cpus": {
-            "total": usable,
-            "capacity": site.cpu_capacity,
-            "reserve": site.cpu_reserve,
-            "held": held_cpus,
-            "free": max(usable - held_cpus, 0),
-        },
-        "macs": {"held": held_macs},
-        "vcs": {"held": vcs},
-    }

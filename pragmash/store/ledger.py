@@ -83,6 +83,10 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
+# Added to `nodes` when sites grew several hosts (store.placement): each node's host and
+# the memory placement counted for it. Older ledgers get them NULL (the first host).
+NODE_PLACEMENT_COLUMNS = {"host": "TEXT", "memory_mib": "INTEGER"}
+
 
 class Ledger:
     """The site's SQLite ledger; safe to use from several processes and threads at once."""
@@ -96,6 +100,7 @@ class Ledger:
         self._schemas_done: set[str] = set()
         self._file_id: tuple[int, int] | None = None
         self.ensure_schema(LEASE_SCHEMA)
+        self.ensure_columns("nodes", NODE_PLACEMENT_COLUMNS)
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -29,9 +29,14 @@ Layout (every section and key is optional unless marked *required*)::
       { ip = "137.110.119.222", fqdn = "calit2-119-222.ucsd.edu" },
     ]
 
+    [[hosts]]                       # instead of [engine] uri: a site of several hosts
+    name = "vmc-0"                  # (see site_hosts.py: uri, cpus, memory, storage, pool)
+    uri = "qemu+ssh://root@vmc-0/system"
+
     [resources]
-    cpus = 64                       # CPU capacity handed to VCs
-    reserve = 2                     # kept back for the host; must be < cpus
+    cpus = 64                       # CPU capacity handed to VCs (one-host sites only)
+    reserve = 2                     # kept back on each host; must be < cpus
+    placement = "spread"            # computes over several hosts: "spread" | "packed"
     smp = false                     # may pack several CPUs into one compute node
     max_cpus_per_node = 1
 
@@ -79,6 +84,7 @@ from pragmash.vc.config_reader import Reader, check_layout, parse_toml
 from pragmash.vc.http import check_url, is_url
 from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPUS
 from pragmash.vc.privnet import PrivateNetworkSetting
+from pragmash.vc.site_hosts import IMPLICIT_HOST, HostConfig, check_uri, read_hosts
 from pragmash.vc.site_network import PublicAddress, read_network
 from pragmash.vc.upconfig import up_overrides
 
@@ -87,6 +93,8 @@ __all__ = [
     "ENV_SITE",
     "ENV_STATE_DIR",
     "DomainType",
+    "HostConfig",
+    "Placement",
     "PublicAddress",
     "SiteConfig",
     "Staging",
@@ -95,6 +103,7 @@ __all__ = [
 
 DomainType = Literal["kvm", "qemu", "auto"]
 Staging = Literal["overlay", "copy"]
+Placement = Literal["spread", "packed"]
 
 
 @dataclass(frozen=True)
@@ -134,10 +143,29 @@ class SiteConfig:
     allow_run: bool = False
     embedded: bool = False
     up_overrides: dict[str, tuple[UpTest, ...]] = field(default_factory=dict)  # [up], per VC
+    # [[hosts]] as given; empty for a one-host site ([engine] uri): see ``hosts``
+    explicit_hosts: tuple[HostConfig, ...] = ()
+    placement: Placement = "spread"  # [resources] placement: computes over several hosts
 
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.sqlite3"
+
+    @property
+    def hosts(self) -> tuple[HostConfig, ...]:
+        """The site's hosts: ``[[hosts]]``, or one implicit host for ``[engine] uri``.
+
+        The implicit host's CPUs are ``[resources] cpus`` (as before hosts existed);
+        its memory is not limited by placement (``--mem`` is checked as before).
+        """
+        if self.explicit_hosts:
+            return self.explicit_hosts
+        return (HostConfig(IMPLICIT_HOST, self.uri, self.cpu_capacity),)
+
+    @property
+    def multi_host(self) -> bool:
+        """True when the site lists its hosts (``[[hosts]]``), even one."""
+        return bool(self.explicit_hosts)
 
 
 EMBEDDED_SOURCE = "embedded demo site"
@@ -162,7 +190,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
         "private_bridge",
         "ovs_bridge",
     ),
-    "resources": ("cpus", "reserve", "smp", "max_cpus_per_node"),
+    "resources": ("cpus", "reserve", "smp", "max_cpus_per_node", "placement"),
     "paths": ("temp", "state", "image_cache", "repository"),
     "images": ("staging",),
     "drivers": ("folders",),
@@ -170,7 +198,6 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "policy": ("allow_run",),
 }
 
-_URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s/]*(/[^\s]*)?$")
 _DRIVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -219,13 +246,27 @@ def _build(
     data: dict[str, Any], source: str, base: Path | None, env: Mapping[str, str]
 ) -> SiteConfig:
     """Validate the parsed TOML into a SiteConfig; ``base`` is None for the embedded site."""
-    # [up] is keyed by VC names, not a fixed set of keys: upconfig checks it
-    sections = check_layout({k: v for k, v in data.items() if k != "up"}, source, _LAYOUT)
+    # [up] is keyed by VC names, not a fixed set of keys: upconfig checks it; [[hosts]]
+    # is an array of tables: site_hosts checks it
+    sections = check_layout(
+        {k: v for k, v in data.items() if k not in ("up", "hosts")}, source, _LAYOUT
+    )
 
     def reader(section: str) -> Reader:
         return Reader(source, section, sections[section])
 
-    engine = _read_engine(reader("engine"))
+    hosts = read_hosts(data["hosts"], source) if "hosts" in data else ()
+    if hosts:
+        for section, key in (("engine", "uri"), ("resources", "cpus")):
+            if key in sections[section]:
+                raise ConfigError(
+                    f"[{section}] {key} and [[hosts]] are both given: with [[hosts]], each "
+                    f"host says its own {'uri' if key == 'uri' else 'cpus (or libvirt does)'}; "
+                    f"remove [{section}] {key}",
+                    file=source,
+                    key=f"[{section}] {key}",
+                )
+    engine = _read_engine(reader("engine"), hosts[0].uri if hosts else None)
     network = read_network(reader("network"))
     resources_ = _read_resources(reader("resources"))
     folders = _read_paths(reader("paths"), base, env)
@@ -266,6 +307,8 @@ def _build(
         allow_run=allow_run,
         embedded=base is None,
         up_overrides=up_overrides(data.get("up", {}), source),
+        explicit_hosts=hosts,
+        placement=resources_.placement,
     )
 
 
@@ -277,17 +320,12 @@ class _Engine:
     boot_parallelism: int
 
 
-def _read_engine(eng: Reader) -> _Engine:
+def _read_engine(eng: Reader, first_host_uri: str | None) -> _Engine:
+    """``[engine]``; with ``[[hosts]]`` the site's ``uri`` is the first host's (for messages)."""
     driver = cast(str, eng.string("driver", "libvirt"))
     if not _DRIVER_NAME.match(driver):
         raise eng.fail("driver", f"expected a driver name such as 'libvirt', got {driver!r}")
-    uri = cast(str, eng.string("uri", "test:///default"))
-    if not _URI.match(uri):
-        raise eng.fail(
-            "uri",
-            f"expected a libvirt URI such as 'qemu:///system' or 'qemu+ssh://host/system', "
-            f"got {uri!r}",
-        )
+    uri = first_host_uri or check_uri(eng, "uri", cast(str, eng.string("uri", "test:///default")))
     domain_type = cast(DomainType, eng.choice("domain_type", "auto", ("auto", "kvm", "qemu")))
     return _Engine(
         driver, uri, domain_type, eng.integer("boot_parallelism", 4, 1, MAX_BOOT_PARALLELISM)
@@ -300,6 +338,7 @@ class _Resources:
     reserve: int
     smp: bool
     max_cpus_per_node: int
+    placement: Placement
 
 
 def _read_resources(res: Reader) -> _Resources:
@@ -312,6 +351,7 @@ def _read_resources(res: Reader) -> _Resources:
         reserve,
         res.boolean("smp", False),
         res.integer("max_cpus_per_node", 1, 1, MAX_NODE_CPUS),
+        cast(Placement, res.choice("placement", "spread", ("spread", "packed"))),
     )
 
 

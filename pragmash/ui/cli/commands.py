@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
-from pragmash.engine import lifecycle, session
+from pragmash.engine import lifecycle, scale, session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
@@ -20,6 +20,8 @@ from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.cache import cmd_cache
 from pragmash.ui.cli.console_cmd import cmd_console
+from pragmash.ui.cli.hosts import cmd_hosts
+from pragmash.ui.cli.scale import cmd_scale
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
@@ -45,6 +47,8 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "sync": cmd_sync,
         "console": cmd_console,
         "cache": cmd_cache,
+        "hosts": cmd_hosts,
+        "scale": cmd_scale,
     }[name]
     return handler(args, out, err)
 
@@ -106,12 +110,14 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         "matched by position)",
     )
     ns = p.parse_args(args)
-    run = session.resume(
-        validate_name("VC name", ns.vcname),
-        on_event=StepPrinter(out, err),
-        site=ns.site,
-        accept_changes=ns.accept_changes,
-    )
+    vcname = validate_name("VC name", ns.vcname)
+    printer = StepPrinter(out, err)
+    if scale.last_is_scale(vcname, ns.site):  # a scale's steps are pragmash's, not a recipe's
+        run = scale.resume(vcname, site=ns.site, on_event=printer)
+    else:
+        run = session.resume(
+            vcname, on_event=printer, site=ns.site, accept_changes=ns.accept_changes
+        )
     for note in session.site_notes(run.prepared) + run.notes:
         err.write(f"{note}\n")
     cur = run.interpreter.current
@@ -191,15 +197,19 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         flag = f"   <- missing: {again} makes it again" if net.missing else ""
         out.write(f"  private network {net.plan.describe()}: {net.state}{flag}\n")
     if status.nodes:
-        out.write(f"  {'NODE':<22} {'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n")
+        host_head = f"{'HOST':<12} " if site.multi_host else ""
+        out.write(
+            f"  {'NODE':<22} {host_head}{'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n"
+        )
         for n in status.nodes:
             flag = (
                 f"   <- ledger says {n.ledger_says}; `pragmash clean {vcname}` repairs"
                 if n.mismatch
                 else ""
             )
+            host = f"{n.host:<12} " if site.multi_host else ""
             out.write(
-                f"  {n.name:<22} {n.engine_state:<14} {n.cpus:>4} {n.memory_mib or '-':>6}  "
+                f"  {n.name:<22} {host}{n.engine_state:<14} {n.cpus:>4} {n.memory_mib or '-':>6}  "
                 f"{n.ip:<16} {', '.join(n.macs)}{flag}\n"
             )
     if run:
@@ -259,7 +269,12 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
     def note(text: str) -> None:
         out.write(text + "\n")
 
-    lifecycle.clean_vc(site, vcname, force=ns.force, note=note)
+    kept = lifecycle.clean_vc(site, vcname, force=ns.force, note=note)
+    if kept:
+        err.write(
+            f"{vcname} is not clean yet: {', '.join(kept)} kept (their hosts did not answer)\n"
+        )
+        return EXIT_STEP_FAILED
     out.write(f"{vcname} is clean\n")
     return EXIT_OK
 

@@ -46,6 +46,7 @@ COMMANDS = (
     "cache",
     "console",
     "scale",
+    "hosts",
 )
 
 MAIN_HELP = f"""\
@@ -59,7 +60,9 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
        pragmash sync [REPOSITORY]
        pragmash console VCNAME NODE
+       pragmash scale VCNAME +N|-N [--timeout SECONDS]
        pragmash cache list | cache prune [--dry-run]
+       pragmash hosts [--json]
        pragmash --help | --version
 
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
@@ -110,9 +113,16 @@ commands:
                        URL; default the site's) into the image cache ahead of runs
   console VCNAME NODE  an interactive serial console on a node (its name, frontend
                        or compute[N]); Ctrl-] leaves
+  scale VCNAME +N|-N   grow a running VC by N computes (leases in one transaction,
+                       disks on the VC's base, vc-out.xml rewritten for the whole
+                       VC, booted, waited until up) or shrink it (the N highest-
+                       numbered destroyed, disks removed, leases released); a run
+                       of its own: `status` shows it, `resume` continues it
   cache list           the cached base images (fixed once per image, method and
                        driver; decompressed .img.gz) and the VCs whose disks use them
   cache prune          remove the cached bases no VC uses (--dry-run: only say which)
+  hosts                each host of the site: CPUs and memory, what is placed there,
+                       the reserve, whether it answers now
 
 {EXIT_CODES}"""
 

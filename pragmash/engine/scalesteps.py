@@ -1,0 +1,262 @@
+"""What each step of a ``pragmash scale`` run does (the run itself: :mod:`~pragmash.engine.scale`).
+
+A scale is a run like a recipe's, journaled step by step, so it shows progress the
+same way and ``resume`` continues it from its first unfinished step. Its steps are
+made by pragmash, not read from a file:
+
+growing from F to T computes::
+
+    lease compute[F:T]    take the new computes' MACs, addresses and CPUs (one
+                          transaction); rewrite vc-out.xml for the whole VC
+    stage compute[F:T]    each new node an overlay on the base the VC's computes use
+                          (the fixed base where a ``fix`` made one)
+    boot compute[F:T]     pre_boot (the whole VC's vc-out.xml, one libguestfs launch
+                          for all of them) and start, as ``boot`` does
+    wait compute[F:T] up  as ``wait … up`` does: the distro's (or site's) sign of life
+
+shrinking from F to T computes (the highest-numbered go)::
+
+    destroy compute[T:F]  force off and undefine, highest first
+    remove compute[T:F]   their disks and console logs
+    release compute[T:F]  give back their MACs, addresses and CPUs; rewrite vc-out.xml
+
+Every step is idempotent (a lease already taken, an overlay already made, a domain
+already running or already gone are all fine), which is what ``resume`` needs.
+Nodes that were running before the scale are not touched: their own
+``/root/vc-out.xml`` is the one they booted with (see the README, "Scaling a VC").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pragmash.driver_api import NodePlan
+from pragmash.engine.interpreter import StepOutcome, StepReporter
+from pragmash.engine.overrides import check_vc_fits, host_memory_mib
+from pragmash.engine.readiness import Goal
+from pragmash.engine.runtime import SIMULATED, Runtime
+from pragmash.errors import Span
+from pragmash.images.basecache import base_meta, is_fixed_base
+from pragmash.images.staging import backing_of, content_digest, stage_image, staged_path
+from pragmash.language import ast
+from pragmash.store import allocation as alloc_mod
+from pragmash.store import resize
+from pragmash.store.allocation import Allocation
+from pragmash.store.history import steps_since_allocation
+from pragmash.vc.names import compute_name
+from pragmash.vc.vcout import write_vc_out
+
+Action = Literal["lease", "stage", "boot", "wait", "destroy", "remove", "release"]
+
+#: The file name a scale run's steps are shown and journaled under.
+SCALE_FILE = "scale"
+
+
+@dataclass(frozen=True)
+class ScaleStep(ast.Statement):
+    """One step of a scale run: ``action`` on the computes ``first`` to ``stop - 1``."""
+
+    action: Action = "lease"
+    first: int = 0
+    stop: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "scale"
+
+    def names(self, vcname: str) -> list[str]:
+        """The step's nodes by name (highest first when they are going away)."""
+        names = [compute_name(vcname, i) for i in range(self.first, self.stop)]
+        return names[::-1] if self.action in ("destroy", "remove", "release") else names
+
+
+def scale_program(before: int, after: int) -> ast.Program:
+    """The steps that take a VC from ``before`` computes to ``after``."""
+    growing = after > before
+    actions: tuple[Action, ...] = (
+        ("lease", "stage", "boot", "wait") if growing else ("destroy", "remove", "release")
+    )
+    first, stop = (before, after) if growing else (after, before)
+    steps = []
+    for line, action in enumerate(actions, start=1):
+        text = f"{action} compute[{first}:{stop}]" + (" up" if action == "wait" else "")
+        span = Span(SCALE_FILE, line, 1, line, len(text) + 1)
+        steps.append(ScaleStep(span, text, action, first, stop))
+    return ast.Program(SCALE_FILE, "\n".join(s.text for s in steps) + "\n", tuple(steps))
+
+
+@dataclass
+class ScaleExecutor:
+    """Carries out a scale run's steps against the VC's runtime (its drivers and nodes)."""
+
+    runtime: Runtime
+    timeout: float  # for the wait step
+
+    def execute(self, statement: ast.Statement, reporter: StepReporter) -> StepOutcome:
+        assert isinstance(statement, ScaleStep)
+        runtime = self.runtime
+        runtime.interrupted.clear()  # a step run again (resume) starts uncancelled
+        handler = getattr(self, f"_{statement.action}")
+        try:
+            result: StepOutcome = handler(statement, reporter)
+        except KeyboardInterrupt:
+            runtime.interrupted.set()
+            raise
+        return result
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _nodes(self, step: ScaleStep) -> list[NodePlan]:
+        return [self.runtime.nodes[name] for name in step.names(self.runtime.vcname)]
+
+    def _write_vc_out(self, held: Allocation) -> str:
+        """vc-out.xml for the whole VC as it is now; words for the step's message."""
+        runtime = self.runtime
+        runtime.adopt(held)
+        vc_out = alloc_mod.build_vc_out(held, runtime.vcin, runtime.site, key=runtime.key)
+        runtime.temp_dir.mkdir(parents=True, exist_ok=True)
+        write_vc_out(vc_out, runtime.vc_out_path)
+        count = len(held.computes)
+        return f"vc-out.xml rewritten: {count} compute{'' if count == 1 else 's'}"
+
+    # -- growing ----------------------------------------------------------------------
+
+    def _lease(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
+        runtime = self.runtime
+
+        def memory_fits(held: Allocation, count: int) -> None:
+            if runtime.memory is not None:
+                check_vc_fits(
+                    runtime.memory,
+                    {"frontend": 1, "compute": len(held.computes) + count},
+                    host_memory_mib(runtime.engine),
+                    runtime.site.uri,
+                )
+
+        held = resize.grow(
+            runtime.ledger, runtime.site, runtime.vcin, runtime.vcname, step.stop, check=memory_fits
+        )
+        said = self._write_vc_out(held)
+        new = [n for n in held.computes if n.index is not None and n.index >= step.first]
+        leases = ", ".join(f"{n.name} ({n.private_ip}, {n.macs[0]}, {n.cpus} CPU)" for n in new)
+        return StepOutcome(
+            "done",
+            f"{leases}; {said}",
+            {n.name: n.private_ip for n in new} | {"vc_out": str(runtime.vc_out_path)},
+        )
+
+    def _stage(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
+        runtime = self.runtime
+        nodes = self._nodes(step)
+        if runtime.engine.simulated:
+            what = f"stage for {', '.join(n.name for n in nodes)}"
+            return StepOutcome("skipped", SIMULATED.format(uri=runtime.site.uri, what=what))
+        ctx = runtime.context(reporter)
+        base, whence = self.base_of_new_computes(step.first)
+        products: dict[str, str] = {}
+        for node in nodes:
+            if base is None:
+                disk = runtime.stage(node, ctx)
+            else:
+                disk = stage_image(
+                    base,
+                    runtime.temp_dir / "disks",
+                    node.name,
+                    mode=runtime.site.staging,
+                    cache_dir=runtime.site.image_cache,
+                    progress=ctx.progress,
+                )
+                runtime.nodes[node.name] = dataclasses.replace(
+                    node, disks=(str(disk), *node.disks[1:])
+                )
+            products[node.name] = str(disk)
+        return StepOutcome("done", f"{len(nodes)} disk(s) on {whence}", products)
+
+    def base_of_new_computes(self, first: int) -> tuple[Path | None, str]:
+        """The image the VC's computes are on, and where that was learnt.
+
+        An existing compute's overlay names its base; under ``staging = "copy"`` (or a
+        VC without computes) the fix steps the journal recorded do, when one made a base
+        from the compute template's image. Otherwise the template's image, unfixed, as
+        a ``boot`` without ``fix`` would stage it.
+        """
+        runtime = self.runtime
+        disks = runtime.temp_dir / "disks"
+        if runtime.site.staging == "overlay":
+            for index in range(first):
+                staged = staged_path(disks, compute_name(runtime.vcname, index), "overlay")
+                backing = backing_of(staged) if staged.is_file() else None
+                if backing is not None and backing.is_file():
+                    fixed = (
+                        "the fixed base"
+                        if is_fixed_base(backing, runtime.site.image_cache)
+                        else "the image"
+                    )
+                    return backing, f"{fixed} {backing} ({staged.stem}'s)"
+        template = runtime.vcin.compute
+        if template is None or not template.disk_paths or not template.disk_paths[0].is_file():
+            return None, "the compute template's image (no fixed base found for this VC)"
+        # a base is keyed by its image's content: the frontend's file may have made it
+        digest = content_digest(template.disk_paths[0], runtime.site.image_cache)
+        for past in reversed(steps_since_allocation(runtime.ledger, runtime.vcname)):
+            if past.outcome != "done" or not past.text.startswith("fix"):
+                continue
+            for value in past.products.values():
+                path = Path(value)
+                if is_fixed_base(path, runtime.site.image_cache) and (
+                    base_meta(path).get("image_sha256") == digest
+                ):
+                    return path, f"the fixed base {path} (journal of '{past.text}')"
+        return None, "the compute template's image (no fixed base found for this VC)"
+
+    def _boot(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
+        return self.runtime.boot(self._nodes(step), reporter)
+
+    def _wait(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
+        return self.runtime.wait_for(self._nodes(step), Goal("up"), self.timeout, reporter)
+
+    # -- shrinking --------------------------------------------------------------------
+
+    def _destroy(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
+        engine = self.runtime.engine
+        said: list[str] = []
+        products: dict[str, str] = {}
+        for name in step.names(self.runtime.vcname):
+            state = engine.state(name)
+            if state == "absent":
+                said.append(f"{name} (gone already)")
+                continue
+            engine.destroy(name)
+            said.append(f"{name} (was {state})")
+            products[name] = "destroyed"
+        return StepOutcome("done", "destroyed " + ", ".join(said), products)
+
+    def _remove(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
+        temp = self.runtime.temp_dir
+        removed: list[Path] = []
+        for name in step.names(self.runtime.vcname):
+            for path in (
+                staged_path(temp / "disks", name, "overlay"),
+                staged_path(temp / "disks", name, "copy"),
+                temp / f"{name}.console.log",
+            ):
+                if path.is_file():
+                    path.unlink()
+                    removed.append(path)
+        if not removed:
+            return StepOutcome("done", "no disk or console log to remove")
+        return StepOutcome(
+            "done",
+            "removed " + ", ".join(p.name for p in removed),
+            {p.name: str(p) for p in removed},
+        )
+
+    def _release(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
+        runtime = self.runtime
+        held, released = resize.shrink(runtime.ledger, runtime.vcname, step.first)
+        said = self._write_vc_out(held)
+        what = f"released {', '.join(released)}" if released else "released already"
+        return StepOutcome("done", f"{what}; {said}", {"vc_out": str(runtime.vc_out_path)})

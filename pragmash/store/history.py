@@ -1,0 +1,38 @@
+"""A VC's runs over time, for what one run's journal cannot say alone.
+
+A VC's nodes may have been booted by several runs: the recipe's run, then each
+``pragmash scale`` (a run of its own). ``status`` needs every run since the VC was
+allocated to tell which nodes the ledger believes are running.
+"""
+
+from __future__ import annotations
+
+from pragmash.store.journal import StepRecord, ensure_journal, steps_of
+from pragmash.store.ledger import Ledger
+
+
+def run_ids(ledger: Ledger, vcname: str) -> list[int]:
+    """The VC's run ids, newest first."""
+    ensure_journal(ledger)
+    with ledger.snapshot() as conn:
+        rows = conn.execute("SELECT id FROM runs WHERE vcname=? ORDER BY id DESC", (vcname,))
+        return [int(row[0]) for row in rows]
+
+
+def steps_since_allocation(ledger: Ledger, vcname: str) -> list[StepRecord]:
+    """The steps of the VC's runs back to (and including) the one whose ``allocate`` was done.
+
+    Oldest run first. A VC cleaned and allocated again starts afresh: runs before the
+    allocating one speak of domains that were destroyed since.
+    """
+    runs: list[list[StepRecord]] = []
+    for run_id in run_ids(ledger, vcname):
+        steps = steps_of(ledger, run_id)
+        runs.append(steps)
+        if any(s.outcome == "done" and _allocates(s.text) for s in steps):
+            break
+    return [step for steps in reversed(runs) for step in steps]
+
+
+def _allocates(text: str) -> bool:
+    return text.startswith(("allocate", "ve_driver/allocate"))

@@ -1,0 +1,146 @@
+"""Growing and shrinking a VC's allocation (``pragmash scale``), one transaction each.
+
+A VC keeps its public address, VLAN and frontend; only computes come and go, always
+at the top of the index range, so ``compute-0 … compute-(N-1)`` stay contiguous and
+each keeps its private address (those count down from .254 in index order: see
+:func:`pragmash.store.private_ips.compute_private_ips`). Growing takes the new computes' MACs,
+addresses and CPUs inside ``BEGIN IMMEDIATE`` like ``allocate`` does: any shortage
+rolls it all back, so a refused grow takes nothing. Both are idempotent for
+``resume``: a VC that already has the computes asked for is left as it is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from pragmash.errors import AllocationError
+from pragmash.store.allocation import (  # the ledger's one reading of a VC, and its MACs
+    Allocation,
+    _load,
+    _take_macs,
+)
+from pragmash.store.ledger import Ledger
+from pragmash.store.private_ips import compute_private_ips
+from pragmash.vc.names import compute_name
+from pragmash.vc.site import SiteConfig
+from pragmash.vc.vcin import VcIn
+
+
+def compute_cpus(held: Allocation, site: SiteConfig, vcin: VcIn) -> int:
+    """CPUs each new compute gets: as many as compute-0 has, else one template node's."""
+    if held.computes:
+        return held.computes[0].cpus
+    if vcin.compute is None:
+        raise AllocationError(f"{vcin.path} has no <compute> node template: the VC cannot grow")
+    per_node = max(vcin.compute.vcpus, 1)
+    return max(per_node, site.max_cpus_per_node) if site.smp else per_node
+
+
+def free_cpus(conn: sqlite3.Connection, site: SiteConfig) -> int:
+    """CPUs the site has left to hand out, as the ledger stands in ``conn``."""
+    held = int(conn.execute("SELECT COALESCE(SUM(cpus), 0) FROM nodes").fetchone()[0])
+    return site.cpu_capacity - site.cpu_reserve - held
+
+
+def grow_shortage(
+    ledger: Ledger, site: SiteConfig, vcin: VcIn, vcname: str, count: int
+) -> str | None:
+    """Why adding ``count`` computes to ``vcname`` would be refused now (None: it fits).
+
+    For the check a front end makes before it starts a scale; :func:`grow` decides
+    in its own transaction.
+    """
+    with ledger.snapshot() as conn:
+        held = _load(conn, vcname)
+        if held is None:
+            return f"{vcname} holds no allocation"
+        return _shortage(conn, site, vcin, held, count)
+
+
+def _shortage(
+    conn: sqlite3.Connection, site: SiteConfig, vcin: VcIn, held: Allocation, count: int
+) -> str | None:
+    per_node = compute_cpus(held, site, vcin)
+    asked = per_node * count
+    free = free_cpus(conn, site)
+    if asked > free:
+        return (
+            f"not enough CPUs to add {count} compute(s) to {held.vcname}: they need {asked} "
+            f"({count} x {per_node}), {max(free, 0)} free of {site.cpu_capacity} "
+            f"(reserve {site.cpu_reserve}; {site.source}: [resources])"
+        )
+    try:
+        compute_private_ips(vcin, len(held.computes) + count)
+    except AllocationError as err:
+        return err.message
+    return None
+
+
+def grow(
+    ledger: Ledger,
+    site: SiteConfig,
+    vcin: VcIn,
+    vcname: str,
+    computes: int,
+    *,
+    check: Callable[[Allocation, int], None] | None = None,
+) -> Allocation:
+    """Give ``vcname`` computes up to ``computes`` in all; what it holds afterwards.
+
+    ``check(held, count)`` is called inside the transaction before anything is taken
+    (the memory check); whatever it raises takes nothing either.
+    """
+    with ledger.transaction() as conn:
+        held = _load(conn, vcname)
+        if held is None:
+            raise AllocationError(f"{vcname} holds no allocation: nothing to grow")
+        have = len(held.computes)
+        if have >= computes:
+            return held  # grown already (a resumed scale)
+        count = computes - have
+        short = _shortage(conn, site, vcin, held, count)
+        if short is not None:
+            raise AllocationError(f"{short}; nothing was taken")
+        if check is not None:
+            check(held, count)
+        per_node = compute_cpus(held, site, vcin)
+        addresses = compute_private_ips(vcin, computes)
+        macs = _take_macs(conn, site, count)
+        for offset in range(count):
+            index = have + offset
+            name = compute_name(vcname, index)
+            conn.execute(
+                "INSERT INTO nodes(vcname, name, role, idx, cpus, private_ip, public_ip,"
+                " private_mac, public_mac) VALUES (?, ?, 'compute', ?, ?, ?, NULL, ?, NULL)",
+                (vcname, name, index, per_node, addresses[index], macs[offset]),
+            )
+            conn.execute(
+                "INSERT INTO leases(kind, value, vcname, node) VALUES ('mac', ?, ?, ?)",
+                (macs[offset], vcname, name),
+            )
+        conn.execute("UPDATE vcs SET cpus = cpus + ? WHERE vcname = ?", (per_node * count, vcname))
+        grown = _load(conn, vcname)
+        assert grown is not None
+        return grown
+
+
+def shrink(ledger: Ledger, vcname: str, computes: int) -> tuple[Allocation, list[str]]:
+    """Release the computes of ``vcname`` from index ``computes`` up; what it holds now,
+    and the names released (none when a resumed scale released them already)."""
+    with ledger.transaction() as conn:
+        held = _load(conn, vcname)
+        if held is None:
+            raise AllocationError(f"{vcname} holds no allocation: nothing to shrink")
+        going = [n for n in held.computes if n.index is not None and n.index >= computes]
+        for node in going:
+            conn.execute("DELETE FROM leases WHERE vcname = ? AND node = ?", (vcname, node.name))
+            conn.execute("DELETE FROM nodes WHERE vcname = ? AND name = ?", (vcname, node.name))
+        if going:
+            conn.execute(
+                "UPDATE vcs SET cpus = MAX(cpus - ?, 0) WHERE vcname = ?",
+                (sum(n.cpus for n in going), vcname),
+            )
+        shrunk = _load(conn, vcname)
+        assert shrunk is not None
+        return shrunk, [n.name for n in going]
