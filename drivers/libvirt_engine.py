@@ -22,6 +22,7 @@ import libvirt_qemu
 from lxml import etree
 
 from pragmash.driver_api import (
+    HostImages,
     HostInfo,
     NetworkState,
     NodePlan,
@@ -36,11 +37,12 @@ from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser
 
-from . import libvirt_console, libvirt_network
+from . import libvirt_console, libvirt_network, libvirt_storage
 
 POLL_SECONDS = 0.2
 AGENT_PING = '{"execute": "guest-ping"}'
 AGENT_TIMEOUT = 2  # seconds libvirt waits for the agent's answer
+REMOTE_TAIL_BYTES = 256 * 1024  # of a console log read through a host's storage pool
 
 # Why a domain is shut off or crashed, in words (libvirt's reason codes).
 _SHUTOFF_REASONS: dict[int, str] = {
@@ -353,8 +355,28 @@ class LibvirtEngine:
         try:
             with path.open("r", encoding="utf-8", errors="replace") as handle:
                 return [printable(line.rstrip("\r\n")) for line in deque(handle, maxlen=lines)]
+        except FileNotFoundError:
+            return self._remote_console_tail(path, lines)
         except OSError:
             return []
+
+    def _remote_console_tail(self, path: Path, lines: int) -> list[str]:
+        """A console log on a host whose disks the head node does not share (in its pool)."""
+        if self.simulated:
+            return []
+        data = libvirt_storage.read_tail(self._connection(), str(path), REMOTE_TAIL_BYTES)
+        if data is None:
+            return []
+        text = data.decode("utf-8", errors="replace").splitlines()
+        return [printable(line) for line in text[-lines:]]
+
+    def host_images(self, pool: str, pool_path: str, work_dir: Path) -> HostImages:
+        """This host's storage pool for node disks (a site's ``storage = "pool"`` host)."""
+        return libvirt_storage.LibvirtStorage(self._connection, pool, pool_path, work_dir)
+
+    def remove_host_file(self, path: str) -> bool:
+        """Delete a file pragmash left in a host's pool folder (a node's console log)."""
+        return libvirt_storage.remove_file(self._connection(), path)
 
     # -- life cycle ---------------------------------------------------------
 

@@ -224,6 +224,47 @@ class LibvirtStorage:
         return vol
 
 
+def read_tail(conn: libvirt.virConnect, path: str, nbytes: int) -> bytes | None:
+    """The last ``nbytes`` of file ``path`` on the host, read through its storage pool.
+
+    How the head node reads a console log that QEMU writes on a host it does not share
+    disks with: the file lies in a pool's folder, so a refresh makes it a volume and
+    ``virStorageVol.download`` reads it. None where no pool holds it.
+    """
+    folder, _, name = path.rpartition("/")
+    try:
+        pool = conn.storagePoolLookupByTargetPath(folder)
+        pool.refresh(0)
+        vol = pool.storageVolLookupByName(name)
+        size = vol.info()[1]
+        start = max(0, size - nbytes)
+        stream = conn.newStream(0)
+        vol.download(stream, start, size - start, 0)
+        chunks: list[bytes] = []
+
+        def sink(_stream: libvirt.virStream, data: bytes, _opaque: object) -> int:
+            chunks.append(data)
+            return 0
+
+        stream.recvAll(sink, None)
+        stream.finish()
+    except libvirt.libvirtError:
+        return None
+    return b"".join(chunks)
+
+
+def remove_file(conn: libvirt.virConnect, path: str) -> bool:
+    """Delete file ``path`` from the pool that holds it (a console log); absent is fine."""
+    folder, _, name = path.rpartition("/")
+    try:
+        pool = conn.storagePoolLookupByTargetPath(folder)
+        pool.refresh(0)
+        pool.storageVolLookupByName(name).delete(0)
+    except libvirt.libvirtError:
+        return False
+    return True
+
+
 def _sparse_handlers(
     source: IO[bytes], size: int, sent: list[int], ctx: StageContext, label: str
 ) -> tuple[object, ...]:

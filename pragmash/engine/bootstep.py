@@ -59,6 +59,9 @@ class BootPipeline:
     interrupted: Callable[[], None] = lambda: None
     # what one node is doing now (name, detail, booted yet), for a front end's live view
     doing: Callable[[str, str, bool], None] = lambda _name, _detail, _done: None
+    #: The plan the engine boots from, given the node's plan after pre_boot: on a host
+    #: that does not share the head node's disks, its disk sent there (host_disks).
+    before_start: Callable[[NodePlan], NodePlan] = lambda node: node
 
     def run(self, nodes: Sequence[NodePlan]) -> dict[str, str]:
         """Boot every node; returns each node's boot message by name."""
@@ -80,7 +83,8 @@ class BootPipeline:
 
     def _start(self, name: str) -> str:
         self.doing(name, "ve_driver/boot: starting the domain", False)
-        result = self.call_stage("ve_driver/boot", self.engine.boot, self.plan(name), self.ctx)
+        node = self.before_start(self.plan(name))
+        result = self.call_stage("ve_driver/boot", self.engine.boot, node, self.ctx)
         said = result.message or f"{name} started"
         self.doing(name, said, True)
         return said

@@ -33,6 +33,7 @@ from pragmash.driver_api import (
     StageContext,
     StageResult,
 )
+from pragmash.engine.host_disks import HostDisks, remove_host_disk
 from pragmash.errors import PragmashError, StepError
 from pragmash.store.ledger import Ledger
 from pragmash.store.placement import host_of
@@ -179,7 +180,11 @@ class HostRouter:
         return self.engine_for(name).shutdown(name, timeout, ctx)
 
     def destroy(self, name: str) -> None:
-        self.engine_for(name).destroy(name)
+        """Off and undefined; on a ``pool`` host its disk volume and console log go too."""
+        host = self.host_of(name)
+        engine = self.engine_of_host(host)
+        engine.destroy(name)
+        remove_host_disk(self.site, host, engine, name)
 
     def domain_xml(self, name: str) -> str | None:
         return self.engine_for(name).domain_xml(name)
@@ -291,3 +296,15 @@ def connect_all(engines: Mapping[str, EngineDriver]) -> dict[str, str]:
     with ThreadPoolExecutor(max_workers=min(CONNECT_WORKERS, len(engines))) as pool:
         outcomes = dict(zip(engines, pool.map(connect, engines.values()), strict=True))
     return {name: why for name, why in outcomes.items() if why}
+
+
+def host_disks_for(
+    site: SiteConfig, engine: EngineDriver, ctx: StageContext
+) -> Callable[[NodePlan], NodePlan]:
+    """What the boot step calls before each domain starts: on a site with ``pool``
+    hosts, send the node's disk to its host (:class:`HostDisks`); else nothing."""
+    pool_hosts = any(h.storage == "pool" for h in site.hosts)
+    if not isinstance(engine, HostRouter) or not pool_hosts or engine.simulated:
+        return lambda node: node
+    disks = HostDisks(site, engine.host_of, engine.engine_of_host, ctx.temp_dir / "upload")
+    return lambda node: disks.place(node, ctx)

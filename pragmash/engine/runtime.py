@@ -41,6 +41,7 @@ from pragmash.engine import private_network
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
+from pragmash.engine.host_router import host_disks_for
 from pragmash.engine.hosts import placement_input, placement_products, placement_words
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, template_source, vc_temp_dir
@@ -374,6 +375,7 @@ class Runtime:
             doing=lambda name, detail, done: reporter.node(
                 name, self.engine.state(name), detail, reached=done
             ),
+            before_start=host_disks_for(self.site, self.engine, ctx),
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]

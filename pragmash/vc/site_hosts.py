@@ -10,6 +10,7 @@ be placed over several of them (see :mod:`pragmash.store.placement`)::
     memory = 65536                            # optional, MiB: else libvirt's
     storage = "shared"                        # "shared" (the head node's paths reach it) | "pool"
     pool = "pragmash"                         # storage = "pool": the libvirt storage pool
+    pool_path = "/var/lib/libvirt/images/pragmash"  # its folder on the host, if pragmash makes it
 
 ``[engine] uri`` stays for a one-host site: that site is one implicit host named
 ``default`` whose CPUs are ``[resources] cpus``, so existing site configs keep
@@ -33,10 +34,12 @@ STORAGE_MODES: tuple[Storage, ...] = ("shared", "pool")
 IMPLICIT_HOST = "default"
 #: Where a ``pool`` host keeps pragmash's volumes unless it says otherwise.
 DEFAULT_POOL = "pragmash"
+#: The folder of that pool on the host, where pragmash defines it (a ``dir`` pool).
+DEFAULT_POOL_PATH = "/var/lib/libvirt/images/pragmash"
 #: Memory of a host, in MiB, beyond which a number is surely a mistake (1 PiB).
 MAX_HOST_MEMORY_MIB = 1 << 30
 
-HOST_KEYS = ("name", "uri", "cpus", "memory", "storage", "pool")
+HOST_KEYS = ("name", "uri", "cpus", "memory", "storage", "pool", "pool_path")
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s/]*(/[^\s]*)?$")
 _POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -49,7 +52,7 @@ class HostConfig:
     ``cpus`` and ``memory_mib`` are None where libvirt is to say (read when the host is
     connected); ``storage`` says how node disks reach the host: ``shared`` through the
     head node's own paths (NFS, one machine), ``pool`` through libvirt's storage API
-    into the storage pool ``pool``.
+    into the storage pool ``pool`` (a ``dir`` pool at ``pool_path``, made where missing).
     """
 
     name: str
@@ -58,6 +61,7 @@ class HostConfig:
     memory_mib: int | None = None
     storage: Storage = "shared"
     pool: str = DEFAULT_POOL
+    pool_path: str = DEFAULT_POOL_PATH
 
 
 def check_uri(reader: Reader, key: str, uri: str) -> str:
@@ -127,4 +131,9 @@ def _read_host(reader: Reader, table: dict[str, Any]) -> HostConfig:
         raise reader.fail(
             "pool", f"expected a storage pool name (letters, digits, ._-), got {pool!r}"
         )
-    return HostConfig(name, uri, cpus, memory, storage, pool)
+    pool_path = cast(str, reader.string("pool_path", DEFAULT_POOL_PATH))
+    if not pool_path.startswith("/") or "\n" in pool_path or "//" in pool_path:
+        raise reader.fail(
+            "pool_path", f"expected an absolute folder on the host, got {pool_path!r}"
+        )
+    return HostConfig(name, uri, cpus, memory, storage, pool, pool_path)
