@@ -20,7 +20,7 @@ from multihost import Host, write_hosts_site
 from pragmash.engine.host_router import HostRouter, per_host
 from pragmash.engine.hosts import placement_input
 from pragmash.engine.registry import load_engine
-from pragmash.errors import ConfigError
+from pragmash.errors import AllocationError, ConfigError
 from pragmash.store.allocation import allocate, current_allocation
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger
@@ -274,6 +274,12 @@ def test_a_step_on_a_node_of_an_unreachable_host_names_the_host(tmp_path: Path) 
     assert rc == 3, out + err
     assert "calit2-frontend: absent" in out  # host a's node went on
     assert "host b (test://" in err and "is unreachable" in err
+    rc, out, err = run_cli(site, "resume", "calit2")
+    assert rc == 3 and "host b (test://" in err  # named again; nothing forgotten
+    (tmp_path / "b.off").rename(tmp_path / "b.xml")
+    rc, out, err = run_cli(site, "resume", "calit2")
+    assert rc == 0, out + err
+    assert "calit2-compute-0: absent" in out  # asked of host b, back again
 
 
 def test_hosts_are_worked_on_at_once(tmp_path: Path) -> None:
@@ -295,3 +301,34 @@ def test_hosts_are_worked_on_at_once(tmp_path: Path) -> None:
 
 def _vcin() -> VcIn:
     return load_vc_in(demo_repository_path() / "calit2" / "vc-in.xml")
+
+
+def test_allocations_at_once_never_overfill_a_host(tmp_path: Path) -> None:
+    site = load_site(write_hosts_site(tmp_path, [Host("a", 4), Host("b", 4)]))
+    router = load_engine(site)
+    hosts = placement_input(site, router).hosts
+    Ledger(site).close()  # made once here: the runs below find it, as runs on a site do
+    start = threading.Barrier(3, timeout=10)
+    outcomes: dict[str, str] = {}
+
+    def take(vcname: str) -> None:
+        ledger = Ledger(site)  # one per thread, as separate runs would have
+        start.wait()
+        try:
+            allocate(ledger, site, vcname, _vcin(), 2, hosts=hosts)
+            outcomes[vcname] = "taken"
+        except AllocationError as err:
+            outcomes[vcname] = err.message
+
+    threads = [threading.Thread(target=take, args=(f"vc{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 3 usable CPUs a host, 3 per VC: two VCs fit, the third is refused, none overfills
+    assert sorted(o == "taken" for o in outcomes.values()) == [False, True, True]
+    ledger = Ledger(site)
+    with ledger.snapshot() as conn:
+        use = dict(conn.execute("SELECT host, SUM(cpus) FROM nodes GROUP BY host").fetchall())
+        assert conn.execute("SELECT COUNT(*) FROM vcs").fetchone()[0] == 2
+    assert all(cpus <= 3 for cpus in use.values()) and sum(use.values()) == 6

@@ -40,7 +40,7 @@ from pragmash.engine.readiness import Goal
 from pragmash.engine.runtime import SIMULATED, Runtime
 from pragmash.errors import Span
 from pragmash.images.basecache import base_meta, is_fixed_base
-from pragmash.images.staging import backing_of, stage_image, staged_path
+from pragmash.images.staging import backing_of, content_digest, stage_image, staged_path
 from pragmash.language import ast
 from pragmash.store import allocation as alloc_mod
 from pragmash.store import resize
@@ -155,7 +155,7 @@ class ScaleExecutor:
             what = f"stage for {', '.join(n.name for n in nodes)}"
             return StepOutcome("skipped", SIMULATED.format(uri=runtime.site.uri, what=what))
         ctx = runtime.context(reporter)
-        base, whence = self._base(step)
+        base, whence = self.base_of_new_computes(step.first)
         products: dict[str, str] = {}
         for node in nodes:
             if base is None:
@@ -175,7 +175,7 @@ class ScaleExecutor:
             products[node.name] = str(disk)
         return StepOutcome("done", f"{len(nodes)} disk(s) on {whence}", products)
 
-    def _base(self, step: ScaleStep) -> tuple[Path | None, str]:
+    def base_of_new_computes(self, first: int) -> tuple[Path | None, str]:
         """The image the VC's computes are on, and where that was learnt.
 
         An existing compute's overlay names its base; under ``staging = "copy"`` (or a
@@ -186,7 +186,7 @@ class ScaleExecutor:
         runtime = self.runtime
         disks = runtime.temp_dir / "disks"
         if runtime.site.staging == "overlay":
-            for index in range(step.first):
+            for index in range(first):
                 staged = staged_path(disks, compute_name(runtime.vcname, index), "overlay")
                 backing = backing_of(staged) if staged.is_file() else None
                 if backing is not None and backing.is_file():
@@ -197,14 +197,17 @@ class ScaleExecutor:
                     )
                     return backing, f"{fixed} {backing} ({staged.stem}'s)"
         template = runtime.vcin.compute
-        source = str(template.disk_paths[0]) if template and template.disk_paths else None
+        if template is None or not template.disk_paths or not template.disk_paths[0].is_file():
+            return None, "the compute template's image (no fixed base found for this VC)"
+        # a base is keyed by its image's content: the frontend's file may have made it
+        digest = content_digest(template.disk_paths[0], runtime.site.image_cache)
         for past in reversed(steps_since_allocation(runtime.ledger, runtime.vcname)):
             if past.outcome != "done" or not past.text.startswith("fix"):
                 continue
             for value in past.products.values():
                 path = Path(value)
                 if is_fixed_base(path, runtime.site.image_cache) and (
-                    base_meta(path).get("source") == source
+                    base_meta(path).get("image_sha256") == digest
                 ):
                     return path, f"the fixed base {path} (journal of '{past.text}')"
         return None, "the compute template's image (no fixed base found for this VC)"

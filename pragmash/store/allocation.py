@@ -113,6 +113,11 @@ def site_cpus(site: SiteConfig) -> int:
 
 def capacity_words(site: SiteConfig) -> str:
     """The site's CPU capacity as a sentence naming the settings it comes from."""
+    if site.multi_host:
+        return (
+            f"the site's CPUs are its {len(site.hosts)} hosts' ({site.source}: [[hosts]], "
+            f"less [resources] reserve {site.cpu_reserve} on each; `pragmash hosts` shows them)"
+        )
     return (
         f"the site has {site_cpus(site)} CPUs to hand out in all "
         f"({site.source}: [resources] cpus {site.cpu_capacity} - reserve {site.cpu_reserve})"
