@@ -5,11 +5,20 @@ file (:func:`pragmash.images.domain.render_domain`); libvirt's console stream
 attaches to that pty on the domain's host, local or remote (``qemu+ssh://``), so no
 terminal on the host is needed. The stream is non-blocking: the front end polls it
 between reads of the keyboard, and one thread does both.
+
+A non-blocking stream of libvirt's remote client only holds what the guest printed
+once something reads the connection's socket: without an event loop that happens
+only as a side effect of a call, so the guest's output would appear only after a
+key was pressed. So, as ``virsh console`` does, the console runs libvirt's default
+event loop (in a daemon thread, once per process; it must never stop, since
+libvirt then keeps connections alive through it) and opens a connection of its
+own after registering it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import libvirt
 
@@ -24,6 +33,7 @@ class LibvirtConsole:
 
     def __init__(self, conn: libvirt.virConnect, dom: libvirt.virDomain, name: str) -> None:
         self.name = name
+        self._conn = conn
         self._stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
         try:
             # FORCE: take the console over from a stale session (a killed pragmash or virsh)
@@ -67,22 +77,63 @@ class LibvirtConsole:
             sent += n
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(libvirt.libvirtError):  # already gone with the domain
-            self._stream.abort()
+        """Let go of the console and of the connection opened for it (the guest runs on)."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(libvirt.libvirtError):  # already gone with the domain
+                self._stream.abort()
+        with contextlib.suppress(libvirt.libvirtError):
+            self._conn.close()
 
 
-def open_console(conn: libvirt.virConnect, name: str, uri: str) -> LibvirtConsole:
-    """The console of the running domain ``name``; a missing or stopped one is a UserError."""
+class _EventLoop:
+    """libvirt's default event loop, registered and run once per process."""
+
+    _lock = threading.Lock()
+    _running = False
+
+    @classmethod
+    def ensure(cls) -> None:
+        """Register the loop and start its thread, unless done already."""
+        with cls._lock:
+            if cls._running:
+                return
+            libvirt.virEventRegisterDefaultImpl()
+            threading.Thread(target=cls._run, name="libvirt-events", daemon=True).start()
+            cls._running = True
+
+    @staticmethod
+    def _run() -> None:
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+
+def open_console(uri: str, name: str) -> LibvirtConsole:
+    """The console of the running domain ``name`` on ``uri``; missing or stopped: a UserError.
+
+    The console gets a connection of its own, opened once the event loop runs (see
+    the module's docstring); :meth:`LibvirtConsole.close` closes it.
+    """
+    _EventLoop.ensure()
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise StepError(
+            f"cannot connect to libvirt at {uri}: {exc.get_error_message()}", stage=STAGE
+        ) from exc
     try:
         dom = conn.lookupByName(name)
     except libvirt.libvirtError:
+        conn.close()
         raise UserError(f"{name}: no such domain on {uri}") from None
     if not dom.isActive():
+        conn.close()
         raise UserError(
             f"{name} is not running on {uri}: a console needs a running domain",
             hint=f"boot it first (e.g. `pragmash repl --attach VC`, then `boot {name}`)",
         )
-    return LibvirtConsole(conn, dom, name)
+    try:
+        return LibvirtConsole(conn, dom, name)
+    except StepError:
+        conn.close()
+        raise

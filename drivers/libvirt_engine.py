@@ -241,7 +241,7 @@ class LibvirtEngine:
 
     def open_console(self, name: str) -> libvirt_console.LibvirtConsole:
         """An interactive stream on the domain's serial console (``pragmash console``)."""
-        return libvirt_console.open_console(self._connection(), name, self.uri)
+        return libvirt_console.open_console(self.uri, name)
 
     # -- lookups ------------------------------------------------------------
 
