@@ -97,19 +97,25 @@ class LibvirtStorage:
         """The site's pool on this host, made and started where it is missing."""
         with self._lock:
             conn = self._connect()
+            made: libvirt.virStoragePool | None = None
             try:
                 try:
                     pool = conn.storagePoolLookupByName(self.pool_name)
                 except libvirt.libvirtError as exc:
                     if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
                         raise
-                    pool = conn.storagePoolDefineXML(pool_xml(self.pool_name, self.pool_path), 0)
+                    pool = made = conn.storagePoolDefineXML(
+                        pool_xml(self.pool_name, self.pool_path), 0
+                    )
                     pool.build(0)  # a dir pool: makes the folder
                     pool.setAutostart(1)
                 if not pool.isActive():
                     pool.create(0)
                 pool.refresh(0)
             except libvirt.libvirtError as exc:
+                if made is not None:  # defined by this call: not left half-made
+                    with contextlib.suppress(libvirt.libvirtError):
+                        made.undefine()
                 raise StepError(
                     f"cannot make storage pool {self.pool_name} ({self.pool_path}) on "
                     f"{conn.getURI()}: {_message(exc)}",
@@ -163,6 +169,11 @@ class LibvirtStorage:
             return HostVolume(self.pool_name, name, vol.path(), "qcow2", uploaded=True)
         finally:
             copy.unlink(missing_ok=True)
+
+    def find_node_disk(self, node_name: str) -> HostVolume | None:
+        name = node_volume_name(node_name)
+        vol = self._lookup(self.pool(), name)
+        return None if vol is None else HostVolume(self.pool_name, name, vol.path(), "qcow2")
 
     def remove_node_disks(self, node_names: Sequence[str]) -> list[str]:
         pool = self.pool()

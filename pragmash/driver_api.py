@@ -366,6 +366,10 @@ class HostImages(Protocol):
         """The node's overlay as a volume backed by ``base``; replaces an older one."""
         ...
 
+    def find_node_disk(self, node_name: str) -> HostVolume | None:
+        """The node's volume where the host has one (a domain defined before)."""
+        ...
+
     def remove_node_disks(self, node_names: Sequence[str]) -> list[str]:
         """Delete the nodes' volumes (absent ones are fine); the names of those deleted."""
         ...

@@ -38,6 +38,12 @@ class FakeImages:
         self.disks.append((node_name, overlay, base.path))
         return HostVolume("pragmash", f"{node_name}.qcow2", f"/pool/{node_name}.qcow2", "qcow2")
 
+    def find_node_disk(self, node_name: str) -> HostVolume | None:
+        found = [d for d in self.disks if d[0] == node_name]
+        if not found:
+            return None
+        return HostVolume("pragmash", f"{node_name}.qcow2", f"/pool/{node_name}.qcow2", "qcow2")
+
     def remove_node_disks(self, node_names: Sequence[str]) -> list[str]:
         return []
 
@@ -47,6 +53,10 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.images = FakeImages()
+        self.states: dict[str, str] = {}
+
+    def state(self, name: str) -> str:
+        return self.states.get(name, "absent")
 
     def host_images(self, pool: str, pool_path: str, work_dir: Path) -> FakeImages:
         return self.images
@@ -104,6 +114,16 @@ def test_a_node_on_a_pool_host_boots_from_its_volume(tmp_path: Path) -> None:
     assert {b[0] for b in engine.images.bases} == {tmp_path / "base.raw"}
     assert {b[2] for b in engine.images.bases} == {"raw"}
     assert len([n for n in notes if "sent to pool pragmash once" in n]) == 1
+
+    # booted again (a repeated `boot`): a defined domain's disk is never sent over
+    engine.states["c-0"] = "running"
+    again = disks.place(_node("c-0", overlay), ctx)
+    assert again.disks == ("/pool/c-0.qcow2",)
+    assert [d[0] for d in engine.images.disks] == ["c-0", "c-1"]
+    # its domain gone (undefined by hand): the disk is sent anew
+    engine.states["c-0"] = "absent"
+    disks.place(_node("c-0", overlay), ctx)
+    assert [d[0] for d in engine.images.disks] == ["c-0", "c-1", "c-0"]
 
 
 def test_a_node_on_a_shared_host_keeps_the_head_nodes_paths(tmp_path: Path) -> None:

@@ -168,12 +168,16 @@ def test_node_disk_is_a_qcow2_backed_by_the_base_and_clean_removes_it(
     # sent again (a resumed boot): replaced, not refused
     storage.put_node_disk("compute-0-0", overlay, base, seen.ctx)
 
+    found = storage.find_node_disk("compute-0-0")
+    assert found is not None and found.path == disk.path
     assert storage.remove_node_disks(["compute-0-0", "compute-0-1"]) == ["compute-0-0.qcow2"]
+    assert storage.find_node_disk("compute-0-0") is None
     names = {v.name() for v in conn.storagePoolLookupByName(POOL).listAllVolumes(0)}
     assert names == {base.name, base.name + DONE_SUFFIX}, "bases stay for the next VC"
 
 
 def test_a_pool_that_cannot_be_made_is_named(conn: libvirt.virConnect, tmp_path: Path) -> None:
-    storage = LibvirtStorage(lambda: conn, POOL, "relative/folder", tmp_path / "work")
-    with pytest.raises(StepError, match=f"cannot make storage pool {POOL} \\(relative/folder\\)"):
+    storage = LibvirtStorage(lambda: conn, POOL, "/proc/pragmash-no", tmp_path / "work")
+    with pytest.raises(StepError, match=f"cannot make storage pool {POOL} \\(/proc/pragmash-no\\)"):
         storage.pool()
+    assert conn.listAllStoragePools(0) == [], "a pool that could not be made is not left defined"

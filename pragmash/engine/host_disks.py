@@ -87,14 +87,22 @@ class HostDisks:
                 hint='use [images] staging = "overlay" on a site with pool hosts',
             )
         store = self.store(host)
+        kept = store.find_node_disk(node.name)
+        if kept is not None and self.engine_of_host(host.name).state(node.name) != "absent":
+            # booted before: its disk holds what the guest wrote since; never sent over it
+            return self._on_host(node, host, kept.path)
         digest = content_digest(base, self.site.image_cache, ctx.progress)
         base_volume = store.put_base(base, digest, image_format(base), ctx)
         if base_volume.uploaded:
             ctx.note(f"{host.name}: base {base.name} sent to pool {host.pool} once for this host")
         disk = store.put_node_disk(node.name, overlay, base_volume, ctx)
+        return self._on_host(node, host, disk.path)
+
+    @staticmethod
+    def _on_host(node: NodePlan, host: HostConfig, disk: str) -> NodePlan:
         return dataclasses.replace(
             node,
-            disks=(disk.path, *node.disks[1:]),
+            disks=(disk, *node.disks[1:]),
             console_log=console_log_on(host, node.name) if node.console_log else None,
         )
 
