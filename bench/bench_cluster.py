@@ -176,9 +176,13 @@ def main() -> None:
         for n in sizes:
             started = time.monotonic()
             rows.append(one_size(n, workdir, ns.image, built, method))
-            print(
-                f"N={n} done in {time.monotonic() - started:.0f} s: {dict(rows[-1].runs)}",
+            r = rows[-1]
+            print(  # each size as it ends: a later size that fails loses no figures
+                f"N={n} done in {time.monotonic() - started:.0f} s: {r.launches} appliance "
+                f"launches, {r.v2v} virt-v2v, staging+fix+inject {r.prep:.1f} s, "
+                f"first boot->all up {r.up:.1f} s; tools {dict(r.runs)}",
                 file=sys.stderr,
+                flush=True,
             )
         left = [
             d.name() for d in conn.listAllDomains() if d.name().startswith(("vmtest-", "benchdeb-"))

@@ -10,6 +10,7 @@ import time
 import libvirt
 import pytest
 import test_lifecycle
+from procs import gone, kill_all, live_with
 from test_lifecycle import RunEnv, sleepy_recipe, stop
 
 env = test_lifecycle.env
@@ -63,8 +64,11 @@ def test_a_run_hit_by_three_quick_ctrl_c_exits_130_and_resumes(
             proc.send_signal(signal.SIGINT)
             time.sleep(0.02)
         _out, err = proc.communicate(timeout=60)
+        # even a hurried exit ends the step's waiting shell (in a group of its own)
+        assert gone(str(flag)), f"outlived the run: {live_with(str(flag))}"
     finally:
         stop(proc)
+        kill_all(str(flag))
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     flag.touch()

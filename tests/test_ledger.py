@@ -84,6 +84,31 @@ def _child_writes(ledger: Ledger) -> None:
         conn.execute("INSERT INTO counters VALUES ('child', 1)")
 
 
+def test_threads_creating_a_new_ledger_at_once_all_get_it(tmp_path: Path) -> None:
+    """Eight threads of one process open a ledger nobody has made yet, at the same moment:
+    each gets the one ledger (they once shared one half-made side file: disk I/O error)."""
+    path = tmp_path / "state" / "ledger.sqlite3"
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            Ledger(path).connection.execute("SELECT count(*) FROM vcs").fetchone()
+        except BaseException as err:  # collected and asserted below
+            errors.append(err)
+
+    for _ in range(5):  # a race: several rounds, each on a fresh path
+        path = path.with_name(f"{path.stem}x.sqlite3")
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert not list(path.parent.glob(".*.new"))  # no side file left behind
+
+
 def test_connection_reopens_after_fork(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
     parent_conn = ledger.connection

@@ -225,3 +225,18 @@ def test_a_different_scale_is_refused_while_one_is_unfinished(
     # the REPL's attach reopens recipe runs; it does not take the scale for one
     attach = env.cli("repl", "--attach", "calit2")
     assert attach.rc == 2 and "is a scale: `pragmash resume calit2` continues it" in attach.err
+
+
+def test_status_after_a_scale_names_the_vcs_recipe(
+    env: RunEnv, testconn: libvirt.virConnect
+) -> None:
+    """The hint to remake a missing private network names the recipe, not the scale."""
+    _booted(env)
+    assert env.cli("scale", "calit2", "+1").rc == 0
+    net = testconn.networkLookupByName("calit2-private")
+    net.destroy()
+    net.undefine()
+    status = env.cli("status", "calit2")
+    recipe = env.root / "test.prg"
+    assert f"missing: `pragmash {recipe} --vcname calit2` (same allocation)" in status.out
+    assert "run 2 (finished): scale +1 (2 -> 3 computes)" in status.out

@@ -8,7 +8,9 @@ The command starts in a session of its own, so a step stopped half-way (Ctrl-C,
 ``clean --force``, the step's time limit) ends the command's whole process tree:
 its process group, and every process left in its session (a ``timeout`` or a
 shell inside the command may have moved its children to a group of their own).
-Only a daemon that leaves the session on purpose (``setsid``) escapes.
+Only a daemon that leaves the session on purpose (``setsid``) escapes. A front
+end that must leave at once (a third Ctrl-C skips all clean-up) calls
+:func:`end_running_commands` first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +30,8 @@ RUN_TIMEOUT = 600.0
 #: How long an ended command's output is waited for once its processes are killed.
 REAP_SECONDS = 5.0
 _PROC = Path("/proc")
+_running: set[int] = set()  # the session leaders of the commands running now
+_running_lock = threading.RLock()  # re-entrant: a signal handler may take it
 
 
 def _session_members(sid: int) -> list[int]:
@@ -53,6 +58,14 @@ def end_process_tree(leader: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def end_running_commands() -> None:
+    """End every host command running now, with its process tree (for a hurried exit)."""
+    with _running_lock:
+        leaders = list(_running)
+    for leader in leaders:
+        end_process_tree(leader)
+
+
 def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
     """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
     try:
@@ -66,6 +79,8 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
         )
     except FileNotFoundError:
         raise StepError(f"command not found: {argv[0]}", stage="run") from None
+    with _running_lock:
+        _running.add(proc.pid)
     with proc:
         try:
             stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
@@ -80,6 +95,9 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
                     stage="run",
                 ) from None
             raise
+        finally:
+            with _running_lock:
+                _running.discard(proc.pid)
     for line in (stdout + stderr).splitlines():
         reporter.note(line)
     if proc.returncode != 0:

@@ -27,7 +27,7 @@ from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.runtime import Runtime
-from pragmash.engine.scalesteps import ScaleExecutor, scale_program
+from pragmash.engine.scalesteps import ScaleExecutor, grow_room, scale_program
 from pragmash.engine.session import (
     Prepared,
     Run,
@@ -161,7 +161,9 @@ def start(
     options = _options(record, site)
     prep = _prepare(options, plan, on_event)
     if change > 0:
-        short = resize.grow_shortage(ledger, site_cfg, prep.vcin, vcname, change)
+        prep.runtime.engine.check()
+        room = grow_room(prep.runtime, lambda _text: None)  # the lease step names left-outs
+        short = resize.grow_shortage(ledger, site_cfg, prep.vcin, vcname, change, room)
         if short is not None:
             raise UserError(f"{short}; nothing was taken", hint="scale by fewer computes")
     _ready(prep)

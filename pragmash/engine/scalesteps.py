@@ -29,11 +29,13 @@ Nodes that were running before the scale are not touched: their own
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pragmash.driver_api import NodePlan
+from pragmash.engine.hosts import placement_input
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.overrides import check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
@@ -88,6 +90,15 @@ def scale_program(before: int, after: int) -> ast.Program:
     return ast.Program(SCALE_FILE, "\n".join(s.text for s in steps) + "\n", tuple(steps))
 
 
+def grow_room(runtime: Runtime, note: Callable[[str], None]) -> resize.Room:
+    """Where the VC's new computes may go: the hosts that answer now (each one that does
+    not is named through ``note``), and the memory the VC's run gave its computes."""
+    hosts = placement_input(runtime.site, runtime.engine, note)
+    return resize.Room(
+        hosts.hosts, hosts.left_out, runtime.memory.to_json() if runtime.memory else None
+    )
+
+
 @dataclass
 class ScaleExecutor:
     """Carries out a scale run's steps against the VC's runtime (its drivers and nodes)."""
@@ -136,17 +147,27 @@ class ScaleExecutor:
                     runtime.site.uri,
                 )
 
+        site = runtime.site
         held = resize.grow(
-            runtime.ledger, runtime.site, runtime.vcin, runtime.vcname, step.stop, check=memory_fits
+            runtime.ledger,
+            site,
+            runtime.vcin,
+            runtime.vcname,
+            step.stop,
+            room=grow_room(runtime, reporter.note),
+            check=memory_fits,
         )
         said = self._write_vc_out(held)
         new = [n for n in held.computes if n.index is not None and n.index >= step.first]
-        leases = ", ".join(f"{n.name} ({n.private_ip}, {n.macs[0]}, {n.cpus} CPU)" for n in new)
-        return StepOutcome(
-            "done",
-            f"{leases}; {said}",
-            {n.name: n.private_ip for n in new} | {"vc_out": str(runtime.vc_out_path)},
+        leases = ", ".join(
+            f"{n.name} ({n.private_ip}, {n.macs[0]}, {n.cpus} CPU"
+            + (f", on {n.host})" if site.multi_host else ")")
+            for n in new
         )
+        products = {n.name: n.private_ip for n in new} | {"vc_out": str(runtime.vc_out_path)}
+        if site.multi_host:
+            products["hosts"] = " ".join(f"{n.name}={n.host}" for n in new)
+        return StepOutcome("done", f"{leases}; {said}", products)
 
     def _stage(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
         runtime = self.runtime

@@ -161,7 +161,9 @@ class Ledger:
         The link is atomic and never overwrites, so another process sees either no
         ledger or a complete one, and two processes creating at once end with one.
         """
-        side = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        # named by process AND thread: two threads of one process (parallel boots, a
+        # test's concurrent runs) creating at once must not share one half-made file
+        side = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.new")
         try:
             conn = sqlite3.connect(side, isolation_level=None)
             try:

@@ -12,15 +12,18 @@ rolls it all back, so a refused grow takes nothing. Both are idempotent for
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from pragmash.errors import AllocationError
 from pragmash.store.allocation import (  # the ledger's one reading of a VC, and its MACs
     Allocation,
     _load,
     _take_macs,
+    template_memory_mib,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.placement import HostCapacity, NodeNeed, config_capacity, place
 from pragmash.store.private_ips import compute_private_ips
 from pragmash.vc.names import compute_name
 from pragmash.vc.site import SiteConfig
@@ -43,38 +46,66 @@ def free_cpus(conn: sqlite3.Connection, site: SiteConfig) -> int:
     return site.cpu_capacity - site.cpu_reserve - held
 
 
+@dataclass(frozen=True)
+class Room:
+    """Where a grow may place new computes: the reachable hosts (None: the site config's),
+    the hosts left out (unreachable, for a refusal's words) and each role's memory."""
+
+    hosts: Sequence[HostCapacity] | None = None
+    left_out: Mapping[str, str] = field(default_factory=dict)
+    memory_mib: Mapping[str, int] | None = None
+
+
 def grow_shortage(
-    ledger: Ledger, site: SiteConfig, vcin: VcIn, vcname: str, count: int
+    ledger: Ledger, site: SiteConfig, vcin: VcIn, vcname: str, count: int, room: Room
 ) -> str | None:
     """Why adding ``count`` computes to ``vcname`` would be refused now (None: it fits).
 
-    For the check a front end makes before it starts a scale; :func:`grow` decides
-    in its own transaction.
+    For the check a front end makes before it starts a scale (placement included);
+    :func:`grow` decides again in its own transaction.
     """
     with ledger.snapshot() as conn:
         held = _load(conn, vcname)
         if held is None:
             return f"{vcname} holds no allocation"
-        return _shortage(conn, site, vcin, held, count)
+        try:
+            _plan(conn, site, vcin, held, count, room)
+        except AllocationError as err:
+            return err.message
+        return None
 
 
-def _shortage(
-    conn: sqlite3.Connection, site: SiteConfig, vcin: VcIn, held: Allocation, count: int
-) -> str | None:
+def _plan(
+    conn: sqlite3.Connection,
+    site: SiteConfig,
+    vcin: VcIn,
+    held: Allocation,
+    count: int,
+    room: Room,
+) -> list[tuple[str, str]]:
+    """Each new compute's name and host, or AllocationError saying what is short.
+
+    Reads the ledger through ``conn`` and writes nothing. A VC on a site whose isolated
+    private networks cannot span hosts grows only on its frontend's host.
+    """
     per_node = compute_cpus(held, site, vcin)
     asked = per_node * count
     free = free_cpus(conn, site)
-    if asked > free:
-        return (
+    if not site.multi_host and asked > free:  # a [[hosts]] site's room is placement's to say
+        raise AllocationError(
             f"not enough CPUs to add {count} compute(s) to {held.vcname}: they need {asked} "
             f"({count} x {per_node}), {max(free, 0)} free of {site.cpu_capacity} "
             f"(reserve {site.cpu_reserve}; {site.source}: [resources])"
         )
-    try:
-        compute_private_ips(vcin, len(held.computes) + count)
-    except AllocationError as err:
-        return err.message
-    return None
+    compute_private_ips(vcin, len(held.computes) + count)  # the VC's network has room
+    memory = (dict(room.memory_mib) if room.memory_mib else template_memory_mib(vcin))["compute"]
+    names = [compute_name(held.vcname, len(held.computes) + i) for i in range(count)]
+    hosts = list(config_capacity(site) if room.hosts is None else room.hosts)
+    if site.multi_host and site.private_network.mode == "isolated":
+        hosts = [h for h in hosts if h.name == held.frontend.host]
+    needs = [NodeNeed(name, per_node, memory) for name in names]
+    placed = place(conn, site, hosts, needs, left_out=room.left_out)
+    return list(zip(names, placed, strict=True))
 
 
 def grow(
@@ -84,12 +115,14 @@ def grow(
     vcname: str,
     computes: int,
     *,
+    room: Room,
     check: Callable[[Allocation, int], None] | None = None,
 ) -> Allocation:
     """Give ``vcname`` computes up to ``computes`` in all; what it holds afterwards.
 
     ``check(held, count)`` is called inside the transaction before anything is taken
-    (the memory check); whatever it raises takes nothing either.
+    (the memory check); whatever it raises takes nothing either. The new computes are
+    placed (:func:`pragmash.store.placement.place`) in ``room`` in the same transaction.
     """
     with ledger.transaction() as conn:
         held = _load(conn, vcname)
@@ -99,21 +132,34 @@ def grow(
         if have >= computes:
             return held  # grown already (a resumed scale)
         count = computes - have
-        short = _shortage(conn, site, vcin, held, count)
-        if short is not None:
-            raise AllocationError(f"{short}; nothing was taken")
         if check is not None:
             check(held, count)
+        try:
+            planned = _plan(conn, site, vcin, held, count, room)
+        except AllocationError as err:
+            raise AllocationError(f"{err.message}; nothing was taken") from None
         per_node = compute_cpus(held, site, vcin)
+        memory = (dict(room.memory_mib) if room.memory_mib else template_memory_mib(vcin))[
+            "compute"
+        ]
         addresses = compute_private_ips(vcin, computes)
         macs = _take_macs(conn, site, count)
-        for offset in range(count):
+        for offset, (name, host) in enumerate(planned):
             index = have + offset
-            name = compute_name(vcname, index)
             conn.execute(
                 "INSERT INTO nodes(vcname, name, role, idx, cpus, private_ip, public_ip,"
-                " private_mac, public_mac) VALUES (?, ?, 'compute', ?, ?, ?, NULL, ?, NULL)",
-                (vcname, name, index, per_node, addresses[index], macs[offset]),
+                " private_mac, public_mac, host, memory_mib)"
+                " VALUES (?, ?, 'compute', ?, ?, ?, NULL, ?, NULL, ?, ?)",
+                (
+                    vcname,
+                    name,
+                    index,
+                    per_node,
+                    addresses[index],
+                    macs[offset],
+                    host,
+                    memory,
+                ),
             )
             conn.execute(
                 "INSERT INTO leases(kind, value, vcname, node) VALUES ('mac', ?, ?, ?)",

@@ -189,10 +189,12 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         out.write(f"  in use by {status.lock}\n")
     net = status.private_network
     if net is not None:
+        # a scale's run record names the scale; its options, the VC's recipe
+        recipe = (run.options.get("recipe") or run.recipe) if run else ""
         again = (
             f"`pragmash resume {vcname}` or `pragmash repl --attach {vcname}`"
             if status.run_outcome in ("failed", "interrupted") or run is None
-            else f"`pragmash {run.recipe} --vcname {vcname}` (same allocation)"
+            else f"`pragmash {recipe} --vcname {vcname}` (same allocation)"
         )
         flag = f"   <- missing: {again} makes it again" if net.missing else ""
         out.write(f"  private network {net.plan.describe()}: {net.state}{flag}\n")

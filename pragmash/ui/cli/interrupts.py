@@ -22,6 +22,7 @@ import sys
 from types import FrameType
 from typing import TextIO
 
+from pragmash.engine.host_command import end_running_commands
 from pragmash.errors import EXIT_INTERRUPTED
 
 #: The Ctrl-C that exits at once instead of raising KeyboardInterrupt.
@@ -44,7 +45,12 @@ class InterruptCounter:
         raise KeyboardInterrupt
 
     def exit_now(self) -> None:
-        """Leave now: flush what was said, skip the rest of the clean-up, exit 130."""
+        """Leave now: flush what was said, skip the rest of the clean-up, exit 130.
+
+        A host command (``run``) still going is ended first, with what it started:
+        nothing would be left to wait for it, and it would run on.
+        """
+        end_running_commands()
         if not self.done:
             self.err.write(
                 f"interrupted {self.count} times: exiting now without finishing the clean-up; "
