@@ -195,6 +195,7 @@ class SecondHost:
         )
 
     def _wait_for_uri(self) -> None:
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # tries before sshd listens
         deadline = time.monotonic() + 30
         while True:
             try:
