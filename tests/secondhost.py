@@ -16,8 +16,8 @@ virtlogd) that shares nothing with the first but the kernel:
 * reached like a real remote host, over ``qemu+ssh://root@127.0.0.1:PORT/system``,
   through an sshd of ours on loopback (key only, its own host key, authorized_keys
   and known_hosts in a temporary folder), with ``socket=`` naming the daemon's socket
-  and ``proxy=netcat`` so the far side's ``nc -U`` joins it (the ``virt-ssh-helper``
-  path would reach the default daemon instead).
+  and ``proxy=netcat`` so the far side's ``nc -U`` joins exactly that socket (the
+  ``virt-ssh-helper`` path is not relied on to honour ``socket=``).
 
 Everything is stopped by pid (the domains destroyed first, so no QEMU outlives its
 daemon), the namespace deleted and the folder removed. Needs root, libvirtd,
