@@ -153,7 +153,7 @@ def allocate(
     plan = plan_compute_cpus(site, vcin, cpus)
     memory = dict(memory_mib) if memory_mib else template_memory_mib(vcin)
     with ledger.transaction() as conn:
-        held = _load(conn, vcname)
+        held = load_allocation(conn, vcname)
         if held is not None:
             if held.cpus == cpus:
                 return held
@@ -165,7 +165,7 @@ def allocate(
         public, vlan = _take_public_and_vlan(conn, site, vcin, plan)
         if check_vlan is not None:
             check_vlan(vlan)
-        macs = _take_macs(conn, site, 2 + len(plan))
+        macs = take_macs(conn, site, 2 + len(plan))
         nodes = [
             NodeLease(
                 name=frontend_name(vcname),
@@ -272,8 +272,11 @@ def _take_public_and_vlan(
     return public, vlan
 
 
-def _take_macs(conn: sqlite3.Connection, site: SiteConfig, count: int) -> list[str]:
-    """``count`` MACs from the site prefix and a counter; never one that is held."""
+def take_macs(conn: sqlite3.Connection, site: SiteConfig, count: int) -> list[str]:
+    """``count`` MACs from the site prefix and a counter; never one that is held.
+
+    Call inside the ledger transaction that stores them (``allocate``, ``resize.grow``).
+    """
     row = conn.execute("SELECT value FROM counters WHERE name = ?", (_MAC_COUNTER,)).fetchone()
     counter = int(row["value"]) if row else 0
     macs: list[str] = []
@@ -347,7 +350,9 @@ def _store(conn: sqlite3.Connection, allocation: Allocation, vcin: VcIn) -> None
             )
 
 
-def _load(conn: sqlite3.Connection, vcname: str) -> Allocation | None:
+def load_allocation(conn: sqlite3.Connection, vcname: str) -> Allocation | None:
+    """The VC's allocation as the ledger holds it, read on ``conn`` (inside the caller's
+    transaction, so what is read is what that transaction then changes); None if none."""
     vc = conn.execute(
         "SELECT vcname, cpus, vlan, public_ip, public_fqdn FROM vcs WHERE vcname = ?", (vcname,)
     ).fetchone()
@@ -397,7 +402,7 @@ def next_free_vlan(ledger: Ledger, site: SiteConfig) -> int | None:
 def current_allocation(ledger: Ledger, vcname: str) -> Allocation | None:
     """What ``vcname`` holds now, or None."""
     with ledger.snapshot() as conn:
-        return _load(conn, vcname)
+        return load_allocation(conn, vcname)
 
 
 def allocated_vcs(ledger: Ledger) -> list[str]:

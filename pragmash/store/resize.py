@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pragmash.errors import AllocationError
 from pragmash.store.allocation import (  # the ledger's one reading of a VC, and its MACs
     Allocation,
-    _load,
-    _take_macs,
+    load_allocation,
+    take_macs,
     template_memory_mib,
 )
 from pragmash.store.ledger import Ledger
@@ -65,7 +65,7 @@ def grow_shortage(
     :func:`grow` decides again in its own transaction.
     """
     with ledger.snapshot() as conn:
-        held = _load(conn, vcname)
+        held = load_allocation(conn, vcname)
         if held is None:
             return f"{vcname} holds no allocation"
         try:
@@ -125,7 +125,7 @@ def grow(
     placed (:func:`pragmash.store.placement.place`) in ``room`` in the same transaction.
     """
     with ledger.transaction() as conn:
-        held = _load(conn, vcname)
+        held = load_allocation(conn, vcname)
         if held is None:
             raise AllocationError(f"{vcname} holds no allocation: nothing to grow")
         have = len(held.computes)
@@ -143,7 +143,7 @@ def grow(
             "compute"
         ]
         addresses = compute_private_ips(vcin, computes)
-        macs = _take_macs(conn, site, count)
+        macs = take_macs(conn, site, count)
         for offset, (name, host) in enumerate(planned):
             index = have + offset
             conn.execute(
@@ -166,7 +166,7 @@ def grow(
                 (macs[offset], vcname, name),
             )
         conn.execute("UPDATE vcs SET cpus = cpus + ? WHERE vcname = ?", (per_node * count, vcname))
-        grown = _load(conn, vcname)
+        grown = load_allocation(conn, vcname)
         assert grown is not None
         return grown
 
@@ -175,7 +175,7 @@ def shrink(ledger: Ledger, vcname: str, computes: int) -> tuple[Allocation, list
     """Release the computes of ``vcname`` from index ``computes`` up; what it holds now,
     and the names released (none when a resumed scale released them already)."""
     with ledger.transaction() as conn:
-        held = _load(conn, vcname)
+        held = load_allocation(conn, vcname)
         if held is None:
             raise AllocationError(f"{vcname} holds no allocation: nothing to shrink")
         going = [n for n in held.computes if n.index is not None and n.index >= computes]
@@ -187,6 +187,6 @@ def shrink(ledger: Ledger, vcname: str, computes: int) -> tuple[Allocation, list
                 "UPDATE vcs SET cpus = MAX(cpus - ?, 0) WHERE vcname = ?",
                 (sum(n.cpus for n in going), vcname),
             )
-        shrunk = _load(conn, vcname)
+        shrunk = load_allocation(conn, vcname)
         assert shrunk is not None
         return shrunk, [n.name for n in going]
