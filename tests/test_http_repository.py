@@ -98,6 +98,19 @@ def test_a_run_from_a_web_repository_fetches_and_verifies_every_image(tmp_path: 
     assert current_allocation(ledger, "calit2") is not None
 
 
+def test_a_vc_from_a_web_repository_can_be_scaled_and_knows_its_url(tmp_path: Path) -> None:
+    """The run's options keep the URL as typed (it was once made a path under the current
+    folder, ``…/http:/127.0.0.1:PORT``, so ``scale`` and ``resume`` looked for a folder)."""
+    repo = demo_copy(tmp_path / "www")
+    with serve(repo) as web:
+        assert cli(ROCKS6, "--vcname", "calit2", "--base_path", web.url)[0] == EXIT_OK
+        record = last_run(Ledger(load_site(None, os.environ)), "calit2")
+        assert record is not None and record.options["base_path"] == web.url
+        code, out, err = cli("scale", "calit2", "+1")
+        assert code == EXIT_OK, err
+        assert "vc-out.xml rewritten: 3 computes" in out
+
+
 def test_a_second_run_uses_the_cache_and_fetches_no_image_again(tmp_path: Path) -> None:
     repo = demo_copy(tmp_path / "www")
     with serve(repo) as web:

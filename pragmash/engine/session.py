@@ -41,6 +41,7 @@ from pragmash.store.journal import (
 )
 from pragmash.store.ledger import Ledger
 from pragmash.store.notes import first_time
+from pragmash.vc.http import is_url
 from pragmash.vc.http_repository import open_repository
 from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
@@ -109,7 +110,9 @@ class RunOptions:
         return replace(
             self,
             recipe=absolute(self.recipe) or self.recipe,
-            base_path=absolute(self.base_path),
+            # a web repository's URL is kept as typed (as a path it named a folder
+            # "http:/host" under the current one, and resume or scale failed on it)
+            base_path=self.base_path if is_url(self.base_path) else absolute(self.base_path),
             site=absolute(self.site),
         )
 
