@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,13 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from repldriver import RECIPE as REPL_RECIPE
+
+# A test run started in the background of a non-interactive shell (`cmd &`, nohup, some
+# CI runners) inherits SIGINT ignored, and Python then keeps it ignored: the Ctrl-C
+# tests' SIGINT would do nothing and they would fail for a reason that is not
+# pragmash's. Tests get the SIGINT a terminal gives (children then get the default too).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
