@@ -198,14 +198,19 @@ class Runtime:
     # -- the statements ---------------------------------------------------------------
 
     def execute(self, stmt: ast.Statement, reporter: StepReporter) -> StepOutcome:
-        self.interrupted.clear()  # a step run again (retry, resume) starts uncancelled
-        handler = getattr(self, f"_do_{type(stmt).__name__.lower()}")
+        return self.guarded(getattr(self, f"_do_{type(stmt).__name__.lower()}"), stmt, reporter)
+
+    def guarded(
+        self, handler: Callable[..., StepOutcome], stmt: Any, reporter: StepReporter
+    ) -> StepOutcome:
+        """One step's handler (this runtime's or a scale's): a step run again (retry,
+        resume) starts uncancelled; Ctrl-C sets ``interrupted`` so its workers stop."""
+        self.interrupted.clear()
         try:
-            result: StepOutcome = handler(stmt, reporter)
+            return handler(stmt, reporter)
         except KeyboardInterrupt:
             self.interrupted.set()
             raise
-        return result
 
     def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
         count = len(stmt.body)

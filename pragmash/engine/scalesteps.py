@@ -108,15 +108,7 @@ class ScaleExecutor:
 
     def execute(self, statement: ast.Statement, reporter: StepReporter) -> StepOutcome:
         assert isinstance(statement, ScaleStep)
-        runtime = self.runtime
-        runtime.interrupted.clear()  # a step run again (resume) starts uncancelled
-        handler = getattr(self, f"_{statement.action}")
-        try:
-            result: StepOutcome = handler(statement, reporter)
-        except KeyboardInterrupt:
-            runtime.interrupted.set()
-            raise
-        return result
+        return self.runtime.guarded(getattr(self, f"_{statement.action}"), statement, reporter)
 
     # -- helpers ----------------------------------------------------------------------
 
