@@ -37,7 +37,7 @@ from pragmash.driver_api import (
     UpTest,
     up_tests_of,
 )
-from pragmash.engine import private_network
+from pragmash.engine import private_network, seeding
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
@@ -177,6 +177,7 @@ class Runtime:
             up_tests=self.up_tests,
             authorized_keys=tuple(self.key.splitlines()) if self.key else (),
             memory=self.memory,
+            seeds=seeding.delivery_of(self.site, self.vcname, self.distro)[0] == "seed",
         )
         self.variables["num_nodes"] = str(len(self.nodes))
 
@@ -350,17 +351,16 @@ class Runtime:
         return StepOutcome("done", msg, products)
 
     def _do_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
-        nodes = self.targets(stmt.targets, stmt)
-        return self.boot(nodes, reporter)
+        return self.boot(self.targets(stmt.targets, stmt), reporter)
 
     def boot(self, nodes: Sequence[NodePlan], reporter: StepReporter) -> StepOutcome:
         """Stage, pre_boot and start the nodes, up to the site's boot_parallelism at once.
 
-        All the nodes' files go in with one appliance launch where the distro driver
-        can take them together (:mod:`pragmash.engine.bootstep`).
+        Files go in with one appliance launch, or none for seeds (:mod:`~pragmash.engine.bootstep`).
         """
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
+        nodes = seeding.with_cloud_config(nodes, self.variables, self.nodes)
         ctx = self.context(reporter)
         made = self.ensure_private_network()
         if private_network.made_anew(made):

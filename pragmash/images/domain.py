@@ -191,6 +191,23 @@ def _set_agent_channel(node: NodePlan, devices: etree._Element) -> None:
     etree.SubElement(channel, "target", type="virtio", name=AGENT_CHANNEL)
 
 
+def _set_seed(node: NodePlan, devices: etree._Element) -> None:
+    """The node's NoCloud seed, a read-only virtio disk after the template's own disks.
+
+    Its target is the first ``vdX`` no template disk uses, so the node's own disks keep
+    their names (vda stays the root disk).
+    """
+    if node.seed is None:
+        return
+    used = {t.get("dev") for t in devices.findall("disk/target")}
+    dev = next(f"vd{chr(c)}" for c in range(ord("b"), ord("z") + 1) if f"vd{chr(c)}" not in used)
+    disk = etree.SubElement(devices, "disk", type="file", device="disk")
+    etree.SubElement(disk, "driver", name="qemu", type="raw")
+    etree.SubElement(disk, "source", file=node.seed.path)
+    etree.SubElement(disk, "target", dev=dev, bus="virtio")
+    etree.SubElement(disk, "readonly")
+
+
 def _set_graphics(devices: etree._Element) -> None:
     """Remote displays listen on loopback only: a VC's console is not for the world."""
     for graphics in devices.findall("graphics"):
@@ -253,6 +270,7 @@ def render_domain(
             _remove(emulator)
     _set_interfaces(node, devices)
     _set_disks(node, devices, formats)
+    _set_seed(node, devices)
     _set_console(node, devices)
     _set_agent_channel(node, devices)
     _set_graphics(devices)

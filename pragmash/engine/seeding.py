@@ -1,0 +1,59 @@
+"""How a VC's nodes receive their settings: a NoCloud seed each, or writes into their disks.
+
+The distro driver declares its way (``delivery = "seed"``: the bundled ``cloud_init``
+and ``ubuntu_cloud``); the site's ``[delivery]`` overrides it per VC or per driver.
+A seeded node's plan names its seed volume (:func:`pragmash.engine.nodes.node_plans`),
+which the driver's ``pre_boot_many`` makes and the engine attaches read-only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, MutableMapping, Sequence
+
+from pragmash.driver_api import DistroDriver, NodePlan, SeedDelivery
+from pragmash.errors import UserError
+from pragmash.vc.delivery import Delivery
+from pragmash.vc.site import SiteConfig
+
+#: The recipe variable naming a #cloud-config file that seeded nodes' user-data adds.
+CLOUD_CONFIG_VARIABLE = "cloud_config"
+
+
+def delivery_of(site: SiteConfig, vcname: str, distro: DistroDriver) -> tuple[Delivery, str]:
+    """``seed`` or ``disk`` for this VC, and who chose it (for messages).
+
+    The site's ``[delivery]`` (per VC, then per driver) wins over the driver's own
+    ``delivery``; a driver that declares none writes disks, as drivers always did.
+    """
+    seeds = getattr(distro, "delivery", "disk") == "seed"
+    chosen = site.delivery.chosen(vcname, distro.name) or (
+        "seed" if seeds else "disk",
+        f"the distro driver {distro.name}",
+    )
+    if chosen[0] == "seed" and not isinstance(distro, SeedDelivery):
+        raise UserError(
+            f"{chosen[1]}: asks for NoCloud seeds, but the distro driver "
+            f"{distro.name!r} cannot make them",
+            hint='say "disk" for it in [delivery]',
+        )
+    return chosen
+
+
+def with_cloud_config(
+    nodes: Sequence[NodePlan],
+    variables: Mapping[str, str],
+    plans: MutableMapping[str, NodePlan],
+) -> list[NodePlan]:
+    """The nodes, seeded ones carrying the recipe's ``$cloud_config`` as it is at this step
+    (their plans in ``plans`` updated to match)."""
+    added = variables.get(CLOUD_CONFIG_VARIABLE) or None
+    out: list[NodePlan] = []
+    for node in nodes:
+        if node.seed is not None and node.seed.cloud_config != added:
+            node = dataclasses.replace(
+                node, seed=dataclasses.replace(node.seed, cloud_config=added)
+            )
+            plans[node.name] = node
+        out.append(node)
+    return out
