@@ -50,6 +50,11 @@ Layout (every section and key is optional unless marked *required*)::
     [images]
     staging = "overlay"             # "overlay" (copy-on-write) | "copy"
 
+    [vc_out]
+    computes = "own"                # the /root/vc-out.xml computes boot with: "own" (each
+                                    # its own file, as pragma_boot gave it and PRAGMA images'
+                                    # vc-out-parser reads it) | "whole" (the VC's, the seed's)
+
     [drivers]
     folders = ["drivers"]           # extra driver folders
 
@@ -78,7 +83,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pragmash.driver_api import UpTest
+from pragmash.driver_api import ComputeVcOut, UpTest
 from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, parse_toml
 from pragmash.vc.http import check_url, is_url
@@ -134,6 +139,7 @@ class SiteConfig:
     # bundled demo repository
     repository: Path | str | None
     staging: Staging = "overlay"
+    computes_vc_out: ComputeVcOut = "own"  # [vc_out] computes
     boot_parallelism: int = 4
     bridges: dict[str, str] = field(default_factory=dict)  # vc-in bridge -> site network
     default_network: str | None = None  # site network for bridges not in `bridges`
@@ -193,6 +199,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "resources": ("cpus", "reserve", "smp", "max_cpus_per_node", "placement"),
     "paths": ("temp", "state", "image_cache", "repository"),
     "images": ("staging",),
+    "vc_out": ("computes",),
     "drivers": ("folders",),
     "recipes": ("folders",),
     "policy": ("allow_run",),
@@ -271,6 +278,9 @@ def _build(
     resources_ = _read_resources(reader("resources"))
     folders = _read_paths(reader("paths"), base, env)
     staging = cast(Staging, reader("images").choice("staging", "overlay", ("overlay", "copy")))
+    computes_vc_out = cast(
+        ComputeVcOut, reader("vc_out").choice("computes", "own", ("own", "whole"))
+    )
     driver_dirs = tuple(_resolve(v, base) for v in reader("drivers").string_list("folders"))
     recipe_dirs = tuple(_resolve(v, base) for v in reader("recipes").string_list("folders"))
     allow_run = reader("policy").boolean("allow_run", False)
@@ -298,6 +308,7 @@ def _build(
         image_cache=folders.image_cache,
         repository=folders.repository,
         staging=staging,
+        computes_vc_out=computes_vc_out,
         boot_parallelism=engine.boot_parallelism,
         bridges=network.bridges,
         default_network=network.default_network,
