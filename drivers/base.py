@@ -4,7 +4,7 @@ A PRAGMA distro driver mostly says *which files* a node needs in its disk before
 boots (network configuration, a hostname); writing them is the same for every
 distro: all the nodes of a ``boot`` step in one libguestfs appliance launch, each
 node's own vc-out file at ``/root/vc-out.xml`` (the frontend the whole VC's, each
-compute its own: :meth:`StageContext.node_vc_out`), as PRAGMA images' vc-out-parser
+compute its own: :func:`pragmash.vc.vcout.node_vc_out`), as PRAGMA images' vc-out-parser
 reads it. So a driver subclasses :class:`GuestFilesDriver` and writes
 :meth:`~GuestFilesDriver.guest_files`; pre_fix and post_fix say plainly that the
 distro needs nothing around the fix, and the fixed-image cache knows they change
@@ -23,11 +23,10 @@ from pragmash.driver_api import (
     StageContext,
     StageResult,
     UpTest,
-    node_vc_out_path,
 )
 from pragmash.images.inject import GuestContent, InjectJob, inject_for_nodes
 from pragmash.images.marker import marker_files_for
-from pragmash.vc.vcout import read_vc_out, write_vc_out
+from pragmash.vc.vcout import node_vc_out, read_vc_out, write_vc_out
 
 GUEST_VC_OUT = "/root/vc-out.xml"
 
@@ -110,7 +109,7 @@ def own_vc_out(node: NodePlan, vc_out: Path, ctx: StageContext) -> Path:
     A VC allocated before computes had files of their own has only the whole VC's:
     theirs are written from it then, so resuming such a run still boots.
     """
-    own = node_vc_out_path(vc_out, node.name, node.role, ctx.computes_vc_out)
+    own = node_vc_out(ctx, node)
     if not own.is_file() and Path(vc_out).is_file():
         write_vc_out(read_vc_out(vc_out), vc_out)
     return own

@@ -133,32 +133,8 @@ class StageResult:
     output_tail: list[str] = field(default_factory=list)
 
 
-#: Which vc-out file a compute boots with (site ``[vc_out] computes``): ``"own"``, its own
-#: file as pragma_boot's code gave it and vc-out-parser reads it (the default), or
-#: ``"whole"``, the whole VC's file as the seed README shows it.
+#: What computes boot with (site ``[vc_out] computes``); see pragmash.vc.vcout.node_vc_out.
 ComputeVcOut = Literal["own", "whole"]
-
-
-def compute_vc_out_path(vc_out_path: Path, name: str) -> Path:
-    """Compute ``name``'s own vc-out file: ``NAME.xml`` beside the VC's vc-out.xml.
-
-    pragma_boot's allocate wrote these as ``TEMP/<compute-name>.xml`` and its boot copied
-    them into each compute; pragmash writes them whenever it writes vc-out.xml.
-    """
-    return Path(vc_out_path).with_name(f"{name}.xml")
-
-
-def node_vc_out_path(
-    vc_out_path: Path, name: str, role: Role, computes: ComputeVcOut = "own"
-) -> Path:
-    """The vc-out file node ``name`` boots with (its ``/root/vc-out.xml``).
-
-    The frontend gets the whole VC's ``vc_out_path``; a compute its own file
-    (:func:`compute_vc_out_path`), or the whole VC's where the site chose ``"whole"``.
-    """
-    if role == "frontend" or computes == "whole":
-        return Path(vc_out_path)
-    return compute_vc_out_path(vc_out_path, name)
 
 
 @dataclass
@@ -167,8 +143,7 @@ class StageContext:
 
     ``note(text)`` adds a line of output; ``progress(done, total, label)`` reports
     long work (bytes staged, seconds waited). ``temp_dir`` is the VC's own folder.
-    ``kvm_usable`` is the engine's judgement for this run (``host_info().kvm_usable``):
-    libguestfs and virt-v2v use KVM where it is True and force TCG where it is not.
+    ``kvm_usable``: libguestfs and virt-v2v may use KVM (else they are forced onto TCG).
     """
 
     vcname: str
@@ -182,10 +157,6 @@ class StageContext:
     cancelled: Callable[[], bool] = lambda: False
     kvm_usable: bool = False
     computes_vc_out: ComputeVcOut = "own"
-
-    def node_vc_out(self, node: NodePlan) -> Path:
-        """The vc-out file ``node`` boots with; pre_boot puts it at /root/vc-out.xml."""
-        return node_vc_out_path(self.vc_out_path, node.name, node.role, self.computes_vc_out)
 
 
 @runtime_checkable

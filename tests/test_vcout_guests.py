@@ -17,18 +17,16 @@ import pytest
 from lxml import etree
 from vcoutreader import GuestConfig, Interface, ParserCrash, parse
 
-from pragmash.driver_api import (
-    NodePlan,
-    StageContext,
-    compute_vc_out_path,
-    node_vc_out_path,
-)
+from pragmash.driver_api import NodePlan, StageContext
 from pragmash.errors import VcFormatError
 from pragmash.vc.vcout import (
     ComputeOut,
     FrontendOut,
     VcOut,
+    compute_vc_out_path,
     compute_vc_out_to_bytes,
+    node_vc_out,
+    node_vc_out_path,
     read_vc_out,
     vc_out_to_bytes,
     write_vc_out,
@@ -398,7 +396,9 @@ def test_which_file_each_node_boots_with(tmp_path: Path) -> None:
     )
     assert node_vc_out_path(whole, "calit2-compute-0", "compute", "whole") == whole
     ctx = StageContext("calit2", tmp_path, whole)
-    assert ctx.node_vc_out(plan("calit2-frontend", "frontend")) == whole
-    assert ctx.node_vc_out(plan("calit2-compute-1", "compute")) == tmp_path / "calit2-compute-1.xml"
+    assert node_vc_out(ctx, plan("calit2-frontend", "frontend")) == whole
+    assert (
+        node_vc_out(ctx, plan("calit2-compute-1", "compute")) == tmp_path / "calit2-compute-1.xml"
+    )
     ctx.computes_vc_out = "whole"
-    assert ctx.node_vc_out(plan("calit2-compute-1", "compute")) == whole
+    assert node_vc_out(ctx, plan("calit2-compute-1", "compute")) == whole

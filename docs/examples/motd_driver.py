@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.vc.vcout import node_vc_out
 
 
 class MotdDriver:
@@ -23,7 +24,7 @@ class MotdDriver:
     def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, bytes | Path]:
         """What pre_boot writes, by guest path: kept apart so it can be tested without a disk.
 
-        ``vc_out`` is the node's own vc-out file (``ctx.node_vc_out(node)``): the whole
+        ``vc_out`` is the node's own vc-out file (``node_vc_out(ctx, node)``): the whole
         VC's for the frontend, the compute's own for a compute.
         """
         motd = f"{node.name}: {node.role} of a PRAGMA virtual cluster ({node.private_ip})\n"
@@ -38,7 +39,7 @@ class MotdDriver:
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
         from pragmash.images.inject import inject_files
 
-        files = self.guest_files(node, ctx.node_vc_out(node))
+        files = self.guest_files(node, node_vc_out(ctx, node))
         log = ctx.temp_dir / f"{node.name}.inject.log"
         ctx.note(f"{node.name}: writing {', '.join(files)}")
         inject_files(disk, files, timeout=self.timeout, log_path=log, kvm_usable=ctx.kvm_usable)

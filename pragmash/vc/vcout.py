@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from pragmash.driver_api import compute_vc_out_path
+from pragmash.driver_api import ComputeVcOut, NodePlan, Role, StageContext
 from pragmash.errors import VcFormatError
 from pragmash.vc.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
 
@@ -48,6 +48,33 @@ class VcOut:
     dns_domain: str
     # The SSH public key(s) root accepts (``--key``), as pragma_boot's <key>; None: no <key>.
     key: str | None = None
+
+
+def compute_vc_out_path(vc_out_path: Path, name: str) -> Path:
+    """Compute ``name``'s own vc-out file: ``NAME.xml`` beside the VC's vc-out.xml.
+
+    pragma_boot's allocate wrote these as ``TEMP/<compute-name>.xml`` and its boot copied
+    them into each compute; :func:`write_vc_out` writes them with vc-out.xml.
+    """
+    return Path(vc_out_path).with_name(f"{name}.xml")
+
+
+def node_vc_out_path(
+    vc_out_path: Path, name: str, role: Role, computes: ComputeVcOut = "own"
+) -> Path:
+    """The vc-out file node ``name`` boots with (its ``/root/vc-out.xml``).
+
+    The frontend gets the whole VC's ``vc_out_path``; a compute its own file
+    (:func:`compute_vc_out_path`), or the whole VC's where the site chose ``"whole"``.
+    """
+    if role == "frontend" or computes == "whole":
+        return Path(vc_out_path)
+    return compute_vc_out_path(vc_out_path, name)
+
+
+def node_vc_out(ctx: StageContext, node: NodePlan) -> Path:
+    """The vc-out file ``node`` boots with in this VC; pre_boot puts it at /root/vc-out.xml."""
+    return node_vc_out_path(ctx.vc_out_path, node.name, node.role, ctx.computes_vc_out)
 
 
 _VC_OUT_XSD = "vc-out.xsd"
