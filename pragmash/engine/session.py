@@ -64,6 +64,7 @@ class RunOptions:
     sets: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
     key: str | None = None  # --key: the public key text (kept, so resume needs no file)
+    key_file: str | None = None  # --key's path: `ssh-config` names the private key beside it
     mem: str | None = None  # --mem FRONTEND[:COMPUTE] as given
     # MiB each role's nodes got (from --mem or the templates); journaled for `status`
     memory_mib: dict[str, int] | None = None
@@ -78,6 +79,7 @@ class RunOptions:
             "sets": self.sets,
             "allow_run": self.allow_run,
             "key": self.key,
+            "key_file": self.key_file,
             "mem": self.mem,
             "memory_mib": self.memory_mib,
         }
@@ -93,6 +95,7 @@ class RunOptions:
             sets=dict(data.get("sets") or {}),
             allow_run=bool(data.get("allow_run")),
             key=data.get("key"),
+            key_file=data.get("key_file"),
             mem=data.get("mem"),
             memory_mib=data.get("memory_mib"),
         )
@@ -114,6 +117,7 @@ class RunOptions:
             # "http:/host" under the current one, and resume or scale failed on it)
             base_path=self.base_path if is_url(self.base_path) else absolute(self.base_path),
             site=absolute(self.site),
+            key_file=absolute(self.key_file),
         )
 
 
