@@ -461,9 +461,8 @@ class Runtime:
             )
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
         call_distro_stages(op, self.distro, pairs, self.vc_out_path, ctx, reporter)
-        return StepOutcome(
-            "done", f"vc_driver/{stmt.command} on {', '.join(n.name for n in nodes)}"
-        )
+        names = ", ".join(n.name for n in nodes)
+        return StepOutcome("done", f"vc_driver/{stmt.command} on {names}")
 
     def _do_run(self, stmt: ast.Run, reporter: StepReporter) -> StepOutcome:
         if not (self.allow_run or self.site.allow_run):
