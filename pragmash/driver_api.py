@@ -17,6 +17,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 Role = Literal["frontend", "compute"]
 UpKind = Literal["agent", "console", "port", "marker"]
+GraphicsListen = Literal["loopback", "template"]
 
 #: What the bundled distros print when they have booted: a getty's login prompt on the
 #: serial console (``debian12 login: ``, ``compute-0-0 login:``). Searched in each line.
@@ -182,6 +183,9 @@ class NodePlan:
     authorized_keys: tuple[str, ...] = ()
     # memory in MiB (``--mem``) instead of the template's <memory>; None keeps the template's
     memory_mib: int | None = None
+    # the site's [engine] graphics_listen: "loopback" puts TCP displays on 127.0.0.1,
+    # "template" keeps the template's listeners as written
+    graphics_listen: GraphicsListen = "loopback"
 
     @property
     def address(self) -> str:
