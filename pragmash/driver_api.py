@@ -334,6 +334,29 @@ class PrivateNetworks(Protocol):
         ...
 
 
+@runtime_checkable
+class PowerControl(Protocol):
+    """An engine that powers a defined domain off and on without forgetting it.
+
+    ``pragmash stop`` and ``start`` need it: :meth:`EngineDriver.destroy` also undefines,
+    and :meth:`EngineDriver.boot` defines the domain again from the vc-in template
+    (losing what a site changed with ``virsh edit``). Separate from EngineDriver so an
+    engine without it is refused by those two commands by name, not by a missing method.
+    """
+
+    def request_shutdown(self, name: str) -> bool:
+        """Ask the guest to power off (ACPI) and return at once; False when not running."""
+        ...
+
+    def power_off(self, name: str) -> bool:
+        """Force the domain off and keep its definition; False when it was not running."""
+        ...
+
+    def start(self, name: str) -> bool:
+        """Start the defined domain (a running one is left alone); False when none is defined."""
+        ...
+
+
 @dataclass(frozen=True)
 class HostVolume:
     """A disk image as a host's storage pool holds it (libvirt's storage API).

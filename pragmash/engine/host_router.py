@@ -28,6 +28,7 @@ from pragmash.driver_api import (
     HostInfo,
     NetworkState,
     NodePlan,
+    PowerControl,
     PrivateNetworkPlan,
     PrivateNetworks,
     StageContext,
@@ -188,6 +189,26 @@ class HostRouter:
 
     def domain_xml(self, name: str) -> str | None:
         return self.engine_for(name).domain_xml(name)
+
+    # -- PowerControl: the node's host's, where its engine has it ------------------
+
+    def _power(self, name: str) -> PowerControl:
+        engine = self.engine_for(name)
+        if not isinstance(engine, PowerControl):
+            raise StepError(
+                f"the engine of {name}'s host cannot power a domain off and on",
+                stage="ve_driver/start",
+            )
+        return engine
+
+    def request_shutdown(self, name: str) -> bool:
+        return self._power(name).request_shutdown(name)
+
+    def power_off(self, name: str) -> bool:
+        return self._power(name).power_off(name)
+
+    def start(self, name: str) -> bool:
+        return self._power(name).start(name)
 
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
         return self.engine_for(name).console_tail(name, lines)

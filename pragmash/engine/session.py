@@ -413,10 +413,13 @@ def resume(
         )
     if record.outcome == "finished":
         raise UserError(f"{vcname}'s last run ({record.id}) finished; there is nothing to resume")
-    if isinstance(record.options.get("scale"), dict):
-        raise UserError(
-            f"{vcname}'s last run ({record.id}) is a scale: `pragmash resume {vcname}` continues it"
-        )
+    for kind in ("scale", "power"):  # runs of pragmash's own steps (engine.scale, .power)
+        if isinstance(record.options.get(kind), dict):
+            what = "a scale" if kind == "scale" else f"a {record.options[kind].get('kind')}"
+            raise UserError(
+                f"{vcname}'s last run ({record.id}) is {what}: `pragmash resume {vcname}` "
+                "continues it"
+            )
     if record.outcome == "cleaned":
         # its domains, images and leases are gone: continuing would boot without an allocation
         raise UserError(
