@@ -18,7 +18,7 @@ import pytest
 from multihost import Host, write_hosts_site
 
 from pragmash.engine.host_router import HostRouter, per_host
-from pragmash.engine.hosts import placement_input
+from pragmash.engine.hosts import locate, placement_input
 from pragmash.engine.registry import load_engine
 from pragmash.errors import AllocationError, ConfigError
 from pragmash.store.allocation import allocate, current_allocation
@@ -289,6 +289,7 @@ def test_hosts_are_worked_on_at_once(tmp_path: Path) -> None:
     assert isinstance(router, HostRouter)
     held = allocate(ledger, site, "calit2", _vcin(), 1, hosts=placement_input(site, router).hosts)
     assert {n.host for n in held.nodes} == {"a", "b"}
+    locate(router, held)  # what a command does once it has read the allocation
     meet = threading.Barrier(2, timeout=10)  # broken unless both hosts' work overlaps
 
     def work(name: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from pragmash.driver_api import EngineDriver
 from pragmash.engine import private_network
 from pragmash.engine.host_router import per_host
-from pragmash.engine.hosts import unreachable_host
+from pragmash.engine.hosts import locate, unreachable_host
 from pragmash.engine.nodes import vc_temp_dir
 from pragmash.engine.power import POWER_FILE
 from pragmash.engine.private_network import PrivateNetworkStatus
@@ -93,6 +93,8 @@ def list_vcs(site: SiteConfig, *, every: bool = False) -> list[VcSummary]:
     engine, why = _engine_or_why(site) if alloc_mod.allocated_vcs(ledger) else (None, "")
     for name in names:
         held = alloc_mod.current_allocation(ledger, name)
+        if engine is not None:
+            locate(engine, held)
         run = runs.get(name)
         outcome = run_outcome(run, lock_holder(ledger, name)) if run else None
         if held is None and not every and outcome not in _UNFINISHED:
@@ -213,6 +215,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     if held is None and run is None:
         raise UserError(f"{vcname}: no such VC in the ledger ({site.ledger_path})")
     engine = load_engine(site)
+    locate(engine, held)
     engine_ok = True
     try:
         engine.check()
@@ -389,6 +392,7 @@ def clean_vc(
     held = alloc_mod.current_allocation(ledger, vcname)
     engine = load_engine(site)
     engine.check()
+    locate(engine, held)
     if live:
         taken = take_lock(ledger, vcname)
         if taken is not None and taken.alive:

@@ -71,6 +71,7 @@ def node_plans(
             domain_type=domain_type,
             console_log=None if simulated else str(temp_dir / f"{lease.name}.console.log"),
             private_ip=lease.private_ip,
+            host=lease.host,
             public_ip=lease.public_ip,
             up_tests=up_tests,
             authorized_keys=authorized_keys,

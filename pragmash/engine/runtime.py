@@ -42,7 +42,7 @@ from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
-from pragmash.engine.hosts import placement_input, placement_products, placement_words
+from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, template_source, vc_temp_dir
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
@@ -159,12 +159,12 @@ class Runtime:
                 stmt.span,
                 source_line(stmt.span),
             )
-        chosen = select_nodes(targets, list(self.nodes.values()))
-        return chosen
+        return select_nodes(targets, list(self.nodes.values()))
 
     def adopt(self, allocation: Allocation) -> None:
         """Make the nodes of an allocation (fresh or read back from the ledger) this run's."""
         self.allocation = allocation
+        locate(self.engine, allocation)  # node -> host, once: the engine asks no ledger
         self.nodes = node_plans(
             allocation,
             self.vcin,
