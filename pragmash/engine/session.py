@@ -16,6 +16,7 @@ from typing import Any
 
 from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
+from pragmash.engine.folder_scripts import callable_scripts
 from pragmash.engine.interpreter import Interpreter, StepReporter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
@@ -309,6 +310,7 @@ def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckConte
     if "num_compute" not in runtime.variables:
         known.pop("num_compute")
         # a recipe `param num_compute = N` supplies it
+    vc_scripts, ve_scripts = callable_scripts(prep.site, runtime.distro)
     return CheckContext(
         variables=known,
         frontend=frontend_name(runtime.vcname),
@@ -316,6 +318,8 @@ def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckConte
         computes_for=lambda cpus: len(alloc_mod.plan_compute_cpus(prep.site, prep.vcin, cpus)),
         allocated=allocated,
         allow_run=prep.options.allow_run or prep.site.allow_run,
+        extra_vc_commands=vc_scripts,
+        extra_ve_commands=ve_scripts,
     )
 
 

@@ -52,7 +52,13 @@ Layout (every section and key is optional unless marked *required*)::
     staging = "overlay"             # "overlay" (copy-on-write) | "copy"
 
     [drivers]
-    folders = ["drivers"]           # extra driver folders
+    folders = ["drivers"]           # extra driver folders (each holds driver folders)
+    dialect = "seed"                # which caller the folders' scripts were written for:
+                                    # "seed" | "pragma_boot-2013" | "pragma_boot-2015"
+                                    # | "pragma_boot-2015-ipop" (drivers/script_folder.py)
+    dialects = { rocks6_client = "pragma_boot-2013" }  # per driver folder, over `dialect`
+    ve = "kvm_rocks"                # the site's own VE driver folder (ve_driver/NAME calls it)
+    ipop_url = ""                   # pragma_boot-2015-ipop: boot's IPOP_URL argument
 
     [recipes]
     folders = ["recipes"]           # extra recipe folders
@@ -81,7 +87,7 @@ from typing import Any, Literal, cast
 
 from pragmash.driver_api import GraphicsListen, UpTest
 from pragmash.errors import ConfigError, RepositoryError
-from pragmash.vc.config_reader import Reader, check_layout, parse_toml
+from pragmash.vc.config_reader import Reader, check_layout, describe, parse_toml
 from pragmash.vc.http import check_url, is_url
 from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPUS
 from pragmash.vc.privnet import PrivateNetworkSetting
@@ -90,6 +96,7 @@ from pragmash.vc.site_network import PublicAddress, read_network
 from pragmash.vc.upconfig import up_overrides
 
 __all__ = [
+    "DIALECTS",
     "EMBEDDED_SOURCE",
     "ENV_SITE",
     "ENV_STATE_DIR",
@@ -148,6 +155,15 @@ class SiteConfig:
     # [[hosts]] as given; empty for a one-host site ([engine] uri): see ``hosts``
     explicit_hosts: tuple[HostConfig, ...] = ()
     placement: Placement = "spread"  # [resources] placement: computes over several hosts
+    # [drivers]: the dialect of every driver folder, and per folder name where it differs
+    driver_dialect: str = "seed"
+    driver_dialects: dict[str, str] = field(default_factory=dict)
+    ve_folder: str | None = None  # [drivers] ve: the site's own VE driver folder's name
+    ipop_url: str = ""  # [drivers] ipop_url: pragma_boot-2015-ipop boot's IPOP_URL
+
+    def dialect_of(self, folder_name: str) -> str:
+        """The caller the driver folder ``folder_name`` was written for."""
+        return self.driver_dialects.get(folder_name, self.driver_dialect)
 
     @property
     def ledger_path(self) -> Path:
@@ -195,12 +211,21 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "resources": ("cpus", "reserve", "smp", "max_cpus_per_node", "placement"),
     "paths": ("temp", "state", "image_cache", "repository"),
     "images": ("staging",),
-    "drivers": ("folders",),
+    "drivers": ("folders", "dialect", "dialects", "ve", "ipop_url"),
     "recipes": ("folders",),
     "policy": ("allow_run",),
 }
 
 _DRIVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+#: The callers a driver folder's scripts may have been written for (see
+#: :mod:`pragmash.drivers.script_folder`, which calls each as that caller did).
+DIALECTS: tuple[str, ...] = (
+    "seed",
+    "pragma_boot-2013",
+    "pragma_boot-2015",
+    "pragma_boot-2015-ipop",
+)
 
 
 def load_site(path: Path | None = None, env: Mapping[str, str] = os.environ) -> SiteConfig:
@@ -274,6 +299,7 @@ def _build(
     folders = _read_paths(reader("paths"), base, env)
     staging = cast(Staging, reader("images").choice("staging", "overlay", ("overlay", "copy")))
     driver_dirs = tuple(_resolve(v, base) for v in reader("drivers").string_list("folders"))
+    drivers = _read_drivers(reader("drivers"))
     recipe_dirs = tuple(_resolve(v, base) for v in reader("recipes").string_list("folders"))
     allow_run = reader("policy").boolean("allow_run", False)
 
@@ -312,7 +338,39 @@ def _build(
         up_overrides=up_overrides(data.get("up", {}), source),
         explicit_hosts=hosts,
         placement=resources_.placement,
+        driver_dialect=drivers.dialect,
+        driver_dialects=drivers.dialects,
+        ve_folder=drivers.ve,
+        ipop_url=drivers.ipop_url,
     )
+
+
+@dataclass(frozen=True)
+class _Drivers:
+    dialect: str
+    dialects: dict[str, str]
+    ve: str | None
+    ipop_url: str
+
+
+def _read_drivers(drv: Reader) -> _Drivers:
+    """``[drivers]`` beyond ``folders``: which caller each folder's scripts expect."""
+    dialect = drv.choice("dialect", "seed", DIALECTS)
+    table = drv.typed(
+        "dialects", {}, dict, 'a table such as { rocks6_client = "pragma_boot-2013" }'
+    )
+    dialects: dict[str, str] = {}
+    for name, value in table.items():
+        if not isinstance(value, str) or value not in DIALECTS:
+            expected = " or ".join(repr(d) for d in DIALECTS)
+            raise drv.fail(f"dialects.{name}", f"expected {expected}, got {describe(value)}")
+        if not _DRIVER_NAME.match(name):
+            raise drv.fail(f"dialects.{name}", "expected a driver folder's name")
+        dialects[name] = value
+    ve = drv.string("ve", None)
+    if ve is not None and not _DRIVER_NAME.match(ve):
+        raise drv.fail("ve", f"expected a driver folder's name such as 'kvm_rocks', got {ve!r}")
+    return _Drivers(dialect, dialects, ve, cast(str, drv.string("ipop_url", "")))
 
 
 @dataclass(frozen=True)
