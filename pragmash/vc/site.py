@@ -11,6 +11,7 @@ Layout (every section and key is optional unless marked *required*)::
     uri = "test:///default"         # libvirt URI: qemu:///system, qemu+ssh://host/system …
     domain_type = "auto"            # "auto" | "kvm" | "qemu"; auto falls back to qemu
     boot_parallelism = 4            # domains booted at once
+    graphics_listen = "loopback"    # "loopback": VNC/SPICE on 127.0.0.1 | "template": as written
 
     [network]
     netmask = "255.255.255.0"       # required: public netmask
@@ -84,7 +85,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pragmash.driver_api import UpTest
+from pragmash.driver_api import GraphicsListen, UpTest
 from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, describe, parse_toml
 from pragmash.vc.http import check_url, is_url
@@ -142,6 +143,7 @@ class SiteConfig:
     repository: Path | str | None
     staging: Staging = "overlay"
     boot_parallelism: int = 4
+    graphics_listen: GraphicsListen = "loopback"
     bridges: dict[str, str] = field(default_factory=dict)  # vc-in bridge -> site network
     default_network: str | None = None  # site network for bridges not in `bridges`
     private_network: PrivateNetworkSetting = field(default_factory=PrivateNetworkSetting)
@@ -190,7 +192,7 @@ ENV_STATE_DIR = "PRAGMASH_STATE_DIR"
 
 # Every section and its keys: the loader refuses anything else (typos hide config).
 _LAYOUT: dict[str, tuple[str, ...]] = {
-    "engine": ("driver", "uri", "domain_type", "boot_parallelism"),
+    "engine": ("driver", "uri", "domain_type", "boot_parallelism", "graphics_listen"),
     "network": (
         "netmask",
         "gateway",
@@ -325,6 +327,7 @@ def _build(
         repository=folders.repository,
         staging=staging,
         boot_parallelism=engine.boot_parallelism,
+        graphics_listen=engine.graphics_listen,
         bridges=network.bridges,
         default_network=network.default_network,
         private_network=network.private,
@@ -376,6 +379,7 @@ class _Engine:
     uri: str
     domain_type: DomainType
     boot_parallelism: int
+    graphics_listen: GraphicsListen
 
 
 def _read_engine(eng: Reader, first_host_uri: str | None) -> _Engine:
@@ -385,8 +389,15 @@ def _read_engine(eng: Reader, first_host_uri: str | None) -> _Engine:
         raise eng.fail("driver", f"expected a driver name such as 'libvirt', got {driver!r}")
     uri = first_host_uri or check_uri(eng, "uri", cast(str, eng.string("uri", "test:///default")))
     domain_type = cast(DomainType, eng.choice("domain_type", "auto", ("auto", "kvm", "qemu")))
+    graphics = cast(
+        GraphicsListen, eng.choice("graphics_listen", "loopback", ("loopback", "template"))
+    )
     return _Engine(
-        driver, uri, domain_type, eng.integer("boot_parallelism", 4, 1, MAX_BOOT_PARALLELISM)
+        driver,
+        uri,
+        domain_type,
+        eng.integer("boot_parallelism", 4, 1, MAX_BOOT_PARALLELISM),
+        graphics,
     )
 
 
