@@ -25,6 +25,7 @@ from pragmash.up_tests import parse_up_test as parse_up_test
 from pragmash.up_tests import up_tests_of as up_tests_of
 
 Role = Literal["frontend", "compute"]
+GraphicsListen = Literal["loopback", "template"]
 
 PrivateMode = Literal["isolated", "ovs", "bridge"]
 
@@ -90,6 +91,9 @@ class NodePlan:
     authorized_keys: tuple[str, ...] = ()
     # memory in MiB (``--mem``) instead of the template's <memory>; None keeps the template's
     memory_mib: int | None = None
+    # the site's [engine] graphics_listen: "loopback" puts TCP displays on 127.0.0.1,
+    # "template" keeps the template's listeners as written
+    graphics_listen: GraphicsListen = "loopback"
     # the site host the allocation placed the node on (``[[hosts]] name``); "" where unknown
     host: str = ""
 

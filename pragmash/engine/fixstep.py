@@ -204,10 +204,12 @@ class ImageFixer:
             self.ctx.progress(0, None, line[-80:])
 
         if method == "virt-v2v":
-            # pre_fix writes into an overlay: virt-v2v reads it and writes a new disk
+            # pre_fix writes into an overlay: virt-v2v reads it and writes a new disk,
+            # which then takes the overlay's path, so post_fix is given the very path
+            # pre_fix was (pragma_boot's drivers were, and some rely on it)
             disk = stage_image(base, work, "input", mode="overlay", cache_dir=self.cache_dir)
             self.call_stage("vc_driver/pre_fix", self.distro.pre_fix, first, disk, self.ctx)
-            fixed = convert_v2v(
+            converted = convert_v2v(
                 disk,
                 work / "out",
                 out_format="qcow2",
@@ -216,6 +218,8 @@ class ImageFixer:
                 on_line=on_line,
                 kvm_usable=self.ctx.kvm_usable,
             )
+            os.replace(converted, disk)
+            fixed = disk
         else:
             fixed = standalone_qcow2(base, work / "image.qcow2")
             self.call_stage("vc_driver/pre_fix", self.distro.pre_fix, first, fixed, self.ctx)

@@ -76,6 +76,7 @@ def node_plans(
             up_tests=up_tests,
             authorized_keys=authorized_keys,
             memory_mib=memory.of(lease.role) if memory is not None and memory.given else None,
+            graphics_listen=site.graphics_listen,
         )
     return nodes
 

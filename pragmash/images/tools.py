@@ -156,11 +156,13 @@ def run_tool(
     env: Mapping[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
     stage: str,
+    cwd: Path | None = None,
 ) -> ToolResult:
     """Run one tool to completion; raise StepError on a non-zero exit, timeout or absence.
 
     ``env`` holds variables added to this process's environment (not a replacement
     for it). The log is appended to, so one log can hold a whole stage's tools.
+    ``cwd`` is its working folder (a site's driver scripts keep state there).
     """
     tool = os.path.basename(argv[0])
     if shutil.which(argv[0]) is None:
@@ -186,6 +188,7 @@ def run_tool(
                 stderr=subprocess.STDOUT,
                 env=full_env,
                 start_new_session=True,
+                cwd=cwd,
             )
         except FileNotFoundError as exc:
             raise missing_tool_error(tool, stage) from exc
