@@ -1,12 +1,15 @@
 """The skeleton the bundled distro drivers share: nothing around the fix, files before boot.
 
 A PRAGMA distro driver mostly says *which files* a node needs in its disk before it
-boots (vc-out.xml, network configuration, a hostname); writing them is the same
-for every distro: all the nodes of a ``boot`` step in one libguestfs appliance
-launch. So a driver subclasses :class:`GuestFilesDriver` and writes
+boots (network configuration, a hostname); writing them is the same for every
+distro: all the nodes of a ``boot`` step in one libguestfs appliance launch, each
+node's own vc-out file at ``/root/vc-out.xml`` (the frontend the whole VC's, each
+compute its own: :func:`pragmash.vc.vcout.node_vc_out`), as PRAGMA images' vc-out-parser
+reads it. So a driver subclasses :class:`GuestFilesDriver` and writes
 :meth:`~GuestFilesDriver.guest_files`; pre_fix and post_fix say plainly that the
 distro needs nothing around the fix, and the fixed-image cache knows they change
-nothing (``fix_hooks = False``).
+nothing (``fix_hooks = False``). The appliance uses KVM where the run's engine judged
+it usable (``ctx.kvm_usable``) and TCG elsewhere.
 
 A node planned with a seed (``node.seed``: the site or the driver chose ``seed``
 delivery) gets the same files another way, with no appliance at all: a NoCloud
@@ -20,11 +23,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
+from pragmash.driver_api import (
+    LOGIN_PROMPT,
+    NodePlan,
+    StageContext,
+    StageResult,
+    UpTest,
+)
 from pragmash.images.inject import GuestContent, InjectJob, inject_for_nodes
 from pragmash.images.marker import marker_files_for
 from pragmash.images.nocloud import instance_nonce, node_seed, read_cloud_config, write_seed
-from pragmash.vc.vcout import read_vc_out
+from pragmash.vc.vcout import node_vc_out, read_vc_out, write_vc_out
 
 GUEST_VC_OUT = "/root/vc-out.xml"
 
@@ -34,7 +43,8 @@ class GuestFilesDriver:
 
     Subclasses set ``name`` (the ``<driver>`` of vc-in.xml), ``images`` (how the
     messages name the distro's images) and ``what`` (how they name the files), and
-    define :meth:`guest_files`.
+    define :meth:`guest_files`. Every node also gets its own vc-out file at
+    ``/root/vc-out.xml``.
     """
 
     name = "guest_files"
@@ -46,21 +56,21 @@ class GuestFilesDriver:
     #: prompt its getty prints on the serial console.
     up_tests: tuple[UpTest, ...] = (UpTest("agent"), UpTest("console", LOGIN_PROMPT))
 
-    def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
-        self.kvm_usable = kvm_usable
+    def __init__(self, *, timeout: float = 600.0) -> None:
         self.timeout = timeout
 
     def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
-        """Every file pre_boot puts into the node's disk, by guest path."""
-        return {GUEST_VC_OUT: vc_out}
+        """The files pre_boot puts into the node's disk besides its vc-out, by guest path.
+
+        ``vc_out`` is the whole VC's vc-out.xml, whatever the node boots with.
+        """
+        return {}
 
     def seed_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
-        """The files a seeded node receives through cloud-init's ``write_files``.
-
-        cloud-init configures the network, hostname and keys itself (from the seed's
-        network-config and user-data), so by default only vc-out.xml goes in.
-        """
-        return {GUEST_VC_OUT: vc_out}
+        """The files a seeded node receives through cloud-init's ``write_files`` besides
+        its vc-out: cloud-init configures the network, hostname and keys itself (from the
+        seed's network-config and user-data), so none by default."""
+        return {}
 
     def cloud_config(self, node: NodePlan, vc_out: Path) -> dict[str, Any]:
         """cloud-config keys this driver adds to a seeded node's user-data (none)."""
@@ -92,7 +102,11 @@ class GuestFilesDriver:
             InjectJob(
                 node.name,
                 disk,
-                {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
+                {
+                    **self.guest_files(node, vc_out),
+                    GUEST_VC_OUT: own_vc_out(node, vc_out, ctx),
+                    **marker_files_for(node.up_tests),
+                },
                 self.partition,
                 node.authorized_keys,
             )
@@ -106,7 +120,7 @@ class GuestFilesDriver:
                 ctx,
                 what=self.what + (" and the PRAGMASH-UP unit" if marker else ""),
                 timeout=self.timeout,
-                kvm_usable=self.kvm_usable,
+                kvm_usable=ctx.kvm_usable,
             )
         )
         return results
@@ -114,8 +128,8 @@ class GuestFilesDriver:
     def seed_many(
         self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
     ) -> dict[str, StageResult]:
-        """Each node's NoCloud seed volume at ``node.seed.path``: made by mkfs.vfat and mcopy
-        on the head node, the disk untouched."""
+        """Each node's NoCloud seed volume at ``node.seed.path``, its own vc-out in it:
+        made by mkfs.vfat and mcopy on the head node, the disk untouched."""
         if not nodes:
             return {}
         decided = read_vc_out(vc_out)
@@ -131,7 +145,11 @@ class GuestFilesDriver:
                 if added not in recipe_configs:
                     recipe_configs[added] = read_cloud_config(Path(added))
                 extra = _merged(extra, recipe_configs[added])
-            files = {**self.seed_files(node, vc_out), **marker_files_for(node.up_tests)}
+            files = {
+                **self.seed_files(node, vc_out),
+                GUEST_VC_OUT: own_vc_out(node, vc_out, ctx),
+                **marker_files_for(node.up_tests),
+            }
             seed = node_seed(node, decided, f"{node.name}-{nonce}", files, extra=extra)
             write_seed(Path(node.seed.path), seed)
             results[node.name] = StageResult(
@@ -141,6 +159,18 @@ class GuestFilesDriver:
             )
         ctx.progress(len(nodes), len(nodes), "seeds made")
         return results
+
+
+def own_vc_out(node: NodePlan, vc_out: Path, ctx: StageContext) -> Path:
+    """The vc-out file ``node`` boots with, beside ``vc_out`` (the whole VC's).
+
+    A VC allocated before computes had files of their own has only the whole VC's:
+    theirs are written from it then, so resuming such a run still boots.
+    """
+    own = node_vc_out(ctx, node)
+    if not own.is_file() and Path(vc_out).is_file():
+        write_vc_out(read_vc_out(vc_out), vc_out)
+    return own
 
 
 def _merged(driver: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:

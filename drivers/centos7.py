@@ -22,7 +22,7 @@ from pragmash.images.nocloud import node_hostname as hostname
 from pragmash.images.nocloud import node_interfaces
 from pragmash.vc.vcout import VcOut, read_vc_out
 
-from .base import GUEST_VC_OUT, GuestFilesDriver
+from .base import GuestFilesDriver
 
 SCRIPTS = "/etc/sysconfig/network-scripts"
 
@@ -68,7 +68,7 @@ def network_files(node: NodePlan, vc_out: VcOut) -> dict[str, bytes]:
 
 
 class Centos7(GuestFilesDriver):
-    """Writes ifcfg files, the hostname, resolv.conf and vc-out.xml before boot."""
+    """Writes ifcfg files, the hostname and resolv.conf (and the node's vc-out) before boot."""
 
     name = "centos7"
     images = "CentOS 7 images"
@@ -76,9 +76,7 @@ class Centos7(GuestFilesDriver):
 
     def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
         """Every file pre_boot puts into the node's disk, by guest path."""
-        files: dict[str, GuestContent] = dict(network_files(node, read_vc_out(vc_out)))
-        files[GUEST_VC_OUT] = vc_out
-        return files
+        return dict(network_files(node, read_vc_out(vc_out)))
 
 
 def distro_driver() -> Centos7:

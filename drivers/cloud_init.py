@@ -23,7 +23,7 @@ from pragmash.images.inject import GuestContent
 from pragmash.images.nocloud import node_hostname
 from pragmash.vc.vcout import read_vc_out
 
-from .base import GUEST_VC_OUT, GuestFilesDriver
+from .base import GuestFilesDriver
 
 
 class CloudInit(GuestFilesDriver):
@@ -35,9 +35,10 @@ class CloudInit(GuestFilesDriver):
     delivery = "seed"  # the site may say "disk" ([delivery])
 
     def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
-        """Written into the disk when the site chose ``disk`` for images without cloud-init."""
+        """Written into the disk (beside its vc-out) when the site chose ``disk`` for
+        images without cloud-init."""
         hostname = node_hostname(node, read_vc_out(vc_out))
-        return {"/etc/hostname": (hostname + "\n").encode(), GUEST_VC_OUT: vc_out}
+        return {"/etc/hostname": (hostname + "\n").encode()}
 
 
 def distro_driver() -> CloudInit:

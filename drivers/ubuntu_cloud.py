@@ -24,7 +24,6 @@ from pragmash.images.inject import GuestContent
 from pragmash.images.nocloud import node_hostname, node_interfaces
 from pragmash.vc.vcout import VcOut, read_vc_out
 
-from .base import GUEST_VC_OUT
 from .cloud_init import CloudInit
 
 NETPLAN_PATH = "/etc/netplan/50-pragmash.yaml"
@@ -83,7 +82,6 @@ class UbuntuCloud(CloudInit):
             NETPLAN_PATH: netplan_yaml(node, decided).encode(),
             CLOUD_CFG_PATH: CLOUD_CFG.encode(),
             "/etc/hostname": (hostname(node, decided) + "\n").encode(),
-            GUEST_VC_OUT: vc_out,
         }
 
 
