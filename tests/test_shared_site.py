@@ -55,3 +55,67 @@ def test_clean_still_removes_its_own_domains_the_ledger_forgot(
     assert "a-b-" not in cleaned.out
     assert len(vc_domains(testconn, "a-b")) == 3
     assert {n for n in vc_domains(testconn, "a") if not n.startswith("a-b-")} == set()
+
+
+SCALED_BOOT = "allocate 2\nboot frontend\nboot compute\nwait all up\n"
+
+
+def _scale_meanwhile(
+    env: RunEnv, monkeypatch: pytest.MonkeyPatch, other: str
+) -> list[tuple[int, str]]:
+    """Make another ``scale calit2 OTHER`` run to its end just before this scale takes the lock.
+
+    That is the widest window two admins' scales of one VC have: everything a scale
+    reads before its lock may be stale by the time it holds it.
+    """
+    from pragmash.engine import scale
+
+    real = scale.acquire_lock
+    results: list[tuple[int, str]] = []
+
+    def acquire_after_another(ledger: object, vcname: str, *args: object) -> None:
+        if not results:
+            results.append((-1, ""))  # the other scale's own lock goes straight through
+            other_result = env.cli("scale", "calit2", other)
+            results[0] = (other_result.rc, other_result.err)
+        real(ledger, vcname, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scale, "acquire_lock", acquire_after_another)
+    return results
+
+
+def _computes_leased_and_running(
+    env: RunEnv, conn: libvirt.virConnect
+) -> tuple[list[str], list[str]]:
+    held = env.allocation()
+    assert held is not None
+    running = sorted(
+        name for name, d in vc_domains(conn).items() if d.isActive() and "compute" in name
+    )
+    return [n.name for n in held.computes], running
+
+
+def test_two_scales_up_at_once_both_count(
+    env: RunEnv, testconn: libvirt.virConnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 2: +1 beside +1 grows the VC by two: the second plans from the ledger, locked."""
+    assert env.cli(str(env.recipe(SCALED_BOOT)), "--vcname", "calit2").rc == 0
+    other = _scale_meanwhile(env, monkeypatch, "+1")
+    mine = env.cli("scale", "calit2", "+1")
+    assert other == [(0, "")] and mine.rc == 0, (other, mine.err)
+    leased, running = _computes_leased_and_running(env, testconn)
+    assert leased == [f"calit2-compute-{i}" for i in range(4)]
+    assert running == leased
+
+
+def test_a_shrink_beside_a_grow_destroys_what_it_releases(
+    env: RunEnv, testconn: libvirt.virConnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 2: -1 beside +1: the node released is the node destroyed; none runs unleased."""
+    assert env.cli(str(env.recipe(SCALED_BOOT)), "--vcname", "calit2").rc == 0
+    other = _scale_meanwhile(env, monkeypatch, "+1")
+    mine = env.cli("scale", "calit2", "-1")
+    assert other == [(0, "")] and mine.rc == 0, (other, mine.err)
+    leased, running = _computes_leased_and_running(env, testconn)
+    assert leased == ["calit2-compute-0", "calit2-compute-1"]
+    assert running == leased
