@@ -479,19 +479,6 @@ class BatchPreBoot(Protocol):
     ) -> dict[str, StageResult]: ...
 
 
-@runtime_checkable
-class SeedDelivery(Protocol):
-    """A distro driver that can deliver settings as NoCloud seeds (``[delivery]`` ``seed``).
-
-    Its ``pre_boot_many`` makes each seeded node's volume at ``node.seed.path``
-    (the bundled drivers do, :class:`pragmash.drivers.base.GuestFilesDriver`).
-    """
-
-    def seed_many(
-        self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
-    ) -> dict[str, StageResult]: ...
-
-
 # Stage names as the seed calls them, mapped to the runtime's own names, so
 # ``vc_driver/pre_fix_driver`` and ``vc_driver/pre_fix`` mean the same thing.
 VE_COMMANDS: Mapping[str, str] = {

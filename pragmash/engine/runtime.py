@@ -360,7 +360,6 @@ class Runtime:
         """
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
-        nodes = seeding.with_cloud_config(nodes, self.variables, self.nodes)
         ctx = self.context(reporter)
         made = self.ensure_private_network()
         if private_network.made_anew(made):
@@ -373,7 +372,7 @@ class Runtime:
             ctx=ctx,
             call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
             stage=lambda node: self.stage(node, ctx),
-            plan=lambda name: self.nodes[name],
+            plan=lambda name: seeding.plan_now(self.nodes, name, self.variables),
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
             interrupted=self.interrupted.set,

@@ -10,11 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
-from pragmash.driver_api import DistroDriver, NodePlan, SeedDelivery
+from pragmash.driver_api import DistroDriver, NodePlan, StageContext, StageResult
 from pragmash.errors import UserError
 from pragmash.vc.delivery import Delivery
 from pragmash.vc.site import SiteConfig
+
+
+@runtime_checkable
+class SeedDelivery(Protocol):
+    """A distro driver that can deliver settings as NoCloud seeds (``[delivery]`` ``seed``).
+
+    Its ``pre_boot_many`` makes each seeded node's volume at ``node.seed.path`` (the
+    bundled drivers do: :class:`pragmash.drivers.base.GuestFilesDriver`).
+    """
+
+    def seed_many(
+        self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
+    ) -> dict[str, StageResult]: ...
+
 
 #: The recipe variable naming a #cloud-config file that seeded nodes' user-data adds.
 CLOUD_CONFIG_VARIABLE = "cloud_config"
@@ -40,20 +56,14 @@ def delivery_of(site: SiteConfig, vcname: str, distro: DistroDriver) -> tuple[De
     return chosen
 
 
-def with_cloud_config(
-    nodes: Sequence[NodePlan],
-    variables: Mapping[str, str],
-    plans: MutableMapping[str, NodePlan],
-) -> list[NodePlan]:
-    """The nodes, seeded ones carrying the recipe's ``$cloud_config`` as it is at this step
-    (their plans in ``plans`` updated to match)."""
+def plan_now(
+    plans: MutableMapping[str, NodePlan], name: str, variables: Mapping[str, str]
+) -> NodePlan:
+    """Node ``name``'s plan for its boot, a seeded node's carrying the recipe's
+    ``$cloud_config`` as it is at this step (kept in ``plans``)."""
+    node = plans[name]
     added = variables.get(CLOUD_CONFIG_VARIABLE) or None
-    out: list[NodePlan] = []
-    for node in nodes:
-        if node.seed is not None and node.seed.cloud_config != added:
-            node = dataclasses.replace(
-                node, seed=dataclasses.replace(node.seed, cloud_config=added)
-            )
-            plans[node.name] = node
-        out.append(node)
-    return out
+    if node.seed is not None and node.seed.cloud_config != added:
+        node = dataclasses.replace(node, seed=dataclasses.replace(node.seed, cloud_config=added))
+        plans[name] = node
+    return node
