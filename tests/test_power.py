@@ -15,7 +15,7 @@ import pytest
 from test_lifecycle import BOOT_ALL, RunEnv, make_env, vc_domains
 
 from pragmash.drivers.libvirt_engine import LibvirtEngine
-from pragmash.engine import opening, power
+from pragmash.engine import opening
 from pragmash.store.journal import steps_of
 
 pytestmark = pytest.mark.libvirt
