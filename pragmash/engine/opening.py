@@ -26,7 +26,7 @@ own. For example (``pragmash.engine.power`` does this)::
     opened = opened_site(site)                      # once per command
     record = opened.last_run(vcname)
     prep = load(opened, RunOptions.from_json(record.options), lambda: my_program)
-    run = begin(prep, MyExecutor(prep.runtime), what="my run", journaled={...},
+    run = begin(prep, MyExecutor(prep.runtime), journaled=lambda: ("my run", {...}),
                 then=lambda: prep.runtime.adopt(held), on_event=on_event)
 """
 
@@ -365,18 +365,22 @@ def begin(
     prep: Prepared,
     executor: Executor | None = None,
     *,
-    what: str,
-    journaled: Mapping[str, Any],
+    journaled: Callable[[], tuple[str, Mapping[str, Any]]],
     sources: dict[str, str] | None = None,
     then: Callable[[], None] = lambda: None,
     on_event: EventSink = ignore,
 ) -> Run:
     """A new run of ``prep`` (the engine must be ready: :func:`make_ready`): the VC
-    locked, a journal started (``what`` its description, ``journaled`` its options),
-    then ``then()``; nothing has run yet. ``executor`` defaults to the runtime."""
+    locked, a journal started, then ``then()``; nothing has run yet.
+
+    ``journaled()`` says what the run is and the options it is journaled with; it is
+    asked once the VC is locked, so a run may plan from what the ledger holds then (a
+    scale does). ``executor`` defaults to the runtime.
+    """
     runtime = prep.runtime
     with _locked(prep.ledger, runtime.vcname):
-        journal = Journal.start(prep.ledger, runtime.vcname, what, dict(journaled), sources)
+        what, options = journaled()
+        journal = Journal.start(prep.ledger, runtime.vcname, what, dict(options), sources)
         set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
         then()
     interp = Interpreter(prep.program, executor or runtime, journal=journal, on_event=on_event)

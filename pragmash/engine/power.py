@@ -364,8 +364,7 @@ def begin(
     return opening.begin(
         prep,
         PowerExecutor(prep.runtime, plan),
-        what=plan.describe(),
-        journaled={**prep.options.to_json(), "power": plan.to_json()},
+        journaled=lambda: (plan.describe(), {**prep.options.to_json(), "power": plan.to_json()}),
         then=then,
         on_event=on_event,
     )

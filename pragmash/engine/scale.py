@@ -12,7 +12,8 @@ new nodes are made the way the first ones were.
 Refused before anything is locked or taken: a VC with no allocation, a VC whose
 recipe run did not finish (resume or clean it first), ``-N`` beyond the computes
 there, and ``+N`` beyond the site's capacity (the lease step checks again inside
-its transaction).
+its transaction). The plan itself (which computes before, which after) is made again
+from the ledger once the lock is held, so two admins' scales of one VC add up.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pragmash.engine.scalesteps import ScaleExecutor, grow_room, scale_program
 from pragmash.engine.session import provide
 from pragmash.errors import UserError
 from pragmash.store import resize
+from pragmash.store.allocation import Allocation
 from pragmash.store.journal import RunRecord, acquire_lock, lock_holder, run_outcome
 from pragmash.vc.names import validate_name
 
@@ -150,14 +152,49 @@ def start(
         short = resize.grow_shortage(ledger, opened.config, prep.vcin, vcname, change, room)
         if short is not None:
             raise UserError(f"{short}; nothing was taken", hint="scale by fewer computes")
+
+    def journaled() -> tuple[str, dict[str, Any]]:
+        nonlocal held, plan
+        held, plan = _plan_locked(opened, vcname, record, plan, change)
+        prep.program = scale_program(plan.before, plan.after)
+        return plan.describe(), {**options.to_json(), "scale": plan.to_json()}
+
     return begin(
         prep,
         ScaleExecutor(prep.runtime, plan.timeout),
-        what=plan.describe(),
-        journaled={**options.to_json(), "scale": plan.to_json()},
+        journaled=journaled,
         then=lambda: prep.runtime.adopt(held),
         on_event=on_event,
     )
+
+
+def _plan_locked(
+    opened: OpenSite, vcname: str, seen: RunRecord, plan: ScalePlan, change: int
+) -> tuple[Allocation, ScalePlan]:
+    """The VC's allocation and the scale's plan, read again now that the lock is held.
+
+    What was read before the lock (while the repository was fetched and the engine
+    checked) may be stale: another scale of the VC may have ended in between. The
+    change (``+N``/``-N``) is applied to the computes the ledger holds now, so two
+    ``+1`` make two, and a ``-1`` destroys the node whose lease it releases.
+    """
+    held = opened.allocation(vcname)
+    record = opened.last_run(vcname)
+    if held is None or record is None:
+        raise UserError(f"{vcname} was cleaned while this scale prepared; nothing was changed")
+    if record.id != seen.id and record.outcome != "finished":
+        raise UserError(
+            f"{vcname}: run {record.id} ({record.recipe}) ran while this scale prepared and "
+            f"is {record.outcome}; nothing was changed",
+            hint=f"`pragmash resume {vcname}` finishes it first",
+        )
+    before = len(held.computes)
+    if before + change < 0:
+        raise UserError(
+            f"scale {change:+d}: {vcname} has {before} compute(s) now (another scale ran "
+            f"meanwhile), so at most -{before} can be removed; nothing was changed"
+        )
+    return held, ScalePlan(before, before + change, plan.timeout)
 
 
 def resume(vcname: str, *, site: str | OpenSite | None = None, on_event: EventSink = ignore) -> Run:

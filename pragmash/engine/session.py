@@ -201,8 +201,7 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     options = prep.options.resolved()
     return opening.begin(
         prep,
-        what=options.recipe,
-        journaled=options.to_json(),
+        journaled=lambda: (options.recipe, options.to_json()),
         sources=recipe_sources(prep.program),
         on_event=on_event,
     )
