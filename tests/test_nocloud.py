@@ -417,3 +417,47 @@ def test_disk_delivery_keeps_writing_the_disk(
         [(plan(), tmp_path / "fe.qcow2")], vc_out, StageContext("c", tmp_path, vc_out)
     )
     assert seen and NETPLAN_PATH in seen[0]
+
+
+def test_the_driver_guide_shows_the_files_exactly_as_made() -> None:
+    """docs/drivers.md's seed examples are what node_seed writes for the same allocation."""
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "drivers.md").read_text()
+    for role in ("frontend", "compute"):
+        node = plan(role)
+        files = node_seed(
+            node,
+            decided(),
+            f"{node.name}-3f9c0a1b2c3d4e5f",
+            {"/root/vc-out.xml": b"<vc>...this node's own vc-out...</vc>\n"},
+        ).files()
+        names = (
+            ["meta-data", "network-config", "user-data"]
+            if role == "frontend"
+            else ["network-config"]
+        )
+        for name in names:
+            assert f"```yaml\n{files[name].decode()}```\n" in guide, (role, name)
+
+
+# -- scale -N and node plans ----------------------------------------------------------------
+
+
+def test_scale_removal_takes_the_seeds_with_the_disks(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pragmash.engine.scalesteps import ScaleExecutor, scale_program
+    from pragmash.images.nocloud import seed_volume_path
+
+    program = scale_program(3, 1)
+    remove = next(s for s in program.statements if s.text.startswith("remove"))
+    runtime = SimpleNamespace(temp_dir=tmp_path, vcname="calit2")
+    kept, gone = seed_volume_path(tmp_path, "calit2-compute-0"), []
+    for name in ("calit2-compute-0", "calit2-compute-1", "calit2-compute-2"):
+        seed = seed_volume_path(tmp_path, name)
+        seed.parent.mkdir(parents=True, exist_ok=True)
+        seed.write_bytes(b"cidata")
+        gone.append(seed)
+    outcome = ScaleExecutor(runtime, 1.0)._remove(remove, None)  # type: ignore[arg-type]
+    assert kept.is_file()
+    assert not any(p.is_file() for p in gone[1:])
+    assert "calit2-compute-2.cidata.img" in outcome.message

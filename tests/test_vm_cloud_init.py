@@ -57,6 +57,7 @@ DOMAIN = """\
 
 RECIPE = """\
 allocate 2
+set cloud_config = "{extra}"
 boot all
 wait all up timeout 20m
 """
@@ -158,7 +159,11 @@ def test_a_seeded_cloud_image_vc_configures_itself(
     write_vc(repo)
     site = write_site(tmp_path, repo, up={VC: ["agent"]})
     recipe = tmp_path / "seeded.prg"
-    recipe.write_text(RECIPE)
+    # what a recipe adds: the locale this minbase image has (cloud-init's default,
+    # en_US.UTF-8, is not generated in it), and a command of its own
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("locale: C.UTF-8\nruncmd:\n  - [touch, /root/recipe-added]\n")
+    recipe.write_text(RECIPE.format(extra=extra))
     key = tmp_path / "id.pub"
     key.write_text(KEY + "\n")
     conn = libvirt.open("qemu:///system")
@@ -184,7 +189,7 @@ def test_a_seeded_cloud_image_vc_configures_itself(
             assert attached.find("readonly") is not None
         # inside each guest, once cloud-init has finished
         expected = {
-            f"{VC}-frontend": (fe.public_fqdn.split(".")[0], {
+            f"{VC}-frontend": (fe.public_fqdn, {
                 fe.private_mac: f"{fe.private_ip}/16", fe.public_mac: f"{fe.public_ip}/24"
             }),
             **{c.name: (c.name, {c.mac: f"{c.ip}/16"}) for c in decided.computes},
@@ -193,6 +198,7 @@ def test_a_seeded_cloud_image_vc_configures_itself(
             code, out = guest_run(dom, "/usr/bin/cloud-init", "status", "--wait", "--long")
             print(f"--- {name}: cloud-init status\n{out}")
             assert "status: done" in out, out
+            assert guest_run(dom, "/bin/ls", "/root/recipe-added")[0] == 0
             code, hostname = guest_run(dom, "/bin/cat", "/etc/hostname")
             assert hostname.strip() == expected[name][0]
             have = addresses_by_mac(dom)
