@@ -2,10 +2,12 @@
 
 The grammar (``grammar/pragmash.lark``) is LALR with a contextual lexer; the parser
 is built once per process. Lark's tree is turned into frozen dataclasses right here,
-so nothing after this module ever sees a Lark object. Every Lark error is turned
-into one :class:`~pragmash.errors.RecipeError` that names ``file:line:col`` and says
-what was expected in recipe words (``end of line``, never ``_NL``): that translation
-lives in :mod:`~pragmash.language.syntax_errors`, finding included files in
+so nothing after this module ever sees a Lark object, nor a driver call: those are
+lowered to the statements they mean as they are built
+(:mod:`~pragmash.language.lowering`). Every Lark error is turned into one
+:class:`~pragmash.errors.RecipeError` that names ``file:line:col`` and says what was
+expected in recipe words (``end of line``, never ``_NL``): that translation lives in
+:mod:`~pragmash.language.syntax_errors`, finding included files in
 :mod:`~pragmash.language.includes`.
 """
 
@@ -34,6 +36,7 @@ from pragmash.language.includes import (
     read_include,
     reason,
 )
+from pragmash.language.lowering import lower_driver_call
 from pragmash.language.sources import SourceText, position, remember
 from pragmash.language.syntax_errors import bad_dollar, syntax_error
 
@@ -291,7 +294,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         span, text = self._head(meta)
         return ast.Run(span, text, argv=tuple(children[1:]))
 
-    def driver_call(self, meta: Meta, children: list[Any]) -> ast.DriverCall:
+    def driver_call(self, meta: Meta, children: list[Any]) -> ast.Statement:
         span, text = self._head(meta)
         token: Token = children[0]
         driver, command = str(token).split("/", 1)
@@ -299,14 +302,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         command_span = self.src.span(
             line, column + len(driver) + 1, token.end_line, token.end_column
         )
-        return ast.DriverCall(
-            span,
-            text,
-            driver="ve_driver" if driver == "ve_driver" else "vc_driver",
-            command=command,
-            command_span=command_span,
-            args=tuple(children[1:]),
-        )
+        return lower_driver_call(span, text, driver, command, command_span, tuple(children[1:]))
 
     def include(self, meta: Meta, children: list[Any]) -> ast.Include:
         span, text = self._head(meta)

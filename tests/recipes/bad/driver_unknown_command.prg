@@ -1,0 +1,2 @@
+allocate 2
+ve_driver/bot frontend
