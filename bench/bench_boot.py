@@ -38,16 +38,16 @@ def clear(conn: libvirt.virConnect, prefix: str) -> None:
             dom.undefine()
 
 
-def site_for(workdir: Path) -> Path:
+def site_for(workdir: Path, largest: int = max(SIZES)) -> Path:
     """The demo site with room for the largest N (the demo hands out 64 CPUs)."""
     site = workdir / "site.toml"
     if not site.exists():
         text = resources.files("pragmash.demo").joinpath("site.toml").read_text("utf-8")
-        site.write_text(text.replace("cpus = 64 ", f"cpus = {max(SIZES) + 8} "), encoding="utf-8")
+        site.write_text(text.replace("cpus = 64 ", f"cpus = {largest + 8} "), encoding="utf-8")
     return site
 
 
-def through_pragmash(n: int, workdir: Path) -> float:
+def through_pragmash(n: int, workdir: Path, largest: int = max(SIZES)) -> float:
     recipe = workdir / "boot.prg"
     recipe.write_text("allocate $num_compute\nboot frontend\nboot compute\n")
     os.environ["PRAGMASH_STATE_DIR"] = str(workdir / f"state-{n}-{time.monotonic_ns()}")
@@ -60,7 +60,7 @@ def through_pragmash(n: int, workdir: Path) -> float:
             "--num_compute",
             str(n),
             "--site",
-            str(site_for(workdir)),
+            str(site_for(workdir, largest)),
         ],
         out=io.StringIO(),
         err=io.StringIO(),

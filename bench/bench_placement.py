@@ -62,14 +62,13 @@ temp = "tmp"
 """
 
 
-def make_site(folder: Path, hosts: int) -> Path:
+def make_site(folder: Path, hosts: int, *, cpus: int = HOST_CPUS, mib: int = 64 << 10) -> Path:
+    """A site of ``hosts`` test-driver hosts of ``cpus`` CPUs and ``mib`` MiB each."""
     folder.mkdir(parents=True)
     text = SITE
     for i in range(hosts):
         path = folder / f"host{i}.xml"
-        path.write_text(
-            HOST_XML.format(cpus=HOST_CPUS, kib=64 << 20, hi=i >> 8, lo=i & 0xFF), "utf-8"
-        )
+        path.write_text(HOST_XML.format(cpus=cpus, kib=mib << 10, hi=i >> 8, lo=i & 0xFF), "utf-8")
         text += f'\n[[hosts]]\nname = "host{i}"\nuri = "test://{path}"\n'
     site = folder / "site.toml"
     site.write_text(text, "utf-8")

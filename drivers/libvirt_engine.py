@@ -37,7 +37,7 @@ from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser
 
-from . import libvirt_console, libvirt_network, libvirt_storage
+from . import libvirt_console, libvirt_network, libvirt_power, libvirt_storage
 
 POLL_SECONDS = 0.2
 AGENT_PING = '{"execute": "guest-ping"}'
@@ -437,6 +437,18 @@ class LibvirtEngine:
                 return False
             ctx.progress(elapsed, timeout, f"waiting for {name} to stop")
             time.sleep(min(POLL_SECONDS, max(timeout - elapsed, 0.0)))
+
+    # -- PowerControl (stop, start): libvirt_power's, on the looked-up domain ----
+
+    def request_shutdown(self, name: str) -> bool:
+        return libvirt_power.request_shutdown(self._lookup(name, "ve_driver/shutdown"), name)
+
+    def power_off(self, name: str) -> bool:
+        return libvirt_power.power_off(self._lookup(name, "ve_driver/power_off"), name)
+
+    def start(self, name: str) -> bool:
+        dom = self._lookup(name, "ve_driver/start")
+        return libvirt_power.start(dom, name, self.uri, self.console_tail)
 
     def destroy(self, name: str) -> None:
         """Force the domain off and forget its definition; an absent domain is fine."""

@@ -9,114 +9,23 @@ hands them a :class:`NodePlan` (everything decided about one node) and a
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from pragmash.up_tests import DEFAULT_UP_TESTS as DEFAULT_UP_TESTS
+from pragmash.up_tests import LOGIN_PROMPT as LOGIN_PROMPT
+from pragmash.up_tests import UP_KINDS as UP_KINDS
+from pragmash.up_tests import UP_MARKER as UP_MARKER
+from pragmash.up_tests import UpKind as UpKind
+from pragmash.up_tests import UpTest as UpTest
+from pragmash.up_tests import describe_up_tests as describe_up_tests
+from pragmash.up_tests import parse_up_test as parse_up_test
+from pragmash.up_tests import up_tests_of as up_tests_of
+
 Role = Literal["frontend", "compute"]
-UpKind = Literal["agent", "console", "port", "marker"]
-
-#: What the bundled distros print when they have booted: a getty's login prompt on the
-#: serial console (``debian12 login: ``, ``compute-0-0 login:``). Searched in each line.
-#: The prompt ends its line, or the kernel's or a unit's log lines follow it on the same
-#: line (``debian12 login: [   81.87] firstboot.sh[282]: …``): a guest's first-boot
-#: scripts often write to the console just after getty has printed the prompt.
-LOGIN_PROMPT = r"\blogin: *(?:$|\[ *\d+\.\d+\]|[\w@.-]+\[\d+\]:)"
-#: The line a boot-time unit installed by ``pre_boot`` prints (see pragmash.images.marker).
-UP_MARKER = "PRAGMASH-UP"
-
-
-@dataclass(frozen=True)
-class UpTest:
-    """One way a guest shows it has booted (``wait … up``).
-
-    ``agent``: the QEMU guest agent answers a ping through libvirt (the domain gets
-    the agent's virtio channel). ``console``: a line of the serial console matches
-    ``pattern`` (a Python regular expression; the login prompt by default).
-    ``port``: a TCP connection to ``port`` on the node's address succeeds (the public
-    address for a frontend, the private one for a compute). ``marker``: the console
-    shows the ``PRAGMASH-UP`` line, which the distro driver's ``pre_boot`` installs a
-    boot-time unit to print. A node is up when it is running and any of its tests pass.
-    """
-
-    kind: UpKind
-    pattern: str = ""
-    port: int = 0
-
-    @property
-    def spec(self) -> str:
-        """The test as a site config spells it (``console:REGEX``, ``port:22``)."""
-        if self.kind == "console":
-            return "console" if self.pattern == LOGIN_PROMPT else f"console:{self.pattern}"
-        if self.kind == "port":
-            return f"port:{self.port}"
-        return self.kind
-
-    def describe(self) -> str:
-        """The test in a user's words, for `pragmash check`, the REPL and step messages."""
-        if self.kind == "agent":
-            return "the QEMU guest agent answers"
-        if self.kind == "console":
-            if self.pattern == LOGIN_PROMPT:
-                return "a login prompt on the serial console"
-            return f"a console line matching /{self.pattern}/"
-        if self.kind == "port":
-            return f"TCP port {self.port} answers"
-        return f"the {UP_MARKER} line on the serial console"
-
-
-UP_KINDS: tuple[UpKind, ...] = ("agent", "console", "port", "marker")
-
-#: What a distro driver that declares nothing is held to: the tests that work on
-#: images that know nothing of pragmash, then the marker for images that print it.
-DEFAULT_UP_TESTS: tuple[UpTest, ...] = (
-    UpTest("agent"),
-    UpTest("console", LOGIN_PROMPT),
-    UpTest("marker"),
-)
-
-
-def parse_up_test(text: str) -> UpTest:
-    """``agent``, ``console``, ``console:REGEX``, ``port:N`` or ``marker``; ValueError if not."""
-    kind, sep, arg = text.partition(":")
-    if kind == "console":
-        pattern = arg if sep else LOGIN_PROMPT
-        if not pattern:
-            raise ValueError("'console:' needs a regular expression after the colon")
-        try:
-            re.compile(pattern)
-        except re.error as err:
-            raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
-        return UpTest("console", pattern)
-    if kind == "port":
-        if not arg.isdigit() or not 1 <= int(arg) <= 65535:
-            raise ValueError(f"expected 'port:N' with N from 1 to 65535, got {text!r}")
-        return UpTest("port", port=int(arg))
-    if kind in ("agent", "marker") and not sep:
-        return UpTest(kind)  # type: ignore[arg-type]  # narrowed by the test above
-    raise ValueError(
-        f"unknown up test {text!r}; expected agent, console, console:REGEX, port:N or marker"
-    )
-
-
-def up_tests_of(driver: object) -> tuple[UpTest, ...]:
-    """The distro driver's declared ``up_tests``, or the defaults for one that declares none.
-
-    Optional on purpose: a site's own driver (a seed script folder, an entry point
-    written before ``up`` was declarable) keeps working with the defaults.
-    """
-    declared = getattr(driver, "up_tests", None)
-    if declared is None:
-        return DEFAULT_UP_TESTS
-    return tuple(declared)
-
-
-def describe_up_tests(tests: Iterable[UpTest]) -> str:
-    """``a login prompt on the serial console, or TCP port 22 answers``."""
-    return ", or ".join(t.describe() for t in tests)
-
+GraphicsListen = Literal["loopback", "template"]
 
 PrivateMode = Literal["isolated", "ovs", "bridge"]
 
@@ -182,6 +91,11 @@ class NodePlan:
     authorized_keys: tuple[str, ...] = ()
     # memory in MiB (``--mem``) instead of the template's <memory>; None keeps the template's
     memory_mib: int | None = None
+    # the site's [engine] graphics_listen: "loopback" puts TCP displays on 127.0.0.1,
+    # "template" keeps the template's listeners as written
+    graphics_listen: GraphicsListen = "loopback"
+    # the site host the allocation placed the node on (``[[hosts]] name``); "" where unknown
+    host: str = ""
 
     @property
     def address(self) -> str:
@@ -223,12 +137,17 @@ class StageResult:
     output_tail: list[str] = field(default_factory=list)
 
 
+#: What computes boot with (site ``[vc_out] computes``); see pragmash.vc.vcout.node_vc_out.
+ComputeVcOut = Literal["own", "whole"]
+
+
 @dataclass
 class StageContext:
     """Passed to every stage: report progress and notes without printing.
 
     ``note(text)`` adds a line of output; ``progress(done, total, label)`` reports
     long work (bytes staged, seconds waited). ``temp_dir`` is the VC's own folder.
+    ``kvm_usable``: libguestfs and virt-v2v may use KVM (else they are forced onto TCG).
     """
 
     vcname: str
@@ -240,6 +159,8 @@ class StageContext:
     #: by itself; a stage working in a worker thread (parallel boot) does not, so a long
     #: wait there checks this and gives up.
     cancelled: Callable[[], bool] = lambda: False
+    kvm_usable: bool = False
+    computes_vc_out: ComputeVcOut = "own"
 
 
 @runtime_checkable
@@ -327,6 +248,125 @@ class PrivateNetworks(Protocol):
 
     def remove_private_network(self, vcname: str) -> bool:
         """Remove VC ``vcname``'s network; True when there was one; absent is fine."""
+        ...
+
+
+# -- optional engine capabilities ---------------------------------------------------------
+#
+# An engine driver need offer only :class:`EngineDriver`. What some engines can do beyond
+# it is declared here, one Protocol per capability, so a caller asks
+# ``isinstance(engine, Capability)`` and mypy checks the call that follows; nobody probes
+# for a method by name or asks which class the engine is.
+
+
+@runtime_checkable
+class HostResources(Protocol):
+    """An engine that can say how big its host is (libvirt's node info).
+
+    Placement over several hosts reads the CPUs of a host whose ``[[hosts]]`` entry does
+    not give them; ``--mem`` and allocation check memory against it.
+    """
+
+    def host_cpus(self) -> int: ...
+
+    def host_memory_mib(self) -> int | None: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """An engine holding a connection that should be dropped when a command is done."""
+
+    def close(self) -> None: ...
+
+
+class ConsoleStream(Protocol):
+    """An open serial console: bytes out of the guest, keystrokes into it."""
+
+    def read(self) -> bytes | None:
+        """What the guest printed since the last read; b"" for nothing yet, None once closed."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Consoles(Protocol):
+    """An engine whose domains have a serial console one can attach to and whose log it knows."""
+
+    def open_console(self, name: str) -> ConsoleStream:
+        """An interactive stream on the domain's serial console (``pragmash console``)."""
+        ...
+
+    def console_log_path(self, name: str) -> Path | None:
+        """The file the domain's serial console writes to, when it has one."""
+        ...
+
+
+@runtime_checkable
+class HostStorage(Protocol):
+    """An engine that can put files on its host (a ``storage = "pool"`` host)."""
+
+    def host_images(self, pool: str, pool_path: str, work_dir: Path) -> HostImages:
+        """The host's storage pool for node disks."""
+        ...
+
+    def remove_host_file(self, path: str) -> bool:
+        """Delete a file pragmash left in the host's pool folder (a node's console log)."""
+        ...
+
+
+@runtime_checkable
+class SiteHosts(Protocol):
+    """One engine over a site's several hosts (``[[hosts]]``): which host holds what.
+
+    The command that opens a VC tells it once where the allocation placed each node
+    (:meth:`locate`); every domain operation by name then goes to that node's host
+    without asking the ledger again.
+    """
+
+    #: every host's engine, by host name, in the site config's order
+    engines: dict[str, EngineDriver]
+    #: the hosts that did not answer (name -> why), once connected
+    unreachable: dict[str, str]
+
+    def reachable(self) -> dict[str, EngineDriver]:
+        """The engines of the hosts that answered (connecting first if not yet done)."""
+        ...
+
+    def engine_of_host(self, host: str) -> EngineDriver:
+        """A host's connected engine; StepError naming it when it cannot be reached."""
+        ...
+
+    def host_of(self, name: str) -> str:
+        """The host node ``name`` is on (as located), else where its domain is found."""
+        ...
+
+    def locate(self, vcname: str, hosts: Mapping[str, str]) -> None:
+        """Where VC ``vcname``'s nodes are (node name -> host), as its allocation says."""
+
+
+@runtime_checkable
+class PowerControl(Protocol):
+    """An engine that powers a defined domain off and on without forgetting it.
+
+    ``pragmash stop`` and ``start`` need it: :meth:`EngineDriver.destroy` also undefines,
+    and :meth:`EngineDriver.boot` defines the domain again from the vc-in template
+    (losing what a site changed with ``virsh edit``). Separate from EngineDriver so an
+    engine without it is refused by those two commands by name, not by a missing method.
+    """
+
+    def request_shutdown(self, name: str) -> bool:
+        """Ask the guest to power off (ACPI) and return at once; False when not running."""
+        ...
+
+    def power_off(self, name: str) -> bool:
+        """Force the domain off and keep its definition; False when it was not running."""
+        ...
+
+    def start(self, name: str) -> bool:
+        """Start the defined domain (a running one is left alone); False when none is defined."""
         ...
 
 

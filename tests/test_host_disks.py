@@ -61,6 +61,9 @@ class FakeEngine:
     def host_images(self, pool: str, pool_path: str, work_dir: Path) -> FakeImages:
         return self.images
 
+    def remove_host_file(self, path: str) -> bool:  # the rest of driver_api.HostStorage
+        return False
+
 
 def _site(tmp_path: Path, storage: str = "pool", extra: str = "") -> Path:
     path = write_hosts_site(tmp_path, [Host("h1", 4), Host("h2", 4)])

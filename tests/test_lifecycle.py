@@ -1,4 +1,4 @@
-"""Lifecycle commands on test:///default: list, status, shutdown, clean.
+"""Lifecycle commands on test:///default: list, status, shutdown, clean (stop/start: test_power).
 
 Also home of the small harness the run tests share (``RunEnv``): a site config and a
 copy of the demo repository under tmp_path, the CLI called in-process or as a
@@ -225,6 +225,7 @@ def test_list_and_status_after_a_run(env: RunEnv, testconn: libvirt.virConnect) 
                 "state": "active",
                 "missing": False,
             },
+            "running": 3,
         }
     ]
 
@@ -271,7 +272,8 @@ def test_lifecycle_operations_work_without_a_front_end(
     assert "destroyed calit2-frontend (was running)" in notes
     assert "released calit2's leases" in notes
     assert env.allocation() is None
-    assert [row.state for row in lifecycle.list_vcs(site)] == ["released"]
+    assert lifecycle.list_vcs(site) == []  # a cleaned VC is listed only when asked for
+    assert [row.state for row in lifecycle.list_vcs(site, every=True)] == ["released"]
 
 
 def test_list_repository_json(env: RunEnv) -> None:
@@ -330,7 +332,7 @@ def test_status_shows_engine_truth_and_clean_repairs(
     again = env.cli("clean", "calit2")  # safe to repeat
     assert again.rc == 0
     assert again.out == "calit2 is clean\n"
-    rows = json.loads(env.cli("list", "--json").out)
+    rows = json.loads(env.cli("list", "--all", "--json").out)
     assert rows[0]["state"] == "released" and rows[0]["nodes"] == 0
 
 
@@ -365,9 +367,9 @@ def test_shutdown_stops_every_node(env: RunEnv, testconn: libvirt.virConnect) ->
     assert env.cli(str(recipe), "--vcname", "calit2").rc == 0
     result = env.cli("shutdown", "calit2", "--timeout", "10")
     assert result.rc == 0, result.err
-    assert "calit2-frontend: stopped" in result.out
+    assert "stopped calit2-frontend, calit2-compute-0, calit2-compute-1" in result.out
     for dom in vc_domains(testconn).values():
         assert not dom.isActive()
     again = env.cli("shutdown", "calit2", "--timeout", "10")
-    assert again.rc == 0 and "calit2-frontend: shut off" in again.out
+    assert again.rc == 0 and "already off: calit2-frontend (shut off)" in again.out
     assert env.allocation() is not None  # shutdown keeps the leases

@@ -75,8 +75,6 @@ def test_an_argument_with_a_variable_is_read_when_its_value_is_known() -> None:
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("ve_driver/bot frontend\n", "low.prg:1:11: unknown command 've_driver/bot'"),
-        ("vc_driver/boot frontend\n", "vc_driver commands: post_fix, post_fix_driver"),
         ("ve_driver/destroy\n", "low.prg:1:11: 've_driver/destroy' needs the nodes it works on"),
         ("ve_driver/allocate 1 2\n", "low.prg:1:22: 've_driver/allocate' takes one number"),
     ],
@@ -93,7 +91,18 @@ def _context() -> CheckContext:
         frontend="calit2-frontend",
         compute_name=lambda i: f"calit2-compute-{i}",
         computes_for=lambda cpus: cpus,
+        extra_vc_commands=("motd",),
     )
+
+
+def test_any_other_name_is_a_driver_folders_script_the_checker_knows_or_not() -> None:
+    program = parse_recipe("vc_driver/motd $vcname hello\nve_driver/bot frontend\n", "low.prg")
+    script, unknown = program.statements
+    assert isinstance(script, ast.ScriptCall) and script.kind == "driver"
+    assert (script.driver, script.command, len(script.args)) == ("vc_driver", "motd", 2)
+    (problem,) = check_program(program, _context())
+    assert problem.render().startswith("low.prg:2:11: unknown command 've_driver/bot'")
+    assert "did you mean 'boot'?" in problem.message
 
 
 def test_the_checker_holds_a_driver_fix_to_the_fix_methods() -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
 
-from pragmash.driver_api import EngineDriver
+from pragmash.driver_api import Consoles, ConsoleStream, EngineDriver
+from pragmash.engine.hosts import locate
 from pragmash.engine.registry import load_engine
 from pragmash.errors import UserError
 from pragmash.store import allocation as alloc_mod
@@ -21,16 +21,7 @@ from pragmash.vc.site import SiteConfig
 _COMPUTE = re.compile(r"compute\[(\d+)\]")
 
 
-class ConsoleStream(Protocol):
-    """An open serial console: bytes out of the guest, keystrokes into it."""
-
-    def read(self) -> bytes | None:
-        """What the guest printed since the last read; b"" for nothing yet, None once closed."""
-        ...
-
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
+__all__ = ["ConsoleStream", "console_of", "open_node_console", "resolve_node"]
 
 
 def resolve_node(word: str, names: Sequence[str], frontend: str, vcname: str) -> str:
@@ -61,12 +52,10 @@ def console_of(engine: EngineDriver, uri: str, name: str) -> ConsoleStream:
             hint="on a site with a real engine (qemu:///system …) `pragmash console` attaches"
             " to the node's serial console",
         )
-    opener = getattr(engine, "open_console", None)
-    if opener is None:
+    if not isinstance(engine, Consoles):
         raise UserError(f"{name}: the engine driver {engine.name!r} offers no console")
     engine.check()
-    stream: ConsoleStream = opener(name)
-    return stream
+    return engine.open_console(name)
 
 
 def open_node_console(site: SiteConfig, vcname: str, node: str) -> tuple[str, ConsoleStream]:
@@ -78,4 +67,6 @@ def open_node_console(site: SiteConfig, vcname: str, node: str) -> tuple[str, Co
         )
     names = [n.name for n in held.nodes]
     name = resolve_node(node, names, held.frontend.name, vcname)
-    return name, console_of(load_engine(site), site.uri, name)
+    engine = load_engine(site)
+    locate(engine, held)
+    return name, console_of(engine, site.uri, name)

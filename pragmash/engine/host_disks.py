@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from pragmash.driver_api import EngineDriver, HostImages, NodePlan, StageContext
+from pragmash.driver_api import EngineDriver, HostImages, HostStorage, NodePlan, StageContext
 from pragmash.errors import StepError
 from pragmash.images.staging import backing_of, content_digest, image_format
 from pragmash.vc.site import SiteConfig
@@ -61,20 +61,21 @@ class HostDisks:
         with self._lock:
             if host.name not in self._stores:
                 engine = self.engine_of_host(host.name)
-                maker = getattr(engine, "host_images", None)
-                if maker is None:
+                if not isinstance(engine, HostStorage):
                     raise StepError(
                         f'host {host.name} has storage = "pool" but the engine '
                         f"{engine.name!r} has no storage API to put disks there",
                         stage=STAGE,
                         hint='use storage = "shared" for that host',
                     )
-                self._stores[host.name] = maker(host.pool, host.pool_path, self.work_dir)
+                self._stores[host.name] = engine.host_images(
+                    host.pool, host.pool_path, self.work_dir
+                )
             return self._stores[host.name]
 
     def place(self, node: NodePlan, ctx: StageContext) -> NodePlan:
         """The plan to boot ``node`` with: on a pool host, its disk and log are the host's."""
-        host = pool_host(self.site, self.host_of(node.name))
+        host = pool_host(self.site, node.host or self.host_of(node.name))
         if host is None or not node.disks:
             return node
         overlay = Path(node.disks[0])
@@ -112,11 +113,8 @@ def remove_host_disk(site: SiteConfig, host: str, engine: EngineDriver, node_nam
     config = pool_host(site, host)
     if config is None:
         return
-    maker = getattr(engine, "host_images", None)
-    if maker is None:
+    if not isinstance(engine, HostStorage):
         return
-    store: HostImages = maker(config.pool, config.pool_path, site.temp_dir)
+    store = engine.host_images(config.pool, config.pool_path, site.temp_dir)
     store.remove_node_disks([node_name])
-    remover = getattr(engine, "remove_host_file", None)
-    if remover is not None:
-        remover(console_log_on(config, node_name))
+    engine.remove_host_file(console_log_on(config, node_name))

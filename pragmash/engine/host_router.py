@@ -3,9 +3,14 @@
 A site with ``[[hosts]]`` has an engine driver per host (libvirt at each host's URI).
 :class:`HostRouter` holds them by host name and is itself an
 :class:`~pragmash.driver_api.EngineDriver`: every domain operation for a node goes to
-the connection of the host the ledger placed the node on, so the runtime, the boot
+the connection of the host the allocation placed the node on, so the runtime, the boot
 pipeline, the waits and the lifecycle commands need not know hosts exist. A VC's
 private network is made, checked and removed on each host its nodes use.
+
+Where each node is comes in once per command: whoever opens the VC reads its
+allocation and calls :meth:`HostRouter.locate` (:func:`pragmash.engine.hosts.locate`),
+and a :class:`~pragmash.driver_api.NodePlan` carries its own ``host``. The router never
+reads the ledger: a domain operation costs one dictionary look-up, not a query.
 
 Hosts are connected in parallel, once per command (:meth:`HostRouter.check`). A host
 that cannot be reached is remembered in :attr:`HostRouter.unreachable` (name -> why)
@@ -21,22 +26,26 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pragmash.driver_api import (
+    Closable,
+    Consoles,
+    ConsoleStream,
     EngineDriver,
     HostInfo,
+    HostResources,
     NetworkState,
     NodePlan,
+    PowerControl,
     PrivateNetworkPlan,
     PrivateNetworks,
+    SiteHosts,
     StageContext,
     StageResult,
 )
 from pragmash.engine.host_disks import HostDisks, remove_host_disk
 from pragmash.errors import PragmashError, StepError
-from pragmash.store.ledger import Ledger
-from pragmash.store.placement import host_of
 from pragmash.vc.site import SiteConfig
 
 #: At most this many hosts are connected (or worked on) at once.
@@ -55,7 +64,8 @@ class HostRouter:
         self.unreachable: dict[str, str] = {}
         self._checked = False
         self._lock = threading.Lock()
-        self._ledger: Ledger | None = None
+        self._hosts: dict[str, str] = {}  # node name -> host, as located
+        self._vc_hosts: dict[str, list[str]] = {}  # vcname -> the hosts its nodes use
 
     # -- hosts ------------------------------------------------------------------
 
@@ -84,15 +94,25 @@ class HostRouter:
         self.check()
         return {n: e for n, e in self.engines.items() if n not in self.unreachable}
 
+    def locate(self, vcname: str, hosts: Mapping[str, str]) -> None:
+        """Where VC ``vcname``'s nodes are (node -> host), from its allocation; once a command.
+
+        A host name the site no longer lists (a row from before placement) is its first host.
+        """
+        first = next(iter(self.engines))
+        placed = {name: host if host in self.engines else first for name, host in hosts.items()}
+        self._hosts.update(placed)
+        used = set(placed.values())
+        self._vc_hosts[vcname] = [h for h in self.engines if h in used]
+
     def host_of(self, name: str) -> str:
-        """The host a node is placed on, as the ledger says; else where its domain is."""
-        ledger = self._ledger_handle()
-        with ledger.snapshot() as conn:
-            row = conn.execute("SELECT host FROM nodes WHERE name = ?", (name,)).fetchone()
-        if row is not None:
-            return host_of(row["host"], self.site)
-        for host, engine in self.reachable().items():  # a domain the ledger forgot
+        """The host a node is on, as located; else where its domain is; else the first host."""
+        host = self._hosts.get(name)
+        if host is not None:
+            return host
+        for host, engine in self.reachable().items():  # a domain the allocation does not know
             if engine.state(name) != "absent":
+                self._hosts[name] = host
                 return host
         return self.site.hosts[0].name
 
@@ -111,18 +131,9 @@ class HostRouter:
             )
         return self.engines[host]
 
-    def _ledger_handle(self) -> Ledger:
-        if self._ledger is None:
-            self._ledger = Ledger(self.site)
-        return self._ledger
-
     def _hosts_of_vc(self, vcname: str) -> list[str]:
         """The hosts VC ``vcname``'s nodes are placed on (all reachable ones before placement)."""
-        with self._ledger_handle().snapshot() as conn:
-            rows = conn.execute("SELECT host FROM nodes WHERE vcname = ?", (vcname,)).fetchall()
-        used = {host_of(r["host"], self.site) for r in rows}
-        names = [h for h in self.engines if h in used] or list(self.reachable())
-        return names
+        return self._vc_hosts.get(vcname) or list(self.reachable())
 
     # -- EngineDriver -------------------------------------------------------------
 
@@ -141,19 +152,24 @@ class HostRouter:
         """All reachable hosts' memory together (placement checks each host's own)."""
         total = 0
         for engine in self.reachable().values():
-            reader = getattr(engine, "host_memory_mib", None)
-            if reader is None:
+            if not isinstance(engine, HostResources):
                 return None
-            total += int(reader())
+            memory = engine.host_memory_mib()
+            if memory is None:
+                return None
+            total += int(memory)
         return total
+
+    def host_cpus(self) -> int:
+        """All reachable hosts' CPUs together (placement reads each host's own)."""
+        return sum(
+            int(e.host_cpus()) for e in self.reachable().values() if isinstance(e, HostResources)
+        )
 
     def close(self) -> None:
         for engine in self.engines.values():
-            closer = getattr(engine, "close", None)
-            if closer is not None:
-                closer()
-        if self._ledger is not None:
-            self._ledger.close()
+            if isinstance(engine, Closable):
+                engine.close()
 
     def list_domains(self, prefix: str) -> list[str]:
         names: set[str] = set()
@@ -162,7 +178,8 @@ class HostRouter:
         return sorted(names)
 
     def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
-        host = self.host_of(node.name)
+        host = node.host if node.host in self.engines else self.host_of(node.name)
+        self._hosts[node.name] = host
         result = self.engine_of_host(host).boot(node, ctx)
         result.products.setdefault("host", host)
         return result
@@ -189,15 +206,41 @@ class HostRouter:
     def domain_xml(self, name: str) -> str | None:
         return self.engine_for(name).domain_xml(name)
 
+    # -- PowerControl: the node's host's, where its engine has it ------------------
+
+    def _power(self, name: str) -> PowerControl:
+        engine = self.engine_for(name)
+        if not isinstance(engine, PowerControl):
+            raise StepError(
+                f"the engine of {name}'s host cannot power a domain off and on",
+                stage="ve_driver/start",
+            )
+        return engine
+
+    def request_shutdown(self, name: str) -> bool:
+        return self._power(name).request_shutdown(name)
+
+    def power_off(self, name: str) -> bool:
+        return self._power(name).power_off(name)
+
+    def start(self, name: str) -> bool:
+        return self._power(name).start(name)
+
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
         return self.engine_for(name).console_tail(name, lines)
 
     def console_log_path(self, name: str) -> Path | None:
-        reader = getattr(self.engine_for(name), "console_log_path", None)
-        return None if reader is None else reader(name)
+        engine = self.engine_for(name)
+        return engine.console_log_path(name) if isinstance(engine, Consoles) else None
 
-    def open_console(self, name: str) -> Any:
-        return self.engine_for(name).open_console(name)  # type: ignore[attr-defined]
+    def open_console(self, name: str) -> ConsoleStream:
+        engine = self.engine_for(name)
+        if not isinstance(engine, Consoles):
+            raise StepError(
+                f"{name}: the engine driver {engine.name!r} offers no console",
+                stage="ve_driver/console",
+            )
+        return engine.open_console(name)
 
     # -- PrivateNetworks: on every host the VC uses ---------------------------------
 
@@ -265,7 +308,7 @@ def per_host(engine: EngineDriver, names: Sequence[str], work: Callable[[str], T
     first error raised is raised again once every host has finished.
     """
     groups: dict[str, list[str]] = {}
-    if isinstance(engine, HostRouter):
+    if isinstance(engine, SiteHosts):
         for name in names:
             groups.setdefault(engine.host_of(name), []).append(name)
     if len(groups) < 2:
@@ -304,7 +347,7 @@ def host_disks_for(
     """What the boot step calls before each domain starts: on a site with ``pool``
     hosts, send the node's disk to its host (:class:`HostDisks`); else nothing."""
     pool_hosts = any(h.storage == "pool" for h in site.hosts)
-    if not isinstance(engine, HostRouter) or not pool_hosts or engine.simulated:
+    if not isinstance(engine, SiteHosts) or not pool_hosts or engine.simulated:
         return lambda node: node
     disks = HostDisks(site, engine.host_of, engine.engine_of_host, ctx.temp_dir / "upload")
     return lambda node: disks.place(node, ctx)

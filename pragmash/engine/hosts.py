@@ -14,10 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pragmash.driver_api import EngineDriver
-from pragmash.engine.host_router import HostRouter
+from pragmash.driver_api import Closable, EngineDriver, HostResources, SiteHosts
 from pragmash.engine.registry import load_engine
-from pragmash.errors import AllocationError, PragmashError
+from pragmash.errors import AllocationError, PragmashError, StepError
 from pragmash.store.allocation import Allocation, plan_compute_cpus, template_memory_mib
 from pragmash.store.ledger import Ledger
 from pragmash.store.placement import (
@@ -47,7 +46,7 @@ def placement_input(
 
     Raises StepError only when the capacity of a reachable host cannot be read.
     """
-    if not isinstance(engine, HostRouter):
+    if not isinstance(engine, SiteHosts):
         return PlacementInput(None, {})
     reachable = engine.reachable()
     for name, why in engine.unreachable.items():
@@ -100,11 +99,22 @@ def preview_placement(
 
 def unreachable_host(engine: EngineDriver, host: str) -> str | None:
     """Why ``host`` cannot be reached (the engine already connected), or None when it can."""
-    if not isinstance(engine, HostRouter):
+    if not isinstance(engine, SiteHosts):
         return None
     engine.check()
-    names = [h.name for h in engine.site.hosts]
+    names = list(engine.engines)
     return engine.unreachable.get(host if host in names else names[0])
+
+
+def locate(engine: EngineDriver, allocation: Allocation | None) -> None:
+    """Tell an engine over several hosts where the allocation placed each node.
+
+    Called once per command by whoever reads the VC's allocation (a run adopting it,
+    ``status``, ``clean``, ``list``…): the engine then sends each domain operation to its
+    node's host without asking the ledger. A one-host engine needs nothing.
+    """
+    if allocation is not None and isinstance(engine, SiteHosts):
+        engine.locate(allocation.vcname, {n.name: n.host for n in allocation.nodes})
 
 
 def placement_products(allocation: Allocation, site: SiteConfig) -> dict[str, str]:
@@ -137,12 +147,20 @@ def placement_words(allocation: Allocation, site: SiteConfig) -> str:
 def capacity_of(host: HostConfig, site: SiteConfig, engine: EngineDriver) -> HostCapacity:
     """One host's capacity: the config's figures, else the engine's (libvirt node info)."""
     cpus = host.cpus
+    resources = engine if isinstance(engine, HostResources) else None
     if cpus is None:
-        cpus = int(engine.host_cpus())  # type: ignore[attr-defined]
+        if resources is None:
+            raise StepError(
+                f"host {host.name}: the engine driver {engine.name!r} cannot say how many "
+                "CPUs the host has",
+                stage="ve_driver/connect",
+                hint=f"give the host's cpus in the site config ({site.source}: [[hosts]])",
+            )
+        cpus = int(resources.host_cpus())
     memory = host.memory_mib
-    if memory is None and site.multi_host:
-        reader = getattr(engine, "host_memory_mib", None)
-        memory = int(reader()) if reader is not None else None
+    if memory is None and site.multi_host and resources is not None:
+        found = resources.host_memory_mib()
+        memory = int(found) if found is not None else None
     return HostCapacity(host.name, cpus, site.cpu_reserve, memory)
 
 
@@ -174,9 +192,8 @@ def site_hosts(site: SiteConfig) -> list[HostReport]:
     try:
         return host_reports(site, engine)
     finally:
-        closer = getattr(engine, "close", None)
-        if closer is not None:
-            closer()
+        if isinstance(engine, Closable):
+            engine.close()
 
 
 def host_reports(site: SiteConfig, engine: EngineDriver) -> list[HostReport]:
@@ -205,7 +222,7 @@ def _engines(
     site: SiteConfig, engine: EngineDriver
 ) -> tuple[Mapping[str, EngineDriver], dict[str, str]]:
     """Each host's engine, and the hosts that did not answer (name -> why)."""
-    if isinstance(engine, HostRouter):
+    if isinstance(engine, SiteHosts):
         with contextlib.suppress(PragmashError):  # every host unreachable: each named below
             engine.check()
         return engine.engines, dict(engine.unreachable)

@@ -1,10 +1,11 @@
-"""What can be done to a VC outside a run: list, status, shutdown, clean.
+"""What can be done to a VC outside a run: list, status, history, clean.
 
 These are session-level operations: each opens the site's ledger and engine, asks
-them for the truth and, for ``shutdown`` and ``clean``, acts through the engine
-driver, the allocation and the lock API. The front ends (``pragmash list``,
-``status``, ``shutdown``, ``clean``) only format what these return, so the REPL, a
-test or another front end gets the same behaviour without copying it. Nothing here
+them for the truth and, for ``clean``, acts through the engine driver, the
+allocation and the lock API. The front ends (``pragmash list``, ``status``,
+``history``, ``clean``) only format what these return, so the REPL, a test or
+another front end gets the same behaviour without copying it. (``stop`` and
+``start`` are runs of their own: :mod:`~pragmash.engine.power`.) Nothing here
 prints: what was done is reported through a ``note`` callback or returned as data.
 """
 
@@ -18,19 +19,22 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from pragmash.driver_api import EngineDriver
 from pragmash.engine import private_network
 from pragmash.engine.host_router import per_host
-from pragmash.engine.hosts import unreachable_host
-from pragmash.engine.nodes import stage_context, vc_temp_dir
+from pragmash.engine.hosts import locate, unreachable_host
+from pragmash.engine.nodes import vc_temp_dir
+from pragmash.engine.power import POWER_FILE
 from pragmash.engine.private_network import PrivateNetworkStatus
 from pragmash.engine.registry import load_engine
+from pragmash.engine.repositories import unknown_vc
 from pragmash.errors import BusyError, PragmashError, UserError
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
-from pragmash.store.history import steps_since_allocation
+from pragmash.store.history import run_kind, runs_of, steps_since_allocation
 from pragmash.store.journal import (
     Journal,
     LockHolder,
@@ -67,6 +71,7 @@ class VcSummary:
     last_run: int | None
     last_outcome: str | None
     private_network: PrivateNetworkStatus | None = None  # while allocated
+    running: int | None = None  # nodes the engine runs now; None: released, or no engine
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -75,8 +80,12 @@ class VcSummary:
         return data
 
 
-def list_vcs(site: SiteConfig) -> list[VcSummary]:
-    """Every VC with leases or a run in the ledger, by name."""
+def list_vcs(site: SiteConfig, *, every: bool = False) -> list[VcSummary]:
+    """The VCs that hold leases or have a run to resume, by name; ``every``: released ones too.
+
+    A VC cleaned long ago stays in the ledger (its runs are its history) but is left
+    out unless ``every``, so the list says what the site is running now.
+    """
     ledger = Ledger(site)
     runs = all_last_runs(ledger)
     rows: list[VcSummary] = []
@@ -84,7 +93,12 @@ def list_vcs(site: SiteConfig) -> list[VcSummary]:
     engine, why = _engine_or_why(site) if alloc_mod.allocated_vcs(ledger) else (None, "")
     for name in names:
         held = alloc_mod.current_allocation(ledger, name)
+        if engine is not None:
+            locate(engine, held)
         run = runs.get(name)
+        outcome = run_outcome(run, lock_holder(ledger, name)) if run else None
+        if held is None and not every and outcome not in _UNFINISHED:
+            continue
         rows.append(
             VcSummary(
                 vcname=name,
@@ -92,13 +106,20 @@ def list_vcs(site: SiteConfig) -> list[VcSummary]:
                 nodes=len(held.nodes) if held else 0,
                 fqdn=held.public.fqdn if held else None,
                 last_run=run.id if run else None,
-                last_outcome=run_outcome(run, lock_holder(ledger, name)) if run else None,
+                last_outcome=outcome,
                 private_network=private_network.network_status(engine, site, name, held.vlan, why)
                 if held
                 else None,
+                running=_running(engine, held) if held and engine is not None else None,
             )
         )
     return rows
+
+
+def _running(engine: EngineDriver, held: Allocation) -> int:
+    """How many of the VC's nodes the engine runs now (a node of a host that is away: not)."""
+    names = [n.name for n in held.nodes if unreachable_host(engine, n.host) is None]
+    return sum(state == "running" for state in per_host(engine, names, engine.state).values())
 
 
 def _engine_or_why(site: SiteConfig) -> tuple[EngineDriver | None, str]:
@@ -121,16 +142,19 @@ class NodeStatus:
     name: str
     role: str
     engine_state: str
-    ledger_says: str  # "running" (a finished boot step started it) or "not booted"
+    # "running" (a finished boot or start step started it), "shut off" (a stop stopped
+    # it) or "not booted"
+    ledger_says: str
     mismatch: bool
     cpus: int
-    ip: str
+    ip: str  # where the site reaches it: public_ip, else private_ip (kept for older readers)
     private_ip: str
     macs: tuple[str, ...]
     # MiB the run gave the node (--mem, else its template), as journaled; None before
     # runs recorded it
     memory_mib: int | None = None
     host: str = ""  # the site host it is placed on
+    public_ip: str | None = None  # the frontend's; None for a compute
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "macs": list(self.macs)}
@@ -161,8 +185,10 @@ class VcStatus:
             "lock": self.lock,
             "run": {
                 "id": run.id,
+                "kind": run_kind(run),
                 "outcome": self.run_outcome,
                 "recipe": run.recipe,
+                **times_json(run.started_at, run.ended_at),
                 "steps": [
                     {
                         "index": s.idx,
@@ -171,6 +197,7 @@ class VcStatus:
                         "outcome": s.outcome,
                         "message": s.message,
                         "stage": s.stage,
+                        **times_json(s.started_at, s.ended_at),
                     }
                     for s in self.steps
                 ],
@@ -188,12 +215,13 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     if held is None and run is None:
         raise UserError(f"{vcname}: no such VC in the ledger ({site.ledger_path})")
     engine = load_engine(site)
+    locate(engine, held)
     engine_ok = True
     try:
         engine.check()
     except Exception:
         engine_ok = False
-    booted = _booted_nodes(ledger, vcname) if run else set()
+    expected = _expected_states(ledger, vcname) if run else {}
     memory = (run.options.get("memory_mib") if run else None) or {}
     nodes: list[NodeStatus] = []
     leases = held.nodes if held else ()
@@ -210,23 +238,24 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
             state = "unreachable"  # its host's: the node's own state is unknown
         else:
             state = states[lease.name]
-        expected = "running" if lease.name in booted else None
+        says = expected.get(lease.name)
         nodes.append(
             NodeStatus(
                 name=lease.name,
                 role=lease.role,
                 engine_state=state,
-                ledger_says=expected or "not booted",
+                ledger_says=says or "not booted",
                 mismatch=engine_ok
                 and lease.name not in away
-                and expected is not None
-                and state != expected,
+                and says is not None
+                and state != says,
                 cpus=lease.cpus,
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
                 macs=tuple(lease.macs),
                 memory_mib=memory.get(lease.role),
                 host=lease.host,
+                public_ip=lease.public_ip,
             )
         )
     holder = lock_holder(ledger, vcname)
@@ -246,76 +275,86 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     )
 
 
-def _booted_nodes(ledger: Ledger, vcname: str) -> set[str]:
-    """Nodes finished boot steps started (what the ledger believes is running).
+def _expected_states(ledger: Ledger, vcname: str) -> dict[str, str]:
+    """What the ledger believes each node's state is: finished boot and start steps
+    started it (``running``), a stop's steps stopped it (``shut off``).
 
     Every run since the VC was allocated counts: ``pragmash scale`` boots (and
-    destroys) nodes in runs of its own, after the recipe's run.
+    destroys) nodes, and ``stop`` and ``start`` power them, in runs of their own.
     """
-    names: set[str] = set()
+    states: dict[str, str] = {}
     for step in steps_since_allocation(ledger, vcname):
         if step.outcome != "done":
             continue
         if step.text.startswith(("boot", "ve_driver/boot")):
-            names.update(step.products)
+            states.update(dict.fromkeys(step.products, "running"))
         elif step.text.startswith(("destroy", "ve_driver/destroy")):
-            names.difference_update(step.products)
-    return names
+            for name in step.products:
+                states.pop(name, None)
+        elif step.file == POWER_FILE:
+            states.update({n: s for n, s in step.products.items() if s in ("running", "shut off")})
+    return states
 
 
-# -- shutdown ---------------------------------------------------------------------------
+def times_json(started: float, ended: float | None) -> dict[str, Any]:
+    """A run's or step's start and end (ISO 8601, with the UTC offset) and its seconds."""
+
+    def iso(at: float) -> str:
+        return datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
+
+    return {
+        "start": iso(started),
+        "end": iso(ended) if ended is not None else None,
+        "duration": round(ended - started, 3) if ended is not None else None,
+    }
+
+
+# -- history ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class NodeShutdown:
-    """What ``shutdown`` did to one node."""
+class RunSummary:
+    """One line of ``pragmash history``: a run of the VC, whatever made it."""
 
-    name: str
-    before: str  # the engine state found
-    stopped: bool | None  # None: it was not running, nothing was asked of it
-    after: str  # the engine state when it did not stop ("" otherwise)
+    id: int
+    kind: str  # see pragmash.store.history.run_kind
+    what: str  # the recipe, or the scale's or stop's description
+    outcome: str
+    started_at: float
+    ended_at: float | None
+    message: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "what": self.what,
+            "outcome": self.outcome,
+            **times_json(self.started_at, self.ended_at),
+            "message": self.message,
+        }
 
 
-def shutdown_vc(
-    site: SiteConfig,
-    vcname: str,
-    timeout: float,
-    on_node: Callable[[NodeShutdown], None] = lambda _n: None,
-) -> list[str]:
-    """Ask each node to stop (computes first); the names of those that did not stop."""
+def vc_history(site: SiteConfig, vcname: str) -> list[RunSummary]:
+    """Every run the ledger holds for the VC, oldest first (a UserError if it has none)."""
     ledger = Ledger(site)
-    held = alloc_mod.current_allocation(ledger, vcname)
-    if held is None:
-        raise UserError(f"{vcname}: no such VC in the ledger ({site.ledger_path})")
-    engine = load_engine(site)
-    engine.check()
-    ctx = stage_context(site, vcname)
-    not_stopped: list[str] = []
-
-    def stop(name: str) -> NodeShutdown:
-        state = engine.state(name)
-        if state in ("absent", "shut off"):
-            return NodeShutdown(name, state, None, "")
-        ok = engine.shutdown(name, timeout, ctx)
-        return NodeShutdown(name, state, ok, "" if ok else engine.state(name))
-
-    reachable = []
-    for lease in reversed(held.nodes):
-        away = unreachable_host(engine, lease.host)
-        if away is None:
-            reachable.append(lease)
-            continue
-        said = f"unreachable (host {lease.host}: {away})"
-        on_node(NodeShutdown(lease.name, "unreachable", False, said))
-        not_stopped.append(lease.name)
-    # computes first (the hosts at once), then the frontend
-    for role in ("compute", "frontend"):
-        names = [lease.name for lease in reachable if lease.role == role]
-        for done in per_host(engine, names, stop).values():
-            on_node(done)
-            if done.stopped is False:
-                not_stopped.append(done.name)
-    return not_stopped
+    records = runs_of(ledger, vcname)
+    if not records:
+        unknown = unknown_vc(site, vcname, sorted(all_last_runs(ledger)))
+        raise unknown or UserError(f"{vcname}: no run in the ledger ({site.ledger_path})")
+    holder = lock_holder(ledger, vcname)
+    return [
+        RunSummary(
+            id=r.id,
+            kind=run_kind(r),
+            what=r.recipe,
+            outcome=run_outcome(r, holder),
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            message=r.message,
+        )
+        for r in records
+    ]
 
 
 # -- clean ------------------------------------------------------------------------------
@@ -353,6 +392,7 @@ def clean_vc(
     held = alloc_mod.current_allocation(ledger, vcname)
     engine = load_engine(site)
     engine.check()
+    locate(engine, held)
     if live:
         taken = take_lock(ledger, vcname)
         if taken is not None and taken.alive:

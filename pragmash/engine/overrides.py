@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pragmash.driver_api import EngineDriver
+from pragmash.driver_api import EngineDriver, HostResources
 from pragmash.errors import AllocationError, UserError
 from pragmash.vc.vcin import VcIn
 
@@ -58,10 +58,9 @@ def effective_memory(vcin: VcIn, mem: str | None) -> Memory:
 
 def host_memory_mib(engine: EngineDriver) -> int | None:
     """The host's memory as the engine reports it; None for an engine that cannot say."""
-    reader = getattr(engine, "host_memory_mib", None)
-    if reader is None:
+    if not isinstance(engine, HostResources):
         return None
-    value = reader()
+    value = engine.host_memory_mib()
     return int(value) if isinstance(value, int) else None
 
 

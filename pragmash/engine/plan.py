@@ -146,6 +146,8 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
             actions.append(f"ve_driver/{stmt.op} on {', '.join(nodes(stmt.targets))}")
         elif isinstance(stmt, ast.DistroCall):
             actions.append(f"vc_driver/{stmt.stage} on {', '.join(nodes(stmt.targets))}")
+        elif isinstance(stmt, ast.ScriptCall):  # a driver folder's own script: words are arguments
+            actions.append(f"run {stmt.written_as} " + " ".join(value(w) for w in stmt.args))
         elif isinstance(stmt, ast.Run):
             actions.append("run: " + " ".join(value(w) for w in stmt.argv))
         out.append(PlannedStep(step.index, stmt, tuple(actions)))

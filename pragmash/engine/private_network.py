@@ -19,6 +19,7 @@ from pragmash.driver_api import (
     PrivateNetworks,
     StageResult,
 )
+from pragmash.engine.hosts import locate
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.ledger import Ledger
 from pragmash.vc.site import SiteConfig
@@ -49,6 +50,7 @@ def preflight(engine: EngineDriver, site: SiteConfig, vcname: str, ledger: Ledge
     that start at once.
     """
     held = alloc_mod.current_allocation(ledger, vcname)
+    locate(engine, held)
     vlan = held.vlan if held is not None else alloc_mod.next_free_vlan(ledger, site)
     if vlan is not None:  # none free: allocation says so, with who holds them
         check(engine, plan_for(site, vcname, vlan))

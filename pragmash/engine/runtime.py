@@ -10,9 +10,8 @@ allocation returns the leases a VC already holds, staging reuses a valid staged
 disk, booting a running domain succeeds.
 
 Beside it: :mod:`~pragmash.engine.waiting` (clock waits and waits for a goal, whose
-meaning is :mod:`~pragmash.engine.readiness`'s),
-:mod:`~pragmash.engine.host_command` (``run``) and :mod:`~pragmash.engine.nodes`
-(allocation to node plans).
+meaning is :mod:`~pragmash.engine.readiness`'s), :mod:`~pragmash.engine.host_command`
+(``run``) and :mod:`~pragmash.engine.nodes` (allocation to node plans).
 """
 
 from __future__ import annotations
@@ -38,9 +37,10 @@ from pragmash.driver_api import (
 from pragmash.engine import private_network
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
+from pragmash.engine.folder_scripts import folder_script_call
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
-from pragmash.engine.hosts import placement_input, placement_products, placement_words
+from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.nodes import node_plans, stage_context, template_source, vc_temp_dir
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
@@ -108,6 +108,7 @@ class Runtime:
             note=reporter.note,
             progress=reporter.progress,
             cancelled=self.interrupted.is_set,
+            kvm_usable=self.domain_type == "kvm",  # appliances as nodes: host_info decided
         )
 
     # -- values -----------------------------------------------------------------------
@@ -162,6 +163,7 @@ class Runtime:
     def adopt(self, allocation: Allocation) -> None:
         """Make the nodes of an allocation (fresh or read back from the ledger) this run's."""
         self.allocation = allocation
+        locate(self.engine, allocation)  # node -> host, once: the engine asks no ledger
         self.nodes = node_plans(
             allocation,
             self.vcin,
@@ -281,7 +283,6 @@ class Runtime:
         vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site, key=self.key)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         write_vc_out(vc_out, self.vc_out_path)
-        fe = allocation.frontend
         computes = allocation.computes
         msg = (
             f"{allocation.public.fqdn} ({allocation.public.ip}), VLAN {allocation.vlan}, "
@@ -298,7 +299,7 @@ class Runtime:
                 "public_ip": allocation.public.ip,
                 "fqdn": allocation.public.fqdn,
                 "vlan": str(allocation.vlan),
-                "nodes": " ".join([fe.name, *(c.name for c in computes)]),
+                "nodes": " ".join([allocation.frontend.name, *(c.name for c in computes)]),
                 "vc_out": str(self.vc_out_path),
                 "private_network": plan.attach,
                 **placement_products(allocation, self.site),
@@ -347,8 +348,7 @@ class Runtime:
         return StepOutcome("done", msg, products)
 
     def _do_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
-        nodes = self.targets(stmt.targets, stmt)
-        return self.boot(nodes, reporter)
+        return self.boot(self.targets(stmt.targets, stmt), reporter)
 
     def boot(self, nodes: Sequence[NodePlan], reporter: StepReporter) -> StepOutcome:
         """Stage, pre_boot and start the nodes, up to the site's boot_parallelism at once.
@@ -446,6 +446,9 @@ class Runtime:
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
         call_distro_stages(stmt.stage, self.distro, pairs, self.vc_out_path, ctx, reporter)
         return StepOutcome("done", f"{stmt.written_as} on {', '.join(n.name for n in nodes)}")
+
+    def _do_scriptcall(self, stmt: ast.ScriptCall, reporter: StepReporter) -> StepOutcome:
+        return folder_script_call(self, stmt, [self.word(w) for w in stmt.args], reporter)
 
     def _do_run(self, stmt: ast.Run, reporter: StepReporter) -> StepOutcome:
         if not (self.allow_run or self.site.allow_run):

@@ -203,6 +203,17 @@ class DistroCall(Statement):
 
 
 @dataclass(frozen=True)
+class ScriptCall(Statement):
+    """``ve_driver/NAME ARGS…`` or ``vc_driver/NAME ARGS…`` for a NAME pragmash has no
+    stage for: a driver folder's own script, run with the words as its arguments."""
+
+    driver: Literal["ve_driver", "vc_driver"] = "ve_driver"
+    command: str = ""
+    command_span: Span | None = None
+    args: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
 class Run(Statement):
     """``run CMD ARGS…``: an external command, never through a shell; refused unless allowed."""
 
@@ -223,6 +234,7 @@ _KINDS = {
     "Include": "include",
     "EngineCall": "driver",
     "DistroCall": "driver",
+    "ScriptCall": "driver",
     "Run": "run",
 }
 

@@ -9,9 +9,10 @@ a mistake on line 40 fails before line 1 has touched the cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
 from pragmash.errors import RecipeError, Span
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
@@ -36,6 +37,9 @@ class CheckContext:
     computes_for: Callable[[int], int]
     allocated: int | None = None
     allow_run: bool = False
+    #: the scripts of the run's driver folders, callable as ``ve_driver/NAME`` and ``vc_driver/NAME``
+    extra_ve_commands: Iterable[str] = ()
+    extra_vc_commands: Iterable[str] = ()
     problems: list[RecipeError] = field(default_factory=list)
 
 
@@ -56,6 +60,8 @@ def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
             ctx.variables.setdefault(stmt.name, _literal(stmt.default, ctx))
         elif isinstance(stmt, ast.Allocate):
             computes = _allocate_count(stmt.count, ctx)
+        elif isinstance(stmt, ast.ScriptCall):
+            _check_script_call(stmt, ctx)
         elif isinstance(stmt, ast.Run) and not ctx.allow_run:
             ctx.problems.append(
                 _err(
@@ -124,6 +130,8 @@ def _words(stmt: ast.Statement) -> list[ast.Word]:
         return list(stmt.words)
     if isinstance(stmt, ast.Boot | ast.EngineCall | ast.DistroCall):
         return [t.word for t in stmt.targets if t.word is not None]
+    if isinstance(stmt, ast.ScriptCall):
+        return list(stmt.args)
     if isinstance(stmt, ast.Run):
         return list(stmt.argv)
     return []
@@ -194,6 +202,22 @@ def _allocate_count(word: ast.Word | None, ctx: CheckContext) -> int | None:
         span = word.span if word else Span("?", 0, 0, 0, 0)
         ctx.problems.append(_err(str(getattr(err, "message", err)), span))
         return None
+
+
+def _check_script_call(stmt: ast.ScriptCall, ctx: CheckContext) -> None:
+    """A driver command pragmash has no stage for must be a script of a driver folder."""
+    table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
+    extra = ctx.extra_ve_commands if stmt.driver == "ve_driver" else ctx.extra_vc_commands
+    known = sorted(set(table) | set(extra))
+    if stmt.command not in known:
+        ctx.problems.append(
+            _err(
+                f"unknown command '{stmt.written_as}'; {stmt.driver} commands: "
+                + ", ".join(known)
+                + did_you_mean(stmt.command, known),
+                stmt.command_span or stmt.span,
+            )
+        )
 
 
 def _check_targets(

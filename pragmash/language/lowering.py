@@ -6,7 +6,10 @@ what one of pragmash's own statements means (``ve_driver/boot frontend`` *is*
 checker, the planner and the executor one meaning per statement: none of them knows
 that driver calls exist. The two groups with no statement of their own become
 :class:`~pragmash.language.ast.EngineCall` (``state``, ``shutdown``, ``destroy``) and
-:class:`~pragmash.language.ast.DistroCall` (``pre_fix``, ``post_fix``, ``pre_boot``).
+:class:`~pragmash.language.ast.DistroCall` (``pre_fix``, ``post_fix``, ``pre_boot``);
+any other name is a driver folder's own script
+(:class:`~pragmash.language.ast.ScriptCall`), which the checker holds to the scripts
+the run's folders have.
 
 A lowered statement keeps its text and span, so it is shown, journaled and resumed
 as written, and remembers the command it was written as
@@ -24,7 +27,7 @@ from pragmash.errors import RecipeError, Span
 from pragmash.language import ast
 from pragmash.language.sources import source_line
 from pragmash.language.targets import word_target
-from pragmash.language.vocabulary import DEFAULT_FIX_METHOD, did_you_mean
+from pragmash.language.vocabulary import DEFAULT_FIX_METHOD
 
 
 def lower_driver_call(
@@ -35,17 +38,19 @@ def lower_driver_call(
     command_span: Span,
     args: tuple[ast.Word, ...],
 ) -> ast.Statement:
-    """The statement ``driver/command args…`` means; a RecipeError for a command no driver has."""
+    """The statement ``driver/command args…`` means (a RecipeError when it means nothing)."""
     table: Mapping[str, str] = VE_COMMANDS if driver == "ve_driver" else VC_COMMANDS
     written = f"{driver}/{command}"
     op = table.get(command)
     if op is None:
-        known = sorted(table)
-        raise _error(
-            f"unknown command '{written}'; {driver} commands: "
-            + ", ".join(known)
-            + did_you_mean(command, known),
+        return ast.ScriptCall(
+            span,
+            text,
+            "ve_driver" if driver == "ve_driver" else "vc_driver",
+            command,
             command_span,
+            args,
+            written_as=written,
         )
     if op == "allocate":
         if len(args) > 1:

@@ -1,25 +1,29 @@
 """Recipe text -> :mod:`pragmash.language.ast` statements, and syntax errors in a user's words.
 
-The grammar (``grammar/pragmash.lark``) is LALR with a contextual lexer; the parser
-is built once per process. Lark's tree is turned into frozen dataclasses right here,
-so nothing after this module ever sees a Lark object, nor a driver call: those are
-lowered to the statements they mean as they are built
-(:mod:`~pragmash.language.lowering`). Every Lark error is turned into one
-:class:`~pragmash.errors.RecipeError` that names ``file:line:col`` and says what was
-expected in recipe words (``end of line``, never ``_NL``): that translation lives in
-:mod:`~pragmash.language.syntax_errors`, finding included files in
-:mod:`~pragmash.language.includes`.
+The grammar (``grammar/pragmash.lark``) is LALR with a contextual lexer; its tables
+are built once per installation and kept in the user's cache folder (see
+:func:`_lark`). Lark's tree is turned into frozen dataclasses right here, so nothing
+after this module ever sees a Lark object, nor a driver call: those are lowered to
+the statements they mean as they are built (:mod:`~pragmash.language.lowering`).
+Every Lark error is turned into one :class:`~pragmash.errors.RecipeError` that names
+``file:line:col`` and says what was expected in recipe words (``end of line``, never
+``_NL``): that translation lives in :mod:`~pragmash.language.syntax_errors`, finding
+included files in :mod:`~pragmash.language.includes`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import importlib.resources
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 from lark.tree import Meta
@@ -47,17 +51,43 @@ _VARIABLE = re.compile(
 )
 
 
+_OPTIONS: dict[str, Any] = {
+    "parser": "lalr",
+    "lexer": "contextual",
+    "propagate_positions": True,
+    "maybe_placeholders": True,
+}
+
+
 @functools.cache
 def _lark() -> Lark:
-    """The one parser: building the LALR tables costs more than parsing a recipe."""
+    """The one parser: building the LALR tables costs more than parsing a recipe.
+
+    So the tables are built once per installation, not per process: saved (Lark's own
+    ``save``) to ``$XDG_CACHE_HOME/pragmash/grammar-KEY.lark``, where KEY digests the
+    grammar, the options and Lark's version, so a changed grammar or an upgraded Lark
+    never loads old tables. The file is written aside and renamed into place, so a
+    process never reads a half-written one; one that cannot be read (or a cache folder
+    that cannot be written) only costs the build.
+    """
     grammar = importlib.resources.files("pragmash.grammar").joinpath("pragmash.lark")
-    return Lark(
-        grammar.read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+    text = grammar.read_text(encoding="utf-8")
+    key = hashlib.sha256(
+        f"{lark.__version__}\0{sorted(_OPTIONS.items())}\0{text}".encode()
+    ).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pragmash"
+    path = cache / f"grammar-{key}.lark"
+    with contextlib.suppress(Exception), path.open("rb") as saved:  # absent or unreadable
+        loaded: Lark = Lark.load(saved)
+        return loaded
+    parser = Lark(text, **_OPTIONS)
+    with contextlib.suppress(OSError):
+        cache.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".{path.name}.{os.getpid()}")
+        with aside.open("wb") as out:
+            parser.save(out)
+        os.replace(aside, path)
+    return parser
 
 
 def parse_recipe(text: str, file: str, *, search_path: Sequence[Path] = ()) -> ast.Program:

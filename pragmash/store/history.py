@@ -1,13 +1,14 @@
 """A VC's runs over time, for what one run's journal cannot say alone.
 
-A VC's nodes may have been booted by several runs: the recipe's run, then each
+``pragmash history`` lists them all, each with its kind (a recipe's run, a scale, a
+stop, a start). A VC's nodes may have been booted by several runs: the recipe's run, then each
 ``pragmash scale`` (a run of its own). ``status`` needs every run since the VC was
 allocated to tell which nodes the ledger believes are running.
 """
 
 from __future__ import annotations
 
-from pragmash.store.journal import StepRecord, ensure_journal, steps_of
+from pragmash.store.journal import RunRecord, StepRecord, ensure_journal, run_from_row, steps_of
 from pragmash.store.ledger import Ledger
 
 
@@ -17,6 +18,24 @@ def run_ids(ledger: Ledger, vcname: str) -> list[int]:
     with ledger.snapshot() as conn:
         rows = conn.execute("SELECT id FROM runs WHERE vcname=? ORDER BY id DESC", (vcname,))
         return [int(row[0]) for row in rows]
+
+
+def runs_of(ledger: Ledger, vcname: str) -> list[RunRecord]:
+    """Every run of the VC, oldest first (``pragmash history``)."""
+    ensure_journal(ledger)
+    with ledger.snapshot() as conn:
+        rows = conn.execute("SELECT * FROM runs WHERE vcname=? ORDER BY id", (vcname,)).fetchall()
+    return [run_from_row(row) for row in rows]
+
+
+def run_kind(record: RunRecord) -> str:
+    """What made a run: ``recipe``, ``scale``, ``stop`` or ``start`` (their options say)."""
+    if isinstance(record.options.get("scale"), dict):
+        return "scale"
+    power = record.options.get("power")
+    if isinstance(power, dict) and power.get("kind") in ("stop", "start"):
+        return str(power["kind"])
+    return "recipe"
 
 
 def steps_since_allocation(ledger: Ledger, vcname: str) -> list[StepRecord]:

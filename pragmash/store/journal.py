@@ -302,7 +302,8 @@ class Journal:
         return steps_of(self.ledger, self.run_id)
 
 
-def _run(row: Any) -> RunRecord:
+def run_from_row(row: Any) -> RunRecord:
+    """A ``runs`` row as a RunRecord (for the readers here and in store.history)."""
     return RunRecord(
         id=row["id"],
         vcname=row["vcname"],
@@ -324,7 +325,7 @@ def last_run(ledger: Ledger, vcname: str) -> RunRecord | None:
         row = conn.execute(
             "SELECT * FROM runs WHERE vcname=? ORDER BY id DESC LIMIT 1", (vcname,)
         ).fetchone()
-    return _run(row) if row else None
+    return run_from_row(row) if row else None
 
 
 def all_last_runs(ledger: Ledger) -> dict[str, RunRecord]:
@@ -333,7 +334,7 @@ def all_last_runs(ledger: Ledger) -> dict[str, RunRecord]:
         rows = conn.execute(
             "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY vcname)"
         ).fetchall()
-    return {row["vcname"]: _run(row) for row in rows}
+    return {row["vcname"]: run_from_row(row) for row in rows}
 
 
 def run_outcome(run: RunRecord, holder: LockHolder | None) -> str:

@@ -1,7 +1,7 @@
-"""The CLI's subcommands: check, resume, list, status, shutdown, clean, repl.
+"""The CLI's subcommands: check, resume, list, status, clean, repl (and the others' modules).
 
 Each parses its arguments, calls the engine layer (:mod:`pragmash.engine.session`
-for runs, :mod:`pragmash.engine.lifecycle` for list, status, shutdown and clean)
+for runs, :mod:`pragmash.engine.lifecycle` for list, status and clean)
 and prints what comes back: for people by default, JSON with ``--json``. Like the
 rest of the CLI, they hold no run logic.
 """
@@ -12,15 +12,19 @@ from pathlib import Path
 from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
-from pragmash.engine import lifecycle, scale, session
+from pragmash.engine import lifecycle, power, scale, session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.cli import run as run_mod
+from pragmash.ui.cli.access import cmd_inventory, cmd_ssh, cmd_ssh_config
 from pragmash.ui.cli.cache import cmd_cache
 from pragmash.ui.cli.console_cmd import cmd_console
+from pragmash.ui.cli.history import cmd_history
 from pragmash.ui.cli.hosts import cmd_hosts
+from pragmash.ui.cli.power import cmd_shutdown, cmd_start, cmd_stop
+from pragmash.ui.cli.power import finish as finish_power
 from pragmash.ui.cli.scale import cmd_scale
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
@@ -41,7 +45,13 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "resume": cmd_resume,
         "list": cmd_list,
         "status": cmd_status,
+        "stop": cmd_stop,
         "shutdown": cmd_shutdown,
+        "start": cmd_start,
+        "history": cmd_history,
+        "ssh": cmd_ssh,
+        "ssh-config": cmd_ssh_config,
+        "inventory": cmd_inventory,
         "clean": cmd_clean,
         "repl": cmd_repl,
         "sync": cmd_sync,
@@ -112,6 +122,10 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
     ns = p.parse_args(args)
     vcname = validate_name("VC name", ns.vcname)
     printer = StepPrinter(out, err)
+    if power.last_is_power(vcname, ns.site):  # a stop's or start's steps are pragmash's
+        run = power.resume(vcname, site=ns.site, on_event=printer)
+        err.write(f"resuming {vcname}'s {power.plan_of(run).describe()}\n")
+        return finish_power(run, out, err)
     if scale.last_is_scale(vcname, ns.site):  # a scale's steps are pragmash's, not a recipe's
         run = scale.resume(vcname, site=ns.site, on_event=printer)
     else:
@@ -129,9 +143,16 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
 
 def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     """VCs with their state, or (``list repository``) what the repository offers."""
-    p = _parser("list", "List VCs (or `list repository`: the VCs the repository offers).")
+    p = _parser(
+        "list",
+        "List the VCs that hold leases (or have a run to resume), with their running and "
+        "total nodes (or `list repository`: the VCs the repository offers).",
+    )
     p.add_argument("what", nargs="?", choices=["vcs", "repository"], default="vcs")
     p.add_argument("--base_path")
+    p.add_argument(
+        "--all", action="store_true", help="also the VCs that were cleaned (their leases released)"
+    )
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
@@ -148,19 +169,21 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
             for repo_row in repo_rows:
                 out.write(f"  {repo_row['vcname']:<16} {repo_row['vc_in']}\n")
         return EXIT_OK
-    rows = lifecycle.list_vcs(site)
+    rows = lifecycle.list_vcs(site, every=ns.all)
     if ns.json:
         json_dump([row.to_json() for row in rows], out)
         return EXIT_OK
     if not rows:
-        out.write("no VCs (start one with `pragmash RECIPE --vcname NAME`)\n")
+        hidden = "" if ns.all else " holding leases (`list --all`: cleaned ones too)"
+        out.write(f"no VCs{hidden} (start one with `pragmash RECIPE --vcname NAME`)\n")
         return EXIT_OK
-    out.write(f"{'VC':<16} {'STATE':<10} {'NODES':>5}  {'PUBLIC FQDN':<28} LAST RUN\n")
+    out.write(f"{'VC':<16} {'STATE':<10} {'RUNNING':>7}  {'PUBLIC FQDN':<28} LAST RUN\n")
     for row in rows:
         last = f"{row.last_run} {row.last_outcome}" if row.last_run else "-"
-        out.write(
-            f"{row.vcname:<16} {row.state:<10} {row.nodes:>5}  {row.fqdn or '-':<28} {last}\n"
-        )
+        running = f"{'?' if row.running is None else row.running}/{row.nodes}"
+        if row.state == "released":
+            running = "-"
+        out.write(f"{row.vcname:<16} {row.state:<10} {running:>7}  {row.fqdn or '-':<28} {last}\n")
     return EXIT_OK
 
 
@@ -221,33 +244,6 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
             if s.stage and s.outcome in ("failed", "interrupted"):
                 msg = f"  {s.stage}: {s.message}"
             out.write(f"    {s.outcome:<11} {Path(s.file).name}:{s.line}:{s.col}  {s.text}{msg}\n")
-    return EXIT_OK
-
-
-def cmd_shutdown(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Stop a VC's domains gracefully, then say what did not stop."""
-    p = _parser("shutdown", "Stop a VC's domains gracefully.")
-    p.add_argument("vcname")
-    p.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds to wait per node (default 120)"
-    )
-    ns = p.parse_args(args)
-    site = session.open_site(ns.site)
-    vcname = validate_name("VC name", ns.vcname)
-
-    def said(node: lifecycle.NodeShutdown) -> None:
-        if node.stopped is None:
-            out.write(f"{node.name}: {node.before}\n")
-        else:
-            out.write(f"{node.name}: {'stopped' if node.stopped else 'still ' + node.after}\n")
-
-    not_stopped = lifecycle.shutdown_vc(site, vcname, ns.timeout, said)
-    if not_stopped:
-        err.write(
-            f"did not stop within {ns.timeout:g} s: {', '.join(not_stopped)}; "
-            f"`pragmash clean {vcname}` forces them off\n"
-        )
-        return EXIT_STEP_FAILED
     return EXIT_OK
 
 

@@ -39,7 +39,13 @@ COMMANDS = (
     "resume",
     "list",
     "status",
+    "stop",
     "shutdown",
+    "start",
+    "history",
+    "ssh",
+    "ssh-config",
+    "inventory",
     "clean",
     "repl",
     "sync",
@@ -57,7 +63,10 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
        pragmash resume VCNAME [--accept-changes]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
-       pragmash list [repository] | status VCNAME | shutdown VCNAME | clean VCNAME
+       pragmash list [--all] [repository] | status VCNAME | history VCNAME | clean VCNAME
+       pragmash stop VCNAME [--timeout SECONDS] [--force] | start VCNAME
+       pragmash ssh VCNAME [NODE] [-- COMMAND...] | ssh-config VCNAME
+       pragmash inventory VCNAME [--format ini|yaml|json]
        pragmash sync [REPOSITORY]
        pragmash console VCNAME NODE
        pragmash scale VCNAME +N|-N [--timeout SECONDS]
@@ -99,10 +108,23 @@ commands:
   check RECIPE         parse and check a recipe without running it
   resume VCNAME        continue a VC's last run from its first unfinished step
                        (refused if its recipe changed, unless --accept-changes)
-  list                 VCs with their state; `list repository`: what it offers
+  list                 the VCs holding leases, with running/total nodes (--all: the
+                       cleaned ones too); `list repository`: what it offers
   status VCNAME        each node's engine state, CPUs, address; the VC's private
                        network; the run's steps
-  shutdown VCNAME      stop the VC's domains gracefully
+  history VCNAME       every run of the VC (recipe, scale, stop, start): start, end,
+                       outcome
+  stop VCNAME          ask every node at once to power off, one deadline for all
+                       (--timeout, default 120 s); --force powers off what is left;
+                       domains, disks and leases are kept (`shutdown`: the same)
+  start VCNAME         start a stopped VC: frontend, its up test, computes; nothing
+                       staged or injected again unless a node's disk or domain is gone
+  ssh VCNAME [NODE] [-- COMMAND...]
+                       log in to a node (default the frontend) or run a command there;
+                       computes through the frontend (ProxyJump), with the VC's key
+  ssh-config VCNAME    an OpenSSH config block per node (for ssh -F, ~/.ssh/config)
+  inventory VCNAME     an Ansible inventory: frontend and compute groups, the VC's
+                       variables (--format ini|yaml|json)
   clean VCNAME         destroy the VC's domains and private network, remove its own
                        disks (overlays; the shared base images stay), release its leases
   repl RECIPE --vcname NAME

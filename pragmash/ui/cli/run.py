@@ -71,8 +71,9 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
     return finish(run, out, err)
 
 
-def finish(run: Run, out: TextIO, err: TextIO) -> int:
-    """Run to the end and report; shared by a fresh run and ``resume``."""
+def finish(run: Run, out: TextIO, err: TextIO, *, finished: str | None = None) -> int:
+    """Run to the end and report; shared by a fresh run, ``resume``, ``scale``, ``stop``
+    and ``start`` (``finished``: their last line instead of a recipe run's)."""
     interp = run.interpreter
     vcname = run.prepared.runtime.vcname
     try:
@@ -89,7 +90,7 @@ def finish(run: Run, out: TextIO, err: TextIO) -> int:
         return taken.exit_code
     if reason == "finished":
         vc_out = run.prepared.runtime.vc_out_path
-        out.write(f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
+        out.write(finished or f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
         return EXIT_OK
     error = interp.last_error
     step = interp.current

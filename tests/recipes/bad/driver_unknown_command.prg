@@ -1,2 +1,0 @@
-allocate 2
-ve_driver/bot frontend
