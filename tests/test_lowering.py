@@ -98,6 +98,7 @@ def _context() -> CheckContext:
 def test_any_other_name_is_a_driver_folders_script_the_checker_knows_or_not() -> None:
     program = parse_recipe("vc_driver/motd $vcname hello\nve_driver/bot frontend\n", "low.prg")
     script, unknown = program.statements
+    assert isinstance(unknown, ast.ScriptCall) and unknown.command == "bot"
     assert isinstance(script, ast.ScriptCall) and script.kind == "driver"
     assert (script.driver, script.command, len(script.args)) == ("vc_driver", "motd", 2)
     (problem,) = check_program(program, _context())
