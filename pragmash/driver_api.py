@@ -137,12 +137,17 @@ class StageResult:
     output_tail: list[str] = field(default_factory=list)
 
 
+#: What computes boot with (site ``[vc_out] computes``); see pragmash.vc.vcout.node_vc_out.
+ComputeVcOut = Literal["own", "whole"]
+
+
 @dataclass
 class StageContext:
     """Passed to every stage: report progress and notes without printing.
 
     ``note(text)`` adds a line of output; ``progress(done, total, label)`` reports
     long work (bytes staged, seconds waited). ``temp_dir`` is the VC's own folder.
+    ``kvm_usable``: libguestfs and virt-v2v may use KVM (else they are forced onto TCG).
     """
 
     vcname: str
@@ -154,6 +159,8 @@ class StageContext:
     #: by itself; a stage working in a worker thread (parallel boot) does not, so a long
     #: wait there checks this and gives up.
     cancelled: Callable[[], bool] = lambda: False
+    kvm_usable: bool = False
+    computes_vc_out: ComputeVcOut = "own"
 
 
 @runtime_checkable

@@ -35,6 +35,7 @@ from pragmash.images.staging import (
     staged_path,
     standalone_qcow2,
 )
+from pragmash.images.tools import accel_words
 
 STAGE = "ve_driver/fix"
 
@@ -81,7 +82,6 @@ class ImageFixer:
     is_running: Callable[[str], bool]
     log_dir: Path
     timeout: float = 3600.0
-    kvm_usable: bool = False
 
     def fix(self, nodes: Sequence[NodePlan], method: str) -> FixReport:
         if method not in METHODS:
@@ -113,7 +113,7 @@ class ImageFixer:
             for node in members:
                 report.disks[node.name] = self._overlay(node, base.path)
             how = (
-                "fixed now"
+                f"fixed now, appliance under {accel_words(self.ctx.kvm_usable)}"
                 if base.made
                 else f"from the cache after waiting {base.waited:.0f} s"
                 if base.waited >= 1
@@ -195,7 +195,10 @@ class ImageFixer:
         if source.name.endswith(".gz"):
             base = decompress_cached(source, self.cache_dir, self.ctx.progress)
         log = self.log_dir / f"fix-{source.name.split('.')[0]}.log"
-        self.ctx.note(f"fixing {source.name} via {method} (log: {log})")
+        self.ctx.note(
+            f"fixing {source.name} via {method}, appliance under "
+            f"{accel_words(self.ctx.kvm_usable)} (log: {log})"
+        )
 
         def on_line(line: str) -> None:
             self.ctx.progress(0, None, line[-80:])
@@ -213,7 +216,7 @@ class ImageFixer:
                 timeout=self.timeout,
                 log_path=log,
                 on_line=on_line,
-                kvm_usable=self.kvm_usable,
+                kvm_usable=self.ctx.kvm_usable,
             )
             os.replace(converted, disk)
             fixed = disk
@@ -226,7 +229,7 @@ class ImageFixer:
                     timeout=self.timeout,
                     log_path=log,
                     on_line=on_line,
-                    kvm_usable=self.kvm_usable,
+                    kvm_usable=self.ctx.kvm_usable,
                 )
         self.call_stage("vc_driver/post_fix", self.distro.post_fix, first, fixed, self.ctx)
         return fixed

@@ -118,8 +118,15 @@ def stage_context(
     note: Callable[[str], None] = lambda _text: None,
     progress: Callable[[float, float | None, str], None] = lambda _d, _t, _l: None,
     cancelled: Callable[[], bool] = lambda: False,
+    kvm_usable: bool = False,
 ) -> StageContext:
-    """The StageContext a driver stage gets for this VC (its folder, its vc-out.xml)."""
+    """The StageContext a driver stage gets for this VC (its folder, its vc-out.xml).
+
+    ``kvm_usable``: whether libguestfs and virt-v2v may use KVM. A run passes whether
+    its nodes' domain type is ``kvm``, which the site's ``domain_type`` decides, or under
+    ``auto`` the engine's ``host_info().kvm_usable`` (:func:`resolve_domain_type`): so
+    the appliances use KVM exactly where the nodes do, and TCG is forced elsewhere.
+    """
     temp = vc_temp_dir(site, vcname)
     return StageContext(
         vcname=vcname,
@@ -128,6 +135,8 @@ def stage_context(
         note=note,
         progress=progress,
         cancelled=cancelled,
+        kvm_usable=kvm_usable,
+        computes_vc_out=site.computes_vc_out,
     )
 
 

@@ -10,9 +10,8 @@ allocation returns the leases a VC already holds, staging reuses a valid staged
 disk, booting a running domain succeeds.
 
 Beside it: :mod:`~pragmash.engine.waiting` (clock waits and waits for a goal, whose
-meaning is :mod:`~pragmash.engine.readiness`'s),
-:mod:`~pragmash.engine.host_command` (``run``) and :mod:`~pragmash.engine.nodes`
-(allocation to node plans).
+meaning is :mod:`~pragmash.engine.readiness`'s), :mod:`~pragmash.engine.host_command`
+(``run``) and :mod:`~pragmash.engine.nodes` (allocation to node plans).
 """
 
 from __future__ import annotations
@@ -111,6 +110,7 @@ class Runtime:
             note=reporter.note,
             progress=reporter.progress,
             cancelled=self.interrupted.is_set,
+            kvm_usable=self.domain_type == "kvm",  # appliances as nodes: host_info decided
         )
 
     # -- values -----------------------------------------------------------------------

@@ -77,6 +77,11 @@ class ToolResult:
     log_path: Path | None
 
 
+def accel_words(kvm_usable: bool) -> str:
+    """How a step says which acceleration its appliance ran with."""
+    return "KVM" if kvm_usable else "TCG (KVM not usable here)"
+
+
 def guestfs_env(kvm_usable: bool) -> dict[str, str]:
     """libguestfs settings: the direct backend (no libvirtd needed) and TCG unless KVM works.
 

@@ -52,6 +52,11 @@ Layout (every section and key is optional unless marked *required*)::
     [images]
     staging = "overlay"             # "overlay" (copy-on-write) | "copy"
 
+    [vc_out]
+    computes = "own"                # the /root/vc-out.xml computes boot with: "own" (each
+                                    # its own file, as pragma_boot gave it and PRAGMA images'
+                                    # vc-out-parser reads it) | "whole" (the VC's, the seed's)
+
     [drivers]
     folders = ["drivers"]           # extra driver folders (each holds driver folders)
     dialect = "seed"                # which caller the folders' scripts were written for:
@@ -86,7 +91,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pragmash.driver_api import GraphicsListen, UpTest
+from pragmash.driver_api import ComputeVcOut, GraphicsListen, UpTest
 from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, describe, parse_toml
 from pragmash.vc.http import check_url, is_url
@@ -147,6 +152,7 @@ class SiteConfig:
     # bundled demo repository
     repository: Path | str | None
     staging: Staging = "overlay"
+    computes_vc_out: ComputeVcOut = "own"  # [vc_out] computes
     boot_parallelism: int = 4
     graphics_listen: GraphicsListen = "loopback"
     bridges: dict[str, str] = field(default_factory=dict)  # vc-in bridge -> site network
@@ -216,6 +222,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "resources": ("cpus", "reserve", "smp", "max_cpus_per_node", "placement"),
     "paths": ("temp", "state", "image_cache", "repository"),
     "images": ("staging",),
+    "vc_out": ("computes",),
     "drivers": ("folders", "dialect", "dialects", "ve", "ipop_url"),
     "recipes": ("folders",),
     "policy": ("allow_run",),
@@ -302,6 +309,9 @@ def _build(
     resources_ = _read_resources(reader("resources"))
     folders = _read_paths(reader("paths"), base, env)
     staging = cast(Staging, reader("images").choice("staging", "overlay", ("overlay", "copy")))
+    computes_vc_out = cast(
+        ComputeVcOut, reader("vc_out").choice("computes", "own", ("own", "whole"))
+    )
     driver_dirs = tuple(_resolve(v, base) for v in reader("drivers").string_list("folders"))
     drivers = _read_drivers(reader("drivers"))
     recipe_dirs = tuple(_resolve(v, base) for v in reader("recipes").string_list("folders"))
@@ -330,6 +340,7 @@ def _build(
         image_cache=folders.image_cache,
         repository=folders.repository,
         staging=staging,
+        computes_vc_out=computes_vc_out,
         boot_parallelism=engine.boot_parallelism,
         graphics_listen=engine.graphics_listen,
         bridges=network.bridges,
