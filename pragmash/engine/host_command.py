@@ -68,6 +68,7 @@ def end_running_commands() -> None:
 
 def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
     """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
+    proc: subprocess.Popen[str] | None = None
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -77,10 +78,15 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
             text=True,
             start_new_session=True,
         )
+        with _running_lock:
+            _running.add(proc.pid)
     except FileNotFoundError:
         raise StepError(f"command not found: {argv[0]}", stage="run") from None
-    with _running_lock:
-        _running.add(proc.pid)
+    except BaseException:
+        # a Ctrl-C between the start and the registration: nothing else would end it
+        if proc is not None:
+            end_process_tree(proc.pid)
+        raise
     with proc:
         try:
             stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
