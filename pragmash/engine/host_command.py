@@ -58,11 +58,31 @@ def end_process_tree(leader: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _our_session_leaders() -> list[int]:
+    """Children of this process that lead a session of their own (what we started so).
+
+    A command forked but not yet recorded in ``_running`` (a Ctrl-C in between, or on
+    another thread while Popen returns) is found this way too.
+    """
+    me = os.getpid()
+    leaders: list[int] = []
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        pid = int(entry.name)
+        if len(fields) > 3 and int(fields[1]) == me and int(fields[3]) == pid:
+            leaders.append(pid)
+    return leaders
+
+
 def end_running_commands() -> None:
     """End every host command running now, with its process tree (for a hurried exit)."""
     with _running_lock:
-        leaders = list(_running)
-    for leader in leaders:
+        leaders = set(_running)
+    for leader in leaders | set(_our_session_leaders()):
         end_process_tree(leader)
 
 

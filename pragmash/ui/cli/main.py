@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from pragmash.engine.host_command import end_running_commands
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -110,13 +111,19 @@ def main(
     # the real entry point (no argv given): a third Ctrl-C exits 130 at once
     counter = interrupts.install(err) if argv is None else None
     try:
-        return _dispatch(args, out, err)
-    except PragmashError as error:
-        err.write(render_error(error) + "\n")
-        return error.exit_code
-    except KeyboardInterrupt:
-        err.write("interrupted\n")
-        return EXIT_INTERRUPTED
+        try:
+            code = _dispatch(args, out, err)
+        except PragmashError as error:
+            err.write(render_error(error) + "\n")
+            code = error.exit_code
+        except KeyboardInterrupt:
+            err.write("interrupted\n")
+            code = EXIT_INTERRUPTED
+        if code == EXIT_INTERRUPTED:
+            # a host command on a worker thread would outlive us (daemon threads are not
+            # waited for): its process tree ends with the command that started it
+            end_running_commands()
+        return code
     finally:
         if counter is not None:
             counter.done = True  # a Ctrl-C while Python shuts down: exit 130 at once
