@@ -173,6 +173,14 @@ COMMANDS: tuple[Command, ...] = (
         "the reserve, whether it answers now",
     ),
     Command(
+        "import-site",
+        "pragmash.ui.cli.import_site:cmd_import_site",
+        "[PRAGMA_BOOT_FOLDER] [--site-conf F] [--kvm-rocks F] [--net-conf F] [-o site.toml]",
+        "pragma_boot's site_conf.conf, kvm_rocks.conf (and 2013's\n"
+        "net_conf.conf) as a commented site.toml, read without\n"
+        "executing them; what cannot be mapped is marked FILL IN",
+    ),
+    Command(
         "site",
         "pragmash.ui.cli.site_cmd:cmd_site",
         "check [FILE]",
