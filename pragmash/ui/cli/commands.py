@@ -211,6 +211,8 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
             )
     if run:
         out.write(f"  run {run.id} ({status.run_outcome}): {run.recipe}\n")
+        if status.log:
+            out.write(f"  log: {status.log}\n")
         for s in status.steps:
             msg = f"  {s.message}" if s.message else ""
             if s.stage and s.outcome in ("failed", "interrupted"):
