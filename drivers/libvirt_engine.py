@@ -9,6 +9,7 @@ whether a guest has finished booting (``up``) is for others to judge.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser
 
 from . import libvirt_console, libvirt_network, libvirt_power, libvirt_storage
+
+log = logging.getLogger("pragmash.libvirt")
 
 POLL_SECONDS = 0.2
 AGENT_PING = '{"execute": "guest-ping"}'
@@ -186,7 +189,9 @@ class LibvirtEngine:
         with self._lock:
             if self._conn is None:
                 try:
+                    started = time.monotonic()
                     self._conn = libvirt.open(self.uri)
+                    log.debug("connected to %s in %.3f s", self.uri, time.monotonic() - started)
                 except libvirt.libvirtError as exc:
                     raise StepError(
                         f"cannot connect to libvirt at {self.uri}: {_libvirt_message(exc)}",
@@ -397,6 +402,7 @@ class LibvirtEngine:
                 # libvirt refuses to redefine a name under a new UUID: keep the old one
                 ctx.note(f"{node.name} is defined but {self._state_word(existing)}: redefining")
                 xml = with_uuid(xml, existing.UUIDString())
+            log.info("define and start %s on %s", node.name, self.uri)
             dom = self._connection().defineXML(xml)
             dom.create()
             uuid: str = dom.UUIDString()
@@ -421,6 +427,7 @@ class LibvirtEngine:
         try:
             if not dom.isActive():
                 return True
+            log.info("shutdown (ACPI) %s on %s", name, self.uri)
             dom.shutdown()
         except libvirt.libvirtError as exc:
             raise StepError(
@@ -441,13 +448,16 @@ class LibvirtEngine:
     # -- PowerControl (stop, start): libvirt_power's, on the looked-up domain ----
 
     def request_shutdown(self, name: str) -> bool:
+        log.info("shutdown (ACPI) %s on %s", name, self.uri)
         return libvirt_power.request_shutdown(self._lookup(name, "ve_driver/shutdown"), name)
 
     def power_off(self, name: str) -> bool:
+        log.info("power off %s on %s", name, self.uri)
         return libvirt_power.power_off(self._lookup(name, "ve_driver/power_off"), name)
 
     def start(self, name: str) -> bool:
         dom = self._lookup(name, "ve_driver/start")
+        log.info("start %s on %s", name, self.uri)
         return libvirt_power.start(dom, name, self.uri, self.console_tail)
 
     def destroy(self, name: str) -> None:
@@ -457,6 +467,7 @@ class LibvirtEngine:
         if dom is None:
             return
         try:
+            log.info("destroy and undefine %s on %s", name, self.uri)
             if dom.isActive():
                 dom.destroy()
             self._undefine(dom)

@@ -58,16 +58,37 @@ def end_process_tree(leader: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _our_session_leaders() -> list[int]:
+    """Children of this process that lead a session of their own (what we started so).
+
+    A command forked but not yet recorded in ``_running`` (a Ctrl-C in between, or on
+    another thread while Popen returns) is found this way too.
+    """
+    me = os.getpid()
+    leaders: list[int] = []
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        pid = int(entry.name)
+        if len(fields) > 3 and int(fields[1]) == me and int(fields[3]) == pid:
+            leaders.append(pid)
+    return leaders
+
+
 def end_running_commands() -> None:
     """End every host command running now, with its process tree (for a hurried exit)."""
     with _running_lock:
-        leaders = list(_running)
-    for leader in leaders:
+        leaders = set(_running)
+    for leader in leaders | set(_our_session_leaders()):
         end_process_tree(leader)
 
 
 def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
     """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
+    proc: subprocess.Popen[str] | None = None
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -77,10 +98,15 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
             text=True,
             start_new_session=True,
         )
+        with _running_lock:
+            _running.add(proc.pid)
     except FileNotFoundError:
         raise StepError(f"command not found: {argv[0]}", stage="run") from None
-    with _running_lock:
-        _running.add(proc.pid)
+    except BaseException:
+        # a Ctrl-C between the start and the registration: nothing else would end it
+        if proc is not None:
+            end_process_tree(proc.pid)
+        raise
     with proc:
         try:
             stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)

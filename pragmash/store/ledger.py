@@ -24,6 +24,7 @@ opened, so a ledger deleted or replaced mid-run stops the run. Every SQLite faul
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -35,6 +36,8 @@ from pathlib import Path
 
 from pragmash.errors import LedgerError
 from pragmash.vc.site import SiteConfig
+
+log = logging.getLogger("pragmash.ledger")
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -323,6 +326,7 @@ class Ledger:
             yield conn
             return
         self._check_same_file()
+        started = time.monotonic()
         try:
             conn.execute(begin)
         except sqlite3.Error as exc:
@@ -330,6 +334,7 @@ class Ledger:
         try:
             yield conn
             conn.execute("COMMIT")
+            log.debug("%s … COMMIT in %.4f s", begin, time.monotonic() - started)
         except sqlite3.Error as exc:
             self._rollback(conn)
             self._raise(exc)

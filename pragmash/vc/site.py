@@ -1,8 +1,9 @@
 """The site config: one TOML file saying what this site has and how to reach it.
 
-Loaded from ``--site FILE`` or ``$PRAGMASH_SITE``; with neither, the embedded demo
-site (``pragmash/demo/site.toml``: libvirt's ``test:///default`` engine and the
-bundled demo repository). Unknown keys and bad values are errors naming the key.
+Loaded from ``--site FILE``, else ``$PRAGMASH_SITE``, else ``~/.config/pragmash/site.toml``,
+else ``/etc/pragmash/site.toml`` (:func:`find_site`); with none, the embedded demo site
+(``pragmash/demo/site.toml``: libvirt's ``test:///default`` engine and the bundled demo
+repository). Unknown keys and bad values are errors naming the key.
 
 Layout (every section and key is optional unless marked *required*)::
 
@@ -97,6 +98,8 @@ from pragmash.vc.delivery import DeliveryChoice, read_delivery
 from pragmash.vc.http import check_url, is_url
 from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPUS
 from pragmash.vc.privnet import PrivateNetworkSetting
+from pragmash.vc.site_discovery import ENV_SITE as _DISCOVERY_ENV_SITE
+from pragmash.vc.site_discovery import ENV_SYSTEM_SITE, find_site
 from pragmash.vc.site_hosts import IMPLICIT_HOST, HostConfig, check_uri, read_hosts
 from pragmash.vc.site_network import PublicAddress, read_network
 from pragmash.vc.upconfig import up_overrides
@@ -106,12 +109,14 @@ __all__ = [
     "EMBEDDED_SOURCE",
     "ENV_SITE",
     "ENV_STATE_DIR",
+    "ENV_SYSTEM_SITE",
     "DomainType",
     "HostConfig",
     "Placement",
     "PublicAddress",
     "SiteConfig",
     "Staging",
+    "find_site",
     "load_site",
 ]
 
@@ -195,7 +200,7 @@ class SiteConfig:
 
 
 EMBEDDED_SOURCE = "embedded demo site"
-ENV_SITE = "PRAGMASH_SITE"
+ENV_SITE = _DISCOVERY_ENV_SITE
 ENV_STATE_DIR = "PRAGMASH_STATE_DIR"
 
 # Every section and its keys: the loader refuses anything else (typos hide config).
@@ -238,13 +243,12 @@ DIALECTS: tuple[str, ...] = (
 
 
 def load_site(path: Path | None = None, env: Mapping[str, str] = os.environ) -> SiteConfig:
-    """Load the site config: ``path``, else ``$PRAGMASH_SITE``, else the embedded demo site.
+    """Load the site config :func:`find_site` chooses, or the embedded demo site.
 
     Raises ConfigError naming the file and the key (``[network] netmask``) on any mistake,
     so that a site administrator can fix the file without reading code.
     """
-    if path is None and env.get(ENV_SITE):
-        path = Path(env[ENV_SITE])
+    path, _reason = find_site(path, env)
     if path is None:
         text = resources.files("pragmash.demo").joinpath("site.toml").read_text("utf-8")
         return _build(parse_toml(text, EMBEDDED_SOURCE), EMBEDDED_SOURCE, None, env)

@@ -1,4 +1,4 @@
-"""The CLI's subcommands: check, resume, list, status, clean, repl (and the others' modules).
+"""The CLI's subcommands check, resume, list, status, clean and repl (table.py lists all).
 
 Each parses its arguments, calls the engine layer (:mod:`pragmash.engine.session`
 for runs, :mod:`pragmash.engine.lifecycle` for list, status and clean)
@@ -18,16 +18,7 @@ from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.cli import run as run_mod
-from pragmash.ui.cli.access import cmd_inventory, cmd_ssh, cmd_ssh_config
-from pragmash.ui.cli.cache import cmd_cache
-from pragmash.ui.cli.console_cmd import cmd_console
-from pragmash.ui.cli.history import cmd_history
-from pragmash.ui.cli.hosts import cmd_hosts
-from pragmash.ui.cli.import_site import cmd_import_site
-from pragmash.ui.cli.power import cmd_shutdown, cmd_start, cmd_stop
 from pragmash.ui.cli.power import finish as finish_power
-from pragmash.ui.cli.scale import cmd_scale
-from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
 from pragmash.vc.http_repository import open_repository
@@ -38,31 +29,6 @@ def _parser(name: str, description: str) -> ArgumentParser:
     p = ArgumentParser(prog=f"pragmash {name}", description=description)
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
     return p
-
-
-def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
-    handler = {
-        "check": cmd_check,
-        "resume": cmd_resume,
-        "list": cmd_list,
-        "status": cmd_status,
-        "stop": cmd_stop,
-        "shutdown": cmd_shutdown,
-        "start": cmd_start,
-        "history": cmd_history,
-        "ssh": cmd_ssh,
-        "ssh-config": cmd_ssh_config,
-        "inventory": cmd_inventory,
-        "clean": cmd_clean,
-        "repl": cmd_repl,
-        "sync": cmd_sync,
-        "console": cmd_console,
-        "cache": cmd_cache,
-        "hosts": cmd_hosts,
-        "scale": cmd_scale,
-        "import-site": cmd_import_site,
-    }[name]
-    return handler(args, out, err)
 
 
 def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
@@ -245,6 +211,8 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
             )
     if run:
         out.write(f"  run {run.id} ({status.run_outcome}): {run.recipe}\n")
+        if status.log:
+            out.write(f"  log: {status.log}\n")
         for s in status.steps:
             msg = f"  {s.message}" if s.message else ""
             if s.stage and s.outcome in ("failed", "interrupted"):

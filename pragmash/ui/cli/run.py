@@ -52,7 +52,7 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
     prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)
     if prep.site.embedded:
         err.write(
-            f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo site "
+            f"note: no site config given (--site, $PRAGMASH_SITE, ~/.config/pragmash/site.toml or /etc/pragmash/site.toml): using the embedded demo site "
             f"({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
     if ns.dry_run:
