@@ -6,7 +6,9 @@ administrators share: it failed before the fix it names.
 
 from __future__ import annotations
 
+import io
 import json
+import stat
 from pathlib import Path
 
 import libvirt
@@ -161,3 +163,69 @@ def test_a_host_gone_from_the_site_config_is_not_the_first_host(tmp_path: Path) 
     held = current_allocation(Ledger(load_site(site)), "calit2")
     assert held is not None
     assert sorted(n.name for n in held.nodes) == ["calit2-compute-0", "calit2-compute-2"]
+
+
+# -- item 4: one ledger per site, whoever runs the command ---------------------------
+
+REAL_SITE = """\
+[engine]
+uri = "test:///default"
+
+[network]
+netmask = "255.255.255.0"
+gateway = "192.0.2.1"
+public = [{ ip = "192.0.2.20", fqdn = "vc20.example.org" }]
+"""
+
+
+def _real_site(tmp_path: Path, extra: str = "") -> Path:
+    site = tmp_path / "ucsd.toml"
+    site.write_text(REAL_SITE + extra, encoding="utf-8")
+    return site
+
+
+def test_a_real_sites_ledger_is_the_sites_not_the_users(tmp_path: Path) -> None:
+    """Item 4: two accounts running one site file share one ledger (not $XDG_STATE_HOME)."""
+    from pragmash.vc.site import SYSTEM_STATE_DIR
+
+    site = _real_site(tmp_path)
+    alice = load_site(site, env={"HOME": str(tmp_path / "alice")})
+    bob = load_site(site, env={"HOME": str(tmp_path / "bob")})
+    assert alice.ledger_path == bob.ledger_path
+    assert alice.state_dir == SYSTEM_STATE_DIR / "ucsd"
+
+
+def test_a_per_user_ledger_from_before_is_not_left_behind(tmp_path: Path) -> None:
+    """Item 4: an account's ledger from before (in its XDG folder) is never silently
+    replaced by the site's new one: the site is refused, naming ``[paths] state``."""
+    from pragmash.errors import ConfigError
+
+    site = _real_site(tmp_path)
+    old = tmp_path / "alice" / ".local" / "state" / "pragmash" / "ledger.sqlite3"
+    Ledger(old)  # the account's ledger from before, with the site's leases in it
+    with pytest.raises(ConfigError) as caught:
+        load_site(site, env={"HOME": str(tmp_path / "alice")})
+    assert "[paths] state" in caught.value.message and str(old.parent) in caught.value.message
+
+
+def test_a_real_site_without_a_repository_is_not_given_the_demo(tmp_path: Path) -> None:
+    """Item 4: the bundled demo repository only for the demo site; a real site is told
+    which setting to add."""
+    from pragmash.ui.cli import main as cli
+
+    site = _real_site(tmp_path, '\n[paths]\nstate = "state"\n')
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main(["list", "repository", "--site", str(site)], out=out, err=err)
+    assert rc == 2, out.getvalue()
+    assert "[paths] repository" in err.getvalue() and "calit2" not in out.getvalue()
+
+
+def test_a_new_ledger_is_the_admins_groups_and_no_one_elses(tmp_path: Path) -> None:
+    """Item 4: the site's admins (the folder's group) may write the ledger; others may not."""
+    folder = tmp_path / "state"
+    ledger = Ledger(folder / "ledger.sqlite3")
+    ledger.connection  # noqa: B018  (opening makes the file)
+    mode = (folder / "ledger.sqlite3").stat().st_mode
+    assert mode & stat.S_IWGRP and mode & stat.S_IRGRP
+    assert not mode & (stat.S_IWOTH | stat.S_IROTH)
+    assert folder.stat().st_mode & stat.S_ISGID  # new files get the folder's group

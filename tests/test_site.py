@@ -8,7 +8,7 @@ import pytest
 
 from pragmash.driver_api import UpTest
 from pragmash.errors import ConfigError
-from pragmash.vc.site import EMBEDDED_SOURCE, PublicAddress, load_site
+from pragmash.vc.site import EMBEDDED_SOURCE, SYSTEM_STATE_DIR, PublicAddress, load_site
 
 DATA = Path(__file__).parent / "data" / "sites"
 
@@ -62,7 +62,7 @@ def test_minimal_site_gets_defaults(tmp_path: Path) -> None:
     assert site.domain_type == "auto"
     assert site.boot_parallelism == 4
     assert (site.vlan_first, site.vlan_last) == (2, 4094)
-    assert site.state_dir == tmp_path / "xs" / "pragmash"
+    assert site.state_dir == SYSTEM_STATE_DIR / "site"  # the site's, not the user's (issue 27)
     assert site.temp_dir == tmp_path / "home" / ".cache" / "pragmash" / "tmp"
     assert site.repository is None
     assert site.driver_dirs == ()

@@ -38,6 +38,7 @@ from pragmash.engine.interpreter import Interpreter, StepOutcome, StepReporter
 from pragmash.engine.overrides import effective_memory
 from pragmash.engine.readiness import Goal
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import site_repository
 from pragmash.engine.runtime import Runtime
 from pragmash.engine.session import (
     Prepared,
@@ -64,7 +65,6 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
 from pragmash.vc.vcin import load_vc_in
 
@@ -439,7 +439,7 @@ def _prepare(options: RunOptions, plan: PowerPlan, site: str | None) -> Prepared
     vcname = options.vcname
     site_cfg = open_site(options.site)
     check_work_folders(site_cfg, vcname)
-    repo = open_repository(options.base_path or site_cfg.repository, site_cfg.image_cache)
+    repo = site_repository(site_cfg, options.base_path)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     engine = load_engine(site_cfg)

@@ -27,6 +27,7 @@ from pragmash.engine.events import EventSink, ignore
 from pragmash.engine.interpreter import Interpreter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import site_repository
 from pragmash.engine.runtime import Runtime
 from pragmash.engine.scalesteps import ScaleExecutor, grow_room, scale_program
 from pragmash.engine.session import (
@@ -53,7 +54,6 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
 from pragmash.vc.vcin import load_vc_in
 
@@ -270,7 +270,7 @@ def _prepare(options: RunOptions, plan: ScalePlan, on_event: EventSink) -> Prepa
     vcname = options.vcname
     site = open_site(options.site)
     check_work_folders(site, vcname)
-    repo = open_repository(options.base_path or site.repository, site.image_cache)
+    repo = site_repository(site, options.base_path)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     ledger = Ledger(site)

@@ -21,7 +21,7 @@ from pragmash.engine.interpreter import Interpreter, StepReporter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.registry import load_distro, load_engine
-from pragmash.engine.repositories import unknown_vc
+from pragmash.engine.repositories import site_repository, unknown_vc
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import ConfigError, LedgerError, RecipeError, UserError
 from pragmash.images.domain import resolve_domain_type
@@ -43,7 +43,6 @@ from pragmash.store.journal import (
 from pragmash.store.ledger import Ledger
 from pragmash.store.notes import first_time
 from pragmash.vc.http import is_url
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
 from pragmash.vc.repository import Repository
@@ -215,7 +214,7 @@ def prepare(
     vcname = validate_name("VC name (--vcname)", options.vcname)
     site = open_site(options.site)
     check_work_folders(site, vcname)
-    repo = open_repository(options.base_path or site.repository, site.image_cache)
+    repo = site_repository(site, options.base_path)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     program = parse_file(Path(options.recipe), search_path=site.recipe_dirs)

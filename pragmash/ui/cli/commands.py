@@ -13,6 +13,7 @@ from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
 from pragmash.engine import lifecycle, power, scale, session
+from pragmash.engine.repositories import site_repository
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
@@ -30,7 +31,6 @@ from pragmash.ui.cli.scale import cmd_scale
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
 
 
@@ -80,7 +80,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     site = session.open_site(ns.site)
     vcname = ns.vcname
     if vcname is None:
-        repo = open_repository(ns.base_path or site.repository, site.image_cache)
+        repo = site_repository(site, ns.base_path)
         vcname = next(iter(sorted(repo.entries)), None)
         if vcname is None:
             raise UserError(f"{repo.location}: the repository holds no VC to check against")
@@ -159,7 +159,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     if ns.what == "repository":
-        repo = open_repository(ns.base_path or site.repository, site.image_cache)
+        repo = site_repository(site, ns.base_path)
         repo_rows = [
             {"vcname": name, "vc_in": repo.shown(path)}
             for name, path in sorted(repo.entries.items())
