@@ -67,7 +67,7 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
        pragmash resume VCNAME [--accept-changes]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
-       pragmash list [--all] [repository] | status VCNAME | history VCNAME | clean VCNAME
+       pragmash list [--all] [repository] | status VCNAME | history VCNAME | clean VCNAME [--yes]
        pragmash stop VCNAME [--timeout SECONDS] [--force] | start VCNAME
        pragmash ssh VCNAME [NODE] [-- COMMAND...] | ssh-config VCNAME
        pragmash inventory VCNAME [--format ini|yaml|json]
