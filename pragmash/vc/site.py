@@ -473,7 +473,8 @@ def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str], src: s
         state_dir = Path(env[ENV_STATE_DIR]).expanduser().absolute()
     elif "state" in given:
         state_dir = given["state"]
-    elif base is not None:
+    elif base is not None and (env.get("HOME") or env.get("XDG_STATE_HOME")):
+        # (an environment without either names no account: nothing to leave behind)
         per_user = _xdg(env, "XDG_STATE_HOME", ".local/state") / "pragmash"
         refuse_left_behind(paths, state_dir, per_user)
     return _Folders(
