@@ -6,7 +6,6 @@ administrators share: it failed before the fix it names.
 
 from __future__ import annotations
 
-import io
 import json
 import stat
 from pathlib import Path
@@ -206,18 +205,6 @@ def test_a_per_user_ledger_from_before_is_not_left_behind(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as caught:
         load_site(site, env={"HOME": str(tmp_path / "alice")})
     assert "[paths] state" in caught.value.message and str(old.parent) in caught.value.message
-
-
-def test_a_real_site_without_a_repository_is_not_given_the_demo(tmp_path: Path) -> None:
-    """Item 4: the bundled demo repository only for the demo site; a real site is told
-    which setting to add."""
-    from pragmash.ui.cli import main as cli
-
-    site = _real_site(tmp_path, '\n[paths]\nstate = "state"\n')
-    out, err = io.StringIO(), io.StringIO()
-    rc = cli.main(["list", "repository", "--site", str(site)], out=out, err=err)
-    assert rc == 2, out.getvalue()
-    assert "[paths] repository" in err.getvalue() and "calit2" not in out.getvalue()
 
 
 def test_a_new_ledger_is_the_admins_groups_and_no_one_elses(tmp_path: Path) -> None:

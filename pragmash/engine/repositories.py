@@ -10,24 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pragmash.engine.events import EventSink, Output, Progress, ignore
-from pragmash.errors import ConfigError, UserError
+from pragmash.errors import UserError
 from pragmash.images.provision import ProvidedImage, sync_repository
 from pragmash.vc.http_repository import open_repository
 from pragmash.vc.repository import Repository
-from pragmash.vc.site import EMBEDDED_SOURCE, SiteConfig
+from pragmash.vc.site import SiteConfig
 
 
 def site_repository(site: SiteConfig, spec: str | None) -> Repository:
-    """The repository ``spec`` names (a folder or a URL), else the site's; the bundled demo
-    repository only for the demo site (a real site that names none is told to)."""
+    """The repository ``spec`` names (a folder or a URL), else the site's, else the demo one."""
     what = "--base_path" if spec else f"{site.source}: [paths] repository"
-    if not spec and site.repository is None and site.source != EMBEDDED_SOURCE:
-        raise ConfigError(
-            "not set, and no --base_path given: the bundled demo repository is only for the "
-            'demo site; set repository = "/srv/vcs" (a folder, or an http(s) URL) here',
-            file=site.source,
-            key="[paths] repository",
-        )
     return open_repository(spec or site.repository, site.image_cache, what=what)
 
 
