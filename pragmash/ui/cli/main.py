@@ -7,6 +7,8 @@ statuses. No run logic lives here.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +38,7 @@ exit status:
        are kept: `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
   4    the VC is held by another run
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
+  141  the reader of the output went away (`| head -1`); output stops there
 """
 
 
@@ -113,6 +116,10 @@ def main(
     try:
         try:
             code = _dispatch(args, out, err)
+            out.flush()  # a reader gone (`| head -1`) is found here, not at interpreter exit
+        except BrokenPipeError:
+            _quiet_stdout()
+            return EXIT_BROKEN_PIPE
         except PragmashError as error:
             err.write(render_error(error) + "\n")
             code = error.exit_code
@@ -127,6 +134,18 @@ def main(
     finally:
         if counter is not None:
             counter.done = True  # a Ctrl-C while Python shuts down: exit 130 at once
+
+
+#: What a shell reports for a command ended by SIGPIPE: its reader (``| head -1``) left.
+EXIT_BROKEN_PIPE = 141
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout is gone: send what Python still flushes at exit nowhere, so
+    no BrokenPipeError traceback follows (the output was not wanted any more)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:
