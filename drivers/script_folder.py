@@ -49,8 +49,9 @@ from pragmash.drivers.script_dialects import (
     inspect_folder,
     usage,
 )
-from pragmash.errors import StepError
+from pragmash.errors import StepError, UserError
 from pragmash.images.tools import run_tool
+from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcout import node_vc_out, read_vc_out
 
 #: Seed executable -> the stage name pragmash reports it under.
@@ -314,6 +315,36 @@ def key_file(node: NodePlan, ctx: StageContext) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{k}\n" for k in node.authorized_keys), encoding="utf-8")
     return path
+
+
+def site_ve_folder(site: SiteConfig) -> ScriptFolderDriver | None:
+    """The site's own VE driver folder (``[drivers] ve``), inspected; None when not set."""
+    if site.ve_folder is None:
+        return None
+    for folder in site.driver_dirs:
+        candidate = folder / site.ve_folder
+        if candidate.is_dir():
+            driver = ScriptFolderDriver(
+                candidate, dialect=site.dialect_of(site.ve_folder), ipop_url=site.ipop_url
+            )
+            refuse_unfit(driver, "ve", f"{site.source}: [drivers] ve names {candidate}")
+            return driver
+    searched = ", ".join(map(str, site.driver_dirs)) or "none: [drivers] folders is empty"
+    raise UserError(
+        f"{site.source}: [drivers] ve: no driver folder {site.ve_folder!r} in the site's "
+        f"driver folders (searched: {searched})"
+    )
+
+
+def refuse_unfit(driver: ScriptFolderDriver, role: Role, where: str) -> None:
+    """A folder its dialect's caller could not have run is refused before anything runs."""
+    problems = driver.inspect(role)
+    if problems:
+        raise UserError(
+            f"{where}, a {'VE' if role == 've' else 'vc'} driver folder of dialect "
+            f"{driver.dialect!r} ([drivers] dialects), which it does not fit:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
 
 
 _ARG_NAMES: dict[str, tuple[str, ...]] = {
