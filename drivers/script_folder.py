@@ -22,7 +22,8 @@ Arguments per dialect (see script_dialects.TABLE for all of them)::
                        a compute's node name; KEY: a file of the ``--key`` keys)
 
 VC_OUT of pre_boot is the file the node boots with (:func:`pragmash.vc.vcout.node_vc_out`):
-the whole VC's for the frontend, each compute its own (``[vc_out] computes``).
+the whole VC's for the frontend, each compute its own (``[vc_out] computes``), always
+under the name ``vc-out.xml`` (:func:`named_vc_out`: the scripts copy it by its name).
 
 Working folders: every script of a VC runs in ``TEMP/<vc>/driver-work`` (pragma_boot's
 scripts ran in the caller's folder); pre_fix and post_fix of one image share
@@ -141,7 +142,7 @@ class ScriptFolderDriver:
             return StageResult("skipped", f"{self.dialect} calls no pre_boot (its boot does it)")
         # VC_OUT: the file the node boots with (the whole VC's for the frontend, a
         # compute's own unless the site's [vc_out] computes says "whole")
-        own = node_vc_out(ctx, node)
+        own = named_vc_out(node_vc_out(ctx, node), node, ctx)
         if self.dialect == PB2013:
             args = [str(disk), str(own), boot_host(node, vc_out), str(key_file(node, ctx))]
         else:
@@ -291,6 +292,19 @@ def work_folder(ctx: StageContext) -> Path:
 def fix_work_folder(ctx: StageContext, node: NodePlan) -> Path:
     """The folder pre_fix and post_fix of one image share: state left by one, found by the other."""
     return work_folder(ctx) / f"fix-{node.name}"
+
+
+def named_vc_out(path: Path, node: NodePlan, ctx: StageContext) -> Path:
+    """``path`` as a file named ``vc-out.xml``: pragma_boot's pre_boot scripts copied
+    VC_OUT into the image's /root by its own name (``cp $vc_out $mnt/root/``), and the
+    guest reads /root/vc-out.xml. A compute's own file (``NAME.xml``) is copied to
+    ``driver-work/NAME/vc-out.xml`` for them."""
+    if path.name == "vc-out.xml":
+        return path
+    named = work_folder(ctx) / node.name / "vc-out.xml"
+    named.parent.mkdir(parents=True, exist_ok=True)
+    named.write_bytes(path.read_bytes())
+    return named
 
 
 def boot_host(node: NodePlan, vc_out: Path) -> str:
