@@ -381,7 +381,7 @@ class Runtime:
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
         if self.engine.simulated:
             msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {self.site.uri})"
-        return StepOutcome("done", msg, results)
+        return StepOutcome("done", msg, results | pipeline.appliance)
 
     def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
