@@ -252,7 +252,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 mismatch=engine_ok
                 and lease.name not in away
                 and says is not None
-                and state != says,
+                and state not in (says, "unknown"),  # "unknown": an engine that cannot tell
                 cpus=lease.cpus,
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
@@ -440,7 +440,9 @@ def clean_vc(
             return state
 
         for name, state in per_host(engine, names, destroy).items():  # the hosts at once
-            if state != "absent":
+            if state == "unknown":  # an engine that cannot tell (a site's VE scripts) says why
+                note(f"{name}: {engine.state_reason(name)}")
+            elif state != "absent":
                 note(f"destroyed {name} (was {state})")
         if private_network.remove(engine, vcname):  # found by name: even once released
             note(f"removed network {network_name(vcname)}")

@@ -37,7 +37,7 @@ from pragmash.driver_api import (
 from pragmash.engine import private_network, seeding
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
-from pragmash.engine.folder_scripts import folder_script_call
+from pragmash.engine.folder_scripts import folder_script_call, site_allocate
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
 from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
@@ -238,7 +238,7 @@ class Runtime:
             raise RecipeError(
                 f"expected a number of CPUs for 'allocate', got {text!r}", span, source_line(span)
             ) from None
-        return self.allocate(cpus, reporter)
+        return site_allocate(self, cpus, reporter) or self.allocate(cpus, reporter)
 
     def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
         """Take the VC's leases and make its private network; a fresh allocation whose

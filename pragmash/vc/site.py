@@ -8,7 +8,8 @@ repository). Unknown keys and bad values are errors naming the key.
 Layout (every section and key is optional unless marked *required*)::
 
     [engine]
-    driver = "libvirt"              # engine driver name
+    driver = "libvirt"              # engine driver name; "scripts": the site's own VE
+                                    # driver folder ([drivers] ve) allocates, fixes, boots
     uri = "test:///default"         # libvirt URI: qemu:///system, qemu+ssh://host/system …
     domain_type = "auto"            # "auto" | "kvm" | "qemu"; auto falls back to qemu
     boot_parallelism = 4            # domains booted at once
