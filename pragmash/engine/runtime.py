@@ -378,7 +378,7 @@ class Runtime:
             disk_work=not self.engine.simulated,
             interrupted=self.interrupted.set,
             doing=lambda name, detail, done: reporter.node(
-                name, self.engine.state(name), detail, reached=done
+                name, lambda: self.engine.state(name), detail, reached=done
             ),
             before_start=host_disks_for(self.site, self.engine, ctx),
         )
