@@ -1,12 +1,15 @@
 """The skeleton the bundled distro drivers share: nothing around the fix, files before boot.
 
 A PRAGMA distro driver mostly says *which files* a node needs in its disk before it
-boots (vc-out.xml, network configuration, a hostname); writing them is the same
-for every distro: all the nodes of a ``boot`` step in one libguestfs appliance
-launch. So a driver subclasses :class:`GuestFilesDriver` and writes
+boots (network configuration, a hostname); writing them is the same for every
+distro: all the nodes of a ``boot`` step in one libguestfs appliance launch, each
+node's own vc-out file at ``/root/vc-out.xml`` (the frontend the whole VC's, each
+compute its own: :func:`pragmash.vc.vcout.node_vc_out`), as PRAGMA images' vc-out-parser
+reads it. So a driver subclasses :class:`GuestFilesDriver` and writes
 :meth:`~GuestFilesDriver.guest_files`; pre_fix and post_fix say plainly that the
 distro needs nothing around the fix, and the fixed-image cache knows they change
-nothing (``fix_hooks = False``).
+nothing (``fix_hooks = False``). The appliance uses KVM where the run's engine judged
+it usable (``ctx.kvm_usable``) and TCG elsewhere.
 """
 
 from __future__ import annotations
@@ -14,9 +17,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pragmash.driver_api import LOGIN_PROMPT, NodePlan, StageContext, StageResult, UpTest
+from pragmash.driver_api import (
+    LOGIN_PROMPT,
+    NodePlan,
+    StageContext,
+    StageResult,
+    UpTest,
+)
 from pragmash.images.inject import GuestContent, InjectJob, inject_for_nodes
 from pragmash.images.marker import marker_files_for
+from pragmash.vc.vcout import node_vc_out, read_vc_out, write_vc_out
 
 GUEST_VC_OUT = "/root/vc-out.xml"
 
@@ -26,7 +36,8 @@ class GuestFilesDriver:
 
     Subclasses set ``name`` (the ``<driver>`` of vc-in.xml), ``images`` (how the
     messages name the distro's images) and ``what`` (how they name the files), and
-    define :meth:`guest_files`.
+    define :meth:`guest_files`. Every node also gets its own vc-out file at
+    ``/root/vc-out.xml``.
     """
 
     name = "guest_files"
@@ -38,13 +49,15 @@ class GuestFilesDriver:
     #: prompt its getty prints on the serial console.
     up_tests: tuple[UpTest, ...] = (UpTest("agent"), UpTest("console", LOGIN_PROMPT))
 
-    def __init__(self, *, kvm_usable: bool = False, timeout: float = 600.0) -> None:
-        self.kvm_usable = kvm_usable
+    def __init__(self, *, timeout: float = 600.0) -> None:
         self.timeout = timeout
 
     def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
-        """Every file pre_boot puts into the node's disk, by guest path."""
-        return {GUEST_VC_OUT: vc_out}
+        """The files pre_boot puts into the node's disk besides its vc-out, by guest path.
+
+        ``vc_out`` is the whole VC's vc-out.xml, whatever the node boots with.
+        """
+        return {}
 
     def fix_identity(self) -> str:
         """What pre_fix/post_fix do, for the fixed-image cache's key: nothing, in any version."""
@@ -70,7 +83,11 @@ class GuestFilesDriver:
             InjectJob(
                 node.name,
                 disk,
-                {**self.guest_files(node, vc_out), **marker_files_for(node.up_tests)},
+                {
+                    **self.guest_files(node, vc_out),
+                    GUEST_VC_OUT: own_vc_out(node, vc_out, ctx),
+                    **marker_files_for(node.up_tests),
+                },
                 self.partition,
                 node.authorized_keys,
             )
@@ -82,5 +99,17 @@ class GuestFilesDriver:
             ctx,
             what=self.what + (" and the PRAGMASH-UP unit" if marker else ""),
             timeout=self.timeout,
-            kvm_usable=self.kvm_usable,
+            kvm_usable=ctx.kvm_usable,
         )
+
+
+def own_vc_out(node: NodePlan, vc_out: Path, ctx: StageContext) -> Path:
+    """The vc-out file ``node`` boots with, beside ``vc_out`` (the whole VC's).
+
+    A VC allocated before computes had files of their own has only the whole VC's:
+    theirs are written from it then, so resuming such a run still boots.
+    """
+    own = node_vc_out(ctx, node)
+    if not own.is_file() and Path(vc_out).is_file():
+        write_vc_out(read_vc_out(vc_out), vc_out)
+    return own

@@ -20,7 +20,7 @@ from pragmash.driver_api import NodePlan
 from pragmash.images.inject import GuestContent
 from pragmash.vc.vcout import VcOut, read_vc_out
 
-from .base import GUEST_VC_OUT, GuestFilesDriver
+from .base import GuestFilesDriver
 from .ubuntu_cloud import hostname, node_interfaces
 
 SCRIPTS = "/etc/sysconfig/network-scripts"
@@ -67,7 +67,7 @@ def network_files(node: NodePlan, vc_out: VcOut) -> dict[str, bytes]:
 
 
 class Centos7(GuestFilesDriver):
-    """Writes ifcfg files, the hostname, resolv.conf and vc-out.xml before boot."""
+    """Writes ifcfg files, the hostname and resolv.conf (and the node's vc-out) before boot."""
 
     name = "centos7"
     images = "CentOS 7 images"
@@ -75,9 +75,7 @@ class Centos7(GuestFilesDriver):
 
     def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
         """Every file pre_boot puts into the node's disk, by guest path."""
-        files: dict[str, GuestContent] = dict(network_files(node, read_vc_out(vc_out)))
-        files[GUEST_VC_OUT] = vc_out
-        return files
+        return dict(network_files(node, read_vc_out(vc_out)))
 
 
 def distro_driver() -> Centos7:

@@ -1,9 +1,11 @@
 """The ``rocks6_client`` distro driver: Rocks 6 images as pragma_boot's sites built them.
 
-Rocks 6 guests configure themselves at boot from ``/root/vc-out.xml`` (the Rocks
-``vc-out`` reader in the image sets hostname, addresses and DNS from it), so the
-only disk work this driver does is putting that file in place before boot. Nothing
-is needed around the fix: the stages say so instead of pretending to work.
+Rocks 6 guests configure themselves at boot from ``/root/vc-out.xml``: PRAGMA's
+vc-out-parser in the image sets hostname, interfaces (by MAC), /etc/hosts, DNS, root's
+key and (on the frontend) /tmp/machinefile from it. So the only disk work this
+driver does is putting each node's own vc-out file there before boot: the frontend
+the whole VC's, each compute its own. Nothing is needed around the fix: the stages
+say so instead of pretending to work.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from .base import GuestFilesDriver
 
 
 class Rocks6Client(GuestFilesDriver):
-    """Puts vc-out.xml at /root/vc-out.xml on the image's first partition."""
+    """Puts each node's vc-out at /root/vc-out.xml on the image's first partition."""
 
     name = "rocks6_client"
     images = "rocks6 images"

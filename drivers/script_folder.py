@@ -1,66 +1,105 @@
-"""A seed pragma_boot driver folder of executables, used unchanged as a pragmash driver.
+"""A site's pragma_boot driver folder of executables, used unchanged as a pragmash driver.
 
 Sites already have driver folders holding ``allocate``, ``pre_fix_driver``,
-``fix_driver``, ``post_fix_driver``, ``pre_boot`` and ``boot`` scripts. Rewriting
-them is what keeps sites on old tools, so this adapter calls each one exactly as
-pragma_boot did — the seed's argument order, no shell, stdin closed — with a
-timeout, and keeps what the script printed (the step's notes, the journal's output
-tail). The distro stages (``pre_fix``, ``post_fix``, ``pre_boot``) implement
+``fix_driver`` (or ``fix_images``), ``post_fix_driver``, ``pre_boot`` and ``boot``
+scripts. Rewriting them is what keeps sites on old tools, so this adapter calls each
+one exactly as the pragma_boot code it was written for did (the folder's *dialect*,
+:mod:`pragmash.drivers.script_dialects`): its arguments in its order, no shell,
+stdin closed, the working folder a caller's scripts shared — with a timeout, keeping
+what the script printed (the step's notes, the journal's output tail).
+
+The distro stages (``pre_fix``, ``post_fix``, ``pre_boot``) implement
 :class:`pragmash.driver_api.DistroDriver`; the engine-side stages (``allocate``,
-``fix``, ``boot``) are methods with the seed's arguments for sites that call them.
+the fix, ``boot``) are methods for the site's own VE driver (``[drivers] ve``).
 
-Seed argument orders (pragma_boot README)::
+Arguments per dialect (see script_dialects.TABLE for all of them)::
 
-    allocate         num_compute vc_out_path
-    pre_fix_driver   path
-    fix_driver       xml_file eth0,eth1 temp_directory
-    post_fix_driver  path
-    pre_boot         file_path vc_out host_name
-    boot             file_path xml_file vc_out host_name
+    seed               pre_fix_driver path · post_fix_driver path ·
+                       pre_boot file_path vc_out host_name
+    pragma_boot-2013   pre_fix_driver DISK · post_fix_driver DISK (the same DISK, the
+                       same working folder: the fix's ``./yum.backup`` survives) ·
+                       pre_boot DISK VC_OUT HOST KEY (HOST: the frontend's public FQDN,
+                       a compute's node name; KEY: a file of the ``--key`` keys)
+
+Working folders: every script of a VC runs in ``TEMP/<vc>/driver-work`` (pragma_boot's
+scripts ran in the caller's folder); pre_fix and post_fix of one image share
+``driver-work/fix-<node>`` (the first node booting that image), so state one leaves
+there the other finds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.drivers.script_dialects import (
+    PB2013,
+    PB2015,
+    PB2015_IPOP,
+    SEED,
+    TABLE,
+    Role,
+    executables,
+    inspect_folder,
+    usage,
+)
 from pragmash.errors import StepError
 from pragmash.images.tools import run_tool
+from pragmash.vc.vcout import read_vc_out
 
 #: Seed executable -> the stage name pragmash reports it under.
 STAGES: dict[str, str] = {
     "allocate": "ve_driver/allocate",
     "pre_fix_driver": "vc_driver/pre_fix",
     "fix_driver": "ve_driver/fix",
+    "fix_images": "ve_driver/fix_images",
     "post_fix_driver": "vc_driver/post_fix",
     "pre_boot": "vc_driver/pre_boot",
     "boot": "ve_driver/boot",
 }
 
-#: Stages a folder may leave out: pragma_boot's own drivers often had nothing to do
-#: around the fix. Everything else does work the cluster cannot boot without.
+#: Stages a seed folder may leave out: pragma_boot's own drivers often had nothing to
+#: do around the fix. Everything else does work the cluster cannot boot without.
 OPTIONAL = frozenset({"pre_fix_driver", "post_fix_driver"})
+
+WORK = "driver-work"
 
 
 class ScriptFolderDriver:
-    """Calls a seed driver folder's executables with pragma_boot's argument orders."""
+    """Calls a driver folder's executables as the folder's dialect's caller did."""
 
-    def __init__(self, folder: Path, timeout: float = 3600) -> None:
+    def __init__(
+        self, folder: Path, timeout: float = 3600, *, dialect: str = SEED, ipop_url: str = ""
+    ) -> None:
+        if dialect not in TABLE:
+            raise ValueError(f"unknown driver dialect {dialect!r}")
         self.folder = Path(folder)
         self.timeout = timeout
         self.name = self.folder.name
+        self.dialect = dialect
+        self.ipop_url = ipop_url
 
     def __repr__(self) -> str:
-        return f"ScriptFolderDriver({str(self.folder)!r})"
+        return f"ScriptFolderDriver({str(self.folder)!r}, dialect={self.dialect!r})"
+
+    def inspect(self, role: Role) -> list[str]:
+        """What keeps the folder from serving ``role`` in its dialect (``pragmash check``)."""
+        return inspect_folder(self.folder, self.dialect, role)
+
+    def scripts(self) -> list[str]:
+        """The folder's executables, each callable from a recipe by name."""
+        return executables(self.folder)
 
     # -- what the fixed-image cache needs to know ------------------------------------
 
     @property
     def fix_hooks(self) -> bool:
         """Whether the folder has a pre_fix_driver or post_fix_driver that may change images."""
+        if not TABLE[self.dialect].calls("pre_fix_driver"):
+            return False
         return any((self.folder / script).exists() for script in OPTIONAL)
 
     def fix_identity(self) -> str:
@@ -71,26 +110,37 @@ class ScriptFolderDriver:
             digest.update(f"{script}\0".encode())
             digest.update(path.read_bytes() if path.is_file() else b"(absent)")
             digest.update(b"\0")
-        return f"script folder {self.name}: {digest.hexdigest()}"
+        suffix = "" if self.dialect == SEED else f" ({self.dialect})"
+        return f"script folder {self.name}{suffix}: {digest.hexdigest()}"
 
     # -- DistroDriver ---------------------------------------------------------------
 
     def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return self._call(
-            "pre_fix_driver", [str(disk)], log_path=self._log(ctx, node), note=ctx.note
-        )
+        return self._fix_hook("pre_fix_driver", node, disk, ctx)
 
     def post_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        return self._fix_hook("post_fix_driver", node, disk, ctx)
+
+    def _fix_hook(self, script: str, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
+        if not TABLE[self.dialect].calls(script):
+            return StageResult("skipped", f"{self.dialect} calls no {script}")
         return self._call(
-            "post_fix_driver", [str(disk)], log_path=self._log(ctx, node), note=ctx.note
+            script,
+            [str(disk)],
+            log_path=self._log(ctx, node),
+            note=ctx.note,
+            cwd=fix_work_folder(ctx, node),
         )
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
+        if self.dialect in (PB2015, PB2015_IPOP):
+            return StageResult("skipped", f"{self.dialect} calls no pre_boot (its boot does it)")
+        if self.dialect == PB2013:
+            args = [str(disk), str(vc_out), boot_host(node, vc_out), str(key_file(node, ctx))]
+        else:
+            args = [str(disk), str(vc_out), node.name]
         return self._call(
-            "pre_boot",
-            [str(disk), str(vc_out), node.name],
-            log_path=self._log(ctx, node),
-            note=ctx.note,
+            "pre_boot", args, log_path=self._log(ctx, node), note=ctx.note, cwd=work_folder(ctx)
         )
 
     # -- engine-side stages, as the seed calls them ----------------------------------
@@ -138,12 +188,25 @@ class ScriptFolderDriver:
 
     # -- the one way a script is run -------------------------------------------------
 
-    def executable(self, script: str) -> Path | None:
+    def call(
+        self,
+        script: str,
+        args: Sequence[str],
+        *,
+        log_path: Path | None = None,
+        note: Callable[[str], None] | None = None,
+        cwd: Path | None = None,
+        stage: str | None = None,
+    ) -> StageResult:
+        """Run the folder's ``script`` with ``args`` (a list: never a shell)."""
+        return self._call(script, list(args), log_path=log_path, note=note, cwd=cwd, stage=stage)
+
+    def executable(self, script: str, stage: str | None = None) -> Path | None:
         """The folder's executable for ``script``, None when absent; StepError if not runnable."""
         path = self.folder / script
         if not path.exists():
             return None
-        stage = STAGES[script]
+        stage = stage or STAGES.get(script, f"driver/{script}")
         if not path.is_file():
             raise StepError(
                 f"{path} is not a file: a driver stage must be an executable file", stage=stage
@@ -166,19 +229,23 @@ class ScriptFolderDriver:
         *,
         log_path: Path | None = None,
         note: Callable[[str], None] | None = None,
+        cwd: Path | None = None,
+        stage: str | None = None,
     ) -> StageResult:
-        stage = STAGES[script]
-        path = self.executable(script)
+        stage = stage or STAGES.get(script, f"driver/{script}")
+        path = self.executable(script, stage)
         if path is None:
-            if script in OPTIONAL:
+            if script in OPTIONAL and self.dialect == SEED:
                 return StageResult("skipped", f"driver folder {self.folder} has no {script}")
             raise StepError(
                 f"driver folder {self.folder} has no {script}: the {stage} stage needs it",
                 stage=stage,
                 hint=f"add an executable {self.folder / script} "
-                f"(called as: {script} {' '.join(_ARG_NAMES[script])})",
+                f"(called as: {usage(self.dialect, script)})",
             )
         on_line = (lambda line: note(f"{script}: {line}")) if note is not None else None
+        if cwd is not None:
+            cwd.mkdir(parents=True, exist_ok=True)
         try:
             result = run_tool(
                 [str(path), *args],
@@ -186,6 +253,7 @@ class ScriptFolderDriver:
                 log_path=log_path,
                 on_line=on_line,
                 stage=stage,
+                cwd=cwd,
             )
         except StepError as exc:
             raise StepError(
@@ -205,11 +273,43 @@ class ScriptFolderDriver:
         )
 
 
+# -- the values pragma_boot's callers passed ------------------------------------------
+
+
+def work_folder(ctx: StageContext) -> Path:
+    """The VC's folder its driver scripts run in (pragma_boot's were run in its own)."""
+    return ctx.temp_dir / WORK
+
+
+def fix_work_folder(ctx: StageContext, node: NodePlan) -> Path:
+    """The folder pre_fix and post_fix of one image share: state left by one, found by the other."""
+    return work_folder(ctx) / f"fix-{node.name}"
+
+
+def boot_host(node: NodePlan, vc_out: Path) -> str:
+    """HOST as pragma_boot passed it: the frontend's public FQDN, a compute's node name."""
+    if node.role != "frontend":
+        return node.name
+    fqdn = read_vc_out(vc_out).frontend.public_fqdn
+    if not fqdn:
+        raise StepError(
+            f"{vc_out}: the frontend has no public fqdn, which pre_boot gets as HOST",
+            stage=STAGES["pre_boot"],
+        )
+    return fqdn
+
+
+def key_file(node: NodePlan, ctx: StageContext) -> Path:
+    """KEY: a file of the keys root accepts (``--key``), as pragma_boot passed its ``--key``.
+
+    Written per node (boots run in parallel); empty when no key was given.
+    """
+    path = work_folder(ctx) / f"{node.name}.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}\n" for k in node.authorized_keys), encoding="utf-8")
+    return path
+
+
 _ARG_NAMES: dict[str, tuple[str, ...]] = {
-    "allocate": ("num_compute", "vc_out_path"),
-    "pre_fix_driver": ("path",),
-    "fix_driver": ("xml_file", "eth0,eth1", "temp_directory"),
-    "post_fix_driver": ("path",),
-    "pre_boot": ("file_path", "vc_out", "host_name"),
-    "boot": ("file_path", "xml_file", "vc_out", "host_name"),
+    script: tuple(args.split()) for script, args in TABLE[SEED].usage.items()
 }

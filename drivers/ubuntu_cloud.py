@@ -21,7 +21,7 @@ from pragmash.driver_api import NodePlan
 from pragmash.images.inject import GuestContent
 from pragmash.vc.vcout import VcOut, read_vc_out
 
-from .base import GUEST_VC_OUT, GuestFilesDriver
+from .base import GuestFilesDriver
 
 NETPLAN_PATH = "/etc/netplan/50-pragmash.yaml"
 CLOUD_CFG_PATH = "/etc/cloud/cloud.cfg.d/99-pragmash.cfg"
@@ -116,7 +116,6 @@ class UbuntuCloud(GuestFilesDriver):
             NETPLAN_PATH: netplan_yaml(node, decided).encode(),
             CLOUD_CFG_PATH: CLOUD_CFG.encode(),
             "/etc/hostname": (hostname(node, decided) + "\n").encode(),
-            GUEST_VC_OUT: vc_out,
         }
 
 

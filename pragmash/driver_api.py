@@ -25,6 +25,7 @@ from pragmash.up_tests import parse_up_test as parse_up_test
 from pragmash.up_tests import up_tests_of as up_tests_of
 
 Role = Literal["frontend", "compute"]
+GraphicsListen = Literal["loopback", "template"]
 
 PrivateMode = Literal["isolated", "ovs", "bridge"]
 
@@ -90,6 +91,9 @@ class NodePlan:
     authorized_keys: tuple[str, ...] = ()
     # memory in MiB (``--mem``) instead of the template's <memory>; None keeps the template's
     memory_mib: int | None = None
+    # the site's [engine] graphics_listen: "loopback" puts TCP displays on 127.0.0.1,
+    # "template" keeps the template's listeners as written
+    graphics_listen: GraphicsListen = "loopback"
     # the site host the allocation placed the node on (``[[hosts]] name``); "" where unknown
     host: str = ""
 
@@ -133,12 +137,17 @@ class StageResult:
     output_tail: list[str] = field(default_factory=list)
 
 
+#: What computes boot with (site ``[vc_out] computes``); see pragmash.vc.vcout.node_vc_out.
+ComputeVcOut = Literal["own", "whole"]
+
+
 @dataclass
 class StageContext:
     """Passed to every stage: report progress and notes without printing.
 
     ``note(text)`` adds a line of output; ``progress(done, total, label)`` reports
     long work (bytes staged, seconds waited). ``temp_dir`` is the VC's own folder.
+    ``kvm_usable``: libguestfs and virt-v2v may use KVM (else they are forced onto TCG).
     """
 
     vcname: str
@@ -150,6 +159,8 @@ class StageContext:
     #: by itself; a stage working in a worker thread (parallel boot) does not, so a long
     #: wait there checks this and gives up.
     cancelled: Callable[[], bool] = lambda: False
+    kvm_usable: bool = False
+    computes_vc_out: ComputeVcOut = "own"
 
 
 @runtime_checkable

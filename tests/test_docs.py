@@ -146,7 +146,8 @@ def test_worked_example_writes_into_a_real_image(tmp_path: Path) -> None:
 
     image = build_test_image(tmp_path / "img")
     vc_out = tmp_path / "vc-out.xml"
-    vc_out.write_text("<vc/>\n", encoding="utf-8")
+    vc_out.write_text("<vc>the whole VC's</vc>\n", encoding="utf-8")
+    (tmp_path / "calit2-compute-0.xml").write_text("<vc/>\n", encoding="utf-8")  # its own
     notes: list[str] = []
     ctx = StageContext(vcname="calit2", temp_dir=tmp_path, vc_out_path=vc_out, note=notes.append)
     result = _load_example().distro_driver().pre_boot(_node(), image.disk_raw, vc_out, ctx)

@@ -180,9 +180,10 @@ def test_console_tty_removed_and_a_logged_pty_console_added() -> None:
     assert serial.find("target").get("port") == "0"  # type: ignore[union-attr]
 
 
-def test_without_console_log_only_the_tty_console_goes() -> None:
+def test_without_console_log_the_console_stays_without_the_template_hosts_tty() -> None:
     root = parse(render_domain(plan(console_log=None), HOST))
-    assert root.find("devices/console") is None
+    consoles = root.findall("devices/console")
+    assert len(consoles) == 1 and consoles[0].get("tty") is None
     assert root.find("devices/serial") is None
 
 

@@ -61,6 +61,9 @@ def example() -> VcOut:
     )
 
 
+OWN_FILES = ["hosted-vm-0-0-0.xml", "hosted-vm-0-1-0.xml"]
+
+
 def find(root: etree._Element, path: str) -> etree._Element:
     node = root.find(path)
     assert node is not None, path
@@ -76,6 +79,12 @@ def test_bytes_match_the_documented_shape() -> None:
     assert root.tag == "vc"
     assert [child.tag for child in root] == ["frontend", "compute", "network"]
     assert [child.tag for child in find(root, "frontend")] == ["public", "private"]
+    # vc-out-parser's attributes on <frontend>, the seed's on <public>: both
+    assert attrs(find(root, "frontend")) == {
+        "fqdn": "calit2-119-222.ucsd.edu",
+        "name": "calit2-119-222",
+        "gw": "137.110.119.1",
+    }
     public = find(root, "frontend/public")
     assert attrs(public) == {
         "fqdn": "calit2-119-222.ucsd.edu",
@@ -92,19 +101,26 @@ def test_bytes_match_the_documented_shape() -> None:
     }
     compute = find(root, "compute")
     assert compute.get("count") == "2"
+    gw = {"gw": "10.1.1.1"}  # computes route through the frontend's private address
     assert [attrs(node) for node in compute] == [
-        {"name": "hosted-vm-0-1-0", "mac": "7a:77:6e:40:00:15", "ip": "10.1.1.254", "cpus": "1"},
-        {"name": "hosted-vm-0-0-0", "mac": "7a:77:6e:40:00:14", "ip": "10.1.1.253", "cpus": "2"},
+        {"name": "hosted-vm-0-1-0", "mac": "7a:77:6e:40:00:15", "ip": "10.1.1.254", "cpus": "1"}
+        | gw,
+        {"name": "hosted-vm-0-0-0", "mac": "7a:77:6e:40:00:14", "ip": "10.1.1.253", "cpus": "2"}
+        | gw,
+    ]
+    # each node's interface as a child, as vc-out-parser reads it
+    assert [[(i.tag, attrs(i)) for i in node] for node in compute] == [
+        [("private", {"ip": "10.1.1.254", "netmask": "255.255.0.0", "mac": "7a:77:6e:40:00:15"})],
+        [("private", {"ip": "10.1.1.253", "netmask": "255.255.0.0", "mac": "7a:77:6e:40:00:14"})],
     ]
     dns = find(root, "network/dns")
     assert attrs(dns) == {"ip": "8.8.8.8", "search": "local", "domain": ""}
-    # The frontend's node name is for pragmash only; it is not in the file.
-    assert b'calit2-119-222"' not in vc_out_to_bytes(example())
 
 
 def test_output_is_indented_one_element_a_line() -> None:
     text = vc_out_to_bytes(example()).decode()
-    assert '\n  <frontend>\n    <public fqdn="calit2-119-222.ucsd.edu"' in text
+    assert '\n  <frontend fqdn="calit2-119-222.ucsd.edu" name="calit2-119-222"' in text
+    assert '">\n    <public fqdn="calit2-119-222.ucsd.edu"' in text
     assert '\n    <node name="hosted-vm-0-0-0"' in text
     assert text.endswith("</vc>\n")
 
@@ -122,11 +138,7 @@ def test_written_file_validates_against_the_shipped_schema(tmp_path: Path) -> No
 def test_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "vc-out.xml"
     write_vc_out(example(), path)
-    back = read_vc_out(path)
-    expected = dataclasses.replace(
-        example(), frontend=dataclasses.replace(example().frontend, name="")
-    )
-    assert back == expected
+    assert read_vc_out(path) == example()
 
 
 def test_round_trip_without_computes(tmp_path: Path) -> None:
@@ -173,7 +185,7 @@ BAD_VALUES = [
         lambda v: dataclasses.replace(
             v, frontend=dataclasses.replace(v.frontend, public_fqdn="bad fqdn")
         ),
-        "/vc/frontend/public",
+        "/vc/frontend",  # <frontend fqdn> comes first
     ),
     (
         lambda v: dataclasses.replace(
@@ -219,7 +231,7 @@ def test_failed_validation_leaves_no_file_and_keeps_the_old_one(tmp_path: Path) 
     with pytest.raises(VcFormatError):
         write_vc_out(bad, path)
     assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["vc-out.xml"]
+    assert sorted(os.listdir(tmp_path)) == [*OWN_FILES, "vc-out.xml"]
 
 
 def test_write_into_missing_folder_leaves_nothing(tmp_path: Path) -> None:
@@ -233,10 +245,8 @@ def test_rewrite_replaces_whole_file(tmp_path: Path) -> None:
     write_vc_out(example(), path)
     smaller = dataclasses.replace(example(), computes=())
     write_vc_out(smaller, path)
-    assert read_vc_out(path) == dataclasses.replace(
-        smaller, frontend=dataclasses.replace(smaller.frontend, name="")
-    )
-    assert os.listdir(tmp_path) == ["vc-out.xml"]
+    assert read_vc_out(path) == smaller
+    assert os.listdir(tmp_path) == ["vc-out.xml"]  # the computes' own files went with them
 
 
 @pytest.mark.parametrize(

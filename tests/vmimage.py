@@ -9,10 +9,12 @@ console what a PRAGMA node would configure itself with:
     <the contents of /root/vc-out.xml>
     PRAGMASH-SELF name=<n> ip=<ip> mac=<mac>     (one line per interface found in vc-out)
 
-and then stays up so a test can see the domain "running". A compute is matched
-by ``<node mac=…>``; the frontend by its ``<private mac=…>`` or ``<public mac=…>``,
-reported with the public fqdn as name and that interface's ip. Links are never
-brought up: the guest sends no network traffic.
+and then stays up so a test can see the domain "running". A compute given its own
+file (``<compute name=…><private mac=…/></compute>``) is matched by that interface and
+reported by ``compute@name``; one given the whole VC's file by ``<node mac=…>``; the
+frontend by its ``<private mac=…>`` or ``<public mac=…>``, reported with the public
+fqdn as name and that interface's ip. Links are never brought up: the guest sends no
+network traffic.
 
 ``NET_INIT`` (``build_test_image(…, init_script=NET_INIT)``) is the guest for tests
 whose guests talk (only inside the test run's own network namespace): every node
@@ -66,10 +68,17 @@ BEGIN { RS = ">" }
 {
     rec = $0
     gsub(/[\r\n\t]/, " ", rec)
-    if (rec ~ /<public[ \/]/) { fqdn = attr(rec, "fqdn") }
+    if (rec ~ /<frontend[ \/]/ && attr(rec, "fqdn") != "") { fqdn = attr(rec, "fqdn") }
+    if (rec ~ /<public[ \/]/ && fqdn == "") { fqdn = attr(rec, "fqdn") }
+    if (rec ~ /<compute[ \/]/) { cname = attr(rec, "name") }
+    if (rec ~ /<\/node/) { innode = 0; next }
+    if (rec ~ /<node[ \/]/) { innode = (rec !~ /\/ *$/) }
+    else if (innode) { next }
     mac = tolower(attr(rec, "mac"))
     if (mac == "" || mac != want) { next }
-    if (rec ~ /<node[ \/]/) { name = attr(rec, "name") } else { name = fqdn }
+    if (rec ~ /<node[ \/]/) { name = attr(rec, "name") }
+    else if (cname != "") { name = cname }
+    else { name = fqdn }
     printf "PRAGMASH-SELF name=%s ip=%s mac=%s\n", name, attr(rec, "ip"), mac
 }
 """
@@ -116,8 +125,16 @@ BEGIN { RS = ">" }
 {
     rec = $0
     gsub(/[\r\n\t]/, " ", rec)
-    if (rec ~ /<private[ \/]/) { mask = attr(rec, "netmask"); fe = attr(rec, "ip") }
+    if (rec ~ /<compute[ \/]/ && attr(rec, "name") != "") { incompute = 1; fe = attr(rec, "gw") }
+    if (rec ~ /<\/node/) { innode = 0; next }
+    if (rec ~ /<node[ \/]/) { innode = (rec !~ /\/ *$/) }
+    else if (innode) { next }
     mac = tolower(attr(rec, "mac"))
+    if (rec ~ /<private[ \/]/ && incompute) {
+        if (mac == want) { print "compute", attr(rec, "ip"), attr(rec, "netmask"), fe }
+        next
+    }
+    if (rec ~ /<private[ \/]/) { mask = attr(rec, "netmask"); fe = attr(rec, "ip") }
     if (mac == "" || mac != want) { next }
     if (rec ~ /<private[ \/]/) { print "frontend", attr(rec, "ip"), mask, fe }
     if (rec ~ /<node[ \/]/) { print "compute", attr(rec, "ip"), mask, fe }

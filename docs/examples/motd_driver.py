@@ -1,4 +1,4 @@
-"""A worked example of a distro driver: vc-out.xml plus a login banner, before boot.
+"""A worked example of a distro driver: the node's vc-out plus a login banner, before boot.
 
 Images of this (made-up) distro configure themselves from /root/vc-out.xml, like
 PRAGMA's Rocks images, and show /etc/motd at login. The driver's only disk work is
@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
+from pragmash.vc.vcout import node_vc_out
 
 
 class MotdDriver:
-    """Writes /root/vc-out.xml and an /etc/motd naming the node before it boots."""
+    """Writes the node's vc-out at /root/vc-out.xml and an /etc/motd naming it before boot."""
 
     name = "motd_example"
 
@@ -21,7 +22,11 @@ class MotdDriver:
         self.timeout = timeout
 
     def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, bytes | Path]:
-        """What pre_boot writes, by guest path: kept apart so it can be tested without a disk."""
+        """What pre_boot writes, by guest path: kept apart so it can be tested without a disk.
+
+        ``vc_out`` is the node's own vc-out file (``node_vc_out(ctx, node)``): the whole
+        VC's for the frontend, the compute's own for a compute.
+        """
         motd = f"{node.name}: {node.role} of a PRAGMA virtual cluster ({node.private_ip})\n"
         return {"/root/vc-out.xml": vc_out, "/etc/motd": motd.encode()}
 
@@ -34,10 +39,10 @@ class MotdDriver:
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
         from pragmash.images.inject import inject_files
 
-        files = self.guest_files(node, vc_out)
+        files = self.guest_files(node, node_vc_out(ctx, node))
         log = ctx.temp_dir / f"{node.name}.inject.log"
         ctx.note(f"{node.name}: writing {', '.join(files)}")
-        inject_files(disk, files, timeout=self.timeout, log_path=log)
+        inject_files(disk, files, timeout=self.timeout, log_path=log, kvm_usable=ctx.kvm_usable)
         return StageResult("done", f"wrote {len(files)} files", products={"log": str(log)})
 
 

@@ -35,6 +35,7 @@ from pragmash.images.staging import (
     staged_path,
     standalone_qcow2,
 )
+from pragmash.images.tools import accel_words
 
 STAGE = "ve_driver/fix"
 
@@ -81,7 +82,6 @@ class ImageFixer:
     is_running: Callable[[str], bool]
     log_dir: Path
     timeout: float = 3600.0
-    kvm_usable: bool = False
 
     def fix(self, nodes: Sequence[NodePlan], method: str) -> FixReport:
         if method not in METHODS:
@@ -113,7 +113,7 @@ class ImageFixer:
             for node in members:
                 report.disks[node.name] = self._overlay(node, base.path)
             how = (
-                "fixed now"
+                f"fixed now, appliance under {accel_words(self.ctx.kvm_usable)}"
                 if base.made
                 else f"from the cache after waiting {base.waited:.0f} s"
                 if base.waited >= 1
@@ -195,24 +195,31 @@ class ImageFixer:
         if source.name.endswith(".gz"):
             base = decompress_cached(source, self.cache_dir, self.ctx.progress)
         log = self.log_dir / f"fix-{source.name.split('.')[0]}.log"
-        self.ctx.note(f"fixing {source.name} via {method} (log: {log})")
+        self.ctx.note(
+            f"fixing {source.name} via {method}, appliance under "
+            f"{accel_words(self.ctx.kvm_usable)} (log: {log})"
+        )
 
         def on_line(line: str) -> None:
             self.ctx.progress(0, None, line[-80:])
 
         if method == "virt-v2v":
-            # pre_fix writes into an overlay: virt-v2v reads it and writes a new disk
+            # pre_fix writes into an overlay: virt-v2v reads it and writes a new disk,
+            # which then takes the overlay's path, so post_fix is given the very path
+            # pre_fix was (pragma_boot's drivers were, and some rely on it)
             disk = stage_image(base, work, "input", mode="overlay", cache_dir=self.cache_dir)
             self.call_stage("vc_driver/pre_fix", self.distro.pre_fix, first, disk, self.ctx)
-            fixed = convert_v2v(
+            converted = convert_v2v(
                 disk,
                 work / "out",
                 out_format="qcow2",
                 timeout=self.timeout,
                 log_path=log,
                 on_line=on_line,
-                kvm_usable=self.kvm_usable,
+                kvm_usable=self.ctx.kvm_usable,
             )
+            os.replace(converted, disk)
+            fixed = disk
         else:
             fixed = standalone_qcow2(base, work / "image.qcow2")
             self.call_stage("vc_driver/pre_fix", self.distro.pre_fix, first, fixed, self.ctx)
@@ -222,7 +229,7 @@ class ImageFixer:
                     timeout=self.timeout,
                     log_path=log,
                     on_line=on_line,
-                    kvm_usable=self.kvm_usable,
+                    kvm_usable=self.ctx.kvm_usable,
                 )
         self.call_stage("vc_driver/post_fix", self.distro.post_fix, first, fixed, self.ctx)
         return fixed

@@ -76,6 +76,7 @@ def node_plans(
             up_tests=up_tests,
             authorized_keys=authorized_keys,
             memory_mib=memory.of(lease.role) if memory is not None and memory.given else None,
+            graphics_listen=site.graphics_listen,
         )
     return nodes
 
@@ -117,8 +118,15 @@ def stage_context(
     note: Callable[[str], None] = lambda _text: None,
     progress: Callable[[float, float | None, str], None] = lambda _d, _t, _l: None,
     cancelled: Callable[[], bool] = lambda: False,
+    kvm_usable: bool = False,
 ) -> StageContext:
-    """The StageContext a driver stage gets for this VC (its folder, its vc-out.xml)."""
+    """The StageContext a driver stage gets for this VC (its folder, its vc-out.xml).
+
+    ``kvm_usable``: whether libguestfs and virt-v2v may use KVM. A run passes whether
+    its nodes' domain type is ``kvm``, which the site's ``domain_type`` decides, or under
+    ``auto`` the engine's ``host_info().kvm_usable`` (:func:`resolve_domain_type`): so
+    the appliances use KVM exactly where the nodes do, and TCG is forced elsewhere.
+    """
     temp = vc_temp_dir(site, vcname)
     return StageContext(
         vcname=vcname,
@@ -127,6 +135,8 @@ def stage_context(
         note=note,
         progress=progress,
         cancelled=cancelled,
+        kvm_usable=kvm_usable,
+        computes_vc_out=site.computes_vc_out,
     )
 
 

@@ -150,10 +150,15 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
             actions.append(f"include {stmt.resolved}")
         elif isinstance(stmt, ast.DriverCall):
             table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
-            targets = tuple(parse_target_word(value(w), w.span) for w in stmt.args)
-            actions.append(
-                f"{stmt.driver}/{table.get(stmt.command, stmt.command)} on {', '.join(nodes(targets))}"
-            )
+            if stmt.command not in table:  # a driver folder's own script: words are arguments
+                actions.append(
+                    f"run {stmt.driver}/{stmt.command} " + " ".join(value(w) for w in stmt.args)
+                )
+            else:
+                targets = tuple(parse_target_word(value(w), w.span) for w in stmt.args)
+                actions.append(
+                    f"{stmt.driver}/{table[stmt.command]} on {', '.join(nodes(targets))}"
+                )
         elif isinstance(stmt, ast.Run):
             actions.append("run: " + " ".join(value(w) for w in stmt.argv))
         out.append(PlannedStep(step.index, stmt, tuple(actions)))

@@ -10,9 +10,8 @@ allocation returns the leases a VC already holds, staging reuses a valid staged
 disk, booting a running domain succeeds.
 
 Beside it: :mod:`~pragmash.engine.waiting` (clock waits and waits for a goal, whose
-meaning is :mod:`~pragmash.engine.readiness`'s),
-:mod:`~pragmash.engine.host_command` (``run``) and :mod:`~pragmash.engine.nodes`
-(allocation to node plans).
+meaning is :mod:`~pragmash.engine.readiness`'s), :mod:`~pragmash.engine.host_command`
+(``run``) and :mod:`~pragmash.engine.nodes` (allocation to node plans).
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ from pragmash.driver_api import (
 from pragmash.engine import private_network
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
+from pragmash.engine.folder_scripts import folder_script_call
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
 from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
@@ -110,6 +110,7 @@ class Runtime:
             note=reporter.note,
             progress=reporter.progress,
             cancelled=self.interrupted.is_set,
+            kvm_usable=self.domain_type == "kvm",  # appliances as nodes: host_info decided
         )
 
     # -- values -----------------------------------------------------------------------
@@ -284,7 +285,6 @@ class Runtime:
         vc_out = alloc_mod.build_vc_out(allocation, self.vcin, self.site, key=self.key)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         write_vc_out(vc_out, self.vc_out_path)
-        fe = allocation.frontend
         computes = allocation.computes
         msg = (
             f"{allocation.public.fqdn} ({allocation.public.ip}), VLAN {allocation.vlan}, "
@@ -301,7 +301,7 @@ class Runtime:
                 "public_ip": allocation.public.ip,
                 "fqdn": allocation.public.fqdn,
                 "vlan": str(allocation.vlan),
-                "nodes": " ".join([fe.name, *(c.name for c in computes)]),
+                "nodes": " ".join([allocation.frontend.name, *(c.name for c in computes)]),
                 "vc_out": str(self.vc_out_path),
                 "private_network": plan.attach,
                 **placement_products(allocation, self.site),
@@ -350,8 +350,7 @@ class Runtime:
         return StepOutcome("done", msg, products)
 
     def _do_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
-        nodes = self.targets(stmt.targets, stmt)
-        return self.boot(nodes, reporter)
+        return self.boot(self.targets(stmt.targets, stmt), reporter)
 
     def boot(self, nodes: Sequence[NodePlan], reporter: StepReporter) -> StepOutcome:
         """Stage, pre_boot and start the nodes, up to the site's boot_parallelism at once.
@@ -426,8 +425,10 @@ class Runtime:
 
     def _do_drivercall(self, stmt: ast.DriverCall, reporter: StepReporter) -> StepOutcome:
         table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
-        op = table[stmt.command]
         args = [self.word(w) for w in stmt.args]
+        if stmt.command not in table:  # a driver folder's own script, by name
+            return folder_script_call(self, stmt, args, reporter)
+        op = table[stmt.command]
         if op == "allocate":
             count = ast.Allocate(stmt.span, stmt.text, stmt.args[0] if stmt.args else None)
             return self._do_allocate(count, reporter)
@@ -460,9 +461,8 @@ class Runtime:
             )
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
         call_distro_stages(op, self.distro, pairs, self.vc_out_path, ctx, reporter)
-        return StepOutcome(
-            "done", f"vc_driver/{stmt.command} on {', '.join(n.name for n in nodes)}"
-        )
+        names = ", ".join(n.name for n in nodes)
+        return StepOutcome("done", f"vc_driver/{stmt.command} on {names}")
 
     def _do_run(self, stmt: ast.Run, reporter: StepReporter) -> StepOutcome:
         if not (self.allow_run or self.site.allow_run):

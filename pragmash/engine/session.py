@@ -16,6 +16,7 @@ from typing import Any
 
 from pragmash.engine import private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
+from pragmash.engine.folder_scripts import callable_scripts
 from pragmash.engine.interpreter import Interpreter, StepReporter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
@@ -64,6 +65,7 @@ class RunOptions:
     sets: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
     key: str | None = None  # --key: the public key text (kept, so resume needs no file)
+    key_file: str | None = None  # --key's path: `ssh-config` names the private key beside it
     mem: str | None = None  # --mem FRONTEND[:COMPUTE] as given
     # MiB each role's nodes got (from --mem or the templates); journaled for `status`
     memory_mib: dict[str, int] | None = None
@@ -78,6 +80,7 @@ class RunOptions:
             "sets": self.sets,
             "allow_run": self.allow_run,
             "key": self.key,
+            "key_file": self.key_file,
             "mem": self.mem,
             "memory_mib": self.memory_mib,
         }
@@ -93,6 +96,7 @@ class RunOptions:
             sets=dict(data.get("sets") or {}),
             allow_run=bool(data.get("allow_run")),
             key=data.get("key"),
+            key_file=data.get("key_file"),
             mem=data.get("mem"),
             memory_mib=data.get("memory_mib"),
         )
@@ -114,6 +118,7 @@ class RunOptions:
             # "http:/host" under the current one, and resume or scale failed on it)
             base_path=self.base_path if is_url(self.base_path) else absolute(self.base_path),
             site=absolute(self.site),
+            key_file=absolute(self.key_file),
         )
 
 
@@ -309,6 +314,7 @@ def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckConte
     if "num_compute" not in runtime.variables:
         known.pop("num_compute")
         # a recipe `param num_compute = N` supplies it
+    vc_scripts, ve_scripts = callable_scripts(prep.site, runtime.distro)
     return CheckContext(
         variables=known,
         frontend=frontend_name(runtime.vcname),
@@ -316,6 +322,8 @@ def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckConte
         computes_for=lambda cpus: len(alloc_mod.plan_compute_cpus(prep.site, prep.vcin, cpus)),
         allocated=allocated,
         allow_run=prep.options.allow_run or prep.site.allow_run,
+        extra_vc_commands=vc_scripts,
+        extra_ve_commands=ve_scripts,
     )
 
 

@@ -9,6 +9,8 @@ dictates. It is pure lxml (no libvirt), so it is tested without any engine.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,6 +18,9 @@ from lxml import etree
 
 from pragmash.driver_api import HostInfo, NodePlan
 from pragmash.errors import StepError
+from pragmash.images.domain_identity import forget_identity, own_files
+from pragmash.images.domain_sizing import set_memory, set_vcpus
+from pragmash.images.xmledit import child, drop_attr, remove
 from pragmash.vc.xmlsafe import safe_parser
 
 STAGE = "ve_driver/boot"
@@ -50,38 +55,43 @@ def _fail(node: NodePlan, message: str) -> StepError:
 
 
 def parse_template(node: NodePlan) -> etree._Element:
-    """Parse the template safely (no DTD, no entities, no network)."""
+    """Parse the template safely (no DTD, no entities, no network): a copy of its own."""
     try:
-        tree = etree.fromstring(node.template_xml.encode("utf-8"), safe_parser()).getroottree()
+        cached = _template_root(node.template_xml)
     except etree.XMLSyntaxError as exc:
         raise _fail(node, f"malformed XML: {exc}") from exc
-    docinfo = tree.docinfo
-    doctype: str = getattr(docinfo, "doctype", "")  # missing from lxml-stubs
-    if doctype or docinfo.internalDTD is not None:
-        raise _fail(node, "a DOCTYPE is not allowed in a domain template")
-    root = tree.getroot()
-    if root.tag != "domain":
-        raise _fail(node, f"expected a <domain> element, found <{root.tag}>")
-    return root
+    except ValueError as exc:
+        raise _fail(node, str(exc)) from exc
+    if cached.tag != "domain":
+        raise _fail(node, f"expected a <domain> element, found <{cached.tag}>")
+    return copy.deepcopy(cached)
 
 
-def _child(parent: etree._Element, tag: str, *, first: bool = False) -> etree._Element:
-    """The parent's ``tag`` child, made when missing (at the front when ``first``)."""
-    found = parent.find(tag)
-    if found is not None:
-        return found
-    made = etree.Element(tag)
-    if first:
-        parent.insert(0, made)
-    else:
-        parent.append(made)
-    return made
-
-
-def _remove(element: etree._Element) -> None:
-    parent = element.getparent()
-    if parent is not None:
-        parent.remove(element)
+# what an <interface> keeps whatever its type becomes: the guest-side device and its
+# tuning. Everything else (virtualport, vlan, guest-side <ip>/<route>, script, target,
+# the host device of a type='hostdev') belongs to the template's type and host
+_INTERFACE_KEEPS = frozenset(
+    (
+        "mac",
+        "model",
+        "boot",
+        "rom",
+        "link",
+        "mtu",
+        "bandwidth",
+        "coalesce",
+        "address",
+        "alias",
+        "acpi",
+        "tune",
+        "filterref",
+        "teaming",
+        "driver",
+        "backend",
+    )
+)
+# driver names that only a passed-through host NIC takes
+_HOSTDEV_DRIVERS = ("vfio", "kvm", "xen")
 
 
 def _set_interfaces(node: NodePlan, devices: etree._Element) -> None:
@@ -99,11 +109,14 @@ def _set_interfaces(node: NodePlan, devices: etree._Element) -> None:
             f"{len(node.networks)} network(s) were chosen",
         )
     for iface, mac, network in zip(interfaces, node.macs, node.networks, strict=True):
-        mac_el = _child(iface, "mac", first=True)
+        for part in list(iface):
+            foreign = not isinstance(part.tag, str) or part.tag not in _INTERFACE_KEEPS
+            if foreign or (part.tag == "driver" and part.get("name") in _HOSTDEV_DRIVERS):
+                remove(part)
+        drop_attr(iface, "managed")  # a host NIC's attribute
+        mac_el = child(iface, "mac", first=True)
+        mac_el.attrib.clear()
         mac_el.set("address", mac)
-        for stale in iface.findall("source") + iface.findall("target"):
-            # the source belongs to the template's site; the target (vnetN) to its host
-            _remove(stale)
         if network == "user":
             iface.set("type", "user")
             continue
@@ -122,6 +135,10 @@ def _set_interfaces(node: NodePlan, devices: etree._Element) -> None:
         mac_el.addnext(source)
 
 
+# <source> attributes of a file disk that stay true for the staged file
+_FILE_SOURCE_KEEPS = ("startupPolicy",)
+
+
 def _set_disks(
     node: NodePlan, devices: etree._Element, formats: Sequence[str | None] | None
 ) -> None:
@@ -135,6 +152,7 @@ def _set_disks(
     if formats is not None and len(formats) != len(disks):
         raise _fail(node, f"{len(formats)} disk format(s) given for {len(disks)} disk(s)")
     for i, (disk, path) in enumerate(zip(disks, node.disks, strict=True)):
+        was_file = disk.get("type", "file") == "file"
         disk.set("type", "file")
         source = disk.find("source")
         if source is None:
@@ -144,8 +162,19 @@ def _set_disks(
                 driver_el.addnext(source)
             else:
                 disk.insert(0, source)
+        # a file source keeps what still holds for the new file (startupPolicy); what
+        # named another kind of source (a host, a pool, a device), a position in the old
+        # file (slices) or the old file's chain (index) goes
+        kept = {k: v for k, v in source.attrib.items() if was_file and k in _FILE_SOURCE_KEEPS}
         source.attrib.clear()
         source.set("file", path)
+        for k, v in kept.items():
+            source.set(k, v)
+        for part in list(source):
+            if part.tag != "seclabel":
+                remove(part)
+        for chain in disk.findall("backingStore"):
+            remove(chain)  # the template's chain, not the staged file's: libvirt reads that
         driver = disk.find("driver")
         if driver is None:
             driver = etree.Element("driver", name="qemu")
@@ -155,33 +184,59 @@ def _set_disks(
 
 
 def _set_console(node: NodePlan, devices: etree._Element) -> None:
+    """Consoles as written, less the template host's tty; with a console log, ours.
+
+    A ``tty=`` names a pty of the template's host. With ``console_log`` the node's
+    serial port becomes a logged pty (``pragmash console`` attaches to it, waits read
+    its file), so serial consoles follow it; a virtio console (hvc0) is kept.
+    """
     for console in devices.findall("console"):
-        if console.get("tty") is not None or node.console_log:
-            _remove(console)
+        drop_attr(console, "tty")
+        target_type = _target_type(console)
+        if node.console_log and target_type in ("", "serial"):
+            remove(console)
     if not node.console_log:
         return
     for serial in devices.findall("serial"):
-        _remove(serial)
+        remove(serial)
     # a pty, so `pragmash console` can attach to it (libvirt's console stream), with
     # everything the guest prints also logged to the file that waits and tails read;
     # each boot starts the file afresh: `wait … up` must not find the last boot's marker
-    serial = etree.SubElement(devices, "serial", type="pty")
+    serial = etree.Element("serial", type="pty")
     etree.SubElement(serial, "log", file=node.console_log, append="off")
     etree.SubElement(serial, "target", port="0")
-    console = etree.SubElement(devices, "console", type="pty")
+    console = etree.Element("console", type="pty")
     etree.SubElement(console, "target", type="serial", port="0")
+    others = devices.findall("console")
+    if others:
+        # the serial console first: libvirt ties the first console to serial port 0
+        others[0].addprevious(serial)
+        others[0].addprevious(console)
+    else:
+        devices.append(serial)
+        devices.append(console)
+
+
+def _target_type(console: etree._Element) -> str:
+    target = console.find("target")
+    return target.get("type", "") if target is not None else ""
 
 
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
+# domain types whose guests can run the QEMU guest agent on a virtio-serial port
+_AGENT_DOMAIN_TYPES = ("qemu", "kvm")
 
 
-def _set_agent_channel(node: NodePlan, devices: etree._Element) -> None:
+def _set_agent_channel(node: NodePlan, root: etree._Element, devices: etree._Element) -> None:
     """The QEMU guest agent's virtio port, where the node's ``up`` asks the agent.
 
     An image with an agent installed starts it when this port appears; one without
-    simply never answers. A template that already has the channel keeps its own.
+    simply never answers. A template that already has the channel keeps its own; a
+    domain that is not QEMU's (Xen, LXC …) gets none.
     """
     if not any(t.kind == "agent" for t in node.up_tests):
+        return
+    if root.get("type") not in _AGENT_DOMAIN_TYPES:
         return
     for target in devices.findall("channel/target"):
         if target.get("name") == AGENT_CHANNEL:
@@ -191,33 +246,33 @@ def _set_agent_channel(node: NodePlan, devices: etree._Element) -> None:
     etree.SubElement(channel, "target", type="virtio", name=AGENT_CHANNEL)
 
 
-def _set_graphics(devices: etree._Element) -> None:
-    """Remote displays listen on loopback only: a VC's console is not for the world."""
+def _listen_on_loopback(devices: etree._Element) -> None:
+    """The site's ``graphics_listen = "loopback"``: TCP displays listen on loopback only.
+
+    Displays on a unix socket or with no listener (``<listen type='none'>``) are local
+    already and stay as written.
+    """
     for graphics in devices.findall("graphics"):
         if graphics.get("type") not in ("vnc", "spice"):
             continue
-        for listen in graphics.findall("listen"):
-            _remove(listen)
+        listens = graphics.findall("listen")
+        if graphics.get("socket") or any(li.get("type") in ("socket", "none") for li in listens):
+            continue
+        for listen in listens:
+            remove(listen)
         graphics.set("listen", LOOPBACK)
         etree.SubElement(graphics, "listen", type="address", address=LOOPBACK)
 
 
-def _set_memory(root: etree._Element, mib: int) -> None:
-    """``--mem``: the domain's memory (and current memory) in MiB, replacing the template's."""
-    for tag in ("memory", "currentMemory"):
-        element = root.find(tag)
-        if element is None:
-            if tag == "currentMemory":
-                continue  # libvirt takes <memory> for both when it is absent
-            element = etree.Element(tag)
-            vcpu = root.find("vcpu")
-            assert vcpu is not None
-            vcpu.addprevious(element)
-        element.attrib.clear()
-        element.set("unit", "MiB")
-        element.text = str(mib)
-    for maximum in root.findall("maxMemory"):
-        _remove(maximum)  # a hot-plug ceiling below the new size would be refused
+@functools.lru_cache(maxsize=16)
+def _template_root(template_xml: str) -> etree._Element:
+    """The template parsed once per command: nodes get copies (a VC has two templates)."""
+    tree = etree.fromstring(template_xml.encode("utf-8"), safe_parser()).getroottree()
+    docinfo = tree.docinfo
+    doctype: str = getattr(docinfo, "doctype", "")  # missing from lxml-stubs
+    if doctype or docinfo.internalDTD is not None:
+        raise ValueError("a DOCTYPE is not allowed in a domain template")
+    return tree.getroot()
 
 
 def render_domain(
@@ -226,23 +281,18 @@ def render_domain(
     """The node's own libvirt domain XML, made from its vc-in template.
 
     ``formats`` gives each disk's format where the caller knows it (the staging
-    step does); otherwise it is guessed from the file name.
+    step does); otherwise it is guessed from the file name. Exactly the changes
+    docs/vc-formats.md lists are made, each with its consequences; everything else
+    is kept as the template wrote it.
     """
     root = parse_template(node)
     if node.domain_type:
         root.set("type", node.domain_type)
-    _child(root, "name", first=True).text = node.name
-    for uuid in root.findall("uuid"):
-        _remove(uuid)
-    vcpu = root.find("vcpu")
-    if vcpu is None:
-        vcpu = etree.Element("vcpu")
-        name_el = root.find("name")
-        assert name_el is not None
-        name_el.addnext(vcpu)
-    vcpu.text = str(node.cpus)
+    child(root, "name", first=True).text = node.name
+    forget_identity(root, node.name)
+    set_vcpus(root, node.cpus)
     if node.memory_mib is not None:
-        _set_memory(root, node.memory_mib)
+        set_memory(root, node.memory_mib)
     devices = root.find("devices")
     if devices is None:
         devices = etree.SubElement(root, "devices")
@@ -250,12 +300,14 @@ def render_domain(
         if host.emulator:
             emulator.text = host.emulator
         else:
-            _remove(emulator)
+            remove(emulator)
     _set_interfaces(node, devices)
     _set_disks(node, devices, formats)
+    own_files(root, node.name)
     _set_console(node, devices)
-    _set_agent_channel(node, devices)
-    _set_graphics(devices)
+    _set_agent_channel(node, root, devices)
+    if node.graphics_listen == "loopback":
+        _listen_on_loopback(devices)
     etree.indent(root, space="  ")
     return etree.tostring(root, encoding="unicode")
 
@@ -264,7 +316,7 @@ def with_uuid(domain_xml: str, uuid: str) -> str:
     """The same domain XML carrying ``uuid``: libvirt redefines a name only with its UUID."""
     root = etree.fromstring(domain_xml.encode("utf-8"), safe_parser())
     for old in root.findall("uuid"):
-        _remove(old)
+        remove(old)
     el = etree.Element("uuid")
     el.text = uuid
     name_el = root.find("name")

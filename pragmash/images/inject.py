@@ -24,7 +24,7 @@ from pragmash.driver_api import StageContext, StageResult
 from pragmash.errors import StepError
 from pragmash.images.guestfish import read_then_write
 from pragmash.images.staging import image_format
-from pragmash.images.tools import guestfs_env, run_tool
+from pragmash.images.tools import accel_words, guestfs_env, run_tool
 from pragmash.vc.keys import same_key
 
 STAGE = "vc_driver/pre_boot"
@@ -383,20 +383,23 @@ def inject_for_nodes(
         return {}
     log = ctx.temp_dir / "inject.log"
     names = ", ".join(job.name for job in jobs)
-    ctx.note(f"writing {what} into {len(jobs)} disk(s) in one appliance: {names}")
+    accel = accel_words(kvm_usable)
+    ctx.note(f"writing {what} into {len(jobs)} disk(s) in one appliance under {accel}: {names}")
     launches = inject_batch(
         jobs, timeout=timeout, log_path=log, kvm_usable=kvm_usable, progress=ctx.progress
     )
-    shared = f" (one appliance for {len(jobs)} nodes)" if len(jobs) > 1 and launches == 1 else ""
+    shared = f"one appliance for {len(jobs)} nodes, " if len(jobs) > 1 and launches == 1 else ""
     return {
         job.name: StageResult(
             "done",
             f"{what}{' and SSH key(s) for root' if job.authorized_keys else ''} written"
-            f" ({len(job.written)} file{'s' if len(job.written) != 1 else ''}){shared}",
+            f" ({len(job.written)} file{'s' if len(job.written) != 1 else ''};"
+            f" {shared}under {'KVM' if kvm_usable else 'TCG'})",
             products={
                 "injected": ", ".join(f"{job.disk}:{p}" for p in job.written),
                 "log": str(log),
                 "appliance_launches": str(launches),
+                "appliance": accel,
             },
         )
         for job in jobs

@@ -77,6 +77,11 @@ class ToolResult:
     log_path: Path | None
 
 
+def accel_words(kvm_usable: bool) -> str:
+    """How a step says which acceleration its appliance ran with."""
+    return "KVM" if kvm_usable else "TCG (KVM not usable here)"
+
+
 def guestfs_env(kvm_usable: bool) -> dict[str, str]:
     """libguestfs settings: the direct backend (no libvirtd needed) and TCG unless KVM works.
 
@@ -151,11 +156,13 @@ def run_tool(
     env: Mapping[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
     stage: str,
+    cwd: Path | None = None,
 ) -> ToolResult:
     """Run one tool to completion; raise StepError on a non-zero exit, timeout or absence.
 
     ``env`` holds variables added to this process's environment (not a replacement
     for it). The log is appended to, so one log can hold a whole stage's tools.
+    ``cwd`` is its working folder (a site's driver scripts keep state there).
     """
     tool = os.path.basename(argv[0])
     if shutil.which(argv[0]) is None:
@@ -181,6 +188,7 @@ def run_tool(
                 stderr=subprocess.STDOUT,
                 env=full_env,
                 start_new_session=True,
+                cwd=cwd,
             )
         except FileNotFoundError as exc:
             raise missing_tool_error(tool, stage) from exc

@@ -80,5 +80,6 @@ def run_options(ns: argparse.Namespace, *, vcname: str | None = None) -> RunOpti
         sets=parse_sets(ns.sets),
         allow_run=ns.allow_run,
         key=key_option(ns.key) if "key" in ns else None,
+        key_file=ns.key if "key" in ns else None,
         mem=mem_option(ns.mem) if "mem" in ns else None,
     )

@@ -11,6 +11,7 @@ Layout (every section and key is optional unless marked *required*)::
     uri = "test:///default"         # libvirt URI: qemu:///system, qemu+ssh://host/system …
     domain_type = "auto"            # "auto" | "kvm" | "qemu"; auto falls back to qemu
     boot_parallelism = 4            # domains booted at once
+    graphics_listen = "loopback"    # "loopback": VNC/SPICE on 127.0.0.1 | "template": as written
 
     [network]
     netmask = "255.255.255.0"       # required: public netmask
@@ -50,8 +51,19 @@ Layout (every section and key is optional unless marked *required*)::
     [images]
     staging = "overlay"             # "overlay" (copy-on-write) | "copy"
 
+    [vc_out]
+    computes = "own"                # the /root/vc-out.xml computes boot with: "own" (each
+                                    # its own file, as pragma_boot gave it and PRAGMA images'
+                                    # vc-out-parser reads it) | "whole" (the VC's, the seed's)
+
     [drivers]
-    folders = ["drivers"]           # extra driver folders
+    folders = ["drivers"]           # extra driver folders (each holds driver folders)
+    dialect = "seed"                # which caller the folders' scripts were written for:
+                                    # "seed" | "pragma_boot-2013" | "pragma_boot-2015"
+                                    # | "pragma_boot-2015-ipop" (drivers/script_folder.py)
+    dialects = { rocks6_client = "pragma_boot-2013" }  # per driver folder, over `dialect`
+    ve = "kvm_rocks"                # the site's own VE driver folder (ve_driver/NAME calls it)
+    ipop_url = ""                   # pragma_boot-2015-ipop: boot's IPOP_URL argument
 
     [recipes]
     folders = ["recipes"]           # extra recipe folders
@@ -78,9 +90,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pragmash.driver_api import UpTest
+from pragmash.driver_api import ComputeVcOut, GraphicsListen, UpTest
 from pragmash.errors import ConfigError, RepositoryError
-from pragmash.vc.config_reader import Reader, check_layout, parse_toml
+from pragmash.vc.config_reader import Reader, check_layout, describe, parse_toml
 from pragmash.vc.http import check_url, is_url
 from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPUS
 from pragmash.vc.privnet import PrivateNetworkSetting
@@ -89,6 +101,7 @@ from pragmash.vc.site_network import PublicAddress, read_network
 from pragmash.vc.upconfig import up_overrides
 
 __all__ = [
+    "DIALECTS",
     "EMBEDDED_SOURCE",
     "ENV_SITE",
     "ENV_STATE_DIR",
@@ -134,7 +147,9 @@ class SiteConfig:
     # bundled demo repository
     repository: Path | str | None
     staging: Staging = "overlay"
+    computes_vc_out: ComputeVcOut = "own"  # [vc_out] computes
     boot_parallelism: int = 4
+    graphics_listen: GraphicsListen = "loopback"
     bridges: dict[str, str] = field(default_factory=dict)  # vc-in bridge -> site network
     default_network: str | None = None  # site network for bridges not in `bridges`
     private_network: PrivateNetworkSetting = field(default_factory=PrivateNetworkSetting)
@@ -146,6 +161,15 @@ class SiteConfig:
     # [[hosts]] as given; empty for a one-host site ([engine] uri): see ``hosts``
     explicit_hosts: tuple[HostConfig, ...] = ()
     placement: Placement = "spread"  # [resources] placement: computes over several hosts
+    # [drivers]: the dialect of every driver folder, and per folder name where it differs
+    driver_dialect: str = "seed"
+    driver_dialects: dict[str, str] = field(default_factory=dict)
+    ve_folder: str | None = None  # [drivers] ve: the site's own VE driver folder's name
+    ipop_url: str = ""  # [drivers] ipop_url: pragma_boot-2015-ipop boot's IPOP_URL
+
+    def dialect_of(self, folder_name: str) -> str:
+        """The caller the driver folder ``folder_name`` was written for."""
+        return self.driver_dialects.get(folder_name, self.driver_dialect)
 
     @property
     def ledger_path(self) -> Path:
@@ -174,7 +198,7 @@ ENV_STATE_DIR = "PRAGMASH_STATE_DIR"
 
 # Every section and its keys: the loader refuses anything else (typos hide config).
 _LAYOUT: dict[str, tuple[str, ...]] = {
-    "engine": ("driver", "uri", "domain_type", "boot_parallelism"),
+    "engine": ("driver", "uri", "domain_type", "boot_parallelism", "graphics_listen"),
     "network": (
         "netmask",
         "gateway",
@@ -193,12 +217,22 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "resources": ("cpus", "reserve", "smp", "max_cpus_per_node", "placement"),
     "paths": ("temp", "state", "image_cache", "repository"),
     "images": ("staging",),
-    "drivers": ("folders",),
+    "vc_out": ("computes",),
+    "drivers": ("folders", "dialect", "dialects", "ve", "ipop_url"),
     "recipes": ("folders",),
     "policy": ("allow_run",),
 }
 
 _DRIVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+#: The callers a driver folder's scripts may have been written for (see
+#: :mod:`pragmash.drivers.script_folder`, which calls each as that caller did).
+DIALECTS: tuple[str, ...] = (
+    "seed",
+    "pragma_boot-2013",
+    "pragma_boot-2015",
+    "pragma_boot-2015-ipop",
+)
 
 
 def load_site(path: Path | None = None, env: Mapping[str, str] = os.environ) -> SiteConfig:
@@ -271,7 +305,11 @@ def _build(
     resources_ = _read_resources(reader("resources"))
     folders = _read_paths(reader("paths"), base, env)
     staging = cast(Staging, reader("images").choice("staging", "overlay", ("overlay", "copy")))
+    computes_vc_out = cast(
+        ComputeVcOut, reader("vc_out").choice("computes", "own", ("own", "whole"))
+    )
     driver_dirs = tuple(_resolve(v, base) for v in reader("drivers").string_list("folders"))
+    drivers = _read_drivers(reader("drivers"))
     recipe_dirs = tuple(_resolve(v, base) for v in reader("recipes").string_list("folders"))
     allow_run = reader("policy").boolean("allow_run", False)
 
@@ -298,7 +336,9 @@ def _build(
         image_cache=folders.image_cache,
         repository=folders.repository,
         staging=staging,
+        computes_vc_out=computes_vc_out,
         boot_parallelism=engine.boot_parallelism,
+        graphics_listen=engine.graphics_listen,
         bridges=network.bridges,
         default_network=network.default_network,
         private_network=network.private,
@@ -309,7 +349,39 @@ def _build(
         up_overrides=up_overrides(data.get("up", {}), source),
         explicit_hosts=hosts,
         placement=resources_.placement,
+        driver_dialect=drivers.dialect,
+        driver_dialects=drivers.dialects,
+        ve_folder=drivers.ve,
+        ipop_url=drivers.ipop_url,
     )
+
+
+@dataclass(frozen=True)
+class _Drivers:
+    dialect: str
+    dialects: dict[str, str]
+    ve: str | None
+    ipop_url: str
+
+
+def _read_drivers(drv: Reader) -> _Drivers:
+    """``[drivers]`` beyond ``folders``: which caller each folder's scripts expect."""
+    dialect = drv.choice("dialect", "seed", DIALECTS)
+    table = drv.typed(
+        "dialects", {}, dict, 'a table such as { rocks6_client = "pragma_boot-2013" }'
+    )
+    dialects: dict[str, str] = {}
+    for name, value in table.items():
+        if not isinstance(value, str) or value not in DIALECTS:
+            expected = " or ".join(repr(d) for d in DIALECTS)
+            raise drv.fail(f"dialects.{name}", f"expected {expected}, got {describe(value)}")
+        if not _DRIVER_NAME.match(name):
+            raise drv.fail(f"dialects.{name}", "expected a driver folder's name")
+        dialects[name] = value
+    ve = drv.string("ve", None)
+    if ve is not None and not _DRIVER_NAME.match(ve):
+        raise drv.fail("ve", f"expected a driver folder's name such as 'kvm_rocks', got {ve!r}")
+    return _Drivers(dialect, dialects, ve, cast(str, drv.string("ipop_url", "")))
 
 
 @dataclass(frozen=True)
@@ -318,6 +390,7 @@ class _Engine:
     uri: str
     domain_type: DomainType
     boot_parallelism: int
+    graphics_listen: GraphicsListen
 
 
 def _read_engine(eng: Reader, first_host_uri: str | None) -> _Engine:
@@ -327,8 +400,15 @@ def _read_engine(eng: Reader, first_host_uri: str | None) -> _Engine:
         raise eng.fail("driver", f"expected a driver name such as 'libvirt', got {driver!r}")
     uri = first_host_uri or check_uri(eng, "uri", cast(str, eng.string("uri", "test:///default")))
     domain_type = cast(DomainType, eng.choice("domain_type", "auto", ("auto", "kvm", "qemu")))
+    graphics = cast(
+        GraphicsListen, eng.choice("graphics_listen", "loopback", ("loopback", "template"))
+    )
     return _Engine(
-        driver, uri, domain_type, eng.integer("boot_parallelism", 4, 1, MAX_BOOT_PARALLELISM)
+        driver,
+        uri,
+        domain_type,
+        eng.integer("boot_parallelism", 4, 1, MAX_BOOT_PARALLELISM),
+        graphics,
     )
 
 

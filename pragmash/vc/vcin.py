@@ -13,6 +13,7 @@ from typing import Literal
 from lxml import etree
 
 from pragmash.errors import VcFormatError
+from pragmash.vc.domain_rules import template_problems
 from pragmash.vc.limits import MAX_MEMORY_KIB, MAX_NODE_CPUS
 from pragmash.vc.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
 
@@ -188,8 +189,11 @@ def _memory_kib(reader: _Reader, domain: etree._Element, domain_path: str) -> in
 
 
 def _vcpus(reader: _Reader, domain: etree._Element, domain_path: str) -> int:
+    """``<vcpu>``; libvirt's default of one where the template has none."""
     path = f"{domain_path}/vcpu"
-    node = reader.one(domain, "vcpu", domain_path)
+    node = reader.optional(domain, "vcpu", domain_path)
+    if node is None:
+        return 1
     raw = (node.text or "").strip()
     if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise reader.error(path, f"{raw!r} is not a CPU count: expected a whole number >= 1", node)
@@ -286,10 +290,18 @@ def _node_template(
         raise reader.error(
             f"{domain_path}/@type", "missing: expected type='kvm' or type='qemu'", domain
         )
-    name_node = reader.one(domain, "name", domain_path)
-    name = reader.text(domain, "name", domain_path, "the domain's name")
-    reader.safe_name(name, f"{domain_path}/name", name_node, "domain name")
+    # every node gets a name of its own: the template's may be anything libvirt took
+    # (spaces, brackets) or missing; it is kept only to be shown
+    name_node = reader.optional(domain, "name", domain_path)
+    name = (name_node.text or "").strip() if name_node is not None else ""
     sources, paths = _disk_sources(reader, domain, domain_path, folder)
+    problems = template_problems(domain, role)
+    if problems:
+        first = problems[0]
+        more = (
+            f" ({len(problems) - 1} more problem(s) in this template)" if len(problems) > 1 else ""
+        )
+        raise reader.error(f"{domain_path}/{first.path}", first.message + more, first.element)
     return NodeTemplate(
         role=role,
         domain_xml=etree.tostring(domain, encoding="unicode", with_tail=False),

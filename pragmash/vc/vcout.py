@@ -6,19 +6,21 @@ import contextlib
 import functools
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from lxml import etree
 
+from pragmash.driver_api import ComputeVcOut, NodePlan, Role, StageContext
 from pragmash.errors import VcFormatError
 from pragmash.vc.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
 
 
 @dataclass(frozen=True)
 class FrontendOut:
-    name: str  # the frontend's node (and domain) name; not written to the file
+    name: str  # the frontend's node (and domain) name: <frontend name>, vc-out-parser's
     public_fqdn: str
     public_ip: str
     public_netmask: str
@@ -48,26 +50,84 @@ class VcOut:
     key: str | None = None
 
 
+def compute_vc_out_path(vc_out_path: Path, name: str) -> Path:
+    """Compute ``name``'s own vc-out file: ``NAME.xml`` beside the VC's vc-out.xml.
+
+    pragma_boot's allocate wrote these as ``TEMP/<compute-name>.xml`` and its boot copied
+    them into each compute; :func:`write_vc_out` writes them with vc-out.xml.
+    """
+    return Path(vc_out_path).with_name(f"{name}.xml")
+
+
+def node_vc_out_path(
+    vc_out_path: Path, name: str, role: Role, computes: ComputeVcOut = "own"
+) -> Path:
+    """The vc-out file node ``name`` boots with (its ``/root/vc-out.xml``).
+
+    The frontend gets the whole VC's ``vc_out_path``; a compute its own file
+    (:func:`compute_vc_out_path`), or the whole VC's where the site chose ``"whole"``.
+    """
+    if role == "frontend" or computes == "whole":
+        return Path(vc_out_path)
+    return compute_vc_out_path(vc_out_path, name)
+
+
+def node_vc_out(ctx: StageContext, node: NodePlan) -> Path:
+    """The vc-out file ``node`` boots with in this VC; pre_boot puts it at /root/vc-out.xml."""
+    return node_vc_out_path(ctx.vc_out_path, node.name, node.role, ctx.computes_vc_out)
+
+
 _VC_OUT_XSD = "vc-out.xsd"
+_COMPUTE_XSD = "vc-out-compute.xsd"
 
 
 @functools.cache
-def _schema() -> etree.XMLSchema:
-    data = resources.files("pragmash.vc").joinpath("schemas", _VC_OUT_XSD).read_bytes()
-    return etree.XMLSchema(parse_xml_bytes(data, _VC_OUT_XSD))
+def _schema(name: str = _VC_OUT_XSD) -> etree.XMLSchema:
+    data = resources.files("pragmash.vc").joinpath("schemas", name).read_bytes()
+    return etree.XMLSchema(parse_xml_bytes(data, name))
 
 
-def _validate(root: etree._Element, name: str) -> None:
-    schema = _schema()
+def _check_schema(root: etree._Element, name: str, xsd: str) -> None:
+    schema = _schema(xsd)
     if not schema.validate(root.getroottree()):
         element, line, message = schema_problem(schema)
         where = f" (line {line})" if line else ""
-        raise VcFormatError(
-            f"does not match vc-out.xsd: {message}{where}", file=name, element=element
-        )
+        raise VcFormatError(f"does not match {xsd}: {message}{where}", file=name, element=element)
+
+
+def _validate(root: etree._Element, name: str) -> None:
+    """vc-out.xsd, then what a schema cannot say: each value found in one of its places."""
+    _check_schema(root, name, _VC_OUT_XSD)
+    frontend = root.find("frontend")
+    assert frontend is not None  # the schema requires it
+    for tag in ("public", "private"):
+        if len(frontend.findall(tag)) != 1:
+            raise VcFormatError(
+                f"<frontend> has {len(frontend.findall(tag))} <{tag}> elements: expected one",
+                file=name,
+                element=f"/vc/frontend/{tag}",
+            )
+    public = frontend.find("public")
+    assert public is not None
+    for attr in ("fqdn", "gw"):
+        if frontend.get(attr) is None and public.get(attr) is None:
+            raise VcFormatError(
+                f"the frontend's {attr} is missing: expected it on <frontend> or on <public>",
+                file=name,
+                element="/vc/frontend",
+            )
     compute = root.find("compute")
     assert compute is not None  # the schema requires it
     nodes = compute.findall("node")
+    for n, node in enumerate(nodes, 1):
+        for attr in ("ip", "mac"):
+            if node.get(attr) is None and node.find(f"private[@{attr}]") is None:
+                raise VcFormatError(
+                    f"node {node.get('name')!r} has no {attr}: expected it on <node> or on "
+                    "its <private>",
+                    file=name,
+                    element=f"/vc/compute/node[{n}]",
+                )
     if int(compute.get("count", "-1")) != len(nodes):
         raise VcFormatError(
             f"count={compute.get('count')!r} but there are {len(nodes)} <node> elements:"
@@ -77,10 +137,27 @@ def _validate(root: etree._Element, name: str) -> None:
         )
 
 
+def _network_and_key(vc: etree._Element, vc_out: VcOut) -> None:
+    network = etree.SubElement(vc, "network")
+    etree.SubElement(
+        network, "dns", ip=vc_out.dns_ip, search=vc_out.dns_search, domain=vc_out.dns_domain
+    )
+    if vc_out.key is not None:
+        etree.SubElement(vc, "key").text = vc_out.key
+
+
+def _private(parent: etree._Element, ip: str, netmask: str, mac: str) -> None:
+    etree.SubElement(parent, "private", ip=ip, netmask=netmask, mac=mac)
+
+
 def _build(vc_out: VcOut) -> etree._Element:
+    """The whole VC's form: the seed README's attributes and pragma_boot's, in one document."""
     front = vc_out.frontend
     vc = etree.Element("vc")
-    frontend = etree.SubElement(vc, "frontend")
+    frontend = etree.SubElement(vc, "frontend", fqdn=front.public_fqdn)
+    if front.name:
+        frontend.set("name", front.name)
+    frontend.set("gw", front.public_gw)
     etree.SubElement(
         frontend,
         "public",
@@ -90,50 +167,113 @@ def _build(vc_out: VcOut) -> etree._Element:
         gw=front.public_gw,
         mac=front.public_mac,
     )
-    etree.SubElement(
-        frontend,
-        "private",
-        ip=front.private_ip,
-        netmask=front.private_netmask,
-        mac=front.private_mac,
-    )
+    _private(frontend, front.private_ip, front.private_netmask, front.private_mac)
     compute = etree.SubElement(vc, "compute", count=str(len(vc_out.computes)))
     for node in vc_out.computes:
-        etree.SubElement(
-            compute, "node", name=node.name, mac=node.mac, ip=node.ip, cpus=str(node.cpus)
+        element = etree.SubElement(
+            compute,
+            "node",
+            name=node.name,
+            mac=node.mac,
+            ip=node.ip,
+            cpus=str(node.cpus),
+            gw=front.private_ip,
         )
-    network = etree.SubElement(vc, "network")
-    etree.SubElement(
-        network, "dns", ip=vc_out.dns_ip, search=vc_out.dns_search, domain=vc_out.dns_domain
-    )
-    if vc_out.key is not None:
-        etree.SubElement(vc, "key").text = vc_out.key
+        _private(element, node.ip, front.private_netmask, node.mac)
+    _network_and_key(vc, vc_out)
     etree.indent(vc, space="  ")
     return vc
 
 
+def _build_compute(vc_out: VcOut, node: ComputeOut) -> etree._Element:
+    """One compute's own form (pragma_boot's ``get_compute_vc_out``): its interface only.
+
+    Its gateway is the frontend's private address: computes route through the frontend,
+    and vc-out-parser puts that address in /etc/hosts under the frontend's fqdn.
+    """
+    front = vc_out.frontend
+    vc = etree.Element("vc")
+    etree.SubElement(vc, "frontend", fqdn=front.public_fqdn)
+    compute = etree.SubElement(vc, "compute", name=node.name, gw=front.private_ip)
+    _private(compute, node.ip, front.private_netmask, node.mac)
+    _network_and_key(vc, vc_out)
+    etree.indent(vc, space="  ")
+    return vc
+
+
+def _to_bytes(build: Callable[[], etree._Element], name: str, xsd: str) -> bytes:
+    try:
+        root = build()
+    except (ValueError, TypeError) as exc:  # lxml refuses control characters, non-strings
+        raise VcFormatError(f"a value cannot be written as XML: {exc}", file=name) from None
+    if xsd == _VC_OUT_XSD:
+        _validate(root, name)
+    else:
+        _check_schema(root, name, xsd)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+
+
 def vc_out_to_bytes(vc_out: VcOut) -> bytes:
-    """The vc-out.xml text for ``vc_out``, validated against vc-out.xsd.
+    """The whole VC's vc-out.xml text for ``vc_out``, validated against vc-out.xsd.
 
     Raises VcFormatError (file ``vc-out.xml``) when a value does not fit the format,
     so a bad allocation is caught before any node is given the file.
     """
+    return _to_bytes(lambda: _build(vc_out), "vc-out.xml", _VC_OUT_XSD)
+
+
+def compute_vc_out_to_bytes(vc_out: VcOut, name: str) -> bytes:
+    """Compute ``name``'s own vc-out text, validated against vc-out-compute.xsd."""
+    node = next((c for c in vc_out.computes if c.name == name), None)
+    if node is None:
+        raise VcFormatError(f"no compute named {name!r} in this VC", file="vc-out.xml")
+    return _to_bytes(lambda: _build_compute(vc_out, node), f"{name}.xml", _COMPUTE_XSD)
+
+
+def _old_computes(path: Path) -> set[str]:
+    """The computes a vc-out.xml already at ``path`` names (none if absent or unreadable)."""
+    if not path.is_file():
+        return set()
     try:
-        root = _build(vc_out)
-    except (ValueError, TypeError) as exc:  # lxml refuses control characters, non-strings
-        raise VcFormatError(f"a value cannot be written as XML: {exc}", file="vc-out.xml") from None
-    _validate(root, "vc-out.xml")
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+        root = parse_xml_file(path)
+    except VcFormatError:
+        return set()
+    return {n.get("name", "") for n in root.iterfind("compute/node")} - {""}
 
 
-def write_vc_out(vc_out: VcOut, path: Path) -> None:
-    """Validate, then write ``path`` atomically: readers see the old file or the whole new one.
+def write_vc_out(vc_out: VcOut, path: Path) -> list[Path]:
+    """Write the whole VC's vc-out.xml at ``path`` and each compute's own file beside it.
+
+    Every file is validated first, then written atomically (:func:`_write_atomic`);
+    the computes' files (``NAME.xml``, :func:`compute_vc_out_path`) before the VC's, so
+    a vc-out.xml that names a compute always has that compute's file beside it. The
+    files of computes the previous vc-out.xml named and this one does not (``scale``
+    removed them) are deleted. Returns the computes' files.
+    """
+    path = Path(path)
+    whole = vc_out_to_bytes(vc_out)
+    own = {c.name: compute_vc_out_to_bytes(vc_out, c.name) for c in vc_out.computes}
+    if path.name in {f"{name}.xml" for name in own}:
+        raise VcFormatError(
+            f"a compute named {path.stem!r} would overwrite the VC's own file", file=str(path)
+        )
+    gone = _old_computes(path) - set(own)
+    written = []
+    for name, data in own.items():
+        written.append(compute_vc_out_path(path, name))
+        _write_atomic(data, written[-1])
+    _write_atomic(whole, path)
+    for name in sorted(gone):
+        compute_vc_out_path(path, name).unlink(missing_ok=True)
+    return written
+
+
+def _write_atomic(data: bytes, path: Path) -> None:
+    """Write ``path`` atomically: readers see the old file or the whole new one.
 
     A temp file in the same folder is written, fsynced and renamed over ``path``, so a
-    crash or a validation failure never leaves a partial vc-out.xml behind.
+    crash never leaves a partial vc-out file behind.
     """
-    data = vc_out_to_bytes(vc_out)
-    path = Path(path)
     folder = path.parent
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
@@ -156,10 +296,12 @@ def write_vc_out(vc_out: VcOut, path: Path) -> None:
 
 
 def read_vc_out(path: Path) -> VcOut:
-    """Read and validate a vc-out.xml (ours or pragma_boot's, which lacks mac= and cpus=).
+    """Read and validate a whole VC's vc-out.xml: ours, the seed README's, pragma_boot's.
 
-    ``FrontendOut.name`` is not in the file and is read as ``""``; missing macs read as
-    ``""`` and missing cpus as 1.
+    Values are looked up where vc-out-parser looks for them, then where the seed put
+    them: the frontend's fqdn and gw on ``<frontend>``, else on ``<public>``; its name on
+    ``<frontend>`` (``""`` in the seed's form, which has none); a node's ip and mac on
+    ``<node>``, else on its ``<private>``. Missing macs read as ``""``, missing cpus as 1.
     """
     name = str(path)
     root = parse_xml_file(Path(path))
@@ -168,18 +310,31 @@ def read_vc_out(path: Path) -> VcOut:
             f"the root element is <{root.tag}>: expected <vc>", file=name, element="/vc"
         )
     _validate(root, name)
+    frontend = root.find("frontend")
     public = root.find("frontend/public")
     private = root.find("frontend/private")
     dns = root.find("network/dns")
     key = root.find("key")
-    assert public is not None and private is not None and dns is not None  # schema-checked
+    assert frontend is not None and public is not None and private is not None
+    assert dns is not None  # schema-checked
+
+    def front(attr: str) -> str:
+        return frontend.get(attr) or public.get(attr) or ""
+
+    def of_node(node: etree._Element, attr: str) -> str:
+        value = node.get(attr)
+        if value is None:
+            iface = node.find("private")
+            value = iface.get(attr) if iface is not None else None
+        return value or ""
+
     return VcOut(
         frontend=FrontendOut(
-            name="",
-            public_fqdn=public.get("fqdn", ""),
+            name=front("name"),
+            public_fqdn=front("fqdn"),
             public_ip=public.get("ip", ""),
             public_netmask=public.get("netmask", ""),
-            public_gw=public.get("gw", ""),
+            public_gw=front("gw"),
             public_mac=public.get("mac", ""),
             private_ip=private.get("ip", ""),
             private_netmask=private.get("netmask", ""),
@@ -188,8 +343,8 @@ def read_vc_out(path: Path) -> VcOut:
         computes=tuple(
             ComputeOut(
                 name=node.get("name", ""),
-                mac=node.get("mac", ""),
-                ip=node.get("ip", ""),
+                mac=of_node(node, "mac"),
+                ip=of_node(node, "ip"),
                 cpus=int(node.get("cpus", "1")),
             )
             for node in root.iterfind("compute/node")

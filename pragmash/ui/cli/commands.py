@@ -18,6 +18,7 @@ from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.cli import run as run_mod
+from pragmash.ui.cli.access import cmd_inventory, cmd_ssh, cmd_ssh_config
 from pragmash.ui.cli.cache import cmd_cache
 from pragmash.ui.cli.console_cmd import cmd_console
 from pragmash.ui.cli.history import cmd_history
@@ -48,6 +49,9 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "shutdown": cmd_shutdown,
         "start": cmd_start,
         "history": cmd_history,
+        "ssh": cmd_ssh,
+        "ssh-config": cmd_ssh_config,
+        "inventory": cmd_inventory,
         "clean": cmd_clean,
         "repl": cmd_repl,
         "sync": cmd_sync,

@@ -43,6 +43,9 @@ COMMANDS = (
     "shutdown",
     "start",
     "history",
+    "ssh",
+    "ssh-config",
+    "inventory",
     "clean",
     "repl",
     "sync",
@@ -62,6 +65,8 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
        pragmash list [--all] [repository] | status VCNAME | history VCNAME | clean VCNAME
        pragmash stop VCNAME [--timeout SECONDS] [--force] | start VCNAME
+       pragmash ssh VCNAME [NODE] [-- COMMAND...] | ssh-config VCNAME
+       pragmash inventory VCNAME [--format ini|yaml|json]
        pragmash sync [REPOSITORY]
        pragmash console VCNAME NODE
        pragmash scale VCNAME +N|-N [--timeout SECONDS]
@@ -114,6 +119,12 @@ commands:
                        domains, disks and leases are kept (`shutdown`: the same)
   start VCNAME         start a stopped VC: frontend, its up test, computes; nothing
                        staged or injected again unless a node's disk or domain is gone
+  ssh VCNAME [NODE] [-- COMMAND...]
+                       log in to a node (default the frontend) or run a command there;
+                       computes through the frontend (ProxyJump), with the VC's key
+  ssh-config VCNAME    an OpenSSH config block per node (for ssh -F, ~/.ssh/config)
+  inventory VCNAME     an Ansible inventory: frontend and compute groups, the VC's
+                       variables (--format ini|yaml|json)
   clean VCNAME         destroy the VC's domains and private network, remove its own
                        disks (overlays; the shared base images stay), release its leases
   repl RECIPE --vcname NAME
