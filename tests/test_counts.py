@@ -99,11 +99,15 @@ def test_sql_and_libvirt_calls_per_node_are_bounded(tmp_path: Path, counter: Cou
 
     # a run: at most 4 statements per node, and no write transaction per node
     assert per_node("run", 0) <= 4, (small["run"], large["run"])
-    assert large["run"][1] == small["run"][1], "write transactions grew with the nodes"
+    assert large["run"][1] <= small["run"][1], (small, large)  # the first made the ledger
+    # on a ledger in use: the lock and run in one, each step's start and end, the
+    # allocation, the run's end and the lock in one (set-up only reads)
+    steps = RECIPE.count("\n")
+    assert large["run"][1] <= 2 * steps + 3, large
     # status and clean: O(1) statements per node (the allocation read once, not per node)
     for command in ("status", "clean"):
         assert per_node(command, 0) <= 1, (command, small[command], large[command])
-        assert large[command][1] == small[command][1], command
+        assert large[command][1] <= small[command][1], command
     # libvirt: boot is define + start (+ the handle's UUID, read locally) for a new
     # domain; one wait round asks each node's state once; status one look-up and state
     assert per_node("run", 2) <= 3 + 1, (small["run"], large["run"], counter.calls)

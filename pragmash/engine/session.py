@@ -349,8 +349,10 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
-        self.journal.end(outcome, message)
-        release_lock(self.prepared.ledger, self.prepared.runtime.vcname)
+        ledger = self.journal.ledger  # a scale's journal has a Ledger of its own
+        with ledger.transaction():  # the run's end and the lock: one write
+            self.journal.end(outcome, message)
+            release_lock(ledger, self.prepared.runtime.vcname)
 
     def abandon(self, message: str) -> None:
         """Close a run the ledger stopped, as far as the ledger still lets us.
@@ -370,9 +372,9 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     runtime.domain_type = _domain_type(prep)
     if runtime.memory is not None:
         check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
-    acquire_lock(prep.ledger, runtime.vcname)
-    try:
-        options = prep.options.resolved()
+    options = prep.options.resolved()
+    with prep.ledger.transaction():  # the lock, the run and its lock: one write; all or none
+        acquire_lock(prep.ledger, runtime.vcname)
         journal = Journal.start(
             prep.ledger,
             runtime.vcname,
@@ -381,11 +383,6 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
             recipe_sources(prep.program),
         )
         set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
-    except BaseException:
-        # the first fault is the one to report; the lock dies with this process
-        with contextlib.suppress(LedgerError):
-            release_lock(prep.ledger, runtime.vcname)
-        raise
     interp = Interpreter(prep.program, runtime, journal=journal, on_event=on_event)
     return Run(prep, interp, journal)
 
