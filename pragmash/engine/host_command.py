@@ -58,10 +58,29 @@ def end_process_tree(leader: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _own_session_leaders() -> list[int]:
+    """This process's children that lead a session of their own: its host commands.
+
+    Found in /proc, so a command whose start a Ctrl-C cut short (the child exists, but
+    Popen raised before its pid was known or recorded) is found too.
+    """
+    me = os.getpid()
+    leaders: list[int] = []
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 3 and int(fields[1]) == me and int(fields[3]) == int(entry.name):
+            leaders.append(int(entry.name))
+    return leaders
+
+
 def end_running_commands() -> None:
     """End every host command running now, with its process tree (for a hurried exit)."""
     with _running_lock:
-        leaders = list(_running)
+        leaders = set(_running) | set(_own_session_leaders())
     for leader in leaders:
         end_process_tree(leader)
 
@@ -77,10 +96,13 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
             text=True,
             start_new_session=True,
         )
+        with _running_lock:
+            _running.add(proc.pid)
     except FileNotFoundError:
         raise StepError(f"command not found: {argv[0]}", stage="run") from None
-    with _running_lock:
-        _running.add(proc.pid)
+    except BaseException:  # a Ctrl-C as the command started: it may exist, unrecorded
+        end_running_commands()
+        raise
     with proc:
         try:
             stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
