@@ -21,6 +21,9 @@ Arguments per dialect (see script_dialects.TABLE for all of them)::
                        pre_boot DISK VC_OUT HOST KEY (HOST: the frontend's public FQDN,
                        a compute's node name; KEY: a file of the ``--key`` keys)
 
+VC_OUT of pre_boot is the file the node boots with (:func:`pragmash.vc.vcout.node_vc_out`):
+the whole VC's for the frontend, each compute its own (``[vc_out] computes``).
+
 Working folders: every script of a VC runs in ``TEMP/<vc>/driver-work`` (pragma_boot's
 scripts ran in the caller's folder); pre_fix and post_fix of one image share
 ``driver-work/fix-<node>`` (the first node booting that image), so state one leaves
@@ -48,7 +51,7 @@ from pragmash.drivers.script_dialects import (
 )
 from pragmash.errors import StepError
 from pragmash.images.tools import run_tool
-from pragmash.vc.vcout import read_vc_out
+from pragmash.vc.vcout import node_vc_out, read_vc_out
 
 #: Seed executable -> the stage name pragmash reports it under.
 STAGES: dict[str, str] = {
@@ -135,10 +138,13 @@ class ScriptFolderDriver:
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
         if self.dialect in (PB2015, PB2015_IPOP):
             return StageResult("skipped", f"{self.dialect} calls no pre_boot (its boot does it)")
+        # VC_OUT: the file the node boots with (the whole VC's for the frontend, a
+        # compute's own unless the site's [vc_out] computes says "whole")
+        own = node_vc_out(ctx, node)
         if self.dialect == PB2013:
-            args = [str(disk), str(vc_out), boot_host(node, vc_out), str(key_file(node, ctx))]
+            args = [str(disk), str(own), boot_host(node, vc_out), str(key_file(node, ctx))]
         else:
-            args = [str(disk), str(vc_out), node.name]
+            args = [str(disk), str(own), node.name]
         return self._call(
             "pre_boot", args, log_path=self._log(ctx, node), note=ctx.note, cwd=work_folder(ctx)
         )

@@ -89,11 +89,11 @@ def _vc_out(path: Path) -> Path:
 def test_2013_stages_get_pragma_boot_v02_arguments(tmp_path: Path) -> None:
     folder = _copy_2013(tmp_path)
     driver = ScriptFolderDriver(folder, timeout=30, dialect="pragma_boot-2013")
-    ctx = StageContext(vcname="vc", temp_dir=tmp_path / "tmp", vc_out_path=tmp_path / "o.xml")
+    vc_out = _vc_out(tmp_path / "vc-out.xml")
+    ctx = StageContext(vcname="vc", temp_dir=tmp_path / "tmp", vc_out_path=vc_out)
     ctx.temp_dir.mkdir()
     disk = tmp_path / "image.qcow2"
     disk.write_bytes(b"disk")
-    vc_out = _vc_out(tmp_path / "vc-out.xml")
     frontend, compute = _node("vc-frontend", "frontend"), _node("vc-compute-0")
     for result in (
         driver.pre_fix(frontend, disk, ctx),
@@ -113,7 +113,8 @@ def test_2013_stages_get_pragma_boot_v02_arguments(tmp_path: Path) -> None:
     assert pre == post == [str(disk)] and fix_cwd == post_cwd
     assert not (fix_cwd / "yum.backup").exists()  # post_fix found it and removed it
     assert logged[2][2][1:3] == [str(vc_out), "vc.example.org"]  # HOST: the public FQDN
-    assert logged[3][2][2] == "vc-compute-0"  # a compute's node name
+    # a compute: the file it boots with, and its node name
+    assert logged[3][2][1:3] == [str(tmp_path / "vc-compute-0.xml"), "vc-compute-0"]
     key = Path(logged[2][2][3])
     assert key.read_text() == "ssh-ed25519 AAAAC3Nza test@site\n"
 
@@ -269,8 +270,9 @@ def test_a_2013_folder_runs_a_recipe_as_pragma_boot_v02_ran_it(
     # HOST: the frontend's public FQDN (from vc-out), then each compute's node name
     assert sorted(boots) == ["calit2-compute-0", "calit2-compute-1", "vc-a.example.org"]
     vc_out = env.root / "tmp" / "calit2" / "vc-out.xml"
-    for disk, given_vc_out, _, key_path in boots.values():
-        assert given_vc_out == str(vc_out)
+    for host, (disk, given_vc_out, _, key_path) in boots.items():
+        own = vc_out if host == "vc-a.example.org" else vc_out.with_name(f"{host}.xml")
+        assert given_vc_out == str(own)
         assert Path(disk).parent == env.root / "tmp" / "calit2" / "disks"
         assert Path(key_path).read_text() == key + "\n"
     assert Path(boots["vc-a.example.org"][0]).stem == "calit2-frontend"

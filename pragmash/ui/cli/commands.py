@@ -23,6 +23,7 @@ from pragmash.ui.cli.cache import cmd_cache
 from pragmash.ui.cli.console_cmd import cmd_console
 from pragmash.ui.cli.history import cmd_history
 from pragmash.ui.cli.hosts import cmd_hosts
+from pragmash.ui.cli.import_site import cmd_import_site
 from pragmash.ui.cli.power import cmd_shutdown, cmd_start, cmd_stop
 from pragmash.ui.cli.power import finish as finish_power
 from pragmash.ui.cli.scale import cmd_scale
@@ -59,6 +60,7 @@ def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
         "cache": cmd_cache,
         "hosts": cmd_hosts,
         "scale": cmd_scale,
+        "import-site": cmd_import_site,
     }[name]
     return handler(args, out, err)
 

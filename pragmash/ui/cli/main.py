@@ -53,6 +53,7 @@ COMMANDS = (
     "console",
     "scale",
     "hosts",
+    "import-site",
 )
 
 MAIN_HELP = f"""\
@@ -72,6 +73,8 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash scale VCNAME +N|-N [--timeout SECONDS]
        pragmash cache list | cache prune [--dry-run]
        pragmash hosts [--json]
+       pragmash import-site [PRAGMA_BOOT_FOLDER] [--site-conf F] [--kvm-rocks F]
+                            [--net-conf F] [-o site.toml]
        pragmash --help | --version
 
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
@@ -145,6 +148,9 @@ commands:
   cache prune          remove the cached bases no VC uses (--dry-run: only say which)
   hosts                each host of the site: CPUs and memory, what is placed there,
                        the reserve, whether it answers now
+  import-site [FOLDER] pragma_boot's site_conf.conf, kvm_rocks.conf (and 2013's
+                       net_conf.conf) as a commented site.toml, read without
+                       executing them; what cannot be mapped is marked FILL IN
 
 {EXIT_CODES}"""
 
