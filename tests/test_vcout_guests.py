@@ -15,10 +15,15 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from test_kvm_choice import Recorder, raw_disk
 from vcoutreader import GuestConfig, Interface, ParserCrash, parse
 
-from pragmash.driver_api import NodePlan, StageContext
-from pragmash.errors import VcFormatError
+from pragmash.driver_api import ComputeVcOut, NodePlan, StageContext
+from pragmash.drivers.rocks6_client import Rocks6Client
+from pragmash.engine.nodes import stage_context
+from pragmash.errors import ConfigError, VcFormatError
+from pragmash.images import inject
+from pragmash.vc.site import load_site
 from pragmash.vc.vcout import (
     ComputeOut,
     FrontendOut,
@@ -388,6 +393,15 @@ def plan(name: str, role: str) -> NodePlan:
     return NodePlan(name, role, None, 1, "<domain/>", (), (), (), "qemu")  # type: ignore[arg-type]
 
 
+def uploaded_vc_outs(argv: list[str]) -> list[str]:
+    """The local files a recorded guestfish command line uploads to /root/vc-out.xml."""
+    return [
+        argv[i + 1]
+        for i, word in enumerate(argv[:-2])
+        if word == "upload" and argv[i + 2] == "/root/vc-out.xml"
+    ]
+
+
 def test_which_file_each_node_boots_with(tmp_path: Path) -> None:
     whole = tmp_path / "vc-out.xml"
     assert node_vc_out_path(whole, "calit2-frontend", "frontend") == whole
@@ -402,3 +416,80 @@ def test_which_file_each_node_boots_with(tmp_path: Path) -> None:
     )
     ctx.computes_vc_out = "whole"
     assert node_vc_out(ctx, plan("calit2-compute-1", "compute")) == whole
+
+
+# --- the site chooses what computes boot with ----------------------------------------------
+
+SITE = """
+[network]
+netmask = "255.255.255.0"
+gateway = "192.0.2.1"
+public = [ { ip = "192.0.2.10", fqdn = "vc-a.example.org" } ]
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "computes"), [("", "own"), ('[vc_out]\ncomputes = "whole"\n', "whole")]
+)
+def test_the_site_setting_defaults_to_each_computes_own_file(
+    tmp_path: Path, extra: str, computes: str
+) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(SITE + extra)
+    site = load_site(path, env={})
+    assert site.computes_vc_out == computes
+    assert stage_context(site, "calit2").computes_vc_out == computes
+
+
+def test_a_bad_setting_names_the_key_and_the_choices(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(SITE + '[vc_out]\ncomputes = "seed"\n')
+    with pytest.raises(ConfigError) as info:
+        load_site(path, env={})
+    assert info.value.key == "[vc_out] computes"
+    assert "own" in info.value.message and "whole" in info.value.message
+
+
+@pytest.mark.parametrize("computes", ["own", "whole"])
+def test_pre_boot_puts_the_chosen_file_into_each_node(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, computes: ComputeVcOut
+) -> None:
+    recorder = Recorder()
+    monkeypatch.setattr(inject, "run_tool", recorder)
+    whole = tmp_path / "vc-out.xml"
+    write_vc_out(example(), whole)
+    ctx = StageContext("calit2", tmp_path, whole, computes_vc_out=computes)
+    disks = {n: raw_disk(tmp_path / f"{n}.img") for n in ("fe", "c0", "c1")}
+    Rocks6Client().pre_boot_many(
+        [
+            (plan("calit2-frontend", "frontend"), disks["fe"]),
+            (plan("calit2-compute-0", "compute"), disks["c0"]),
+            (plan("calit2-compute-1", "compute"), disks["c1"]),
+        ],
+        whole,
+        ctx,
+    )
+    [(argv, _env)] = recorder.calls
+    assert uploaded_vc_outs(argv) == (
+        [str(whole)] * 3
+        if computes == "whole"
+        else [
+            str(whole),
+            str(tmp_path / "calit2-compute-0.xml"),
+            str(tmp_path / "calit2-compute-1.xml"),
+        ]
+    )
+
+
+def test_a_vc_allocated_before_own_files_gets_them_at_pre_boot(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Resuming a run whose vc-out.xml was written without the computes' files still boots."""
+    monkeypatch.setattr(inject, "run_tool", Recorder())
+    whole = tmp_path / "vc-out.xml"
+    whole.write_bytes(vc_out_to_bytes(example()))  # the VC's file alone
+    ctx = StageContext("calit2", tmp_path, whole)
+    disk = raw_disk(tmp_path / "c0.img")
+    Rocks6Client().pre_boot_many([(plan("calit2-compute-0", "compute"), disk)], whole, ctx)
+    own = tmp_path / "calit2-compute-0.xml"
+    assert parse(own.read_bytes()).hostname == "calit2-compute-0.local"

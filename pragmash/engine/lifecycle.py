@@ -50,6 +50,7 @@ from pragmash.store.journal import (
     take_lock,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.vc.names import is_node_of
 from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
 
@@ -372,8 +373,9 @@ def clean_vc(
     Safe to repeat. Returns the nodes kept because their host could not be reached
     (with their leases, the VC's address and folder): empty when the VC is clean.
 
-    Domains are found by the ledger's leases and by name (``VCNAME-…``), so domains
-    the ledger forgot are removed too. A VC held by a live run is refused unless
+    Domains are found by the ledger's leases and by the VC's exact node names
+    (``VCNAME-frontend``, ``VCNAME-compute-N``), so domains the ledger forgot are removed
+    too, and never another VC's whose name merely starts the same (``VCNAME-b``). A VC held by a live run is refused unless
     ``force``; then the VC is taken from the run first and the run is stopped (Ctrl-C,
     when it runs on this host), so it cannot boot a node after its domains were
     destroyed; a run that does not stop notices at its next step that the VC is no
@@ -407,7 +409,11 @@ def clean_vc(
             if (why := unreachable_host(engine, n.host)) is not None
         }
         names = [n.name for n in held.nodes if n.name not in kept] if held else []
-        names += [n for n in engine.list_domains(f"{vcname}-") if n not in names + list(kept)]
+        names += [
+            n
+            for n in engine.list_domains(f"{vcname}-")
+            if is_node_of(vcname, n) and n not in names + list(kept)
+        ]
 
         def destroy(name: str) -> str:
             state = engine.state(name)

@@ -12,7 +12,8 @@ new nodes are made the way the first ones were.
 Refused before anything is locked or taken: a VC with no allocation, a VC whose
 recipe run did not finish (resume or clean it first), ``-N`` beyond the computes
 there, and ``+N`` beyond the site's capacity (the lease step checks again inside
-its transaction).
+its transaction). The plan itself (which computes before, which after) is made again
+from the ledger once the lock is held, so two admins' scales of one VC add up.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pragmash.engine.session import (
 from pragmash.errors import LedgerError, UserError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.store import resize
-from pragmash.store.allocation import current_allocation
+from pragmash.store.allocation import Allocation, current_allocation
 from pragmash.store.journal import (
     Journal,
     RunRecord,
@@ -169,6 +170,8 @@ def start(
     _ready(prep)
     acquire_lock(ledger, vcname)
     try:
+        held, plan = _plan_locked(ledger, vcname, record, plan, change)
+        prep.program = scale_program(plan.before, plan.after)
         journal = Journal.start(
             ledger,
             vcname,
@@ -184,6 +187,35 @@ def start(
     executor = ScaleExecutor(prep.runtime, plan.timeout)
     interp = Interpreter(prep.program, executor, journal=journal, on_event=on_event)
     return Run(prep, interp, journal)
+
+
+def _plan_locked(
+    ledger: Ledger, vcname: str, seen: RunRecord, plan: ScalePlan, change: int
+) -> tuple[Allocation, ScalePlan]:
+    """The VC's allocation and the scale's plan, read again now that the lock is held.
+
+    What was read before the lock (while the repository was fetched and the engine
+    checked) may be stale: another scale of the VC may have ended in between. The
+    change (``+N``/``-N``) is applied to the computes the ledger holds now, so two
+    ``+1`` make two, and a ``-1`` destroys the node whose lease it releases.
+    """
+    held = current_allocation(ledger, vcname)
+    record = last_run(ledger, vcname)
+    if held is None or record is None:
+        raise UserError(f"{vcname} was cleaned while this scale prepared; nothing was changed")
+    if record.id != seen.id and record.outcome != "finished":
+        raise UserError(
+            f"{vcname}: run {record.id} ({record.recipe}) ran while this scale prepared and "
+            f"is {record.outcome}; nothing was changed",
+            hint=f"`pragmash resume {vcname}` finishes it first",
+        )
+    before = len(held.computes)
+    if before + change < 0:
+        raise UserError(
+            f"scale {change:+d}: {vcname} has {before} compute(s) now (another scale ran "
+            f"meanwhile), so at most -{before} can be removed; nothing was changed"
+        )
+    return held, ScalePlan(before, before + change, plan.timeout)
 
 
 def resume(vcname: str, *, site: str | None = None, on_event: EventSink = ignore) -> Run:

@@ -30,3 +30,15 @@ def frontend_name(vcname: str) -> str:
 def compute_name(vcname: str, index: int) -> str:
     """The name of compute node ``index`` (0-based) of VC ``vcname``."""
     return f"{vcname}-compute-{index}"
+
+
+def is_node_of(vcname: str, name: str) -> bool:
+    """Whether ``name`` is one of VC ``vcname``'s node names, exactly.
+
+    A prefix (``VCNAME-``) is not enough: VC ``a-b``'s nodes start with ``a-``. No other
+    VC can make ``a-frontend`` or ``a-compute-N``, whatever its name.
+    """
+    rest = name.removeprefix(f"{vcname}-")
+    return rest != name and (
+        rest == "frontend" or re.fullmatch(r"compute-(0|[1-9][0-9]*)", rest) is not None
+    )

@@ -1,4 +1,11 @@
-"""vc-out.xml: what allocation decided, in the format pragma_boot's images read."""
+"""vc-out.xml: what allocation decided, in the forms PRAGMA images read.
+
+The whole VC's file (the frontend boots with it) serves both its readers: the seed
+README's attributes where the seed put them, and what pragma_boot's last code wrote
+for vc-out-parser. Each compute boots with a file of its own beside it (``NAME.xml``),
+since vc-out-parser configures a compute only from that form. Which file a node gets
+is :func:`node_vc_out`; :func:`write_vc_out` writes them all.
+"""
 
 from __future__ import annotations
 
@@ -201,16 +208,19 @@ def _build_compute(vc_out: VcOut, node: ComputeOut) -> etree._Element:
     return vc
 
 
-def _to_bytes(build: Callable[[], etree._Element], name: str, xsd: str) -> bytes:
+def _to_bytes(
+    build: Callable[[], etree._Element], name: str, check: Callable[[etree._Element, str], None]
+) -> bytes:
     try:
         root = build()
     except (ValueError, TypeError) as exc:  # lxml refuses control characters, non-strings
         raise VcFormatError(f"a value cannot be written as XML: {exc}", file=name) from None
-    if xsd == _VC_OUT_XSD:
-        _validate(root, name)
-    else:
-        _check_schema(root, name, xsd)
+    check(root, name)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+
+
+def _check_compute(root: etree._Element, name: str) -> None:
+    _check_schema(root, name, _COMPUTE_XSD)
 
 
 def vc_out_to_bytes(vc_out: VcOut) -> bytes:
@@ -219,7 +229,7 @@ def vc_out_to_bytes(vc_out: VcOut) -> bytes:
     Raises VcFormatError (file ``vc-out.xml``) when a value does not fit the format,
     so a bad allocation is caught before any node is given the file.
     """
-    return _to_bytes(lambda: _build(vc_out), "vc-out.xml", _VC_OUT_XSD)
+    return _to_bytes(lambda: _build(vc_out), "vc-out.xml", _validate)
 
 
 def compute_vc_out_to_bytes(vc_out: VcOut, name: str) -> bytes:
@@ -227,18 +237,21 @@ def compute_vc_out_to_bytes(vc_out: VcOut, name: str) -> bytes:
     node = next((c for c in vc_out.computes if c.name == name), None)
     if node is None:
         raise VcFormatError(f"no compute named {name!r} in this VC", file="vc-out.xml")
-    return _to_bytes(lambda: _build_compute(vc_out, node), f"{name}.xml", _COMPUTE_XSD)
+    return _to_bytes(lambda: _build_compute(vc_out, node), f"{name}.xml", _check_compute)
 
 
 def _old_computes(path: Path) -> set[str]:
-    """The computes a vc-out.xml already at ``path`` names (none if absent or unreadable)."""
+    """The computes a valid vc-out.xml already at ``path`` names (none if absent or invalid).
+
+    Validated first: a name is used to delete that compute's file, so it must be a node
+    name (no ``/``), as the schema says.
+    """
     if not path.is_file():
         return set()
     try:
-        root = parse_xml_file(path)
+        return {c.name for c in read_vc_out(path).computes}
     except VcFormatError:
         return set()
-    return {n.get("name", "") for n in root.iterfind("compute/node")} - {""}
 
 
 def write_vc_out(vc_out: VcOut, path: Path) -> list[Path]:
