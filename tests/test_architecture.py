@@ -195,7 +195,7 @@ def test_the_graph_sees_the_project() -> None:
         "pragmash.engine.session" in GRAPH.files
         and "pragmash.drivers.libvirt_engine" in GRAPH.files
     )
-    assert "pragmash.engine.runtime" in GRAPH.edges["pragmash.engine.session"]
+    assert "pragmash.engine.runtime" in GRAPH.edges["pragmash.engine.opening"]
     assert "pragmash.driver_api" in GRAPH.edges["pragmash.drivers.libvirt_engine"]
 
 

@@ -15,7 +15,7 @@ import pytest
 from test_lifecycle import BOOT_ALL, RunEnv, make_env, vc_domains
 
 from pragmash.drivers.libvirt_engine import LibvirtEngine
-from pragmash.engine import power
+from pragmash.engine import opening
 from pragmash.store.journal import steps_of
 
 pytestmark = pytest.mark.libvirt
@@ -125,7 +125,7 @@ def test_one_deadline_for_all_then_force(
     env: RunEnv, testconn: libvirt.virConnect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     booted(env)
-    monkeypatch.setattr(power, "load_engine", lambda site: IgnoresAcpi(site.uri))
+    monkeypatch.setattr(opening, "load_engine", lambda site: IgnoresAcpi(site.uri))
     stopped = env.cli("stop", "calit2", "--timeout", "0.5")
     assert stopped.rc == 3
     said = "did not stop within 0.5 s: calit2-frontend, calit2-compute-0, calit2-compute-1"
@@ -153,7 +153,7 @@ def test_a_failed_stop_is_resumed(
 ) -> None:
     booted(env)
     with monkeypatch.context() as patch:
-        patch.setattr(power, "load_engine", lambda site: IgnoresAcpi(site.uri))
+        patch.setattr(opening, "load_engine", lambda site: IgnoresAcpi(site.uri))
         assert env.cli("stop", "calit2", "--timeout", "0.2").rc == 3
     run = env.last_run()
     assert run is not None

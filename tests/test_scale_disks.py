@@ -16,7 +16,7 @@ import pytest
 from test_failures import RealDiskEngine
 from test_fix_once import _driver_env, _run
 
-from pragmash.engine import scale
+from pragmash.engine import opening
 from pragmash.images.staging import backing_of, image_info
 from pragmash.vc.site import SiteConfig
 
@@ -35,7 +35,7 @@ def real_disks(monkeypatch: pytest.MonkeyPatch) -> None:
     def engine(site: SiteConfig) -> RealDiskEngine:
         return ShowsUp(site.uri)
 
-    monkeypatch.setattr(scale, "load_engine", engine)
+    monkeypatch.setattr(opening, "load_engine", engine)
 
 
 def _calls(log_text: str, stage: str) -> list[str]:

@@ -68,9 +68,9 @@ def _scale_meanwhile(
     That is the widest window two admins' scales of one VC have: everything a scale
     reads before its lock may be stale by the time it holds it.
     """
-    from pragmash.engine import scale
+    from pragmash.engine import opening
 
-    real = scale.acquire_lock
+    real = opening.acquire_lock
     results: list[tuple[int, str]] = []
 
     def acquire_after_another(ledger: object, vcname: str, *args: object) -> None:
@@ -80,7 +80,7 @@ def _scale_meanwhile(
             results[0] = (other_result.rc, other_result.err)
         real(ledger, vcname, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(scale, "acquire_lock", acquire_after_another)
+    monkeypatch.setattr(opening, "acquire_lock", acquire_after_another)
     return results
 
 

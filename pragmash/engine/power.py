@@ -22,7 +22,6 @@ and a VC whose recipe run or scale did not finish (a new run would hide it from
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,43 +29,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pragmash.driver_api import NodePlan, PowerControl
-from pragmash.engine import private_network
+from pragmash.engine import opening, private_network
 from pragmash.engine.events import EventSink, ignore
 from pragmash.engine.host_router import CONNECT_WORKERS, per_host
 from pragmash.engine.hosts import unreachable_host
-from pragmash.engine.interpreter import Interpreter, StepOutcome, StepReporter
-from pragmash.engine.overrides import effective_memory
-from pragmash.engine.readiness import Goal
-from pragmash.engine.registry import load_distro, load_engine
-from pragmash.engine.runtime import Runtime
-from pragmash.engine.session import (
+from pragmash.engine.interpreter import StepOutcome, StepReporter
+from pragmash.engine.opening import (
+    OpenSite,
     Prepared,
     Run,
     RunOptions,
-    check_work_folders,
-    open_site,
-    provide,
+    load,
+    make_ready,
+    opened_site,
 )
-from pragmash.errors import LedgerError, Span, StepError, UserError
-from pragmash.images.domain import resolve_domain_type
+from pragmash.engine.readiness import Goal
+from pragmash.engine.runtime import Runtime
+from pragmash.engine.session import provide
+from pragmash.errors import Span, StepError, UserError
 from pragmash.images.staging import staged_path
 from pragmash.language import ast
-from pragmash.store.allocation import current_allocation
-from pragmash.store.journal import (
-    Journal,
-    RunRecord,
-    acquire_lock,
-    last_run,
-    lock_holder,
-    release_lock,
-    run_outcome,
-    set_lock_run,
-    steps_of,
-)
-from pragmash.store.ledger import Ledger
-from pragmash.vc.http_repository import open_repository
+from pragmash.store.journal import RunRecord, acquire_lock, lock_holder, run_outcome
 from pragmash.vc.names import validate_name
-from pragmash.vc.vcin import load_vc_in
 
 PowerKind = Literal["stop", "start"]
 Action = Literal["shutdown", "power off", "start", "wait"]
@@ -163,9 +147,9 @@ def power_kind(record: RunRecord) -> PowerKind | None:
     return PowerPlan.from_json(power).kind
 
 
-def last_is_power(vcname: str, site: str | None = None) -> bool:
+def last_is_power(vcname: str, site: str | OpenSite | None = None) -> bool:
     """Whether the VC's last run is a stop or a start (``resume`` then continues it here)."""
-    record = last_run(Ledger(open_site(site)), validate_name("VC name", vcname))
+    record = opened_site(site).last_run(validate_name("VC name", vcname))
     return record is not None and power_kind(record) is not None
 
 
@@ -343,7 +327,7 @@ def begin(
     vcname: str,
     plan: PowerPlan,
     *,
-    site: str | None = None,
+    site: str | OpenSite | None = None,
     on_event: EventSink = ignore,
 ) -> Run:
     """Lock the VC and open a stop or start run (nothing has run yet).
@@ -351,13 +335,13 @@ def begin(
     Raises a UserError (nothing changed) when the VC cannot be stopped or started.
     """
     vcname = validate_name("VC name", vcname)
-    site_cfg = open_site(site)
-    ledger = Ledger(site_cfg)
-    held = current_allocation(ledger, vcname)
-    record = last_run(ledger, vcname)
+    opened = opened_site(site)
+    ledger = opened.ledger
+    held = opened.allocation(vcname)
+    record = opened.last_run(vcname)
     if held is None or record is None:
         raise UserError(
-            f"{vcname} holds no allocation in {site_cfg.ledger_path}: there is nothing to "
+            f"{vcname} holds no allocation in {opened.config.ledger_path}: there is nothing to "
             f"{plan.kind}",
             hint=f"boot it with `pragmash RECIPE --vcname {vcname}`",
         )
@@ -371,30 +355,26 @@ def begin(
             "hide it from `resume`",
             hint=f"`pragmash resume {vcname}` finishes it first (or `pragmash clean {vcname}`)",
         )
-    prep = _prepare(RunOptions.from_json(record.options), plan, site)
-    acquire_lock(ledger, vcname)
-    try:
-        journal = Journal.start(
-            ledger, vcname, plan.describe(), {**prep.options.to_json(), "power": plan.to_json()}
-        )
-        set_lock_run(ledger, vcname, journal.run_id)
+    prep = _load(opened, RunOptions.from_json(record.options), plan)
+
+    def then() -> None:
         prep.runtime.adopt(held)
         _provide_if_needed(prep, plan, on_event)
-    except BaseException:
-        with contextlib.suppress(LedgerError):
-            release_lock(ledger, vcname)
-        raise
-    interp = Interpreter(
-        prep.program, PowerExecutor(prep.runtime, plan), journal=journal, on_event=on_event
+
+    return opening.begin(
+        prep,
+        PowerExecutor(prep.runtime, plan),
+        journaled=lambda: (plan.describe(), {**prep.options.to_json(), "power": plan.to_json()}),
+        then=then,
+        on_event=on_event,
     )
-    return Run(prep, interp, journal)
 
 
-def resume(vcname: str, *, site: str | None = None, on_event: EventSink = ignore) -> Run:
+def resume(vcname: str, *, site: str | OpenSite | None = None, on_event: EventSink = ignore) -> Run:
     """Reopen the VC's last run, a stop or a start, at its first unfinished step."""
     vcname = validate_name("VC name", vcname)
-    ledger = Ledger(open_site(site))
-    record = last_run(ledger, vcname)
+    opened = opened_site(site)
+    record = opened.last_run(vcname)
     if record is None or power_kind(record) is None:
         raise UserError(f"{vcname}'s last run is not a stop or a start")
     if record.outcome in ("finished", "cleaned"):
@@ -403,69 +383,35 @@ def resume(vcname: str, *, site: str | None = None, on_event: EventSink = ignore
             "nothing to resume"
         )
     plan = PowerPlan.from_json(record.options["power"])
-    prep = _prepare(RunOptions.from_json(record.options), plan, site)
-    steps = steps_of(ledger, record.id)
-    done = {s.idx for s in steps if s.outcome in ("done", "skipped")}
-    count = len(prep.program.statements)
-    start_at = next((i for i in range(count) if i not in done), count)
-    acquire_lock(ledger, vcname, record.id)
-    journal = Journal(ledger, record.id)
-    try:
-        journal.reopen()
-        held = current_allocation(ledger, vcname)
+    prep = _load(opened, RunOptions.from_json(record.options), plan)
+
+    def then(_start_at: int) -> None:
+        held = opened.allocation(vcname)
         if held is None:
             raise UserError(f"{vcname} holds no allocation any more: the {plan.kind} cannot go on")
         prep.runtime.adopt(held)
         _provide_if_needed(prep, plan, on_event)
-    except BaseException:
-        with contextlib.suppress(LedgerError):
-            release_lock(ledger, vcname)
-        raise
-    interp = Interpreter(
-        prep.program,
-        PowerExecutor(prep.runtime, plan),
-        journal=journal,
-        on_event=on_event,
-        start_at=start_at,
+
+    return opening.reopen(
+        prep, record, PowerExecutor(prep.runtime, plan), then=then, on_event=on_event
     )
-    return Run(prep, interp, journal)
 
 
-def _prepare(options: RunOptions, plan: PowerPlan, site: str | None) -> Prepared:
+def _load(opened: OpenSite, options: RunOptions, plan: PowerPlan) -> Prepared:
     """The VC's site, vc-in, drivers and runtime, as its run had them; the engine answers
     and can power domains off and on."""
-    if site:
-        options.site = site
-    vcname = options.vcname
-    site_cfg = open_site(options.site)
-    check_work_folders(site_cfg, vcname)
-    repo = open_repository(options.base_path or site_cfg.repository, site_cfg.image_cache)
-    vc_in_path = repo.vc_in_path(vcname)
-    vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
-    engine = load_engine(site_cfg)
+    if opened.path:
+        options.site = opened.path
+    prep = load(opened, options, lambda _config: power_program(plan))
+    engine = prep.runtime.engine
     if not isinstance(engine, PowerControl):
         raise UserError(
-            f"the site's engine ({engine.name}, {site_cfg.uri}) cannot power a domain off and "
+            f"the site's engine ({engine.name}, {prep.site.uri}) cannot power a domain off and "
             f"on without forgetting it: `pragmash {plan.kind}` needs that",
-            hint=f"`pragmash clean {vcname}` and a new run, instead",
+            hint=f"`pragmash clean {options.vcname}` and a new run, instead",
         )
-    runtime = Runtime(
-        site=site_cfg,
-        vcname=vcname,
-        vcin=vcin,
-        ledger=Ledger(site_cfg),
-        engine=engine,
-        distro=load_distro(vcin.driver, site_cfg, where=f"{vcin.path}: /vc/driver"),
-        variables=dict(options.sets),
-        allow_run=options.allow_run,
-        key=options.key,
-        memory=effective_memory(vcin, options.mem),
-    )
-    engine.check()
-    runtime.domain_type = resolve_domain_type(
-        site_cfg.domain_type, vcin.frontend.domain_type, engine.host_info()
-    )
-    return Prepared(options, site_cfg, vcin, power_program(plan), runtime, runtime.ledger, repo)
+    make_ready(prep, memory=False)  # a stop must not be refused for the nodes' memory
+    return prep
 
 
 def _provide_if_needed(prep: Prepared, plan: PowerPlan, on_event: EventSink) -> None:

@@ -72,7 +72,6 @@ def reload_vc_in(prep: Prepared) -> list[str]:
         if (tmpl := old.frontend if n.role == "frontend" else old.compute) is not None
         and n.disks == tuple(str(p) for p in tmpl.disk_paths)
     }
-    prep.vcin = new
     runtime.vcin = new
     if runtime.allocation is not None:
         runtime.adopt(runtime.allocation)

@@ -87,11 +87,6 @@ class Runtime:
     key: str | None = None  # --key: public key(s) for root, one a line
     memory: Memory | None = None  # MiB per role (--mem, else the templates')
 
-    def __post_init__(self) -> None:
-        self.variables.setdefault("vcname", self.vcname)
-        self.variables.setdefault("temp_dir", str(self.temp_dir))
-        self.variables.setdefault("vc_out", str(self.vc_out_path))
-
     # -- paths ------------------------------------------------------------------------
 
     @property

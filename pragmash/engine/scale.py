@@ -18,44 +18,29 @@ from the ledger once the lock is held, so two admins' scales of one VC add up.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from pragmash.engine.events import EventSink, ignore
-from pragmash.engine.interpreter import Interpreter
-from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
-from pragmash.engine.registry import load_distro, load_engine
-from pragmash.engine.runtime import Runtime
-from pragmash.engine.scalesteps import ScaleExecutor, grow_room, scale_program
-from pragmash.engine.session import (
+from pragmash.engine.opening import (
+    OpenSite,
     Prepared,
     Run,
     RunOptions,
-    check_work_folders,
-    open_site,
-    provide,
+    begin,
+    load,
+    make_ready,
+    opened_site,
+    reopen,
 )
-from pragmash.errors import LedgerError, UserError
-from pragmash.images.domain import resolve_domain_type
+from pragmash.engine.scalesteps import ScaleExecutor, grow_room, scale_program
+from pragmash.engine.session import provide
+from pragmash.errors import UserError
 from pragmash.store import resize
-from pragmash.store.allocation import Allocation, current_allocation
-from pragmash.store.journal import (
-    Journal,
-    RunRecord,
-    acquire_lock,
-    last_run,
-    lock_holder,
-    release_lock,
-    run_outcome,
-    set_lock_run,
-    steps_of,
-)
-from pragmash.store.ledger import Ledger
-from pragmash.vc.http_repository import open_repository
+from pragmash.store.allocation import Allocation
+from pragmash.store.journal import RunRecord, acquire_lock, lock_holder, run_outcome
 from pragmash.vc.names import validate_name
-from pragmash.vc.vcin import load_vc_in
 
 #: How long the new computes get to come up, unless ``--timeout`` says otherwise.
 DEFAULT_TIMEOUT = 600.0
@@ -101,9 +86,9 @@ def is_scale(record: RunRecord) -> bool:
     return isinstance(record.options.get("scale"), dict)
 
 
-def last_is_scale(vcname: str, site: str | None = None) -> bool:
+def last_is_scale(vcname: str, site: str | OpenSite | None = None) -> bool:
     """Whether the VC's last run is a scale (``resume`` then continues it here)."""
-    record = last_run(Ledger(open_site(site)), validate_name("VC name", vcname))
+    record = opened_site(site).last_run(validate_name("VC name", vcname))
     return record is not None and is_scale(record)
 
 
@@ -111,7 +96,7 @@ def start(
     vcname: str,
     change: int,
     *,
-    site: str | None = None,
+    site: str | OpenSite | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     on_event: EventSink = ignore,
 ) -> Run:
@@ -120,13 +105,13 @@ def start(
     Raises a UserError (nothing changed) when the scale cannot be done.
     """
     vcname = validate_name("VC name", vcname)
-    site_cfg = open_site(site)
-    ledger = Ledger(site_cfg)
-    held = current_allocation(ledger, vcname)
-    record = last_run(ledger, vcname)
+    opened = opened_site(site)
+    ledger = opened.ledger
+    held = opened.allocation(vcname)
+    record = opened.last_run(vcname)
     if held is None or record is None:
         raise UserError(
-            f"{vcname} holds no allocation in {site_cfg.ledger_path}: only a VC a run "
+            f"{vcname} holds no allocation in {opened.config.ledger_path}: only a VC a run "
             "allocated can be scaled",
             hint=f"start it with `pragmash RECIPE --vcname {vcname}`",
         )
@@ -137,7 +122,7 @@ def start(
     if is_scale(record) and outcome in ("failed", "interrupted"):
         pending = ScalePlan.from_json(record.options["scale"])
         if pending.after == pending.before + change:
-            run = resume(vcname, site=site, on_event=on_event)
+            run = resume(vcname, site=opened, on_event=on_event)
             run.notes.append(
                 f"{vcname}: run {record.id} ({pending.describe()}) was {outcome}: continuing it"
             )
@@ -159,38 +144,32 @@ def start(
             f"scale {change:+d}: {vcname} has {before} compute(s), so at most -{before} "
             "can be removed; nothing was changed"
         )
-    options = _options(record, site)
-    prep = _prepare(options, plan, on_event)
+    options = _options(record, opened)
+    prep = _load(opened, options, plan, on_event)
+    make_ready(prep)
     if change > 0:
-        prep.runtime.engine.check()
         room = grow_room(prep.runtime, lambda _text: None)  # the lease step names left-outs
-        short = resize.grow_shortage(ledger, site_cfg, prep.vcin, vcname, change, room)
+        short = resize.grow_shortage(ledger, opened.config, prep.vcin, vcname, change, room)
         if short is not None:
             raise UserError(f"{short}; nothing was taken", hint="scale by fewer computes")
-    _ready(prep)
-    acquire_lock(ledger, vcname)
-    try:
-        held, plan = _plan_locked(ledger, vcname, record, plan, change)
+
+    def journaled() -> tuple[str, dict[str, Any]]:
+        nonlocal held, plan
+        held, plan = _plan_locked(opened, vcname, record, plan, change)
         prep.program = scale_program(plan.before, plan.after)
-        journal = Journal.start(
-            ledger,
-            vcname,
-            plan.describe(),
-            {**options.to_json(), "scale": plan.to_json()},
-        )
-        set_lock_run(ledger, vcname, journal.run_id)
-    except BaseException:
-        with contextlib.suppress(LedgerError):
-            release_lock(ledger, vcname)
-        raise
-    prep.runtime.adopt(held)
-    executor = ScaleExecutor(prep.runtime, plan.timeout)
-    interp = Interpreter(prep.program, executor, journal=journal, on_event=on_event)
-    return Run(prep, interp, journal)
+        return plan.describe(), {**options.to_json(), "scale": plan.to_json()}
+
+    return begin(
+        prep,
+        ScaleExecutor(prep.runtime, plan.timeout),
+        journaled=journaled,
+        then=lambda: prep.runtime.adopt(held),
+        on_event=on_event,
+    )
 
 
 def _plan_locked(
-    ledger: Ledger, vcname: str, seen: RunRecord, plan: ScalePlan, change: int
+    opened: OpenSite, vcname: str, seen: RunRecord, plan: ScalePlan, change: int
 ) -> tuple[Allocation, ScalePlan]:
     """The VC's allocation and the scale's plan, read again now that the lock is held.
 
@@ -199,8 +178,8 @@ def _plan_locked(
     change (``+N``/``-N``) is applied to the computes the ledger holds now, so two
     ``+1`` make two, and a ``-1`` destroys the node whose lease it releases.
     """
-    held = current_allocation(ledger, vcname)
-    record = last_run(ledger, vcname)
+    held = opened.allocation(vcname)
+    record = opened.last_run(vcname)
     if held is None or record is None:
         raise UserError(f"{vcname} was cleaned while this scale prepared; nothing was changed")
     if record.id != seen.id and record.outcome != "finished":
@@ -218,11 +197,11 @@ def _plan_locked(
     return held, ScalePlan(before, before + change, plan.timeout)
 
 
-def resume(vcname: str, *, site: str | None = None, on_event: EventSink = ignore) -> Run:
+def resume(vcname: str, *, site: str | OpenSite | None = None, on_event: EventSink = ignore) -> Run:
     """Reopen the VC's last run, a scale, at its first unfinished step."""
     vcname = validate_name("VC name", vcname)
-    ledger = Ledger(open_site(site))
-    record = last_run(ledger, vcname)
+    opened = opened_site(site)
+    record = opened.last_run(vcname)
     if record is None or not is_scale(record):
         raise UserError(f"{vcname}'s last run is not a scale")
     if record.outcome in ("finished", "cleaned"):
@@ -231,75 +210,31 @@ def resume(vcname: str, *, site: str | None = None, on_event: EventSink = ignore
             "to resume"
         )
     plan = ScalePlan.from_json(record.options["scale"])
-    prep = _prepare(_options(record, site), plan, on_event)
-    steps = steps_of(ledger, record.id)
-    done = {s.idx for s in steps if s.outcome in ("done", "skipped")}
-    count = len(prep.program.statements)
-    start_at = next((i for i in range(count) if i not in done), count)
-    _ready(prep)
-    acquire_lock(ledger, vcname, record.id)
-    journal = Journal(ledger, record.id)
-    try:
-        journal.reopen()
-        held = current_allocation(ledger, vcname)
+    prep = _load(opened, _options(record, opened), plan, on_event)
+    make_ready(prep)
+
+    def then(_start_at: int) -> None:
+        held = opened.allocation(vcname)
         if held is None:
             raise UserError(f"{vcname} holds no allocation any more: the scale cannot go on")
         prep.runtime.adopt(held)
-    except BaseException:
-        with contextlib.suppress(LedgerError):
-            release_lock(ledger, vcname)
-        raise
+
     executor = ScaleExecutor(prep.runtime, plan.timeout)
-    interp = Interpreter(
-        prep.program, executor, journal=journal, on_event=on_event, start_at=start_at
-    )
-    return Run(prep, interp, journal)
+    return reopen(prep, record, executor, then=then, on_event=on_event)
 
 
-def _options(record: RunRecord, site: str | None) -> RunOptions:
+def _options(record: RunRecord, opened: OpenSite) -> RunOptions:
     """The options the VC's run was started with (a scale journals them again)."""
     options = RunOptions.from_json(record.options)
-    if site:
-        options.site = site
+    if opened.path:
+        options.site = opened.path
     return options
 
 
-def _prepare(options: RunOptions, plan: ScalePlan, on_event: EventSink) -> Prepared:
+def _load(opened: OpenSite, options: RunOptions, plan: ScalePlan, on_event: EventSink) -> Prepared:
     """The VC's site, vc-in, drivers and runtime, as its run had them; images made local
     (and verified) when the VC grows."""
-    vcname = options.vcname
-    site = open_site(options.site)
-    check_work_folders(site, vcname)
-    repo = open_repository(options.base_path or site.repository, site.image_cache)
-    vc_in_path = repo.vc_in_path(vcname)
-    vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
-    ledger = Ledger(site)
-    runtime = Runtime(
-        site=site,
-        vcname=vcname,
-        vcin=vcin,
-        ledger=ledger,
-        engine=load_engine(site),
-        distro=load_distro(vcin.driver, site, where=f"{vcin.path}: /vc/driver"),
-        variables=dict(options.sets),
-        allow_run=options.allow_run,
-        key=options.key,
-        memory=effective_memory(vcin, options.mem),
-    )
-    prep = Prepared(
-        options, site, vcin, scale_program(plan.before, plan.after), runtime, ledger, repo
-    )
+    prep = load(opened, options, lambda _config: scale_program(plan.before, plan.after))
     if plan.after > plan.before:
         provide(prep, on_event)
     return prep
-
-
-def _ready(prep: Prepared) -> None:
-    """The engine answers; the domain type and the nodes' memory are settled."""
-    runtime = prep.runtime
-    runtime.engine.check()
-    runtime.domain_type = resolve_domain_type(
-        prep.site.domain_type, prep.vcin.frontend.domain_type, runtime.engine.host_info()
-    )
-    if runtime.memory is not None:
-        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)

@@ -7,119 +7,40 @@ changes anything: the ledger is only written once a run starts.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pragmash.engine import private_network
+from pragmash.engine import opening, private_network
 from pragmash.engine.events import EventSink, Output, Progress, ignore
 from pragmash.engine.folder_scripts import callable_scripts
-from pragmash.engine.interpreter import Interpreter, StepReporter
-from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
+from pragmash.engine.interpreter import StepReporter
+from pragmash.engine.opening import (
+    BUILTINS,
+    FIXED_BUILTINS,
+    OpenSite,
+    Prepared,
+    Run,
+    RunOptions,
+    load,
+    make_ready,
+    open_site,
+    opened_site,
+)
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
-from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.repositories import unknown_vc
-from pragmash.engine.runtime import Runtime
-from pragmash.errors import ConfigError, LedgerError, RecipeError, UserError
-from pragmash.images.domain import resolve_domain_type
-from pragmash.images.provision import ProvidedImage, provide_images
+from pragmash.errors import RecipeError, UserError
+from pragmash.images.provision import provide_images
 from pragmash.language import ast
 from pragmash.language.checker import CheckContext, check_program, needs_allocation_first
 from pragmash.language.parser import parse_file
 from pragmash.language.program import flatten
 from pragmash.store import allocation as alloc_mod
-from pragmash.store.journal import (
-    Journal,
-    acquire_lock,
-    all_last_runs,
-    last_run,
-    release_lock,
-    set_lock_run,
-    steps_of,
-)
-from pragmash.store.ledger import Ledger
+from pragmash.store.journal import all_last_runs, steps_of
 from pragmash.store.notes import first_time
-from pragmash.vc.http import is_url
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.limits import MAX_SITE_CPUS
 from pragmash.vc.names import compute_name, frontend_name, validate_name
-from pragmash.vc.repository import Repository
-from pragmash.vc.site import SiteConfig, load_site
-from pragmash.vc.vcin import VcIn, load_vc_in
 
-BUILTINS = ("vcname", "num_compute", "base_path", "temp_dir", "vc_out", "num_nodes")
-
-
-@dataclass
-class RunOptions:
-    """The options a run was started with; journaled so ``resume`` can rebuild it."""
-
-    recipe: str
-    vcname: str
-    num_compute: int | None = None
-    base_path: str | None = None
-    site: str | None = None
-    sets: dict[str, str] = field(default_factory=dict)
-    allow_run: bool = False
-    key: str | None = None  # --key: the public key text (kept, so resume needs no file)
-    key_file: str | None = None  # --key's path: `ssh-config` names the private key beside it
-    mem: str | None = None  # --mem FRONTEND[:COMPUTE] as given
-    # MiB each role's nodes got (from --mem or the templates); journaled for `status`
-    memory_mib: dict[str, int] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe,
-            "vcname": self.vcname,
-            "num_compute": self.num_compute,
-            "base_path": self.base_path,
-            "site": self.site,
-            "sets": self.sets,
-            "allow_run": self.allow_run,
-            "key": self.key,
-            "key_file": self.key_file,
-            "mem": self.mem,
-            "memory_mib": self.memory_mib,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunOptions:
-        return cls(
-            recipe=data["recipe"],
-            vcname=data["vcname"],
-            num_compute=data.get("num_compute"),
-            base_path=data.get("base_path"),
-            site=data.get("site"),
-            sets=dict(data.get("sets") or {}),
-            allow_run=bool(data.get("allow_run")),
-            key=data.get("key"),
-            key_file=data.get("key_file"),
-            mem=data.get("mem"),
-            memory_mib=data.get("memory_mib"),
-        )
-
-    def resolved(self) -> RunOptions:
-        """These options with every path absolute, as journaled for ``resume``.
-
-        ``resume`` and ``repl --attach`` may run from another folder than the run did;
-        ``r.prg`` or ``../base/repo`` as typed would then name other files, or none.
-        """
-
-        def absolute(path: str | None) -> str | None:
-            return str(Path(path).expanduser().resolve()) if path else path
-
-        return replace(
-            self,
-            recipe=absolute(self.recipe) or self.recipe,
-            # a web repository's URL is kept as typed (as a path it named a folder
-            # "http:/host" under the current one, and resume or scale failed on it)
-            base_path=self.base_path if is_url(self.base_path) else absolute(self.base_path),
-            site=absolute(self.site),
-            key_file=absolute(self.key_file),
-        )
+__all__ = ["BUILTINS", "OpenSite", "Prepared", "Run", "RunOptions", "open_site", "opened_site"]
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
@@ -137,7 +58,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
                 f"--set {name}: the value holds a control character ({value!r}); "
                 "values are plain text"
             )
-        if name in ("vcname", "temp_dir", "vc_out", "num_nodes"):
+        if name in FIXED_BUILTINS:
             raise UserError(f"--set {item!r}: ${name} is set by pragmash and cannot be overridden")
         out[name] = value
     return out
@@ -155,74 +76,30 @@ def require_recipe_file(recipe: str) -> None:
     raise UserError(f"{recipe}: no such recipe file")
 
 
-def check_work_folders(site: SiteConfig, vcname: str) -> None:
-    """The run's temp folder and the image cache can be made and written, or a ConfigError.
-
-    Checked before anything is locked or allocated: a file where the folder should be,
-    or a read-only file system, would otherwise fail the first step that writes there,
-    after ``allocate`` took leases.
-    """
-    for folder, key in ((site.temp_dir / vcname, "temp"), (site.image_cache, "image_cache")):
-        existing = folder
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            problem = f"{existing} is not a folder (a file is in the way)"
-        elif not os.access(existing, os.W_OK | os.X_OK):
-            problem = f"{existing} is not writable"
-        else:
-            continue
-        raise ConfigError(
-            f"the {key.replace('_', ' ')} folder {folder} cannot be used: {problem}",
-            file=site.source,
-            key=f"[paths] {key}",
-        )
-
-
-def open_site(path: str | None) -> SiteConfig:
-    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
-    return load_site(Path(path) if path else None, os.environ)
-
-
-@dataclass
-class Prepared:
-    """A loaded and checked run, not started: everything needed to run or to plan."""
-
-    options: RunOptions
-    site: SiteConfig
-    vcin: VcIn
-    program: ast.Program
-    runtime: Runtime
-    ledger: Ledger
-    repository: Repository | None = None
-    images: list[ProvidedImage] = field(default_factory=list)
-
-
 def prepare(
     options: RunOptions,
     *,
+    site: str | OpenSite | None = None,
     resuming: bool = False,
     on_event: EventSink = ignore,
     fetch_images: bool = True,
 ) -> Prepared:
     """Load and check everything for a run; raise a UserError/RecipeError on bad input.
 
-    Then (unless ``fetch_images`` is False: ``check`` and ``--dry-run``) every image the
+    ``site`` is the site already opened by the command (else ``options.site`` is). Then
+    (unless ``fetch_images`` is False: ``check`` and ``--dry-run``) every image the
     VC's vc-in.xml names is fetched, joined and verified (:mod:`pragmash.images.provision`),
     with progress sent to ``on_event``: a bad image stops the run here, before anything
     is locked or allocated, on every engine.
     """
-    vcname = validate_name("VC name (--vcname)", options.vcname)
-    site = open_site(options.site)
-    check_work_folders(site, vcname)
-    repo = open_repository(options.base_path or site.repository, site.image_cache)
-    vc_in_path = repo.vc_in_path(vcname)
-    vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
-    program = parse_file(Path(options.recipe), search_path=site.recipe_dirs)
-    ledger = Ledger(site)
-    engine = load_engine(site)
-    distro = load_distro(vcin.driver, site, where=f"{vcin.path}: /vc/driver")
-    variables = dict(options.sets)
+    validate_name("VC name (--vcname)", options.vcname)
+    opened = opened_site(site if site is not None else options.site)
+    prep = load(
+        opened,
+        options,
+        lambda config: parse_file(Path(options.recipe), search_path=config.recipe_dirs),
+    )
+    program = prep.program
     declared = {
         s.statement.name for s in flatten(program.statements) if isinstance(s.statement, ast.Param)
     }
@@ -243,27 +120,11 @@ def prepare(
         if options.num_compute > MAX_SITE_CPUS:
             raise UserError(
                 f"--num_compute {options.num_compute}: expected at most {MAX_SITE_CPUS} "
-                f"(no site has more CPUs); {alloc_mod.capacity_words(site)}"
+                f"(no site has more CPUs); {alloc_mod.capacity_words(prep.site)}"
             )
-        variables["num_compute"] = str(options.num_compute)
-    elif "num_compute" not in declared:
-        variables.setdefault("num_compute", "0")
-    variables["base_path"] = repo.location
-    runtime = Runtime(
-        site=site,
-        vcname=vcname,
-        vcin=vcin,
-        ledger=ledger,
-        engine=engine,
-        distro=distro,
-        variables=variables,
-        allow_run=options.allow_run,
-        key=options.key,
-        memory=effective_memory(vcin, options.mem),
-    )
+    runtime = prep.runtime
     options.memory_mib = runtime.memory.to_json() if runtime.memory else None
-    prep = Prepared(options, site, vcin, program, runtime, ledger, repo)
-    held = alloc_mod.current_allocation(ledger, vcname)
+    held = opened.allocation(runtime.vcname)
     problems = check(prep, allocated=len(held.computes) if (held and resuming) else None)
     if problems:
         raise RecipeCheckFailed(problems)
@@ -285,7 +146,6 @@ def provide(prep: Prepared, on_event: EventSink = ignore) -> None:
     for image in images:
         if image.how != "local":
             on_event(Output(-1, image.describe()))
-    prep.vcin = vcin
     prep.runtime.vcin = vcin
     prep.images = images
 
@@ -335,62 +195,15 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
     return problems
 
 
-@dataclass
-class Run:
-    """A started run: the interpreter plus its journal and lock.
-
-    ``notes`` are what opening it did that a front end should say (a private network
-    that was missing and was made again on resume).
-    """
-
-    prepared: Prepared
-    interpreter: Interpreter
-    journal: Journal
-    notes: list[str] = field(default_factory=list)
-
-    def close(self, outcome: str, message: str | None = None) -> None:
-        ledger = self.journal.ledger  # a scale's journal has a Ledger of its own
-        with ledger.transaction():  # the run's end and the lock: one write
-            self.journal.end(outcome, message)
-            release_lock(ledger, self.prepared.runtime.vcname)
-
-    def abandon(self, message: str) -> None:
-        """Close a run the ledger stopped, as far as the ledger still lets us.
-
-        A failed write here changes nothing: the lock dies with this process, and the
-        run then reads as interrupted (:func:`pragmash.store.journal.run_outcome`).
-        """
-        with contextlib.suppress(LedgerError):
-            self.close("interrupted", message)
-
-
 def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
     """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
-    runtime = prep.runtime
-    runtime.engine.check()
-    private_network.preflight(runtime.engine, prep.site, runtime.vcname, prep.ledger)
-    runtime.domain_type = _domain_type(prep)
-    if runtime.memory is not None:
-        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
+    make_ready(prep, preflight=True)
     options = prep.options.resolved()
-    with prep.ledger.transaction():  # the lock, the run and its lock: one write; all or none
-        acquire_lock(prep.ledger, runtime.vcname)
-        journal = Journal.start(
-            prep.ledger,
-            runtime.vcname,
-            options.recipe,
-            options.to_json(),
-            recipe_sources(prep.program),
-        )
-        set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
-    interp = Interpreter(prep.program, runtime, journal=journal, on_event=on_event)
-    return Run(prep, interp, journal)
-
-
-def _domain_type(prep: Prepared) -> str:
-    engine = prep.runtime.engine
-    return resolve_domain_type(
-        prep.site.domain_type, prep.vcin.frontend.domain_type, engine.host_info()
+    return opening.begin(
+        prep,
+        journaled=lambda: (options.recipe, options.to_json()),
+        sources=recipe_sources(prep.program),
+        on_event=on_event,
     )
 
 
@@ -398,7 +211,7 @@ def resume(
     vcname: str,
     *,
     on_event: EventSink = ignore,
-    site: str | None = None,
+    site: str | OpenSite | None = None,
     accept_changes: bool = False,
 ) -> Run:
     """Reopen a VC's last run at its first unfinished step, with the same allocation.
@@ -406,11 +219,10 @@ def resume(
     Steps are matched by position, so a recipe edited since the run started is
     refused (saying what changed) unless ``accept_changes``.
     """
-    site_cfg = open_site(site)
-    ledger = Ledger(site_cfg)
-    record = last_run(ledger, vcname)
+    opened = opened_site(site)
+    record = opened.last_run(vcname)
     if record is None:
-        unknown = unknown_vc(site_cfg, vcname, sorted(all_last_runs(ledger)))
+        unknown = unknown_vc(opened.config, vcname, sorted(all_last_runs(opened.ledger)))
         if unknown is not None:
             raise unknown
         raise UserError(
@@ -433,9 +245,9 @@ def resume(
             f"`pragmash {record.recipe} --vcname {vcname}`"
         )
     options = RunOptions.from_json(record.options)
-    if site and not options.site:
-        options.site = site
-    prep = prepare(options, resuming=True, on_event=on_event)
+    if opened.path and not options.site:
+        options.site = opened.path
+    prep = prepare(options, site=opened, resuming=True, on_event=on_event)
     steps = steps_of(prep.ledger, record.id)
     changes = recipe_changes(record.sources, prep.program, steps)
     if changes and not accept_changes:
@@ -445,32 +257,21 @@ def resume(
             f"the recipe back as it was, or `pragmash resume {vcname} --accept-changes` to go "
             f"on anyway (or `pragmash clean {vcname}` and start afresh)",
         )
-    done = {s.idx for s in steps if s.outcome in ("done", "skipped")}
-    flat = flatten(prep.program.statements)
-    start_at = next((s.index for s in flat if s.index not in done), len(flat))
-    runtime = prep.runtime
-    runtime.engine.check()
-    runtime.domain_type = _domain_type(prep)
-    if runtime.memory is not None:
-        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
-    acquire_lock(prep.ledger, vcname, record.id)
-    journal = Journal(prep.ledger, record.id)
-    journal.reopen(recipe_sources(prep.program))
-    try:
+    make_ready(prep)
+    notes: list[str] = []
+
+    def then(start_at: int) -> None:
         _replay(prep, start_at)
-        made = runtime.ensure_private_network()
-    except BaseException:
-        with contextlib.suppress(LedgerError):
-            release_lock(prep.ledger, vcname)
-        raise
-    interp = Interpreter(
-        prep.program, runtime, journal=journal, on_event=on_event, start_at=start_at
+        made = prep.runtime.ensure_private_network()
+        if private_network.made_anew(made):
+            assert made is not None
+            notes.append(f"{vcname}'s private network was missing: {made.message}")
+
+    run = opening.reopen(
+        prep, record, sources=recipe_sources(prep.program), then=then, on_event=on_event
     )
-    notes = []
-    if private_network.made_anew(made):
-        assert made is not None
-        notes.append(f"{vcname}'s private network was missing: {made.message}")
-    return Run(prep, interp, journal, notes)
+    run.notes.extend(notes)
+    return run
 
 
 def site_notes(prep: Prepared) -> list[str]:

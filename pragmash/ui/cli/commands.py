@@ -77,14 +77,15 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     add_run_options(p)
     ns = p.parse_args(args)
     session.require_recipe_file(ns.recipe)
-    site = session.open_site(ns.site)
+    opened = session.opened_site(ns.site)
+    site = opened.config
     vcname = ns.vcname
     if vcname is None:
         repo = open_repository(ns.base_path or site.repository, site.image_cache)
         vcname = next(iter(sorted(repo.entries)), None)
         if vcname is None:
             raise UserError(f"{repo.location}: the repository holds no VC to check against")
-    prep = session.prepare(run_options(ns, vcname=vcname), fetch_images=False)
+    prep = session.prepare(run_options(ns, vcname=vcname), site=opened, fetch_images=False)
     params = [
         s.statement for s in flatten(prep.program.statements) if isinstance(s.statement, ast.Param)
     ]
@@ -124,15 +125,18 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
     ns = p.parse_args(args)
     vcname = validate_name("VC name", ns.vcname)
     printer = StepPrinter(out, err)
-    if power.last_is_power(vcname, ns.site):  # a stop's or start's steps are pragmash's
-        run = power.resume(vcname, site=ns.site, on_event=printer)
+    opened = session.opened_site(ns.site)  # once: each resume below takes it as it is
+    record = opened.last_run(vcname)
+    if record is not None and power.power_kind(record) is not None:
+        # a stop's or start's steps are pragmash's
+        run = power.resume(vcname, site=opened, on_event=printer)
         err.write(f"resuming {vcname}'s {power.plan_of(run).describe()}\n")
         return finish_power(run, out, err)
-    if scale.last_is_scale(vcname, ns.site):  # a scale's steps are pragmash's, not a recipe's
-        run = scale.resume(vcname, site=ns.site, on_event=printer)
+    if record is not None and scale.is_scale(record):  # a scale's steps are pragmash's
+        run = scale.resume(vcname, site=opened, on_event=printer)
     else:
         run = session.resume(
-            vcname, on_event=printer, site=ns.site, accept_changes=ns.accept_changes
+            vcname, on_event=printer, site=opened, accept_changes=ns.accept_changes
         )
     for note in session.site_notes(run.prepared) + run.notes:
         err.write(f"{note}\n")
