@@ -9,14 +9,13 @@ whether a guest has finished booting (``up``) is for others to judge.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import libvirt
-import libvirt_qemu
 from lxml import etree
 
 from pragmash.driver_api import (
@@ -36,49 +35,45 @@ from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser
 
 from . import libvirt_console, libvirt_network, libvirt_power, libvirt_storage
+from .lazy_import import lazy_module
 from .libvirt_host import host_info_from_capabilities as host_info_from_capabilities
 from .libvirt_host import kvm_usable as kvm_usable
+from .libvirt_words import shutoff_reasons, state_words
+
+if TYPE_CHECKING:
+    import libvirt
+    import libvirt_qemu
+else:
+    libvirt = lazy_module("libvirt")
+    libvirt_qemu = lazy_module("libvirt_qemu")
 
 POLL_SECONDS = 0.2
 AGENT_PING = '{"execute": "guest-ping"}'
 AGENT_TIMEOUT = 2  # seconds libvirt waits for the agent's answer
 REMOTE_TAIL_BYTES = 256 * 1024  # of a console log read through a host's storage pool
 
-# Why a domain is shut off or crashed, in words (libvirt's reason codes).
-_SHUTOFF_REASONS: dict[int, str] = {
-    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "the guest shut down (powered itself off)",
-    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "the domain was destroyed (forced off)",
-    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "the guest crashed",
-    libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED: "the domain was migrated away",
-    libvirt.VIR_DOMAIN_SHUTOFF_SAVED: "the domain was saved to a file",
-    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "the emulator failed to start or died",
-    libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT: "a snapshot was restored",
-}
-
-# libvirt's state numbers in virsh's words, so users see what `virsh list` shows.
-_STATE_WORDS: dict[int, str] = {
-    libvirt.VIR_DOMAIN_NOSTATE: "no state",
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "idle",
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown",
-    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
-}
-
-# Undefine flag sets, richest first: older drivers (and the test driver) refuse some.
-_UNDEFINE_FLAGS: tuple[int, ...] = (
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
-)
+# libvirt's constants are read on first use: importing this module does not load
+# libvirt (see .lazy_import).
 
 
+@functools.cache
+def _undefine_flags() -> tuple[int, ...]:
+    """Undefine flag sets, richest first: older drivers (and the test driver) refuse some."""
+    return (
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+        | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+    )
+
+
+@functools.cache
 def _quiet_libvirt() -> None:
-    """libvirt prints every error to stderr by default; pragmash reports them itself."""
+    """libvirt prints every error to stderr by default; pragmash reports them itself.
+
+    Once per process, before the first connection (which is what loads libvirt).
+    """
     libvirt.registerErrorHandler(_ignore_error, None)
 
 
@@ -108,7 +103,6 @@ class LibvirtEngine:
         # call, not two. A handle whose domain went away (or was redefined) fails with
         # VIR_ERR_NO_DOMAIN and is dropped; the name is then looked up anew.
         self._domains: dict[str, libvirt.virDomain] = {}
-        _quiet_libvirt()
 
     # -- connection ---------------------------------------------------------
 
@@ -140,6 +134,7 @@ class LibvirtEngine:
     def _connection(self) -> libvirt.virConnect:
         with self._lock:
             if self._conn is None:
+                _quiet_libvirt()
                 try:
                     self._conn = libvirt.open(self.uri)
                 except libvirt.libvirtError as exc:
@@ -197,6 +192,7 @@ class LibvirtEngine:
 
     def open_console(self, name: str) -> libvirt_console.LibvirtConsole:
         """An interactive stream on the domain's serial console (``pragmash console``)."""
+        _quiet_libvirt()
         return libvirt_console.open_console(self.uri, name)
 
     # -- lookups ------------------------------------------------------------
@@ -215,7 +211,7 @@ class LibvirtEngine:
     @staticmethod
     def _state_word(dom: libvirt.virDomain) -> str:
         code = dom.state()[0]
-        return _STATE_WORDS.get(code, f"unknown ({code})")
+        return state_words().get(code, f"unknown ({code})")
 
     def state(self, name: str) -> str:
         """The domain's state in virsh's words, or ``absent``."""
@@ -250,7 +246,7 @@ class LibvirtEngine:
         except libvirt.libvirtError:
             return ""
         if code == libvirt.VIR_DOMAIN_SHUTOFF:
-            return _SHUTOFF_REASONS.get(reason, "")
+            return shutoff_reasons().get(reason, "")
         if code == libvirt.VIR_DOMAIN_CRASHED:
             return "the guest crashed (kernel panic or a fatal error)"
         return ""
@@ -460,7 +456,7 @@ class LibvirtEngine:
 
     @staticmethod
     def _undefine(dom: libvirt.virDomain) -> None:
-        for flags in _UNDEFINE_FLAGS:
+        for flags in _undefine_flags():
             try:
                 dom.undefineFlags(flags)
                 return
