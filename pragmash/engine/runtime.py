@@ -378,7 +378,7 @@ class Runtime:
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
-        others = [results[n.name] for n in nodes if n.name not in started]
+        others = [results[n.name] for n in nodes if results[n.name] != f"{n.name} started"]
         # a node that was already running is said so: "started" would hide a stale domain
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
         if self.engine.simulated:
