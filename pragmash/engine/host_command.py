@@ -53,9 +53,26 @@ def end_process_tree(leader: int) -> None:
     """SIGKILL everything in the session that ``leader`` leads: its group, then the rest."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(leader, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(leader, signal.SIGKILL)  # not yet a group leader (a child before its setsid)
     for pid in _session_members(leader):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _children() -> set[int]:
+    """This process's children now (Linux /proc)."""
+    me = os.getpid()
+    found: set[int] = set()
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            found.add(int(entry.name))
+    return found
 
 
 def _own_session_leaders() -> list[int]:
@@ -87,6 +104,7 @@ def end_running_commands() -> None:
 
 def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
     """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
+    before = _children()  # a Ctrl-C inside Popen: the new child is the one not here
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -101,6 +119,8 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
     except FileNotFoundError:
         raise StepError(f"command not found: {argv[0]}", stage="run") from None
     except BaseException:  # a Ctrl-C as the command started: it may exist, unrecorded
+        for pid in _children() - before:  # even before its setsid: killed as it stands
+            end_process_tree(pid)
         end_running_commands()
         raise
     with proc:
