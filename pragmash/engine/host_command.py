@@ -102,6 +102,18 @@ def end_running_commands() -> None:
         end_process_tree(leader)
 
 
+def _end_surely(leader: int) -> None:
+    """:func:`end_process_tree`, done even when another Ctrl-C lands while it works
+    (two quick ones would otherwise cut the first one's clean-up short, and the
+    command, no longer recorded as running, would outlive the run)."""
+    while True:
+        try:
+            end_process_tree(leader)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
 def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
     """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
     before = _children()  # a Ctrl-C inside Popen: the new child is the one not here
@@ -127,7 +139,7 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
         try:
             stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
         except BaseException as exc:  # the time limit, Ctrl-C, a forced clean's SIGINT
-            end_process_tree(proc.pid)
+            _end_surely(proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired, OSError, ValueError):
                 proc.communicate(timeout=REAP_SECONDS)
             if isinstance(exc, subprocess.TimeoutExpired):
