@@ -24,23 +24,28 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Sequence
+from html import escape  # & < > as XML text needs; xml.sax.saxutils would load urllib
 from pathlib import Path
-from typing import IO
-from xml.sax.saxutils import escape
-
-import libvirt
+from typing import IO, TYPE_CHECKING
 
 from pragmash.driver_api import HostVolume, StageContext
 from pragmash.errors import StepError
 from pragmash.images.rebase import rebased_copy
 from pragmash.vc.xmlsafe import parse_xml_bytes
 
+from .lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    import libvirt
+else:
+    libvirt = lazy_module("libvirt")
+
 STAGE = "ve_driver/storage"
 BASE_PREFIX = "pragmash-base-"
 DONE_SUFFIX = ".done"
 DIGEST_CHARS = 32  # of the sha256 in a base volume's name: plenty against collisions
 
-Connect = Callable[[], libvirt.virConnect]
+Connect = Callable[[], "libvirt.virConnect"]
 
 
 def _ignore_error(_ctx: object, _err: object) -> None:
@@ -66,8 +71,8 @@ def node_seed_name(node_name: str) -> str:
 
 def pool_xml(name: str, path: str) -> str:
     return (
-        f"<pool type='dir'><name>{escape(name)}</name>"
-        f"<target><path>{escape(path)}</path></target></pool>"
+        f"<pool type='dir'><name>{escape(name, quote=False)}</name>"
+        f"<target><path>{escape(path, quote=False)}</path></target></pool>"
     )
 
 
@@ -75,7 +80,7 @@ def _volume_xml(name: str, capacity: int) -> str:
     """A raw, sparse file of exactly the upload's size: the bytes sent decide its format
     (libvirt probes it again when the pool is refreshed)."""
     return (
-        f"<volume><name>{escape(name)}</name><capacity unit='bytes'>{capacity}</capacity>"
+        f"<volume><name>{escape(name, quote=False)}</name><capacity unit='bytes'>{capacity}</capacity>"
         "<allocation unit='bytes'>0</allocation><target><format type='raw'/></target></volume>"
     )
 

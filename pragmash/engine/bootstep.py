@@ -10,7 +10,9 @@ The cost of a boot step must not grow with its node count more than it has to:
   next launch overlaps with the boots of the nodes already prepared;
 * other drivers (a site's script folder) run pre_boot per node, each node's
   stage → pre_boot → start on a worker, overlapping with the other nodes' boots;
-* the engine starts domains on the same workers.
+* the engine starts domains on the same workers, ``boot_parallelism`` at once on each
+  host the step's nodes are placed on (a site of many hosts boots them side by side),
+  while the head node's own work (staging, pre_boot) stays at ``boot_parallelism``.
 
 Every node is let finish before the first failure is raised, so no boot is left
 half-done behind the error.
@@ -18,6 +20,7 @@ half-done behind the error.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -65,10 +68,16 @@ class BootPipeline:
     #: What pre_boot's appliance ran under (``{"appliance": "KVM"}``), for the step's
     #: journal entry: the step's own message says what the engine did.
     appliance: dict[str, str] = field(default_factory=dict)
+    # at most ``workers`` at once: each host's boots, and the head node's own disk work
+    _hosts: dict[str, threading.BoundedSemaphore] = field(default_factory=dict, init=False)
+    _head: threading.BoundedSemaphore = field(init=False)
 
     def run(self, nodes: Sequence[NodePlan]) -> dict[str, str]:
         """Boot every node; returns each node's boot message by name."""
-        workers = max(1, min(self.workers, len(nodes)))
+        hosts = {n.host for n in nodes}
+        self._hosts = {h: threading.BoundedSemaphore(self.workers) for h in hosts}
+        self._head = threading.BoundedSemaphore(self.workers)
+        workers = max(1, min(self.workers * len(hosts), len(nodes)))
         for node in nodes:
             self.doing(node.name, "waiting to boot", False)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
@@ -86,19 +95,22 @@ class BootPipeline:
 
     def _start(self, name: str) -> str:
         self.doing(name, "ve_driver/boot: starting the domain", False)
-        node = self.before_start(self.plan(name))
-        result = self.call_stage("ve_driver/boot", self.engine.boot, node, self.ctx)
+        planned = self.plan(name)
+        with self._hosts.get(planned.host) or self._head:
+            node = self.before_start(planned)
+            result = self.call_stage("ve_driver/boot", self.engine.boot, node, self.ctx)
         said = result.message or f"{name} started"
         self.doing(name, said, True)
         return said
 
     def _one_by_one(self, node: NodePlan) -> str:
-        self.doing(node.name, "staging its disk", False)
-        disk = self.stage(node)
-        self.doing(node.name, "vc_driver/pre_boot", False)
-        result = self.call_stage(
-            PRE_BOOT, self.distro.pre_boot, self.plan(node.name), disk, self.vc_out, self.ctx
-        )
+        with self._head:
+            self.doing(node.name, "staging its disk", False)
+            disk = self.stage(node)
+            self.doing(node.name, "vc_driver/pre_boot", False)
+            result = self.call_stage(
+                PRE_BOOT, self.distro.pre_boot, self.plan(node.name), disk, self.vc_out, self.ctx
+            )
         self._keep_appliance([result])
         return self._start(node.name)
 
@@ -107,13 +119,17 @@ class BootPipeline:
             if "appliance" in result.products:
                 self.appliance["appliance"] = result.products["appliance"]
 
+    def _staged(self, node: NodePlan) -> Path:
+        with self._head:
+            return self.stage(node)
+
     def _batched(
         self, nodes: Sequence[NodePlan], pool: ThreadPoolExecutor, distro: BatchPreBoot
     ) -> dict[str, Future[str]]:
         """Stage all, then one pre_boot call per chunk of disks; each chunk boots while
         the next is prepared."""
         disks: dict[str, Path] = {nodes[0].name: self.stage(nodes[0])}  # warms shared caches
-        staging = {n.name: pool.submit(self.stage, n) for n in nodes[1:]}
+        staging = {n.name: pool.submit(self._staged, n) for n in nodes[1:]}
         disks.update(_results(staging, self.interrupted))
         futures: dict[str, Future[str]] = {}
         try:

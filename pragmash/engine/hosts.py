@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from pragmash.driver_api import Closable, EngineDriver, HostResources, SiteHosts
 from pragmash.engine.registry import load_engine
@@ -98,16 +98,32 @@ def preview_placement(
     return [*notes] + [f"placement: {host}: {', '.join(names)}" for host, names in per_host.items()]
 
 
+_OFFERS_HOSTS: dict[type, bool] = {}
+
+
+def hosts_of_engine(engine: EngineDriver) -> SiteHosts | None:
+    """The engine as :class:`SiteHosts` when its class offers that, else None.
+
+    Asked once per class: a runtime Protocol check costs about 100 µs, and ``status``
+    asks for every node whether its host answers.
+    """
+    cls = type(engine)
+    if cls not in _OFFERS_HOSTS:
+        _OFFERS_HOSTS[cls] = isinstance(engine, SiteHosts)
+    return cast(SiteHosts, engine) if _OFFERS_HOSTS[cls] else None
+
+
 def unreachable_host(engine: EngineDriver, host: str) -> str | None:
     """Why ``host`` cannot be reached (the engine already connected), or None when it can."""
-    if not isinstance(engine, SiteHosts):
+    hosts = hosts_of_engine(engine)
+    if hosts is None:
         return None
     engine.check()
-    names = list(engine.engines)
+    names = list(hosts.engines)
     listed = ledger_host(host, names)
     if listed not in names:
         return gone_host(listed)
-    return engine.unreachable.get(listed)
+    return hosts.unreachable.get(listed)
 
 
 def locate(engine: EngineDriver, allocation: Allocation | None) -> None:

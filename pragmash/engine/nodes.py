@@ -152,3 +152,12 @@ def template_source(vcin: VcIn, node: NodePlan) -> Path:
     if tmpl is None or not tmpl.disk_paths:
         raise StepError(f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage")
     return Path(tmpl.disk_paths[0])
+
+
+def host_uris(site: SiteConfig, nodes: Sequence[NodePlan]) -> str:
+    """The URIs of the hosts ``nodes`` are placed on, for a step's message (``a, b``).
+
+    A note that names an engine names each node's own host, not the site's first.
+    """
+    used = {n.host for n in nodes}
+    return ", ".join(h.uri for h in site.hosts if h.name in used) or site.uri

@@ -348,8 +348,10 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
-        self.journal.end(outcome, message)
-        release_lock(self.prepared.ledger, self.prepared.runtime.vcname)
+        ledger = self.journal.ledger  # a scale's journal may have a Ledger of its own
+        with ledger.transaction():  # the run's end and the lock: one write
+            self.journal.end(outcome, message)
+            release_lock(ledger, self.prepared.runtime.vcname)
 
     def abandon(self, message: str) -> None:
         """Close a run the ledger stopped, as far as the ledger still lets us.
@@ -380,8 +382,9 @@ def begin(
     runtime = prep.runtime
     with _locked(prep.ledger, runtime.vcname):
         what, options = journaled()
-        journal = Journal.start(prep.ledger, runtime.vcname, what, dict(options), sources)
-        set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
+        with prep.ledger.transaction():  # the run and the lock's record of it: one write
+            journal = Journal.start(prep.ledger, runtime.vcname, what, dict(options), sources)
+            set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
         then()
     interp = Interpreter(prep.program, executor or runtime, journal=journal, on_event=on_event)
     return Run(prep, interp, journal)

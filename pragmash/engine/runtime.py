@@ -42,7 +42,7 @@ from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
 from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.engine.nodes import node_plans, stage_context, template_source, vc_temp_dir
+from pragmash.engine.nodes import host_uris, node_plans, stage_context, template_source, vc_temp_dir
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.stagecall import call_distro_stages, call_stage
@@ -370,17 +370,17 @@ class Runtime:
             disk_work=not self.engine.simulated,
             interrupted=self.interrupted.set,
             doing=lambda name, detail, done: reporter.node(
-                name, self.engine.state(name), detail, reached=done
+                name, lambda: self.engine.state(name), detail, reached=done
             ),
             before_start=host_disks_for(self.site, self.engine, ctx),
         )
         results = pipeline.run(nodes)
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
-        others = [results[n.name] for n in nodes if n.name not in started]
+        others = [results[n.name] for n in nodes if results[n.name] != f"{n.name} started"]
         # a node that was already running is said so: "started" would hide a stale domain
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
         if self.engine.simulated:
-            msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {self.site.uri})"
+            msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {host_uris(self.site, nodes)})"
         return StepOutcome("done", msg, results | pipeline.appliance)
 
     def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:

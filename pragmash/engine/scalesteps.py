@@ -37,6 +37,7 @@ from typing import Literal
 from pragmash.driver_api import NodePlan
 from pragmash.engine.hosts import placement_input
 from pragmash.engine.interpreter import StepOutcome, StepReporter
+from pragmash.engine.nodes import host_uris
 from pragmash.engine.overrides import check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.runtime import SIMULATED, Runtime
@@ -167,7 +168,8 @@ class ScaleExecutor:
         nodes = self._nodes(step)
         if runtime.engine.simulated:
             what = f"stage for {', '.join(n.name for n in nodes)}"
-            return StepOutcome("skipped", SIMULATED.format(uri=runtime.site.uri, what=what))
+            uri = host_uris(runtime.site, nodes)
+            return StepOutcome("skipped", SIMULATED.format(uri=uri, what=what))
         ctx = runtime.context(reporter)
         base, whence = self.base_of_new_computes(step.first)
         products: dict[str, str] = {}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from pragmash.errors import RepositoryError
-from pragmash.vc.http import TRANSIENT, HttpClient
+from pragmash.vc.http import HttpClient, transient_errors
 from pragmash.vc.sums import DigestMismatch
 
 CHUNK = 1 << 20
@@ -314,7 +314,7 @@ def _stream(
             if size is None or got >= size:
                 break
             raise ConnectionError("the server closed the connection early")
-        except TRANSIENT as exc:
+        except transient_errors() as exc:
             failures += 1
             if failures > retries:
                 out.flush()

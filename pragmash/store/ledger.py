@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -85,6 +86,9 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 );
 """
+
+# The object a CREATE … IF NOT EXISTS statement makes, for a read-only look first.
+_CREATES = re.compile(r"CREATE\s+(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE)
 
 # Added to `nodes` when sites grew several hosts (store.placement): each node's host and
 # the memory placement counted for it. Older ledgers get them NULL (the first host).
@@ -374,15 +378,21 @@ class Ledger:
                 conn.execute("ROLLBACK")
 
     def ensure_schema(self, sql: str) -> None:
-        """Run a ``CREATE TABLE IF NOT EXISTS …`` script once per Ledger, in one transaction.
+        """Run a ``CREATE TABLE IF NOT EXISTS …`` script once, in one transaction.
 
-        Other modules (the run journal) add their own tables this way.
+        Other modules (the run journal) add their own tables this way. A ledger that has
+        every table and index already is only read (one SELECT): a command's set-up
+        writes nothing to a ledger in use.
         """
         if sql in self._schemas_done:
             return
-        with self.transaction() as conn:
-            for statement in _statements(sql):
-                conn.execute(statement)
+        wanted = {name for _kind, name in _CREATES.findall(sql)}
+        with self.snapshot() as conn:
+            have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not wanted <= have:
+            with self.transaction() as conn:
+                for statement in _statements(sql):
+                    conn.execute(statement)
         self._schemas_done.add(sql)
 
     def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
@@ -393,11 +403,14 @@ class Ledger:
         key = f"columns {table} {sorted(columns.items())}"
         if key in self._schemas_done:
             return
-        with self.transaction() as conn:
+        with self.snapshot() as conn:
             have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            for name, decl in columns.items():
-                if name not in have:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        if not set(columns) <= have:
+            with self.transaction() as conn:  # read again: another process may have added them
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for name, decl in columns.items():
+                    if name not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
         self._schemas_done.add(key)
 
     def close(self) -> None:

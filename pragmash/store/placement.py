@@ -21,6 +21,7 @@ could not be reached are left out by the caller and only named here, in the refu
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -152,16 +153,38 @@ def place(
             raise AllocationError(_refusal(nodes, hosts, use, left_out, whole=True))
         return [only] * len(nodes)
 
+    # the hosts by most free CPUs, then as listed: a heap, so placing N nodes over H hosts
+    # costs N log H, not N * H (entries are replaced, not updated: a stale one is skipped)
+    rank = {name: i for i, name in enumerate(order)}
+    heap = [(-free_cpus[h], rank[h], h) for h in order]
+    heapq.heapify(heap)
+
+    def most_free_fitting(need: NodeNeed) -> str | None:
+        passed: list[tuple[int, int, str]] = []
+        found: str | None = None
+        while heap:
+            entry = heapq.heappop(heap)
+            if -entry[0] != free_cpus[entry[2]]:
+                continue  # stale: the host's current entry is in the heap too
+            passed.append(entry)
+            if fits(entry[2], need):
+                found = entry[2]
+                break
+        for entry in passed:
+            heapq.heappush(heap, entry)
+        return found
+
     placed: list[str] = []
     current: str | None = None
     for need in nodes:
         if site.placement == "packed" and current is not None and fits(current, need):
             host: str | None = current
         else:
-            host = most_free([h for h in order if fits(h, need)])
+            host = most_free_fitting(need)
         if host is None:
             raise AllocationError(_refusal(nodes, hosts, use, left_out, short=need))
         take(host, need)
+        heapq.heappush(heap, (-free_cpus[host], rank[host], host))
         placed.append(host)
         current = host
     return placed

@@ -12,7 +12,7 @@ Layout (every section and key is optional unless marked *required*)::
                                     # driver folder ([drivers] ve) allocates, fixes, boots
     uri = "test:///default"         # libvirt URI: qemu:///system, qemu+ssh://host/system …
     domain_type = "auto"            # "auto" | "kvm" | "qemu"; auto falls back to qemu
-    boot_parallelism = 4            # domains booted at once
+    boot_parallelism = 4            # domains booted at once on each host
     graphics_listen = "loopback"    # "loopback": VNC/SPICE on 127.0.0.1 | "template": as written
 
     [network]
