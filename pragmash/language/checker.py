@@ -89,8 +89,8 @@ class _Checker(ast.StatementVisitor[CheckContext, None]):
         ctx.variables.setdefault(stmt.name, _literal(stmt.default, ctx))
 
     def visit_allocate(self, stmt: ast.Allocate, ctx: CheckContext) -> None:
-        self._words(ctx, stmt.count)
-        self.computes = _allocate_count(stmt.count, ctx)
+        self._words(ctx, stmt.count_word)
+        self.computes = _allocate_count(stmt.count_word, ctx)
 
     def visit_fix(self, stmt: ast.Fix, ctx: CheckContext) -> None:
         self._words(ctx, *(t.word for t in stmt.targets), stmt.method)
@@ -182,24 +182,24 @@ def _literal(word: ast.Word | None, ctx: CheckContext) -> str | None:
     return word.expand(lambda ref: ctx.variables.get(ref.name))
 
 
-def _allocate_count(word: ast.Word | None, ctx: CheckContext) -> int | None:
-    text = _literal(word, ctx) if word else ctx.variables.get("num_compute")
+def _allocate_count(word: ast.Word, ctx: CheckContext) -> int | None:
+    text = _literal(word, ctx)
     if text is None:
         return None
     try:
         cpus = int(text)
     except ValueError:
-        span = word.span if word else Span("?", 0, 0, 0, 0)
+        span = word.span
         ctx.problems.append(_err(f"expected a number of CPUs for 'allocate', got '{text}'", span))
         return None
     if cpus < 0:
-        span = word.span if word else Span("?", 0, 0, 0, 0)
+        span = word.span
         ctx.problems.append(_err(f"expected a number of CPUs of 0 or more, got {cpus}", span))
         return None
     try:
         return ctx.computes_for(cpus)
     except Exception as err:  # a plan the VC cannot have (no <compute> template)
-        span = word.span if word else Span("?", 0, 0, 0, 0)
+        span = word.span
         ctx.problems.append(_err(str(getattr(err, "message", err)), span))
         return None
 
