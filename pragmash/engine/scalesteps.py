@@ -32,7 +32,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, assert_never
 
 from pragmash.driver_api import NodePlan
 from pragmash.engine.hosts import placement_input
@@ -60,7 +60,7 @@ SCALE_FILE = "scale"
 
 
 @dataclass(frozen=True)
-class ScaleStep(ast.Statement):
+class ScaleStep(ast.MadeStep):
     """One step of a scale run: ``action`` on the computes ``first`` to ``stop - 1``."""
 
     action: Action = "lease"
@@ -110,7 +110,27 @@ class ScaleExecutor:
 
     def execute(self, statement: ast.Statement, reporter: StepReporter) -> StepOutcome:
         assert isinstance(statement, ScaleStep)
-        return self.runtime.guarded(getattr(self, f"_{statement.action}"), statement, reporter)
+        return self.runtime.guarded(self._handler(statement.action), statement, reporter)
+
+    def _handler(self, action: Action) -> Callable[[ScaleStep, StepReporter], StepOutcome]:
+        """The method that does ``action`` (mypy checks every action has one)."""
+        match action:
+            case "lease":
+                return self._lease
+            case "stage":
+                return self._stage
+            case "boot":
+                return self._boot
+            case "wait":
+                return self._wait
+            case "destroy":
+                return self._destroy
+            case "remove":
+                return self._remove
+            case "release":
+                return self._release
+            case _:
+                assert_never(action)
 
     # -- helpers ----------------------------------------------------------------------
 
