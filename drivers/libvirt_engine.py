@@ -353,6 +353,7 @@ class LibvirtEngine:
         """
         xml = render_domain(node, self.host_info())
         self._domains.pop(node.name, None)
+        log.info("define and start %s on %s", node.name, self.uri)
         try:
             dom = self._connection().defineXML(xml)
         except libvirt.libvirtError:  # that name is defined already (or the XML is refused)
@@ -384,7 +385,7 @@ class LibvirtEngine:
                 # libvirt refuses to redefine a name under a new UUID: keep the old one
                 ctx.note(f"{node.name} is defined but {self._state_word(existing)}: redefining")
                 xml = with_uuid(xml, existing.UUIDString())
-            log.info("define and start %s on %s", node.name, self.uri)
+            log.info("redefine and start %s on %s", node.name, self.uri)
             dom = self._connection().defineXML(xml)
             dom.create()
             uuid: str = dom.UUIDString()

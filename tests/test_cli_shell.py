@@ -140,6 +140,7 @@ def test_completion_offers_held_vcs_and_their_nodes(tmp_path: Path) -> None:
     assert out.split() == ["calit2"]
     _, out, _ = run("__complete", "5", "--site", str(site), "console", "calit2", "")
     assert {"calit2-frontend", "frontend", "compute[0]"} <= set(out.split())
+    assert run("--site", str(site), "clean", "calit2", "--yes")[0] == EXIT_OK
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")

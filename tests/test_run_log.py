@@ -39,6 +39,7 @@ def test_a_demo_run_logs_its_steps_libvirt_calls_and_transactions(tmp_path: Path
     assert f"log: {log}" in out
     _, out, _ = run("--site", str(site), "history", "calit2", "--json")
     assert json.loads(out)[0]["log"] == str(log)
+    assert run("--site", str(site), "clean", "calit2", "--yes")[0] == EXIT_OK
 
 
 def test_verbose_shows_info_on_stderr(tmp_path: Path) -> None:
