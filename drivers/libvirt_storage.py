@@ -14,6 +14,8 @@ so whatever reaches the host's libvirt (``qemu+ssh://``, ``qemu+tls://``) is eno
   and filled (vc-out.xml, keys) on the head node, its header pointed at the base's
   path on the host, and uploaded (it is small). ``clean`` deletes these; bases stay,
   like the head node's own image cache.
+* A node's **seed** (its NoCloud ``cidata`` volume, where settings go as a seed) is
+  uploaded beside its disk as ``NAME.cidata.img``; ``clean`` deletes it with the disk.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ def base_volume_name(digest: str, fmt: str) -> str:
 
 def node_volume_name(node_name: str) -> str:
     return f"{node_name}.qcow2"
+
+
+def node_seed_name(node_name: str) -> str:
+    return f"{node_name}.cidata.img"
 
 
 def pool_xml(name: str, path: str) -> str:
@@ -170,6 +176,16 @@ class LibvirtStorage:
         finally:
             copy.unlink(missing_ok=True)
 
+    def put_node_seed(self, node_name: str, seed: Path, ctx: StageContext) -> HostVolume:
+        """The node's NoCloud seed volume (a small FAT image), replacing an older one."""
+        name = node_seed_name(node_name)
+        pool = self.pool()
+        old = self._lookup(pool, name)
+        if old is not None:
+            _delete(old, name)
+        vol = self._upload(pool, name, seed, ctx, f"sending {node_name}'s NoCloud seed")
+        return HostVolume(self.pool_name, name, vol.path(), "raw", uploaded=True)
+
     def find_node_disk(self, node_name: str) -> HostVolume | None:
         name = node_volume_name(node_name)
         vol = self._lookup(self.pool(), name)
@@ -179,10 +195,11 @@ class LibvirtStorage:
         pool = self.pool()
         removed: list[str] = []
         for node in node_names:
-            vol = self._lookup(pool, node_volume_name(node))
-            if vol is not None:
-                _delete(vol, node_volume_name(node))
-                removed.append(node_volume_name(node))
+            for name in (node_volume_name(node), node_seed_name(node)):
+                vol = self._lookup(pool, name)
+                if vol is not None:
+                    _delete(vol, name)
+                    removed.append(name)
         return removed
 
     def volume_backing(self, name: str) -> str | None:

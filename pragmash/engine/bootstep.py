@@ -18,10 +18,10 @@ half-done behind the error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -62,6 +62,9 @@ class BootPipeline:
     #: The plan the engine boots from, given the node's plan after pre_boot: on a host
     #: that does not share the head node's disks, its disk sent there (host_disks).
     before_start: Callable[[NodePlan], NodePlan] = lambda node: node
+    #: What pre_boot's appliance ran under (``{"appliance": "KVM"}``), for the step's
+    #: journal entry: the step's own message says what the engine did.
+    appliance: dict[str, str] = field(default_factory=dict)
 
     def run(self, nodes: Sequence[NodePlan]) -> dict[str, str]:
         """Boot every node; returns each node's boot message by name."""
@@ -93,10 +96,16 @@ class BootPipeline:
         self.doing(node.name, "staging its disk", False)
         disk = self.stage(node)
         self.doing(node.name, "vc_driver/pre_boot", False)
-        self.call_stage(
+        result = self.call_stage(
             PRE_BOOT, self.distro.pre_boot, self.plan(node.name), disk, self.vc_out, self.ctx
         )
+        self._keep_appliance([result])
         return self._start(node.name)
+
+    def _keep_appliance(self, results: Iterable[StageResult]) -> None:
+        for result in results:
+            if "appliance" in result.products:
+                self.appliance["appliance"] = result.products["appliance"]
 
     def _batched(
         self, nodes: Sequence[NodePlan], pool: ThreadPoolExecutor, distro: BatchPreBoot
@@ -118,6 +127,7 @@ class BootPipeline:
                 except OSError as err:
                     raise StepError(f"{PRE_BOOT}: {err}", stage=PRE_BOOT) from err
                 _note_shared(results, self.ctx)
+                self._keep_appliance(results.values())
                 for node in chunk:
                     futures[node.name] = pool.submit(self._start, node.name)
         except BaseException:

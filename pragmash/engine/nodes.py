@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pragmash.driver_api import NodePlan, StageContext, UpTest
+from pragmash.driver_api import NodePlan, SeedPlan, StageContext, UpTest
 from pragmash.engine.overrides import Memory
 from pragmash.errors import StepError
+from pragmash.images.nocloud import seed_volume_path
 from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
@@ -36,6 +37,7 @@ def node_plans(
     up_tests: tuple[UpTest, ...] = (),
     authorized_keys: tuple[str, ...] = (),
     memory: Memory | None = None,
+    seeds: bool = False,
 ) -> dict[str, NodePlan]:
     """Every node of ``allocation``; a node in ``previous`` keeps the disks it has.
 
@@ -43,7 +45,8 @@ def node_plans(
     every compute interface and the frontend's first, as vc-in's MACs are allocated.
     ``up_tests`` is how the VC's nodes show they are up (the site's or the driver's);
     ``authorized_keys`` what pre_boot gives root (``--key``); ``memory`` the MiB each
-    role gets where ``--mem`` overrides the templates.
+    role gets where ``--mem`` overrides the templates; ``seeds`` whether each node's
+    settings go in as a NoCloud seed (in the VC's folder) instead of into its disk.
     """
     templates = {"frontend": vcin.frontend, "compute": vcin.compute}
     nodes: dict[str, NodePlan] = {}
@@ -76,6 +79,9 @@ def node_plans(
             up_tests=up_tests,
             authorized_keys=authorized_keys,
             memory_mib=memory.of(lease.role) if memory is not None and memory.given else None,
+            seed=SeedPlan(str(seed_volume_path(temp_dir, lease.name)))
+            if seeds and not simulated
+            else None,
             graphics_listen=site.graphics_listen,
         )
     return nodes

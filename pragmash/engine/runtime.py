@@ -34,7 +34,7 @@ from pragmash.driver_api import (
     UpTest,
     up_tests_of,
 )
-from pragmash.engine import private_network
+from pragmash.engine import private_network, seeding
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.folder_scripts import folder_script_call
@@ -171,6 +171,7 @@ class Runtime:
             up_tests=self.up_tests,
             authorized_keys=tuple(self.key.splitlines()) if self.key else (),
             memory=self.memory,
+            seeds=seeding.delivery_of(self.site, self.vcname, self.distro)[0] == "seed",
         )
         self.variables["num_nodes"] = str(len(self.nodes))
 
@@ -348,8 +349,7 @@ class Runtime:
     def boot(self, nodes: Sequence[NodePlan], reporter: StepReporter) -> StepOutcome:
         """Stage, pre_boot and start the nodes, up to the site's boot_parallelism at once.
 
-        All the nodes' files go in with one appliance launch where the distro driver
-        can take them together (:mod:`pragmash.engine.bootstep`).
+        Files go in with one appliance launch, or none for seeds (:mod:`~pragmash.engine.bootstep`).
         """
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
@@ -365,7 +365,7 @@ class Runtime:
             ctx=ctx,
             call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
             stage=lambda node: self.stage(node, ctx),
-            plan=lambda name: self.nodes[name],
+            plan=lambda name: seeding.plan_now(self.nodes, name, self.variables),
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
             interrupted=self.interrupted.set,
@@ -381,7 +381,7 @@ class Runtime:
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
         if self.engine.simulated:
             msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {self.site.uri})"
-        return StepOutcome("done", msg, results)
+        return StepOutcome("done", msg, results | pipeline.appliance)
 
     def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None

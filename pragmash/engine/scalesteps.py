@@ -42,6 +42,7 @@ from pragmash.engine.readiness import Goal
 from pragmash.engine.runtime import SIMULATED, Runtime
 from pragmash.errors import Span
 from pragmash.images.basecache import base_meta, is_fixed_base
+from pragmash.images.nocloud import seed_volume_path
 from pragmash.images.staging import backing_of, content_digest, stage_image, staged_path
 from pragmash.language import ast
 from pragmash.store import allocation as alloc_mod
@@ -254,6 +255,7 @@ class ScaleExecutor:
             for path in (
                 staged_path(temp / "disks", name, "overlay"),
                 staged_path(temp / "disks", name, "copy"),
+                seed_volume_path(temp, name),
                 temp / f"{name}.console.log",
             ):
                 if path.is_file():

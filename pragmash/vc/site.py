@@ -93,6 +93,7 @@ from typing import Any, Literal, cast
 from pragmash.driver_api import ComputeVcOut, GraphicsListen, UpTest
 from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, describe, parse_toml
+from pragmash.vc.delivery import DeliveryChoice, read_delivery
 from pragmash.vc.http import check_url, is_url
 from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPUS
 from pragmash.vc.privnet import PrivateNetworkSetting
@@ -160,6 +161,7 @@ class SiteConfig:
     allow_run: bool = False
     embedded: bool = False
     up_overrides: dict[str, tuple[UpTest, ...]] = field(default_factory=dict)  # [up], per VC
+    delivery: DeliveryChoice = field(default_factory=DeliveryChoice)  # [delivery]: seed or disk
     # [[hosts]] as given; empty for a one-host site ([engine] uri): see ``hosts``
     explicit_hosts: tuple[HostConfig, ...] = ()
     placement: Placement = "spread"  # [resources] placement: computes over several hosts
@@ -282,10 +284,11 @@ def _build(
     data: dict[str, Any], source: str, base: Path | None, env: Mapping[str, str]
 ) -> SiteConfig:
     """Validate the parsed TOML into a SiteConfig; ``base`` is None for the embedded site."""
-    # [up] is keyed by VC names, not a fixed set of keys: upconfig checks it; [[hosts]]
+    # [up] is keyed by VC names, not a fixed set of keys: upconfig checks it (and
+    # [delivery]: vc/delivery); [[hosts]]
     # is an array of tables: site_hosts checks it
     sections = check_layout(
-        {k: v for k, v in data.items() if k not in ("up", "hosts")}, source, _LAYOUT
+        {k: v for k, v in data.items() if k not in ("up", "hosts", "delivery")}, source, _LAYOUT
     )
 
     def reader(section: str) -> Reader:
@@ -349,6 +352,7 @@ def _build(
         allow_run=allow_run,
         embedded=base is None,
         up_overrides=up_overrides(data.get("up", {}), source),
+        delivery=read_delivery(data.get("delivery", {}), source),
         explicit_hosts=hosts,
         placement=resources_.placement,
         driver_dialect=drivers.dialect,
