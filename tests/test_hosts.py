@@ -62,7 +62,7 @@ def test_hosts_are_read_and_an_old_site_is_one_implicit_host(tmp_path: Path) -> 
         ("vmc-1", "shared", None),
     ]
     assert site.multi_host and site.uri == site.hosts[0].uri
-    demo = load_site(None, env={})
+    demo = load_site(None, env={"HOME": "/nonexistent"})
     assert not demo.multi_host
     assert [(h.name, h.uri, h.cpus) for h in demo.hosts] == [("default", demo.uri, 64)]
 

@@ -28,6 +28,7 @@ from pragmash.images import fixing, inject
 from pragmash.images.tools import ToolResult
 from pragmash.store.journal import steps_of
 from pragmash.ui.cli import run as cli_run
+from pragmash.vc.repository import demo_repository_path
 from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
 
 ROCKS6 = str(Path(__file__).resolve().parent.parent / "recipes" / "rocks6.prg")
@@ -53,7 +54,9 @@ def started_run(
         site_path = tmp_path / "site.toml"
         site_path.write_text(demo.replace('domain_type = "auto"', f'domain_type = "{site_choice}"'))
         site = str(site_path)
-    options = session.RunOptions(recipe=ROCKS6, vcname="calit2", site=site)
+    # a real site names its repository (issue 27): here, the demo one
+    base_path = str(demo_repository_path()) if site else None
+    options = session.RunOptions(recipe=ROCKS6, vcname="calit2", site=site, base_path=base_path)
     run = session.start(session.prepare(options))
     return run
 

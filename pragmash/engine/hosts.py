@@ -28,6 +28,7 @@ from pragmash.store.placement import (
     place,
 )
 from pragmash.vc.site import HostConfig, SiteConfig
+from pragmash.vc.site_hosts import gone_host, ledger_host
 from pragmash.vc.vcin import VcIn
 
 
@@ -103,7 +104,10 @@ def unreachable_host(engine: EngineDriver, host: str) -> str | None:
         return None
     engine.check()
     names = list(engine.engines)
-    return engine.unreachable.get(host if host in names else names[0])
+    listed = ledger_host(host, names)
+    if listed not in names:
+        return gone_host(listed)
+    return engine.unreachable.get(listed)
 
 
 def locate(engine: EngineDriver, allocation: Allocation | None) -> None:
@@ -197,7 +201,8 @@ def site_hosts(site: SiteConfig) -> list[HostReport]:
 
 
 def host_reports(site: SiteConfig, engine: EngineDriver) -> list[HostReport]:
-    """Every host of the site, reachable or not, with the ledger's use of it."""
+    """Every host of the site, reachable or not, with the ledger's use of it; and every host
+    the ledger still places nodes on that the site config no longer lists (unreachable)."""
     ledger = Ledger(site)
     with ledger.snapshot() as conn:
         use = host_use(conn, site)
@@ -215,6 +220,10 @@ def host_reports(site: SiteConfig, engine: EngineDriver) -> list[HostReport]:
             capacity = HostCapacity(host.name, host.cpus, site.cpu_reserve, host.memory_mib)
         reachable = host.name not in unreachable
         reports.append(_report(host, site, capacity, use[host.name], reachable, problem))
+    listed = {h.name for h in site.hosts}
+    for name in sorted(set(use) - listed):  # the ledger's nodes on a host the site lost
+        gone = HostConfig(name=name, uri="", storage="shared")
+        reports.append(_report(gone, site, None, use[name], False, gone_host(name)))
     return reports
 
 

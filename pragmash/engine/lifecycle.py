@@ -414,6 +414,11 @@ def clean_vc(
             for n in engine.list_domains(f"{vcname}-")
             if is_node_of(vcname, n) and n not in names + list(kept)
         ]
+        if held is None and not names and last_run(ledger, vcname) is None:
+            raise UserError(
+                f"{vcname}: no such VC in the ledger ({site.ledger_path}), and no domain of "
+                "that name: nothing to clean"
+            )
 
         def destroy(name: str) -> str:
             state = engine.state(name)

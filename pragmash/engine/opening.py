@@ -46,6 +46,7 @@ from pragmash.engine.hosts import locate
 from pragmash.engine.interpreter import Executor, Interpreter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import site_repository
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import ConfigError, LedgerError
 from pragmash.images.domain import resolve_domain_type
@@ -64,7 +65,6 @@ from pragmash.store.journal import (
 )
 from pragmash.store.ledger import Ledger
 from pragmash.vc.http import is_url
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
 from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
@@ -277,7 +277,7 @@ def load(
     config = opened.config
     vcname = validate_name("VC name (--vcname)", options.vcname)
     check_work_folders(config, vcname)
-    repo = open_repository(options.base_path or config.repository, config.image_cache)
+    repo = site_repository(config, options.base_path)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     made = program(config)

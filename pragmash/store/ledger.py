@@ -88,6 +88,26 @@ CREATE TABLE IF NOT EXISTS counters (
 NODE_PLACEMENT_COLUMNS = {"host": "TEXT", "memory_mib": "INTEGER"}
 
 
+#: A new ledger: the site's admins (the state folder's group) read and write it, others
+#: nothing (it names every VC and address of the site).
+LEDGER_MODE = 0o660
+#: A state folder pragmash makes: the group's, and new files in it get that group (setgid).
+STATE_FOLDER_MODE = 0o2770
+
+
+def _make_state_folder(folder: Path) -> None:
+    """Make the state folder so that the site's admins, as a group, can share the ledger.
+
+    An administrator may make it beforehand with the admins' group
+    (``install -d -m 2770 -g pragma /var/lib/pragmash/SITE``); made here, it gets the
+    group of whoever runs pragmash first.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process made it first
+        folder.mkdir()
+        folder.chmod(STATE_FOLDER_MODE)
+
+
 class Ledger:
     """The site's SQLite ledger; safe to use from several processes and threads at once."""
 
@@ -115,7 +135,8 @@ class Ledger:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():
+                _make_state_folder(self.path.parent)
             if not self.path.exists():
                 self._create()
             info = self.path.stat()
@@ -123,7 +144,9 @@ class Ledger:
             raise LedgerError(
                 str(self.path),
                 f"cannot open the ledger: {exc}",
-                hint="check the site config's [paths] state folder (or $PRAGMASH_STATE_DIR)",
+                hint="check the site config's [paths] state folder (or $PRAGMASH_STATE_DIR); an "
+                "administrator makes it for the site's admins' group: install -d -m 2770 -g "
+                f"GROUP {self.path.parent}",
             ) from None
         if not stat.S_ISREG(info.st_mode):
             raise LedgerError(str(self.path), "is not a file", hint=_ELSEWHERE)
@@ -170,6 +193,7 @@ class Ledger:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             finally:
                 conn.close()
+            side.chmod(LEDGER_MODE)  # SQLite gives its -wal and -shm files the same mode
             with contextlib.suppress(FileExistsError):  # another process made it first
                 os.link(side, self.path)
         except sqlite3.Error as exc:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from pragmash.errors import AllocationError
 from pragmash.vc.site import SiteConfig
+from pragmash.vc.site_hosts import ledger_host
 
 
 @dataclass(frozen=True)
@@ -77,23 +78,23 @@ def config_capacity(site: SiteConfig) -> list[HostCapacity]:
 
 
 def host_of(stored: str | None, site: SiteConfig) -> str:
-    """The host a node's ledger row names; rows from before placement are on the first host."""
-    names = [h.name for h in site.hosts]
-    return stored if stored in names else names[0]
+    """The host a node's ledger row names (:func:`~pragmash.vc.site_hosts.ledger_host`)."""
+    return ledger_host(stored, [h.name for h in site.hosts])
 
 
 def host_use(conn: sqlite3.Connection, site: SiteConfig) -> dict[str, HostUse]:
-    """What every host of the site holds now, by host name (every host present)."""
+    """What every host of the site holds now, by host name (every host present, and any
+    host the ledger names that the site config no longer lists)."""
     cpus: dict[str, int] = {h.name: 0 for h in site.hosts}
     memory = dict.fromkeys(cpus, 0)
     nodes = dict.fromkeys(cpus, 0)
     vcs: dict[str, set[str]] = {name: set() for name in cpus}
     for row in conn.execute("SELECT vcname, host, cpus, memory_mib FROM nodes"):
-        host = host_of(row["host"], site)
-        cpus[host] += int(row["cpus"])
-        memory[host] += int(row["memory_mib"] or 0)
-        nodes[host] += 1
-        vcs[host].add(row["vcname"])
+        host = host_of(row["host"], site)  # a host gone from the config: its own entry
+        cpus[host] = cpus.get(host, 0) + int(row["cpus"])
+        memory[host] = memory.get(host, 0) + int(row["memory_mib"] or 0)
+        nodes[host] = nodes.get(host, 0) + 1
+        vcs.setdefault(host, set()).add(row["vcname"])
     return {
         name: HostUse(cpus[name], memory[name], nodes[name], tuple(sorted(vcs[name])))
         for name in cpus

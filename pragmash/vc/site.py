@@ -43,7 +43,7 @@ Layout (every section and key is optional unless marked *required*)::
     max_cpus_per_node = 1
 
     [paths]                         # relative paths resolve against this file's folder
-    state = "state"                 # ledger; default $XDG_STATE_HOME/pragmash
+    state = "state"                 # ledger; default /var/lib/pragmash/SITE (the file's name)
     temp = "tmp"                    # default $XDG_CACHE_HOME/pragmash/tmp
     image_cache = "images"          # default $XDG_CACHE_HOME/pragmash/images
     repository = "/srv/vcs"         # default --base_path (a folder, or http(s)://host/repo/
@@ -100,6 +100,7 @@ from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPU
 from pragmash.vc.privnet import PrivateNetworkSetting
 from pragmash.vc.site_hosts import IMPLICIT_HOST, HostConfig, check_uri, read_hosts
 from pragmash.vc.site_network import PublicAddress, read_network
+from pragmash.vc.site_state import LEDGER_NAME, SYSTEM_STATE_DIR, refuse_left_behind, site_state_dir
 from pragmash.vc.upconfig import up_overrides
 
 __all__ = [
@@ -107,6 +108,7 @@ __all__ = [
     "EMBEDDED_SOURCE",
     "ENV_SITE",
     "ENV_STATE_DIR",
+    "SYSTEM_STATE_DIR",
     "DomainType",
     "HostConfig",
     "Placement",
@@ -176,7 +178,7 @@ class SiteConfig:
 
     @property
     def ledger_path(self) -> Path:
-        return self.state_dir / "ledger.sqlite3"
+        return self.state_dir / LEDGER_NAME
 
     @property
     def hosts(self) -> tuple[HostConfig, ...]:
@@ -307,7 +309,7 @@ def _build(
     engine = _read_engine(reader("engine"), hosts[0].uri if hosts else None)
     network = read_network(reader("network"))
     resources_ = _read_resources(reader("resources"))
-    folders = _read_paths(reader("paths"), base, env)
+    folders = _read_paths(reader("paths"), base, env, source)
     staging = cast(Staging, reader("images").choice("staging", "overlay", ("overlay", "copy")))
     computes_vc_out = cast(
         ComputeVcOut, reader("vc_out").choice("computes", "own", ("own", "whole"))
@@ -448,15 +450,16 @@ class _Folders:
     repository: Path | str | None
 
 
-def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Folders:
-    """``[paths]``, with XDG defaults; the embedded demo site keeps apart from real sites."""
+def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str], src: str) -> _Folders:
+    """``[paths]``, with XDG defaults (a real site's ledger: :mod:`~pragmash.vc.site_state`);
+    the embedded demo site keeps apart from real sites."""
     if base is None:
         state_dir = _xdg(env, "XDG_STATE_HOME", ".local/state") / "pragmash" / "demo"
         cache = _xdg(env, "XDG_CACHE_HOME", ".cache") / "pragmash"
         temp_dir = cache / "demo" / "tmp"
         image_cache = cache / "images"
     else:
-        state_dir = _xdg(env, "XDG_STATE_HOME", ".local/state") / "pragmash"
+        state_dir = site_state_dir(src)
         cache = _xdg(env, "XDG_CACHE_HOME", ".cache") / "pragmash"
         temp_dir = cache / "tmp"
         image_cache = cache / "images"
@@ -471,9 +474,14 @@ def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Fo
                 repository_url = _repository_url(paths, value)
                 continue
             given[name] = _resolve(value, base)
-    state_dir = given.get("state", state_dir)
     if env.get(ENV_STATE_DIR):
         state_dir = Path(env[ENV_STATE_DIR]).expanduser().absolute()
+    elif "state" in given:
+        state_dir = given["state"]
+    elif base is not None and (env.get("HOME") or env.get("XDG_STATE_HOME")):
+        # (an environment without either names no account: nothing to leave behind)
+        per_user = _xdg(env, "XDG_STATE_HOME", ".local/state") / "pragmash"
+        refuse_left_behind(paths, state_dir, per_user)
     return _Folders(
         state_dir=state_dir,
         temp_dir=given.get("temp", temp_dir),

@@ -8,12 +8,14 @@ rest of the CLI, they hold no run logic.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
 from pragmash.engine import lifecycle, power, scale, session
-from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
+from pragmash.engine.repositories import site_repository
+from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
@@ -30,8 +32,8 @@ from pragmash.ui.cli.scale import cmd_scale
 from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
+from pragmash.vc.site import SiteConfig
 
 
 def _parser(name: str, description: str) -> ArgumentParser:
@@ -81,7 +83,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     site = opened.config
     vcname = ns.vcname
     if vcname is None:
-        repo = open_repository(ns.base_path or site.repository, site.image_cache)
+        repo = site_repository(site, ns.base_path)
         vcname = next(iter(sorted(repo.entries)), None)
         if vcname is None:
             raise UserError(f"{repo.location}: the repository holds no VC to check against")
@@ -163,7 +165,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     if ns.what == "repository":
-        repo = open_repository(ns.base_path or site.repository, site.image_cache)
+        repo = site_repository(site, ns.base_path)
         repo_rows = [
             {"vcname": name, "vc_in": repo.shown(path)}
             for name, path in sorted(repo.entries.items())
@@ -233,11 +235,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
             f"  {'NODE':<22} {host_head}{'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n"
         )
         for n in status.nodes:
-            flag = (
-                f"   <- ledger says {n.ledger_says}; `pragmash clean {vcname}` repairs"
-                if n.mismatch
-                else ""
-            )
+            flag = f"   <- ledger says {n.ledger_says}; {_repair(n, vcname)}" if n.mismatch else ""
             host = f"{n.host:<12} " if site.multi_host else ""
             out.write(
                 f"  {n.name:<22} {host}{n.engine_state:<14} {n.cpus:>4} {n.memory_mib or '-':>6}  "
@@ -253,6 +251,15 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _repair(node: lifecycle.NodeStatus, vcname: str) -> str:
+    """What brings one node back to what the ledger says (never: delete the whole VC)."""
+    if node.engine_state == "absent":
+        return f"`pragmash start {vcname}` makes it again"
+    if node.ledger_says == "running":
+        return f"`pragmash start {vcname}` starts it"
+    return f"`pragmash stop {vcname}` stops it"
+
+
 def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
     """Destroy a VC's domains and private network, remove its staged images, release its leases."""
     p = _parser(
@@ -266,9 +273,18 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
         action="store_true",
         help="clean even while a run holds the VC: stop that run first",
     )
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask (at a terminal, clean names what it destroys and asks first)",
+    )
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     vcname = validate_name("VC name", ns.vcname)
+    if not ns.yes and sys.stdin.isatty() and not _confirmed(site, vcname, err):
+        err.write("nothing was destroyed\n")
+        return EXIT_USER
 
     def note(text: str) -> None:
         out.write(text + "\n")
@@ -281,6 +297,17 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
         return EXIT_STEP_FAILED
     out.write(f"{vcname} is clean\n")
     return EXIT_OK
+
+
+def _confirmed(site: SiteConfig, vcname: str, err: TextIO) -> bool:
+    """Ask at the terminal, naming what clean would destroy; only "y" or "yes" goes on."""
+    status = lifecycle.vc_status(site, vcname)  # no such VC: a UserError, nothing asked
+    held = status.allocation
+    nodes = ", ".join(n.name for n in status.nodes) or "no nodes"
+    address = f" and release {held.public.fqdn} ({held.public.ip})" if held else ""
+    err.write(f"destroy {vcname}'s domains ({nodes}) and their disks{address}? [y/N] ")
+    err.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def cmd_repl(args: list[str], out: TextIO, err: TextIO) -> int:

@@ -7,6 +7,8 @@ statuses. No run logic lives here.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -32,6 +34,7 @@ exit status:
        are kept: `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
   4    the VC is held by another run
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
+  141  the reader of the output went away (`| head -1`); output stops there
 """
 
 COMMANDS = (
@@ -64,7 +67,7 @@ usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
        pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
        pragmash resume VCNAME [--accept-changes]
        pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
-       pragmash list [--all] [repository] | status VCNAME | history VCNAME | clean VCNAME
+       pragmash list [--all] [repository] | status VCNAME | history VCNAME | clean VCNAME [--yes]
        pragmash stop VCNAME [--timeout SECONDS] [--force] | start VCNAME
        pragmash ssh VCNAME [NODE] [-- COMMAND...] | ssh-config VCNAME
        pragmash inventory VCNAME [--format ini|yaml|json]
@@ -166,7 +169,12 @@ def main(
     # the real entry point (no argv given): a third Ctrl-C exits 130 at once
     counter = interrupts.install(err) if argv is None else None
     try:
-        return _dispatch(args, out, err)
+        code = _dispatch(args, out, err)
+        out.flush()  # a reader gone (`| head -1`) is found here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except PragmashError as error:
         err.write(render_error(error) + "\n")
         return error.exit_code
@@ -176,6 +184,18 @@ def main(
     finally:
         if counter is not None:
             counter.done = True  # a Ctrl-C while Python shuts down: exit 130 at once
+
+
+#: What a shell reports for a command ended by SIGPIPE: its reader (``| head -1``) left.
+EXIT_BROKEN_PIPE = 141
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout is gone: send what Python still flushes at exit nowhere, so
+    no BrokenPipeError traceback follows (the output was not wanted any more)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:

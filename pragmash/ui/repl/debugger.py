@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -282,6 +283,8 @@ def _reader_for(repl: Repl, stdin: TextIO | None) -> None:
     if stdin.isatty():
         repl.make_session(history_for(repl))
     else:
+        if isinstance(stdin, io.TextIOWrapper):  # one bad byte must not end all input
+            stdin.reconfigure(errors="replace")
         repl.read_plainly(stdin)
 
 
