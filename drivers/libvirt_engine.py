@@ -36,7 +36,7 @@ from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser
 
 from . import libvirt_console, libvirt_network, libvirt_power, libvirt_storage
-from .lazy_import import lazy_module
+from .lazy_import import lazy_module, loaded
 from .libvirt_host import host_info_from_capabilities as host_info_from_capabilities
 from .libvirt_host import kvm_usable as kvm_usable
 from .libvirt_words import shutoff_reasons, state_words
@@ -75,9 +75,10 @@ def _undefine_flags() -> tuple[int, ...]:
 def _quiet_libvirt() -> None:
     """libvirt prints every error to stderr by default; pragmash reports them itself.
 
-    Once per process, before the first connection (which is what loads libvirt).
+    Once per process, before the first connection (which is what loads libvirt, under
+    :func:`.lazy_import.loaded`'s lock: several hosts are connected from several threads).
     """
-    libvirt.registerErrorHandler(_ignore_error, None)
+    loaded(libvirt).registerErrorHandler(_ignore_error, None)
 
 
 def _ignore_error(_ctx: Any, _err: Any) -> None:
@@ -266,7 +267,7 @@ class LibvirtEngine:
         if dom is None:
             return False
         try:
-            libvirt_qemu.qemuAgentCommand(dom, AGENT_PING, AGENT_TIMEOUT, 0)
+            loaded(libvirt_qemu).qemuAgentCommand(dom, AGENT_PING, AGENT_TIMEOUT, 0)
         except libvirt.libvirtError:
             return False
         return True
