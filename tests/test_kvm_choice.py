@@ -21,6 +21,7 @@ from pragmash.drivers.libvirt_engine import LibvirtEngine
 from pragmash.drivers.rocks6_client import Rocks6Client
 from pragmash.engine import session
 from pragmash.engine.fixstep import ImageFixer
+from pragmash.engine.vcfolder import VcFolder
 from pragmash.images import fixing, inject
 from pragmash.images.tools import ToolResult
 from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
@@ -182,13 +183,12 @@ def test_fix_tools_force_tcg_only_where_kvm_is_not_usable(
     fixer = ImageFixer(
         distro=Rocks6Client(),
         cache_dir=tmp_path / "cache",
-        disks_dir=tmp_path / "disks",
+        folder=VcFolder(tmp_path),
         staging="overlay",
         ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml", notes.append, kvm_usable=kvm),
         call_stage=lambda stage, call, *args: call(*args),
         template_source=lambda node: source,
         is_running=lambda name: False,
-        log_dir=tmp_path,
     )
     report = fixer.fix([plan("vc-compute-0", "compute", source)], "virt-customize")
     [(argv, env)] = recorder.calls

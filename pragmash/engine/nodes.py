@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, UpTest
 from pragmash.engine.overrides import Memory
+from pragmash.engine.vcfolder import VcFolder
 from pragmash.errors import StepError
-from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcin import VcIn
@@ -69,7 +69,7 @@ def node_plans(
             if old
             else _disks_of(lease.name, tmpl.disk_paths, site, temp_dir, simulated),
             domain_type=domain_type,
-            console_log=None if simulated else str(temp_dir / f"{lease.name}.console.log"),
+            console_log=None if simulated else str(VcFolder(temp_dir).console_log(lease.name)),
             private_ip=lease.private_ip,
             host=lease.host,
             public_ip=lease.public_ip,
@@ -91,7 +91,7 @@ def _disks_of(
     """
     disks = [str(p) for p in template_disks]
     if disks and not simulated:
-        staged = staged_path(temp_dir / "disks", name, site.staging)
+        staged = VcFolder(temp_dir).staged(name, site.staging)
         if staged.is_file():
             disks[0] = str(staged)
     return tuple(disks)
@@ -108,7 +108,7 @@ def network_for(site: SiteConfig, source: str | None) -> str:
 
 def vc_temp_dir(site: SiteConfig, vcname: str) -> Path:
     """The VC's own folder: staged disks, vc-out.xml, console and tool logs."""
-    return site.temp_dir / vcname
+    return VcFolder.of(site, vcname).path
 
 
 def stage_context(
@@ -127,11 +127,11 @@ def stage_context(
     ``auto`` the engine's ``host_info().kvm_usable`` (:func:`resolve_domain_type`): so
     the appliances use KVM exactly where the nodes do, and TCG is forced elsewhere.
     """
-    temp = vc_temp_dir(site, vcname)
+    folder = VcFolder.of(site, vcname)
     return StageContext(
         vcname=vcname,
-        temp_dir=temp,
-        vc_out_path=temp / "vc-out.xml",
+        temp_dir=folder.path,
+        vc_out_path=folder.vc_out,
         note=note,
         progress=progress,
         cancelled=cancelled,

@@ -16,7 +16,6 @@ meaning is :mod:`~pragmash.engine.readiness`'s), :mod:`~pragmash.engine.host_com
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,13 +43,13 @@ from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
 from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.engine.nodes import node_plans, stage_context, template_source, vc_temp_dir
+from pragmash.engine.nodes import node_plans, stage_context, template_source
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.stagecall import call_distro_stages, call_stage
+from pragmash.engine.vcfolder import VcFolder, with_disks
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
-from pragmash.errors import RecipeError, StepError, UserError
-from pragmash.images.staging import stage_image
+from pragmash.errors import RecipeError, UserError
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
 from pragmash.language.sources import source_line
@@ -90,12 +89,16 @@ class Runtime:
     # -- paths ------------------------------------------------------------------------
 
     @property
+    def folder(self) -> VcFolder:
+        return VcFolder.of(self.site, self.vcname)
+
+    @property
     def temp_dir(self) -> Path:
-        return vc_temp_dir(self.site, self.vcname)
+        return self.folder.path
 
     @property
     def vc_out_path(self) -> Path:
-        return self.temp_dir / "vc-out.xml"
+        return self.folder.vc_out
 
     def context(self, reporter: StepReporter) -> StageContext:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
@@ -322,18 +325,16 @@ class Runtime:
         fixer = ImageFixer(
             distro=self.distro,
             cache_dir=self.site.image_cache,
-            disks_dir=self.temp_dir / "disks",
+            folder=self.folder,
             staging=self.site.staging,
             ctx=ctx,
-            call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
+            call_stage=lambda stage, call, *args: call_stage(stage, reporter, call, *args),
             template_source=lambda node: template_source(self.vcin, node),
             is_running=lambda name: self.engine.state(name) == "running",
-            log_dir=self.temp_dir,
         )
         report = fixer.fix(nodes, method)
         for name, disk in report.disks.items():
-            node = self.nodes[name]
-            self.nodes[name] = dataclasses.replace(node, disks=(str(disk), *node.disks[1:]))
+            self.set_disks(name, (disk, *self.nodes[name].disks[1:]))
         products = {name: str(disk) for name, disk in report.disks.items()}
         for base in report.bases:
             products[f"base {base.key.digest[:12]}"] = str(base.path)
@@ -363,20 +364,21 @@ class Runtime:
         pipeline = BootPipeline(
             engine=self.engine,
             distro=self.distro,
-            vc_out=self.vc_out_path,
+            folder=self.folder,
+            staging=self.site.staging,
+            cache_dir=self.site.image_cache,
             ctx=ctx,
-            call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
-            stage=lambda node: self.stage(node, ctx),
-            plan=lambda name: self.nodes[name],
+            reporter=reporter,
+            interrupted=self.interrupted,
             workers=self.site.boot_parallelism,
             disk_work=not self.engine.simulated,
-            interrupted=self.interrupted.set,
-            doing=lambda name, detail, done: reporter.node(
-                name, self.engine.state(name), detail, reached=done
-            ),
             before_start=host_disks_for(self.site, self.engine, ctx),
         )
-        results = pipeline.run(nodes)
+        try:
+            results = pipeline.run(nodes)
+        finally:  # the disks staged, even by a boot that failed, are the nodes' now
+            for name, disk in pipeline.staged.items():
+                self.set_disks(name, (disk, *self.nodes[name].disks[1:]))
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
         others = [results[n.name] for n in nodes if n.name not in started]
         # a node that was already running is said so: "started" would hide a stale domain
@@ -471,25 +473,13 @@ class Runtime:
 
     def stage(self, node: NodePlan, ctx: StageContext) -> Path:
         """The node's own first disk, staged on first need (a COW overlay or a copy)."""
-        current = Path(node.disks[0]) if node.disks else None
-        if current is None:
-            raise StepError(
-                f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage"
-            )
-        if current.parent == self.temp_dir / "disks":
-            return current
-        staged = stage_image(
-            current,
-            self.temp_dir / "disks",
-            node.name,
-            mode=self.site.staging,
-            cache_dir=self.site.image_cache,
-            progress=ctx.progress,
+        staged = self.folder.stage(
+            node, mode=self.site.staging, cache_dir=self.site.image_cache, progress=ctx.progress
         )
-        self.nodes[node.name] = dataclasses.replace(node, disks=(str(staged), *node.disks[1:]))
+        self.set_disks(node.name, (staged, *node.disks[1:]))
         return staged
 
-    def _stage_call(
-        self, stage: str, reporter: StepReporter, call: Callable[..., StageResult], *args: Any
-    ) -> StageResult:
-        return call_stage(stage, reporter, call, *args)
+    def set_disks(self, name: str, disks: Sequence[str | Path]) -> None:
+        """The one place a node's disks change (staged, fixed, reloaded); called from the
+        step's own thread only: boot workers report what they staged instead."""
+        self.nodes[name] = with_disks(self.nodes[name], disks)
