@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 
 from pragmash.driver_api import Consoles, ConsoleStream, EngineDriver
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.hosts import locate
 from pragmash.engine.registry import load_engine
 from pragmash.errors import UserError
@@ -45,10 +46,10 @@ def resolve_node(word: str, names: Sequence[str], frontend: str, vcname: str) ->
 
 def console_of(engine: EngineDriver, uri: str, name: str) -> ConsoleStream:
     """The console of node ``name`` on ``engine``; an engine without consoles says so."""
-    if engine.simulated:
+    disk_work = DiskWork.of(engine, uri)
+    if disk_work.simulated:
         raise UserError(
-            f"{name}: there is no console to attach to: the engine is simulated ({uri}), its"
-            " domains run no guest and have no serial port",
+            disk_work.no_console(name),
             hint="on a site with a real engine (qemu:///system …) `pragmash console` attaches"
             " to the node's serial console",
         )

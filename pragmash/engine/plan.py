@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
 from pragmash.engine import private_network
+from pragmash.engine.diskwork import PLAN_SKIPPED
 from pragmash.engine.hosts import preview_placement
 from pragmash.engine.session import Prepared
 from pragmash.errors import RecipeError
@@ -69,8 +70,8 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
     held = alloc_mod.current_allocation(prep.ledger, vcname)
     if held is not None:
         computes = [c.name for c in held.computes]
-    simulated = runtime.engine.simulated
-    disk_note = " (skipped: simulated engine)" if simulated else ""
+    simulated = runtime.disk_work.simulated
+    disk_note = PLAN_SKIPPED if simulated else ""
     out: list[PlannedStep] = []
 
     def value(word: ast.Word | None) -> str:
@@ -140,10 +141,7 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
                 f"on the console (timeout {timeout})"
             )
         elif isinstance(stmt, ast.WaitClock):
-            actions.append(
-                f"wait {value(stmt.duration)}"
-                + (" (skipped: simulated engine)" if simulated else "")
-            )
+            actions.append(f"wait {value(stmt.duration)}" + (PLAN_SKIPPED if simulated else ""))
         elif isinstance(stmt, ast.Echo):
             actions.append("echo: " + " ".join(value(w) for w in stmt.words))
         elif isinstance(stmt, ast.Include):

@@ -305,7 +305,7 @@ class PowerExecutor:
         if state == "absent":
             return "its domain is not defined"
         runtime = self.runtime
-        if runtime.engine.simulated:
+        if runtime.disk_work.simulated:
             return ""
         disk = Path(node.disks[0]) if node.disks else None
         if disk is None or not runtime.folder.holds(disk) or not disk.is_file():
@@ -418,7 +418,7 @@ def _provide_if_needed(prep: Prepared, plan: PowerPlan, on_event: EventSink) -> 
     (a web repository's are fetched into the cache); the nodes are then made anew."""
     runtime = prep.runtime
     held = runtime.allocation
-    if plan.kind != "start" or runtime.engine.simulated or held is None:
+    if plan.kind != "start" or runtime.disk_work.simulated or held is None:
         return
     if all(runtime.folder.staged(n.name, prep.site.staging).is_file() for n in held.nodes):
         return

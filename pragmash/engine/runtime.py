@@ -37,6 +37,7 @@ from pragmash.driver_api import (
 )
 from pragmash.engine import private_network
 from pragmash.engine.bootstep import BootPipeline
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.folder_scripts import folder_script_call
 from pragmash.engine.host_command import run_host_command
@@ -61,8 +62,6 @@ from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcin import VcIn
 from pragmash.vc.vcout import write_vc_out
 
-SIMULATED = "skipped: the engine is simulated ({uri}), so there is no disk to {what}"
-
 
 @dataclass
 class Runtime:
@@ -74,6 +73,7 @@ class Runtime:
     ledger: Ledger
     engine: EngineDriver
     distro: DistroDriver
+    disk_work: DiskWork  # real or none: decided once, when the run was opened
     variables: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
     sleep: Callable[[float], None] = time.sleep
@@ -170,7 +170,7 @@ class Runtime:
             self.site,
             self.temp_dir,
             domain_type=self.domain_type,
-            simulated=self.engine.simulated,
+            simulated=self.disk_work.simulated,
             previous=self.nodes,
             private_network=self.private_network_plan(allocation.vlan).attach,
             up_tests=self.up_tests,
@@ -311,11 +311,11 @@ class Runtime:
         method = self.word(stmt.method)
         nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
-        if self.engine.simulated:
+        if self.disk_work.simulated:
             what = (
                 f"fix via {method} (pre_fix, fix, post_fix) for {', '.join(n.name for n in nodes)}"
             )
-            return StepOutcome("skipped", SIMULATED.format(uri=self.site.uri, what=what))
+            return StepOutcome("skipped", self.disk_work.skipped(what))
         return self.fix(nodes, method, ctx, reporter)
 
     def fix(
@@ -371,7 +371,7 @@ class Runtime:
             reporter=reporter,
             interrupted=self.interrupted,
             workers=self.site.boot_parallelism,
-            disk_work=not self.engine.simulated,
+            disk_work=self.disk_work.real,
             before_start=host_disks_for(self.site, self.engine, ctx),
         )
         try:
@@ -383,18 +383,15 @@ class Runtime:
         others = [results[n.name] for n in nodes if n.name not in started]
         # a node that was already running is said so: "started" would hide a stale domain
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
-        if self.engine.simulated:
-            msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {self.site.uri})"
+        if self.disk_work.simulated:
+            msg += self.disk_work.boot_note()
         return StepOutcome("done", msg, results)
 
     def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
         seconds = self.seconds(stmt.duration, "wait")
-        if self.engine.simulated:
-            return StepOutcome(
-                "skipped",
-                f"skipped: the engine is simulated ({self.site.uri}), nothing boots in {seconds:g} s",
-            )
+        if self.disk_work.simulated:
+            return StepOutcome("skipped", self.disk_work.clock_skipped(seconds))
         sleep_with_progress(seconds, reporter, self.sleep)
         return StepOutcome("done", f"waited {seconds:g} s")
 
@@ -418,7 +415,16 @@ class Runtime:
         self, nodes: Sequence[NodePlan], goal: Goal, timeout: float, reporter: StepReporter
     ) -> StepOutcome:
         """Wait until every node reaches ``goal``; fail at once if one stops for good."""
-        return wait_for_goal(self.engine, nodes, goal, timeout, reporter, self.sleep, self.clock)
+        return wait_for_goal(
+            self.engine,
+            nodes,
+            goal,
+            timeout,
+            reporter,
+            self.sleep,
+            self.clock,
+            disk_work=self.disk_work,
+        )
 
     def _do_drivercall(self, stmt: ast.DriverCall, reporter: StepReporter) -> StepOutcome:
         table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
@@ -451,10 +457,9 @@ class Runtime:
                 self.engine.destroy(node.name)
             return StepOutcome("done", f"destroyed {', '.join(n.name for n in nodes)}")
         # distro stages called directly
-        if self.engine.simulated:
+        if self.disk_work.simulated:
             return StepOutcome(
-                "skipped",
-                SIMULATED.format(uri=self.site.uri, what=f"run vc_driver/{stmt.command} on"),
+                "skipped", self.disk_work.skipped(f"run vc_driver/{stmt.command} on")
             )
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
         call_distro_stages(op, self.distro, pairs, self.vc_out_path, ctx, reporter)

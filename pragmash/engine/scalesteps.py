@@ -38,7 +38,7 @@ from pragmash.engine.hosts import placement_input
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.overrides import check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
-from pragmash.engine.runtime import SIMULATED, Runtime
+from pragmash.engine.runtime import Runtime
 from pragmash.errors import Span
 from pragmash.images.basecache import base_meta, is_fixed_base
 from pragmash.images.staging import backing_of, content_digest, stage_image
@@ -163,9 +163,9 @@ class ScaleExecutor:
     def _stage(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
         runtime = self.runtime
         nodes = self._nodes(step)
-        if runtime.engine.simulated:
+        if runtime.disk_work.simulated:
             what = f"stage for {', '.join(n.name for n in nodes)}"
-            return StepOutcome("skipped", SIMULATED.format(uri=runtime.site.uri, what=what))
+            return StepOutcome("skipped", runtime.disk_work.skipped(what))
         ctx = runtime.context(reporter)
         base, whence = self.base_of_new_computes(step.first)
         products: dict[str, str] = {}
