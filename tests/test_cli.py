@@ -343,3 +343,16 @@ def test_wait_console_on_the_demo_engine_is_taken_as_running(tmp_path: Path) -> 
     assert code == EXIT_OK, err
     assert "1 node(s) showing 'login:' on its console after" in out
     assert "(simulated engine: 'console' taken as 'running')" in out
+
+
+def test_dry_run_shows_a_driver_call_as_the_statement_it_means(tmp_path: Path) -> None:
+    """``ve_driver/boot`` is ``boot`` (pre_boot included); ``ve_driver/fix``'s method is no node."""
+    recipe = tmp_path / "seed.prg"
+    recipe.write_text(
+        "ve_driver/allocate 1\nve_driver/fix_driver all virt-customize\nve_driver/boot frontend\n"
+    )
+    code, out, _ = run(str(recipe), "--vcname", "calit2", "--dry-run")
+    assert code == EXIT_OK
+    assert "calit2-frontend: vc_driver/pre_boot" in out
+    assert "calit2-compute-0: stage image, vc_driver/pre_fix, fix via virt-customize" in out
+    assert "virt-customize on" not in out and "ve_driver/fix on" not in out

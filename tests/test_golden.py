@@ -58,6 +58,8 @@ def dump(statements: tuple[ast.Statement, ...], indent: str = "") -> list[str]:
             if field.name in ("span", "text"):
                 continue
             value = getattr(statement, field.name)
+            if field.name == "written_as" and value is None:
+                continue  # written as itself, not as a driver call: the usual case
             if field.name == "body":
                 body = value
                 continue

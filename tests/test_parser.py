@@ -47,7 +47,7 @@ def test_every_span_covers_its_own_text() -> None:
     source = (
         'set x = "a b"\n'
         "  wait compute[1:3], calit2-compute-0 up timeout ${t}  # c\n"
-        "ve_driver/pre_boot $x end\n"
+        "vc_driver/pre_boot $x end\n"
         "echo pre${x}post\n"
     )
     program = parse_recipe(source, "spans.prg")
@@ -63,10 +63,10 @@ def test_every_span_covers_its_own_text() -> None:
     assert wait.state == "up"
     assert _text_at(source, wait.timeout.variables[0].span) == "${t}"
     call = program.statements[2]
-    assert isinstance(call, ast.DriverCall) and call.command_span is not None
-    assert (call.driver, call.command) == ("ve_driver", "pre_boot")
-    assert _text_at(source, call.command_span) == "pre_boot"
-    assert _text_at(source, call.args[0].span) == "$x"
+    assert isinstance(call, ast.DistroCall) and call.written_as == "vc_driver/pre_boot"
+    assert call.stage == "pre_boot" and call.kind == "driver"
+    assert [_text_at(source, t.span) for t in call.targets] == ["$x", "end"]
+    assert call.targets[0].kind == "word" and call.targets[1].name == "end"
     echo = program.statements[3]
     assert isinstance(echo, ast.Echo)
     (word,) = echo.words

@@ -39,7 +39,7 @@ class ScriptRun(Protocol):
 
 
 def folder_script_call(
-    run: ScriptRun, stmt: ast.DriverCall, args: Sequence[str], reporter: StepReporter
+    run: ScriptRun, stmt: ast.ScriptCall, args: Sequence[str], reporter: StepReporter
 ) -> StepOutcome:
     """Run the statement's script with ``args``; what it printed becomes the step's notes."""
     site, distro, ctx = run.site, run.distro, run.context(reporter)

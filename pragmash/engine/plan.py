@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
 from pragmash.engine import private_network
 from pragmash.engine.diskwork import PLAN_SKIPPED
 from pragmash.engine.hosts import preview_placement
@@ -17,7 +16,7 @@ from pragmash.engine.session import Prepared
 from pragmash.errors import RecipeError
 from pragmash.language import ast
 from pragmash.language.program import flatten
-from pragmash.language.targets import parse_target_word, select_names
+from pragmash.language.targets import resolve_targets, select_names
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
 from pragmash.vc.names import compute_name, frontend_name
@@ -81,7 +80,8 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
             p if isinstance(p, str) else variables.get(p.name, f"${p.name}") for p in word.parts
         )
 
-    def nodes(targets: tuple[ast.Target, ...]) -> list[str]:
+    def nodes(written: tuple[ast.Target, ...]) -> list[str]:
+        targets = resolve_targets(written, value)
         if computes is None:
             return [str(t) for t in targets]
         try:
@@ -98,14 +98,8 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
         elif isinstance(stmt, ast.Param):
             variables.setdefault(stmt.name, value(stmt.default))
             actions.append(f"${stmt.name} = {variables[stmt.name]}")
-        elif isinstance(stmt, ast.Allocate) or (
-            isinstance(stmt, ast.DriverCall) and VE_COMMANDS.get(stmt.command) == "allocate"
-        ):
-            word = (
-                stmt.count
-                if isinstance(stmt, ast.Allocate)
-                else (stmt.args[0] if stmt.args else None)
-            )
+        elif isinstance(stmt, ast.Allocate):
+            word = stmt.count
             cpus = int(value(word) if word else variables.get("num_compute", "0"))
             per_node = alloc_mod.plan_compute_cpus(prep.site, prep.vcin, cpus)
             computes = [compute_name(vcname, i) for i in range(len(per_node))]
@@ -146,17 +140,12 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
             actions.append("echo: " + " ".join(value(w) for w in stmt.words))
         elif isinstance(stmt, ast.Include):
             actions.append(f"include {stmt.resolved}")
-        elif isinstance(stmt, ast.DriverCall):
-            table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
-            if stmt.command not in table:  # a driver folder's own script: words are arguments
-                actions.append(
-                    f"run {stmt.driver}/{stmt.command} " + " ".join(value(w) for w in stmt.args)
-                )
-            else:
-                targets = tuple(parse_target_word(value(w), w.span) for w in stmt.args)
-                actions.append(
-                    f"{stmt.driver}/{table[stmt.command]} on {', '.join(nodes(targets))}"
-                )
+        elif isinstance(stmt, ast.EngineCall):
+            actions.append(f"ve_driver/{stmt.op} on {', '.join(nodes(stmt.targets))}")
+        elif isinstance(stmt, ast.DistroCall):
+            actions.append(f"vc_driver/{stmt.stage} on {', '.join(nodes(stmt.targets))}")
+        elif isinstance(stmt, ast.ScriptCall):  # a driver folder's own script: words are arguments
+            actions.append(f"run {stmt.written_as} " + " ".join(value(w) for w in stmt.args))
         elif isinstance(stmt, ast.Run):
             actions.append("run: " + " ".join(value(w) for w in stmt.argv))
         out.append(PlannedStep(step.index, stmt, tuple(actions)))

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from pragmash.driver_api import (
-    VC_COMMANDS,
-    VE_COMMANDS,
     DistroDriver,
     EngineDriver,
     NodePlan,
@@ -54,7 +52,7 @@ from pragmash.errors import RecipeError, UserError
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
 from pragmash.language.sources import source_line
-from pragmash.language.targets import parse_target_word, select_nodes
+from pragmash.language.targets import resolve_targets, select_nodes
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
 from pragmash.store.ledger import Ledger
@@ -158,7 +156,7 @@ class Runtime:
                 stmt.span,
                 source_line(stmt.span),
             )
-        return select_nodes(targets, list(self.nodes.values()))
+        return select_nodes(resolve_targets(targets, self.word), list(self.nodes.values()))
 
     def adopt(self, allocation: Allocation) -> None:
         """Make the nodes of an allocation (fresh or read back from the ledger) this run's."""
@@ -426,45 +424,31 @@ class Runtime:
             disk_work=self.disk_work,
         )
 
-    def _do_drivercall(self, stmt: ast.DriverCall, reporter: StepReporter) -> StepOutcome:
-        table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
-        args = [self.word(w) for w in stmt.args]
-        if stmt.command not in table:  # a driver folder's own script, by name
-            return folder_script_call(self, stmt, args, reporter)
-        op = table[stmt.command]
-        if op == "allocate":
-            count = ast.Allocate(stmt.span, stmt.text, stmt.args[0] if stmt.args else None)
-            return self._do_allocate(count, reporter)
-        targets = [parse_target_word(a, w.span) for a, w in zip(args, stmt.args, strict=True)]
-        if op == "fix":
-            method = stmt.args[-1] if len(stmt.args) > 1 else ast.Word(("virt-v2v",), stmt.span)
-            return self._do_fix(
-                ast.Fix(stmt.span, stmt.text, tuple(targets[:-1] or targets), method), reporter
-            )
-        nodes = self.targets(targets, stmt)
+    def _do_enginecall(self, stmt: ast.EngineCall, reporter: StepReporter) -> StepOutcome:
+        nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
-        if op == "boot":
-            return self.boot(nodes, reporter)
-        if op == "state":
+        if stmt.op == "state":
             for node in nodes:
                 reporter.note(f"{node.name}: {self.engine.state(node.name)}")
             return StepOutcome("done")
-        if op == "shutdown":
+        if stmt.op == "shutdown":
             stopped = [n.name for n in nodes if self.engine.shutdown(n.name, 120.0, ctx)]
             return StepOutcome("done", f"stopped {', '.join(stopped) or 'nothing'}")
-        if op == "destroy":
-            for node in nodes:
-                self.engine.destroy(node.name)
-            return StepOutcome("done", f"destroyed {', '.join(n.name for n in nodes)}")
-        # distro stages called directly
+        for node in nodes:
+            self.engine.destroy(node.name)
+        return StepOutcome("done", f"destroyed {', '.join(n.name for n in nodes)}")
+
+    def _do_distrocall(self, stmt: ast.DistroCall, reporter: StepReporter) -> StepOutcome:
+        nodes = self.targets(stmt.targets, stmt)
+        ctx = self.context(reporter)
         if self.disk_work.simulated:
-            return StepOutcome(
-                "skipped", self.disk_work.skipped(f"run vc_driver/{stmt.command} on")
-            )
+            return StepOutcome("skipped", self.disk_work.skipped(f"run {stmt.written_as} on"))
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
-        call_distro_stages(op, self.distro, pairs, self.vc_out_path, ctx, reporter)
-        names = ", ".join(n.name for n in nodes)
-        return StepOutcome("done", f"vc_driver/{stmt.command} on {names}")
+        call_distro_stages(stmt.stage, self.distro, pairs, self.vc_out_path, ctx, reporter)
+        return StepOutcome("done", f"{stmt.written_as} on {', '.join(n.name for n in nodes)}")
+
+    def _do_scriptcall(self, stmt: ast.ScriptCall, reporter: StepReporter) -> StepOutcome:
+        return folder_script_call(self, stmt, [self.word(w) for w in stmt.args], reporter)
 
     def _do_run(self, stmt: ast.Run, reporter: StepReporter) -> StepOutcome:
         if not (self.allow_run or self.site.allow_run):

@@ -8,7 +8,7 @@ reported at its position in the recipe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pragmash.errors import Span
@@ -41,8 +41,12 @@ class Word:
     def variables(self) -> tuple[VarRef, ...]:
         return tuple(p for p in self.parts if isinstance(p, VarRef))
 
+    def __str__(self) -> str:
+        """The word as written, variables as ``${NAME}`` (for display, not for running)."""
+        return "".join(p if isinstance(p, str) else f"${{{p.name}}}" for p in self.parts)
 
-TargetKind = Literal["frontend", "compute", "all", "node"]
+
+TargetKind = Literal["frontend", "compute", "all", "node", "word"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class Target:
 
     ``compute[i]`` has ``index=i``; ``compute[i:j]`` has ``index=i, stop=j, is_slice=True``
     (Python slice semantics, either bound may be None); a node name has ``kind="node"``.
+    A driver call's argument that holds a variable (``ve_driver/boot $node``) is
+    ``kind="word"`` with its ``word``: which target it is is known once the variable's
+    value is (:func:`pragmash.language.targets.resolve_targets`).
     """
 
     kind: TargetKind
@@ -59,8 +66,11 @@ class Target:
     stop: int | None = None
     is_slice: bool = False
     name: str | None = None
+    word: Word | None = None
 
     def __str__(self) -> str:
+        if self.kind == "word":
+            return str(self.word)
         if self.kind == "node":
             return self.name or ""
         if self.kind == "compute" and self.is_slice:
@@ -74,14 +84,21 @@ class Target:
 
 @dataclass(frozen=True)
 class Statement:
-    """Base of all statements. ``text`` is the statement's own source text, for display."""
+    """Base of all statements. ``text`` is the statement's own source text, for display.
+
+    ``written_as`` is the driver command a statement was written as (``ve_driver/boot``),
+    None when it was written as itself: see :mod:`pragmash.language.lowering`.
+    """
 
     span: Span
     text: str
+    written_as: str | None = field(default=None, kw_only=True)
 
     @property
     def kind(self) -> str:
-        """The statement kind as users write it (``allocate``, ``wait``, ``ve_driver`` …)."""
+        """The statement kind as users write it (``allocate``, ``wait``, ``driver`` …)."""
+        if self.written_as is not None:
+            return "driver"
         return _KINDS[type(self).__name__]
 
 
@@ -165,9 +182,30 @@ class Include(Statement):
     body: tuple[Statement, ...] = ()
 
 
+EngineOp = Literal["state", "shutdown", "destroy"]
+DistroStage = Literal["pre_fix", "post_fix", "pre_boot"]
+
+
 @dataclass(frozen=True)
-class DriverCall(Statement):
-    """``ve_driver/CMD ARGS…`` or ``vc_driver/CMD ARGS…``: one driver stage called directly."""
+class EngineCall(Statement):
+    """``ve_driver/state|shutdown|destroy TARGETS``: one engine operation on each node."""
+
+    op: EngineOp = "state"
+    targets: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class DistroCall(Statement):
+    """``vc_driver/pre_fix|post_fix|pre_boot TARGETS``: one distro driver stage alone."""
+
+    stage: DistroStage = "pre_boot"
+    targets: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScriptCall(Statement):
+    """``ve_driver/NAME ARGS…`` or ``vc_driver/NAME ARGS…`` for a NAME pragmash has no
+    stage for: a driver folder's own script, run with the words as its arguments."""
 
     driver: Literal["ve_driver", "vc_driver"] = "ve_driver"
     command: str = ""
@@ -194,7 +232,9 @@ _KINDS = {
     "Param": "param",
     "Echo": "echo",
     "Include": "include",
-    "DriverCall": "driver",
+    "EngineCall": "driver",
+    "DistroCall": "driver",
+    "ScriptCall": "driver",
     "Run": "run",
 }
 

@@ -1,16 +1,15 @@
 """Checks a parsed recipe before anything runs.
 
-Syntax is the parser's job; this finds what only makes sense in context: an
-unknown variable, a target that names no node, an unknown driver command or fix
-method, a statement that needs nodes before any ``allocate``, a ``run`` the site
-does not permit. Each problem is a RecipeError at its position, so a recipe with
+Syntax (and which driver commands exist) is the parser's job; this finds what only
+makes sense in context: an unknown variable, a target that names no node, an
+unknown fix method, a statement that needs nodes before any ``allocate``, a ``run``
+the site does not permit. Each problem is a RecipeError at its position, so a recipe with
 a mistake on line 40 fails before line 1 has touched the cluster.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
@@ -19,8 +18,8 @@ from pragmash.language import ast
 from pragmash.language.durations import parse_duration
 from pragmash.language.program import flatten
 from pragmash.language.sources import source_line
-from pragmash.language.targets import parse_target_word, select_names
-from pragmash.language.vocabulary import FIX_METHODS, WAIT_STATES
+from pragmash.language.targets import resolve_targets, select_names
+from pragmash.language.vocabulary import FIX_METHODS, WAIT_STATES, did_you_mean
 
 
 @dataclass
@@ -38,6 +37,7 @@ class CheckContext:
     computes_for: Callable[[int], int]
     allocated: int | None = None
     allow_run: bool = False
+    #: the scripts of the run's driver folders, callable as ``ve_driver/NAME`` and ``vc_driver/NAME``
     extra_ve_commands: Iterable[str] = ()
     extra_vc_commands: Iterable[str] = ()
     problems: list[RecipeError] = field(default_factory=list)
@@ -45,11 +45,6 @@ class CheckContext:
 
 def _err(message: str, span: Span) -> RecipeError:
     return RecipeError(message, span, source_line(span))
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
@@ -65,8 +60,8 @@ def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
             ctx.variables.setdefault(stmt.name, _literal(stmt.default, ctx))
         elif isinstance(stmt, ast.Allocate):
             computes = _allocate_count(stmt.count, ctx)
-        elif isinstance(stmt, ast.DriverCall):
-            computes = _check_driver_call(stmt, ctx, computes)
+        elif isinstance(stmt, ast.ScriptCall):
+            _check_script_call(stmt, ctx)
         elif isinstance(stmt, ast.Run) and not ctx.allow_run:
             ctx.problems.append(
                 _err(
@@ -81,7 +76,7 @@ def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
                 ctx.problems.append(
                     _err(
                         f"unknown fix method '{method}'; expected one of {', '.join(FIX_METHODS)}"
-                        + _suggest(method, FIX_METHODS),
+                        + did_you_mean(method, FIX_METHODS),
                         stmt.method.span,
                     )
                 )
@@ -89,7 +84,7 @@ def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
             ctx.problems.append(
                 _err(
                     f"unknown state '{stmt.state}'; expected one of {', '.join(WAIT_STATES)}"
-                    + _suggest(stmt.state, WAIT_STATES),
+                    + did_you_mean(stmt.state, WAIT_STATES),
                     stmt.state_span or stmt.span,
                 )
             )
@@ -108,7 +103,7 @@ def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
                     parse_duration(value)
                 except ValueError as err:
                     ctx.problems.append(_err(f"{what}: {err}", word.span))
-        targets = _targets(stmt)
+        targets = resolve_targets(_targets(stmt), lambda w: _literal(w, ctx))
         if targets:
             _check_targets(stmt, targets, ctx, computes)
     return ctx.problems
@@ -118,7 +113,9 @@ def _words(stmt: ast.Statement) -> list[ast.Word]:
     if isinstance(stmt, ast.Allocate):
         return [stmt.count] if stmt.count else []
     if isinstance(stmt, ast.Fix):
-        return [stmt.method] if stmt.method else []
+        return [t.word for t in stmt.targets if t.word is not None] + (
+            [stmt.method] if stmt.method else []
+        )
     if isinstance(stmt, ast.WaitClock):
         return [stmt.duration] if stmt.duration else []
     if isinstance(stmt, ast.WaitState):
@@ -131,7 +128,9 @@ def _words(stmt: ast.Statement) -> list[ast.Word]:
         return [stmt.default] if stmt.default else []
     if isinstance(stmt, ast.Echo):
         return list(stmt.words)
-    if isinstance(stmt, ast.DriverCall):
+    if isinstance(stmt, ast.Boot | ast.EngineCall | ast.DistroCall):
+        return [t.word for t in stmt.targets if t.word is not None]
+    if isinstance(stmt, ast.ScriptCall):
         return list(stmt.args)
     if isinstance(stmt, ast.Run):
         return list(stmt.argv)
@@ -147,7 +146,9 @@ def _durations(stmt: ast.Statement) -> list[tuple[ast.Word, str]]:
 
 
 def _targets(stmt: ast.Statement) -> tuple[ast.Target, ...]:
-    if isinstance(stmt, ast.Fix | ast.Boot | ast.WaitState | ast.WaitConsole):
+    if isinstance(
+        stmt, ast.Fix | ast.Boot | ast.WaitState | ast.WaitConsole | ast.EngineCall | ast.DistroCall
+    ):
         return stmt.targets
     return ()
 
@@ -158,7 +159,7 @@ def _check_word(word: ast.Word, ctx: CheckContext) -> None:
             ctx.problems.append(
                 _err(
                     f"unknown variable '${ref.name}'"
-                    + _suggest(ref.name, ctx.variables)
+                    + did_you_mean(ref.name, ctx.variables)
                     + f"; known here: {', '.join(sorted(ctx.variables))}",
                     ref.span,
                 )
@@ -203,39 +204,20 @@ def _allocate_count(word: ast.Word | None, ctx: CheckContext) -> int | None:
         return None
 
 
-def _check_driver_call(stmt: ast.DriverCall, ctx: CheckContext, computes: int | None) -> int | None:
-    table: Mapping[str, str] = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
-    extra = list(ctx.extra_ve_commands if stmt.driver == "ve_driver" else ctx.extra_vc_commands)
+def _check_script_call(stmt: ast.ScriptCall, ctx: CheckContext) -> None:
+    """A driver command pragmash has no stage for must be a script of a driver folder."""
+    table = VE_COMMANDS if stmt.driver == "ve_driver" else VC_COMMANDS
+    extra = ctx.extra_ve_commands if stmt.driver == "ve_driver" else ctx.extra_vc_commands
     known = sorted(set(table) | set(extra))
-    span = stmt.command_span or stmt.span
     if stmt.command not in known:
         ctx.problems.append(
             _err(
-                f"unknown command '{stmt.driver}/{stmt.command}'; {stmt.driver} commands: "
+                f"unknown command '{stmt.written_as}'; {stmt.driver} commands: "
                 + ", ".join(known)
-                + _suggest(stmt.command, known),
-                span,
+                + did_you_mean(stmt.command, known),
+                stmt.command_span or stmt.span,
             )
         )
-        return computes
-    if stmt.command not in table:  # a driver folder's own script: its words are its arguments
-        return computes
-    if table.get(stmt.command) == "allocate":
-        return _allocate_count(stmt.args[0] if stmt.args else None, ctx)
-    targets = []
-    for word in (
-        stmt.args[:-1] if table.get(stmt.command) == "fix" and len(stmt.args) > 1 else stmt.args
-    ):
-        text = _literal(word, ctx)
-        if text is not None:
-            targets.append(parse_target_word(text, word.span))
-    if targets:
-        _check_targets(stmt, tuple(targets), ctx, computes)
-    elif not stmt.args:
-        ctx.problems.append(
-            _err(f"'{stmt.driver}/{stmt.command}' needs the nodes it works on", span)
-        )
-    return computes
 
 
 def _check_targets(
@@ -257,13 +239,9 @@ def needs_allocation_first(program: ast.Program, allocated: bool) -> list[Recipe
     problems: list[RecipeError] = []
     for step in flatten(program.statements):
         stmt = step.statement
-        if isinstance(stmt, ast.Allocate) or (
-            isinstance(stmt, ast.DriverCall) and VE_COMMANDS.get(stmt.command) == "allocate"
-        ):
+        if isinstance(stmt, ast.Allocate):
             return problems
-        if _targets(stmt) or (
-            isinstance(stmt, ast.DriverCall) and stmt.command in {**VE_COMMANDS, **VC_COMMANDS}
-        ):
+        if _targets(stmt):
             problems.append(
                 _err(
                     f"'{stmt.text}' works on nodes, but nothing is allocated before it: put 'allocate' first",

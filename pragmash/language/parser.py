@@ -1,12 +1,14 @@
 """Recipe text -> :mod:`pragmash.language.ast` statements, and syntax errors in a user's words.
 
 The grammar (``grammar/pragmash.lark``) is LALR with a contextual lexer; its tables
-are built once per installation and kept in the user's cache folder (see :func:`_lark`). Lark's tree is turned into frozen dataclasses right here,
-so nothing after this module ever sees a Lark object. Every Lark error is turned
-into one :class:`~pragmash.errors.RecipeError` that names ``file:line:col`` and says
-what was expected in recipe words (``end of line``, never ``_NL``): that translation
-lives in :mod:`~pragmash.language.syntax_errors`, finding included files in
-:mod:`~pragmash.language.includes`.
+are built once per installation and kept in the user's cache folder (see
+:func:`_lark`). Lark's tree is turned into frozen dataclasses right here, so nothing
+after this module ever sees a Lark object, nor a driver call: those are lowered to
+the statements they mean as they are built (:mod:`~pragmash.language.lowering`).
+Every Lark error is turned into one :class:`~pragmash.errors.RecipeError` that names
+``file:line:col`` and says what was expected in recipe words (``end of line``, never
+``_NL``): that translation lives in :mod:`~pragmash.language.syntax_errors`, finding
+included files in :mod:`~pragmash.language.includes`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pragmash.language.includes import (
     read_include,
     reason,
 )
+from pragmash.language.lowering import lower_driver_call
 from pragmash.language.sources import SourceText, position, remember
 from pragmash.language.syntax_errors import bad_dollar, syntax_error
 
@@ -321,7 +324,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         span, text = self._head(meta)
         return ast.Run(span, text, argv=tuple(children[1:]))
 
-    def driver_call(self, meta: Meta, children: list[Any]) -> ast.DriverCall:
+    def driver_call(self, meta: Meta, children: list[Any]) -> ast.Statement:
         span, text = self._head(meta)
         token: Token = children[0]
         driver, command = str(token).split("/", 1)
@@ -329,14 +332,7 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         command_span = self.src.span(
             line, column + len(driver) + 1, token.end_line, token.end_column
         )
-        return ast.DriverCall(
-            span,
-            text,
-            driver="ve_driver" if driver == "ve_driver" else "vc_driver",
-            command=command,
-            command_span=command_span,
-            args=tuple(children[1:]),
-        )
+        return lower_driver_call(span, text, driver, command, command_span, tuple(children[1:]))
 
     def include(self, meta: Meta, children: list[Any]) -> ast.Include:
         span, text = self._head(meta)

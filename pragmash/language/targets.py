@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pragmash.driver_api import NodePlan
 from pragmash.errors import RecipeError, Span
-from pragmash.language.ast import Target
+from pragmash.language.ast import Target, Word
 from pragmash.language.sources import source_line
 
 _INDEXED = re.compile(r"^compute\[(-?\d+)?(:)?(-?\d+)?\]$")
@@ -26,6 +26,33 @@ def parse_target_word(text: str, span: Span) -> Target:
         if lo is not None:
             return Target("compute", span, index=lo)
     return Target("node", span, name=text)
+
+
+def word_target(word: Word) -> Target:
+    """A driver call's argument as a target: read now when literal, else when its value is known."""
+    literal = word.literal
+    if literal is None:
+        return Target("word", word.span, word=word)
+    return parse_target_word(literal, word.span)
+
+
+def resolve_targets(
+    targets: Sequence[Target], text: Callable[[Word], str | None]
+) -> tuple[Target, ...]:
+    """The targets with each ``word`` target read from its value (``text`` substitutes).
+
+    A word whose value is not known yet (``text`` gives None, as before a run) is left out.
+    """
+    out: list[Target] = []
+    for target in targets:
+        if target.kind != "word":
+            out.append(target)
+            continue
+        assert target.word is not None
+        value = text(target.word)
+        if value is not None:
+            out.append(parse_target_word(value, target.span))
+    return tuple(out)
 
 
 def describe_computes(count: int) -> str:
@@ -63,6 +90,7 @@ def select_names(targets: Sequence[Target], frontend: str, computes: Sequence[st
         elif target.kind == "compute":
             names = list(computes)
         else:
+            assert target.kind == "node", f"{target} is to be resolved first (resolve_targets)"
             known = [frontend, *computes]
             if target.name not in known:
                 raise _error(

@@ -8,6 +8,9 @@ no two lists can disagree about what a recipe may say.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 #: What may start a statement, as users write it; a driver prefix ends with ``/``.
 STATEMENT_WORDS = (
     "allocate",
@@ -29,6 +32,16 @@ STATEMENT_KEYWORDS = tuple(w for w in STATEMENT_WORDS if not w.endswith("/"))
 #: The methods ``fix TARGETS via METHOD`` knows (``ve_driver/fix`` runs them).
 FIX_METHODS = ("none", "virt-customize", "virt-v2v")
 
+#: What ``ve_driver/fix TARGETS`` fixes with when no method is given (the seed's).
+DEFAULT_FIX_METHOD = "virt-v2v"
+
+#: How long ``wait TARGETS STATE`` and ``wait TARGETS console TEXT`` wait without
+#: ``timeout``: what the plan shows, what the run waits.
+DEFAULT_WAIT_TIMEOUT = "5m"
+
+#: The variable ``allocate`` without a count reads (``0`` when it is not set).
+ALLOCATE_COUNT_VARIABLE = "num_compute"
+
 #: The states ``wait TARGETS STATE`` can wait for: the engine's own domain states,
 #: plus ``up`` (running, and one of the node's up tests passing: guest agent, login
 #: prompt, TCP port, PRAGMASH-UP marker; see pragmash.driver_api.UpTest).
@@ -39,3 +52,9 @@ WAIT_CONSOLE = "console"
 
 #: Statement words that are followed by targets (completion offers nodes there).
 TAKES_TARGETS = ("boot", "fix", "wait", "ve_driver/", "vc_driver/")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest known word, or nothing: ends an error message."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""

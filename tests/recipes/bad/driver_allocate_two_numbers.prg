@@ -1,0 +1,1 @@
+ve_driver/allocate 2 3

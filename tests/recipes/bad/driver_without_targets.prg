@@ -1,0 +1,2 @@
+allocate 2
+vc_driver/pre_boot
