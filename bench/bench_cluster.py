@@ -13,8 +13,16 @@ node is up, and the ratio of N=16 to N=1 for each. Targets: at most 2 appliance
 launches per VC besides the conversions, virt-v2v runs equal to the number of
 distinct images (1), staging+fix+inject at N=16 within 1.3x of N=1.
 
+``--delivery seed`` gives every node its settings as a NoCloud seed (the site's
+``[delivery]``) instead of writing them into its disk: the "inject" part is then the
+seeds, made with no appliance (target: 0 launches besides the fix, staging+seed at
+N=16 within 1.3x of N=1); ``--delivery both`` runs each size both ways and prints
+both tables. The busybox guest has no cloud-init: for it the bench measures the
+head node's cost, the guests do not read their seeds.
+
     .venv/bin/python bench/bench_cluster.py                 # Debian image, virt-v2v
     .venv/bin/python bench/bench_cluster.py --image busybox --fix none   # quick
+    .venv/bin/python bench/bench_cluster.py --image busybox --delivery both --sizes 1,16
 
 ``--image debian`` uses the disk of scripts/build-distro-image ($PRAGMASH_DISTRO_IMAGE,
 else its default path); ``busybox`` builds the tiny test image (tests/vmimage.py).
@@ -70,8 +78,9 @@ class Row:
     runs: Counter[str]
 
 
-def make_site(root: Path, image: str, built: Any) -> tuple[Path, str]:
-    """A repository with one VC on the image, and a site big enough for 16 computes."""
+def make_site(root: Path, image: str, built: Any, delivery: str) -> tuple[Path, str]:
+    """A repository with one VC on the image, and a site big enough for 16 computes;
+    ``delivery`` is how its nodes receive their settings (``disk`` or ``seed``)."""
     if image == "busybox":
         repo = write_repository(root, built)
         vcname = "vmtest"
@@ -86,14 +95,16 @@ def make_site(root: Path, image: str, built: Any) -> tuple[Path, str]:
     text = text.replace("cpus = 8\n", "cpus = 64\n").replace(
         "boot_parallelism = 2", "boot_parallelism = 4"
     )
-    site.write_text(text)
+    site.write_text(text + f'\n[delivery]\nvc.{vcname} = "{delivery}"\n')
     return site, vcname
 
 
-def one_size(n: int, workdir: Path, image: str, built: Any, method: str) -> Row:
-    root = workdir / f"n{n}"
+def one_size(
+    n: int, workdir: Path, image: str, built: Any, method: str, delivery: str = "disk"
+) -> Row:
+    root = workdir / f"{delivery}-n{n}"
     root.mkdir()
-    site_path, vcname = make_site(root, image, built)
+    site_path, vcname = make_site(root, image, built, delivery)
     recipe = root / "bench.prg"
     recipe.write_text(RECIPE.format(method=method))
     options = session.RunOptions(
@@ -147,6 +158,27 @@ def one_size(n: int, workdir: Path, image: str, built: Any, method: str) -> Row:
     )
 
 
+def print_table(rows: list[Row], image: str, method: str, delivery: str) -> None:
+    """One table: a row per size, then the ratio of the largest size to the smallest."""
+    what = "staging+fix+seed s" if delivery == "seed" else "staging+fix+inject s"
+    how = "NoCloud seeds" if delivery == "seed" else "written into the disks (appliance)"
+    print(f"image: {image}, fix via {method}, settings {how}, boot_parallelism 4, TCG")
+    print(
+        f"{'N':>4}  {'appliance launches':>18}  {'virt-v2v runs':>13}  {what:>20}  {'first boot->all up s':>20}"
+    )
+    for r in rows:
+        print(f"{r.n:>4}  {r.launches:>18}  {r.v2v:>13}  {r.prep:>20.1f}  {r.up:>20.1f}")
+    first, last = rows[0], rows[-1]
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}x" if b else "-"
+
+    print(
+        f"{f'{last.n}/{first.n}':>4}  {ratio(last.launches, first.launches):>18}  {ratio(last.v2v, first.v2v):>13}  "
+        f"{ratio(last.prep, first.prep):>20}  {ratio(last.up, first.up):>20}"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--image", choices=["debian", "busybox"], default="debian")
@@ -155,7 +187,14 @@ def main() -> None:
     )
     p.add_argument("--sizes", default="1,4,16")
     p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
+    p.add_argument(
+        "--delivery",
+        choices=["disk", "seed", "both"],
+        default="disk",
+        help="settings written into each disk (appliance), as NoCloud seeds, or both ways",
+    )
     ns = p.parse_args()
+    deliveries = ["disk", "seed"] if ns.delivery == "both" else [ns.delivery]
     method = ns.fix or ("virt-v2v" if ns.image == "debian" else "none")
     sizes = [int(x) for x in ns.sizes.split(",")]
     if subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True).returncode:
@@ -172,37 +211,27 @@ def main() -> None:
                 raise SystemExit(f"no Debian image at {built}: run scripts/build-distro-image")
         else:
             built = build_test_image(workdir / "image")
-        rows = []
-        for n in sizes:
-            started = time.monotonic()
-            rows.append(one_size(n, workdir, ns.image, built, method))
-            r = rows[-1]
-            print(  # each size as it ends: a later size that fails loses no figures
-                f"N={n} done in {time.monotonic() - started:.0f} s: {r.launches} appliance "
-                f"launches, {r.v2v} virt-v2v, staging+fix+inject {r.prep:.1f} s, "
-                f"first boot->all up {r.up:.1f} s; tools {dict(r.runs)}",
-                file=sys.stderr,
-                flush=True,
-            )
+        tables: dict[str, list[Row]] = {}
+        for delivery in deliveries:
+            rows = tables[delivery] = []
+            for n in sizes:
+                started = time.monotonic()
+                rows.append(one_size(n, workdir, ns.image, built, method, delivery))
+                r = rows[-1]
+                print(  # each size as it ends: a later size that fails loses no figures
+                    f"{delivery} N={n} done in {time.monotonic() - started:.0f} s: "
+                    f"{r.launches} appliance launches, {r.v2v} virt-v2v, staging+fix+"
+                    f"{'seed' if delivery == 'seed' else 'inject'} {r.prep:.1f} s, first boot"
+                    f"->all up {r.up:.1f} s; tools {dict(r.runs)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         left = [
             d.name() for d in conn.listAllDomains() if d.name().startswith(("vmtest-", "benchdeb-"))
         ]
         conn.close()
-    print(f"image: {ns.image}, fix via {method}, boot_parallelism 4, TCG")
-    print(
-        f"{'N':>4}  {'appliance launches':>18}  {'virt-v2v runs':>13}  {'staging+fix+inject s':>20}  {'first boot->all up s':>20}"
-    )
-    for r in rows:
-        print(f"{r.n:>4}  {r.launches:>18}  {r.v2v:>13}  {r.prep:>20.1f}  {r.up:>20.1f}")
-    first, last = rows[0], rows[-1]
-
-    def ratio(a: float, b: float) -> str:
-        return f"{a / b:.2f}x" if b else "-"
-
-    print(
-        f"{f'{last.n}/{first.n}':>4}  {ratio(last.launches, first.launches):>18}  {ratio(last.v2v, first.v2v):>13}  "
-        f"{ratio(last.prep, first.prep):>20}  {ratio(last.up, first.up):>20}"
-    )
+    for delivery, rows in tables.items():
+        print_table(rows, ns.image, method, delivery)
     if left:
         print(f"warning: domains left behind: {', '.join(left)}", file=sys.stderr)
 

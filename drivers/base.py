@@ -10,12 +10,18 @@ reads it. So a driver subclasses :class:`GuestFilesDriver` and writes
 distro needs nothing around the fix, and the fixed-image cache knows they change
 nothing (``fix_hooks = False``). The appliance uses KVM where the run's engine judged
 it usable (``ctx.kvm_usable``) and TCG elsewhere.
+
+A node planned with a seed (``node.seed``: the site or the driver chose ``seed``
+delivery) gets the same files another way, with no appliance at all: a NoCloud
+``cidata`` volume whose user-data has cloud-init write them at first boot
+(:meth:`~GuestFilesDriver.seed_files`, :meth:`~GuestFilesDriver.cloud_config`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pragmash.driver_api import (
     LOGIN_PROMPT,
@@ -26,6 +32,7 @@ from pragmash.driver_api import (
 )
 from pragmash.images.inject import GuestContent, InjectJob, inject_for_nodes
 from pragmash.images.marker import marker_files_for
+from pragmash.images.nocloud import instance_nonce, node_seed, read_cloud_config, write_seed
 from pragmash.vc.vcout import node_vc_out, read_vc_out, write_vc_out
 
 GUEST_VC_OUT = "/root/vc-out.xml"
@@ -59,6 +66,16 @@ class GuestFilesDriver:
         """
         return {}
 
+    def seed_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
+        """The files a seeded node receives through cloud-init's ``write_files`` besides
+        its vc-out: cloud-init configures the network, hostname and keys itself (from the
+        seed's network-config and user-data), so none by default."""
+        return {}
+
+    def cloud_config(self, node: NodePlan, vc_out: Path) -> dict[str, Any]:
+        """cloud-config keys this driver adds to a seeded node's user-data (none)."""
+        return {}
+
     def fix_identity(self) -> str:
         """What pre_fix/post_fix do, for the fixed-image cache's key: nothing, in any version."""
         return f"{self.name}: pre_fix and post_fix change nothing"
@@ -75,10 +92,12 @@ class GuestFilesDriver:
     def pre_boot_many(
         self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
     ) -> dict[str, StageResult]:
-        """Every node's files into its disk, in one appliance launch for all of them.
+        """Every node's files into its disk, in one appliance launch for all of them;
+        seeded nodes get their seed volume instead (no appliance).
 
         Where the VC's ``up`` tests include ``marker``, the PRAGMASH-UP boot unit goes in too.
         """
+        results = self.seed_many([(n, d) for n, d in nodes if n.seed is not None], vc_out, ctx)
         jobs = [
             InjectJob(
                 node.name,
@@ -92,15 +111,54 @@ class GuestFilesDriver:
                 node.authorized_keys,
             )
             for node, disk in nodes
+            if node.seed is None
         ]
         marker = any(marker_files_for(node.up_tests) for node, _ in nodes)
-        return inject_for_nodes(
-            jobs,
-            ctx,
-            what=self.what + (" and the PRAGMASH-UP unit" if marker else ""),
-            timeout=self.timeout,
-            kvm_usable=ctx.kvm_usable,
+        results.update(
+            inject_for_nodes(
+                jobs,
+                ctx,
+                what=self.what + (" and the PRAGMASH-UP unit" if marker else ""),
+                timeout=self.timeout,
+                kvm_usable=ctx.kvm_usable,
+            )
         )
+        return results
+
+    def seed_many(
+        self, nodes: Sequence[tuple[NodePlan, Path]], vc_out: Path, ctx: StageContext
+    ) -> dict[str, StageResult]:
+        """Each node's NoCloud seed volume at ``node.seed.path``, its own vc-out in it:
+        made by mkfs.vfat and mcopy on the head node, the disk untouched."""
+        if not nodes:
+            return {}
+        decided = read_vc_out(vc_out)
+        nonce = instance_nonce(ctx.temp_dir)
+        recipe_configs: dict[str, dict[str, Any]] = {}
+        results: dict[str, StageResult] = {}
+        for done, (node, _disk) in enumerate(nodes):
+            assert node.seed is not None
+            ctx.progress(done, len(nodes), f"making {node.name}'s NoCloud seed")
+            extra = self.cloud_config(node, vc_out)
+            added = node.seed.cloud_config
+            if added:
+                if added not in recipe_configs:
+                    recipe_configs[added] = read_cloud_config(Path(added))
+                extra = _merged(extra, recipe_configs[added])
+            files = {
+                **self.seed_files(node, vc_out),
+                GUEST_VC_OUT: own_vc_out(node, vc_out, ctx),
+                **marker_files_for(node.up_tests),
+            }
+            seed = node_seed(node, decided, f"{node.name}-{nonce}", files, extra=extra)
+            write_seed(Path(node.seed.path), seed)
+            results[node.name] = StageResult(
+                "done",
+                "NoCloud seed made (meta-data, user-data, network-config; no appliance)",
+                products={"seed": node.seed.path},
+            )
+        ctx.progress(len(nodes), len(nodes), "seeds made")
+        return results
 
 
 def own_vc_out(node: NodePlan, vc_out: Path, ctx: StageContext) -> Path:
@@ -113,3 +171,12 @@ def own_vc_out(node: NodePlan, vc_out: Path, ctx: StageContext) -> Path:
     if not own.is_file() and Path(vc_out).is_file():
         write_vc_out(read_vc_out(vc_out), vc_out)
     return own
+
+
+def _merged(driver: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's cloud-config over the driver's; their write_files and runcmd both kept."""
+    out = {**driver, **recipe}
+    for key in ("write_files", "runcmd", "packages"):
+        if key in driver and key in recipe:
+            out[key] = [*driver[key], *recipe[key]]
+    return out

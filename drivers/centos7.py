@@ -18,10 +18,11 @@ from pathlib import Path
 
 from pragmash.driver_api import NodePlan
 from pragmash.images.inject import GuestContent
+from pragmash.images.nocloud import node_hostname as hostname
+from pragmash.images.nocloud import node_interfaces
 from pragmash.vc.vcout import VcOut, read_vc_out
 
 from .base import GuestFilesDriver
-from .ubuntu_cloud import hostname, node_interfaces
 
 SCRIPTS = "/etc/sysconfig/network-scripts"
 

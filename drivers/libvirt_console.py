@@ -19,10 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-
-import libvirt
+from typing import TYPE_CHECKING
 
 from pragmash.errors import StepError, UserError
+
+from .lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    import libvirt
+else:
+    libvirt = lazy_module("libvirt")
 
 STAGE = "ve_driver/console"
 CHUNK = 4096

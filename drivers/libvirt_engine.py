@@ -9,16 +9,14 @@ whether a guest has finished booting (``up``) is for others to judge.
 from __future__ import annotations
 
 import contextlib
-import os
+import functools
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import libvirt
-import libvirt_qemu
 from lxml import etree
 
 from pragmash.driver_api import (
@@ -38,48 +36,49 @@ from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser
 
 from . import libvirt_console, libvirt_network, libvirt_power, libvirt_storage
+from .lazy_import import lazy_module, loaded
+from .libvirt_host import host_info_from_capabilities as host_info_from_capabilities
+from .libvirt_host import kvm_usable as kvm_usable
+from .libvirt_words import shutoff_reasons, state_words
+
+if TYPE_CHECKING:
+    import libvirt
+    import libvirt_qemu
+else:
+    libvirt = lazy_module("libvirt")
+    libvirt_qemu = lazy_module("libvirt_qemu")
+
+log = logging.getLogger("pragmash.libvirt")
 
 POLL_SECONDS = 0.2
 AGENT_PING = '{"execute": "guest-ping"}'
 AGENT_TIMEOUT = 2  # seconds libvirt waits for the agent's answer
 REMOTE_TAIL_BYTES = 256 * 1024  # of a console log read through a host's storage pool
 
-# Why a domain is shut off or crashed, in words (libvirt's reason codes).
-_SHUTOFF_REASONS: dict[int, str] = {
-    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "the guest shut down (powered itself off)",
-    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "the domain was destroyed (forced off)",
-    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "the guest crashed",
-    libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED: "the domain was migrated away",
-    libvirt.VIR_DOMAIN_SHUTOFF_SAVED: "the domain was saved to a file",
-    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "the emulator failed to start or died",
-    libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT: "a snapshot was restored",
-}
-
-# libvirt's state numbers in virsh's words, so users see what `virsh list` shows.
-_STATE_WORDS: dict[int, str] = {
-    libvirt.VIR_DOMAIN_NOSTATE: "no state",
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "idle",
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown",
-    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
-}
-
-# Undefine flag sets, richest first: older drivers (and the test driver) refuse some.
-_UNDEFINE_FLAGS: tuple[int, ...] = (
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
-)
+# libvirt's constants are read on first use: importing this module does not load
+# libvirt (see .lazy_import).
 
 
+@functools.cache
+def _undefine_flags() -> tuple[int, ...]:
+    """Undefine flag sets, richest first: older drivers (and the test driver) refuse some."""
+    return (
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+        | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+    )
+
+
+@functools.cache
 def _quiet_libvirt() -> None:
-    """libvirt prints every error to stderr by default; pragmash reports them itself."""
-    libvirt.registerErrorHandler(_ignore_error, None)
+    """libvirt prints every error to stderr by default; pragmash reports them itself.
+
+    Once per process, before the first connection (which is what loads libvirt, under
+    :func:`.lazy_import.loaded`'s lock: several hosts are connected from several threads).
+    """
+    loaded(libvirt).registerErrorHandler(_ignore_error, None)
 
 
 def _ignore_error(_ctx: Any, _err: Any) -> None:
@@ -94,55 +93,6 @@ def _safe_xml(text: str) -> etree._Element:
     return etree.fromstring(text.encode("utf-8"), safe_parser())
 
 
-def kvm_usable(domain_types: Iterable[str]) -> bool:
-    """Whether ``auto`` may choose KVM on this host.
-
-    A real probe would have to boot a guest: on nested hosts ``/dev/kvm`` exists and
-    libvirt offers ``kvm``, yet guests hang. So the rule is simple and overridable:
-    ``PRAGMASH_KVM=1``/``0`` decides outright; otherwise KVM is usable when
-    ``/dev/kvm`` exists, the engine offers domain type ``kvm`` and ``PRAGMASH_NO_KVM``
-    is unset. Sites with broken KVM set ``domain_type = "qemu"`` or ``PRAGMASH_NO_KVM=1``.
-    """
-    forced = os.environ.get("PRAGMASH_KVM")
-    if forced is not None and forced.strip() != "":
-        return forced.strip().lower() in ("1", "yes", "true", "on")
-    if os.environ.get("PRAGMASH_NO_KVM"):
-        return False
-    return Path("/dev/kvm").exists() and "kvm" in set(domain_types)
-
-
-def host_info_from_capabilities(caps_xml: str) -> HostInfo:
-    """HostInfo from libvirt's capabilities XML (hvm guests only).
-
-    The emulator is the x86_64 hvm guest's (pragma_boot images are x86_64), or the
-    first hvm guest's where there is no x86_64 (the test driver offers i686 only).
-    """
-    root = _safe_xml(caps_xml)
-    arches: list[str] = []
-    domain_types: list[str] = []
-    emulators: dict[str, str] = {}
-    for guest in root.findall("guest"):
-        if (guest.findtext("os_type") or "").strip() != "hvm":
-            continue
-        for arch in guest.findall("arch"):
-            arch_name = arch.get("name", "")
-            if arch_name and arch_name not in arches:
-                arches.append(arch_name)
-            path = (arch.findtext("emulator") or "").strip()
-            if path and arch_name not in emulators:
-                emulators[arch_name] = path
-            for domain in arch.findall("domain"):
-                dtype = domain.get("type", "")
-                if dtype and dtype not in domain_types:
-                    domain_types.append(dtype)
-    return HostInfo(
-        emulator=emulators.get("x86_64") or next(iter(emulators.values()), None),
-        kvm_usable=kvm_usable(domain_types),
-        arches=tuple(arches),
-        domain_types=tuple(domain_types),
-    )
-
-
 class LibvirtEngine:
     """The engine driver over one libvirt connection, opened on first use."""
 
@@ -153,7 +103,10 @@ class LibvirtEngine:
         self._conn: libvirt.virConnect | None = None
         self._host: HostInfo | None = None
         self._lock = threading.Lock()
-        _quiet_libvirt()
+        # domain handles by name, kept from a boot or a look-up: a state poll is then one
+        # call, not two. A handle whose domain went away (or was redefined) fails with
+        # VIR_ERR_NO_DOMAIN and is dropped; the name is then looked up anew.
+        self._domains: dict[str, libvirt.virDomain] = {}
 
     # -- connection ---------------------------------------------------------
 
@@ -185,8 +138,11 @@ class LibvirtEngine:
     def _connection(self) -> libvirt.virConnect:
         with self._lock:
             if self._conn is None:
+                _quiet_libvirt()
                 try:
+                    started = time.monotonic()
                     self._conn = libvirt.open(self.uri)
+                    log.debug("connected to %s in %.3f s", self.uri, time.monotonic() - started)
                 except libvirt.libvirtError as exc:
                     raise StepError(
                         f"cannot connect to libvirt at {self.uri}: {_libvirt_message(exc)}",
@@ -202,6 +158,7 @@ class LibvirtEngine:
     def close(self) -> None:
         """Drop the connection; the next call opens a new one."""
         with self._lock:
+            self._domains.clear()
             if self._conn is not None:
                 with contextlib.suppress(libvirt.libvirtError):
                     self._conn.close()
@@ -241,6 +198,7 @@ class LibvirtEngine:
 
     def open_console(self, name: str) -> libvirt_console.LibvirtConsole:
         """An interactive stream on the domain's serial console (``pragmash console``)."""
+        _quiet_libvirt()
         return libvirt_console.open_console(self.uri, name)
 
     # -- lookups ------------------------------------------------------------
@@ -259,15 +217,23 @@ class LibvirtEngine:
     @staticmethod
     def _state_word(dom: libvirt.virDomain) -> str:
         code = dom.state()[0]
-        return _STATE_WORDS.get(code, f"unknown ({code})")
+        return state_words().get(code, f"unknown ({code})")
 
     def state(self, name: str) -> str:
         """The domain's state in virsh's words, or ``absent``."""
+        kept = self._domains.get(name)
+        if kept is not None:
+            try:
+                return self._state_word(kept)
+            except libvirt.libvirtError:  # gone or redefined since: look it up anew
+                self._domains.pop(name, None)
         dom = self._lookup(name, "ve_driver/state")
         if dom is None:
             return "absent"
         try:
-            return self._state_word(dom)
+            word = self._state_word(dom)
+            self._domains[name] = dom
+            return word
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return "absent"
@@ -286,7 +252,7 @@ class LibvirtEngine:
         except libvirt.libvirtError:
             return ""
         if code == libvirt.VIR_DOMAIN_SHUTOFF:
-            return _SHUTOFF_REASONS.get(reason, "")
+            return shutoff_reasons().get(reason, "")
         if code == libvirt.VIR_DOMAIN_CRASHED:
             return "the guest crashed (kernel panic or a fatal error)"
         return ""
@@ -301,7 +267,7 @@ class LibvirtEngine:
         if dom is None:
             return False
         try:
-            libvirt_qemu.qemuAgentCommand(dom, AGENT_PING, AGENT_TIMEOUT, 0)
+            loaded(libvirt_qemu).qemuAgentCommand(dom, AGENT_PING, AGENT_TIMEOUT, 0)
         except libvirt.libvirtError:
             return False
         return True
@@ -381,9 +347,32 @@ class LibvirtEngine:
     # -- life cycle ---------------------------------------------------------
 
     def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
-        """Define and start the node's domain; a running one is left as it is."""
-        stage = "ve_driver/boot"
+        """Define and start the node's domain; a running one is left as it is.
+
+        A new domain costs two calls (define, start): libvirt refuses to define a name
+        it has already, so only then is the domain looked up and what it is handled.
+        """
         xml = render_domain(node, self.host_info())
+        self._domains.pop(node.name, None)
+        log.info("define and start %s on %s", node.name, self.uri)
+        try:
+            dom = self._connection().defineXML(xml)
+        except libvirt.libvirtError:  # that name is defined already (or the XML is refused)
+            return self._boot_existing(node, xml, ctx)
+        try:
+            dom.create()
+        except libvirt.libvirtError as exc:
+            raise self._boot_failed(node, exc) from exc
+        self._domains[node.name] = dom
+        return StageResult(
+            outcome="done",
+            message=f"{node.name} started",
+            products={"domain": node.name, "uuid": dom.UUIDString()},
+        )
+
+    def _boot_existing(self, node: NodePlan, xml: str, ctx: StageContext) -> StageResult:
+        """The slow path of :meth:`boot`: a domain of that name exists, or defining failed."""
+        stage = "ve_driver/boot"
         existing = self._lookup(node.name, stage)
         try:
             if existing is not None and existing.isActive():
@@ -397,20 +386,25 @@ class LibvirtEngine:
                 # libvirt refuses to redefine a name under a new UUID: keep the old one
                 ctx.note(f"{node.name} is defined but {self._state_word(existing)}: redefining")
                 xml = with_uuid(xml, existing.UUIDString())
+            log.info("redefine and start %s on %s", node.name, self.uri)
             dom = self._connection().defineXML(xml)
             dom.create()
             uuid: str = dom.UUIDString()
+            self._domains[node.name] = dom
         except libvirt.libvirtError as exc:
-            raise StepError(
-                f"libvirt could not boot {node.name}: {_libvirt_message(exc)}",
-                stage=stage,
-                output_tail=self.console_tail(node.name),
-                hint=f"inspect it with: virsh -c {self.uri} dumpxml {node.name}",
-            ) from exc
+            raise self._boot_failed(node, exc) from exc
         return StageResult(
             outcome="done",
             message=f"{node.name} started",
             products={"domain": node.name, "uuid": uuid},
+        )
+
+    def _boot_failed(self, node: NodePlan, exc: libvirt.libvirtError) -> StepError:
+        return StepError(
+            f"libvirt could not boot {node.name}: {_libvirt_message(exc)}",
+            stage="ve_driver/boot",
+            output_tail=self.console_tail(node.name),
+            hint=f"inspect it with: virsh -c {self.uri} dumpxml {node.name}",
         )
 
     def shutdown(self, name: str, timeout: float, ctx: StageContext) -> bool:
@@ -421,6 +415,7 @@ class LibvirtEngine:
         try:
             if not dom.isActive():
                 return True
+            log.info("shutdown (ACPI) %s on %s", name, self.uri)
             dom.shutdown()
         except libvirt.libvirtError as exc:
             raise StepError(
@@ -441,22 +436,27 @@ class LibvirtEngine:
     # -- PowerControl (stop, start): libvirt_power's, on the looked-up domain ----
 
     def request_shutdown(self, name: str) -> bool:
+        log.info("shutdown (ACPI) %s on %s", name, self.uri)
         return libvirt_power.request_shutdown(self._lookup(name, "ve_driver/shutdown"), name)
 
     def power_off(self, name: str) -> bool:
+        log.info("power off %s on %s", name, self.uri)
         return libvirt_power.power_off(self._lookup(name, "ve_driver/power_off"), name)
 
     def start(self, name: str) -> bool:
         dom = self._lookup(name, "ve_driver/start")
+        log.info("start %s on %s", name, self.uri)
         return libvirt_power.start(dom, name, self.uri, self.console_tail)
 
     def destroy(self, name: str) -> None:
         """Force the domain off and forget its definition; an absent domain is fine."""
         stage = "ve_driver/destroy"
+        self._domains.pop(name, None)
         dom = self._lookup(name, stage)
         if dom is None:
             return
         try:
+            log.info("destroy and undefine %s on %s", name, self.uri)
             if dom.isActive():
                 dom.destroy()
             self._undefine(dom)
@@ -469,7 +469,7 @@ class LibvirtEngine:
 
     @staticmethod
     def _undefine(dom: libvirt.virDomain) -> None:
-        for flags in _UNDEFINE_FLAGS:
+        for flags in _undefine_flags():
             try:
                 dom.undefineFlags(flags)
                 return

@@ -11,12 +11,19 @@ would not start is undefined again before the error is raised.
 
 from __future__ import annotations
 
-import libvirt
+from typing import TYPE_CHECKING
 
 from pragmash.driver_api import NetworkState, PrivateNetworkPlan
 from pragmash.errors import ConfigError, StepError, VcFormatError
 from pragmash.images.network import network_bridge, network_differences, render_network
 from pragmash.vc.xmlsafe import parse_xml_bytes
+
+from .lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    import libvirt
+else:
+    libvirt = lazy_module("libvirt")
 
 STAGE = "ve_driver/network"
 

@@ -9,10 +9,16 @@ plug pulled; the definition, unlike the engine's own ``destroy``, kept) and
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import libvirt
+from typing import TYPE_CHECKING
 
 from pragmash.errors import StepError
+
+from .lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    import libvirt
+else:
+    libvirt = lazy_module("libvirt")
 
 
 def _message(exc: libvirt.libvirtError) -> str:

@@ -14,6 +14,8 @@ so whatever reaches the host's libvirt (``qemu+ssh://``, ``qemu+tls://``) is eno
   and filled (vc-out.xml, keys) on the head node, its header pointed at the base's
   path on the host, and uploaded (it is small). ``clean`` deletes these; bases stay,
   like the head node's own image cache.
+* A node's **seed** (its NoCloud ``cidata`` volume, where settings go as a seed) is
+  uploaded beside its disk as ``NAME.cidata.img``; ``clean`` deletes it with the disk.
 """
 
 from __future__ import annotations
@@ -22,23 +24,28 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Sequence
+from html import escape  # & < > as XML text needs; xml.sax.saxutils would load urllib
 from pathlib import Path
-from typing import IO
-from xml.sax.saxutils import escape
-
-import libvirt
+from typing import IO, TYPE_CHECKING
 
 from pragmash.driver_api import HostVolume, StageContext
 from pragmash.errors import StepError
 from pragmash.images.rebase import rebased_copy
 from pragmash.vc.xmlsafe import parse_xml_bytes
 
+from .lazy_import import lazy_module
+
+if TYPE_CHECKING:
+    import libvirt
+else:
+    libvirt = lazy_module("libvirt")
+
 STAGE = "ve_driver/storage"
 BASE_PREFIX = "pragmash-base-"
 DONE_SUFFIX = ".done"
 DIGEST_CHARS = 32  # of the sha256 in a base volume's name: plenty against collisions
 
-Connect = Callable[[], libvirt.virConnect]
+Connect = Callable[[], "libvirt.virConnect"]
 
 
 def _ignore_error(_ctx: object, _err: object) -> None:
@@ -58,10 +65,14 @@ def node_volume_name(node_name: str) -> str:
     return f"{node_name}.qcow2"
 
 
+def node_seed_name(node_name: str) -> str:
+    return f"{node_name}.cidata.img"
+
+
 def pool_xml(name: str, path: str) -> str:
     return (
-        f"<pool type='dir'><name>{escape(name)}</name>"
-        f"<target><path>{escape(path)}</path></target></pool>"
+        f"<pool type='dir'><name>{escape(name, quote=False)}</name>"
+        f"<target><path>{escape(path, quote=False)}</path></target></pool>"
     )
 
 
@@ -69,7 +80,7 @@ def _volume_xml(name: str, capacity: int) -> str:
     """A raw, sparse file of exactly the upload's size: the bytes sent decide its format
     (libvirt probes it again when the pool is refreshed)."""
     return (
-        f"<volume><name>{escape(name)}</name><capacity unit='bytes'>{capacity}</capacity>"
+        f"<volume><name>{escape(name, quote=False)}</name><capacity unit='bytes'>{capacity}</capacity>"
         "<allocation unit='bytes'>0</allocation><target><format type='raw'/></target></volume>"
     )
 
@@ -170,6 +181,16 @@ class LibvirtStorage:
         finally:
             copy.unlink(missing_ok=True)
 
+    def put_node_seed(self, node_name: str, seed: Path, ctx: StageContext) -> HostVolume:
+        """The node's NoCloud seed volume (a small FAT image), replacing an older one."""
+        name = node_seed_name(node_name)
+        pool = self.pool()
+        old = self._lookup(pool, name)
+        if old is not None:
+            _delete(old, name)
+        vol = self._upload(pool, name, seed, ctx, f"sending {node_name}'s NoCloud seed")
+        return HostVolume(self.pool_name, name, vol.path(), "raw", uploaded=True)
+
     def find_node_disk(self, node_name: str) -> HostVolume | None:
         name = node_volume_name(node_name)
         vol = self._lookup(self.pool(), name)
@@ -179,10 +200,11 @@ class LibvirtStorage:
         pool = self.pool()
         removed: list[str] = []
         for node in node_names:
-            vol = self._lookup(pool, node_volume_name(node))
-            if vol is not None:
-                _delete(vol, node_volume_name(node))
-                removed.append(node_volume_name(node))
+            for name in (node_volume_name(node), node_seed_name(node)):
+                vol = self._lookup(pool, name)
+                if vol is not None:
+                    _delete(vol, name)
+                    removed.append(name)
         return removed
 
     def volume_backing(self, name: str) -> str | None:

@@ -22,7 +22,8 @@ Arguments per dialect (see script_dialects.TABLE for all of them)::
                        a compute's node name; KEY: a file of the ``--key`` keys)
 
 VC_OUT of pre_boot is the file the node boots with (:func:`pragmash.vc.vcout.node_vc_out`):
-the whole VC's for the frontend, each compute its own (``[vc_out] computes``).
+the whole VC's for the frontend, each compute its own (``[vc_out] computes``), always
+under the name ``vc-out.xml`` (:func:`named_vc_out`: the scripts copy it by its name).
 
 Working folders: every script of a VC runs in ``TEMP/<vc>/driver-work`` (pragma_boot's
 scripts ran in the caller's folder); pre_fix and post_fix of one image share
@@ -49,8 +50,9 @@ from pragmash.drivers.script_dialects import (
     inspect_folder,
     usage,
 )
-from pragmash.errors import StepError
+from pragmash.errors import StepError, UserError
 from pragmash.images.tools import run_tool
+from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcout import node_vc_out, read_vc_out
 
 #: Seed executable -> the stage name pragmash reports it under.
@@ -140,7 +142,7 @@ class ScriptFolderDriver:
             return StageResult("skipped", f"{self.dialect} calls no pre_boot (its boot does it)")
         # VC_OUT: the file the node boots with (the whole VC's for the frontend, a
         # compute's own unless the site's [vc_out] computes says "whole")
-        own = node_vc_out(ctx, node)
+        own = named_vc_out(node_vc_out(ctx, node), node, ctx)
         if self.dialect == PB2013:
             args = [str(disk), str(own), boot_host(node, vc_out), str(key_file(node, ctx))]
         else:
@@ -292,6 +294,19 @@ def fix_work_folder(ctx: StageContext, node: NodePlan) -> Path:
     return work_folder(ctx) / f"fix-{node.name}"
 
 
+def named_vc_out(path: Path, node: NodePlan, ctx: StageContext) -> Path:
+    """``path`` as a file named ``vc-out.xml``: pragma_boot's pre_boot scripts copied
+    VC_OUT into the image's /root by its own name (``cp $vc_out $mnt/root/``), and the
+    guest reads /root/vc-out.xml. A compute's own file (``NAME.xml``) is copied to
+    ``driver-work/NAME/vc-out.xml`` for them."""
+    if path.name == "vc-out.xml":
+        return path
+    named = work_folder(ctx) / node.name / "vc-out.xml"
+    named.parent.mkdir(parents=True, exist_ok=True)
+    named.write_bytes(path.read_bytes())
+    return named
+
+
 def boot_host(node: NodePlan, vc_out: Path) -> str:
     """HOST as pragma_boot passed it: the frontend's public FQDN, a compute's node name."""
     if node.role != "frontend":
@@ -314,6 +329,36 @@ def key_file(node: NodePlan, ctx: StageContext) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{k}\n" for k in node.authorized_keys), encoding="utf-8")
     return path
+
+
+def site_ve_folder(site: SiteConfig) -> ScriptFolderDriver | None:
+    """The site's own VE driver folder (``[drivers] ve``), inspected; None when not set."""
+    if site.ve_folder is None:
+        return None
+    for folder in site.driver_dirs:
+        candidate = folder / site.ve_folder
+        if candidate.is_dir():
+            driver = ScriptFolderDriver(
+                candidate, dialect=site.dialect_of(site.ve_folder), ipop_url=site.ipop_url
+            )
+            refuse_unfit(driver, "ve", f"{site.source}: [drivers] ve names {candidate}")
+            return driver
+    searched = ", ".join(map(str, site.driver_dirs)) or "none: [drivers] folders is empty"
+    raise UserError(
+        f"{site.source}: [drivers] ve: no driver folder {site.ve_folder!r} in the site's "
+        f"driver folders (searched: {searched})"
+    )
+
+
+def refuse_unfit(driver: ScriptFolderDriver, role: Role, where: str) -> None:
+    """A folder its dialect's caller could not have run is refused before anything runs."""
+    problems = driver.inspect(role)
+    if problems:
+        raise UserError(
+            f"{where}, a {'VE' if role == 've' else 'vc'} driver folder of dialect "
+            f"{driver.dialect!r} ([drivers] dialects), which it does not fit:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
 
 
 _ARG_NAMES: dict[str, tuple[str, ...]] = {

@@ -1,9 +1,12 @@
-"""The ``ubuntu_cloud`` distro driver: Ubuntu cloud images, configured before they boot.
+"""The ``ubuntu_cloud`` distro driver: Ubuntu cloud images.
 
-Ubuntu cloud images read their network from netplan (``/etc/netplan/*.yaml``) and
-would let cloud-init overwrite it from a metadata service that a PRAGMA site does
-not run (the seed's "no DHCP in the hosting environment"). So before boot this
-driver writes (one libguestfs appliance launch for all the nodes of a ``boot`` step):
+Ubuntu cloud images run cloud-init, so by default this driver is the ``cloud_init``
+driver: each node gets a NoCloud seed (network, hostname, keys, vc-out.xml) and no
+appliance starts. For Ubuntu images without cloud-init (or whose cloud-init a site
+wants left alone), ``[delivery] driver.ubuntu_cloud = "disk"`` keeps the behaviour it
+had before seeds: Ubuntu reads its network from netplan (``/etc/netplan/*.yaml``), so
+before boot the driver writes (one libguestfs appliance launch for all the nodes of a
+``boot`` step):
 
 * ``/etc/netplan/50-pragmash.yaml``: the node's static addresses from vc-out.xml,
   matched by MAC so interface naming (``ens3`` or ``eth0``) does not matter;
@@ -14,14 +17,14 @@ driver writes (one libguestfs appliance launch for all the nodes of a ``boot`` s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan
 from pragmash.images.inject import GuestContent
+from pragmash.images.nocloud import node_hostname, node_interfaces
 from pragmash.vc.vcout import VcOut, read_vc_out
 
-from .base import GuestFilesDriver
+from .cloud_init import CloudInit
 
 NETPLAN_PATH = "/etc/netplan/50-pragmash.yaml"
 CLOUD_CFG_PATH = "/etc/cloud/cloud.cfg.d/99-pragmash.cfg"
@@ -31,42 +34,6 @@ CLOUD_CFG = """\
 network: {config: disabled}
 datasource_list: [None]
 """
-
-
-@dataclass(frozen=True)
-class NodeInterface:
-    """One interface of a node as vc-out.xml decided it (any distro writes these)."""
-
-    device: str
-    mac: str
-    ip: str
-    prefix: int
-    gateway: str | None
-
-
-def _prefix(netmask: str) -> int:
-    return sum(bin(int(octet)).count("1") for octet in netmask.split("."))
-
-
-def node_interfaces(node: NodePlan, vc_out: VcOut) -> list[NodeInterface]:
-    """A node's interfaces: private first, then (frontend only) public with the site gateway.
-
-    Computes route through the frontend's private address, as Rocks clusters do.
-    """
-    fe = vc_out.frontend
-    private_prefix = _prefix(fe.private_netmask)
-    if node.role == "frontend":
-        return [
-            NodeInterface("eth0", node.macs[0], fe.private_ip, private_prefix, None),
-            NodeInterface(
-                "eth1",
-                node.macs[1] if len(node.macs) > 1 else fe.public_mac,
-                fe.public_ip,
-                _prefix(fe.public_netmask),
-                fe.public_gw,
-            ),
-        ]
-    return [NodeInterface("eth0", node.macs[0], node.private_ip, private_prefix, fe.private_ip)]
 
 
 def netplan_yaml(node: NodePlan, vc_out: VcOut) -> str:
@@ -97,20 +64,19 @@ def netplan_yaml(node: NodePlan, vc_out: VcOut) -> str:
     return "\n".join(lines) + "\n"
 
 
-def hostname(node: NodePlan, vc_out: VcOut) -> str:
-    """The frontend takes its public FQDN (as Rocks frontends do); computes their own name."""
-    return vc_out.frontend.public_fqdn if node.role == "frontend" else node.name
+hostname = node_hostname  # where earlier code and tests import it from
 
 
-class UbuntuCloud(GuestFilesDriver):
-    """Writes netplan, a cloud-init override, the hostname and vc-out.xml before boot."""
+class UbuntuCloud(CloudInit):
+    """A NoCloud seed; with ``disk`` delivery netplan, a cloud-init override, the hostname
+    and vc-out.xml written before boot."""
 
     name = "ubuntu_cloud"
     images = "Ubuntu cloud images"
     what = "netplan, cloud-init override, hostname and vc-out.xml"
 
     def guest_files(self, node: NodePlan, vc_out: Path) -> dict[str, GuestContent]:
-        """Every file pre_boot puts into the node's disk, by guest path."""
+        """Every file pre_boot puts into the node's disk (``disk`` delivery), by guest path."""
         decided = read_vc_out(vc_out)
         return {
             NETPLAN_PATH: netplan_yaml(node, decided).encode(),

@@ -66,6 +66,18 @@ class PrivateNetworkPlan:
 
 
 @dataclass(frozen=True)
+class SeedPlan:
+    """A node whose settings go in as a NoCloud seed (a ``cidata`` volume) instead of its disk.
+
+    ``path`` is where the head node makes the volume (the engine attaches it read-only);
+    ``cloud_config`` a ``#cloud-config`` file the recipe adds (``set cloud_config = …``).
+    """
+
+    path: str
+    cloud_config: str | None = None
+
+
+@dataclass(frozen=True)
 class NodePlan:
     """One node as allocated: the vc-in template plus what the site decided for it.
 
@@ -91,6 +103,9 @@ class NodePlan:
     authorized_keys: tuple[str, ...] = ()
     # memory in MiB (``--mem``) instead of the template's <memory>; None keeps the template's
     memory_mib: int | None = None
+    #: Where its NoCloud seed goes when the node's settings are delivered as a seed
+    #: (the site's or driver's choice); None: pre_boot writes them into its disk.
+    seed: SeedPlan | None = None
     # the site's [engine] graphics_listen: "loopback" puts TCP displays on 127.0.0.1,
     # "template" keeps the template's listeners as written
     graphics_listen: GraphicsListen = "loopback"
@@ -410,8 +425,12 @@ class HostImages(Protocol):
         """The node's volume where the host has one (a domain defined before)."""
         ...
 
+    def put_node_seed(self, node_name: str, seed: Path, ctx: StageContext) -> HostVolume:
+        """The node's NoCloud seed volume on the host; replaces an older one."""
+        ...
+
     def remove_node_disks(self, node_names: Sequence[str]) -> list[str]:
-        """Delete the nodes' volumes (absent ones are fine); the names of those deleted."""
+        """Delete the nodes' volumes, seeds too (absent ones are fine); the names deleted."""
         ...
 
 

@@ -18,8 +18,10 @@ UpKind = Literal["agent", "console", "port", "marker"]
 #: serial console (``debian12 login: ``, ``compute-0-0 login:``). Searched in each line.
 #: The prompt ends its line, or the kernel's or a unit's log lines follow it on the same
 #: line (``debian12 login: [   81.87] firstboot.sh[282]: …``): a guest's first-boot
-#: scripts often write to the console just after getty has printed the prompt.
-LOGIN_PROMPT = r"\blogin: *(?:$|\[ *\d+\.\d+\]|[\w@.-]+\[\d+\]:)"
+#: scripts often write to the console just after getty has printed the prompt. What
+#: follows the prompt is a look-ahead, so the match (shown as the proof a node is up)
+#: ends at the prompt.
+LOGIN_PROMPT = r"\blogin: *(?=$|\[ *\d+\.\d+\]|[\w@.-]+\[\d+\]:)"
 #: The line a boot-time unit installed by ``pre_boot`` prints (see pragmash.images.marker).
 UP_MARKER = "PRAGMASH-UP"
 

@@ -50,6 +50,9 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("PRAGMASH_SITE", raising=False)
+    # neither a developer's own site config nor this machine's /etc/pragmash one
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("PRAGMASH_SYSTEM_SITE", str(tmp_path / "etc-pragmash-site.toml"))
     monkeypatch.setenv("LIBGUESTFS_BACKEND", "direct")
     monkeypatch.setenv("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
     yield

@@ -36,7 +36,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pragmash.__main__",),
 )
 
-MAX_LINES = 500
+#: A module fails only past this; past 500 lines it is worth a look, not a split for its
+#: own sake (modules are split by meaning: issue 21, "one path through a run").
+MAX_LINES = 800
 #: Modules over MAX_LINES that another open issue is splitting (none now).
 OVERSIZED_FOR_NOW: set[str] = set()
 

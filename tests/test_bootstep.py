@@ -7,6 +7,7 @@ grouping of the work.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import time
@@ -232,3 +233,48 @@ def test_an_explicit_pre_boot_statement_is_one_batch_for_a_batch_driver(
     single, reporter = OneByOneDistro(), StepReporter(0, lambda _event: None)
     stagecall.call_distro_stages("pre_boot", single, pairs, tmp_path / "vc-out.xml", ctx, reporter)  # type: ignore[arg-type]
     assert single.calls == [[f"n{i}"] for i in range(5)]
+
+
+class HostsEngine:
+    """Boots wait until as many are under way as the test expects; counts them per host."""
+
+    name = "fake"
+    simulated = True
+
+    def __init__(self, meet: threading.Barrier) -> None:
+        self.meet = meet
+        self.lock = threading.Lock()
+        self.now: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+
+    def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
+        with self.lock:
+            self.now[node.host] = self.now.get(node.host, 0) + 1
+            self.most[node.host] = max(self.most.get(node.host, 0), self.now[node.host])
+        try:
+            self.meet.wait()  # broken (an error) unless the boots of every host overlap
+        finally:
+            with self.lock:
+                self.now[node.host] -= 1
+        return StageResult("done", f"{node.name} started")
+
+
+def test_each_host_boots_boot_parallelism_nodes_at_once(tmp_path: Path) -> None:
+    hosts, workers = ("h0", "h1", "h2"), 2
+    nodes = {
+        f"n{i}": dataclasses.replace(plan(f"n{i}"), host=hosts[i % len(hosts)]) for i in range(12)
+    }
+    engine = HostsEngine(threading.Barrier(workers * len(hosts), timeout=10))
+    booted = bootstep.BootPipeline(
+        engine=engine,  # type: ignore[arg-type]
+        distro=BatchDistro(),  # type: ignore[arg-type]
+        folder=VcFolder(tmp_path),
+        staging="overlay",
+        cache_dir=tmp_path / "cache",
+        ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml"),
+        reporter=StepReporter(0, lambda _event: None, node_status=False),
+        workers=workers,
+        disk_work=False,
+    ).run(list(nodes.values()))
+    assert sorted(booted) == sorted(nodes)
+    assert engine.most == dict.fromkeys(hosts, workers)  # each host its own, none more

@@ -244,7 +244,9 @@ def test_busy_vc_is_refused_with_its_holder() -> None:
 def test_help_version_and_usage_errors() -> None:
     code, out, _ = run("--help")
     assert code == EXIT_OK and "exit status" in out and "--num_compute" in out
-    assert run("--version")[1] == f"pragmash {__version__}\n"
+    version = run("--version")[1]
+    assert version.startswith(f"pragmash {__version__}\n")
+    assert all(f"  {k}" in version for k in ("python", "libvirt", "libguestfs", "qemu-img"))
     code, _, err = run(ROCKS6)
     assert code == EXIT_USER and "--vcname" in err and "Traceback" not in err
     code, _, err = run("/nonexistent.prg", "--vcname", "calit2")

@@ -115,7 +115,10 @@ def test_2013_stages_get_pragma_boot_v02_arguments(tmp_path: Path) -> None:
     assert not (fix_cwd / "yum.backup").exists()  # post_fix found it and removed it
     assert logged[2][2][1:3] == [str(vc_out), "vc.example.org"]  # HOST: the public FQDN
     # a compute: the file it boots with, and its node name
-    assert logged[3][2][1:3] == [str(tmp_path / "vc-compute-0.xml"), "vc-compute-0"]
+    # named as the guest reads it: the script copies it into /root by its name
+    own = ctx.temp_dir / "driver-work" / "vc-compute-0" / "vc-out.xml"
+    assert logged[3][2][1:3] == [str(own), "vc-compute-0"]
+    assert own.read_bytes() == (tmp_path / "vc-compute-0.xml").read_bytes()
     key = Path(logged[2][2][3])
     assert key.read_text() == "ssh-ed25519 AAAAC3Nza test@site\n"
 
@@ -241,7 +244,7 @@ def _run(env: RunEnv, text: str, key: str | None = None) -> tuple[int, str]:
     )
     prep = session.prepare(options)
     prep.runtime.engine = RealDiskEngine("test:///default")
-    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, "test:///default")
+    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
     run = session.start(prep)
     out, err = io.StringIO(), io.StringIO()
     rc = cli_run.finish(run, out, err)
@@ -273,7 +276,8 @@ def test_a_2013_folder_runs_a_recipe_as_pragma_boot_v02_ran_it(
     assert sorted(boots) == ["calit2-compute-0", "calit2-compute-1", "vc-a.example.org"]
     vc_out = env.root / "tmp" / "calit2" / "vc-out.xml"
     for host, (disk, given_vc_out, _, key_path) in boots.items():
-        own = vc_out if host == "vc-a.example.org" else vc_out.with_name(f"{host}.xml")
+        work = vc_out.parent / "driver-work" / host / "vc-out.xml"
+        own = vc_out if host == "vc-a.example.org" else work
         assert given_vc_out == str(own)
         assert Path(disk).parent == env.root / "tmp" / "calit2" / "disks"
         assert Path(key_path).read_text() == key + "\n"

@@ -51,7 +51,7 @@ def _run(env: RunEnv, text: str) -> tuple[int, str]:
     options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
     prep = session.prepare(options)
     prep.runtime.engine = RealDiskEngine("test:///default")
-    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, "test:///default")
+    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
     run = session.start(prep)
     out, err = io.StringIO(), io.StringIO()
     rc = cli_run.finish(run, out, err)

@@ -62,7 +62,7 @@ def test_hosts_are_read_and_an_old_site_is_one_implicit_host(tmp_path: Path) -> 
         ("vmc-1", "shared", None),
     ]
     assert site.multi_host and site.uri == site.hosts[0].uri
-    demo = load_site(None, env={})
+    demo = load_site(None, env={"HOME": "/nonexistent"})
     assert not demo.multi_host
     assert [(h.name, h.uri, h.cpus) for h in demo.hosts] == [("default", demo.uri, 64)]
 
@@ -106,6 +106,9 @@ def test_spread_places_within_each_hosts_cpus(tmp_path: Path) -> None:
     status = json.loads(run_cli(site, "status", "calit2", "--json")[1])
     assert {n["name"]: n["host"] for n in status["nodes"]}["calit2-frontend"] == "big"
     assert Counter(n["host"] for n in status["nodes"]) == per_host
+    # the simulated boot's note names the URI of every host it booted on, not the first's
+    boot_line = next(line for line in out.splitlines() if "staging and vc_driver" in line)
+    assert all(h.uri in boot_line for h in load_site(site).hosts), boot_line
 
 
 def test_spread_goes_to_the_host_with_most_free_first(tmp_path: Path) -> None:

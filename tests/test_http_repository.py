@@ -22,7 +22,7 @@ from httprepo import demo_copy, serve, split, write_sums
 
 from pragmash.errors import EXIT_OK, EXIT_USER, RepositoryError
 from pragmash.images import fetch
-from pragmash.images.fetch import Piece, assemble
+from pragmash.images.fetch import PARTIAL_FOLDER, Piece, assemble, partial_path
 from pragmash.store.allocation import current_allocation
 from pragmash.store.journal import last_run
 from pragmash.store.ledger import Ledger
@@ -60,7 +60,7 @@ def image_cache() -> Path:
 
 def fetched_files() -> list[Path]:
     root = image_cache() / "fetched"
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock")
+    return sorted(p for p in root.rglob("*") if p.is_file() and PARTIAL_FOLDER not in p.parts)
 
 
 def nothing_allocated() -> bool:
@@ -92,7 +92,8 @@ def test_a_run_from_a_web_repository_fetches_and_verifies_every_image(tmp_path: 
         assert len(log.gets(path)) == 1, (path, log.log)
     cached = {p.name: p.read_bytes() for p in fetched_files()}
     assert cached["calit2-frontend.img.gz"] == (repo / FRONTEND).read_bytes()
-    assert not [p for p in fetched_files() if p.name.endswith(".part")]
+    partial = image_cache() / "fetched" / PARTIAL_FOLDER
+    assert not [p for p in partial.rglob("*") if p.is_file() and p.suffix != ".lock"]
     # the run knows the repository by its URL
     ledger = Ledger(load_site(None, os.environ))
     assert current_allocation(ledger, "calit2") is not None
@@ -334,7 +335,7 @@ def test_an_interrupted_download_resumes_where_it_stopped(tmp_path: Path) -> Non
         piece = Piece("big.img", url=f"{web.url}big.img", expected=digest)
         with pytest.raises(RepositoryError, match=r"stopped at byte 1000000 of 2500000"):
             assemble([piece], dest, expected=digest, where="SHA256SUMS:1", retries=0)
-        partial = dest.with_name("big.img.part")
+        partial = partial_path(dest)
         assert partial.stat().st_size == 1_000_000  # kept, not trusted
         assert not dest.exists()
         path, new = assemble(

@@ -9,21 +9,28 @@ command line and environment recorded); the real ones run in the vm tier.
 
 from __future__ import annotations
 
+import io
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_failures import RealDiskEngine
+from test_lifecycle import make_env
 
 from pragmash.driver_api import HostInfo, NodePlan, StageContext
 from pragmash.drivers.libvirt_engine import LibvirtEngine
 from pragmash.drivers.rocks6_client import Rocks6Client
 from pragmash.engine import session
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.vcfolder import VcFolder
 from pragmash.images import fixing, inject
 from pragmash.images.tools import ToolResult
+from pragmash.store.journal import steps_of
+from pragmash.ui.cli import run as cli_run
+from pragmash.vc.repository import demo_repository_path
 from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
 
 ROCKS6 = str(Path(__file__).resolve().parent.parent / "recipes" / "rocks6.prg")
@@ -49,7 +56,9 @@ def started_run(
         site_path = tmp_path / "site.toml"
         site_path.write_text(demo.replace('domain_type = "auto"', f'domain_type = "{site_choice}"'))
         site = str(site_path)
-    options = session.RunOptions(recipe=ROCKS6, vcname="calit2", site=site)
+    # a real site names its repository (issue 27): here, the demo one
+    base_path = str(demo_repository_path()) if site else None
+    options = session.RunOptions(recipe=ROCKS6, vcname="calit2", site=site, base_path=base_path)
     run = session.start(session.prepare(options))
     return run
 
@@ -197,3 +206,26 @@ def test_fix_tools_force_tcg_only_where_kvm_is_not_usable(
     said = "KVM" if kvm else "TCG (KVM not usable here)"
     assert any(f"appliance under {said}" in line for line in report.lines), report.lines
     assert any(f"appliance under {said}" in note for note in notes), notes
+
+
+@pytest.mark.parametrize("kvm", [True, False])
+def test_the_boot_steps_journal_says_which_acceleration_its_appliance_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kvm: bool
+) -> None:
+    """A whole run (test:///default with real disk staging): the journal keeps the answer."""
+    env = make_env(tmp_path / "site")
+    recipe = env.recipe("allocate 1\nboot all\n")
+    monkeypatch.setattr(RealDiskEngine, "host_info", lambda self: host(kvm))
+    recorder = Recorder()
+    monkeypatch.setattr(inject, "run_tool", recorder)
+    prep = session.prepare(
+        session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
+    )
+    prep.runtime.engine = RealDiskEngine("test:///default")
+    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
+    run = session.start(prep)
+    assert cli_run.finish(run, io.StringIO(), io.StringIO()) == 0
+    [(_argv, env_vars)] = recorder.calls
+    assert ("LIBGUESTFS_BACKEND_SETTINGS" in env_vars) is not kvm
+    boot = steps_of(env.ledger(), run.journal.run_id)[-1]
+    assert boot.products["appliance"] == ("KVM" if kvm else "TCG (KVM not usable here)")

@@ -314,7 +314,7 @@ def test_status_shows_engine_truth_and_clean_repairs(
     human = env.cli("status", "calit2").out
     line = next(li for li in human.splitlines() if "calit2-compute-1" in li)
     assert "absent" in line and "<- ledger says running" in line
-    assert "pragmash clean calit2" in line
+    assert "pragmash start calit2" in line  # brings the node back (issue 27)
 
     temp = env.site().temp_dir / "calit2"
     assert temp.exists()

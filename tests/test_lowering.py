@@ -123,3 +123,10 @@ def test_the_checker_reads_driver_targets_through_known_variables() -> None:
     assert problems[0].startswith("compute[5] does not exist")
     assert problems[1].startswith("unknown variable '$later'")
     assert len(problems) == 2
+
+
+def test_allocate_without_a_count_reads_num_compute_and_says_when_it_is_not_set() -> None:
+    program = parse_recipe("allocate\nparam num_compute = 2\nallocate\nboot compute[1]\n", "a.prg")
+    ctx = _context()
+    (problem,) = check_program(program, ctx)
+    assert problem.render().startswith("a.prg:1:1: unknown variable '$num_compute'")

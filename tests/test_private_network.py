@@ -400,18 +400,23 @@ def test_a_network_that_will_not_start_is_not_left_defined(netconn: libvirt.virC
 
 def test_existing_site_configs_load_as_isolated_without_saying_so(tmp_path: Path) -> None:
     """A site config written before [network] private existed keeps loading."""
-    site = load_site(Path(__file__).parent / "data" / "sites" / "small.toml", env={})
+    site = load_site(
+        Path(__file__).parent / "data" / "sites" / "small.toml", env={"HOME": "/nonexistent"}
+    )
     assert site.private_network == PrivateNetworkSetting()  # isolated, pragma{vlan}, implicit
     assert default_mode_note(site) is not None
     path = tmp_path / "site.toml"
     text = (Path(__file__).parent / "data" / "sites" / "small.toml").read_text()
     path.write_text(text.replace("[network]\n", '[network]\nprivate = "bridge"\n', 1))
     with pytest.raises(ConfigError) as caught:
-        load_site(path, env={})
+        load_site(path, env={"HOME": "/nonexistent"})
     assert caught.value.key == "[network] private_bridge" and str(path) in caught.value.message
     path.write_text(
         text.replace("[network]\n", '[network]\nprivate = "bridge"\nprivate_bridge = "br{vlan}"\n')
     )
-    assert load_site(path, env={}).private_network.plan("vc", 11).attach == "bridge:br11"
-    assert default_mode_note(load_site(path, env={})) is None
+    assert (
+        load_site(path, env={"HOME": "/nonexistent"}).private_network.plan("vc", 11).attach
+        == "bridge:br11"
+    )
+    assert default_mode_note(load_site(path, env={"HOME": "/nonexistent"})) is None
     assert default_mode_note(load_site(None, env={"HOME": str(tmp_path)})) is None  # the demo

@@ -27,6 +27,7 @@ RUN_WITH = {
     "rocks6.prg": ("calit2", "rocks6_client"),
     "centos7.prg": ("calit2", "centos7"),
     "ubuntu.prg": ("calit2", "ubuntu_cloud"),
+    "cloud.prg": ("calit2", "cloud_init"),
     "frontend-only.prg": ("tiny", "rocks6_client"),
 }
 

@@ -8,7 +8,7 @@ import pytest
 
 from pragmash.driver_api import UpTest
 from pragmash.errors import ConfigError
-from pragmash.vc.site import EMBEDDED_SOURCE, PublicAddress, load_site
+from pragmash.vc.site import EMBEDDED_SOURCE, SYSTEM_STATE_DIR, PublicAddress, load_site
 
 DATA = Path(__file__).parent / "data" / "sites"
 
@@ -62,7 +62,7 @@ def test_minimal_site_gets_defaults(tmp_path: Path) -> None:
     assert site.domain_type == "auto"
     assert site.boot_parallelism == 4
     assert (site.vlan_first, site.vlan_last) == (2, 4094)
-    assert site.state_dir == tmp_path / "xs" / "pragmash"
+    assert site.state_dir == SYSTEM_STATE_DIR / "site"  # the site's, not the user's (issue 27)
     assert site.temp_dir == tmp_path / "home" / ".cache" / "pragmash" / "tmp"
     assert site.repository is None
     assert site.driver_dirs == ()
@@ -83,7 +83,7 @@ def test_embedded_demo_site(tmp_path: Path) -> None:
 
 def test_pragmash_site_env_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
-    site = load_site(None, env={"PRAGMASH_SITE": str(path)})
+    site = load_site(None, env={"PRAGMASH_SITE": str(path), "HOME": "/nonexistent"})
     assert site.source == str(path.resolve())
     assert not site.embedded
 
@@ -97,26 +97,26 @@ def test_state_dir_env_overrides_every_site(tmp_path: Path) -> None:
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such site config file") as info:
-        load_site(tmp_path / "nope.toml", env={})
+        load_site(tmp_path / "nope.toml", env={"HOME": "/nonexistent"})
     assert info.value.file == str(tmp_path / "nope.toml")
 
 
 def test_toml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path, '[network]\nnetmask = "255.255.255.0"\ngateway = \n')
     with pytest.raises(ConfigError) as info:
-        load_site(path, env={})
+        load_site(path, env={"HOME": "/nonexistent"})
     assert info.value.file == f"{path.resolve()}:3:11"
     assert "invalid TOML" in info.value.message
 
 
 def test_up_overrides_per_vc(tmp_path: Path) -> None:
     text = _with('[up]\ncalit2 = ["port:22", "console:ready$"]\ntiny = ["marker"]\n')
-    site = load_site(write(tmp_path, text), env={})
+    site = load_site(write(tmp_path, text), env={"HOME": "/nonexistent"})
     assert site.up_overrides == {
         "calit2": (UpTest("port", port=22), UpTest("console", "ready$")),
         "tiny": (UpTest("marker"),),
     }
-    assert load_site(write(tmp_path, MINIMAL), env={}).up_overrides == {}
+    assert load_site(write(tmp_path, MINIMAL), env={"HOME": "/nonexistent"}).up_overrides == {}
 
 
 def _with(section_text: str) -> str:
@@ -201,7 +201,7 @@ BAD: list[tuple[str, str, str]] = [
 def test_mistakes_name_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        load_site(path, env={})
+        load_site(path, env={"HOME": "/nonexistent"})
     assert info.value.key == key
     assert info.value.file == str(path.resolve())
     assert words in info.value.message

@@ -436,7 +436,7 @@ def test_the_site_setting_defaults_to_each_computes_own_file(
 ) -> None:
     path = tmp_path / "site.toml"
     path.write_text(SITE + extra)
-    site = load_site(path, env={})
+    site = load_site(path, env={"HOME": "/nonexistent"})
     assert site.computes_vc_out == computes
     assert stage_context(site, "calit2").computes_vc_out == computes
 
@@ -445,7 +445,7 @@ def test_a_bad_setting_names_the_key_and_the_choices(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_text(SITE + '[vc_out]\ncomputes = "seed"\n')
     with pytest.raises(ConfigError) as info:
-        load_site(path, env={})
+        load_site(path, env={"HOME": "/nonexistent"})
     assert info.value.key == "[vc_out] computes"
     assert "own" in info.value.message and "whole" in info.value.message
 

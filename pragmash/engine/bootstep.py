@@ -11,26 +11,35 @@ The cost of a boot step must not grow with its node count more than it has to:
   (:func:`~pragmash.engine.stagecall.pre_boot_in_chunks`);
 * other drivers (a site's script folder) run pre_boot per node, each node's
   stage → pre_boot → start on a worker, overlapping with the other nodes' boots;
-* the engine starts domains on the same workers.
+* the engine starts domains on the same workers, ``boot_parallelism`` at once on each
+  host the step's nodes are placed on (a site of many hosts boots them side by side),
+  while the head node's own work (staging, pre_boot) stays at ``boot_parallelism``.
 
-The pipeline is given the step's nodes as planned and owns nothing of the run: its
-workers stage disks into the VC's folder and boot, and :attr:`BootPipeline.staged`
-says which disk each node got, for the runtime (the one owner of the run's nodes)
-to record once the step is over. Every node is let finish before the first failure
+The pipeline is given the step's nodes as planned (a seeded node's with the recipe's
+``$cloud_config``) and owns nothing of the run: its workers stage disks into the
+VC's folder and boot, and :attr:`BootPipeline.staged` says which disk each node got,
+for the runtime (the one owner of the run's nodes) to record once the step is over. Every node is let finish before the first failure
 is raised, so no boot is left half-done behind the error.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from pragmash.driver_api import BatchPreBoot, DistroDriver, EngineDriver, NodePlan, StageContext
+from pragmash.driver_api import (
+    BatchPreBoot,
+    DistroDriver,
+    EngineDriver,
+    NodePlan,
+    StageContext,
+    StageResult,
+)
 from pragmash.engine.interpreter import StepReporter
 from pragmash.engine.stagecall import PRE_BOOT, call_stage, pre_boot_in_chunks
 from pragmash.engine.vcfolder import VcFolder, with_first_disk
@@ -60,10 +69,19 @@ class BootPipeline:
     before_start: Callable[[NodePlan], NodePlan] = lambda node: node
     #: Each node's staged disk, by name, as the workers staged them (read it after run).
     staged: dict[str, Path] = field(default_factory=dict, init=False)
+    #: What pre_boot's appliance ran under (``{"appliance": "KVM"}``), for the step's
+    #: journal entry: the step's own message says what the engine did.
+    appliance: dict[str, str] = field(default_factory=dict, init=False)
+    # at most ``workers`` at once: each host's boots, and the head node's own disk work
+    _hosts: dict[str, threading.BoundedSemaphore] = field(default_factory=dict, init=False)
+    _head: threading.BoundedSemaphore = field(init=False)
 
     def run(self, nodes: Sequence[NodePlan]) -> dict[str, str]:
         """Boot every node; returns each node's boot message by name."""
-        workers = max(1, min(self.workers, len(nodes)))
+        hosts = {n.host for n in nodes}
+        self._hosts = {h: threading.BoundedSemaphore(self.workers) for h in hosts}
+        self._head = threading.BoundedSemaphore(self.workers)
+        workers = max(1, min(self.workers * len(hosts), len(nodes)))
         for node in nodes:
             self._doing(node.name, "waiting to boot")
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
@@ -80,8 +98,9 @@ class BootPipeline:
                 raise
 
     def _doing(self, name: str, detail: str, done: bool = False) -> None:
-        """What one node is doing now, for a front end's live view."""
-        self.reporter.node(name, self.engine.state(name), detail, reached=done)
+        """What one node is doing now, for a front end's live view (its state is asked
+        only when a front end shows it)."""
+        self.reporter.node(name, lambda: self.engine.state(name), detail, reached=done)
 
     def _stage(self, node: NodePlan) -> NodePlan:
         """The node's plan on its own staged disk (staged now on first need)."""
@@ -91,29 +110,41 @@ class BootPipeline:
         self.staged[node.name] = disk
         return with_first_disk(node, disk)
 
+    def _staged(self, node: NodePlan) -> NodePlan:
+        with self._head:
+            return self._stage(node)
+
     def _start(self, node: NodePlan) -> str:
         self._doing(node.name, "ve_driver/boot: starting the domain")
-        result = call_stage(
-            "ve_driver/boot", self.reporter, self.engine.boot, self.before_start(node), self.ctx
-        )
+        with self._hosts.get(node.host) or self._head:
+            result = call_stage(
+                "ve_driver/boot", self.reporter, self.engine.boot, self.before_start(node), self.ctx
+            )
         said = result.message or f"{node.name} started"
         self._doing(node.name, said, True)
         return said
 
     def _one_by_one(self, node: NodePlan) -> str:
-        self._doing(node.name, "staging its disk")
-        staged = self._stage(node)
-        self._doing(node.name, PRE_BOOT)
-        call_stage(
-            PRE_BOOT,
-            self.reporter,
-            self.distro.pre_boot,
-            staged,
-            Path(staged.disks[0]),
-            self.folder.vc_out,
-            self.ctx,
-        )
+        with self._head:
+            self._doing(node.name, "staging its disk")
+            staged = self._stage(node)
+            self._doing(node.name, PRE_BOOT)
+            result = call_stage(
+                PRE_BOOT,
+                self.reporter,
+                self.distro.pre_boot,
+                staged,
+                Path(staged.disks[0]),
+                self.folder.vc_out,
+                self.ctx,
+            )
+        self._keep_appliance([result])
         return self._start(staged)
+
+    def _keep_appliance(self, results: Iterable[StageResult]) -> None:
+        for result in results:
+            if "appliance" in result.products:
+                self.appliance["appliance"] = result.products["appliance"]
 
     def _batched(
         self, nodes: Sequence[NodePlan], pool: ThreadPoolExecutor, distro: BatchPreBoot
@@ -121,7 +152,7 @@ class BootPipeline:
         """Stage all, then one pre_boot call per chunk of disks; each chunk boots while
         the next is prepared."""
         staged = {nodes[0].name: self._stage(nodes[0])}  # warms the shared caches
-        staging = {n.name: pool.submit(self._stage, n) for n in nodes[1:]}
+        staging = {n.name: pool.submit(self._staged, n) for n in nodes[1:]}
         staged.update(_results(staging, self.interrupted.set))
         pairs = [(staged[n.name], Path(staged[n.name].disks[0])) for n in nodes]
 
@@ -131,9 +162,10 @@ class BootPipeline:
 
         futures: dict[str, Future[str]] = {}
         try:
-            for chunk in pre_boot_in_chunks(
+            for chunk, results in pre_boot_in_chunks(
                 distro, pairs, self.folder.vc_out, self.ctx, self.reporter, preparing
             ):
+                self._keep_appliance(results.values())
                 for node, _disk in chunk:
                     futures[node.name] = pool.submit(self._start, node)
         except BaseException:

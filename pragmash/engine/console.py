@@ -44,9 +44,9 @@ def resolve_node(word: str, names: Sequence[str], frontend: str, vcname: str) ->
     )
 
 
-def console_of(engine: EngineDriver, uri: str, name: str) -> ConsoleStream:
-    """The console of node ``name`` on ``engine``; an engine without consoles says so."""
-    disk_work = DiskWork.of(engine, uri)
+def console_of(engine: EngineDriver, disk_work: DiskWork, name: str) -> ConsoleStream:
+    """The console of node ``name`` on ``engine``; an engine without consoles says so
+    (``disk_work``: whether the engine is simulated, the run's or the command's answer)."""
     if disk_work.simulated:
         raise UserError(
             disk_work.no_console(name),
@@ -70,4 +70,4 @@ def open_node_console(site: SiteConfig, vcname: str, node: str) -> tuple[str, Co
     name = resolve_node(node, names, held.frontend.name, vcname)
     engine = load_engine(site)
     locate(engine, held)
-    return name, console_of(engine, site.uri, name)
+    return name, console_of(engine, DiskWork.of(engine, site), name)

@@ -139,7 +139,7 @@ class DebugRun:
         names = self.resolve_nodes(text)
         if len(names) != 1:
             raise UserError(f"console {text}: names {len(names)} nodes; expected one")
-        return names[0], console_of(self._runtime.engine, self._runtime.site.uri, names[0])
+        return names[0], console_of(self._runtime.engine, self._runtime.disk_work, names[0])
 
     def node_views(self) -> list[NodeView]:
         """Every node's state and last console line, asked of the engine now."""

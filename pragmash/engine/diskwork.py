@@ -11,9 +11,11 @@ for it are all worded here, so a user reads one story.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from pragmash.driver_api import EngineDriver
+from pragmash.driver_api import EngineDriver, NodePlan
+from pragmash.vc.site import SiteConfig
 
 #: What ``--dry-run`` adds to a step that a simulated engine skips.
 PLAN_SKIPPED = " (skipped: simulated engine)"
@@ -23,27 +25,43 @@ NO_GUEST = "running (the engine is simulated: no guest to ask)"
 
 @dataclass(frozen=True)
 class DiskWork:
-    """The run's one answer: does it do disk work (``real``) or is the engine simulated."""
+    """The run's one answer: does it do disk work (``real``) or is the engine simulated.
+
+    ``uri`` is the site's engine; ``hosts`` each host's URI by name, so a note about
+    some nodes names their own hosts, not the site's first.
+    """
 
     simulated: bool
     uri: str
+    hosts: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, engine: EngineDriver, uri: str) -> DiskWork:
+    def of(cls, engine: EngineDriver, site: SiteConfig) -> DiskWork:
         """Ask the engine, once."""
-        return cls(bool(engine.simulated), uri)
+        return cls(bool(engine.simulated), site.uri, {h.name: h.uri for h in site.hosts})
+
+    def where(self, nodes: Sequence[NodePlan] = ()) -> str:
+        """The URIs of the hosts ``nodes`` are placed on (``a, b``); the site's by default."""
+        used = {n.host for n in nodes}
+        return ", ".join(uri for name, uri in self.hosts.items() if name in used) or self.uri
 
     @property
     def real(self) -> bool:
         return not self.simulated
 
-    def skipped(self, what: str) -> str:
-        """A step's message when it had disk work to do (``what``) and skipped it."""
-        return f"skipped: the engine is simulated ({self.uri}), so there is no disk to {what}"
+    def skipped(self, what: str, nodes: Sequence[NodePlan] = ()) -> str:
+        """A step's message when it had disk work to do (``what``, for ``nodes``) and
+        skipped it."""
+        return (
+            f"skipped: the engine is simulated ({self.where(nodes)}), so there is no disk to {what}"
+        )
 
-    def boot_note(self) -> str:
+    def boot_note(self, nodes: Sequence[NodePlan]) -> str:
         """What a ``boot`` step's message adds on a simulated engine."""
-        return f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {self.uri})"
+        return (
+            " (staging and vc_driver/pre_boot skipped: the engine is simulated,"
+            f" {self.where(nodes)})"
+        )
 
     def clock_skipped(self, seconds: float) -> str:
         """A clock ``wait``'s message on a simulated engine."""

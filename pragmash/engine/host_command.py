@@ -53,21 +53,70 @@ def end_process_tree(leader: int) -> None:
     """SIGKILL everything in the session that ``leader`` leads: its group, then the rest."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(leader, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(leader, signal.SIGKILL)  # not yet a group leader (a child before its setsid)
     for pid in _session_members(leader):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
 
 
+def _children() -> set[int]:
+    """This process's children now (Linux /proc)."""
+    me = os.getpid()
+    found: set[int] = set()
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            found.add(int(entry.name))
+    return found
+
+
+def _own_session_leaders() -> list[int]:
+    """This process's children that lead a session of their own: its host commands.
+
+    Found in /proc, so a command whose start a Ctrl-C cut short (the child exists, but
+    Popen raised before its pid was known or recorded) is found too.
+    """
+    me = os.getpid()
+    leaders: list[int] = []
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 3 and int(fields[1]) == me and int(fields[3]) == int(entry.name):
+            leaders.append(int(entry.name))
+    return leaders
+
+
 def end_running_commands() -> None:
     """End every host command running now, with its process tree (for a hurried exit)."""
     with _running_lock:
-        leaders = list(_running)
+        leaders = set(_running) | set(_own_session_leaders())
     for leader in leaders:
         end_process_tree(leader)
 
 
+def _end_surely(leader: int) -> None:
+    """:func:`end_process_tree`, done even when another Ctrl-C lands while it works
+    (two quick ones would otherwise cut the first one's clean-up short, and the
+    command, no longer recorded as running, would outlive the run)."""
+    while True:
+        try:
+            end_process_tree(leader)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
 def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
     """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
+    before = _children()  # a Ctrl-C inside Popen: the new child is the one not here
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -77,15 +126,20 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
             text=True,
             start_new_session=True,
         )
+        with _running_lock:
+            _running.add(proc.pid)
     except FileNotFoundError:
         raise StepError(f"command not found: {argv[0]}", stage="run") from None
-    with _running_lock:
-        _running.add(proc.pid)
+    except BaseException:  # a Ctrl-C as the command started: it may exist, unrecorded
+        for pid in _children() - before:  # even before its setsid: killed as it stands
+            end_process_tree(pid)
+        end_running_commands()
+        raise
     with proc:
         try:
             stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
         except BaseException as exc:  # the time limit, Ctrl-C, a forced clean's SIGINT
-            end_process_tree(proc.pid)
+            _end_surely(proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired, OSError, ValueError):
                 proc.communicate(timeout=REAP_SECONDS)
             if isinstance(exc, subprocess.TimeoutExpired):

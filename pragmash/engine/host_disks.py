@@ -5,7 +5,8 @@ overlay on the cached (fixed) base, and its files (vc-out.xml, keys) go into tha
 overlay. Just before the domain is defined on a ``pool`` host, :meth:`HostDisks.place`
 sends what the host lacks through the host engine's storage API
 (:class:`~pragmash.driver_api.HostImages`): the base once per host and content, then
-the node's small overlay as a volume backed by it. The plan handed to the engine then
+the node's small overlay as a volume backed by it, and its NoCloud seed where it has
+one. The plan handed to the engine then
 names the host's own paths: the disk volume, and a console log in the pool's folder
 (which the engine reads back through the same API). ``shared`` hosts, and one-host
 sites, keep today's paths: nothing here runs for them.
@@ -18,7 +19,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from pragmash.driver_api import EngineDriver, HostImages, HostStorage, NodePlan, StageContext
+from pragmash.driver_api import (
+    EngineDriver,
+    HostImages,
+    HostStorage,
+    NodePlan,
+    SeedPlan,
+    StageContext,
+)
 from pragmash.errors import StepError
 from pragmash.images.staging import backing_of, content_digest, image_format
 from pragmash.vc.site import SiteConfig
@@ -91,20 +99,29 @@ class HostDisks:
         kept = store.find_node_disk(node.name)
         if kept is not None and self.engine_of_host(host.name).state(node.name) != "absent":
             # booted before: its disk holds what the guest wrote since; never sent over it
-            return self._on_host(node, host, kept.path)
+            return self._on_host(node, host, kept.path, self._seed(node, store, ctx))
         digest = content_digest(base, self.site.image_cache, ctx.progress)
         base_volume = store.put_base(base, digest, image_format(base), ctx)
         if base_volume.uploaded:
             ctx.note(f"{host.name}: base {base.name} sent to pool {host.pool} once for this host")
         disk = store.put_node_disk(node.name, overlay, base_volume, ctx)
-        return self._on_host(node, host, disk.path)
+        return self._on_host(node, host, disk.path, self._seed(node, store, ctx))
 
     @staticmethod
-    def _on_host(node: NodePlan, host: HostConfig, disk: str) -> NodePlan:
+    def _seed(node: NodePlan, store: HostImages, ctx: StageContext) -> SeedPlan | None:
+        """The node's seed sent beside its disk (small: sent on every boot, never stale)."""
+        if node.seed is None:
+            return None
+        volume = store.put_node_seed(node.name, Path(node.seed.path), ctx)
+        return dataclasses.replace(node.seed, path=volume.path)
+
+    @staticmethod
+    def _on_host(node: NodePlan, host: HostConfig, disk: str, seed: SeedPlan | None) -> NodePlan:
         return dataclasses.replace(
             node,
             disks=(disk, *node.disks[1:]),
             console_log=console_log_on(host, node.name) if node.console_log else None,
+            seed=seed,
         )
 
 

@@ -47,6 +47,7 @@ from pragmash.driver_api import (
 from pragmash.engine.host_disks import HostDisks, remove_host_disk
 from pragmash.errors import PragmashError, StepError
 from pragmash.vc.site import SiteConfig
+from pragmash.vc.site_hosts import gone_host, ledger_host
 
 #: At most this many hosts are connected (or worked on) at once.
 CONNECT_WORKERS = 16
@@ -97,10 +98,11 @@ class HostRouter:
     def locate(self, vcname: str, hosts: Mapping[str, str]) -> None:
         """Where VC ``vcname``'s nodes are (node -> host), from its allocation; once a command.
 
-        A host name the site no longer lists (a row from before placement) is its first host.
+        A row from before placement is on the first host; a host name the site no longer
+        lists stays itself, and its nodes cannot be reached (:meth:`engine_of_host`).
         """
-        first = next(iter(self.engines))
-        placed = {name: host if host in self.engines else first for name, host in hosts.items()}
+        names = list(self.engines)
+        placed = {name: ledger_host(host, names) for name, host in hosts.items()}
         self._hosts.update(placed)
         used = set(placed.values())
         self._vc_hosts[vcname] = [h for h in self.engines if h in used]
@@ -123,6 +125,12 @@ class HostRouter:
     def engine_of_host(self, host: str) -> EngineDriver:
         """Host ``host``'s connected engine; StepError naming it when it cannot be reached."""
         self.check()
+        if host not in self.engines:
+            raise StepError(
+                f"host {host}: {gone_host(host)}",
+                stage="ve_driver/connect",
+                hint=f"list the host again in {self.site.source} to reach its nodes",
+            )
         if host in self.unreachable:
             raise StepError(
                 f"host {host} ({self.uris[host]}) is unreachable: {self.unreachable[host]}",

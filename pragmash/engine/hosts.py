@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from pragmash.driver_api import Closable, EngineDriver, HostResources, SiteHosts
 from pragmash.engine.registry import load_engine
@@ -28,6 +28,7 @@ from pragmash.store.placement import (
     place,
 )
 from pragmash.vc.site import HostConfig, SiteConfig
+from pragmash.vc.site_hosts import gone_host, ledger_host
 from pragmash.vc.vcin import VcIn
 
 
@@ -97,13 +98,32 @@ def preview_placement(
     return [*notes] + [f"placement: {host}: {', '.join(names)}" for host, names in per_host.items()]
 
 
+_OFFERS_HOSTS: dict[type, bool] = {}
+
+
+def hosts_of_engine(engine: EngineDriver) -> SiteHosts | None:
+    """The engine as :class:`SiteHosts` when its class offers that, else None.
+
+    Asked once per class: a runtime Protocol check costs about 100 µs, and ``status``
+    asks for every node whether its host answers.
+    """
+    cls = type(engine)
+    if cls not in _OFFERS_HOSTS:
+        _OFFERS_HOSTS[cls] = isinstance(engine, SiteHosts)
+    return cast(SiteHosts, engine) if _OFFERS_HOSTS[cls] else None
+
+
 def unreachable_host(engine: EngineDriver, host: str) -> str | None:
     """Why ``host`` cannot be reached (the engine already connected), or None when it can."""
-    if not isinstance(engine, SiteHosts):
+    hosts = hosts_of_engine(engine)
+    if hosts is None:
         return None
     engine.check()
-    names = list(engine.engines)
-    return engine.unreachable.get(host if host in names else names[0])
+    names = list(hosts.engines)
+    listed = ledger_host(host, names)
+    if listed not in names:
+        return gone_host(listed)
+    return hosts.unreachable.get(listed)
 
 
 def locate(engine: EngineDriver, allocation: Allocation | None) -> None:
@@ -197,7 +217,8 @@ def site_hosts(site: SiteConfig) -> list[HostReport]:
 
 
 def host_reports(site: SiteConfig, engine: EngineDriver) -> list[HostReport]:
-    """Every host of the site, reachable or not, with the ledger's use of it."""
+    """Every host of the site, reachable or not, with the ledger's use of it; and every host
+    the ledger still places nodes on that the site config no longer lists (unreachable)."""
     ledger = Ledger(site)
     with ledger.snapshot() as conn:
         use = host_use(conn, site)
@@ -215,6 +236,10 @@ def host_reports(site: SiteConfig, engine: EngineDriver) -> list[HostReport]:
             capacity = HostCapacity(host.name, host.cpus, site.cpu_reserve, host.memory_mib)
         reachable = host.name not in unreachable
         reports.append(_report(host, site, capacity, use[host.name], reachable, problem))
+    listed = {h.name for h in site.hosts}
+    for name in sorted(set(use) - listed):  # the ledger's nodes on a host the site lost
+        gone = HostConfig(name=name, uri="", storage="shared")
+        reports.append(_report(gone, site, None, use[name], False, gone_host(name)))
     return reports
 
 

@@ -15,6 +15,7 @@ include.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -45,10 +46,13 @@ class StepOutcome:
 class StepReporter:
     """Handed to the executor for one step: its way to say things while working."""
 
-    def __init__(self, index: int, sink: EventSink) -> None:
+    def __init__(self, index: int, sink: EventSink, *, node_status: bool = True) -> None:
         self.index = index
         self._sink = sink
         self.notes: list[str] = []
+        #: whether the front end shows each node's state (a live view): only then is it
+        #: worth asking the engine for every node's state and console line every round
+        self.node_status = node_status
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -57,9 +61,18 @@ class StepReporter:
     def progress(self, done: float, total: float | None, label: str) -> None:
         self._sink(Progress(self.index, done, total, label))
 
-    def node(self, name: str, state: str, detail: str = "", *, reached: bool = False) -> None:
-        """Where one node stands while the step works on it (a front end's live view)."""
-        self._sink(NodeStatus(self.index, name, state, detail, reached))
+    def node(
+        self, name: str, state: str | Callable[[], str], detail: str = "", *, reached: bool = False
+    ) -> None:
+        """Where one node stands while the step works on it (a front end's live view).
+
+        Nothing is sent, and a ``state`` given as a callable is never asked, when the
+        front end shows no node status: an engine call per node nobody looks at.
+        """
+        if not self.node_status:
+            return
+        now = state() if callable(state) else state
+        self._sink(NodeStatus(self.index, name, now, detail, reached))
 
 
 class Executor(Protocol):
@@ -117,6 +130,7 @@ class Interpreter:
         self.executor = executor
         self.journal: JournalSink = journal or NullJournal()
         self.on_event = on_event
+        self.node_status = True  # see set_event_sink
         self.pc = start_at
         self.status: Status = "ready"
         self.last_error: PragmashError | None = None
@@ -175,9 +189,14 @@ class Interpreter:
         self.temporary.clear()
         self.break_kinds.clear()
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        """Where events go from now on (a front end that opened the run after it started)."""
+    def set_event_sink(self, sink: EventSink, *, node_status: bool = True) -> None:
+        """Where events go from now on (a front end that opened the run after it started).
+
+        ``node_status``: the sink shows each node's state as a step works (NodeStatus);
+        False spares the engine a call per node and round that nobody would see.
+        """
         self.on_event = sink
+        self.node_status = node_status
 
     def restore(self, outcomes: dict[int, str], stopped: PragmashError | None = None) -> None:
         """Show a reopened run as it was left: each step's outcome, and the error it stopped on.
@@ -248,34 +267,53 @@ class Interpreter:
         raised (a KeyboardInterrupt as :class:`Interrupted`) for the caller to show.
         """
         idx = len(self.steps) if index is None else index
-        self.on_event(StepStarted(idx, statement))
-        self.journal.step_started(idx, statement)
-        reporter = StepReporter(idx, self.on_event)
+        result, error = self._execute(idx, statement)
+        if error is not None:
+            raise error from None
+        assert result is not None
+        return result
+
+    def _execute(
+        self, index: int, statement: Statement, step: FlatStep | None = None
+    ) -> tuple[StepOutcome | None, PragmashError | None]:
+        """Run one statement, journaled and reported: the one way a step is run.
+
+        For a recipe ``step`` the interpreter's own state (outcomes, status, last error)
+        is set before the journal and the front end hear of it; a statement typed at
+        the REPL leaves it alone. A KeyboardInterrupt comes back as :class:`Interrupted`.
+        """
+        self.on_event(StepStarted(index, statement))
+        self.journal.step_started(index, statement)
+        reporter = StepReporter(index, self.on_event, node_status=self.node_status)
         started = time.monotonic()
         try:
             result = self.executor.execute(statement, reporter)
         except (KeyboardInterrupt, PragmashError) as exc:
-            interrupted = not isinstance(exc, PragmashError) or isinstance(exc, Interrupted)
             err = (
                 exc
                 if isinstance(exc, PragmashError)
                 else Interrupted(f"interrupted during '{statement.text}'")
             )
-            self.journal.step_failed(idx, err, interrupted)
-            self.on_event(StepFailed(idx, statement, err, time.monotonic() - started, interrupted))
-            raise err from None
-        self.journal.step_finished(idx, result.outcome, result.message, result.products)
+            interrupted = isinstance(err, Interrupted)
+            if step is not None:
+                self.last_error = err
+                self.status = "interrupted" if interrupted else "failed"
+                self.outcomes[index] = self.status
+            self.journal.step_failed(index, err, interrupted)
+            self.on_event(
+                StepFailed(index, statement, err, time.monotonic() - started, interrupted)
+            )
+            return None, err
+        duration = time.monotonic() - started
+        if step is not None:
+            self.outcomes[index] = result.outcome
+        self.journal.step_finished(index, result.outcome, result.message, result.products)
         self.on_event(
             StepFinished(
-                idx,
-                statement,
-                result.outcome,
-                time.monotonic() - started,
-                result.message,
-                tuple(reporter.notes),
+                index, statement, result.outcome, duration, result.message, tuple(reporter.notes)
             )
         )
-        return result
+        return result, None
 
     def _should_stop(
         self, mode: Mode, first: bool, base_depth: int, step: FlatStep
@@ -317,38 +355,9 @@ class Interpreter:
         return "finished"
 
     def _run_one(self, step: FlatStep) -> bool:
-        stmt = step.statement
-        self.on_event(StepStarted(step.index, stmt))
-        self.journal.step_started(step.index, stmt)
-        reporter = StepReporter(step.index, self.on_event)
-        started = time.monotonic()
-        try:
-            result = self.executor.execute(stmt, reporter)
-        except KeyboardInterrupt:
-            err = Interrupted(f"interrupted during '{stmt.text}'")
-            return self._fail(step, err, started, interrupted=True)
-        except PragmashError as err:
-            return self._fail(step, err, started, interrupted=isinstance(err, Interrupted))
-        duration = time.monotonic() - started
-        self.outcomes[step.index] = result.outcome
-        self.journal.step_finished(step.index, result.outcome, result.message, result.products)
-        self.on_event(
-            StepFinished(
-                step.index, stmt, result.outcome, duration, result.message, tuple(reporter.notes)
-            )
-        )
+        _, error = self._execute(step.index, step.statement, step)
+        if error is not None:
+            return False
         self.last_error = None
         self.pc += 1
         return True
-
-    def _fail(
-        self, step: FlatStep, err: PragmashError, started: float, *, interrupted: bool
-    ) -> bool:
-        self.last_error = err
-        self.status = "interrupted" if interrupted else "failed"
-        self.outcomes[step.index] = self.status
-        self.journal.step_failed(step.index, err, interrupted)
-        self.on_event(
-            StepFailed(step.index, step.statement, err, time.monotonic() - started, interrupted)
-        )
-        return False

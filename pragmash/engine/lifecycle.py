@@ -50,6 +50,7 @@ from pragmash.store.journal import (
     take_lock,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.runlog import run_log_path
 from pragmash.vc.names import is_node_of
 from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
@@ -173,6 +174,7 @@ class VcStatus:
     run_outcome: str | None  # the run's outcome as it really is (see journal.run_outcome)
     steps: list[StepRecord]
     private_network: PrivateNetworkStatus | None = None  # while allocated
+    log: str | None = None  # the run's log file, where one was written
 
     def to_json(self) -> dict[str, Any]:
         held, run = self.allocation, self.run
@@ -189,6 +191,7 @@ class VcStatus:
                 "kind": run_kind(run),
                 "outcome": self.run_outcome,
                 "recipe": run.recipe,
+                "log": self.log,
                 **times_json(run.started_at, run.ended_at),
                 "steps": [
                     {
@@ -249,7 +252,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 mismatch=engine_ok
                 and lease.name not in away
                 and says is not None
-                and state != says,
+                and state not in (says, "unknown"),  # "unknown": an engine that cannot tell
                 cpus=lease.cpus,
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
@@ -268,6 +271,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
         run=run,
         run_outcome=run_outcome(run, holder) if run else None,
         steps=steps_of(ledger, run.id) if run else [],
+        log=_log_of(site, vcname, run.id) if run else None,
         private_network=private_network.network_status(
             engine if engine_ok else None, site, vcname, held.vlan
         )
@@ -324,9 +328,11 @@ class RunSummary:
     started_at: float
     ended_at: float | None
     message: str | None
+    log: str | None = None  # the run's log file, where one was written
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "log": self.log,
             "id": self.id,
             "kind": self.kind,
             "what": self.what,
@@ -334,6 +340,12 @@ class RunSummary:
             **times_json(self.started_at, self.ended_at),
             "message": self.message,
         }
+
+
+def _log_of(site: SiteConfig, vcname: str, run_id: int) -> str | None:
+    """The run's log file (store/runlog.py), if it wrote one."""
+    path = run_log_path(site.state_dir, vcname, run_id)
+    return str(path) if path.is_file() else None
 
 
 def vc_history(site: SiteConfig, vcname: str) -> list[RunSummary]:
@@ -353,6 +365,7 @@ def vc_history(site: SiteConfig, vcname: str) -> list[RunSummary]:
             started_at=r.started_at,
             ended_at=r.ended_at,
             message=r.message,
+            log=_log_of(site, vcname, r.id),
         )
         for r in records
     ]
@@ -414,6 +427,11 @@ def clean_vc(
             for n in engine.list_domains(f"{vcname}-")
             if is_node_of(vcname, n) and n not in names + list(kept)
         ]
+        if held is None and not names and last_run(ledger, vcname) is None:
+            raise UserError(
+                f"{vcname}: no such VC in the ledger ({site.ledger_path}), and no domain of "
+                "that name: nothing to clean"
+            )
 
         def destroy(name: str) -> str:
             state = engine.state(name)
@@ -422,7 +440,9 @@ def clean_vc(
             return state
 
         for name, state in per_host(engine, names, destroy).items():  # the hosts at once
-            if state != "absent":
+            if state == "unknown":  # an engine that cannot tell (a site's VE scripts) says why
+                note(f"{name}: {engine.state_reason(name)}")
+            elif state != "absent":
                 note(f"destroyed {name} (was {state})")
         if private_network.remove(engine, vcname):  # found by name: even once released
             note(f"removed network {network_name(vcname)}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pragmash.driver_api import NodePlan, StageContext, UpTest
+from pragmash.driver_api import NodePlan, SeedPlan, StageContext, UpTest
 from pragmash.engine.overrides import Memory
 from pragmash.engine.vcfolder import VcFolder
 from pragmash.errors import StepError
@@ -36,6 +36,7 @@ def node_plans(
     up_tests: tuple[UpTest, ...] = (),
     authorized_keys: tuple[str, ...] = (),
     memory: Memory | None = None,
+    seeds: bool = False,
 ) -> dict[str, NodePlan]:
     """Every node of ``allocation``; a node in ``previous`` keeps the disks it has.
 
@@ -43,9 +44,11 @@ def node_plans(
     every compute interface and the frontend's first, as vc-in's MACs are allocated.
     ``up_tests`` is how the VC's nodes show they are up (the site's or the driver's);
     ``authorized_keys`` what pre_boot gives root (``--key``); ``memory`` the MiB each
-    role gets where ``--mem`` overrides the templates.
+    role gets where ``--mem`` overrides the templates; ``seeds`` whether each node's
+    settings go in as a NoCloud seed (in the VC's folder) instead of into its disk.
     """
     templates = {"frontend": vcin.frontend, "compute": vcin.compute}
+    folder = VcFolder(temp_dir)
     nodes: dict[str, NodePlan] = {}
     for lease in allocation.nodes:
         tmpl = templates[lease.role]
@@ -69,13 +72,14 @@ def node_plans(
             if old
             else _disks_of(lease.name, tmpl.disk_paths, site, temp_dir, simulated),
             domain_type=domain_type,
-            console_log=None if simulated else str(VcFolder(temp_dir).console_log(lease.name)),
+            console_log=None if simulated else str(folder.console_log(lease.name)),
             private_ip=lease.private_ip,
             host=lease.host,
             public_ip=lease.public_ip,
             up_tests=up_tests,
             authorized_keys=authorized_keys,
             memory_mib=memory.of(lease.role) if memory is not None and memory.given else None,
+            seed=SeedPlan(str(folder.seed(lease.name))) if seeds and not simulated else None,
             graphics_listen=site.graphics_listen,
         )
     return nodes

@@ -47,6 +47,7 @@ from pragmash.engine.hosts import locate
 from pragmash.engine.interpreter import Executor, Interpreter
 from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
 from pragmash.engine.registry import load_distro, load_engine
+from pragmash.engine.repositories import site_repository
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import ConfigError, LedgerError
 from pragmash.images.domain import resolve_domain_type
@@ -65,7 +66,6 @@ from pragmash.store.journal import (
 )
 from pragmash.store.ledger import Ledger
 from pragmash.vc.http import is_url
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
 from pragmash.vc.repository import Repository
 from pragmash.vc.site import SiteConfig, load_site
@@ -278,7 +278,7 @@ def load(
     config = opened.config
     vcname = validate_name("VC name (--vcname)", options.vcname)
     check_work_folders(config, vcname)
-    repo = open_repository(options.base_path or config.repository, config.image_cache)
+    repo = site_repository(config, options.base_path)
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     made = program(config)
@@ -290,7 +290,7 @@ def load(
         ledger=opened.ledger,
         engine=engine,
         distro=load_distro(vcin.driver, config, where=f"{vcin.path}: /vc/driver"),
-        disk_work=DiskWork.of(engine, config.uri),  # the one place a run decides it
+        disk_work=DiskWork.of(engine, config),  # the one place a run decides it
         variables=dict(options.sets),
         allow_run=options.allow_run,
         key=options.key,
@@ -351,8 +351,10 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
     def close(self, outcome: str, message: str | None = None) -> None:
-        self.journal.end(outcome, message)
-        release_lock(self.prepared.ledger, self.prepared.runtime.vcname)
+        ledger = self.journal.ledger  # a scale's journal may have a Ledger of its own
+        with ledger.transaction():  # the run's end and the lock: one write
+            self.journal.end(outcome, message)
+            release_lock(ledger, self.prepared.runtime.vcname)
 
     def abandon(self, message: str) -> None:
         """Close a run the ledger stopped, as far as the ledger still lets us.
@@ -383,8 +385,9 @@ def begin(
     runtime = prep.runtime
     with _locked(prep.ledger, runtime.vcname):
         what, options = journaled()
-        journal = Journal.start(prep.ledger, runtime.vcname, what, dict(options), sources)
-        set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
+        with prep.ledger.transaction():  # the run and the lock's record of it: one write
+            journal = Journal.start(prep.ledger, runtime.vcname, what, dict(options), sources)
+            set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
         then()
     interp = Interpreter(prep.program, executor or runtime, journal=journal, on_event=on_event)
     return Run(prep, interp, journal)

@@ -61,92 +61,114 @@ def _placement_actions(prep: Prepared, held: Allocation | None, cpus: int) -> li
 
 
 def make_plan(prep: Prepared) -> list[PlannedStep]:
-    runtime = prep.runtime
-    variables = dict(runtime.variables)
-    vcname = runtime.vcname
-    fe = frontend_name(vcname)
-    computes: list[str] | None = None
-    held = alloc_mod.current_allocation(prep.ledger, vcname)
-    if held is not None:
-        computes = [c.name for c in held.computes]
-    simulated = runtime.disk_work.simulated
-    disk_note = PLAN_SKIPPED if simulated else ""
+    planner = _Planner(prep)
     out: list[PlannedStep] = []
+    for step in flatten(prep.program.statements):
+        actions: list[str] = []
+        planner.visit(step.statement, actions)
+        out.append(PlannedStep(step.index, step.statement, tuple(actions)))
+    return out
 
-    def value(word: ast.Word | None) -> str:
+
+class _Planner(ast.StatementVisitor[list[str], None]):
+    """What each statement would do, appended to the step's actions; tracks variables
+    and the node names an ``allocate`` would give."""
+
+    def __init__(self, prep: Prepared) -> None:
+        self.prep = prep
+        self.variables: dict[str, str] = dict(prep.runtime.variables)
+        self.vcname = prep.runtime.vcname
+        self.fe = frontend_name(self.vcname)
+        self.held = alloc_mod.current_allocation(prep.ledger, self.vcname)
+        self.computes = [c.name for c in self.held.computes] if self.held is not None else None
+        self.disk_note = PLAN_SKIPPED if prep.runtime.disk_work.simulated else ""
+
+    def value(self, word: ast.Word | None) -> str:
+        """The word as the run would see it so far; an unknown variable stays ``$NAME``."""
         if word is None:
             return ""
-        return "".join(
-            p if isinstance(p, str) else variables.get(p.name, f"${p.name}") for p in word.parts
-        )
+        return word.expand(self._value_of)
 
-    def nodes(written: tuple[ast.Target, ...]) -> list[str]:
-        targets = resolve_targets(written, value)
-        if computes is None:
+    def _value_of(self, ref: ast.VarRef) -> str:
+        return self.variables.get(ref.name, f"${ref.name}")
+
+    def nodes(self, written: tuple[ast.Target, ...]) -> list[str]:
+        targets = resolve_targets(written, self.value)
+        if self.computes is None:
             return [str(t) for t in targets]
         try:
-            return select_names(targets, fe, computes)
+            return select_names(targets, self.fe, self.computes)
         except RecipeError:
             return [str(t) for t in targets]
 
-    for step in flatten(prep.program.statements):
-        stmt = step.statement
-        actions: list[str] = []
-        if isinstance(stmt, ast.Set):
-            variables[stmt.name] = value(stmt.value)
-            actions.append(f"${stmt.name} = {variables[stmt.name]}")
-        elif isinstance(stmt, ast.Param):
-            variables.setdefault(stmt.name, value(stmt.default))
-            actions.append(f"${stmt.name} = {variables[stmt.name]}")
-        elif isinstance(stmt, ast.Allocate):
-            word = stmt.count
-            cpus = int(value(word) if word else variables.get("num_compute", "0"))
-            per_node = alloc_mod.plan_compute_cpus(prep.site, prep.vcin, cpus)
-            computes = [compute_name(vcname, i) for i in range(len(per_node))]
+    def visit_set(self, stmt: ast.Set, actions: list[str]) -> None:
+        self.variables[stmt.name] = self.value(stmt.value)
+        actions.append(f"${stmt.name} = {self.variables[stmt.name]}")
+
+    def visit_param(self, stmt: ast.Param, actions: list[str]) -> None:
+        self.variables.setdefault(stmt.name, self.value(stmt.default))
+        actions.append(f"${stmt.name} = {self.variables[stmt.name]}")
+
+    def visit_allocate(self, stmt: ast.Allocate, actions: list[str]) -> None:
+        prep, fe, held = self.prep, self.fe, self.held
+        cpus = int(self.value(stmt.count_word))
+        per_node = alloc_mod.plan_compute_cpus(prep.site, prep.vcin, cpus)
+        computes = [compute_name(self.vcname, i) for i in range(len(per_node))]
+        self.computes = computes
+        actions.append(
+            f"ve_driver/allocate: {cpus} compute CPUs -> {fe} + {len(computes)} compute(s)"
+            + (f" ({', '.join(computes)})" if computes else "")
+            + "; public address, VLAN, MACs; write vc-out.xml"
+            + (" (already held: reused)" if held is not None else "")
+        )
+        actions.append(_network_action(prep, held))
+        if prep.site.multi_host:
+            actions += _placement_actions(prep, held, cpus)
+
+    def visit_fix(self, stmt: ast.Fix, actions: list[str]) -> None:
+        method = self.value(stmt.method)
+        for name in self.nodes(stmt.targets):
             actions.append(
-                f"ve_driver/allocate: {cpus} compute CPUs -> {fe} + {len(computes)} compute(s)"
-                + (f" ({', '.join(computes)})" if computes else "")
-                + "; public address, VLAN, MACs; write vc-out.xml"
-                + (" (already held: reused)" if held is not None else "")
+                f"{name}: stage image, vc_driver/pre_fix, fix via {method}, "
+                f"vc_driver/post_fix{self.disk_note}"
             )
-            actions.append(_network_action(prep, held))
-            if prep.site.multi_host:
-                actions += _placement_actions(prep, held, cpus)
-        elif isinstance(stmt, ast.Fix):
-            method = value(stmt.method)
-            for name in nodes(stmt.targets):
-                actions.append(
-                    f"{name}: stage image, vc_driver/pre_fix, fix via {method}, vc_driver/post_fix{disk_note}"
-                )
-        elif isinstance(stmt, ast.Boot):
-            for name in nodes(stmt.targets):
-                actions.append(
-                    f"{name}: vc_driver/pre_boot{disk_note}, ve_driver/boot (define + start)"
-                )
-        elif isinstance(stmt, ast.WaitState):
-            timeout = value(stmt.timeout) or "5m"
+
+    def visit_boot(self, stmt: ast.Boot, actions: list[str]) -> None:
+        for name in self.nodes(stmt.targets):
             actions.append(
-                f"wait until {', '.join(nodes(stmt.targets))} {stmt.state} (timeout {timeout})"
+                f"{name}: vc_driver/pre_boot{self.disk_note}, ve_driver/boot (define + start)"
             )
-        elif isinstance(stmt, ast.WaitConsole):
-            timeout = value(stmt.timeout) or "5m"
-            actions.append(
-                f"wait until {', '.join(nodes(stmt.targets))} show {value(stmt.expect)!r} "
-                f"on the console (timeout {timeout})"
-            )
-        elif isinstance(stmt, ast.WaitClock):
-            actions.append(f"wait {value(stmt.duration)}" + (PLAN_SKIPPED if simulated else ""))
-        elif isinstance(stmt, ast.Echo):
-            actions.append("echo: " + " ".join(value(w) for w in stmt.words))
-        elif isinstance(stmt, ast.Include):
-            actions.append(f"include {stmt.resolved}")
-        elif isinstance(stmt, ast.EngineCall):
-            actions.append(f"ve_driver/{stmt.op} on {', '.join(nodes(stmt.targets))}")
-        elif isinstance(stmt, ast.DistroCall):
-            actions.append(f"vc_driver/{stmt.stage} on {', '.join(nodes(stmt.targets))}")
-        elif isinstance(stmt, ast.ScriptCall):  # a driver folder's own script: words are arguments
-            actions.append(f"run {stmt.written_as} " + " ".join(value(w) for w in stmt.args))
-        elif isinstance(stmt, ast.Run):
-            actions.append("run: " + " ".join(value(w) for w in stmt.argv))
-        out.append(PlannedStep(step.index, stmt, tuple(actions)))
-    return out
+
+    def visit_wait_state(self, stmt: ast.WaitState, actions: list[str]) -> None:
+        actions.append(
+            f"wait until {', '.join(self.nodes(stmt.targets))} {stmt.state} "
+            f"(timeout {self.value(stmt.timeout_word)})"
+        )
+
+    def visit_wait_console(self, stmt: ast.WaitConsole, actions: list[str]) -> None:
+        actions.append(
+            f"wait until {', '.join(self.nodes(stmt.targets))} show {self.value(stmt.expect)!r} "
+            f"on the console (timeout {self.value(stmt.timeout_word)})"
+        )
+
+    def visit_wait_clock(self, stmt: ast.WaitClock, actions: list[str]) -> None:
+        actions.append(f"wait {self.value(stmt.duration)}{self.disk_note}")
+
+    def visit_echo(self, stmt: ast.Echo, actions: list[str]) -> None:
+        actions.append("echo: " + " ".join(self.value(w) for w in stmt.words))
+
+    def visit_include(self, stmt: ast.Include, actions: list[str]) -> None:
+        actions.append(f"include {stmt.resolved}")
+
+    def visit_engine_call(self, stmt: ast.EngineCall, actions: list[str]) -> None:
+        actions.append(f"ve_driver/{stmt.op} on {', '.join(self.nodes(stmt.targets))}")
+
+    def visit_distro_call(self, stmt: ast.DistroCall, actions: list[str]) -> None:
+        actions.append(f"vc_driver/{stmt.stage} on {', '.join(self.nodes(stmt.targets))}")
+
+    def visit_script_call(self, stmt: ast.ScriptCall, actions: list[str]) -> None:
+        # a driver folder's own script: its words are its arguments
+        actions.append(f"run {stmt.written_as} " + " ".join(self.value(w) for w in stmt.args))
+
+    def visit_run(self, stmt: ast.Run, actions: list[str]) -> None:
+        actions.append("run: " + " ".join(self.value(w) for w in stmt.argv))

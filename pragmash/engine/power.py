@@ -106,7 +106,7 @@ class PowerPlan:
 
 
 @dataclass(frozen=True)
-class PowerStep(ast.Statement):
+class PowerStep(ast.MadeStep):
     """One step of a stop or start run: ``action`` on the nodes of ``role``."""
 
     action: Action = "start"

@@ -147,9 +147,11 @@ class Waiter:
                 return "the QEMU guest agent answered"
             if test.kind == "console":
                 pattern = re.compile(test.pattern)
-                line = next((ln for ln in lines if pattern.search(ln)), None)
-                if line is not None:
-                    return f"console: {line.strip()}"
+                found = next((m for ln in lines if (m := pattern.search(ln))), None)
+                if found is not None:
+                    # the line up to the end of the match: a first-boot unit's log
+                    # after a login prompt is noise in a "node is up" message
+                    return f"console: {found.string[: found.end()].strip()}"
             if test.kind == "marker" and any(UP_MARKER in ln for ln in lines):
                 return f"console: {UP_MARKER}"
             if test.kind == "port" and self.connect(node.address, test.port, 1.0):

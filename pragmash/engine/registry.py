@@ -24,15 +24,17 @@ from typing import Any
 
 import pragmash.drivers as bundled
 from pragmash.driver_api import DistroDriver, EngineDriver
-from pragmash.drivers.script_dialects import Role
-from pragmash.drivers.script_folder import ScriptFolderDriver
+from pragmash.drivers.script_folder import ScriptFolderDriver, refuse_unfit, site_ve_folder
 from pragmash.engine.host_router import HostRouter
 from pragmash.errors import UserError
 from pragmash.vc.site import SiteConfig
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
-ENGINES = {"libvirt": "pragmash.drivers.libvirt_engine"}
+ENGINES = {
+    "libvirt": "pragmash.drivers.libvirt_engine",
+    "scripts": "pragmash.drivers.script_engine",
+}
 
 
 def load_engine(site: SiteConfig) -> EngineDriver:
@@ -61,32 +63,7 @@ def load_engine(site: SiteConfig) -> EngineDriver:
 
 def load_ve_folder(site: SiteConfig) -> ScriptFolderDriver | None:
     """The site's own VE driver folder (``[drivers] ve``), inspected; None when not set."""
-    if site.ve_folder is None:
-        return None
-    for folder in site.driver_dirs:
-        candidate = folder / site.ve_folder
-        if candidate.is_dir():
-            driver = ScriptFolderDriver(
-                candidate, dialect=site.dialect_of(site.ve_folder), ipop_url=site.ipop_url
-            )
-            _refuse_unfit(driver, "ve", f"{site.source}: [drivers] ve names {candidate}")
-            return driver
-    searched = ", ".join(map(str, site.driver_dirs)) or "none: [drivers] folders is empty"
-    raise UserError(
-        f"{site.source}: [drivers] ve: no driver folder {site.ve_folder!r} in the site's "
-        f"driver folders (searched: {searched})"
-    )
-
-
-def _refuse_unfit(driver: ScriptFolderDriver, role: Role, where: str) -> None:
-    """A folder its dialect's caller could not have run is refused before anything runs."""
-    problems = driver.inspect(role)
-    if problems:
-        raise UserError(
-            f"{where}, a {'VE' if role == 've' else 'vc'} driver folder of dialect "
-            f"{driver.dialect!r} ([drivers] dialects), which it does not fit:\n"
-            + "\n".join(f"  {p}" for p in problems)
-        )
+    return site_ve_folder(site)
 
 
 def bundled_distro_drivers() -> list[str]:
@@ -110,7 +87,7 @@ def load_distro(name: str, site: SiteConfig, *, where: str) -> DistroDriver:
             wrapped = ScriptFolderDriver(
                 candidate, dialect=site.dialect_of(name), ipop_url=site.ipop_url
             )
-            _refuse_unfit(wrapped, "vc", f"{where} names {candidate}")
+            refuse_unfit(wrapped, "vc", f"{where} names {candidate}")
             return wrapped
     try:
         module = importlib.import_module(f"pragmash.drivers.{name}")

@@ -33,11 +33,11 @@ from pragmash.driver_api import (
     UpTest,
     up_tests_of,
 )
-from pragmash.engine import private_network
+from pragmash.engine import private_network, seeding
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.fixstep import ImageFixer
-from pragmash.engine.folder_scripts import folder_script_call
+from pragmash.engine.folder_scripts import folder_script_call, site_allocate
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
 from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
@@ -62,8 +62,9 @@ from pragmash.vc.vcout import write_vc_out
 
 
 @dataclass
-class Runtime:
-    """One VC's run: everything a statement may read or change."""
+class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
+    """One VC's run: everything a statement may read or change, and what each statement
+    does to it (one ``visit_*`` method per statement: :class:`~pragmash.language.ast.StatementVisitor`)."""
 
     site: SiteConfig
     vcname: str
@@ -112,21 +113,18 @@ class Runtime:
     # -- values -----------------------------------------------------------------------
 
     def word(self, word: ast.Word) -> str:
-        """A word's text with its variables substituted."""
-        out = []
-        for part in word.parts:
-            if isinstance(part, str):
-                out.append(part)
-            elif part.name in self.variables:
-                out.append(self.variables[part.name])
-            else:
-                known = ", ".join(sorted(self.variables))
-                raise RecipeError(
-                    f"unknown variable '${part.name}'; known variables: {known}",
-                    part.span,
-                    source_line(part.span),
-                )
-        return "".join(out)
+        """A word's text with its variables substituted (an unknown one is a RecipeError)."""
+        return word.expand(self._value_of)
+
+    def _value_of(self, ref: ast.VarRef) -> str:
+        if ref.name in self.variables:
+            return self.variables[ref.name]
+        known = ", ".join(sorted(self.variables))
+        raise RecipeError(
+            f"unknown variable '${ref.name}'; known variables: {known}",
+            ref.span,
+            source_line(ref.span),
+        )
 
     def seconds(self, word: ast.Word, what: str) -> float:
         text = self.word(word)
@@ -174,6 +172,7 @@ class Runtime:
             up_tests=self.up_tests,
             authorized_keys=tuple(self.key.splitlines()) if self.key else (),
             memory=self.memory,
+            seeds=seeding.delivery_of(self.site, self.vcname, self.distro)[0] == "seed",
         )
         self.variables["num_nodes"] = str(len(self.nodes))
 
@@ -195,7 +194,7 @@ class Runtime:
     # -- the statements ---------------------------------------------------------------
 
     def execute(self, stmt: ast.Statement, reporter: StepReporter) -> StepOutcome:
-        return self.guarded(getattr(self, f"_do_{type(stmt).__name__.lower()}"), stmt, reporter)
+        return self.guarded(self.visit, stmt, reporter)
 
     def guarded(
         self, handler: Callable[..., StepOutcome], stmt: Any, reporter: StepReporter
@@ -209,38 +208,38 @@ class Runtime:
             self.interrupted.set()
             raise
 
-    def _do_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
+    def visit_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
         count = len(stmt.body)
         return StepOutcome("done", f"{count} statement{'s' if count != 1 else ''} from {stmt.path}")
 
-    def _do_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
+    def visit_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
         assert stmt.value is not None
         self.variables[stmt.name] = self.word(stmt.value)
         return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]}")
 
-    def _do_param(self, stmt: ast.Param, reporter: StepReporter) -> StepOutcome:
+    def visit_param(self, stmt: ast.Param, reporter: StepReporter) -> StepOutcome:
         assert stmt.default is not None
         if stmt.name in self.variables:
             return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]} (given)")
         self.variables[stmt.name] = self.word(stmt.default)
         return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]} (default)")
 
-    def _do_echo(self, stmt: ast.Echo, reporter: StepReporter) -> StepOutcome:
+    def visit_echo(self, stmt: ast.Echo, reporter: StepReporter) -> StepOutcome:
         reporter.note(" ".join(self.word(w) for w in stmt.words))
         return StepOutcome("done")
 
-    def _do_allocate(self, stmt: ast.Allocate, reporter: StepReporter) -> StepOutcome:
-        text = self.word(stmt.count) if stmt.count else self.variables.get("num_compute", "0")
+    def visit_allocate(self, stmt: ast.Allocate, reporter: StepReporter) -> StepOutcome:
+        text = self.word(stmt.count_word)
         try:
             cpus = int(text)
             if cpus < 0:
                 raise ValueError
         except ValueError:
-            span = stmt.count.span if stmt.count else stmt.span
+            span = stmt.count_word.span
             raise RecipeError(
                 f"expected a number of CPUs for 'allocate', got {text!r}", span, source_line(span)
             ) from None
-        return self.allocate(cpus, reporter)
+        return site_allocate(self, cpus, reporter) or self.allocate(cpus, reporter)
 
     def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
         """Take the VC's leases and make its private network; a fresh allocation whose
@@ -304,7 +303,7 @@ class Runtime:
             },
         )
 
-    def _do_fix(self, stmt: ast.Fix, reporter: StepReporter) -> StepOutcome:
+    def visit_fix(self, stmt: ast.Fix, reporter: StepReporter) -> StepOutcome:
         assert stmt.method is not None
         method = self.word(stmt.method)
         nodes = self.targets(stmt.targets, stmt)
@@ -343,14 +342,13 @@ class Runtime:
         )
         return StepOutcome("done", msg, products)
 
-    def _do_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
+    def visit_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
         return self.boot(self.targets(stmt.targets, stmt), reporter)
 
     def boot(self, nodes: Sequence[NodePlan], reporter: StepReporter) -> StepOutcome:
         """Stage, pre_boot and start the nodes, up to the site's boot_parallelism at once.
 
-        All the nodes' files go in with one appliance launch where the distro driver
-        can take them together (:mod:`pragmash.engine.bootstep`).
+        Files go in with one appliance launch, or none for seeds (:mod:`~pragmash.engine.bootstep`).
         """
         if not nodes:
             return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
@@ -372,20 +370,22 @@ class Runtime:
             disk_work=self.disk_work.real,
             before_start=host_disks_for(self.site, self.engine, ctx),
         )
+        # a seeded node boots with the recipe's $cloud_config as it is at this step
+        planned = [seeding.plan_now(self.nodes, n.name, self.variables) for n in nodes]
         try:
-            results = pipeline.run(nodes)
+            results = pipeline.run(planned)
         finally:  # the disks staged, even by a boot that failed, are the nodes' now
             for name, disk in pipeline.staged.items():
                 self.set_disks(name, (disk, *self.nodes[name].disks[1:]))
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
-        others = [results[n.name] for n in nodes if n.name not in started]
+        others = [results[n.name] for n in nodes if results[n.name] != f"{n.name} started"]
         # a node that was already running is said so: "started" would hide a stale domain
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
         if self.disk_work.simulated:
-            msg += self.disk_work.boot_note()
-        return StepOutcome("done", msg, results)
+            msg += self.disk_work.boot_note(nodes)
+        return StepOutcome("done", msg, results | pipeline.appliance)
 
-    def _do_waitclock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
+    def visit_wait_clock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
         seconds = self.seconds(stmt.duration, "wait")
         if self.disk_work.simulated:
@@ -393,19 +393,19 @@ class Runtime:
         sleep_with_progress(seconds, reporter, self.sleep)
         return StepOutcome("done", f"waited {seconds:g} s")
 
-    def _do_waitstate(self, stmt: ast.WaitState, reporter: StepReporter) -> StepOutcome:
+    def visit_wait_state(self, stmt: ast.WaitState, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
-        timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
+        timeout = self.seconds(stmt.timeout_word, "timeout")
         if stmt.state == "up":
             return self.wait_for(nodes, Goal("up"), timeout, reporter)
         return self.wait_for(
             nodes, Goal("state", state=stmt.state.replace("_", " ")), timeout, reporter
         )
 
-    def _do_waitconsole(self, stmt: ast.WaitConsole, reporter: StepReporter) -> StepOutcome:
+    def visit_wait_console(self, stmt: ast.WaitConsole, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         assert stmt.expect is not None
-        timeout = self.seconds(stmt.timeout, "timeout") if stmt.timeout else 300.0
+        timeout = self.seconds(stmt.timeout_word, "timeout")
         goal = Goal("console", text=self.word(stmt.expect))
         return self.wait_for(nodes, goal, timeout, reporter)
 
@@ -424,7 +424,7 @@ class Runtime:
             disk_work=self.disk_work,
         )
 
-    def _do_enginecall(self, stmt: ast.EngineCall, reporter: StepReporter) -> StepOutcome:
+    def visit_engine_call(self, stmt: ast.EngineCall, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
         if stmt.op == "state":
@@ -438,7 +438,7 @@ class Runtime:
             self.engine.destroy(node.name)
         return StepOutcome("done", f"destroyed {', '.join(n.name for n in nodes)}")
 
-    def _do_distrocall(self, stmt: ast.DistroCall, reporter: StepReporter) -> StepOutcome:
+    def visit_distro_call(self, stmt: ast.DistroCall, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
         if self.disk_work.simulated:
@@ -447,10 +447,10 @@ class Runtime:
         call_distro_stages(stmt.stage, self.distro, pairs, self.vc_out_path, ctx, reporter)
         return StepOutcome("done", f"{stmt.written_as} on {', '.join(n.name for n in nodes)}")
 
-    def _do_scriptcall(self, stmt: ast.ScriptCall, reporter: StepReporter) -> StepOutcome:
+    def visit_script_call(self, stmt: ast.ScriptCall, reporter: StepReporter) -> StepOutcome:
         return folder_script_call(self, stmt, [self.word(w) for w in stmt.args], reporter)
 
-    def _do_run(self, stmt: ast.Run, reporter: StepReporter) -> StepOutcome:
+    def visit_run(self, stmt: ast.Run, reporter: StepReporter) -> StepOutcome:
         if not (self.allow_run or self.site.allow_run):
             raise UserError(
                 f"{stmt.span}: 'run' is refused: recipes may not run host commands unless the "

@@ -149,7 +149,7 @@ def start(
     make_ready(prep)
     if change > 0:
         room = grow_room(prep.runtime, lambda _text: None)  # the lease step names left-outs
-        short = resize.grow_shortage(ledger, opened.config, prep.vcin, vcname, change, room)
+        short = resize.grow_shortage(ledger, opened.config, prep.vcin, vcname, change, room, held)
         if short is not None:
             raise UserError(f"{short}; nothing was taken", hint="scale by fewer computes")
 

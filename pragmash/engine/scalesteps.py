@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, assert_never
 
 from pragmash.driver_api import NodePlan
 from pragmash.engine.hosts import placement_input
@@ -57,7 +57,7 @@ SCALE_FILE = "scale"
 
 
 @dataclass(frozen=True)
-class ScaleStep(ast.Statement):
+class ScaleStep(ast.MadeStep):
     """One step of a scale run: ``action`` on the computes ``first`` to ``stop - 1``."""
 
     action: Action = "lease"
@@ -107,7 +107,27 @@ class ScaleExecutor:
 
     def execute(self, statement: ast.Statement, reporter: StepReporter) -> StepOutcome:
         assert isinstance(statement, ScaleStep)
-        return self.runtime.guarded(getattr(self, f"_{statement.action}"), statement, reporter)
+        return self.runtime.guarded(self._handler(statement.action), statement, reporter)
+
+    def _handler(self, action: Action) -> Callable[[ScaleStep, StepReporter], StepOutcome]:
+        """The method that does ``action`` (mypy checks every action has one)."""
+        match action:
+            case "lease":
+                return self._lease
+            case "stage":
+                return self._stage
+            case "boot":
+                return self._boot
+            case "wait":
+                return self._wait
+            case "destroy":
+                return self._destroy
+            case "remove":
+                return self._remove
+            case "release":
+                return self._release
+            case _:
+                assert_never(action)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -165,7 +185,7 @@ class ScaleExecutor:
         nodes = self._nodes(step)
         if runtime.disk_work.simulated:
             what = f"stage for {', '.join(n.name for n in nodes)}"
-            return StepOutcome("skipped", runtime.disk_work.skipped(what))
+            return StepOutcome("skipped", runtime.disk_work.skipped(what, nodes))
         ctx = runtime.context(reporter)
         base, whence = self.base_of_new_computes(step.first)
         products: dict[str, str] = {}

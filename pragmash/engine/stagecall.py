@@ -58,11 +58,11 @@ def pre_boot_in_chunks(
     ctx: StageContext,
     reporter: StepReporter,
     preparing: Callable[[Sequence[tuple[NodePlan, Path]]], None] = lambda _chunk: None,
-) -> Iterator[Sequence[tuple[NodePlan, Path]]]:
+) -> Iterator[tuple[Sequence[tuple[NodePlan, Path]], dict[str, StageResult]]]:
     """``pre_boot`` for many nodes: one call (one appliance launch) per ``MAX_DRIVES`` disks.
 
-    Yields each chunk once its disks are ready, so ``boot`` starts its nodes while the
-    next chunk is prepared; ``preparing`` hears of a chunk just before its call. Says
+    Yields each chunk with its results once its disks are ready, so ``boot`` starts
+    its nodes while the next chunk is prepared; ``preparing`` hears of a chunk just before its call. Says
     one line per distinct message of a chunk (a skip as a skip), not one per node.
     """
     for first in range(0, len(pairs), MAX_DRIVES):
@@ -76,7 +76,7 @@ def pre_boot_in_chunks(
         for outcome, message in sorted(said):
             skipped = "skipped: " if outcome == "skipped" else ""
             reporter.note(f"{PRE_BOOT}: {skipped}{message}")
-        yield chunk
+        yield chunk, results
 
 
 def call_distro_stages(

@@ -1,8 +1,8 @@
 """A VC's own folder and what pragmash keeps in it, named in one place.
 
 Under the site's temp folder each VC has a folder: its staged disks (``disks/``),
-the vc-out.xml its allocation wrote, its nodes' console logs and the fix tools'
-logs. A run, ``scale``, ``start``, ``clean`` and the image cache all find these
+its nodes' NoCloud seed volumes (``seeds/``), the vc-out.xml its allocation wrote,
+its nodes' console logs and the fix tools' logs. A run, ``scale``, ``start``, ``clean`` and the image cache all find these
 files; :class:`VcFolder` is the one place that says where they are, so no caller
 spells a path out.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pragmash.driver_api import NodePlan
 from pragmash.errors import StepError
+from pragmash.images.nocloud import seed_volume_path
 from pragmash.images.staging import Mode, stage_image, staged_path
 from pragmash.vc.site import SiteConfig
 
@@ -54,13 +55,23 @@ class VcFolder:
         """Where a node's own first disk is staged under ``mode``."""
         return staged_path(self.disks, node, mode)
 
+    def seed(self, node: str) -> Path:
+        """Where a node's NoCloud seed volume (its cloud-init settings) is written."""
+        return seed_volume_path(self.path, node)
+
     def holds(self, disk: Path) -> bool:
         """Whether ``disk`` is a disk staged here (not a repository image)."""
         return disk.parent == self.disks
 
     def node_files(self, node: str) -> list[Path]:
-        """Every file a node leaves here: its staged disk (either mode) and console log."""
-        return [self.staged(node, "overlay"), self.staged(node, "copy"), self.console_log(node)]
+        """Every file a node leaves here: its staged disk (either mode), seed volume and
+        console log."""
+        return [
+            self.staged(node, "overlay"),
+            self.staged(node, "copy"),
+            self.seed(node),
+            self.console_log(node),
+        ]
 
     def make(self) -> Path:
         self.path.mkdir(parents=True, exist_ok=True)

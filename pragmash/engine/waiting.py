@@ -50,7 +50,9 @@ def wait_for_goal(
         sleep=sleep,
         clock=clock,
         progress=reporter.progress,
-        node_status=lambda name, state, line, done: reporter.node(name, state, line, reached=done),
+        node_status=(lambda name, state, line, done: reporter.node(name, state, line, reached=done))
+        if reporter.node_status
+        else None,
         simulated=disk_work.simulated,
     )
     reached = waiter.wait(nodes, goal, timeout)

@@ -246,6 +246,23 @@ def _set_agent_channel(node: NodePlan, root: etree._Element, devices: etree._Ele
     etree.SubElement(channel, "target", type="virtio", name=AGENT_CHANNEL)
 
 
+def _set_seed(node: NodePlan, devices: etree._Element) -> None:
+    """The node's NoCloud seed, a read-only virtio disk after the template's own disks.
+
+    Its target is the first ``vdX`` no template disk uses, so the node's own disks keep
+    their names (vda stays the root disk).
+    """
+    if node.seed is None:
+        return
+    used = {t.get("dev") for t in devices.findall("disk/target")}
+    dev = next(f"vd{chr(c)}" for c in range(ord("b"), ord("z") + 1) if f"vd{chr(c)}" not in used)
+    disk = etree.SubElement(devices, "disk", type="file", device="disk")
+    etree.SubElement(disk, "driver", name="qemu", type="raw")
+    etree.SubElement(disk, "source", file=node.seed.path)
+    etree.SubElement(disk, "target", dev=dev, bus="virtio")
+    etree.SubElement(disk, "readonly")
+
+
 def _listen_on_loopback(devices: etree._Element) -> None:
     """The site's ``graphics_listen = "loopback"``: TCP displays listen on loopback only.
 
@@ -303,6 +320,7 @@ def render_domain(
             remove(emulator)
     _set_interfaces(node, devices)
     _set_disks(node, devices, formats)
+    _set_seed(node, devices)
     own_files(root, node.name)
     _set_console(node, devices)
     _set_agent_channel(node, root, devices)

@@ -2,13 +2,14 @@
 
 An image reaches a node only through here when it comes from a web repository or
 in pieces (``NAME.img.gz.00``, ``.01`` … as pragma_boot served large images). The
-bytes go to ``CACHE/KEY/NAME.part`` as they stream in, hashed on the way; only when
-every byte is there and the digests match SHA256SUMS is the file renamed to
-``CACHE/KEY/NAME``. So a file under its final name is always complete and verified,
-and a ``.part`` is only ever continued, never trusted.
+bytes go to ``CACHE/.partial/KEY/NAME`` as they stream in, hashed on the way, never
+more than the server announced; only when every byte is there and the digests match
+SHA256SUMS is the file renamed to ``CACHE/KEY/NAME``. So a file under its final name is
+always complete and verified, and a partial one is only ever continued, never trusted
+(and never where an image's name could point at it: see :data:`PARTIAL_FOLDER`).
 
 A download that stops (a reset, a timeout, Ctrl-C, a killed process) keeps its
-``.part``; the next attempt hashes what is there and asks the server for the rest
+partial file; the next attempt hashes what is there and asks the server for the rest
 with an HTTP ``Range`` request. A server that ignores ``Range`` sends the whole file
 again; the bytes already held are then skipped, not written twice.
 """
@@ -27,14 +28,18 @@ from pathlib import Path
 from typing import IO
 
 from pragmash.errors import RepositoryError
-from pragmash.vc.http import TRANSIENT, HttpClient
+from pragmash.vc.http import HttpClient, transient_errors
 from pragmash.vc.sums import DigestMismatch
 
 CHUNK = 1 << 20
 RETRIES = 5  # a piece that stops is asked again from where it stopped, this many times in a row
 BACKOFF = 1.0  # seconds, times the attempt number, before asking again
-PART_SUFFIX = ".part"
-LOCK_NAME = ".lock"
+#: Beside the cache's entries (``FOLDER/KEY/NAME``), pragmash's own files: the lock of each
+#: entry (``FOLDER/.partial/KEY.lock``) and its unfinished downloads
+#: (``FOLDER/.partial/KEY/NAME``). A repository may name an image anything (``.lock``,
+#: ``X.part``), so nothing of pragmash's lives among the images' names, where an image
+#: could be taken for it (or it for an image).
+PARTIAL_FOLDER = ".partial"
 
 Progress = Callable[[float, float | None, str], None]
 
@@ -80,10 +85,34 @@ class _Hashes:
     piece: hashlib._Hash
 
 
+def is_cached(dest: Path, expected: str | None) -> bool:
+    """Whether cache entry ``dest`` holds its image, complete and verified.
+
+    A file under its final name is one; except where older versions of pragmash kept
+    their own files under such a name, beside the images (``.lock``, ``NAME.part``): such
+    a file is the image only if its digest says so, and is removed otherwise.
+    """
+    if not dest.is_file():
+        return False
+    if dest.name != ".lock" and not dest.name.endswith(".part"):
+        return True
+    if expected is not None and sha256_file(dest) == expected:
+        return True
+    dest.unlink()
+    return False
+
+
+def partial_path(dest: Path) -> Path:
+    """Where the unfinished download of cache entry ``dest`` (``FOLDER/KEY/NAME``) grows."""
+    return dest.parent.parent / PARTIAL_FOLDER / dest.parent.name / dest.name
+
+
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(entry: Path) -> Iterator[None]:
     """One writer per cache entry: a second run fetching the same image waits for the first."""
-    with open(folder / LOCK_NAME, "a+b") as lock:
+    lock_path = entry.parent / PARTIAL_FOLDER / f"{entry.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -116,15 +145,16 @@ def assemble(
     stops mid-way is asked again from where it stopped up to ``retries`` times in a
     row; after that the error says how far it got and the ``.part`` is kept.
     """
-    if dest.exists():
+    if is_cached(dest, expected):
         return dest, False
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _locked(dest.parent):
-        if dest.exists():  # another run finished it while this one waited
+        if is_cached(dest, expected):  # another run finished it while this one waited
             return dest, False
         web = client or HttpClient()
         sizes = [piece.size(web) for piece in pieces]
-        partial = dest.with_name(dest.name + PART_SUFFIX)
+        partial = partial_path(dest)
+        partial.parent.mkdir(parents=True, exist_ok=True)
         try:
             _fill(
                 pieces,
@@ -269,7 +299,10 @@ def _stream(
             ranged = client.open_from(piece.url, got)
             with ranged.response as response:
                 skip = got - ranged.start  # a server that ignored Range resends what we have
-                while block := response.read(CHUNK):
+                # never more than the announced size: an endless body must not fill the disk
+                while block := response.read(
+                    CHUNK if size is None else min(CHUNK, size - got + skip)
+                ):
                     if skip:
                         cut = min(skip, len(block))
                         block, skip = block[cut:], skip - cut
@@ -281,7 +314,7 @@ def _stream(
             if size is None or got >= size:
                 break
             raise ConnectionError("the server closed the connection early")
-        except TRANSIENT as exc:
+        except transient_errors() as exc:
             failures += 1
             if failures > retries:
                 out.flush()

@@ -13,7 +13,6 @@ small vfat "config drive" labelled PRAGMASH can carry the same files instead.
 
 from __future__ import annotations
 
-import math
 import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from pragmash.driver_api import StageContext, StageResult
 from pragmash.errors import StepError
+from pragmash.images.fatvolume import make_fat_volume
 from pragmash.images.guestfish import read_then_write
 from pragmash.images.staging import image_format
 from pragmash.images.tools import accel_words, guestfs_env, run_tool
@@ -328,42 +328,9 @@ def make_config_drive(
 
     Needs dosfstools (mkfs.vfat) and mtools (mcopy, mmd).
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pragmash-cfg-") as tmp_name:
         pairs = _materialize(files, Path(tmp_name))
-        payload = sum(local.stat().st_size for local, _ in pairs)
-        size_kib = max(1440, math.ceil(payload * 1.25 / 1024) + 512)
-        tmp_dest = dest.with_name(dest.name + ".part")
-        tmp_dest.unlink(missing_ok=True)
-        env = {"MTOOLS_SKIP_CHECK": "1"}
-        try:
-            run_tool(
-                ["mkfs.vfat", "-n", CONFIG_DRIVE_LABEL, "-C", str(tmp_dest), str(size_kib)],
-                timeout=timeout,
-                stage=STAGE,
-            )
-            made: set[str] = set()
-            for local, guest in pairs:
-                parents = list(reversed(guest.parents))[1:]  # skip "/"
-                for parent in parents:
-                    if str(parent) not in made:
-                        run_tool(
-                            ["mmd", "-D", "s", "-i", str(tmp_dest), f"::{parent}"],
-                            timeout=timeout,
-                            env=env,
-                            stage=STAGE,
-                        )
-                        made.add(str(parent))
-                run_tool(
-                    ["mcopy", "-o", "-i", str(tmp_dest), str(local), f"::{guest}"],
-                    timeout=timeout,
-                    env=env,
-                    stage=STAGE,
-                )
-            tmp_dest.replace(dest)
-        except BaseException:
-            tmp_dest.unlink(missing_ok=True)
-            raise
+        make_fat_volume(dest, CONFIG_DRIVE_LABEL, pairs, stage=STAGE, timeout=timeout)
     return dest
 
 

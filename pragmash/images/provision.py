@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from pragmash.errors import RepositoryError
-from pragmash.images.fetch import Piece, assemble
+from pragmash.images.fetch import Piece, assemble, is_cached
 from pragmash.images.staging import content_digest
 from pragmash.vc.http import HttpClient
 from pragmash.vc.http_repository import HttpRepository
@@ -210,7 +210,7 @@ def _provide_remote(
     )
     if expected is not None:
         cached = cache_dir / FETCHED_FOLDER / expected / filename
-        if cached.is_file():
+        if is_cached(cached, expected):
             return ProvidedImage(name, cached, "cached", cached.stat().st_size)
     if client.size(url) is not None:
         if expected is None:

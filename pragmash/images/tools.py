@@ -10,11 +10,14 @@ a qemu appliance that must not outlive a killed tool). A failure becomes a
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +26,8 @@ from typing import IO
 
 from pragmash.errors import StepError
 from pragmash.textsafe import printable
+
+logger = logging.getLogger("pragmash.tools")
 
 TAIL_LINES = 20
 
@@ -173,6 +178,8 @@ def run_tool(
     if env:
         full_env.update(env)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    started = time.monotonic()
+    logger.info("run %s%s", shlex.join(argv), f" (in {cwd})" if cwd else "")
     log: IO[str] | None = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +219,12 @@ def run_tool(
         if log is not None:
             log.close()
     lines = list(tail)
+    logger.info(
+        "%s %s after %.2f s",
+        tool,
+        "timed out" if timed_out else f"exited {returncode}",
+        time.monotonic() - started,
+    )
     if timed_out:
         raise StepError(
             f"{tool} timed out after {timeout:g} s and was killed: {last_meaningful_line(lines)}",

@@ -4,14 +4,30 @@ The parser turns Lark's tree into these once; everything after it (checks, the
 interpreter, the REPL, the journal) works on them and never sees a Lark object.
 Every node carries its :class:`~pragmash.errors.Span` so any later problem can be
 reported at its position in the recipe.
+
+One walker over statements (:class:`StatementVisitor`, at the end): a method per
+statement class, checked by mypy. The executor (:class:`~pragmash.engine.runtime.Runtime`),
+the planner of ``--dry-run`` (:mod:`~pragmash.engine.plan`) and the checker
+(:mod:`~pragmash.language.checker`) each give every statement its meaning by
+subclassing it. Dispatch is double: a statement's ``accept`` calls its own method of
+the visitor, so there is no ``isinstance`` chain and no method looked up by name.
+Adding a statement (CONTRIBUTING.md): a grammar rule, its dataclass here (with
+``accept``), an abstract method on the visitor; mypy then names every walker that
+does not say what the statement means ("Cannot instantiate abstract class …").
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar, overload
 
 from pragmash.errors import Span
+from pragmash.language.vocabulary import ALLOCATE_COUNT_VARIABLE, DEFAULT_WAIT_TIMEOUT
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,27 @@ class Word:
     @property
     def variables(self) -> tuple[VarRef, ...]:
         return tuple(p for p in self.parts if isinstance(p, VarRef))
+
+    @overload
+    def expand(self, value_of: Callable[[VarRef], str]) -> str: ...
+
+    @overload
+    def expand(self, value_of: Callable[[VarRef], str | None]) -> str | None: ...
+
+    def expand(self, value_of: Callable[[VarRef], str | None]) -> str | None:
+        """The word with its variables substituted: the one substitution every walker uses.
+
+        ``value_of`` is the walker's policy for a variable: the run's value (or an error
+        for an unknown one), the plan's (or ``$NAME`` as written), the checker's (None
+        where it is only known at run time, which makes the whole word None).
+        """
+        out: list[str] = []
+        for part in self.parts:
+            value = part if isinstance(part, str) else value_of(part)
+            if value is None:
+                return None
+            out.append(value)
+        return "".join(out)
 
     def __str__(self) -> str:
         """The word as written, variables as ``${NAME}`` (for display, not for running)."""
@@ -101,6 +138,26 @@ class Statement:
             return "driver"
         return _KINDS[type(self).__name__]
 
+    @abstractmethod
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        """Call this statement's own method of ``visitor`` (see :class:`~pragmash.language.ast.StatementVisitor`)."""
+
+
+@dataclass(frozen=True)
+class MadeStep(Statement):
+    """A step pragmash makes, not a recipe's (a scale's, a power command's): run by its
+    own executor, never handed to a statement visitor."""
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        raise TypeError(f"{type(self).__name__} is no recipe statement: {self.text!r}")
+
+
+@dataclass(frozen=True)
+class OnNodes(Statement):
+    """A statement that works on nodes: it needs an ``allocate`` before it."""
+
+    targets: tuple[Target, ...] = ()
+
 
 @dataclass(frozen=True)
 class Allocate(Statement):
@@ -108,20 +165,34 @@ class Allocate(Statement):
 
     count: Word | None = None
 
+    @property
+    def count_word(self) -> Word:
+        """The count, or ``$num_compute`` when it is left out (the session sets it, to 0
+        unless ``--num_compute`` or a ``param`` says otherwise)."""
+        if self.count is not None:
+            return self.count
+        return Word((VarRef(ALLOCATE_COUNT_VARIABLE, self.span),), self.span)
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_allocate(self, arg)
+
 
 @dataclass(frozen=True)
-class Fix(Statement):
+class Fix(OnNodes):
     """``fix TARGETS via METHOD``."""
 
-    targets: tuple[Target, ...] = ()
     method: Word | None = None
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_fix(self, arg)
 
 
 @dataclass(frozen=True)
-class Boot(Statement):
+class Boot(OnNodes):
     """``boot TARGETS``."""
 
-    targets: tuple[Target, ...] = ()
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_boot(self, arg)
 
 
 @dataclass(frozen=True)
@@ -130,24 +201,41 @@ class WaitClock(Statement):
 
     duration: Word | None = None
 
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_wait_clock(self, arg)
+
 
 @dataclass(frozen=True)
-class WaitState(Statement):
+class WaitState(OnNodes):
     """``wait TARGETS STATE [timeout DURATION]``."""
 
-    targets: tuple[Target, ...] = ()
     state: str = ""
     timeout: Word | None = None
     state_span: Span | None = None  # where the state word is, for errors that point at it
 
+    @property
+    def timeout_word(self) -> Word:
+        """``timeout``, or the language's default when it is left out."""
+        return self.timeout or Word((DEFAULT_WAIT_TIMEOUT,), self.span)
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_wait_state(self, arg)
+
 
 @dataclass(frozen=True)
-class WaitConsole(Statement):
+class WaitConsole(OnNodes):
     """``wait TARGETS console TEXT [timeout DURATION]``: ``expect`` is literal, not a pattern."""
 
-    targets: tuple[Target, ...] = ()
     expect: Word | None = None
     timeout: Word | None = None
+
+    @property
+    def timeout_word(self) -> Word:
+        """``timeout``, or the language's default when it is left out."""
+        return self.timeout or Word((DEFAULT_WAIT_TIMEOUT,), self.span)
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_wait_console(self, arg)
 
 
 @dataclass(frozen=True)
@@ -157,6 +245,9 @@ class Set(Statement):
     name: str = ""
     value: Word | None = None
 
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_set(self, arg)
+
 
 @dataclass(frozen=True)
 class Param(Statement):
@@ -165,12 +256,18 @@ class Param(Statement):
     name: str = ""
     default: Word | None = None
 
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_param(self, arg)
+
 
 @dataclass(frozen=True)
 class Echo(Statement):
     """``echo WORDS…``."""
 
     words: tuple[Word, ...] = ()
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_echo(self, arg)
 
 
 @dataclass(frozen=True)
@@ -181,25 +278,32 @@ class Include(Statement):
     resolved: str = ""
     body: tuple[Statement, ...] = ()
 
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_include(self, arg)
+
 
 EngineOp = Literal["state", "shutdown", "destroy"]
 DistroStage = Literal["pre_fix", "post_fix", "pre_boot"]
 
 
 @dataclass(frozen=True)
-class EngineCall(Statement):
+class EngineCall(OnNodes):
     """``ve_driver/state|shutdown|destroy TARGETS``: one engine operation on each node."""
 
     op: EngineOp = "state"
-    targets: tuple[Target, ...] = ()
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_engine_call(self, arg)
 
 
 @dataclass(frozen=True)
-class DistroCall(Statement):
+class DistroCall(OnNodes):
     """``vc_driver/pre_fix|post_fix|pre_boot TARGETS``: one distro driver stage alone."""
 
     stage: DistroStage = "pre_boot"
-    targets: tuple[Target, ...] = ()
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_distro_call(self, arg)
 
 
 @dataclass(frozen=True)
@@ -212,12 +316,18 @@ class ScriptCall(Statement):
     command_span: Span | None = None
     args: tuple[Word, ...] = ()
 
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_script_call(self, arg)
+
 
 @dataclass(frozen=True)
 class Run(Statement):
     """``run CMD ARGS…``: an external command, never through a shell; refused unless allowed."""
 
     argv: tuple[Word, ...] = ()
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_run(self, arg)
 
 
 _KINDS = {
@@ -248,3 +358,57 @@ class Program:
     file: str
     source: str
     statements: tuple[Statement, ...]
+
+
+class StatementVisitor(ABC, Generic[A, R]):
+    """What each statement means to one walker.
+
+    ``A`` is what each visit is handed besides the statement (the step's reporter for
+    the executor, the list of actions for the planner, the checker's context); ``R``
+    is what a visit gives back.
+    """
+
+    def visit(self, stmt: Statement, arg: A) -> R:
+        return stmt.accept(self, arg)
+
+    @abstractmethod
+    def visit_allocate(self, stmt: Allocate, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_fix(self, stmt: Fix, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_boot(self, stmt: Boot, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_wait_clock(self, stmt: WaitClock, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_wait_state(self, stmt: WaitState, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_wait_console(self, stmt: WaitConsole, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_set(self, stmt: Set, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_param(self, stmt: Param, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_echo(self, stmt: Echo, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_include(self, stmt: Include, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_engine_call(self, stmt: EngineCall, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_distro_call(self, stmt: DistroCall, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_script_call(self, stmt: ScriptCall, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_run(self, stmt: Run, arg: A) -> R: ...

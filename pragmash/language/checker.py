@@ -49,38 +49,72 @@ def _err(message: str, span: Span) -> RecipeError:
 
 def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
     """Every problem found, in recipe order (empty when the recipe is fine)."""
-    computes = ctx.allocated
+    checker = _Checker(ctx.allocated)
     for step in flatten(program.statements):
-        stmt = step.statement
-        for word in _words(stmt):
-            _check_word(word, ctx)
-        if isinstance(stmt, ast.Set):
-            ctx.variables[stmt.name] = _literal(stmt.value, ctx)
-        elif isinstance(stmt, ast.Param):
-            ctx.variables.setdefault(stmt.name, _literal(stmt.default, ctx))
-        elif isinstance(stmt, ast.Allocate):
-            computes = _allocate_count(stmt.count, ctx)
-        elif isinstance(stmt, ast.ScriptCall):
-            _check_script_call(stmt, ctx)
-        elif isinstance(stmt, ast.Run) and not ctx.allow_run:
+        checker.visit(step.statement, ctx)
+    return ctx.problems
+
+
+class _Checker(ast.StatementVisitor[CheckContext, None]):
+    """What each statement may get wrong; ``computes`` is the compute count so far."""
+
+    def __init__(self, computes: int | None) -> None:
+        self.computes = computes
+
+    def _words(self, ctx: CheckContext, *words: ast.Word | None) -> None:
+        for word in words:
+            if word is not None:
+                _check_word(word, ctx)
+
+    def _nodes(self, stmt: ast.OnNodes, ctx: CheckContext) -> None:
+        self._words(ctx, *(t.word for t in stmt.targets))
+        targets = resolve_targets(stmt.targets, lambda w: _literal(w, ctx))
+        if targets:
+            _check_targets(stmt, targets, ctx, self.computes)
+
+    def _duration(self, word: ast.Word | None, what: str, ctx: CheckContext) -> None:
+        value = _literal(word, ctx)
+        if word is not None and value is not None:
+            try:
+                parse_duration(value)
+            except ValueError as err:
+                ctx.problems.append(_err(f"{what}: {err}", word.span))
+
+    def visit_set(self, stmt: ast.Set, ctx: CheckContext) -> None:
+        self._words(ctx, stmt.value)
+        ctx.variables[stmt.name] = _literal(stmt.value, ctx)
+
+    def visit_param(self, stmt: ast.Param, ctx: CheckContext) -> None:
+        self._words(ctx, stmt.default)
+        ctx.variables.setdefault(stmt.name, _literal(stmt.default, ctx))
+
+    def visit_allocate(self, stmt: ast.Allocate, ctx: CheckContext) -> None:
+        self._words(ctx, stmt.count_word)
+        self.computes = _allocate_count(stmt.count_word, ctx)
+
+    def visit_fix(self, stmt: ast.Fix, ctx: CheckContext) -> None:
+        self._words(ctx, *(t.word for t in stmt.targets), stmt.method)
+        method = _literal(stmt.method, ctx)
+        if stmt.method is not None and method is not None and method not in FIX_METHODS:
             ctx.problems.append(
                 _err(
-                    "'run' is refused: a recipe may not run host commands unless the site config "
-                    "sets [policy] allow_run = true or the command line says --allow-run",
-                    stmt.span,
+                    f"unknown fix method '{method}'; expected one of {', '.join(FIX_METHODS)}"
+                    + did_you_mean(method, FIX_METHODS),
+                    stmt.method.span,
                 )
             )
-        if isinstance(stmt, ast.Fix) and stmt.method is not None:
-            method = _literal(stmt.method, ctx)
-            if method is not None and method not in FIX_METHODS:
-                ctx.problems.append(
-                    _err(
-                        f"unknown fix method '{method}'; expected one of {', '.join(FIX_METHODS)}"
-                        + did_you_mean(method, FIX_METHODS),
-                        stmt.method.span,
-                    )
-                )
-        if isinstance(stmt, ast.WaitState) and stmt.state not in WAIT_STATES:
+        self._nodes(stmt, ctx)
+
+    def visit_boot(self, stmt: ast.Boot, ctx: CheckContext) -> None:
+        self._nodes(stmt, ctx)
+
+    def visit_wait_clock(self, stmt: ast.WaitClock, ctx: CheckContext) -> None:
+        self._words(ctx, stmt.duration)
+        self._duration(stmt.duration, "wait", ctx)
+
+    def visit_wait_state(self, stmt: ast.WaitState, ctx: CheckContext) -> None:
+        self._words(ctx, stmt.timeout)
+        if stmt.state not in WAIT_STATES:
             ctx.problems.append(
                 _err(
                     f"unknown state '{stmt.state}'; expected one of {', '.join(WAIT_STATES)}"
@@ -88,69 +122,44 @@ def check_program(program: ast.Program, ctx: CheckContext) -> list[RecipeError]:
                     stmt.state_span or stmt.span,
                 )
             )
-        if (
-            isinstance(stmt, ast.WaitConsole)
-            and stmt.expect is not None
-            and _literal(stmt.expect, ctx) == ""
-        ):
+        self._duration(stmt.timeout, "timeout", ctx)
+        self._nodes(stmt, ctx)
+
+    def visit_wait_console(self, stmt: ast.WaitConsole, ctx: CheckContext) -> None:
+        self._words(ctx, stmt.expect, stmt.timeout)
+        if stmt.expect is not None and _literal(stmt.expect, ctx) == "":
             ctx.problems.append(
                 _err("expected the console text to wait for, got an empty one", stmt.expect.span)
             )
-        for word, what in _durations(stmt):
-            value = _literal(word, ctx)
-            if value is not None:
-                try:
-                    parse_duration(value)
-                except ValueError as err:
-                    ctx.problems.append(_err(f"{what}: {err}", word.span))
-        targets = resolve_targets(_targets(stmt), lambda w: _literal(w, ctx))
-        if targets:
-            _check_targets(stmt, targets, ctx, computes)
-    return ctx.problems
+        self._duration(stmt.timeout, "timeout", ctx)
+        self._nodes(stmt, ctx)
 
+    def visit_echo(self, stmt: ast.Echo, ctx: CheckContext) -> None:
+        self._words(ctx, *stmt.words)
 
-def _words(stmt: ast.Statement) -> list[ast.Word]:
-    if isinstance(stmt, ast.Allocate):
-        return [stmt.count] if stmt.count else []
-    if isinstance(stmt, ast.Fix):
-        return [t.word for t in stmt.targets if t.word is not None] + (
-            [stmt.method] if stmt.method else []
-        )
-    if isinstance(stmt, ast.WaitClock):
-        return [stmt.duration] if stmt.duration else []
-    if isinstance(stmt, ast.WaitState):
-        return [stmt.timeout] if stmt.timeout else []
-    if isinstance(stmt, ast.WaitConsole):
-        return [w for w in (stmt.expect, stmt.timeout) if w is not None]
-    if isinstance(stmt, ast.Set):
-        return [stmt.value] if stmt.value else []
-    if isinstance(stmt, ast.Param):
-        return [stmt.default] if stmt.default else []
-    if isinstance(stmt, ast.Echo):
-        return list(stmt.words)
-    if isinstance(stmt, ast.Boot | ast.EngineCall | ast.DistroCall):
-        return [t.word for t in stmt.targets if t.word is not None]
-    if isinstance(stmt, ast.ScriptCall):
-        return list(stmt.args)
-    if isinstance(stmt, ast.Run):
-        return list(stmt.argv)
-    return []
+    def visit_include(self, stmt: ast.Include, ctx: CheckContext) -> None:
+        pass  # its statements come next, one by one
 
+    def visit_engine_call(self, stmt: ast.EngineCall, ctx: CheckContext) -> None:
+        self._nodes(stmt, ctx)
 
-def _durations(stmt: ast.Statement) -> list[tuple[ast.Word, str]]:
-    if isinstance(stmt, ast.WaitClock) and stmt.duration:
-        return [(stmt.duration, "wait")]
-    if isinstance(stmt, ast.WaitState | ast.WaitConsole) and stmt.timeout:
-        return [(stmt.timeout, "timeout")]
-    return []
+    def visit_distro_call(self, stmt: ast.DistroCall, ctx: CheckContext) -> None:
+        self._nodes(stmt, ctx)
 
+    def visit_script_call(self, stmt: ast.ScriptCall, ctx: CheckContext) -> None:
+        self._words(ctx, *stmt.args)
+        _check_script_call(stmt, ctx)
 
-def _targets(stmt: ast.Statement) -> tuple[ast.Target, ...]:
-    if isinstance(
-        stmt, ast.Fix | ast.Boot | ast.WaitState | ast.WaitConsole | ast.EngineCall | ast.DistroCall
-    ):
-        return stmt.targets
-    return ()
+    def visit_run(self, stmt: ast.Run, ctx: CheckContext) -> None:
+        self._words(ctx, *stmt.argv)
+        if not ctx.allow_run:
+            ctx.problems.append(
+                _err(
+                    "'run' is refused: a recipe may not run host commands unless the site config "
+                    "sets [policy] allow_run = true or the command line says --allow-run",
+                    stmt.span,
+                )
+            )
 
 
 def _check_word(word: ast.Word, ctx: CheckContext) -> None:
@@ -170,36 +179,27 @@ def _literal(word: ast.Word | None, ctx: CheckContext) -> str | None:
     """The word's value if it can be known before the run."""
     if word is None:
         return None
-    out = []
-    for part in word.parts:
-        if isinstance(part, str):
-            out.append(part)
-        else:
-            value = ctx.variables.get(part.name)
-            if value is None:
-                return None
-            out.append(value)
-    return "".join(out)
+    return word.expand(lambda ref: ctx.variables.get(ref.name))
 
 
-def _allocate_count(word: ast.Word | None, ctx: CheckContext) -> int | None:
-    text = _literal(word, ctx) if word else ctx.variables.get("num_compute")
+def _allocate_count(word: ast.Word, ctx: CheckContext) -> int | None:
+    text = _literal(word, ctx)
     if text is None:
         return None
     try:
         cpus = int(text)
     except ValueError:
-        span = word.span if word else Span("?", 0, 0, 0, 0)
+        span = word.span
         ctx.problems.append(_err(f"expected a number of CPUs for 'allocate', got '{text}'", span))
         return None
     if cpus < 0:
-        span = word.span if word else Span("?", 0, 0, 0, 0)
+        span = word.span
         ctx.problems.append(_err(f"expected a number of CPUs of 0 or more, got {cpus}", span))
         return None
     try:
         return ctx.computes_for(cpus)
     except Exception as err:  # a plan the VC cannot have (no <compute> template)
-        span = word.span if word else Span("?", 0, 0, 0, 0)
+        span = word.span
         ctx.problems.append(_err(str(getattr(err, "message", err)), span))
         return None
 
@@ -241,7 +241,7 @@ def needs_allocation_first(program: ast.Program, allocated: bool) -> list[Recipe
         stmt = step.statement
         if isinstance(stmt, ast.Allocate):
             return problems
-        if _targets(stmt):
+        if isinstance(stmt, ast.OnNodes):
             problems.append(
                 _err(
                     f"'{stmt.text}' works on nodes, but nothing is allocated before it: put 'allocate' first",

@@ -70,9 +70,9 @@ def lower_driver_call(
         case "boot":
             return ast.Boot(span, text, targets, written_as=written)
         case "state" | "shutdown" | "destroy":
-            return ast.EngineCall(span, text, op, targets, written_as=written)
+            return ast.EngineCall(span, text, targets, op=op, written_as=written)
         case "pre_fix" | "post_fix" | "pre_boot":
-            return ast.DistroCall(span, text, op, targets, written_as=written)
+            return ast.DistroCall(span, text, targets, stage=op, written_as=written)
     raise AssertionError(f"{written} stands for '{op}', which nothing lowers")
 
 

@@ -12,6 +12,7 @@ marked ``interrupted`` then, so a killed run does not show ``running`` forever.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -22,6 +23,9 @@ from typing import Any
 from pragmash.errors import BusyError, PragmashError, StepError, VcTakenError
 from pragmash.language.ast import Statement
 from pragmash.store.ledger import Ledger
+from pragmash.store.runlog import close_run_log, open_run_log, run_log_path
+
+log = logging.getLogger("pragmash.journal")
 
 JOURNAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -144,6 +148,16 @@ class Journal:
     def __init__(self, ledger: Ledger, run_id: int) -> None:
         self.ledger = ledger
         self.run_id = run_id
+        self._log: logging.Handler | None = None  # this run's log file, while it runs here
+
+    def log_path(self, vcname: str) -> Path:
+        """Where this run writes its log (``STATE/logs/VCNAME-run-ID.log``)."""
+        return run_log_path(self.ledger.path.parent, vcname, self.run_id)
+
+    def _open_log(self, vcname: str, what: str) -> None:
+        close_run_log(self._log)
+        self._log = open_run_log(self.log_path(vcname))
+        log.info("run %d of %s %s (pid %d)", self.run_id, vcname, what, os.getpid())
 
     # -- runs -------------------------------------------------------------------------
 
@@ -173,7 +187,9 @@ class Journal:
             )
             run_id = cur.lastrowid
         assert run_id is not None
-        return cls(ledger, run_id)
+        journal = cls(ledger, run_id)
+        journal._open_log(vcname, f"started: {recipe}")
+        return journal
 
     def reopen(self, sources: dict[str, str] | None = None) -> None:
         """Mark a journaled run as running again (``resume``), by this process.
@@ -192,9 +208,15 @@ class Journal:
                     self.run_id,
                 ),
             )
+            row = conn.execute("SELECT vcname FROM runs WHERE id=?", (self.run_id,)).fetchone()
+        if row is not None:
+            self._open_log(row[0], "resumed")
 
     def end(self, outcome: str, message: str | None = None) -> None:
         """Close the run; a step it left ``running`` (a clean took it) is interrupted."""
+        log.info("run %d ended: %s%s", self.run_id, outcome, f": {message}" if message else "")
+        close_run_log(self._log)
+        self._log = None
         with self.ledger.transaction() as conn:
             self._still_held(conn)
             now = time.time()
@@ -212,6 +234,7 @@ class Journal:
 
     def step_started(self, index: int, statement: Statement) -> None:
         span = statement.span
+        log.info("step %d started: %s:%d: %s", index, span.file, span.line, statement.text)
         with self.ledger.transaction() as conn:
             self._still_held(conn)
             conn.execute(
@@ -231,6 +254,7 @@ class Journal:
     def step_finished(
         self, index: int, outcome: str, message: str, products: dict[str, str]
     ) -> None:
+        log.info("step %d %s: %s", index, outcome, message)
         with self.ledger.transaction() as conn:
             self._still_held(conn)
             updated = conn.execute(
@@ -247,6 +271,13 @@ class Journal:
     def step_failed(self, index: int, error: PragmashError, interrupted: bool) -> None:
         stage = error.stage if isinstance(error, StepError) else None
         tail = error.output_tail if isinstance(error, StepError) else []
+        log.warning(
+            "step %d %s%s: %s",
+            index,
+            "interrupted" if interrupted else "failed",
+            f" in {stage}" if stage else "",
+            error.message,
+        )
         with self.ledger.transaction() as conn:
             if self._taken_by(conn) is not None:
                 return  # the run is stopping anyway; the journal is the taker's now

@@ -24,7 +24,9 @@ opened, so a ledger deleted or replaced mid-run stops the run. Every SQLite faul
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -35,6 +37,8 @@ from pathlib import Path
 
 from pragmash.errors import LedgerError
 from pragmash.vc.site import SiteConfig
+
+log = logging.getLogger("pragmash.ledger")
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -83,9 +87,32 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
+# The object a CREATE … IF NOT EXISTS statement makes, for a read-only look first.
+_CREATES = re.compile(r"CREATE\s+(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE)
+
 # Added to `nodes` when sites grew several hosts (store.placement): each node's host and
 # the memory placement counted for it. Older ledgers get them NULL (the first host).
 NODE_PLACEMENT_COLUMNS = {"host": "TEXT", "memory_mib": "INTEGER"}
+
+
+#: A new ledger: the site's admins (the state folder's group) read and write it, others
+#: nothing (it names every VC and address of the site).
+LEDGER_MODE = 0o660
+#: A state folder pragmash makes: the group's, and new files in it get that group (setgid).
+STATE_FOLDER_MODE = 0o2770
+
+
+def _make_state_folder(folder: Path) -> None:
+    """Make the state folder so that the site's admins, as a group, can share the ledger.
+
+    An administrator may make it beforehand with the admins' group
+    (``install -d -m 2770 -g pragma /var/lib/pragmash/SITE``); made here, it gets the
+    group of whoever runs pragmash first.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process made it first
+        folder.mkdir()
+        folder.chmod(STATE_FOLDER_MODE)
 
 
 class Ledger:
@@ -115,7 +142,8 @@ class Ledger:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():
+                _make_state_folder(self.path.parent)
             if not self.path.exists():
                 self._create()
             info = self.path.stat()
@@ -123,7 +151,9 @@ class Ledger:
             raise LedgerError(
                 str(self.path),
                 f"cannot open the ledger: {exc}",
-                hint="check the site config's [paths] state folder (or $PRAGMASH_STATE_DIR)",
+                hint="check the site config's [paths] state folder (or $PRAGMASH_STATE_DIR); an "
+                "administrator makes it for the site's admins' group: install -d -m 2770 -g "
+                f"GROUP {self.path.parent}",
             ) from None
         if not stat.S_ISREG(info.st_mode):
             raise LedgerError(str(self.path), "is not a file", hint=_ELSEWHERE)
@@ -170,6 +200,7 @@ class Ledger:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             finally:
                 conn.close()
+            side.chmod(LEDGER_MODE)  # SQLite gives its -wal and -shm files the same mode
             with contextlib.suppress(FileExistsError):  # another process made it first
                 os.link(side, self.path)
         except sqlite3.Error as exc:
@@ -323,6 +354,7 @@ class Ledger:
             yield conn
             return
         self._check_same_file()
+        started = time.monotonic()
         try:
             conn.execute(begin)
         except sqlite3.Error as exc:
@@ -330,6 +362,7 @@ class Ledger:
         try:
             yield conn
             conn.execute("COMMIT")
+            log.debug("%s … COMMIT in %.4f s", begin, time.monotonic() - started)
         except sqlite3.Error as exc:
             self._rollback(conn)
             self._raise(exc)
@@ -345,15 +378,21 @@ class Ledger:
                 conn.execute("ROLLBACK")
 
     def ensure_schema(self, sql: str) -> None:
-        """Run a ``CREATE TABLE IF NOT EXISTS …`` script once per Ledger, in one transaction.
+        """Run a ``CREATE TABLE IF NOT EXISTS …`` script once, in one transaction.
 
-        Other modules (the run journal) add their own tables this way.
+        Other modules (the run journal) add their own tables this way. A ledger that has
+        every table and index already is only read (one SELECT): a command's set-up
+        writes nothing to a ledger in use.
         """
         if sql in self._schemas_done:
             return
-        with self.transaction() as conn:
-            for statement in _statements(sql):
-                conn.execute(statement)
+        wanted = {name for _kind, name in _CREATES.findall(sql)}
+        with self.snapshot() as conn:
+            have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not wanted <= have:
+            with self.transaction() as conn:
+                for statement in _statements(sql):
+                    conn.execute(statement)
         self._schemas_done.add(sql)
 
     def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
@@ -364,11 +403,14 @@ class Ledger:
         key = f"columns {table} {sorted(columns.items())}"
         if key in self._schemas_done:
             return
-        with self.transaction() as conn:
+        with self.snapshot() as conn:
             have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            for name, decl in columns.items():
-                if name not in have:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        if not set(columns) <= have:
+            with self.transaction() as conn:  # read again: another process may have added them
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for name, decl in columns.items():
+                    if name not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
         self._schemas_done.add(key)
 
     def close(self) -> None:

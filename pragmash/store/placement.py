@@ -21,12 +21,14 @@ could not be reached are left out by the caller and only named here, in the refu
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pragmash.errors import AllocationError
 from pragmash.vc.site import SiteConfig
+from pragmash.vc.site_hosts import ledger_host
 
 
 @dataclass(frozen=True)
@@ -77,23 +79,23 @@ def config_capacity(site: SiteConfig) -> list[HostCapacity]:
 
 
 def host_of(stored: str | None, site: SiteConfig) -> str:
-    """The host a node's ledger row names; rows from before placement are on the first host."""
-    names = [h.name for h in site.hosts]
-    return stored if stored in names else names[0]
+    """The host a node's ledger row names (:func:`~pragmash.vc.site_hosts.ledger_host`)."""
+    return ledger_host(stored, [h.name for h in site.hosts])
 
 
 def host_use(conn: sqlite3.Connection, site: SiteConfig) -> dict[str, HostUse]:
-    """What every host of the site holds now, by host name (every host present)."""
+    """What every host of the site holds now, by host name (every host present, and any
+    host the ledger names that the site config no longer lists)."""
     cpus: dict[str, int] = {h.name: 0 for h in site.hosts}
     memory = dict.fromkeys(cpus, 0)
     nodes = dict.fromkeys(cpus, 0)
     vcs: dict[str, set[str]] = {name: set() for name in cpus}
     for row in conn.execute("SELECT vcname, host, cpus, memory_mib FROM nodes"):
-        host = host_of(row["host"], site)
-        cpus[host] += int(row["cpus"])
-        memory[host] += int(row["memory_mib"] or 0)
-        nodes[host] += 1
-        vcs[host].add(row["vcname"])
+        host = host_of(row["host"], site)  # a host gone from the config: its own entry
+        cpus[host] = cpus.get(host, 0) + int(row["cpus"])
+        memory[host] = memory.get(host, 0) + int(row["memory_mib"] or 0)
+        nodes[host] = nodes.get(host, 0) + 1
+        vcs.setdefault(host, set()).add(row["vcname"])
     return {
         name: HostUse(cpus[name], memory[name], nodes[name], tuple(sorted(vcs[name])))
         for name in cpus
@@ -151,16 +153,38 @@ def place(
             raise AllocationError(_refusal(nodes, hosts, use, left_out, whole=True))
         return [only] * len(nodes)
 
+    # the hosts by most free CPUs, then as listed: a heap, so placing N nodes over H hosts
+    # costs N log H, not N * H (entries are replaced, not updated: a stale one is skipped)
+    rank = {name: i for i, name in enumerate(order)}
+    heap = [(-free_cpus[h], rank[h], h) for h in order]
+    heapq.heapify(heap)
+
+    def most_free_fitting(need: NodeNeed) -> str | None:
+        passed: list[tuple[int, int, str]] = []
+        found: str | None = None
+        while heap:
+            entry = heapq.heappop(heap)
+            if -entry[0] != free_cpus[entry[2]]:
+                continue  # stale: the host's current entry is in the heap too
+            passed.append(entry)
+            if fits(entry[2], need):
+                found = entry[2]
+                break
+        for entry in passed:
+            heapq.heappush(heap, entry)
+        return found
+
     placed: list[str] = []
     current: str | None = None
     for need in nodes:
         if site.placement == "packed" and current is not None and fits(current, need):
             host: str | None = current
         else:
-            host = most_free([h for h in order if fits(h, need)])
+            host = most_free_fitting(need)
         if host is None:
             raise AllocationError(_refusal(nodes, hosts, use, left_out, short=need))
         take(host, need)
+        heapq.heappush(heap, (-free_cpus[host], rank[host], host))
         placed.append(host)
         current = host
     return placed

@@ -11,6 +11,7 @@ rolls it all back, so a refused grow takes nothing. Both are idempotent for
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pragmash.errors import AllocationError
 from pragmash.store.allocation import (  # the ledger's one reading of a VC, and its MACs
     Allocation,
+    NodeLease,
     load_allocation,
     take_macs,
     template_memory_mib,
@@ -57,15 +59,22 @@ class Room:
 
 
 def grow_shortage(
-    ledger: Ledger, site: SiteConfig, vcin: VcIn, vcname: str, count: int, room: Room
+    ledger: Ledger,
+    site: SiteConfig,
+    vcin: VcIn,
+    vcname: str,
+    count: int,
+    room: Room,
+    held: Allocation | None = None,
 ) -> str | None:
     """Why adding ``count`` computes to ``vcname`` would be refused now (None: it fits).
 
     For the check a front end makes before it starts a scale (placement included);
-    :func:`grow` decides again in its own transaction.
+    :func:`grow` decides again in its own transaction. ``held``: the VC's allocation as
+    the caller has just read it (else it is read here).
     """
     with ledger.snapshot() as conn:
-        held = load_allocation(conn, vcname)
+        held = held or load_allocation(conn, vcname)
         if held is None:
             return f"{vcname} holds no allocation"
         try:
@@ -144,8 +153,22 @@ def grow(
         ]
         addresses = compute_private_ips(vcin, computes)
         macs = take_macs(conn, site, count)
+        added: list[NodeLease] = []
         for offset, (name, host) in enumerate(planned):
             index = have + offset
+            added.append(
+                NodeLease(
+                    name,
+                    "compute",
+                    index,
+                    per_node,
+                    (macs[offset],),
+                    addresses[index],
+                    None,
+                    host,
+                    memory,
+                )
+            )
             conn.execute(
                 "INSERT INTO nodes(vcname, name, role, idx, cpus, private_ip, public_ip,"
                 " private_mac, public_mac, host, memory_mib)"
@@ -166,9 +189,10 @@ def grow(
                 (macs[offset], vcname, name),
             )
         conn.execute("UPDATE vcs SET cpus = cpus + ? WHERE vcname = ?", (per_node * count, vcname))
-        grown = load_allocation(conn, vcname)
-        assert grown is not None
-        return grown
+        # what the ledger now holds, without reading it all back
+        return dataclasses.replace(
+            held, cpus=held.cpus + per_node * count, nodes=held.nodes + tuple(added)
+        )
 
 
 def shrink(ledger: Ledger, vcname: str, computes: int) -> tuple[Allocation, list[str]]:

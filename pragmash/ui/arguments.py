@@ -9,6 +9,7 @@ the same thing whether the run is started, checked or stepped through.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,6 +17,17 @@ from pragmash.engine.overrides import parse_mem
 from pragmash.engine.session import RunOptions, parse_sets
 from pragmash.errors import UserError
 from pragmash.vc.keys import read_public_keys
+
+
+def positive_seconds(text: str) -> float:
+    """An option's seconds: a finite number above zero (``nan``, ``inf`` and ``-5`` are not)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
 
 
 class ArgumentParser(argparse.ArgumentParser):

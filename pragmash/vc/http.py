@@ -10,18 +10,23 @@ bytes it does not have yet, which only it knows. So no dependency is added.
 Only ``http`` and ``https`` are spoken, redirects included (urllib would otherwise
 follow a redirect to ``ftp://``). Certificates are verified as the system's default
 context does; proxies come from the usual ``http_proxy``/``https_proxy`` variables.
+
+``urllib.request`` (and ``http.client``, ``ssl`` behind it) is imported on the first
+request, not with this module: every command imports the repository code, and most
+(``--help``, ``check``, ``status``) never speak HTTP.
 """
 
 from __future__ import annotations
 
-import http.client
+import functools
 import re
 import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import urllib.request
 
 from pragmash import __version__
 from pragmash.errors import RepositoryError
@@ -31,15 +36,21 @@ USER_AGENT = f"pragmash/{__version__}"
 SMALL_FILE_LIMIT = 4 * 1024 * 1024  # vcdb.txt, SHA256SUMS and vc-in.xml are far smaller
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
-# What a dropped connection, a stalled server or a reset looks like from urllib.
-TRANSIENT = (
-    TimeoutError,
-    socket.timeout,
-    ConnectionError,
-    http.client.IncompleteRead,
-    http.client.RemoteDisconnected,
-    urllib.error.URLError,
-)
+
+@functools.cache
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """What a dropped connection, a stalled server or a reset looks like from urllib."""
+    import http.client
+    import urllib.error
+
+    return (
+        TimeoutError,
+        socket.timeout,
+        ConnectionError,
+        http.client.IncompleteRead,
+        http.client.RemoteDisconnected,
+        urllib.error.URLError,
+    )
 
 
 def is_url(text: str | None) -> bool:
@@ -82,25 +93,43 @@ class HttpError(RepositoryError):
         self.status = status
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but only to http(s): a repository may not send us to ftp or a file."""
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    """urllib's opener, following redirects only to http(s) (built on the first request)."""
+    import urllib.request
 
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).scheme.lower() not in SCHEMES:
-            raise HttpError(
-                f"{req.full_url}: redirected to {newurl}, which is not http(s)",
-                url=req.full_url,
-                status=code,
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+        """A repository may not send us to ftp or a file."""
+
+        def redirect_request(
+            self,
+            req: urllib.request.Request,
+            fp: IO[bytes],
+            code: int,
+            msg: str,
+            headers: Any,
+            newurl: str,
+        ) -> urllib.request.Request | None:
+            if urllib.parse.urlsplit(newurl).scheme.lower() not in SCHEMES:
+                raise HttpError(
+                    f"{req.full_url}: redirected to {newurl}, which is not http(s)",
+                    url=req.full_url,
+                    status=code,
+                )
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(HttpOnlyRedirects())
+
+
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a request may raise besides an HTTP status: transient faults and OS errors."""
+    return (*transient_errors(), OSError)
+
+
+def _request(url: str, method: str | None = None) -> urllib.request.Request:
+    import urllib.request
+
+    return urllib.request.Request(url, method=method)
 
 
 @dataclass(frozen=True)
@@ -124,10 +153,11 @@ class HttpClient:
 
     def _open(self, request: urllib.request.Request) -> Any:
         request.add_header("User-Agent", USER_AGENT)
-        opener = urllib.request.build_opener(_HttpOnlyRedirects())
-        return opener.open(request, timeout=self.timeout)
+        return _opener().open(request, timeout=self.timeout)
 
     def _fail(self, url: str, exc: BaseException) -> HttpError:
+        import urllib.error
+
         if isinstance(exc, urllib.error.HTTPError):
             return HttpError(
                 f"{url}: the server answered {exc.code} {exc.reason}", url=url, status=exc.code
@@ -138,8 +168,10 @@ class HttpClient:
 
     def get(self, url: str, *, limit: int = SMALL_FILE_LIMIT) -> bytes | None:
         """A small file's bytes, or None when the server says 404/410 (absent)."""
+        import urllib.error
+
         try:
-            with self._open(urllib.request.Request(url)) as response:
+            with self._open(_request(url)) as response:
                 data: bytes = response.read(limit + 1)
         except urllib.error.HTTPError as exc:
             if exc.code in (404, 410):
@@ -147,7 +179,7 @@ class HttpClient:
             raise self._fail(url, exc) from None
         except HttpError:
             raise
-        except (*TRANSIENT, OSError) as exc:
+        except _failures() as exc:
             raise self._fail(url, exc) from None
         if len(data) > limit:
             raise HttpError(
@@ -160,8 +192,10 @@ class HttpClient:
 
         A server that sends no Content-Length gives -1: the file exists, its size is unknown.
         """
+        import urllib.error
+
         try:
-            with self._open(urllib.request.Request(url, method="HEAD")) as response:
+            with self._open(_request(url, "HEAD")) as response:
                 length = response.headers.get("Content-Length")
         except urllib.error.HTTPError as exc:
             if exc.code in (404, 410):
@@ -169,7 +203,7 @@ class HttpClient:
             raise self._fail(url, exc) from None
         except HttpError:
             raise
-        except (*TRANSIENT, OSError) as exc:
+        except _failures() as exc:
             raise self._fail(url, exc) from None
         return int(length) if length and length.isdigit() else -1
 
@@ -179,7 +213,9 @@ class HttpClient:
         Transient failures (reset, timeout) propagate as they are, so the caller can
         count them and ask again from where it got to; HTTP errors become HttpError.
         """
-        request = urllib.request.Request(url)
+        import urllib.error
+
+        request = _request(url)
         if start > 0:
             request.add_header("Range", f"bytes={start}-")
         try:

@@ -17,7 +17,7 @@ _EXPECTED = "1 to 63 letters, digits, '-' or '_', starting with a letter or digi
 
 def validate_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid ``kind`` name (VC, node, domain); raise UserError."""
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
         raise UserError(f"bad {kind} name {value!r}: expected {_EXPECTED}")
     return value
 

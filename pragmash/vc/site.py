@@ -1,16 +1,18 @@
 """The site config: one TOML file saying what this site has and how to reach it.
 
-Loaded from ``--site FILE`` or ``$PRAGMASH_SITE``; with neither, the embedded demo
-site (``pragmash/demo/site.toml``: libvirt's ``test:///default`` engine and the
-bundled demo repository). Unknown keys and bad values are errors naming the key.
+Loaded from ``--site FILE``, else ``$PRAGMASH_SITE``, else ``~/.config/pragmash/site.toml``,
+else ``/etc/pragmash/site.toml`` (:func:`find_site`); with none, the embedded demo site
+(``pragmash/demo/site.toml``: libvirt's ``test:///default`` engine and the bundled demo
+repository). Unknown keys and bad values are errors naming the key.
 
 Layout (every section and key is optional unless marked *required*)::
 
     [engine]
-    driver = "libvirt"              # engine driver name
+    driver = "libvirt"              # engine driver name; "scripts": the site's own VE
+                                    # driver folder ([drivers] ve) allocates, fixes, boots
     uri = "test:///default"         # libvirt URI: qemu:///system, qemu+ssh://host/system …
     domain_type = "auto"            # "auto" | "kvm" | "qemu"; auto falls back to qemu
-    boot_parallelism = 4            # domains booted at once
+    boot_parallelism = 4            # domains booted at once on each host
     graphics_listen = "loopback"    # "loopback": VNC/SPICE on 127.0.0.1 | "template": as written
 
     [network]
@@ -42,7 +44,7 @@ Layout (every section and key is optional unless marked *required*)::
     max_cpus_per_node = 1
 
     [paths]                         # relative paths resolve against this file's folder
-    state = "state"                 # ledger; default $XDG_STATE_HOME/pragmash
+    state = "state"                 # ledger; default /var/lib/pragmash/SITE (the file's name)
     temp = "tmp"                    # default $XDG_CACHE_HOME/pragmash/tmp
     image_cache = "images"          # default $XDG_CACHE_HOME/pragmash/images
     repository = "/srv/vcs"         # default --base_path (a folder, or http(s)://host/repo/
@@ -93,11 +95,15 @@ from typing import Any, Literal, cast
 from pragmash.driver_api import ComputeVcOut, GraphicsListen, UpTest
 from pragmash.errors import ConfigError, RepositoryError
 from pragmash.vc.config_reader import Reader, check_layout, describe, parse_toml
+from pragmash.vc.delivery import DeliveryChoice, read_delivery
 from pragmash.vc.http import check_url, is_url
 from pragmash.vc.limits import MAX_BOOT_PARALLELISM, MAX_NODE_CPUS, MAX_SITE_CPUS
 from pragmash.vc.privnet import PrivateNetworkSetting
+from pragmash.vc.site_discovery import ENV_SITE as _DISCOVERY_ENV_SITE
+from pragmash.vc.site_discovery import ENV_SYSTEM_SITE, find_site
 from pragmash.vc.site_hosts import IMPLICIT_HOST, HostConfig, check_uri, read_hosts
 from pragmash.vc.site_network import PublicAddress, read_network
+from pragmash.vc.site_state import LEDGER_NAME, SYSTEM_STATE_DIR, refuse_left_behind, site_state_dir
 from pragmash.vc.upconfig import up_overrides
 
 __all__ = [
@@ -105,12 +111,15 @@ __all__ = [
     "EMBEDDED_SOURCE",
     "ENV_SITE",
     "ENV_STATE_DIR",
+    "ENV_SYSTEM_SITE",
+    "SYSTEM_STATE_DIR",
     "DomainType",
     "HostConfig",
     "Placement",
     "PublicAddress",
     "SiteConfig",
     "Staging",
+    "find_site",
     "load_site",
 ]
 
@@ -158,6 +167,7 @@ class SiteConfig:
     allow_run: bool = False
     embedded: bool = False
     up_overrides: dict[str, tuple[UpTest, ...]] = field(default_factory=dict)  # [up], per VC
+    delivery: DeliveryChoice = field(default_factory=DeliveryChoice)  # [delivery]: seed or disk
     # [[hosts]] as given; empty for a one-host site ([engine] uri): see ``hosts``
     explicit_hosts: tuple[HostConfig, ...] = ()
     placement: Placement = "spread"  # [resources] placement: computes over several hosts
@@ -173,7 +183,7 @@ class SiteConfig:
 
     @property
     def ledger_path(self) -> Path:
-        return self.state_dir / "ledger.sqlite3"
+        return self.state_dir / LEDGER_NAME
 
     @property
     def hosts(self) -> tuple[HostConfig, ...]:
@@ -193,7 +203,7 @@ class SiteConfig:
 
 
 EMBEDDED_SOURCE = "embedded demo site"
-ENV_SITE = "PRAGMASH_SITE"
+ENV_SITE = _DISCOVERY_ENV_SITE
 ENV_STATE_DIR = "PRAGMASH_STATE_DIR"
 
 # Every section and its keys: the loader refuses anything else (typos hide config).
@@ -236,13 +246,12 @@ DIALECTS: tuple[str, ...] = (
 
 
 def load_site(path: Path | None = None, env: Mapping[str, str] = os.environ) -> SiteConfig:
-    """Load the site config: ``path``, else ``$PRAGMASH_SITE``, else the embedded demo site.
+    """Load the site config :func:`find_site` chooses, or the embedded demo site.
 
     Raises ConfigError naming the file and the key (``[network] netmask``) on any mistake,
     so that a site administrator can fix the file without reading code.
     """
-    if path is None and env.get(ENV_SITE):
-        path = Path(env[ENV_SITE])
+    path, _reason = find_site(path, env)
     if path is None:
         text = resources.files("pragmash.demo").joinpath("site.toml").read_text("utf-8")
         return _build(parse_toml(text, EMBEDDED_SOURCE), EMBEDDED_SOURCE, None, env)
@@ -280,10 +289,11 @@ def _build(
     data: dict[str, Any], source: str, base: Path | None, env: Mapping[str, str]
 ) -> SiteConfig:
     """Validate the parsed TOML into a SiteConfig; ``base`` is None for the embedded site."""
-    # [up] is keyed by VC names, not a fixed set of keys: upconfig checks it; [[hosts]]
+    # [up] is keyed by VC names, not a fixed set of keys: upconfig checks it (and
+    # [delivery]: vc/delivery); [[hosts]]
     # is an array of tables: site_hosts checks it
     sections = check_layout(
-        {k: v for k, v in data.items() if k not in ("up", "hosts")}, source, _LAYOUT
+        {k: v for k, v in data.items() if k not in ("up", "hosts", "delivery")}, source, _LAYOUT
     )
 
     def reader(section: str) -> Reader:
@@ -303,7 +313,7 @@ def _build(
     engine = _read_engine(reader("engine"), hosts[0].uri if hosts else None)
     network = read_network(reader("network"))
     resources_ = _read_resources(reader("resources"))
-    folders = _read_paths(reader("paths"), base, env)
+    folders = _read_paths(reader("paths"), base, env, source)
     staging = cast(Staging, reader("images").choice("staging", "overlay", ("overlay", "copy")))
     computes_vc_out = cast(
         ComputeVcOut, reader("vc_out").choice("computes", "own", ("own", "whole"))
@@ -347,6 +357,7 @@ def _build(
         allow_run=allow_run,
         embedded=base is None,
         up_overrides=up_overrides(data.get("up", {}), source),
+        delivery=read_delivery(data.get("delivery", {}), source),
         explicit_hosts=hosts,
         placement=resources_.placement,
         driver_dialect=drivers.dialect,
@@ -443,15 +454,16 @@ class _Folders:
     repository: Path | str | None
 
 
-def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Folders:
-    """``[paths]``, with XDG defaults; the embedded demo site keeps apart from real sites."""
+def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str], src: str) -> _Folders:
+    """``[paths]``, with XDG defaults (a real site's ledger: :mod:`~pragmash.vc.site_state`);
+    the embedded demo site keeps apart from real sites."""
     if base is None:
         state_dir = _xdg(env, "XDG_STATE_HOME", ".local/state") / "pragmash" / "demo"
         cache = _xdg(env, "XDG_CACHE_HOME", ".cache") / "pragmash"
         temp_dir = cache / "demo" / "tmp"
         image_cache = cache / "images"
     else:
-        state_dir = _xdg(env, "XDG_STATE_HOME", ".local/state") / "pragmash"
+        state_dir = site_state_dir(src)
         cache = _xdg(env, "XDG_CACHE_HOME", ".cache") / "pragmash"
         temp_dir = cache / "tmp"
         image_cache = cache / "images"
@@ -466,9 +478,14 @@ def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str]) -> _Fo
                 repository_url = _repository_url(paths, value)
                 continue
             given[name] = _resolve(value, base)
-    state_dir = given.get("state", state_dir)
     if env.get(ENV_STATE_DIR):
         state_dir = Path(env[ENV_STATE_DIR]).expanduser().absolute()
+    elif "state" in given:
+        state_dir = given["state"]
+    elif base is not None and (env.get("HOME") or env.get("XDG_STATE_HOME")):
+        # (an environment without either names no account: nothing to leave behind)
+        per_user = _xdg(env, "XDG_STATE_HOME", ".local/state") / "pragmash"
+        refuse_left_behind(paths, state_dir, per_user)
     return _Folders(
         state_dir=state_dir,
         temp_dir=given.get("temp", temp_dir),

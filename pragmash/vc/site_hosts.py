@@ -21,6 +21,7 @@ is ``[resources] cpus`` beside ``[[hosts]]`` (each host has its own count).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -43,6 +44,24 @@ HOST_KEYS = ("name", "uri", "cpus", "memory", "storage", "pool", "pool_path")
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s/]*(/[^\s]*)?$")
 _POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def ledger_host(stored: str | None, names: Sequence[str]) -> str:
+    """The host a node's ledger row names, among the site's host ``names``.
+
+    A row from before placement (no host) or from the site's one-host days (``default``)
+    is on the first host. Any other name the site no longer lists stays itself: a host
+    renamed or removed from ``[[hosts]]`` is one pragmash cannot reach (see
+    :func:`gone_host`), never silently the first host.
+    """
+    if not stored or (stored == IMPLICIT_HOST and stored not in names):
+        return names[0]
+    return stored
+
+
+def gone_host(host: str) -> str:
+    """Why a host the ledger names but the site config does not list cannot be reached."""
+    return f"the site config lists no host {host!r} any more ([[hosts]] renamed or removed?)"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The CLI's subcommands: check, resume, list, status, clean, repl (and the others' modules).
+"""The CLI's subcommands check, resume, list, status, clean and repl (table.py lists all).
 
 Each parses its arguments, calls the engine layer (:mod:`pragmash.engine.session`
 for runs, :mod:`pragmash.engine.lifecycle` for list, status and clean)
@@ -8,61 +8,29 @@ rest of the CLI, they hold no run logic.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
 from pragmash.engine import lifecycle, power, scale, session
-from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, UserError
+from pragmash.engine.repositories import site_repository
+from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
 from pragmash.ui.cli import run as run_mod
-from pragmash.ui.cli.access import cmd_inventory, cmd_ssh, cmd_ssh_config
-from pragmash.ui.cli.cache import cmd_cache
-from pragmash.ui.cli.console_cmd import cmd_console
-from pragmash.ui.cli.history import cmd_history
-from pragmash.ui.cli.hosts import cmd_hosts
-from pragmash.ui.cli.import_site import cmd_import_site
-from pragmash.ui.cli.power import cmd_shutdown, cmd_start, cmd_stop
 from pragmash.ui.cli.power import finish as finish_power
-from pragmash.ui.cli.scale import cmd_scale
-from pragmash.ui.cli.sync import cmd_sync
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
-from pragmash.vc.http_repository import open_repository
 from pragmash.vc.names import validate_name
+from pragmash.vc.site import SiteConfig
 
 
 def _parser(name: str, description: str) -> ArgumentParser:
     p = ArgumentParser(prog=f"pragmash {name}", description=description)
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
     return p
-
-
-def dispatch(name: str, args: list[str], out: TextIO, err: TextIO) -> int:
-    handler = {
-        "check": cmd_check,
-        "resume": cmd_resume,
-        "list": cmd_list,
-        "status": cmd_status,
-        "stop": cmd_stop,
-        "shutdown": cmd_shutdown,
-        "start": cmd_start,
-        "history": cmd_history,
-        "ssh": cmd_ssh,
-        "ssh-config": cmd_ssh_config,
-        "inventory": cmd_inventory,
-        "clean": cmd_clean,
-        "repl": cmd_repl,
-        "sync": cmd_sync,
-        "console": cmd_console,
-        "cache": cmd_cache,
-        "hosts": cmd_hosts,
-        "scale": cmd_scale,
-        "import-site": cmd_import_site,
-    }[name]
-    return handler(args, out, err)
 
 
 def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
@@ -81,7 +49,7 @@ def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
     site = opened.config
     vcname = ns.vcname
     if vcname is None:
-        repo = open_repository(ns.base_path or site.repository, site.image_cache)
+        repo = site_repository(site, ns.base_path)
         vcname = next(iter(sorted(repo.entries)), None)
         if vcname is None:
             raise UserError(f"{repo.location}: the repository holds no VC to check against")
@@ -163,7 +131,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     if ns.what == "repository":
-        repo = open_repository(ns.base_path or site.repository, site.image_cache)
+        repo = site_repository(site, ns.base_path)
         repo_rows = [
             {"vcname": name, "vc_in": repo.shown(path)}
             for name, path in sorted(repo.entries.items())
@@ -233,11 +201,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
             f"  {'NODE':<22} {host_head}{'ENGINE':<14} {'CPUS':>4} {'MiB':>6}  {'IP':<16} MAC\n"
         )
         for n in status.nodes:
-            flag = (
-                f"   <- ledger says {n.ledger_says}; `pragmash clean {vcname}` repairs"
-                if n.mismatch
-                else ""
-            )
+            flag = f"   <- ledger says {n.ledger_says}; {_repair(n, vcname)}" if n.mismatch else ""
             host = f"{n.host:<12} " if site.multi_host else ""
             out.write(
                 f"  {n.name:<22} {host}{n.engine_state:<14} {n.cpus:>4} {n.memory_mib or '-':>6}  "
@@ -245,12 +209,23 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
             )
     if run:
         out.write(f"  run {run.id} ({status.run_outcome}): {run.recipe}\n")
+        if status.log:
+            out.write(f"  log: {status.log}\n")
         for s in status.steps:
             msg = f"  {s.message}" if s.message else ""
             if s.stage and s.outcome in ("failed", "interrupted"):
                 msg = f"  {s.stage}: {s.message}"
             out.write(f"    {s.outcome:<11} {Path(s.file).name}:{s.line}:{s.col}  {s.text}{msg}\n")
     return EXIT_OK
+
+
+def _repair(node: lifecycle.NodeStatus, vcname: str) -> str:
+    """What brings one node back to what the ledger says (never: delete the whole VC)."""
+    if node.engine_state == "absent":
+        return f"`pragmash start {vcname}` makes it again"
+    if node.ledger_says == "running":
+        return f"`pragmash start {vcname}` starts it"
+    return f"`pragmash stop {vcname}` stops it"
 
 
 def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
@@ -266,9 +241,18 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
         action="store_true",
         help="clean even while a run holds the VC: stop that run first",
     )
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask (at a terminal, clean names what it destroys and asks first)",
+    )
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     vcname = validate_name("VC name", ns.vcname)
+    if not ns.yes and sys.stdin.isatty() and not _confirmed(site, vcname, err):
+        err.write("nothing was destroyed\n")
+        return EXIT_USER
 
     def note(text: str) -> None:
         out.write(text + "\n")
@@ -281,6 +265,17 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
         return EXIT_STEP_FAILED
     out.write(f"{vcname} is clean\n")
     return EXIT_OK
+
+
+def _confirmed(site: SiteConfig, vcname: str, err: TextIO) -> bool:
+    """Ask at the terminal, naming what clean would destroy; only "y" or "yes" goes on."""
+    status = lifecycle.vc_status(site, vcname)  # no such VC: a UserError, nothing asked
+    held = status.allocation
+    nodes = ", ".join(n.name for n in status.nodes) or "no nodes"
+    address = f" and release {held.public.fqdn} ({held.public.ip})" if held else ""
+    err.write(f"destroy {vcname}'s domains ({nodes}) and their disks{address}? [y/N] ")
+    err.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def cmd_repl(args: list[str], out: TextIO, err: TextIO) -> int:

@@ -7,6 +7,7 @@ for people (local time, how long each took) or as JSON with ``--json``.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TextIO
 
 from pragmash.engine import lifecycle, session
@@ -39,6 +40,9 @@ def cmd_history(args: list[str], out: TextIO, err: TextIO) -> int:
         out.write(f"{r.id:>4}  {r.kind:<7} {started:<19}  {took:>8}  {r.outcome:<12} {r.what}\n")
         if r.message and r.outcome not in ("finished",):
             out.write(f"{'':>6}{r.message}\n")
+    logs = [r.log for r in runs if r.log]
+    if logs:
+        out.write(f"logs: {Path(logs[-1]).parent}/{ns.vcname}-run-N.log (one per run)\n")
     return EXIT_OK
 
 

@@ -7,19 +7,25 @@ statuses. No run logic lives here.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
-from pragmash import __version__
+from pragmash.engine.host_command import end_running_commands
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_STEP_FAILED,
     EXIT_USER,
     PragmashError,
+    UserError,
 )
-from pragmash.ui.cli import commands, interrupts, run
+from pragmash.ui.cli import interrupts, run
+from pragmash.ui.cli.globals import configure_logging, split_global_options, version_report
+from pragmash.ui.cli.table import BY_NAME, COMMANDS, COMPLETE, commands_help, suggest
 from pragmash.ui.render import printable_stream, render_error
 
 EXIT_CODES = f"""\
@@ -32,56 +38,31 @@ exit status:
        are kept: `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
   4    the VC is held by another run
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); `pragmash resume VCNAME` continues
+  141  the reader of the output went away (`| head -1`); output stops there
 """
 
-COMMANDS = (
-    "check",
-    "resume",
-    "list",
-    "status",
-    "stop",
-    "shutdown",
-    "start",
-    "history",
-    "ssh",
-    "ssh-config",
-    "inventory",
-    "clean",
-    "repl",
-    "sync",
-    "cache",
-    "console",
-    "scale",
-    "hosts",
-    "import-site",
-)
 
-MAIN_HELP = f"""\
-usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]
-                [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]
-                [--key FILE] [--mem FRONTEND[:COMPUTE]]
-                [--break LINE|KIND]... [--step] [--debug-on-failure]
-       pragmash check RECIPE [--vcname NAME] [--site FILE] [--set NAME=VALUE]...
-       pragmash resume VCNAME [--accept-changes]
-       pragmash repl [RECIPE --vcname NAME [run options]] | repl --attach VCNAME
-       pragmash list [--all] [repository] | status VCNAME | history VCNAME | clean VCNAME
-       pragmash stop VCNAME [--timeout SECONDS] [--force] | start VCNAME
-       pragmash ssh VCNAME [NODE] [-- COMMAND...] | ssh-config VCNAME
-       pragmash inventory VCNAME [--format ini|yaml|json]
-       pragmash sync [REPOSITORY]
-       pragmash console VCNAME NODE
-       pragmash scale VCNAME +N|-N [--timeout SECONDS]
-       pragmash cache list | cache prune [--dry-run]
-       pragmash hosts [--json]
-       pragmash import-site [PRAGMA_BOOT_FOLDER] [--site-conf F] [--kvm-rocks F]
-                            [--net-conf F] [-o site.toml]
-       pragmash --help | --version
+def _usage() -> str:
+    lines = [
+        "usage: pragmash RECIPE --vcname NAME [--num_compute N] [--base_path PATH]",
+        "                [--site FILE] [--set NAME=VALUE]... [--dry-run] [--allow-run]",
+        "                [--key FILE] [--mem FRONTEND[:COMPUTE]]",
+        "                [--break LINE|KIND]... [--step] [--debug-on-failure]",
+    ]
+    lines += [f"       pragmash {c.name} {c.synopsis}" for c in COMMANDS]
+    lines.append("       pragmash --help | --version")
+    return "\n".join(lines) + "\n"
 
+
+MAIN_HELP = (
+    _usage()
+    + """
 Boot a PRAGMA virtual cluster by running a recipe, a short script such as
 
     allocate $num_compute; fix all via virt-v2v; boot frontend; wait 300; boot compute
 
-Each step is printed with its recipe location, outcome and duration.
+Each step is printed with its recipe location, outcome and duration. Options that
+every command takes (--site, --log-level, -v) may come before or after the command.
 
 run options:
   RECIPE               the recipe file (e.g. recipes/rocks6.prg)
@@ -91,8 +72,6 @@ run options:
                        a folder, or http(s)://HOST/PATH/ with a SHA256SUMS (images are
                        fetched into the cache and checked before anything is allocated)
                        (default: the site's, else the bundled demo repository)
-  --site FILE          the site config (TOML); default $PRAGMASH_SITE, else the
-                       embedded demo site on libvirt's test:///default
   --set NAME=VALUE     give a recipe parameter; repeatable
   --dry-run            print each step with the nodes and stages it would touch,
                        and change nothing
@@ -107,52 +86,21 @@ run options:
   --step               open the REPL before the first statement
   --debug-on-failure   open the REPL at a failed step instead of exiting
 
-commands:
-  check RECIPE         parse and check a recipe without running it
-  resume VCNAME        continue a VC's last run from its first unfinished step
-                       (refused if its recipe changed, unless --accept-changes)
-  list                 the VCs holding leases, with running/total nodes (--all: the
-                       cleaned ones too); `list repository`: what it offers
-  status VCNAME        each node's engine state, CPUs, address; the VC's private
-                       network; the run's steps
-  history VCNAME       every run of the VC (recipe, scale, stop, start): start, end,
-                       outcome
-  stop VCNAME          ask every node at once to power off, one deadline for all
-                       (--timeout, default 120 s); --force powers off what is left;
-                       domains, disks and leases are kept (`shutdown`: the same)
-  start VCNAME         start a stopped VC: frontend, its up test, computes; nothing
-                       staged or injected again unless a node's disk or domain is gone
-  ssh VCNAME [NODE] [-- COMMAND...]
-                       log in to a node (default the frontend) or run a command there;
-                       computes through the frontend (ProxyJump), with the VC's key
-  ssh-config VCNAME    an OpenSSH config block per node (for ssh -F, ~/.ssh/config)
-  inventory VCNAME     an Ansible inventory: frontend and compute groups, the VC's
-                       variables (--format ini|yaml|json)
-  clean VCNAME         destroy the VC's domains and private network, remove its own
-                       disks (overlays; the shared base images stay), release its leases
-  repl RECIPE --vcname NAME
-                       load the recipe and stop before its first statement: step,
-                       break, retry, look at nodes, type statements (`help` inside)
-  repl --attach VCNAME open the VC's last run at the step where it stopped
-  sync [REPOSITORY]    fetch and verify every image of a repository (a folder or
-                       URL; default the site's) into the image cache ahead of runs
-  console VCNAME NODE  an interactive serial console on a node (its name, frontend
-                       or compute[N]); Ctrl-] leaves
-  scale VCNAME +N|-N   grow a running VC by N computes (leases in one transaction,
-                       disks on the VC's base, vc-out.xml rewritten for the whole
-                       VC, booted, waited until up) or shrink it (the N highest-
-                       numbered destroyed, disks removed, leases released); a run
-                       of its own: `status` shows it, `resume` continues it
-  cache list           the cached base images (fixed once per image, method and
-                       driver; decompressed .img.gz) and the VCs whose disks use them
-  cache prune          remove the cached bases no VC uses (--dry-run: only say which)
-  hosts                each host of the site: CPUs and memory, what is placed there,
-                       the reserve, whether it answers now
-  import-site [FOLDER] pragma_boot's site_conf.conf, kvm_rocks.conf (and 2013's
-                       net_conf.conf) as a commented site.toml, read without
-                       executing them; what cannot be mapped is marked FILL IN
+options of every command:
+  --site FILE          the site config (TOML); default $PRAGMASH_SITE, else
+                       /etc/pragmash/site.toml, else the embedded demo site
+                       (libvirt's test:///default); `pragmash site` says which
+  --log-level LEVEL    debug, info, warning (default) or error, on stderr; every
+                       command also writes a debug log under the state folder
+  -v, --verbose        --log-level info (-vv: debug)
+  -V, --version        pragmash's version and those of Python, libvirt, libguestfs,
+                       QEMU and the libraries a bug report needs
 
-{EXIT_CODES}"""
+"""
+    + commands_help()
+    + "\n"
+    + EXIT_CODES
+)
 
 
 def main(
@@ -166,28 +114,69 @@ def main(
     # the real entry point (no argv given): a third Ctrl-C exits 130 at once
     counter = interrupts.install(err) if argv is None else None
     try:
-        return _dispatch(args, out, err)
-    except PragmashError as error:
-        err.write(render_error(error) + "\n")
-        return error.exit_code
-    except KeyboardInterrupt:
-        err.write("interrupted\n")
-        return EXIT_INTERRUPTED
+        try:
+            code = _dispatch(args, out, err)
+            out.flush()  # a reader gone (`| head -1`) is found here, not at interpreter exit
+        except BrokenPipeError:
+            _quiet_stdout()
+            return EXIT_BROKEN_PIPE
+        except PragmashError as error:
+            err.write(render_error(error) + "\n")
+            code = error.exit_code
+        except KeyboardInterrupt:
+            err.write("interrupted\n")
+            code = EXIT_INTERRUPTED
+        if code == EXIT_INTERRUPTED:
+            # a host command on a worker thread would outlive us (daemon threads are not
+            # waited for): its process tree ends with the command that started it
+            end_running_commands()
+        return code
     finally:
         if counter is not None:
             counter.done = True  # a Ctrl-C while Python shuts down: exit 130 at once
 
 
+#: What a shell reports for a command ended by SIGPIPE: its reader (``| head -1``) left.
+EXIT_BROKEN_PIPE = 141
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout is gone: send what Python still flushes at exit nowhere, so
+    no BrokenPipeError traceback follows (the output was not wanted any more)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:
+    if args[:1] == [COMPLETE.name]:  # the completion scripts' question, words as typed
+        return COMPLETE.handler()(args[1:], out, err)
+    args, options = split_global_options(args)
+    configure_logging(options.log_level, err)
+    if options.version:
+        out.write(version_report())
+        return EXIT_OK
     if not args or args[0] in ("-h", "--help", "help"):
         out.write(MAIN_HELP)
         return EXIT_OK if args else EXIT_USER
-    if args[0] == "--version":
-        out.write(f"pragmash {__version__}\n")
-        return EXIT_OK
-    if args[0] in COMMANDS:
-        return commands.dispatch(args[0], args[1:], out, err)
-    return run.main(args, out, err)
+    site = ["--site", options.site] if options.site is not None else []
+    command = BY_NAME.get(args[0])
+    if command is not None:
+        return command.handler()([*site, *args[1:]], out, err)
+    if not _looks_like_recipe(args[0]):
+        guess = suggest(args[0])
+        hint = f"did you mean `pragmash {guess}`?" if guess and guess != "RECIPE" else None
+        raise UserError(
+            f"unknown command {args[0]!r}: expected one of {', '.join(BY_NAME)}, or a "
+            "recipe file (e.g. recipes/rocks6.prg)",
+            hint=hint or "see `pragmash --help`",
+        )
+    return run.main([*site, *args], out, err)
+
+
+def _looks_like_recipe(word: str) -> bool:
+    """A recipe is named by its path: a file, or something path-shaped (``x/y``, ``*.prg``)."""
+    return word.startswith("-") or "/" in word or word.endswith(".prg") or Path(word).exists()
 
 
 if __name__ == "__main__":

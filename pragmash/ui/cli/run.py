@@ -52,7 +52,7 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
     prep = session.prepare(options, on_event=printer, fetch_images=not ns.dry_run)
     if prep.site.embedded:
         err.write(
-            f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo site "
+            f"note: no site config given (--site, $PRAGMASH_SITE, ~/.config/pragmash/site.toml or /etc/pragmash/site.toml): using the embedded demo site "
             f"({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
     if ns.dry_run:
@@ -68,6 +68,8 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
             debug_on_failure=ns.debug_on_failure,
         )
     run = session.start(prep, on_event=printer)
+    # the CLI prints steps, not a live per-node view: no engine call per node for one
+    run.interpreter.set_event_sink(printer, node_status=False)
     return finish(run, out, err)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from pragmash.engine import scale
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, positive_seconds
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.render import StepPrinter
 
@@ -35,7 +35,7 @@ def cmd_scale(args: list[str], out: TextIO, err: TextIO) -> int:
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=scale.DEFAULT_TIMEOUT,
         help=f"seconds the new computes get to be up (default {scale.DEFAULT_TIMEOUT:g})",
     )

@@ -12,11 +12,12 @@ are printed once it ends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from prompt_toolkit import PromptSession
-from prompt_toolkit.input import Input
-from prompt_toolkit.output import Output as PtOutput
+if TYPE_CHECKING:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output as PtOutput
 
 from pragmash.engine.debug import DebugRun
 from pragmash.engine.events import Event, StepFailed, StepFinished, StepStarted
@@ -35,7 +36,7 @@ from pragmash.ui.render import (
 from pragmash.ui.repl.live import LiveView
 from pragmash.ui.repl.pager import page
 
-Terminal = tuple[Input, PtOutput]
+Terminal = tuple["Input", "PtOutput"]
 
 
 class ReplBase:

@@ -4,15 +4,21 @@ The completer knows the words of the language (statement keywords, targets, driv
 commands) and asks the REPL, through two callables, for what only a run knows: its
 node names and its variables. It holds no state of its own, so it is tested with a
 plain :class:`~prompt_toolkit.document.Document`.
+
+It is a plain object with prompt_toolkit's ``get_completions``: importing it (as every
+command does, through the CLI) does not load prompt_toolkit; the session
+(:func:`~pragmash.ui.repl.session.build_session`) adapts it to a ``Completer``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-from prompt_toolkit.document import Document
+if TYPE_CHECKING:
+    from prompt_toolkit.completion import CompleteEvent, Completion
+    from prompt_toolkit.document import Document
 
 from pragmash.driver_api import VC_COMMANDS, VE_COMMANDS
 from pragmash.language.ast import STATEMENT_KINDS
@@ -37,7 +43,7 @@ _CURRENT = re.compile(r"[^\s;]*$")
 _VARIABLE = re.compile(r"\$\{?([A-Za-z0-9_]*)$")
 
 
-class ReplCompleter(Completer):
+class ReplCompleter:
     """Completes the word before the cursor from what fits at that place in the line."""
 
     def __init__(
@@ -57,6 +63,8 @@ class ReplCompleter(Completer):
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
     ) -> Iterable[Completion]:
+        from prompt_toolkit.completion import Completion
+
         before = document.text_before_cursor
         statement = before.rsplit(";", 1)[-1]
         match = _CURRENT.search(statement)

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from prompt_toolkit.application import get_app_or_none
-from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.history import FileHistory, History
-from prompt_toolkit.input import Input
-from prompt_toolkit.output import Output as PtOutput
+if TYPE_CHECKING:
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+    from prompt_toolkit.history import History
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output as PtOutput
 
 from pragmash.engine import session as session_mod
 from pragmash.engine.interpreter import StopReason
@@ -96,6 +97,8 @@ class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
     def toolbar(self) -> StyleAndTextTuples:
         """The bottom line: the VC, where the run is and how its last step went, in the
         colour of the run's state, cut with an ellipsis at the window's edge."""
+        from prompt_toolkit.application import get_app_or_none
+
         total = len(self.interp.steps)
         cur = self.interp.current
         if cur is None:
@@ -271,6 +274,8 @@ class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
 
 def history_for(repl: Repl) -> History:
     """Input history kept across sessions in the site's state folder."""
+    from prompt_toolkit.history import FileHistory
+
     state = repl.run.state_dir
     state.mkdir(parents=True, exist_ok=True)
     return FileHistory(str(state / "repl_history"))
@@ -282,6 +287,8 @@ def _reader_for(repl: Repl, stdin: TextIO | None) -> None:
     if stdin.isatty():
         repl.make_session(history_for(repl))
     else:
+        if isinstance(stdin, io.TextIOWrapper):  # one bad byte must not end all input
+            stdin.reconfigure(errors="replace")
         repl.read_plainly(stdin)
 
 

@@ -7,12 +7,17 @@ the REPL sees one kind of input and the bindings hold no run logic.
 
 from __future__ import annotations
 
-from prompt_toolkit.filters import Condition
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 
 def build_key_bindings() -> KeyBindings:
     """The REPL's bindings, added on top of prompt_toolkit's Emacs defaults."""
+    from prompt_toolkit.filters import Condition
+    from prompt_toolkit.key_binding import KeyBindings
+
     kb = KeyBindings()
 
     @Condition

@@ -60,7 +60,7 @@ def open_run(argv: Sequence[str], err: TextIO) -> session_mod.Run:
     prep = session_mod.prepare(options, on_event=StepPrinter(err, err))
     if prep.site.embedded:
         err.write(
-            f"note: no site config given (--site or $PRAGMASH_SITE): using the embedded demo "
+            f"note: no site config given (--site, $PRAGMASH_SITE, ~/.config/pragmash/site.toml or /etc/pragmash/site.toml): using the embedded demo "
             f"site ({prep.site.uri}, state in {prep.site.state_dir})\n"
         )
     for note in session_mod.site_notes(prep):

@@ -19,14 +19,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from prompt_toolkit.application import Application
-from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.input import Input
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.keys import Keys
-from prompt_toolkit.layout import FormattedTextControl, Layout, Window
-from prompt_toolkit.output import Output
+if TYPE_CHECKING:
+    from prompt_toolkit.application import Application
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+    from prompt_toolkit.output import Output
 
 from pragmash.engine.debug import NodeView
 from pragmash.engine.events import (
@@ -173,6 +173,9 @@ class LiveView:
         return "".join(fragment[1] for fragment in self.fragments())
 
     def _application(self, keys: KeyBindings, refresh: float) -> Application[None]:
+        from prompt_toolkit.application import Application
+        from prompt_toolkit.layout import FormattedTextControl, Layout, Window
+
         control = FormattedTextControl(self.fragments, focusable=True, show_cursor=False)
         return Application(
             layout=Layout(Window(control, dont_extend_height=True)),
@@ -187,6 +190,9 @@ class LiveView:
 
     def start(self) -> None:
         """Start drawing, in a thread of its own; the caller goes on with the step."""
+        from prompt_toolkit.key_binding import KeyBindings
+        from prompt_toolkit.keys import Keys
+
         keys = KeyBindings()
 
         @keys.add("c-c")
@@ -238,6 +244,10 @@ class LiveView:
 
     def watch(self, poll: Callable[[], Sequence[NodeView]], every: float = 1.0) -> None:
         """Poll the nodes and redraw until a key is pressed (``watch nodes``)."""
+        from prompt_toolkit.key_binding import KeyBindings
+        from prompt_toolkit.keys import Keys
+        from prompt_toolkit.layout import FormattedTextControl, Layout, Window
+
         keys = KeyBindings()
 
         @keys.add(Keys.Any)

@@ -13,13 +13,14 @@ import os
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from prompt_toolkit.application import Application
-from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.input import Input
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.layout import FormattedTextControl, HSplit, Layout, Window
-from prompt_toolkit.output import Output
+if TYPE_CHECKING:
+    from prompt_toolkit.application import Application
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.key_binding import KeyPressEvent
+    from prompt_toolkit.output import Output
 
 
 class Pager:
@@ -57,6 +58,10 @@ class Pager:
         ]
 
     def _application(self) -> Application[None]:
+        from prompt_toolkit.application import Application
+        from prompt_toolkit.key_binding import KeyBindings
+        from prompt_toolkit.layout import FormattedTextControl, HSplit, Layout, Window
+
         keys = KeyBindings()
 
         def bind(*names: str) -> Callable[[Callable[[KeyPressEvent], None]], object]:

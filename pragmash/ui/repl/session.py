@@ -3,23 +3,30 @@
 Everything about the terminal lives here: completion, highlighting, key bindings,
 the bottom toolbar and history. The factory takes ``input``/``output`` so tests can
 drive the same session through a pipe without a terminal.
+
+prompt_toolkit is imported when a session is built, not with this module: every
+command imports the REPL through the CLI, and only ``repl`` and a debugged run use it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
-from typing import Protocol, TextIO
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import Completer
-from prompt_toolkit.document import Document
-from prompt_toolkit.formatted_text import AnyFormattedText, StyleAndTextTuples
-from prompt_toolkit.history import History, InMemoryHistory
-from prompt_toolkit.input import Input
-from prompt_toolkit.lexers import Lexer
-from prompt_toolkit.output import Output
-from prompt_toolkit.styles import Style
+if TYPE_CHECKING:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import Completer
+    from prompt_toolkit.document import Document
+    from prompt_toolkit.formatted_text import AnyFormattedText, StyleAndTextTuples
+    from prompt_toolkit.history import History
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.lexers import Lexer
+    from prompt_toolkit.output import Output
+    from prompt_toolkit.styles import Style
+
+    from pragmash.ui.repl.completion import ReplCompleter
 
 from pragmash.language.vocabulary import STATEMENT_KEYWORDS
 from pragmash.ui.repl.completion import DRIVER_COMMANDS
@@ -27,25 +34,31 @@ from pragmash.ui.repl.keys import build_key_bindings
 
 PROMPT = "(pragmash) "
 
-STYLE = Style.from_dict(
-    {
-        "command": "bold ansicyan",
-        "keyword": "bold ansiblue",
-        "driver": "ansimagenta",
-        "target": "ansigreen",
-        "variable": "ansiyellow",
-        "string": "ansibrightgreen",
-        "number": "ansibrightblue",
-        "comment": "italic ansibrightblack",
-        "bottom-toolbar": "noreverse bg:ansiblack ansiwhite",
-        # the toolbar's colour says how the run stands (prompt_toolkit drops it for NO_COLOR)
-        "toolbar.paused": "bg:ansiblue ansiwhite",
-        "toolbar.ready": "bg:ansiblue ansiwhite",
-        "toolbar.failed": "bg:ansired ansiwhite bold",
-        "toolbar.interrupted": "bg:ansimagenta ansiwhite",
-        "toolbar.finished": "bg:ansigreen ansiblack",
-    }
-)
+
+@functools.cache
+def style() -> Style:
+    """The REPL's colours (made on first use: prompt_toolkit loads with the session)."""
+    from prompt_toolkit.styles import Style
+
+    return Style.from_dict(
+        {
+            "command": "bold ansicyan",
+            "keyword": "bold ansiblue",
+            "driver": "ansimagenta",
+            "target": "ansigreen",
+            "variable": "ansiyellow",
+            "string": "ansibrightgreen",
+            "number": "ansibrightblue",
+            "comment": "italic ansibrightblack",
+            "bottom-toolbar": "noreverse bg:ansiblack ansiwhite",
+            # the toolbar's colour says how the run stands (prompt_toolkit drops it for NO_COLOR)
+            "toolbar.paused": "bg:ansiblue ansiwhite",
+            "toolbar.ready": "bg:ansiblue ansiwhite",
+            "toolbar.failed": "bg:ansired ansiwhite bold",
+            "toolbar.interrupted": "bg:ansimagenta ansiwhite",
+            "toolbar.finished": "bg:ansigreen ansiblack",
+        }
+    )
 
 
 class Reader(Protocol):
@@ -96,8 +109,11 @@ _TOKEN = re.compile(
 )
 
 
-class RecipeLexer(Lexer):
-    """Colours a line as the REPL reads it: a command, or recipe statements split by ';'."""
+class RecipeLexer:
+    """Colours a line as the REPL reads it: a command, or recipe statements split by ';'.
+
+    prompt_toolkit's ``lex_document``, as a plain object; :func:`build_session` adapts it.
+    """
 
     def __init__(self, commands: tuple[str, ...]) -> None:
         self.commands = commands
@@ -145,21 +161,48 @@ def build_session(
     input: Input | None = None,
     output: Output | None = None,
     *,
-    completer: Completer | None = None,
+    completer: ReplCompleter | None = None,
     commands: tuple[str, ...] = (),
     toolbar: Callable[[], AnyFormattedText] | None = None,
 ) -> PromptSession[str]:
     """The REPL's PromptSession: completion, highlighting, key bindings, toolbar, history."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import InMemoryHistory
+
     return PromptSession(
         PROMPT,
         history=history or InMemoryHistory(),
-        completer=completer,
+        completer=_as_completer(completer) if completer is not None else None,
         complete_while_typing=False,
-        lexer=RecipeLexer(commands),
-        style=STYLE,
+        lexer=_as_lexer(RecipeLexer(commands)),
+        style=style(),
         key_bindings=build_key_bindings(),
         bottom_toolbar=toolbar,
         input=input,
         output=output,
         enable_history_search=True,
     )
+
+
+def _as_completer(inner: ReplCompleter) -> Completer:
+    """``inner`` as prompt_toolkit's Completer (whose base class adds the async half)."""
+    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+
+    class Adapted(Completer):
+        def get_completions(
+            self, document: Document, complete_event: CompleteEvent
+        ) -> Iterable[Completion]:
+            return inner.get_completions(document, complete_event)
+
+    return Adapted()
+
+
+def _as_lexer(inner: RecipeLexer) -> Lexer:
+    """``inner`` as prompt_toolkit's Lexer."""
+    from prompt_toolkit.lexers import Lexer
+
+    class Adapted(Lexer):
+        def lex_document(self, document: Document) -> Callable[[int], StyleAndTextTuples]:
+            return inner.lex_document(document)
+
+    return Adapted()
