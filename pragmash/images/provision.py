@@ -161,7 +161,7 @@ def _provide_local(
     parts = local_parts(path)
     if not parts:
         raise RepositoryError(
-            f"{repo.shown(vcin.path)}: the disk image {path} does not exist (nor in parts"
+            f"{vcin.shown}: the disk image {path} does not exist (nor in parts"
             f" {path.name}.00, {path.name}.01 …)",
             hint="check the <source file=…> of the vc-in.xml, relative to its folder;"
             " nothing was allocated",
@@ -222,7 +222,7 @@ def _provide_remote(
         if not part_names:
             raise RepositoryError(
                 f"{url}: not on the server (404), nor in parts {filename}.00, {filename}.01 …;"
-                f" {repo.shown(vcin.path)} names it",
+                f" {vcin.shown} names it",
                 hint="nothing was fetched or allocated",
             )
         digests = [sums.digest(n) for n in part_names]
