@@ -175,6 +175,18 @@ def _vm_networks_left_behind() -> Iterator[None]:
         conn.close()
 
 
+@pytest.fixture(scope="session")
+def fixed_debian_bases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where the first slow module that converts the Debian test image with
+    virt-v2v leaves the fixed base (hard links), for the next one to take.
+
+    One conversion per run of the suite instead of one per module: 4–8 minutes each
+    under TCG. test_v2v_slow converts (and proves the conversion); test_vm_debian boots
+    what it made, or converts itself when run alone.
+    """
+    return tmp_path_factory.mktemp("fixed-debian-bases")
+
+
 @pytest.fixture
 def _vm_tier_required(request: pytest.FixtureRequest) -> None:
     why = getattr(request.config, "_pragmash_vm_missing", "unknown")

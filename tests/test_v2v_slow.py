@@ -22,7 +22,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from distroimage import distro_image_path, qemu_info, read_guest
+from distroimage import distro_image_path, qemu_info, read_guest, share_fixed_bases
 from test_vm_debian import write_vc
 from vmsite import write_site
 
@@ -86,10 +86,14 @@ def remove_networks(prefix: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def conversion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conversion]:
+def conversion(
+    tmp_path_factory: pytest.TempPathFactory, fixed_debian_bases: Path
+) -> Iterator[Conversion]:
     remove_networks(VC)
     try:
-        yield _convert(tmp_path_factory)
+        made = _convert(tmp_path_factory)
+        share_fixed_bases(made.root / "cache", fixed_debian_bases)  # for test_vm_debian
+        yield made
     finally:
         remove_networks(VC)
 

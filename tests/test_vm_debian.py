@@ -1,5 +1,6 @@
 """Tier 3 (slow): the bundled frontend-only recipe converts a real Debian 12 guest with
-virt-v2v, boots it on real QEMU, and `wait frontend up` passes by what the guest itself
+virt-v2v (or, in a whole run of the suite, takes the base test_v2v_slow converted from
+the same image: the same cache key), boots it on real QEMU, and `wait frontend up` passes by what the guest itself
 does: first its login prompt on the serial console, then (a second VC on the converted
 disk) its QEMU guest agent answering through libvirt; last (a third VC) the PRAGMASH-UP
 line that only the unit pre_boot installs prints.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from distroimage import distro_image_path, read_guest
+from distroimage import distro_image_path, read_guest, take_fixed_bases
 from vmsite import IFACE, remove_vmtest_domains, write_site
 
 from pragmash.ui.cli.main import main
@@ -113,8 +114,13 @@ def step_line(output: str, statement: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> Converted:
-    """Case 1: frontend-only.prg, fix via virt-v2v, `up` held to the console login prompt."""
+def converted(tmp_path_factory: pytest.TempPathFactory, fixed_debian_bases: Path) -> Converted:
+    """Case 1: frontend-only.prg, fix via virt-v2v, `up` held to the console login prompt.
+
+    The fix takes the base test_v2v_slow converted when it ran first in this session
+    (the same image, method and driver: the same cache key), so the suite converts the
+    image once; run alone, this module converts it itself.
+    """
     if not IMAGE.is_file():
         pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
     root = tmp_path_factory.mktemp("vm-debian")
@@ -124,6 +130,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Converted:
     write_vc(repo, f"{PREFIX}mrk", root / "converted.qcow2")
     up = {f"{PREFIX}con": ["console"], f"{PREFIX}agt": ["agent"], f"{PREFIX}mrk": ["marker"]}
     site = write_site(root, repo, up=up)
+    take_fixed_bases(fixed_debian_bases, root / "cache")
     env = pytest.MonkeyPatch()
     conn = libvirt.open("qemu:///system")
     try:

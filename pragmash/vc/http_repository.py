@@ -16,11 +16,10 @@ fetched, verified and cached by content (:mod:`pragmash.images.fetch`).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pragmash.atomic_files import write_atomic
 from pragmash.errors import RepositoryError
 from pragmash.vc.http import HttpClient, check_url, folder_url, is_url, join
 from pragmash.vc.repository import (
@@ -73,7 +72,8 @@ class HttpRepository(Repository):
             got = hashlib.sha256(data).hexdigest()
             if got != expected:
                 raise DigestMismatch(url, self.sums.where(relative), expected, got)
-        _write_atomically(path, data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data, durable=False)  # a copy that can be fetched again
         return path
 
 
@@ -81,19 +81,6 @@ def mirror_folder(cache_dir: Path, url: str) -> Path:
     """The local copy's folder for the repository at ``url``."""
     key = hashlib.sha256(folder_url(url).encode("utf-8")).hexdigest()[:16]
     return cache_dir / MIRROR_FOLDER / key
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Concurrent runs may refresh the same copy: each sees an old or a new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _text(data: bytes, url: str) -> str:
@@ -126,8 +113,9 @@ def load_http_repository(
         )
     mirror = mirror_folder(cache_dir, url)
     sums: Sums = parse_sums(_text(sums_data, sums_url), sums_url)
-    _write_atomically(mirror / VCDB_NAME, vcdb)
-    _write_atomically(mirror / SUMS_NAME, sums_data)
+    mirror.mkdir(parents=True, exist_ok=True)
+    write_atomic(mirror / VCDB_NAME, vcdb, durable=False)
+    write_atomic(mirror / SUMS_NAME, sums_data, durable=False)
     entries, lines = parse_vcdb(_text(vcdb, vcdb_url), vcdb_url, mirror, url)
     return HttpRepository(
         base_path=mirror, entries=entries, lines=lines, sums=sums, url=url, client=web

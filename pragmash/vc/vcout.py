@@ -9,10 +9,7 @@ is :func:`node_vc_out`; :func:`write_vc_out` writes them all.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +17,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from pragmash.atomic_files import write_all_atomic, write_atomic
 from pragmash.driver_api import ComputeVcOut, NodePlan, Role, StageContext
 from pragmash.errors import VcFormatError
 from pragmash.vc.xmlsafe import parse_xml_bytes, parse_xml_file, schema_problem
@@ -237,7 +235,11 @@ def compute_vc_out_to_bytes(vc_out: VcOut, name: str) -> bytes:
     node = next((c for c in vc_out.computes if c.name == name), None)
     if node is None:
         raise VcFormatError(f"no compute named {name!r} in this VC", file="vc-out.xml")
-    return _to_bytes(lambda: _build_compute(vc_out, node), f"{name}.xml", _check_compute)
+    return _compute_bytes(vc_out, node)
+
+
+def _compute_bytes(vc_out: VcOut, node: ComputeOut) -> bytes:
+    return _to_bytes(lambda: _build_compute(vc_out, node), f"{node.name}.xml", _check_compute)
 
 
 def _old_computes(path: Path) -> set[str]:
@@ -257,7 +259,8 @@ def _old_computes(path: Path) -> set[str]:
 def write_vc_out(vc_out: VcOut, path: Path) -> list[Path]:
     """Write the whole VC's vc-out.xml at ``path`` and each compute's own file beside it.
 
-    Every file is validated first, then written atomically (:func:`_write_atomic`);
+    Every file is validated first, then written atomically and durably
+    (:mod:`pragmash.atomic_files`);
     the computes' files (``NAME.xml``, :func:`compute_vc_out_path`) before the VC's, so
     a vc-out.xml that names a compute always has that compute's file beside it. The
     files of computes the previous vc-out.xml named and this one does not (``scale``
@@ -265,47 +268,18 @@ def write_vc_out(vc_out: VcOut, path: Path) -> list[Path]:
     """
     path = Path(path)
     whole = vc_out_to_bytes(vc_out)
-    own = {c.name: compute_vc_out_to_bytes(vc_out, c.name) for c in vc_out.computes}
+    own = {c.name: _compute_bytes(vc_out, c) for c in vc_out.computes}  # not by name: O(N)
     if path.name in {f"{name}.xml" for name in own}:
         raise VcFormatError(
             f"a compute named {path.stem!r} would overwrite the VC's own file", file=str(path)
         )
     gone = _old_computes(path) - set(own)
-    written = []
-    for name, data in own.items():
-        written.append(compute_vc_out_path(path, name))
-        _write_atomic(data, written[-1])
-    _write_atomic(whole, path)
+    files = {compute_vc_out_path(path, name): data for name, data in own.items()}
+    write_all_atomic(files)
+    write_atomic(path, whole)
     for name in sorted(gone):
         compute_vc_out_path(path, name).unlink(missing_ok=True)
-    return written
-
-
-def _write_atomic(data: bytes, path: Path) -> None:
-    """Write ``path`` atomically: readers see the old file or the whole new one.
-
-    A temp file in the same folder is written, fsynced and renamed over ``path``, so a
-    crash never leaves a partial vc-out file behind.
-    """
-    folder = path.parent
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)  # nodes and drivers read it; mkstemp gives 0600
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    # Make the rename itself durable.
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    return list(files)
 
 
 def read_vc_out(path: Path) -> VcOut:
