@@ -8,6 +8,7 @@ step are told apart by scripts too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pragmash.textsafe import printable
@@ -81,6 +82,31 @@ class RecipeError(UserError):
         if self.hint:
             text += f"\n{self.hint}"
         return text
+
+
+class RecipeErrors(RecipeError):
+    """Several recipe problems found in one pass, in recipe order.
+
+    A linter reports every mistake, not the first: the parser goes on after a syntax
+    error at the next line and the checker looks at every statement, so one ``check``
+    shows them all. It is a RecipeError naming the first problem, so code that wants
+    one position still has one; :meth:`render` shows each.
+    """
+
+    def __init__(self, problems: Sequence[RecipeError]) -> None:
+        first = problems[0]
+        super().__init__(first.message, first.span, first.source_line, hint=first.hint)
+        self.problems = list(problems)
+
+    def render(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+
+def each_problem(error: RecipeError) -> list[RecipeError]:
+    """The single problems an error holds: itself, or each of several."""
+    if isinstance(error, RecipeErrors):
+        return [p for inner in error.problems for p in each_problem(inner)]
+    return [error]
 
 
 class ConfigError(UserError):

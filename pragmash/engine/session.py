@@ -28,7 +28,7 @@ from pragmash.engine.opening import (
 )
 from pragmash.engine.recipe_changes import recipe_changes, recipe_sources
 from pragmash.engine.repositories import unknown_vc
-from pragmash.errors import RecipeError, UserError
+from pragmash.errors import RecipeError, RecipeErrors, UserError
 from pragmash.images.provision import provide_images
 from pragmash.language import ast
 from pragmash.language.checker import CheckContext, check_program, needs_allocation_first
@@ -150,16 +150,8 @@ def provide(prep: Prepared, on_event: EventSink = ignore) -> None:
     prep.images = images
 
 
-class RecipeCheckFailed(RecipeError):
-    """Several recipe problems at once; rendered one after another."""
-
-    def __init__(self, problems: list[RecipeError]) -> None:
-        first = problems[0]
-        super().__init__(first.message, first.span, first.source_line)
-        self.problems = problems
-
-    def render(self) -> str:
-        return "\n".join(p.render() for p in self.problems)
+class RecipeCheckFailed(RecipeErrors):
+    """Several recipe problems the checker found at once; rendered one after another."""
 
 
 def check_context(prep: Prepared, *, allocated: int | None = None) -> CheckContext:

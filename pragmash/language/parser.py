@@ -21,14 +21,14 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lark
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedInput, VisitError
+from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
 from lark.tree import Meta
 
-from pragmash.errors import RecipeError, Span, UserError
+from pragmash.errors import RecipeError, RecipeErrors, Span, UserError, each_problem
 from pragmash.language import ast
 from pragmash.language.commandline import split_command
 from pragmash.language.durations import DURATION_EXAMPLES, DurationTooLong, parse_duration
@@ -114,22 +114,98 @@ def parse_statement(text: str, file: str = "<repl>") -> tuple[ast.Statement, ...
 
 
 def _parse(text: str, file: str, search_path: tuple[Path, ...], chain: Chain) -> ast.Program:
+    """Parse, build and report every problem: a syntax error does not hide the next line's."""
     text = text.removeprefix("\ufeff")
     remember(file, text)  # so errors found later (checks, run time, REPL) can show the line
     source = SourceText(file, text)
     _refuse_controls(source)
-    try:
-        tree = _lark().parse(text)
-    except UnexpectedInput as exc:
-        raise syntax_error(source, exc) from None
+    found: list[tuple[int, RecipeError]] = []  # (line in this file it belongs to, problem)
+    tree = _parse_tree(source, found)
     chain = (*chain, (identity(file), file))
+    builder = _Builder(source, search_path, chain)
+    statements: list[ast.Statement] = []
+    for child in tree.children if tree is not None else ():
+        if not isinstance(child, lark.Tree):
+            continue
+        try:
+            statements.append(cast(ast.Statement, builder.transform(child)))
+        except VisitError as exc:
+            if not isinstance(exc.orig_exc, RecipeError):
+                raise
+            found += [(child.meta.line, p) for p in each_problem(exc.orig_exc)]
+    if found:
+        found.sort(key=lambda item: (item[0], item[1].span.file != file, item[1].span.column))
+        problems = [p for _, p in found]
+        raise problems[0] if len(problems) == 1 else RecipeErrors(problems)
+    return ast.Program(file=file, source=text, statements=tuple(statements))
+
+
+#: A recipe with more syntax errors than this has its first ones reported.
+_MAX_SYNTAX_ERRORS = 50
+
+
+def _parse_tree(
+    source: SourceText, found: list[tuple[int, RecipeError]]
+) -> lark.Tree[Token] | None:
+    """Lark's tree of the recipe, every syntax error added to ``found``.
+
+    On an error (Lark's ``on_error``, LALR only) the statement being written is dropped
+    from the parser's stacks and the input is skipped to the next line, so parsing goes
+    on where the next statement starts: statements are one line each, so one mistake
+    costs one line. The tree then holds every good statement, and the builder's own
+    checks (durations, includes) still run on them.
+    """
+    reported: set[int] = set()
+
+    def record(exc: UnexpectedInput) -> None:
+        if id(exc) not in reported:
+            reported.add(id(exc))
+            error = syntax_error(source, exc)
+            found.append((error.span.line, error))
+
+    def recover(exc: UnexpectedInput) -> bool:
+        record(exc)
+        if len(found) >= _MAX_SYNTAX_ERRORS:
+            return False
+        parser = exc.interactive_parser
+        _drop_statement(parser.parser_state)
+        if isinstance(exc, UnexpectedToken) and exc.token.type in ("_NL", "$END"):
+            return True  # already at the start of the next line (or the end)
+        lexer = parser.lexer_thread.state
+        assert lexer is not None  # a parse under way has one
+        counter = lexer.line_ctr
+        newline = source.text.find("\n", counter.char_pos)
+        counter.feed(
+            source.text[counter.char_pos : len(source.text) if newline < 0 else newline + 1]
+        )
+        return True
+
     try:
-        statements = _Builder(source, search_path, chain).transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, RecipeError):
-            raise exc.orig_exc from None
-        raise
-    return ast.Program(file=file, source=text, statements=statements)
+        tree: lark.Tree[Token] = _lark().parse(source.text, on_error=recover)
+    except UnexpectedInput as exc:  # the last error, or one Lark would not resume after
+        record(exc)
+        return None
+    return tree
+
+
+_STATEMENT_STARTS = frozenset(
+    {"ALLOCATE", "BOOT", "ECHO", "FIX", "INCLUDE", "PARAM", "RUN", "SET", "WAIT", "DRIVER_CMD"}
+)
+
+
+def _drop_statement(state: Any) -> None:
+    """Pop the half-parsed statement (back to before its keyword) off an LALR parser's stacks."""
+    values: list[Any] = state.value_stack
+    for depth in range(len(values) - 1, -1, -1):
+        item = values[depth]
+        if isinstance(item, Token) and item.type in _STATEMENT_STARTS:
+            del values[depth:]
+            del state.state_stack[depth + 1 :]
+            return
+        if isinstance(item, Token) and item.type in ("_NL", "_SEMI"):
+            return
+        if isinstance(item, lark.Tree) and str(item.data).startswith("__start"):
+            return  # the finished lines before it: nothing is half-parsed
 
 
 # Control characters a recipe may not hold: C0 but tab and line ends, DEL, C1, and a
@@ -371,8 +447,9 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         try:
             body = _parse(body_text, display, self.search_path, self.chain).statements
         except RecipeError as exc:
-            if exc.hint is None:
-                exc.hint = f"(included from {span})"
+            for problem in each_problem(exc):
+                if problem.hint is None:
+                    problem.hint = f"(included from {span})"
             raise
         return ast.Include(span, text, path=path, resolved=display, body=body)
 

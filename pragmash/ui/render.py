@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
-from pragmash.errors import PragmashError, RecipeError, StepError
+from pragmash.errors import PragmashError, RecipeError, RecipeErrors, StepError
 from pragmash.textsafe import printable, printable_text
 
 # SGR colours by meaning: done is green, skipped yellow, failed red, interrupted magenta
@@ -192,6 +192,9 @@ class StepPrinter:
 
 def render_error(error: PragmashError) -> str:
     """An error as the user sees it: the message, where, the tool's own words."""
+    if isinstance(error, RecipeErrors) and len(error.problems) > 1:
+        shown = "\n".join("error: " + p.render() for p in error.problems)
+        return f"{shown}\n{plural(len(error.problems), 'problem')} in the recipe"
     if isinstance(error, RecipeError):
         return "error: " + error.render()
     text = f"error: {error.message}"
