@@ -103,6 +103,7 @@ class LibvirtEngine:
         self._conn: libvirt.virConnect | None = None
         self._host: HostInfo | None = None
         self._lock = threading.Lock()
+        self._host_lock = threading.Lock()  # boot workers render domains at once
         # domain handles by name, kept from a boot or a look-up: a state poll is then one
         # call, not two. A handle whose domain went away (or was redefined) fails with
         # VIR_ERR_NO_DOMAIN and is dropped; the name is then looked up anew.
@@ -165,17 +166,19 @@ class LibvirtEngine:
                 self._conn = None
 
     def host_info(self) -> HostInfo:
-        """What the host offers (emulator, KVM), read once from libvirt's capabilities."""
-        if self._host is None:
-            try:
-                caps = self._connection().getCapabilities()
-            except libvirt.libvirtError as exc:
-                raise StepError(
-                    f"cannot read capabilities of {self.uri}: {_libvirt_message(exc)}",
-                    stage="ve_driver/connect",
-                ) from exc
-            self._host = host_info_from_capabilities(caps)
-        return self._host
+        """What the host offers (emulator, KVM), read once from libvirt's capabilities
+        (once also when several boot workers render their first domains at once)."""
+        with self._host_lock:
+            if self._host is None:
+                try:
+                    caps = self._connection().getCapabilities()
+                except libvirt.libvirtError as exc:
+                    raise StepError(
+                        f"cannot read capabilities of {self.uri}: {_libvirt_message(exc)}",
+                        stage="ve_driver/connect",
+                    ) from exc
+                self._host = host_info_from_capabilities(caps)
+            return self._host
 
     # -- private networks (see pragmash.drivers.libvirt_network) ----------------
 

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from pragmash.driver_api import NodePlan, StageContext, StageResult
 from pragmash.engine import bootstep, stagecall
 from pragmash.engine.interpreter import StepReporter
+from pragmash.engine.vcfolder import VcFolder
 from pragmash.errors import StepError
 
 
@@ -45,6 +47,9 @@ class FakeEngine:
         self.booted: list[str] = []
         self.gate = gate
         self.lock = threading.Lock()
+
+    def state(self, name: str) -> str:
+        return "running" if name in self.booted else "shut off"
 
     def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
         if self.gate is not None and node.name == "n0":
@@ -95,38 +100,39 @@ class OneByOneDistro:
         return StageResult("done", "script ran")
 
 
+@dataclass(frozen=True)
+class RecordingFolder(VcFolder):
+    """A VC folder that records which node it staged, in order, and stages nothing."""
+
+    order: list[str] = field(default_factory=list)
+
+    def stage(self, node: NodePlan, **_how: object) -> Path:  # type: ignore[override]
+        self.order.append(node.name)
+        return self.disks / f"{node.name}.qcow2"
+
+
 def pipeline(
     engine: FakeEngine, distro: object, tmp_path: Path, staged: list[str]
 ) -> bootstep.BootPipeline:
-    nodes = {f"n{i}": plan(f"n{i}") for i in range(5)}
-    notes: list[str] = []
-
-    def stage(node: NodePlan) -> Path:
-        staged.append(node.name)
-        return tmp_path / f"{node.name}.qcow2"
-
-    def call_stage(stage_name: str, call: object, *args: object) -> StageResult:
-        assert callable(call)
-        result = call(*args)
-        assert isinstance(result, StageResult)
-        return result
-
     return bootstep.BootPipeline(
         engine=engine,  # type: ignore[arg-type]
         distro=distro,  # type: ignore[arg-type]
-        vc_out=tmp_path / "vc-out.xml",
-        ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml", note=notes.append),
-        call_stage=call_stage,
-        stage=stage,
-        plan=lambda name: nodes[name],
+        folder=RecordingFolder(tmp_path, staged),
+        staging="overlay",
+        cache_dir=tmp_path / "cache",
+        ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml"),
+        reporter=StepReporter(0, lambda _event: None),
         workers=3,
     )
 
 
 def test_a_batch_driver_gets_every_node_of_the_step_in_one_call(tmp_path: Path) -> None:
     engine, distro, staged = FakeEngine(), BatchDistro(), []  # type: ignore[var-annotated]
-    results = pipeline(engine, distro, tmp_path, staged).run([plan(f"n{i}") for i in range(5)])
+    pipe = pipeline(engine, distro, tmp_path, staged)
+    results = pipe.run([plan(f"n{i}") for i in range(5)])
     assert distro.calls == [["n0", "n1", "n2", "n3", "n4"]]
+    # the pipeline says which disk each node got; it changes no plan of the run's
+    assert pipe.staged == {f"n{i}": tmp_path / "disks" / f"n{i}.qcow2" for i in range(5)}
     assert sorted(staged) == sorted(engine.booted) == [f"n{i}" for i in range(5)]
     assert staged[0] == "n0"  # the first node is staged alone, warming the shared caches
     assert results["n3"] == "n3 started"
@@ -135,7 +141,7 @@ def test_a_batch_driver_gets_every_node_of_the_step_in_one_call(tmp_path: Path) 
 def test_past_max_drives_the_next_chunk_is_prepared_while_the_first_boots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bootstep, "MAX_DRIVES", 2)
+    monkeypatch.setattr(stagecall, "MAX_DRIVES", 2)
     gate = threading.Event()
     engine, distro, staged = FakeEngine(gate), BatchDistro(gate), []  # type: ignore[var-annotated]
     pipeline(engine, distro, tmp_path, staged).run([plan(f"n{i}") for i in range(5)])
@@ -194,7 +200,7 @@ def test_ctrl_c_during_a_parallel_boot_cancels_the_workers(
     cancel = threading.Event()
     pipe = pipeline(engine, OneByOneDistro(), tmp_path, [])
     pipe.ctx.cancelled = cancel.is_set
-    pipe.interrupted = cancel.set
+    pipe.interrupted = cancel
     pipe.disk_work = False
 
     main = threading.main_thread().ident
@@ -262,11 +268,11 @@ def test_each_host_boots_boot_parallelism_nodes_at_once(tmp_path: Path) -> None:
     booted = bootstep.BootPipeline(
         engine=engine,  # type: ignore[arg-type]
         distro=BatchDistro(),  # type: ignore[arg-type]
-        vc_out=tmp_path / "vc-out.xml",
+        folder=VcFolder(tmp_path),
+        staging="overlay",
+        cache_dir=tmp_path / "cache",
         ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml"),
-        call_stage=lambda _stage, call, *args: call(*args),
-        stage=lambda node: tmp_path / node.name,
-        plan=lambda name: nodes[name],
+        reporter=StepReporter(0, lambda _event: None, node_status=False),
         workers=workers,
         disk_work=False,
     ).run(list(nodes.values()))

@@ -112,3 +112,25 @@ def test_check_prints_three_checker_errors_for_three(tmp_path: Path) -> None:
     assert "compute[5] does not exist" in err
     assert "unknown variable '$nosuch'" in err
     assert err.rstrip().endswith("3 problems in the recipe")
+
+
+@pytest.mark.parametrize(
+    ("line", "word", "meant"),
+    [
+        ("wait compute up timout 5m", "timout", "timeout"),
+        ("wait frontend up timeoutt 5m", "timeoutt", "timeout"),
+        ('wait frontend consle "login:"', "consle", "console"),
+        ("fix all vai virt-v2v", "vai", "via"),
+    ],
+)
+def test_a_mistyped_keyword_inside_a_statement_gets_did_you_mean(
+    line: str, word: str, meant: str
+) -> None:
+    (problem,) = _problems(f"allocate 1\n{line}\n")
+    assert problem.message == f"unexpected '{word}' in '{line.split()[0]}'; did you mean '{meant}'?"
+    assert (problem.span.line, problem.span.column) == (2, line.index(word) + 1)
+
+
+def test_a_node_name_far_from_any_keyword_is_not_called_a_typo() -> None:
+    (problem,) = _problems("wait compute up calit2-frontend 5m\n")
+    assert "did you mean" not in problem.message

@@ -25,6 +25,7 @@ from pragmash.driver_api import NodePlan, StageContext
 from pragmash.drivers.script_dialects import TABLE, inspect_folder
 from pragmash.drivers.script_folder import ScriptFolderDriver
 from pragmash.engine import session
+from pragmash.engine.diskwork import DiskWork
 from pragmash.errors import ConfigError, StepError
 from pragmash.ui.cli import run as cli_run
 from pragmash.vc.site import DIALECTS, load_site
@@ -243,6 +244,7 @@ def _run(env: RunEnv, text: str, key: str | None = None) -> tuple[int, str]:
     )
     prep = session.prepare(options)
     prep.runtime.engine = RealDiskEngine("test:///default")
+    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
     run = session.start(prep)
     out, err = io.StringIO(), io.StringIO()
     rc = cli_run.finish(run, out, err)

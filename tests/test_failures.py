@@ -18,6 +18,7 @@ from test_lifecycle import RunEnv, make_env, vc_domains
 
 from pragmash.drivers.libvirt_engine import LibvirtEngine
 from pragmash.engine import session
+from pragmash.engine.diskwork import DiskWork
 from pragmash.ui.cli import run as cli
 
 pytestmark = pytest.mark.libvirt
@@ -112,6 +113,7 @@ def _run_with_real_disks(env: RunEnv, recipe: Path) -> tuple[int, str]:
     options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
     prep = session.prepare(options)
     prep.runtime.engine = RealDiskEngine("test:///default")
+    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
     run = session.start(prep)
     out, err = io.StringIO(), io.StringIO()
     rc = cli.finish(run, out, err)
@@ -145,6 +147,7 @@ def test_distro_driver_error(tmp_path: Path, testconn: libvirt.virConnect) -> No
     options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
     again = session.prepare(options, resuming=True)
     again.runtime.engine = RealDiskEngine("test:///default")
+    again.runtime.disk_work = DiskWork.of(again.runtime.engine, again.runtime.site)
     held = env.allocation()
     assert held is not None
     again.runtime.adopt(held)
@@ -158,6 +161,7 @@ def test_missing_image(env: RunEnv, testconn: libvirt.virConnect) -> None:
     options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
     prep = session.prepare(options)
     prep.runtime.engine = RealDiskEngine("test:///default")
+    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
     image = env.repo / "calit2" / "calit2-frontend.img.gz"
     image.unlink()  # gone between loading the VC and booting it
     run = session.start(prep)

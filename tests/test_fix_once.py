@@ -20,6 +20,7 @@ from test_failures import RealDiskEngine
 from test_lifecycle import RunEnv, make_env
 
 from pragmash.engine import session
+from pragmash.engine.diskwork import DiskWork
 from pragmash.images.staging import backing_of
 from pragmash.ui.cli import main as cli
 from pragmash.ui.cli import run as cli_run
@@ -50,6 +51,7 @@ def _run(env: RunEnv, text: str) -> tuple[int, str]:
     options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
     prep = session.prepare(options)
     prep.runtime.engine = RealDiskEngine("test:///default")
+    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
     run = session.start(prep)
     out, err = io.StringIO(), io.StringIO()
     rc = cli_run.finish(run, out, err)

@@ -13,6 +13,7 @@ from vmimage import TestImage, build_test_image
 from pragmash.driver_api import NodePlan, StageContext
 from pragmash.drivers.rocks6_client import Rocks6Client
 from pragmash.engine.fixstep import ImageFixer
+from pragmash.engine.vcfolder import VcFolder
 from pragmash.errors import StepError
 from pragmash.images.fixing import METHODS, convert_v2v, customize
 from pragmash.images.staging import stage_image
@@ -125,13 +126,12 @@ def fixer(tmp_path: Path) -> ImageFixer:
     return ImageFixer(
         distro=Rocks6Client(),
         cache_dir=tmp_path / "cache",
-        disks_dir=tmp_path / "disks",
+        folder=VcFolder(tmp_path),
         staging="overlay",
         ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml"),
         call_stage=lambda stage, call, *args: call(*args),
         template_source=lambda node: tmpl,
         is_running=lambda name: False,
-        log_dir=tmp_path,
     )
 
 

@@ -23,7 +23,9 @@ from pragmash.driver_api import HostInfo, NodePlan, StageContext
 from pragmash.drivers.libvirt_engine import LibvirtEngine
 from pragmash.drivers.rocks6_client import Rocks6Client
 from pragmash.engine import session
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.fixstep import ImageFixer
+from pragmash.engine.vcfolder import VcFolder
 from pragmash.images import fixing, inject
 from pragmash.images.tools import ToolResult
 from pragmash.store.journal import steps_of
@@ -190,13 +192,12 @@ def test_fix_tools_force_tcg_only_where_kvm_is_not_usable(
     fixer = ImageFixer(
         distro=Rocks6Client(),
         cache_dir=tmp_path / "cache",
-        disks_dir=tmp_path / "disks",
+        folder=VcFolder(tmp_path),
         staging="overlay",
         ctx=StageContext("vc", tmp_path, tmp_path / "vc-out.xml", notes.append, kvm_usable=kvm),
         call_stage=lambda stage, call, *args: call(*args),
         template_source=lambda node: source,
         is_running=lambda name: False,
-        log_dir=tmp_path,
     )
     report = fixer.fix([plan("vc-compute-0", "compute", source)], "virt-customize")
     [(argv, env)] = recorder.calls
@@ -221,6 +222,7 @@ def test_the_boot_steps_journal_says_which_acceleration_its_appliance_used(
         session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
     )
     prep.runtime.engine = RealDiskEngine("test:///default")
+    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
     run = session.start(prep)
     assert cli_run.finish(run, io.StringIO(), io.StringIO()) == 0
     [(_argv, env_vars)] = recorder.calls

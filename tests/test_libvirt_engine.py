@@ -245,7 +245,9 @@ class FakeClock:
 
 def waiter(engine: LibvirtEngine, clock: FakeClock, recorder: Recorder) -> Waiter:
     progress = recorder.context(Path("/nonexistent")).progress
-    return Waiter(engine, sleep=clock.sleep, clock=clock, progress=progress)
+    return Waiter(
+        engine, sleep=clock.sleep, clock=clock, progress=progress, simulated=engine.simulated
+    )
 
 
 def test_one_waiter_waits_for_states_and_times_out_with_each_nodes_state(

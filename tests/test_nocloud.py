@@ -446,11 +446,12 @@ def test_scale_removal_takes_the_seeds_with_the_disks(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from pragmash.engine.scalesteps import ScaleExecutor, scale_program
+    from pragmash.engine.vcfolder import VcFolder
     from pragmash.images.nocloud import seed_volume_path
 
     program = scale_program(3, 1)
     remove = next(s for s in program.statements if s.text.startswith("remove"))
-    runtime = SimpleNamespace(temp_dir=tmp_path, vcname="calit2")
+    runtime = SimpleNamespace(folder=VcFolder(tmp_path), vcname="calit2")
     kept, gone = seed_volume_path(tmp_path, "calit2-compute-0"), []
     for name in ("calit2-compute-0", "calit2-compute-1", "calit2-compute-2"):
         seed = seed_volume_path(tmp_path, name)

@@ -47,6 +47,50 @@ def test_every_statement_word_has_help() -> None:
     assert driver is not None and "ve_driver/CMD ARGS…" in driver
 
 
+def test_help_lists_every_command_whole_and_every_topic_by_name(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    listing = d.type("help")
+    # the help entry is its whole first paragraph, not cut at the docstring's line break
+    assert "a statement's grammar and example (`help boot`); `help error`: what the last" in (
+        " ".join(listing.split())
+    )
+    assert ",," not in listing and "when," not in listing
+    topics = " ".join(listing.split()).split("(lines, ")[1]
+    assert (
+        topics.startswith("statements, allocate, fix,") and "targets, built-in, errors)" in topics
+    )
+    # each listed topic answers
+    for word in ("lines", "comments", "statements", "targets", "built-in", "variables", "errors"):
+        assert "no such command" not in d.type(f"help {word}"), word
+
+
+def test_help_targets_and_built_in_keep_their_tables() -> None:
+    targets = statement_help("targets")
+    assert targets is not None
+    assert "`compute[i:j]`  computes i up to, not including, j" in targets
+    assert "a node's name   that node (`calit2-compute-0`)" in targets
+    variables = statement_help("built-in")
+    assert variables is not None and variables == statement_help("variables")
+    for name in ("$vcname", "$num_compute", "$base_path", "$temp_dir", "$vc_out", "$num_nodes"):
+        assert f"`{name}`" in variables, name
+    wait = statement_help("wait")
+    assert wait is not None and "`port:N`" in wait  # a statement's table too
+
+
+def test_a_mistyped_command_gets_did_you_mean(
+    recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    d = Driver(recipe, pipe)
+    assert "unknown command 'shwo'; did you mean 'show'?" in d.type("shwo nodes")
+    assert "did you mean 'next'?" in d.type("nxt")
+    assert "did you mean 'show'?" in d.type("help shwo")
+    # a mistyped statement is the parser's to name
+    assert "unknown statement 'boto'" in d.type("boto frontend")
+    assert "did you mean 'boot'?" in d.type("boto frontend")
+
+
 def test_help_error_explains_the_last_failure(
     recipe: Path, pipe: PipeInput, testconn: libvirt.virConnect
 ) -> None:

@@ -7,15 +7,19 @@ The cost of a boot step must not grow with its node count more than it has to:
 * a driver that can prepare many disks at once (:class:`~pragmash.driver_api.BatchPreBoot`:
   the bundled distro drivers) gets every node of the step in ONE call, so one
   libguestfs appliance launch writes all their files; past ``MAX_DRIVES`` disks the
-  next launch overlaps with the boots of the nodes already prepared;
+  next launch overlaps with the boots of the nodes already prepared
+  (:func:`~pragmash.engine.stagecall.pre_boot_in_chunks`);
 * other drivers (a site's script folder) run pre_boot per node, each node's
   stage → pre_boot → start on a worker, overlapping with the other nodes' boots;
 * the engine starts domains on the same workers, ``boot_parallelism`` at once on each
   host the step's nodes are placed on (a site of many hosts boots them side by side),
   while the head node's own work (staging, pre_boot) stays at ``boot_parallelism``.
 
-Every node is let finish before the first failure is raised, so no boot is left
-half-done behind the error.
+The pipeline is given the step's nodes as planned (a seeded node's with the recipe's
+``$cloud_config``) and owns nothing of the run: its workers stage disks into the
+VC's folder and boot, and :attr:`BootPipeline.staged` says which disk each node got,
+for the runtime (the one owner of the run's nodes) to record once the step is over. Every node is let finish before the first failure
+is raised, so no boot is left half-done behind the error.
 """
 
 from __future__ import annotations
@@ -36,38 +40,38 @@ from pragmash.driver_api import (
     StageContext,
     StageResult,
 )
-from pragmash.errors import StepError
-from pragmash.images.inject import MAX_DRIVES
+from pragmash.engine.interpreter import StepReporter
+from pragmash.engine.stagecall import PRE_BOOT, call_stage, pre_boot_in_chunks
+from pragmash.engine.vcfolder import VcFolder, with_first_disk
+from pragmash.images.staging import Mode
 
-PRE_BOOT = "vc_driver/pre_boot"
 T = TypeVar("T")
-CallStage = Callable[..., StageResult]  # (stage name, driver method, *args) -> result
 
 
 @dataclass
 class BootPipeline:
-    """Boots one step's nodes for one VC; the runtime supplies how to stage and call stages."""
+    """Boots one step's nodes for one VC."""
 
     engine: EngineDriver
     distro: DistroDriver
-    vc_out: Path
+    folder: VcFolder  # where disks are staged, and the vc-out.xml pre_boot puts in
+    staging: Mode
+    cache_dir: Path
     ctx: StageContext
-    call_stage: CallStage
-    stage: Callable[[NodePlan], Path]  # the node's own disk, staged on first need
-    plan: Callable[[str], NodePlan]  # the node's plan as it is now (after staging)
+    reporter: StepReporter
+    #: Set when Ctrl-C reaches the main thread while workers run: the stages'
+    #: ``ctx.cancelled()`` reads it, so their waits end instead of running on.
+    interrupted: threading.Event = field(default_factory=threading.Event)
     workers: int = 4
     disk_work: bool = True  # False on a simulated engine: nothing to stage or inject
-    #: Called when Ctrl-C reaches the main thread while workers run: it makes the
-    #: stages' ``ctx.cancelled()`` true, so their waits end instead of running on.
-    interrupted: Callable[[], None] = lambda: None
-    # what one node is doing now (name, detail, booted yet), for a front end's live view
-    doing: Callable[[str, str, bool], None] = lambda _name, _detail, _done: None
     #: The plan the engine boots from, given the node's plan after pre_boot: on a host
     #: that does not share the head node's disks, its disk sent there (host_disks).
     before_start: Callable[[NodePlan], NodePlan] = lambda node: node
+    #: Each node's staged disk, by name, as the workers staged them (read it after run).
+    staged: dict[str, Path] = field(default_factory=dict, init=False)
     #: What pre_boot's appliance ran under (``{"appliance": "KVM"}``), for the step's
     #: journal entry: the step's own message says what the engine did.
-    appliance: dict[str, str] = field(default_factory=dict)
+    appliance: dict[str, str] = field(default_factory=dict, init=False)
     # at most ``workers`` at once: each host's boots, and the head node's own disk work
     _hosts: dict[str, threading.BoundedSemaphore] = field(default_factory=dict, init=False)
     _head: threading.BoundedSemaphore = field(init=False)
@@ -79,84 +83,95 @@ class BootPipeline:
         self._head = threading.BoundedSemaphore(self.workers)
         workers = max(1, min(self.workers * len(hosts), len(nodes)))
         for node in nodes:
-            self.doing(node.name, "waiting to boot", False)
+            self._doing(node.name, "waiting to boot")
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
             try:
                 if not self.disk_work:
-                    futures = {n.name: pool.submit(self._start, n.name) for n in nodes}
+                    futures = {n.name: pool.submit(self._start, n) for n in nodes}
                 elif isinstance(self.distro, BatchPreBoot):
                     futures = self._batched(nodes, pool, self.distro)
                 else:
                     futures = {n.name: pool.submit(self._one_by_one, n) for n in nodes}
-                return _results(futures, self.interrupted)
+                return _results(futures, self.interrupted.set)
             except KeyboardInterrupt:  # before the pool's exit waits for the workers
-                self.interrupted()
+                self.interrupted.set()
                 raise
 
-    def _start(self, name: str) -> str:
-        self.doing(name, "ve_driver/boot: starting the domain", False)
-        planned = self.plan(name)
-        with self._hosts.get(planned.host) or self._head:
-            node = self.before_start(planned)
-            result = self.call_stage("ve_driver/boot", self.engine.boot, node, self.ctx)
-        said = result.message or f"{name} started"
-        self.doing(name, said, True)
+    def _doing(self, name: str, detail: str, done: bool = False) -> None:
+        """What one node is doing now, for a front end's live view (its state is asked
+        only when a front end shows it)."""
+        self.reporter.node(name, lambda: self.engine.state(name), detail, reached=done)
+
+    def _stage(self, node: NodePlan) -> NodePlan:
+        """The node's plan on its own staged disk (staged now on first need)."""
+        disk = self.folder.stage(
+            node, mode=self.staging, cache_dir=self.cache_dir, progress=self.ctx.progress
+        )
+        self.staged[node.name] = disk
+        return with_first_disk(node, disk)
+
+    def _staged(self, node: NodePlan) -> NodePlan:
+        with self._head:
+            return self._stage(node)
+
+    def _start(self, node: NodePlan) -> str:
+        self._doing(node.name, "ve_driver/boot: starting the domain")
+        with self._hosts.get(node.host) or self._head:
+            result = call_stage(
+                "ve_driver/boot", self.reporter, self.engine.boot, self.before_start(node), self.ctx
+            )
+        said = result.message or f"{node.name} started"
+        self._doing(node.name, said, True)
         return said
 
     def _one_by_one(self, node: NodePlan) -> str:
         with self._head:
-            self.doing(node.name, "staging its disk", False)
-            disk = self.stage(node)
-            self.doing(node.name, "vc_driver/pre_boot", False)
-            result = self.call_stage(
-                PRE_BOOT, self.distro.pre_boot, self.plan(node.name), disk, self.vc_out, self.ctx
+            self._doing(node.name, "staging its disk")
+            staged = self._stage(node)
+            self._doing(node.name, PRE_BOOT)
+            result = call_stage(
+                PRE_BOOT,
+                self.reporter,
+                self.distro.pre_boot,
+                staged,
+                Path(staged.disks[0]),
+                self.folder.vc_out,
+                self.ctx,
             )
         self._keep_appliance([result])
-        return self._start(node.name)
+        return self._start(staged)
 
     def _keep_appliance(self, results: Iterable[StageResult]) -> None:
         for result in results:
             if "appliance" in result.products:
                 self.appliance["appliance"] = result.products["appliance"]
 
-    def _staged(self, node: NodePlan) -> Path:
-        with self._head:
-            return self.stage(node)
-
     def _batched(
         self, nodes: Sequence[NodePlan], pool: ThreadPoolExecutor, distro: BatchPreBoot
     ) -> dict[str, Future[str]]:
         """Stage all, then one pre_boot call per chunk of disks; each chunk boots while
         the next is prepared."""
-        disks: dict[str, Path] = {nodes[0].name: self.stage(nodes[0])}  # warms shared caches
+        staged = {nodes[0].name: self._stage(nodes[0])}  # warms the shared caches
         staging = {n.name: pool.submit(self._staged, n) for n in nodes[1:]}
-        disks.update(_results(staging, self.interrupted))
+        staged.update(_results(staging, self.interrupted.set))
+        pairs = [(staged[n.name], Path(staged[n.name].disks[0])) for n in nodes]
+
+        def preparing(chunk: Sequence[tuple[NodePlan, Path]]) -> None:
+            for node, _disk in chunk:
+                self._doing(node.name, f"{PRE_BOOT} ({len(chunk)} disks at once)")
+
         futures: dict[str, Future[str]] = {}
         try:
-            for first in range(0, len(nodes), MAX_DRIVES):
-                chunk = nodes[first : first + MAX_DRIVES]
-                pairs = [(self.plan(n.name), disks[n.name]) for n in chunk]
-                for node in chunk:
-                    self.doing(node.name, f"vc_driver/pre_boot ({len(chunk)} disks at once)", False)
-                try:
-                    results = distro.pre_boot_many(pairs, self.vc_out, self.ctx)
-                except OSError as err:
-                    raise StepError(f"{PRE_BOOT}: {err}", stage=PRE_BOOT) from err
-                _note_shared(results, self.ctx)
+            for chunk, results in pre_boot_in_chunks(
+                distro, pairs, self.folder.vc_out, self.ctx, self.reporter, preparing
+            ):
                 self._keep_appliance(results.values())
-                for node in chunk:
-                    futures[node.name] = pool.submit(self._start, node.name)
+                for node, _disk in chunk:
+                    futures[node.name] = pool.submit(self._start, node)
         except BaseException:
-            _results(futures, self.interrupted)  # let the nodes booting finish, then report
+            _results(futures, self.interrupted.set)  # let the nodes booting finish, then report
             raise
         return futures
-
-
-def _note_shared(results: dict[str, StageResult], ctx: StageContext) -> None:
-    """One line for the whole batch instead of one per node."""
-    messages = {r.message for r in results.values() if r.message}
-    for message in sorted(messages):
-        ctx.note(f"vc_driver/pre_boot: {message}")
 
 
 def _result(future: Future[T]) -> T:

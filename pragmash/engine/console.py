@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 
 from pragmash.driver_api import Consoles, ConsoleStream, EngineDriver
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.hosts import locate
 from pragmash.engine.registry import load_engine
 from pragmash.errors import UserError
@@ -43,12 +44,12 @@ def resolve_node(word: str, names: Sequence[str], frontend: str, vcname: str) ->
     )
 
 
-def console_of(engine: EngineDriver, uri: str, name: str) -> ConsoleStream:
-    """The console of node ``name`` on ``engine``; an engine without consoles says so."""
-    if engine.simulated:
+def console_of(engine: EngineDriver, disk_work: DiskWork, name: str) -> ConsoleStream:
+    """The console of node ``name`` on ``engine``; an engine without consoles says so
+    (``disk_work``: whether the engine is simulated, the run's or the command's answer)."""
+    if disk_work.simulated:
         raise UserError(
-            f"{name}: there is no console to attach to: the engine is simulated ({uri}), its"
-            " domains run no guest and have no serial port",
+            disk_work.no_console(name),
             hint="on a site with a real engine (qemu:///system …) `pragmash console` attaches"
             " to the node's serial console",
         )
@@ -69,4 +70,4 @@ def open_node_console(site: SiteConfig, vcname: str, node: str) -> tuple[str, Co
     name = resolve_node(node, names, held.frontend.name, vcname)
     engine = load_engine(site)
     locate(engine, held)
-    return name, console_of(engine, site.uri, name)
+    return name, console_of(engine, DiskWork.of(engine, site), name)

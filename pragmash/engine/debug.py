@@ -70,13 +70,13 @@ class DebugRun:
     @property
     def simulated(self) -> bool:
         """True on a simulated engine (``test:///``): no disks, no consoles."""
-        return self._runtime.engine.simulated
+        return self._runtime.disk_work.simulated
 
     @property
     def domains_outlive_process(self) -> bool:
         """False where the engine lives inside this process (``test:///default``):
         its domains end when pragmash does, so there is nothing to shut down later."""
-        return not self.uri.startswith("test://")
+        return self._runtime.disk_work.real
 
     @property
     def state_dir(self) -> Path:
@@ -139,7 +139,7 @@ class DebugRun:
         names = self.resolve_nodes(text)
         if len(names) != 1:
             raise UserError(f"console {text}: names {len(names)} nodes; expected one")
-        return names[0], console_of(self._runtime.engine, self._runtime.site.uri, names[0])
+        return names[0], console_of(self._runtime.engine, self._runtime.disk_work, names[0])
 
     def node_views(self) -> list[NodeView]:
         """Every node's state and last console line, asked of the engine now."""

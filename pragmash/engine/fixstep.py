@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pragmash.driver_api import DistroDriver, FixIdentity, NodePlan, StageContext, StageResult
+from pragmash.engine.vcfolder import VcFolder
 from pragmash.errors import StepError
 from pragmash.images.basecache import FixedBase, FixKey, base_meta, fixed_base, is_fixed_base
 from pragmash.images.fixing import METHODS, convert_v2v, customize
@@ -32,7 +33,6 @@ from pragmash.images.staging import (
     decompress_cached,
     image_info,
     stage_image,
-    staged_path,
     standalone_qcow2,
 )
 from pragmash.images.tools import accel_words
@@ -74,13 +74,12 @@ class ImageFixer:
 
     distro: DistroDriver
     cache_dir: Path
-    disks_dir: Path
+    folder: VcFolder  # the VC's: its nodes' disks are staged there, the fix logs kept
     staging: Mode
     ctx: StageContext
     call_stage: CallStage
     template_source: Callable[[NodePlan], Path]
     is_running: Callable[[str], bool]
-    log_dir: Path
     timeout: float = 3600.0
 
     def fix(self, nodes: Sequence[NodePlan], method: str) -> FixReport:
@@ -127,7 +126,7 @@ class ImageFixer:
     # -- which image a node's fix starts from ---------------------------------------------
 
     def _staged(self, node: NodePlan) -> Path | None:
-        path = staged_path(self.disks_dir, node.name, self.staging)
+        path = self.folder.staged(node.name, self.staging)
         return path if path.is_file() else None
 
     def _fixed_base_of(self, node: NodePlan) -> Path | None:
@@ -194,7 +193,7 @@ class ImageFixer:
         base = source
         if source.name.endswith(".gz"):
             base = decompress_cached(source, self.cache_dir, self.ctx.progress)
-        log = self.log_dir / f"fix-{source.name.split('.')[0]}.log"
+        log = self.folder.fix_log(source)
         self.ctx.note(
             f"fixing {source.name} via {method}, appliance under "
             f"{accel_words(self.ctx.kvm_usable)} (log: {log})"
@@ -243,7 +242,7 @@ class ImageFixer:
             return staged
         return stage_image(
             self.template_source(node),
-            self.disks_dir,
+            self.folder.disks,
             node.name,
             mode=self.staging,
             cache_dir=self.cache_dir,
@@ -267,7 +266,7 @@ class ImageFixer:
             staged.unlink()
         return stage_image(
             base,
-            self.disks_dir,
+            self.folder.disks,
             node.name,
             mode=self.staging,
             cache_dir=self.cache_dir,

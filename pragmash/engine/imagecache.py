@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pragmash.engine.vcfolder import VcFolder
 from pragmash.images.basecache import CacheEntry, list_entries, remove_entry
 from pragmash.images.staging import backing_of
 from pragmash.vc.site import SiteConfig
@@ -47,7 +48,7 @@ def _users(site: SiteConfig) -> dict[Path, set[str]]:
     if not site.temp_dir.is_dir():
         return users
     for vc_dir in sorted(site.temp_dir.iterdir()):
-        disks = vc_dir / "disks"
+        disks = VcFolder(vc_dir).disks
         if not disks.is_dir():
             continue
         for disk in sorted(disks.glob("*.qcow2")):

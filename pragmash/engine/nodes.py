@@ -16,9 +16,8 @@ from pathlib import Path
 
 from pragmash.driver_api import NodePlan, SeedPlan, StageContext, UpTest
 from pragmash.engine.overrides import Memory
+from pragmash.engine.vcfolder import VcFolder
 from pragmash.errors import StepError
-from pragmash.images.nocloud import seed_volume_path
-from pragmash.images.staging import staged_path
 from pragmash.store.allocation import Allocation
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcin import VcIn
@@ -49,6 +48,7 @@ def node_plans(
     settings go in as a NoCloud seed (in the VC's folder) instead of into its disk.
     """
     templates = {"frontend": vcin.frontend, "compute": vcin.compute}
+    folder = VcFolder(temp_dir)
     nodes: dict[str, NodePlan] = {}
     for lease in allocation.nodes:
         tmpl = templates[lease.role]
@@ -72,16 +72,14 @@ def node_plans(
             if old
             else _disks_of(lease.name, tmpl.disk_paths, site, temp_dir, simulated),
             domain_type=domain_type,
-            console_log=None if simulated else str(temp_dir / f"{lease.name}.console.log"),
+            console_log=None if simulated else str(folder.console_log(lease.name)),
             private_ip=lease.private_ip,
             host=lease.host,
             public_ip=lease.public_ip,
             up_tests=up_tests,
             authorized_keys=authorized_keys,
             memory_mib=memory.of(lease.role) if memory is not None and memory.given else None,
-            seed=SeedPlan(str(seed_volume_path(temp_dir, lease.name)))
-            if seeds and not simulated
-            else None,
+            seed=SeedPlan(str(folder.seed(lease.name))) if seeds and not simulated else None,
             graphics_listen=site.graphics_listen,
         )
     return nodes
@@ -97,7 +95,7 @@ def _disks_of(
     """
     disks = [str(p) for p in template_disks]
     if disks and not simulated:
-        staged = staged_path(temp_dir / "disks", name, site.staging)
+        staged = VcFolder(temp_dir).staged(name, site.staging)
         if staged.is_file():
             disks[0] = str(staged)
     return tuple(disks)
@@ -114,7 +112,7 @@ def network_for(site: SiteConfig, source: str | None) -> str:
 
 def vc_temp_dir(site: SiteConfig, vcname: str) -> Path:
     """The VC's own folder: staged disks, vc-out.xml, console and tool logs."""
-    return site.temp_dir / vcname
+    return VcFolder.of(site, vcname).path
 
 
 def stage_context(
@@ -133,11 +131,11 @@ def stage_context(
     ``auto`` the engine's ``host_info().kvm_usable`` (:func:`resolve_domain_type`): so
     the appliances use KVM exactly where the nodes do, and TCG is forced elsewhere.
     """
-    temp = vc_temp_dir(site, vcname)
+    folder = VcFolder.of(site, vcname)
     return StageContext(
         vcname=vcname,
-        temp_dir=temp,
-        vc_out_path=temp / "vc-out.xml",
+        temp_dir=folder.path,
+        vc_out_path=folder.vc_out,
         note=note,
         progress=progress,
         cancelled=cancelled,
@@ -152,12 +150,3 @@ def template_source(vcin: VcIn, node: NodePlan) -> Path:
     if tmpl is None or not tmpl.disk_paths:
         raise StepError(f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage")
     return Path(tmpl.disk_paths[0])
-
-
-def host_uris(site: SiteConfig, nodes: Sequence[NodePlan]) -> str:
-    """The URIs of the hosts ``nodes`` are placed on, for a step's message (``a, b``).
-
-    A note that names an engine names each node's own host, not the site's first.
-    """
-    used = {n.host for n in nodes}
-    return ", ".join(h.uri for h in site.hosts if h.name in used) or site.uri

@@ -41,6 +41,7 @@ from typing import Any
 
 from pragmash.driver_api import EngineDriver
 from pragmash.engine import private_network
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.events import EventSink, ignore
 from pragmash.engine.hosts import locate
 from pragmash.engine.interpreter import Executor, Interpreter
@@ -281,13 +282,15 @@ def load(
     vc_in_path = repo.vc_in_path(vcname)
     vcin = load_vc_in(vc_in_path, shown=repo.shown(vc_in_path))
     made = program(config)
+    engine = load_engine(config)
     runtime = Runtime(
         site=config,
         vcname=vcname,
         vcin=vcin,
         ledger=opened.ledger,
-        engine=load_engine(config),
+        engine=engine,
         distro=load_distro(vcin.driver, config, where=f"{vcin.path}: /vc/driver"),
+        disk_work=DiskWork.of(engine, config),  # the one place a run decides it
         variables=dict(options.sets),
         allow_run=options.allow_run,
         key=options.key,

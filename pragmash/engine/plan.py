@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass
 
 from pragmash.engine import private_network
+from pragmash.engine.diskwork import PLAN_SKIPPED
 from pragmash.engine.hosts import preview_placement
 from pragmash.engine.session import Prepared
 from pragmash.errors import RecipeError
@@ -81,8 +82,7 @@ class _Planner(ast.StatementVisitor[list[str], None]):
         self.fe = frontend_name(self.vcname)
         self.held = alloc_mod.current_allocation(prep.ledger, self.vcname)
         self.computes = [c.name for c in self.held.computes] if self.held is not None else None
-        self.simulated = prep.runtime.engine.simulated
-        self.disk_note = " (skipped: simulated engine)" if self.simulated else ""
+        self.disk_note = PLAN_SKIPPED if prep.runtime.disk_work.simulated else ""
 
     def value(self, word: ast.Word | None) -> str:
         """The word as the run would see it so far; an unknown variable stays ``$NAME``."""
@@ -153,10 +153,7 @@ class _Planner(ast.StatementVisitor[list[str], None]):
         )
 
     def visit_wait_clock(self, stmt: ast.WaitClock, actions: list[str]) -> None:
-        actions.append(
-            f"wait {self.value(stmt.duration)}"
-            + (" (skipped: simulated engine)" if self.simulated else "")
-        )
+        actions.append(f"wait {self.value(stmt.duration)}{self.disk_note}")
 
     def visit_echo(self, stmt: ast.Echo, actions: list[str]) -> None:
         actions.append("echo: " + " ".join(self.value(w) for w in stmt.words))

@@ -47,7 +47,6 @@ from pragmash.engine.readiness import Goal
 from pragmash.engine.runtime import Runtime
 from pragmash.engine.session import provide
 from pragmash.errors import Span, StepError, UserError
-from pragmash.images.staging import staged_path
 from pragmash.language import ast
 from pragmash.store.journal import RunRecord, acquire_lock, lock_holder, run_outcome
 from pragmash.vc.names import validate_name
@@ -306,10 +305,10 @@ class PowerExecutor:
         if state == "absent":
             return "its domain is not defined"
         runtime = self.runtime
-        if runtime.engine.simulated:
+        if runtime.disk_work.simulated:
             return ""
         disk = Path(node.disks[0]) if node.disks else None
-        if disk is None or disk.parent != runtime.temp_dir / "disks" or not disk.is_file():
+        if disk is None or not runtime.folder.holds(disk) or not disk.is_file():
             return "its staged disk is missing"
         return ""
 
@@ -419,10 +418,9 @@ def _provide_if_needed(prep: Prepared, plan: PowerPlan, on_event: EventSink) -> 
     (a web repository's are fetched into the cache); the nodes are then made anew."""
     runtime = prep.runtime
     held = runtime.allocation
-    if plan.kind != "start" or runtime.engine.simulated or held is None:
+    if plan.kind != "start" or runtime.disk_work.simulated or held is None:
         return
-    disks = runtime.temp_dir / "disks"
-    if all(staged_path(disks, n.name, prep.site.staging).is_file() for n in held.nodes):
+    if all(runtime.folder.staged(n.name, prep.site.staging).is_file() for n in held.nodes):
         return
     provide(prep, on_event)
     runtime.nodes = {}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pragmash.driver_api import DEFAULT_UP_TESTS, UP_MARKER, EngineDriver, NodePlan, UpTest
+from pragmash.engine.diskwork import NO_GUEST
 from pragmash.errors import StepError
 
 STAGE = "ve_driver/wait"
@@ -75,6 +76,8 @@ class Waiter:
     default_up: tuple[UpTest, ...] = DEFAULT_UP_TESTS
     #: each node's (name, state, last console line, reached) every round, for a live view
     node_status: Callable[[str, str, str, bool], None] | None = None
+    #: The run's decision (:class:`~pragmash.engine.diskwork.DiskWork`): no guest to ask.
+    simulated: bool = False
 
     def wait(self, nodes: Sequence[NodePlan], goal: Goal, timeout: float) -> dict[str, str]:
         """Each node's name and how it reached the goal (``the QEMU guest agent answered``)."""
@@ -131,8 +134,8 @@ class Waiter:
             raise self._gone(node, state, goal)
         if state != "running":
             return None  # paused, starting, in shutdown: it may yet come up
-        if self.engine.simulated:
-            return "running (the engine is simulated: no guest to ask)"
+        if self.simulated:
+            return NO_GUEST
         lines = self.engine.console_tail(node.name, CONSOLE_LINES)
         if goal.kind == "console":
             return next((f"console: {line.strip()}" for line in lines if goal.text in line), None)
@@ -177,7 +180,7 @@ class Waiter:
     def _timed_out(self, pending: list[NodePlan], goal: Goal, timeout: float) -> StepError:
         states = [f"{n.name}: {self.engine.state(n.name)}" for n in pending]
         held = ""
-        if goal.kind == "up" and not self.engine.simulated:
+        if goal.kind == "up" and not self.simulated:
             tests = pending[0].up_tests or self.default_up
             held = " (held to: " + ", or ".join(t.describe() for t in tests) + ")"
         tail: list[str] = []

@@ -7,8 +7,6 @@ allocating again: the leases, staged disks and journal stay.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from pragmash.engine.session import Prepared
 from pragmash.errors import UserError
 from pragmash.images.provision import provide_images
@@ -78,7 +76,5 @@ def reload_vc_in(prep: Prepared) -> list[str]:
     for name, role in unstaged.items():
         tmpl = new.frontend if role == "frontend" else new.compute
         assert tmpl is not None
-        runtime.nodes[name] = replace(
-            runtime.nodes[name], disks=tuple(str(p) for p in tmpl.disk_paths)
-        )
+        runtime.set_disks(name, tmpl.disk_paths)
     return changed

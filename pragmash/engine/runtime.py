@@ -17,7 +17,6 @@ meaning is :mod:`~pragmash.engine.readiness`'s), :mod:`~pragmash.engine.host_com
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from pragmash.driver_api import (
 from pragmash.engine import private_network, seeding
 from pragmash.engine.access import vc_access
 from pragmash.engine.bootstep import BootPipeline
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.folder_scripts import folder_script_call, site_allocate
 from pragmash.engine.guest_agent import Clock
@@ -46,13 +46,13 @@ from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
 from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.engine.nodes import host_uris, node_plans, stage_context, template_source, vc_temp_dir
+from pragmash.engine.nodes import node_plans, stage_context, template_source
 from pragmash.engine.overrides import Memory, check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
 from pragmash.engine.stagecall import call_distro_stages, call_stage
+from pragmash.engine.vcfolder import VcFolder, with_disks
 from pragmash.engine.waiting import sleep_with_progress, wait_for_goal
-from pragmash.errors import RecipeError, StepError, UserError
-from pragmash.images.staging import stage_image
+from pragmash.errors import RecipeError, UserError
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
 from pragmash.language.sources import source_line
@@ -64,8 +64,6 @@ from pragmash.store.ledger import Ledger
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcin import VcIn
 from pragmash.vc.vcout import write_vc_out
-
-SIMULATED = "skipped: the engine is simulated ({uri}), so there is no disk to {what}"
 
 
 @dataclass
@@ -79,6 +77,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
     ledger: Ledger
     engine: EngineDriver
     distro: DistroDriver
+    disk_work: DiskWork  # real or none: decided once, when the run was opened
     variables: dict[str, str] = field(default_factory=dict)
     allow_run: bool = False
     sleep: Callable[[float], None] = time.sleep
@@ -94,12 +93,16 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
     # -- paths ------------------------------------------------------------------------
 
     @property
+    def folder(self) -> VcFolder:
+        return VcFolder.of(self.site, self.vcname)
+
+    @property
     def temp_dir(self) -> Path:
-        return vc_temp_dir(self.site, self.vcname)
+        return self.folder.path
 
     @property
     def vc_out_path(self) -> Path:
-        return self.temp_dir / "vc-out.xml"
+        return self.folder.vc_out
 
     def context(self, reporter: StepReporter) -> StageContext:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +171,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             self.site,
             self.temp_dir,
             domain_type=self.domain_type,
-            simulated=self.engine.simulated,
+            simulated=self.disk_work.simulated,
             previous=self.nodes,
             private_network=self.private_network_plan(allocation.vlan).attach,
             up_tests=self.up_tests,
@@ -310,11 +313,11 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         method = self.word(stmt.method)
         nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
-        if self.engine.simulated:
+        if self.disk_work.simulated:
             what = (
                 f"fix via {method} (pre_fix, fix, post_fix) for {', '.join(n.name for n in nodes)}"
             )
-            return StepOutcome("skipped", SIMULATED.format(uri=self.site.uri, what=what))
+            return StepOutcome("skipped", self.disk_work.skipped(what))
         return self.fix(nodes, method, ctx, reporter)
 
     def fix(
@@ -324,18 +327,16 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         fixer = ImageFixer(
             distro=self.distro,
             cache_dir=self.site.image_cache,
-            disks_dir=self.temp_dir / "disks",
+            folder=self.folder,
             staging=self.site.staging,
             ctx=ctx,
-            call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
+            call_stage=lambda stage, call, *args: call_stage(stage, reporter, call, *args),
             template_source=lambda node: template_source(self.vcin, node),
             is_running=lambda name: self.engine.state(name) == "running",
-            log_dir=self.temp_dir,
         )
         report = fixer.fix(nodes, method)
         for name, disk in report.disks.items():
-            node = self.nodes[name]
-            self.nodes[name] = dataclasses.replace(node, disks=(str(disk), *node.disks[1:]))
+            self.set_disks(name, (disk, *self.nodes[name].disks[1:]))
         products = {name: str(disk) for name, disk in report.disks.items()}
         for base in report.bases:
             products[f"base {base.key.digest[:12]}"] = str(base.path)
@@ -364,36 +365,36 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         pipeline = BootPipeline(
             engine=self.engine,
             distro=self.distro,
-            vc_out=self.vc_out_path,
+            folder=self.folder,
+            staging=self.site.staging,
+            cache_dir=self.site.image_cache,
             ctx=ctx,
-            call_stage=lambda stage, call, *args: self._stage_call(stage, reporter, call, *args),
-            stage=lambda node: self.stage(node, ctx),
-            plan=lambda name: seeding.plan_now(self.nodes, name, self.variables),
+            reporter=reporter,
+            interrupted=self.interrupted,
             workers=self.site.boot_parallelism,
-            disk_work=not self.engine.simulated,
-            interrupted=self.interrupted.set,
-            doing=lambda name, detail, done: reporter.node(
-                name, lambda: self.engine.state(name), detail, reached=done
-            ),
+            disk_work=self.disk_work.real,
             before_start=host_disks_for(self.site, self.engine, ctx),
         )
-        results = pipeline.run(nodes)
+        # a seeded node boots with the recipe's $cloud_config as it is at this step
+        planned = [seeding.plan_now(self.nodes, n.name, self.variables) for n in nodes]
+        try:
+            results = pipeline.run(planned)
+        finally:  # the disks staged, even by a boot that failed, are the nodes' now
+            for name, disk in pipeline.staged.items():
+                self.set_disks(name, (disk, *self.nodes[name].disks[1:]))
         started = [n.name for n in nodes if results[n.name] == f"{n.name} started"]
         others = [results[n.name] for n in nodes if results[n.name] != f"{n.name} started"]
         # a node that was already running is said so: "started" would hide a stale domain
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
-        if self.engine.simulated:
-            msg += f" (staging and vc_driver/pre_boot skipped: the engine is simulated, {host_uris(self.site, nodes)})"
+        if self.disk_work.simulated:
+            msg += self.disk_work.boot_note(nodes)
         return StepOutcome("done", msg, results | pipeline.appliance)
 
     def visit_wait_clock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
         seconds = self.seconds(stmt.duration, "wait")
-        if self.engine.simulated:
-            return StepOutcome(
-                "skipped",
-                f"skipped: the engine is simulated ({self.site.uri}), nothing boots in {seconds:g} s",
-            )
+        if self.disk_work.simulated:
+            return StepOutcome("skipped", self.disk_work.clock_skipped(seconds))
         sleep_with_progress(seconds, reporter, self.sleep)
         return StepOutcome("done", f"waited {seconds:g} s")
 
@@ -417,7 +418,16 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         self, nodes: Sequence[NodePlan], goal: Goal, timeout: float, reporter: StepReporter
     ) -> StepOutcome:
         """Wait until every node reaches ``goal``; fail at once if one stops for good."""
-        return wait_for_goal(self.engine, nodes, goal, timeout, reporter, self.sleep, self.clock)
+        return wait_for_goal(
+            self.engine,
+            nodes,
+            goal,
+            timeout,
+            reporter,
+            self.sleep,
+            self.clock,
+            disk_work=self.disk_work,
+        )
 
     def visit_engine_call(self, stmt: ast.EngineCall, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
@@ -436,11 +446,8 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
     def visit_distro_call(self, stmt: ast.DistroCall, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
-        if self.engine.simulated:
-            return StepOutcome(
-                "skipped",
-                SIMULATED.format(uri=self.site.uri, what=f"run {stmt.written_as} on"),
-            )
+        if self.disk_work.simulated:
+            return StepOutcome("skipped", self.disk_work.skipped(f"run {stmt.written_as} on"))
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
         call_distro_stages(stmt.stage, self.distro, pairs, self.vc_out_path, ctx, reporter)
         return StepOutcome("done", f"{stmt.written_as} on {', '.join(n.name for n in nodes)}")
@@ -485,25 +492,13 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
 
     def stage(self, node: NodePlan, ctx: StageContext) -> Path:
         """The node's own first disk, staged on first need (a COW overlay or a copy)."""
-        current = Path(node.disks[0]) if node.disks else None
-        if current is None:
-            raise StepError(
-                f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage"
-            )
-        if current.parent == self.temp_dir / "disks":
-            return current
-        staged = stage_image(
-            current,
-            self.temp_dir / "disks",
-            node.name,
-            mode=self.site.staging,
-            cache_dir=self.site.image_cache,
-            progress=ctx.progress,
+        staged = self.folder.stage(
+            node, mode=self.site.staging, cache_dir=self.site.image_cache, progress=ctx.progress
         )
-        self.nodes[node.name] = dataclasses.replace(node, disks=(str(staged), *node.disks[1:]))
+        self.set_disks(node.name, (staged, *node.disks[1:]))
         return staged
 
-    def _stage_call(
-        self, stage: str, reporter: StepReporter, call: Callable[..., StageResult], *args: Any
-    ) -> StageResult:
-        return call_stage(stage, reporter, call, *args)
+    def set_disks(self, name: str, disks: Sequence[str | Path]) -> None:
+        """The one place a node's disks change (staged, fixed, reloaded); called from the
+        step's own thread only: boot workers report what they staged instead."""
+        self.nodes[name] = with_disks(self.nodes[name], disks)

@@ -28,7 +28,6 @@ Nodes that were running before the scale are not touched: their own
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +36,12 @@ from typing import Literal, assert_never
 from pragmash.driver_api import NodePlan
 from pragmash.engine.hosts import placement_input
 from pragmash.engine.interpreter import StepOutcome, StepReporter
-from pragmash.engine.nodes import host_uris
 from pragmash.engine.overrides import check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
-from pragmash.engine.runtime import SIMULATED, Runtime
+from pragmash.engine.runtime import Runtime
 from pragmash.errors import Span
 from pragmash.images.basecache import base_meta, is_fixed_base
-from pragmash.images.nocloud import seed_volume_path
-from pragmash.images.staging import backing_of, content_digest, stage_image, staged_path
+from pragmash.images.staging import backing_of, content_digest, stage_image
 from pragmash.language import ast
 from pragmash.store import allocation as alloc_mod
 from pragmash.store import resize
@@ -186,10 +183,9 @@ class ScaleExecutor:
     def _stage(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
         runtime = self.runtime
         nodes = self._nodes(step)
-        if runtime.engine.simulated:
+        if runtime.disk_work.simulated:
             what = f"stage for {', '.join(n.name for n in nodes)}"
-            uri = host_uris(runtime.site, nodes)
-            return StepOutcome("skipped", SIMULATED.format(uri=uri, what=what))
+            return StepOutcome("skipped", runtime.disk_work.skipped(what, nodes))
         ctx = runtime.context(reporter)
         base, whence = self.base_of_new_computes(step.first)
         products: dict[str, str] = {}
@@ -199,15 +195,13 @@ class ScaleExecutor:
             else:
                 disk = stage_image(
                     base,
-                    runtime.temp_dir / "disks",
+                    runtime.folder.disks,
                     node.name,
                     mode=runtime.site.staging,
                     cache_dir=runtime.site.image_cache,
                     progress=ctx.progress,
                 )
-                runtime.nodes[node.name] = dataclasses.replace(
-                    node, disks=(str(disk), *node.disks[1:])
-                )
+                runtime.set_disks(node.name, (disk, *node.disks[1:]))
             products[node.name] = str(disk)
         return StepOutcome("done", f"{len(nodes)} disk(s) on {whence}", products)
 
@@ -220,10 +214,9 @@ class ScaleExecutor:
         a ``boot`` without ``fix`` would stage it.
         """
         runtime = self.runtime
-        disks = runtime.temp_dir / "disks"
         if runtime.site.staging == "overlay":
             for index in range(first):
-                staged = staged_path(disks, compute_name(runtime.vcname, index), "overlay")
+                staged = runtime.folder.staged(compute_name(runtime.vcname, index), "overlay")
                 backing = backing_of(staged) if staged.is_file() else None
                 if backing is not None and backing.is_file():
                     fixed = (
@@ -271,15 +264,9 @@ class ScaleExecutor:
         return StepOutcome("done", "destroyed " + ", ".join(said), products)
 
     def _remove(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
-        temp = self.runtime.temp_dir
         removed: list[Path] = []
         for name in step.names(self.runtime.vcname):
-            for path in (
-                staged_path(temp / "disks", name, "overlay"),
-                staged_path(temp / "disks", name, "copy"),
-                seed_volume_path(temp, name),
-                temp / f"{name}.console.log",
-            ):
+            for path in self.runtime.folder.node_files(name):
                 if path.is_file():
                     path.unlink()
                     removed.append(path)

@@ -7,7 +7,7 @@ package): an OSError from it must still end as a StepError that names the stage
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from pragmash.driver_api import BatchPreBoot, DistroDriver, NodePlan, StageConte
 from pragmash.engine.interpreter import StepReporter
 from pragmash.errors import PragmashError, StepError
 from pragmash.images.inject import MAX_DRIVES
+
+PRE_BOOT = "vc_driver/pre_boot"
 
 
 def call_stage(
@@ -46,7 +48,35 @@ def call_distro_stage(
         return call_stage("vc_driver/pre_fix", reporter, distro.pre_fix, node, disk, ctx)
     if op == "post_fix":
         return call_stage("vc_driver/post_fix", reporter, distro.post_fix, node, disk, ctx)
-    return call_stage("vc_driver/pre_boot", reporter, distro.pre_boot, node, disk, vc_out, ctx)
+    return call_stage(PRE_BOOT, reporter, distro.pre_boot, node, disk, vc_out, ctx)
+
+
+def pre_boot_in_chunks(
+    distro: BatchPreBoot,
+    pairs: Sequence[tuple[NodePlan, Path]],
+    vc_out: Path,
+    ctx: StageContext,
+    reporter: StepReporter,
+    preparing: Callable[[Sequence[tuple[NodePlan, Path]]], None] = lambda _chunk: None,
+) -> Iterator[tuple[Sequence[tuple[NodePlan, Path]], dict[str, StageResult]]]:
+    """``pre_boot`` for many nodes: one call (one appliance launch) per ``MAX_DRIVES`` disks.
+
+    Yields each chunk with its results once its disks are ready, so ``boot`` starts
+    its nodes while the next chunk is prepared; ``preparing`` hears of a chunk just before its call. Says
+    one line per distinct message of a chunk (a skip as a skip), not one per node.
+    """
+    for first in range(0, len(pairs), MAX_DRIVES):
+        chunk = pairs[first : first + MAX_DRIVES]
+        preparing(chunk)
+        try:
+            results = distro.pre_boot_many(chunk, vc_out, ctx)
+        except OSError as err:
+            raise StepError(f"{PRE_BOOT}: {err}", stage=PRE_BOOT) from err
+        said = {(r.outcome, r.message) for r in results.values() if r.message}
+        for outcome, message in sorted(said):
+            skipped = "skipped: " if outcome == "skipped" else ""
+            reporter.note(f"{PRE_BOOT}: {skipped}{message}")
+        yield chunk, results
 
 
 def call_distro_stages(
@@ -59,21 +89,13 @@ def call_distro_stages(
 ) -> None:
     """A distro stage called directly on several nodes (``vc_driver/pre_boot compute``).
 
-    ``pre_boot`` on a driver that can prepare many disks at once goes in one call per
-    ``MAX_DRIVES`` nodes (one appliance launch), as ``boot`` does; everything else,
-    and every other driver, is called node by node.
+    ``pre_boot`` on a driver that can prepare many disks at once goes in chunks, as
+    ``boot`` does (:func:`pre_boot_in_chunks`); everything else, and every other
+    driver, is called node by node.
     """
     if op == "pre_boot" and isinstance(distro, BatchPreBoot) and len(nodes) > 1:
-        for first in range(0, len(nodes), MAX_DRIVES):
-            chunk = nodes[first : first + MAX_DRIVES]
-            try:
-                results = distro.pre_boot_many(chunk, vc_out, ctx)
-            except OSError as err:
-                raise StepError(f"vc_driver/pre_boot: {err}", stage="vc_driver/pre_boot") from err
-            said = {(r.outcome, r.message) for r in results.values() if r.message}
-            for outcome, message in sorted(said):  # one line for the chunk, not one per node
-                skipped = "skipped: " if outcome == "skipped" else ""
-                reporter.note(f"vc_driver/pre_boot: {skipped}{message}")
+        for _chunk in pre_boot_in_chunks(distro, nodes, vc_out, ctx, reporter):
+            pass
         return
     for node, disk in nodes:
         call_distro_stage(op, distro, node, disk, vc_out, ctx, reporter)

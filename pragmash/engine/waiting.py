@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from pragmash.driver_api import EngineDriver, NodePlan
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.readiness import Goal, Waiter
 
@@ -35,6 +36,8 @@ def wait_for_goal(
     reporter: StepReporter,
     sleep: Callable[[float], None],
     clock: Callable[[], float] = time.monotonic,
+    *,
+    disk_work: DiskWork,
 ) -> StepOutcome:
     """Wait until every node reaches ``goal`` (see :mod:`~pragmash.engine.readiness`).
 
@@ -50,12 +53,13 @@ def wait_for_goal(
         node_status=(lambda name, state, line, done: reporter.node(name, state, line, reached=done))
         if reporter.node_status
         else None,
+        simulated=disk_work.simulated,
     )
     reached = waiter.wait(nodes, goal, timeout)
     elapsed = clock() - start
     msg = f"{len(nodes)} node(s) {'up' if goal.kind == 'up' else goal.label} after {elapsed:.1f} s"
-    if goal.kind != "state" and engine.simulated:
-        msg += f" (simulated engine: '{goal.kind}' taken as 'running')"
+    if goal.kind != "state" and disk_work.simulated:
+        msg += disk_work.taken_as_running(goal.kind)
     elif goal.kind != "state":
         hows = sorted(set(reached.values()))
         if len(hows) == 1:

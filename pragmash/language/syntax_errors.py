@@ -114,6 +114,13 @@ def syntax_error(src: SourceText, exc: UnexpectedInput) -> RecipeError:
         return _unknown_statement(src, span)
 
     keyword, after = _context(stack)
+    typo = _keyword_typo(keyword, stack, None if at_end else exc)
+    if typo is not None:
+        word, meant = typo
+        return src.error(
+            f"unexpected '{word}' in '{(keyword or '').lower()}'; did you mean '{meant}'?",
+            src.token_span(word),
+        )
     if keyword == "WAIT" and (at_end or found in ("\n", ";")):
         lone = _lone_wait_name(stack)
         if lone is not None:
@@ -170,6 +177,48 @@ def _context(stack: list[Any]) -> tuple[str | None, Any]:
         elif isinstance(item, Tree) and item.data in ("start", "_line"):
             break
     return None, after
+
+
+#: The keywords inside each statement, for "did you mean 'timeout'" on a typo of one.
+_INNER_KEYWORDS = {"WAIT": ("timeout", "console"), "FIX": ("via",)}
+
+
+def _keyword_typo(
+    keyword: str | None, stack: list[Any], exc: UnexpectedInput | None
+) -> tuple[Token, str] | None:
+    """A word of the statement that reads as a misspelt inner keyword (``timout``).
+
+    Where targets are read, any name is a node name, so ``wait compute up timout 5m``
+    parses ``timout`` as a node and fails later at ``5m``: the typo is found among
+    the names the statement has so far (or the token that failed).
+    """
+    choices = _INNER_KEYWORDS.get(keyword or "")
+    if not choices:
+        return None
+    names: list[Token] = []
+    for item in reversed(stack):
+        if isinstance(item, Token) and item.type == keyword:
+            break
+        names += _names_in(item)
+    token = getattr(exc, "token", None)
+    if isinstance(token, Token) and token.type in ("NAME", "BARE"):
+        names.append(token)
+    for name in names:
+        if str(name) in choices:
+            continue
+        close = difflib.get_close_matches(str(name), choices, n=1)
+        if close:
+            return name, close[0]
+    return None
+
+
+def _names_in(item: Any) -> list[Token]:
+    """The NAME tokens in a stack item (a token, a target, a list of targets)."""
+    if isinstance(item, Token):
+        return [item] if item.type == "NAME" else []
+    if isinstance(item, Tree):
+        return [t for t in item.scan_values(lambda v: isinstance(v, Token) and v.type == "NAME")]
+    return []
 
 
 def _lone_wait_name(stack: list[Any]) -> Token | None:

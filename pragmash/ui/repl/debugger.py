@@ -12,10 +12,12 @@ at once against the same run.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import io
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -29,6 +31,7 @@ from pragmash.engine import session as session_mod
 from pragmash.engine.interpreter import StopReason
 from pragmash.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, PragmashError, UserError
 from pragmash.language.program import FlatStep
+from pragmash.language.vocabulary import STATEMENT_KEYWORDS, did_you_mean
 from pragmash.ui.render import plural, render_error
 from pragmash.ui.repl.breaks import BreakCommands
 from pragmash.ui.repl.completion import ReplCompleter
@@ -152,12 +155,33 @@ class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
         try:
             if handler is not None and name.isidentifier():
                 return bool(handler(arg.strip()))
+            command = self._meant_command(word)
+            if command is not None:
+                self.error(
+                    f"unknown command {word!r}; did you mean {command!r}? "
+                    "(`help` lists the commands; recipe statements run as typed)"
+                )
+                return False
             self.run_typed(line)
         except KeyboardInterrupt:
             self.error("interrupted")
         except PragmashError as err:
             self.error(render_error(err))
         return False
+
+    def _meant_command(self, word: str) -> str | None:
+        """The command a mistyped first word is closest to, when it is no statement.
+
+        ``shwo nodes`` means ``show``; ``boto frontend`` is left to the parser, which
+        says "did you mean 'boot'" in its own words.
+        """
+        if word in STATEMENT_KEYWORDS or word.startswith(("ve_driver/", "vc_driver/", "$")):
+            return None
+        commands = [*self.command_names(aliases=False), *_ALIASES]
+        close = difflib.get_close_matches(word, [*commands, *STATEMENT_KEYWORDS], n=1)
+        if not close or close[0] not in commands:
+            return None
+        return _ALIASES.get(close[0], close[0])
 
     def run_typed(self, text: str) -> None:
         """Recipe statements typed at the prompt, run against this run one by one.
@@ -204,9 +228,10 @@ class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
                 return
             text = statement_help(arg)
             if text is None:
+                known = [*self.command_names(), *topics(), "error"]
                 self.error(
                     f"help {arg!r}: no such command or statement; `help` lists the commands, "
-                    f"and `help WORD` knows {', '.join(topics())}"
+                    f"and `help WORD` knows {', '.join(topics())}" + did_you_mean(arg, known)
                 )
                 return
             self.page(text)
@@ -215,9 +240,15 @@ class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
             "commands (anything else typed runs as recipe statements, e.g. `boot compute[1]`):"
         )
         for name in self.command_names(aliases=False):
-            doc = inspect.cleandoc(getattr(self, f"do_{name}").__doc__ or name)
-            self.message(f"  {doc.splitlines()[0]}")
-        self.message(f"`help WORD` for a statement ({', '.join(topics())}); `help error`")
+            self.message(_entry(getattr(self, f"do_{name}").__doc__ or name))
+        self.message(
+            textwrap.fill(
+                f"`help WORD` for a statement or a part of the language ({', '.join(topics())}); "
+                "`help error` for the last error",
+                width=_HELP_WIDTH,
+                subsequent_indent="  ",
+            )
+        )
 
     def do_quit(self, arg: str) -> bool:
         """quit (q, exit, Ctrl-D): leave the REPL; says what is still running. Nothing is destroyed."""
@@ -267,6 +298,22 @@ class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
         if self.interp.status == "interrupted":
             return EXIT_INTERRUPTED
         return EXIT_OK
+
+
+#: Where ``help`` wraps its list: a terminal's usual width.
+_HELP_WIDTH = 88
+
+
+def _entry(doc: str) -> str:
+    """A command's line in ``help``: its docstring's first paragraph, whole, wrapped.
+
+    The first paragraph is the usage and what it does; cutting it at the docstring's
+    first line break left sentences half-said.
+    """
+    first = inspect.cleandoc(doc).split("\n\n")[0]
+    return textwrap.fill(
+        " ".join(first.split()), width=_HELP_WIDTH, initial_indent="  ", subsequent_indent="      "
+    )
 
 
 # -- entry points ---------------------------------------------------------------------

@@ -103,7 +103,8 @@ class LookingCommands(ReplBase):
             self.error(render_error(self.interp.last_error))
 
     def do_show(self, arg: str) -> None:
-        """show vc-out | nodes | node NODE [--xml | --console] | vars | journal | leases
+        """show vc-out | nodes | node NODE [--xml | --console] | vars | journal | leases:
+        look at the run without changing it.
 
         ``node NODE`` (any target: `frontend`, `compute[0]`, a name) gives a summary:
         the engine's state, addresses, disks and the last console lines; `--xml` the
