@@ -179,6 +179,5 @@ class _Planner(ast.StatementVisitor[list[str], None]):
         timeout = self.value(stmt.timeout_word)
         for name in self.nodes(stmt.targets):
             actions.append(
-                f"{name}: exec {argv} (guest agent, else ssh; timeout {timeout})"
-                + (" (skipped: simulated engine)" if self.simulated else "")
+                f"{name}: exec {argv} (guest agent, else ssh; timeout {timeout})" + self.disk_note
             )

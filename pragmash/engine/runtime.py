@@ -470,13 +470,11 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         nodes = self.targets(stmt.targets, stmt)
         argv = [self.word(w) for w in stmt.argv]
         timeout = self.seconds(stmt.timeout_word, "timeout")
-        if self.engine.simulated:
-            names = ", ".join(n.name for n in nodes)
+        if self.disk_work.simulated:
             require_running(self.engine, [n.name for n in nodes], argv[0])
+            names = ", ".join(n.name for n in nodes)
             return StepOutcome(
-                "skipped",
-                f"skipped: the engine is simulated ({self.site.uri}): no guest runs "
-                f"{argv[0]} on {names}",
+                "skipped", self.disk_work.no_guest(f"runs {argv[0]} on {names}", nodes)
             )
         return exec_on_nodes(self.guests(), nodes, argv, timeout, reporter)
 
