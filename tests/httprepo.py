@@ -14,8 +14,9 @@ import hashlib
 import http.server
 import re
 import shutil
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,3 +173,44 @@ def split(path: Path, parts: int, width: int = 2) -> list[Path]:
         made.append(piece)
     path.unlink()
     return made
+
+
+@contextmanager
+def serve_raw(answer: bytes | Callable[[bytes], bytes]) -> Iterator[str]:
+    """A loopback server that answers every connection with ``answer``'s bytes as they are
+    (or what ``answer`` makes of the request): for answers http.server cannot send, such as
+    a broken status line or 200 headers. Returns its base URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def reply(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(5)
+                request = conn.recv(65536)
+                conn.sendall(answer(request) if callable(answer) else answer)
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=reply, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

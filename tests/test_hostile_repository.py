@@ -1,20 +1,30 @@
-"""Hostile or broken web repositories (issue 27, items 7 and 8).
+"""Hostile or broken web repositories (issue 27, items 7, 8 and 9).
 
-A server that sends more than it announced, and images whose names are those of
-pragmash's own files in the cache: each test failed before the fix it names.
+A server that sends more than it announced, images whose names are those of
+pragmash's own files in the cache, answers that are not HTTP, URLs urllib cannot
+use, vcdb.txt entries naming folders: each test failed before the fix it names.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import io
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+from httprepo import demo_copy, serve, serve_raw
+
+from pragmash.errors import EXIT_STEP_FAILED, EXIT_USER, RepositoryError
 from pragmash.images.fetch import Piece, assemble, partial_path
+from pragmash.ui.cli.main import main
+from pragmash.vc.http import HttpClient
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ANNOUNCED = 300_000
 
@@ -96,3 +106,151 @@ def test_an_image_named_like_a_partial_download_is_not_one(tmp_path: Path) -> No
         [Piece("X.part", path=source)], entry / "X.part", expected=digest, where="SUMS:1"
     )
     assert path.read_bytes() == data
+
+
+# -- item 9: answers that are not HTTP, URLs urllib cannot use: words, not tracebacks ----
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+NOT_HTTP = {
+    "a bad status line": b"HTTP/1.1 abc OK\r\n\r\n",
+    "no status line at all": b"hello there\r\n\r\n",
+    "more than 100 headers": b"HTTP/1.1 200 OK\r\n"
+    + b"".join(b"X-%d: y\r\n" % i for i in range(150))
+    + b"\r\nbody",
+    "a header line over 64 kB": b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\nbody",
+    "a chunk-size line over 64 kB": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"1" * 70_000
+    + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("answer", NOT_HTTP.values(), ids=NOT_HTTP.keys())
+def test_a_server_whose_answer_is_not_http_is_named_exit_3(answer: bytes) -> None:
+    """Each was a traceback from http.client (BadStatusLine, HTTPException, LineTooLong)."""
+    with serve_raw(answer) as url:
+        code, _, err = cli("list", "repository", "--base_path", url)
+    assert code == EXIT_STEP_FAILED, err
+    assert f"{url}vcdb.txt: the server's answer is not valid HTTP" in err
+    assert "Traceback" not in err
+
+
+def test_an_image_whose_chunked_body_breaks_http_is_refused_and_kept_apart(
+    tmp_path: Path,
+) -> None:
+    """The body is read while the image streams in: a 64 kB chunk-size line there too."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+    bad = NOT_HTTP["a chunk-size line over 64 kB"]
+    dest = tmp_path / "cache" / ("0" * 64) / "x.img"
+    with (
+        serve_raw(lambda request: head if request.startswith(b"HEAD") else bad) as url,
+        pytest.raises(RepositoryError, match="not valid HTTP") as caught,
+    ):
+        assemble([Piece("x.img", url=f"{url}x.img")], dest, expected="0" * 64, where="S:1")
+    assert caught.value.exit_code == EXIT_STEP_FAILED
+    assert not dest.exists()
+
+
+def test_a_redirect_to_a_port_that_is_no_number_is_named() -> None:
+    answer = b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:abc/x\r\nContent-Length: 0\r\n\r\n"
+    with serve_raw(answer) as url:
+        code, _, err = cli("list", "repository", "--base_path", url)
+    assert code == EXIT_STEP_FAILED, err
+    assert "redirected to http://127.0.0.1:abc/x, its port is not valid" in err
+
+
+def test_a_content_length_that_is_a_unicode_digit_is_no_size() -> None:
+    """``²`` passes str.isdigit and fails int(): size and a download's total were a ValueError."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\nConnection: close\r\n\r\nbody"
+    with serve_raw(answer) as url:
+        client = HttpClient(timeout=5)
+        assert client.size(f"{url}x") == -1
+        ranged = client.open_from(f"{url}x", 0)
+        with ranged.response as response:
+            assert (ranged.total, response.read()) == (None, b"body")
+
+
+BAD_URLS = {
+    "a port that is no number": "http://127.0.0.1:abc/repo/",
+    "a port out of range": "http://127.0.0.1:99999/repo/",
+    "a broken IPv6 literal": "http://[::1/repo/",
+    "a bracketed host that is no address": "http://[zz]/repo/",
+    "a space in the path": "http://127.0.0.1/my repo/",
+    "a control character": "http://127.0.0.1/repo\x01/",
+}
+
+
+@pytest.mark.parametrize("url", BAD_URLS.values(), ids=BAD_URLS.keys())
+def test_a_repository_url_urllib_cannot_use_is_bad_input(url: str) -> None:
+    code, _, err = cli("list", "repository", "--base_path", url)
+    assert code == EXIT_USER, err
+    assert "is not a repository URL" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("url", BAD_URLS.values(), ids=BAD_URLS.keys())
+def test_a_site_naming_such_a_url_is_refused_by_its_key_in_every_command(
+    tmp_path: Path, url: str
+) -> None:
+    """Such a site crashed every command, ``hosts`` included, at load."""
+    site = tmp_path / "site.toml"
+    text = (ROOT / "tests" / "data" / "sites" / "small.toml").read_text(encoding="utf-8")
+    escaped = url.replace("\x01", "\\u0001")
+    site.write_text(text.replace('"repo"', f'"{escaped}"'), encoding="utf-8")
+    for command in (["hosts"], ["list", "repository"], ["status", "calit2"]):
+        code, _, err = cli(*command, "--site", str(site))
+        assert code == EXIT_USER, (command, err)
+        assert f"{site}: [paths] repository:" in err and "Traceback" not in err
+
+
+def _folder_entries(root: Path, *lines: str) -> None:
+    vcdb = root / "vcdb.txt"
+    vcdb.write_text(vcdb.read_text(encoding="utf-8") + "".join(f"{x}\n" for x in lines))
+
+
+def test_a_vcdb_entry_naming_the_repository_itself_is_refused_at_its_line(
+    tmp_path: Path,
+) -> None:
+    """``d,.`` made the copy of the server's file at the copy's own folder: IsADirectoryError."""
+    repo = demo_copy(tmp_path / "www")
+    _folder_entries(repo, "d,.")
+    with serve(repo) as web:
+        code, _, err = cli("list", "repository", "--base_path", web.url)
+    assert code == EXIT_USER, err
+    assert f"{web.url}vcdb.txt:5: '.' names a folder" in err
+
+
+@pytest.mark.libvirt
+def test_a_vcdb_entry_naming_a_folder_is_refused_in_any_order_also_by_sync(
+    tmp_path: Path,
+) -> None:
+    """``b,calit2`` beside ``calit2,calit2/vc-in.xml``: a server that answers for the folder
+    made the copy a file where calit2's folder goes (FileExistsError), or the reverse
+    (IsADirectoryError), in ``check``, a run and ``sync``."""
+    repo = demo_copy(tmp_path / "www")
+    _folder_entries(repo, "b,calit2")
+    recipe = str(ROOT / "recipes" / "rocks6.prg")
+    with serve(repo) as web:
+        web.behaviour.redirects["/calit2"] = "/calit2/vc-in.xml"  # a server answering for it
+        assert cli("check", recipe, "--vcname", "b", "--base_path", web.url)[0] == 0
+        code, _, err = cli("check", recipe, "--vcname", "calit2", "--base_path", web.url)
+        assert code == 0, err  # the stale copy at calit2 gave way to the folder
+        code, _, err = cli("check", recipe, "--vcname", "b", "--base_path", web.url)
+        assert code == EXIT_USER, err
+        assert f"{web.url}vcdb.txt:5: the vc-in.xml of 'b' is a folder: {web.url}calit2" in err
+        code, _, err = cli("sync", web.url)
+        assert code == EXIT_USER, err
+        assert "the vc-in.xml of 'b' is a folder" in err and "Traceback" not in err
+
+
+def test_a_local_vcdb_entry_naming_a_folder_says_so(tmp_path: Path) -> None:
+    repo = demo_copy(tmp_path / "repo")
+    _folder_entries(repo, "b,calit2")
+    recipe = str(ROOT / "recipes" / "rocks6.prg")
+    code, _, err = cli("check", recipe, "--vcname", "b", "--base_path", str(repo))
+    assert code == EXIT_USER
+    assert f"{repo}/vcdb.txt:5: the vc-in.xml of 'b' is a folder: {repo}/calit2" in err

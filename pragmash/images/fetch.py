@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from pragmash.errors import RepositoryError
-from pragmash.vc.http import HttpClient, transient_errors
+from pragmash.vc.http import HttpClient, protocol_errors, protocol_failure, transient_errors
 from pragmash.vc.sums import DigestMismatch
 
 CHUNK = 1 << 20
@@ -325,6 +325,9 @@ def _stream(
                     " received are kept, not trusted, until the whole image is verified)",
                 ) from None
             time.sleep(backoff * failures)
+        except protocol_errors() as exc:  # after transient_errors: a reset is one too
+            out.flush()
+            raise protocol_failure(piece.url, exc) from None
     return got
 
 

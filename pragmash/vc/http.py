@@ -29,12 +29,12 @@ if TYPE_CHECKING:
     import urllib.request
 
 from pragmash import __version__
-from pragmash.errors import RepositoryError
+from pragmash.errors import EXIT_STEP_FAILED, RepositoryError
 
 SCHEMES = ("http", "https")
 USER_AGENT = f"pragmash/{__version__}"
 SMALL_FILE_LIMIT = 4 * 1024 * 1024  # vcdb.txt, SHA256SUMS and vc-in.xml are far smaller
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)", re.ASCII)
 
 
 @functools.cache
@@ -58,13 +58,39 @@ def is_url(text: str | None) -> bool:
     return text is not None and text.lower().startswith(tuple(f"{s}://" for s in SCHEMES))
 
 
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an http(s) address (None when nothing does).
+
+    urllib would raise ValueError/InvalidURL deep in a request for these (a port that
+    is no number, a broken ``[IPv6]`` literal, a space or control character), which
+    reached the user as a traceback; here each is said in words.
+    """
+    bad = next((c for c in url if c.isspace() or ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        return (
+            f"it holds {bad!r} at column {url.index(bad) + 1}: a URL has no spaces or control"
+            " characters (write a space as %20)"
+        )
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # "Invalid IPv6 URL", a bracketed host that is no address
+        return f"its host is not valid: {exc}"
+    if parts.scheme.lower() not in SCHEMES or not host:
+        return "expected http://HOST/PATH/ or https://…"
+    try:
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        return f"its port is not valid ({exc}): expected a number from 1 to 65535"
+    return None
+
+
 def check_url(url: str, what: str = "--base_path") -> str:
     """``url`` if it is an http(s) URL with a host, else a RepositoryError naming ``what``."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise RepositoryError(f"{what}: {url!r} is not a repository URL: {problem}")
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() not in SCHEMES or not parts.hostname:
-        raise RepositoryError(
-            f"{what}: {url!r} is not a repository URL: expected http://HOST/PATH/ or https://…"
-        )
     if parts.query or parts.fragment:
         raise RepositoryError(
             f"{what}: {url!r}: a repository URL has no '?query' or '#fragment': expected the"
@@ -85,12 +111,44 @@ def join(base: str, relative: str) -> str:
 
 
 class HttpError(RepositoryError):
-    """A web repository did not give what was asked; ``status`` is the HTTP status, if any."""
+    """A web repository did not give what was asked; ``status`` is the HTTP status, if any.
 
-    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+    ``server_fault`` marks an answer that breaks HTTP itself (no status line, endless
+    headers) or a server error (5xx): not the user's input, so exit 3, not 2.
+    """
+
+    def __init__(
+        self, message: str, *, url: str, status: int | None = None, server_fault: bool = False
+    ) -> None:
         super().__init__(message)
         self.url = url
         self.status = status
+        if server_fault:
+            self.exit_code = EXIT_STEP_FAILED
+
+
+@functools.cache
+def protocol_errors() -> tuple[type[BaseException], ...]:
+    """A server's answer that is not HTTP: a bad status line, >100 headers, a 64 kB line.
+
+    Not transient (asking again gets the same answer): such a server is refused at once.
+    Check :func:`transient_errors` first: a dropped connection is an HTTPException too.
+    """
+    import http.client
+
+    return (http.client.HTTPException,)
+
+
+def protocol_failure(url: str, exc: BaseException) -> HttpError:
+    """The error for an answer that is not HTTP (one of :func:`protocol_errors`)."""
+    detail = str(exc).strip() or exc.__class__.__name__
+    if len(detail) > 200:
+        detail = detail[:200] + "…"
+    return HttpError(
+        f"{url}: the server's answer is not valid HTTP ({exc.__class__.__name__}: {detail!r})",
+        url=url,
+        server_fault=True,
+    )
 
 
 @functools.cache
@@ -110,11 +168,16 @@ def _opener() -> urllib.request.OpenerDirector:
             headers: Any,
             newurl: str,
         ) -> urllib.request.Request | None:
-            if urllib.parse.urlsplit(newurl).scheme.lower() not in SCHEMES:
+            problem = url_problem(newurl)
+            if problem is not None:
+                scheme = newurl.split(":", 1)[0].lower() if ":" in newurl else ""
+                if scheme not in SCHEMES:
+                    problem = "which is not http(s)"
                 raise HttpError(
-                    f"{req.full_url}: redirected to {newurl}, which is not http(s)",
+                    f"{req.full_url}: redirected to {newurl}, {problem}",
                     url=req.full_url,
                     status=code,
+                    server_fault=True,
                 )
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -122,14 +185,25 @@ def _opener() -> urllib.request.OpenerDirector:
 
 
 def _failures() -> tuple[type[BaseException], ...]:
-    """What a request may raise besides an HTTP status: transient faults and OS errors."""
-    return (*transient_errors(), OSError)
+    """What a request may raise besides an HTTP status: transient faults, OS errors, answers
+    that are not HTTP, and ValueError (urllib's word for a URL it cannot use: a redirect to
+    ``http://[::1``)."""
+    return (*transient_errors(), OSError, *protocol_errors(), ValueError)
 
 
 def _request(url: str, method: str | None = None) -> urllib.request.Request:
     import urllib.request
 
     return urllib.request.Request(url, method=method)
+
+
+def content_length(value: str | None) -> int | None:
+    """A Content-Length header's number; None when absent or not ASCII digits (``²`` is a
+    digit to ``str.isdigit`` and a ValueError to ``int``)."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -156,14 +230,22 @@ class HttpClient:
         return _opener().open(request, timeout=self.timeout)
 
     def _fail(self, url: str, exc: BaseException) -> HttpError:
+        import http.client
         import urllib.error
 
         if isinstance(exc, urllib.error.HTTPError):
             return HttpError(
-                f"{url}: the server answered {exc.code} {exc.reason}", url=url, status=exc.code
+                f"{url}: the server answered {exc.code} {exc.reason}",
+                url=url,
+                status=exc.code,
+                server_fault=exc.code >= 500,
             )
         if isinstance(exc, urllib.error.URLError):
             return HttpError(f"{url}: cannot connect: {exc.reason}", url=url)
+        if isinstance(exc, ValueError | http.client.InvalidURL):
+            return HttpError(f"{url}: cannot be asked for: {exc}", url=url)
+        if isinstance(exc, protocol_errors()) and not isinstance(exc, transient_errors()):
+            return protocol_failure(url, exc)
         return HttpError(f"{url}: {exc.__class__.__name__}: {exc}", url=url)
 
     def get(self, url: str, *, limit: int = SMALL_FILE_LIMIT) -> bytes | None:
@@ -205,7 +287,8 @@ class HttpClient:
             raise
         except _failures() as exc:
             raise self._fail(url, exc) from None
-        return int(length) if length and length.isdigit() else -1
+        size = content_length(length)
+        return -1 if size is None else size
 
     def open_from(self, url: str, start: int) -> Ranged:
         """The file from byte ``start`` on (a ``Range`` request when ``start`` > 0).
@@ -222,6 +305,12 @@ class HttpClient:
             response = self._open(request)
         except urllib.error.HTTPError as exc:
             raise self._fail(url, exc) from None
+        except HttpError:
+            raise
+        except transient_errors():
+            raise
+        except _failures() as exc:
+            raise self._fail(url, exc) from None
         status = response.status
         length = response.headers.get("Content-Length")
         if status == 206:
@@ -235,5 +324,4 @@ class HttpClient:
                 )
             total = None if match.group(3) == "*" else int(match.group(3))
             return Ranged(response, start, total)
-        total = int(length) if length and length.isdigit() else None
-        return Ranged(response, 0, total)
+        return Ranged(response, 0, content_length(length))

@@ -59,12 +59,13 @@ class HttpRepository(Repository):
         path = self.entry(vcname, vcdb="the server's vcdb.txt")
         relative = self.relative(path)
         url = self.url_of(relative)
+        if path.is_dir():  # other entries' files lie beneath it: a folder on the server
+            raise self.names_a_folder(vcname, url)
         data = self.client.get(url)
         if data is None:
-            line = self.lines.get(vcname)
-            vcdb = self.shown(self.vcdb_path)
             raise RepositoryError(
-                f"{vcdb}:{line}: the vc-in.xml of {vcname!r} is not on the server: {url} (404)"
+                f"{self.where(vcname)}: the vc-in.xml of {vcname!r} is not on the server:"
+                f" {url} (404)"
             )
         assert self.sums is not None
         expected = self.sums.digest(relative)
@@ -72,9 +73,28 @@ class HttpRepository(Repository):
             got = hashlib.sha256(data).hexdigest()
             if got != expected:
                 raise DigestMismatch(url, self.sums.where(relative), expected, got)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data, durable=False)  # a copy that can be fetched again
+        _clear_stale_files(self.base_path, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data, durable=False)  # a copy that can be fetched again
+        except IsADirectoryError:
+            raise self.names_a_folder(vcname, url) from None
+        except OSError as exc:
+            raise RepositoryError(
+                f"{self.where(vcname)}: cannot keep the copy of {url} at {path}:"
+                f" {exc.strerror or exc}"
+            ) from None
         return path
+
+
+def _clear_stale_files(mirror: Path, path: Path) -> None:
+    """Remove copies standing where ``path``'s folders go: the server now serves a folder
+    there (an entry such as ``b,calit2`` once copied a file to ``calit2``). The copy is
+    only a cache of the server, so nothing is lost."""
+    for parent in reversed(path.relative_to(mirror).parents):
+        folder = mirror / parent
+        if folder != mirror and (folder.is_file() or folder.is_symlink()):
+            folder.unlink()
 
 
 def mirror_folder(cache_dir: Path, url: str) -> Path:

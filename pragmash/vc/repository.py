@@ -84,11 +84,25 @@ class Repository:
     def vc_in_path(self, vcname: str) -> Path:
         """The vc-in.xml of ``vcname``; unknown names and missing files are RepositoryErrors."""
         path = self.entry(vcname)
+        if path.is_dir():
+            raise self.names_a_folder(vcname, self.shown(path))
         if not path.is_file():
-            line = self.lines.get(vcname)
-            where = f"{self.shown(self.vcdb_path)}:{line}" if line else self.shown(self.vcdb_path)
-            raise RepositoryError(f"{where}: the vc-in.xml of {vcname!r} does not exist: {path}")
+            raise RepositoryError(
+                f"{self.where(vcname)}: the vc-in.xml of {vcname!r} does not exist: {path}"
+            )
         return path
+
+    def where(self, vcname: str) -> str:
+        """The vcdb.txt line that declares ``vcname`` (``…/vcdb.txt:3``)."""
+        line = self.lines.get(vcname)
+        return f"{self.shown(self.vcdb_path)}:{line}" if line else self.shown(self.vcdb_path)
+
+    def names_a_folder(self, vcname: str, shown: str) -> RepositoryError:
+        """The error for a vcdb.txt entry whose vc-in.xml is a folder (``b,calit2``)."""
+        return RepositoryError(
+            f"{self.where(vcname)}: the vc-in.xml of {vcname!r} is a folder: {shown}:"
+            " expected the path of a vc-in.xml file (e.g. 'calit2/vc-in.xml')"
+        )
 
 
 def demo_repository_path() -> Path:
@@ -126,6 +140,11 @@ def _parse_line(
             " starting with a letter or digit"
         )
     pure = PurePosixPath(relative)
+    if not pure.parts or pure.parts == ("/",) or relative.endswith(("/", "/.")):
+        raise RepositoryError(
+            f"{where}: {relative!r} names a folder: expected the path of a vc-in.xml file"
+            f" relative to {shown_base or base} (e.g. '{name}/vc-in.xml')"
+        )
     if pure.is_absolute() or ".." in pure.parts:
         raise RepositoryError(
             f"{where}: {relative!r} leaves the repository: expected a path relative to"
