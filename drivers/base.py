@@ -20,6 +20,7 @@ delivery) gets the same files another way, with no appliance at all: a NoCloud
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,19 @@ from pragmash.driver_api import (
 )
 from pragmash.images.inject import GuestContent, InjectJob, inject_for_nodes
 from pragmash.images.marker import marker_files_for
-from pragmash.images.nocloud import instance_nonce, node_seed, read_cloud_config, write_seed
+from pragmash.images.nocloud import (
+    Seed,
+    instance_nonce,
+    node_seed,
+    read_cloud_config,
+    write_seed,
+)
 from pragmash.vc.vcout import node_vc_out, read_vc_out, write_vc_out
 
 GUEST_VC_OUT = "/root/vc-out.xml"
+#: Seed volumes made at once: each is three short tool processes (about 15 ms), so a
+#: few side by side keep both cores busy; 16 seeds took 0.24 s one by one, 0.05 s so.
+SEED_WORKERS = 8
 
 
 class GuestFilesDriver:
@@ -135,10 +145,9 @@ class GuestFilesDriver:
         decided = read_vc_out(vc_out)
         nonce = instance_nonce(ctx.temp_dir)
         recipe_configs: dict[str, dict[str, Any]] = {}
-        results: dict[str, StageResult] = {}
-        for done, (node, _disk) in enumerate(nodes):
+        seeds: list[tuple[NodePlan, Seed]] = []
+        for node, _disk in nodes:  # the contents: Python, cheap, in order
             assert node.seed is not None
-            ctx.progress(done, len(nodes), f"making {node.name}'s NoCloud seed")
             extra = self.cloud_config(node, vc_out)
             added = node.seed.cloud_config
             if added:
@@ -150,15 +159,34 @@ class GuestFilesDriver:
                 GUEST_VC_OUT: own_vc_out(node, vc_out, ctx),
                 **marker_files_for(node.up_tests),
             }
-            seed = node_seed(node, decided, f"{node.name}-{nonce}", files, extra=extra)
-            write_seed(Path(node.seed.path), seed)
-            results[node.name] = StageResult(
-                "done",
-                "NoCloud seed made (meta-data, user-data, network-config; no appliance)",
-                products={"seed": node.seed.path},
+            seeds.append(
+                (node, node_seed(node, decided, f"{node.name}-{nonce}", files, extra=extra))
             )
+        # the volumes: three tool processes each (mkfs.vfat, mmd, mcopy), made side by
+        # side; progress is reported from this thread as they finish
+        results: dict[str, StageResult] = {}
+        workers = min(SEED_WORKERS, len(seeds))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = {
+                pool.submit(write_seed, Path(seed_path(node)), seed): node for node, seed in seeds
+            }
+            for done, future in enumerate(as_completed(pending)):
+                node = pending[future]
+                future.result()  # a tool's failure: a StepError naming it
+                ctx.progress(done + 1, len(seeds), f"made {node.name}'s NoCloud seed")
+                results[node.name] = StageResult(
+                    "done",
+                    "NoCloud seed made (meta-data, user-data, network-config; no appliance)",
+                    products={"seed": seed_path(node)},
+                )
         ctx.progress(len(nodes), len(nodes), "seeds made")
-        return results
+        return {node.name: results[node.name] for node, _ in seeds}  # in the nodes' order
+
+
+def seed_path(node: NodePlan) -> str:
+    """Where ``node``'s seed volume goes (its plan names it: a seeded node)."""
+    assert node.seed is not None
+    return node.seed.path
 
 
 def own_vc_out(node: NodePlan, vc_out: Path, ctx: StageContext) -> Path:

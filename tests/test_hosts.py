@@ -111,6 +111,27 @@ def test_spread_places_within_each_hosts_cpus(tmp_path: Path) -> None:
     assert all(h.uri in boot_line for h in load_site(site).hosts), boot_line
 
 
+def test_a_skipped_disk_step_names_the_host_of_its_nodes(tmp_path: Path) -> None:
+    """``fix`` and ``vc_driver/pre_boot`` on a simulated [[hosts]] site: their notes
+    name the URI of the host their nodes are on, not the site's first host."""
+    site = write_hosts_site(tmp_path, [Host("a", 4), Host("b", 4)])
+    recipe = site.parent / "skips.prg"
+    recipe.write_text(
+        "allocate 2\nfix compute[0] via none\nvc_driver/pre_boot compute[0]\n", encoding="utf-8"
+    )
+    rc, out, err = run_cli(site, str(recipe), "--vcname", "calit2")
+    assert rc == 0, out + err
+    held = current_allocation(Ledger(load_site(site)), "calit2")
+    assert held is not None
+    uris = {h.name: h.uri for h in load_site(site).hosts}
+    on, other = held.computes[0].host, held.frontend.host
+    assert on != other  # spread: the frontend on one host, compute-0 on the other
+    skips = [line for line in out.splitlines() if "so there is no disk to" in line]
+    assert len(skips) == 2, out
+    for line in skips:
+        assert f"({uris[on]})" in line and uris[other] not in line, line
+
+
 def test_spread_goes_to_the_host_with_most_free_first(tmp_path: Path) -> None:
     site = write_hosts_site(tmp_path, [Host("a", 5), Host("b", 9)])
     assert boot(site, 3)[0] == 0

@@ -45,6 +45,7 @@ from pragmash.driver_api import (
     StageContext,
     StageResult,
 )
+from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.host_disks import HostDisks, remove_host_disk
 from pragmash.errors import AgentUnreachable, PragmashError, StepError
 from pragmash.vc.site import SiteConfig
@@ -357,12 +358,13 @@ def connect_all(engines: Mapping[str, EngineDriver]) -> dict[str, str]:
 
 
 def host_disks_for(
-    site: SiteConfig, engine: EngineDriver, ctx: StageContext
+    site: SiteConfig, engine: EngineDriver, disk_work: DiskWork, ctx: StageContext
 ) -> Callable[[NodePlan], NodePlan]:
     """What the boot step calls before each domain starts: on a site with ``pool``
-    hosts, send the node's disk to its host (:class:`HostDisks`); else nothing."""
+    hosts, send the node's disk to its host (:class:`HostDisks`); else (or where the
+    run does no disk work: ``disk_work``) nothing."""
     pool_hosts = any(h.storage == "pool" for h in site.hosts)
-    if not isinstance(engine, SiteHosts) or not pool_hosts or engine.simulated:
+    if not isinstance(engine, SiteHosts) or not pool_hosts or disk_work.simulated:
         return lambda node: node
     disks = HostDisks(site, engine.host_of, engine.engine_of_host, ctx.temp_dir / "upload")
     return lambda node: disks.place(node, ctx)

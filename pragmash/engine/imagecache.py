@@ -1,7 +1,8 @@
-"""``pragmash cache list`` and ``cache prune``: the shared bases, who uses them, removing the rest.
+"""``pragmash cache list`` and ``cache prune``: the cached images, who uses them, removing the rest.
 
 Fixed bases and decompressed images are shared by every VC made from the same
-image, so ``clean`` leaves them (it removes only the VC's own overlays). Pruning
+image, and the repository images a run or ``sync`` fetched are kept for the next
+run, so ``clean`` leaves them (it removes only the VC's own overlays). Pruning
 removes the ones nothing uses any more. "Uses" is read from the overlays
 themselves, not remembered elsewhere: a base is in use while any VC's disk in the
 site's temp folder (every VC the ledger holds keeps its disks there) is an overlay
@@ -59,12 +60,43 @@ def _users(site: SiteConfig) -> dict[Path, set[str]]:
 
 
 def cached_images(site: SiteConfig) -> list[CachedImage]:
-    """Every base in the site's image cache with the VCs that use it."""
+    """Every image in the site's image cache with the VCs that use it.
+
+    A fetched repository image is in use while a VC's disk sits on it or on a base
+    made from it (decompressed or fixed): that VC's ``scale`` and ``reload`` read the
+    image again, and would fetch it again were it pruned.
+    """
     users = _users(site)
+    entries = list_entries(site.image_cache)
+    direct = {e.path: set(users.get(e.path.resolve(), ())) for e in entries}
+
+    def using(entry: CacheEntry, seen: frozenset[Path]) -> set[str]:
+        found = set(direct[entry.path])
+        for made in entries:
+            if made.path not in seen and _made_from(made, entry.path):
+                found |= using(made, seen | {made.path})
+        return found
+
     return [
-        CachedImage(entry, tuple(sorted(users.get(entry.path.resolve(), ()))))
-        for entry in list_entries(site.image_cache)
+        CachedImage(
+            entry,
+            tuple(
+                sorted(
+                    using(entry, frozenset({entry.path}))
+                    if entry.kind == "fetched"
+                    else direct[entry.path]
+                )
+            ),
+        )
+        for entry in entries
     ]
+
+
+def _made_from(entry: CacheEntry, source: Path) -> bool:
+    """Whether a cached base records ``source`` as what it was made from."""
+    return (
+        entry.kind != "fetched" and entry.source not in ("?", "") and (Path(entry.source) == source)
+    )
 
 
 def prune_cache(

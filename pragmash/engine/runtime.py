@@ -317,7 +317,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             what = (
                 f"fix via {method} (pre_fix, fix, post_fix) for {', '.join(n.name for n in nodes)}"
             )
-            return StepOutcome("skipped", self.disk_work.skipped(what))
+            return StepOutcome("skipped", self.disk_work.skipped(what, nodes))
         return self.fix(nodes, method, ctx, reporter)
 
     def fix(
@@ -373,7 +373,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             interrupted=self.interrupted,
             workers=self.site.boot_parallelism,
             disk_work=self.disk_work.real,
-            before_start=host_disks_for(self.site, self.engine, ctx),
+            before_start=host_disks_for(self.site, self.engine, self.disk_work, ctx),
         )
         # a seeded node boots with the recipe's $cloud_config as it is at this step
         planned = [seeding.plan_now(self.nodes, n.name, self.variables) for n in nodes]
@@ -447,7 +447,9 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
         if self.disk_work.simulated:
-            return StepOutcome("skipped", self.disk_work.skipped(f"run {stmt.written_as} on"))
+            return StepOutcome(
+                "skipped", self.disk_work.skipped(f"run {stmt.written_as} on", nodes)
+            )
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
         call_distro_stages(stmt.stage, self.distro, pairs, self.vc_out_path, ctx, reporter)
         return StepOutcome("done", f"{stmt.written_as} on {', '.join(n.name for n in nodes)}")

@@ -17,7 +17,10 @@ be killed:
 * a finished base is reused, by a later run or a ``resume``, without taking the lock.
 
 Layout under the site's image cache: ``fixed/KEY.qcow2`` (the base), ``fixed/KEY.json``
-(what it was made from, for ``pragmash cache list``), ``fixed/KEY.lock``.
+(what it was made from, for ``pragmash cache list``), ``fixed/KEY.lock``. The cache
+list also holds the decompressed images (``HASH.raw``) and the repository images a
+run or ``sync`` fetched (``fetched/KEY/NAME``), so ``cache list`` and ``prune`` see
+everything the cache holds.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from pragmash.errors import StepError
+from pragmash.images.fetch import PARTIAL_FOLDER, lock_path_of
+from pragmash.images.provision import FETCHED_FOLDER
 from pragmash.images.staging import DISK_MODE, image_info
 
 STAGE = "ve_driver/fix"
@@ -86,7 +91,7 @@ class CacheEntry:
     """One cached base as ``pragmash cache list`` shows it."""
 
     path: Path
-    kind: str  # "fixed" (a fixed base) or "decompressed" (a .img.gz made raw)
+    kind: str  # "fixed" (a fixed base), "decompressed" (a .img.gz made raw) or "fetched"
     size: int  # bytes on disk
     source: str  # the repository image it came from, where known
     method: str
@@ -294,6 +299,29 @@ def list_entries(cache_dir: Path) -> list[CacheEntry]:
                     created=raw.stat().st_mtime,
                 )
             )
+    return entries + _fetched_entries(cache_dir)
+
+
+def _fetched_entries(cache_dir: Path) -> list[CacheEntry]:
+    """The images ``sync`` and runs fetched or joined: ``fetched/KEY/NAME``, KEY their digest."""
+    entries: list[CacheEntry] = []
+    root = cache_dir / FETCHED_FOLDER
+    if not root.is_dir():
+        return entries
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != PARTIAL_FOLDER):
+        for image in sorted(p for p in folder.iterdir() if p.is_file()):
+            digest = folder.name if len(folder.name) == 64 else None
+            entries.append(
+                CacheEntry(
+                    path=image,
+                    kind="fetched",
+                    size=_disk_usage(image),
+                    source=f"{image.name}, sha256 {digest}" if digest else image.name,
+                    method="-",
+                    driver="-",
+                    created=image.stat().st_mtime,
+                )
+            )
     return entries
 
 
@@ -302,6 +330,8 @@ def remove_entry(entry: CacheEntry) -> bool:
 
     Returns False when it was left because it is busy.
     """
+    if entry.kind == "fetched":
+        return _remove_fetched(entry.path)
     if entry.kind != "fixed":
         entry.path.unlink(missing_ok=True)
         return True
@@ -316,6 +346,35 @@ def remove_entry(entry: CacheEntry) -> bool:
             raise
         entry.path.unlink(missing_ok=True)
         entry.path.with_suffix(".json").unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _remove_fetched(image: Path) -> bool:
+    """Remove a fetched image (and its emptied folder) unless a run is fetching it now.
+
+    The fetch holds its entry's lock while it writes (:func:`pragmash.images.fetch.assemble`);
+    taking the same lock here means a download in progress is never cut from under it.
+    """
+    lock = lock_path_of(image.parent)
+    if not lock.exists():
+        image.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            image.parent.rmdir()
+        return True
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        image.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            image.parent.rmdir()  # only once it holds nothing else
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

@@ -107,10 +107,15 @@ def partial_path(dest: Path) -> Path:
     return dest.parent.parent / PARTIAL_FOLDER / dest.parent.name / dest.name
 
 
+def lock_path_of(entry: Path) -> Path:
+    """The lock of cache entry folder ``FOLDER/KEY``: held while it is written (or pruned)."""
+    return entry.parent / PARTIAL_FOLDER / f"{entry.name}.lock"
+
+
 @contextlib.contextmanager
 def _locked(entry: Path) -> Iterator[None]:
     """One writer per cache entry: a second run fetching the same image waits for the first."""
-    lock_path = entry.parent / PARTIAL_FOLDER / f"{entry.name}.lock"
+    lock_path = lock_path_of(entry)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -1,4 +1,9 @@
-"""``pragmash cache list`` and ``pragmash cache prune``: the site's shared base images."""
+"""``pragmash cache list`` and ``pragmash cache prune``: the site's cached images.
+
+The shared bases (fixed, decompressed) and the repository images ``sync`` or a run
+fetched (``fetched/``): everything the cache folder holds, so what ``list`` shows is
+what ``prune`` may free.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +20,29 @@ from pragmash.ui.render import json_dump
 def _row(image: CachedImage) -> str:
     e = image.entry
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.created))
-    what = f"{e.method} by {e.driver}" if e.kind == "fixed" else "decompressed"
     users = ", ".join(image.users) or "unused"
+    if e.kind == "fetched":  # fetched/KEY/NAME: the key names it, the file says what it is
+        key, what = e.path.parent.name, f"{e.path.name} from a repository"
+    else:
+        key = e.path.stem
+        what = (
+            f"{e.method} by {e.driver} from {e.source}"
+            if e.kind == "fixed"
+            else (f"decompressed from {e.source}")
+        )
     return (
-        f"{e.path.name[:16]:16}  {e.kind:12}  {e.size / 2**20:8.0f} MiB  {when}  "
-        f"{what}  from {e.source}  used by: {users}"
+        f"{key[:16]:16}  {e.kind:12}  {e.size / 2**20:8.0f} MiB  {when}  {what}  used by: {users}"
     )
 
 
 def cmd_cache(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Show or prune the shared base images (fixed and decompressed) of the site's cache."""
+    """Show or prune the site's cached images: bases (fixed, decompressed) and fetched ones."""
     p = ArgumentParser(
         prog="pragmash cache",
-        description="Show (list) or remove (prune) the site's cached base images. A base a "
-        "VC's disks still sit on is never pruned; `clean VCNAME` first to free it.",
+        description="Show (list) or remove (prune) the site's cached images: fixed and "
+        "decompressed bases, and the repository images sync or a run fetched. An image a "
+        "VC's disks still sit on (directly or through a base made from it) is never pruned; "
+        "`clean VCNAME` first to free it.",
     )
     p.add_argument("action", choices=["list", "prune"])
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
