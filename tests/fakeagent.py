@@ -3,8 +3,8 @@
 ``guest-exec`` really runs the program (an argument list on this machine, no shell),
 captures its output and hands it back base64-encoded through ``guest-exec-status``,
 which says "not exited" ``pending`` times first (so a caller must poll), then waits
-for the program's end; the guest's
-``/root`` is a folder of the test's (``root``): paths under it in a program's
+for the program's end; each guest's
+``/root`` is a folder of the test's (``root/NODE``): paths under it in a program's
 arguments and in ``guest-file-open`` are mapped there. ``answers=False`` plays an
 agent that never answers (no channel, not started); ``exec_disabled`` an agent whose
 ``guest-exec`` the guest's policy turned off. Every command is kept in ``calls``.
@@ -36,8 +36,11 @@ class FakeAgent:
     _procs: dict[int, tuple[subprocess.Popen[bytes], int]] = field(default_factory=dict)
     _files: dict[int, Any] = field(default_factory=dict)
 
-    def _path(self, path: str) -> str:
-        return str(self.root / path[len(GUEST_ROOT) :]) if path.startswith(GUEST_ROOT) else path
+    def _path(self, name: str, path: str) -> str:
+        """A guest's /root/… as the folder ``root/NAME/`` (one per node) holds it."""
+        if not path.startswith(GUEST_ROOT):
+            return path
+        return str(self.root / name / path[len(GUEST_ROOT) :])
 
     def agent_command(self, name: str, command: str, timeout: int) -> str:
         data = json.loads(command)
@@ -55,7 +58,7 @@ class FakeAgent:
                     "has been disabled",
                     stage="guest-agent",
                 )
-            argv = [self._path(a) for a in [args["path"], *args.get("arg", [])]]
+            argv = [self._path(name, a) for a in [args["path"], *args.get("arg", [])]]
             try:
                 proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             except FileNotFoundError:
@@ -84,7 +87,8 @@ class FakeAgent:
             return answer
         if execute == "guest-file-open":
             handle = 1000 + len(self._files)
-            self._files[handle] = open(self._path(args["path"]), args.get("mode", "r") + "b")  # noqa: SIM115
+            path = self._path(name, args["path"])
+            self._files[handle] = open(path, args.get("mode", "r") + "b")  # noqa: SIM115
             return handle
         if execute == "guest-file-write":
             data = base64.b64decode(args["buf-b64"])

@@ -119,11 +119,12 @@ def test_a_program_ended_by_a_signal_says_so(tmp_path: Path) -> None:
 
 def test_a_file_goes_in_beside_its_place_and_is_renamed_into_it(tmp_path: Path) -> None:
     agent = FakeAgent(tmp_path)
+    (tmp_path / "n").mkdir()
     data = bytes(range(256)) * 500  # several chunks
     said = agent_write_file(agent, "n", "/root/vc-out.xml", data, CLOCK)
     assert said == "/root/vc-out.xml written through the guest agent"
-    assert (tmp_path / "vc-out.xml").read_bytes() == data
-    assert not (tmp_path / "vc-out.xml.pragmash-new").exists()
+    assert (tmp_path / "n" / "vc-out.xml").read_bytes() == data
+    assert not (tmp_path / "n" / "vc-out.xml.pragmash-new").exists()
     kinds = [execute for _, execute, _ in agent.calls]
     assert kinds[0] == "guest-file-open" and kinds.count("guest-file-write") == 3
     assert agent.calls[0][2] == {"path": "/root/vc-out.xml.pragmash-new", "mode": "w"}
@@ -132,9 +133,10 @@ def test_a_file_goes_in_beside_its_place_and_is_renamed_into_it(tmp_path: Path) 
 
 def test_an_agent_without_guest_exec_gets_the_file_written_in_place(tmp_path: Path) -> None:
     agent = FakeAgent(tmp_path, exec_disabled=True)
+    (tmp_path / "n").mkdir()
     said = agent_write_file(agent, "n", "/root/vc-out.xml", b"<vc/>\n", CLOCK)
     assert "written in place" in said
-    assert (tmp_path / "vc-out.xml").read_bytes() == b"<vc/>\n"
+    assert (tmp_path / "n" / "vc-out.xml").read_bytes() == b"<vc/>\n"
 
 
 # -- exec on nodes --------------------------------------------------------------------------
