@@ -15,6 +15,7 @@ import functools
 import json
 from typing import TYPE_CHECKING
 
+from pragmash import stages
 from pragmash.errors import AgentUnreachable, StepError
 
 from .lazy_import import lazy_module, loaded
@@ -64,7 +65,7 @@ def agent_command(dom: libvirt.virDomain | None, name: str, command: str, timeou
             ) from exc
         raise StepError(
             f"{name}: the QEMU guest agent refused {_command_name(command)}: {message}",
-            stage="guest-agent",
+            stage=stages.GUEST_AGENT,
         ) from exc
     if reply is None:
         raise AgentUnreachable(f"{name}: the QEMU guest agent gave no answer")

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pragmash import stages
 from pragmash.driver_api import GuestAgents
 from pragmash.errors import AgentUnreachable, StepError
 from pragmash.textsafe import printable
@@ -77,7 +78,7 @@ def call(agent: GuestAgents, name: str, execute: str, arguments: dict[str, Any])
         raise StepError(
             f"{name}: the guest agent's answer to {execute} is not the agent protocol's: "
             f"{printable(reply[:200])!r}",
-            stage="guest-agent",
+            stage=stages.GUEST_AGENT,
         ) from None
 
 
@@ -105,7 +106,8 @@ def agent_exec(
         pid = int(started["pid"])
     except (KeyError, TypeError, ValueError):
         raise StepError(
-            f"{name}: the guest agent started {argv[0]} but named no process", stage="guest-agent"
+            f"{name}: the guest agent started {argv[0]} but named no process",
+            stage=stages.GUEST_AGENT,
         ) from None
     begin = clock.now()
     pause = POLL_FIRST
@@ -125,11 +127,11 @@ def agent_exec(
         if clock.cancelled() or elapsed >= timeout:
             _kill(agent, name, pid)
             if clock.cancelled():
-                raise StepError(f"{name}: {argv[0]} stopped (interrupted)", stage="exec")
+                raise StepError(f"{name}: {argv[0]} stopped (interrupted)", stage=stages.EXEC)
             raise StepError(
                 f"{name}: {argv[0]} did not end within {timeout:g} s: killed (pid {pid} in "
                 "the guest)",
-                stage="exec",
+                stage=stages.EXEC,
             )
         clock.sleep(min(pause, max(0.0, timeout - elapsed)))
         pause = min(pause * 2, POLL_MAX)
@@ -156,7 +158,7 @@ def _write(agent: GuestAgents, name: str, path: str, data: bytes) -> None:
                 raise StepError(
                     f"{name}: the guest agent wrote {written.get('count')} of {len(chunk)} "
                     f"bytes to {path}",
-                    stage="guest-agent",
+                    stage=stages.GUEST_AGENT,
                 )
     finally:
         with contextlib.suppress(StepError):

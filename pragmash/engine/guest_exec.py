@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TypeVar
 
+from pragmash import stages
 from pragmash.driver_api import EngineDriver, GuestAgents, NodePlan
 from pragmash.engine.access import VcAccess
 from pragmash.engine.guest_agent import Clock, GuestRun, agent_exec, agent_write_file
@@ -68,7 +69,7 @@ class GuestReach:
             return self.access()
         except UserError as err:
             raise StepError(
-                f"{name}: cannot {what}: {agent_said}; and no ssh: {err.message}", stage="exec"
+                f"{name}: cannot {what}: {agent_said}; and no ssh: {err.message}", stage=stages.EXEC
             ) from None
 
     def exec(self, name: str, argv: Sequence[str], timeout: float) -> tuple[GuestRun, str]:
@@ -86,7 +87,7 @@ class GuestReach:
         except StepError as err:
             raise StepError(
                 f"{name}: neither its guest agent nor ssh reached it ({said}; {err.message})",
-                stage="exec",
+                stage=stages.EXEC,
                 output_tail=err.output_tail,
             ) from None
 
@@ -105,7 +106,7 @@ class GuestReach:
         except StepError as err:
             raise StepError(
                 f"{name}: neither its guest agent nor ssh reached it ({said}; {err.message})",
-                stage="refresh",
+                stage=stages.REFRESH,
                 output_tail=err.output_tail,
             ) from None
 
@@ -127,7 +128,7 @@ def require_running(engine: EngineDriver, names: Sequence[str], program: str) ->
             f"cannot run {program} in "
             + ", ".join(f"{n} ({state})" for n, state in not_running.items())
             + ": not running",
-            stage="exec",
+            stage=stages.EXEC,
             hint="boot it first (`pragmash start VCNAME` starts a stopped VC)",
         )
 
@@ -177,6 +178,8 @@ def exec_on_nodes(
             bad.append(f"{name}: {argv[0]} ended with {ended} ({via})")
             tail += [f"{name}: {line}" if several else line for line in lines]
     if bad:
-        raise StepError(f"exec {shown}: " + "; ".join(bad), stage="exec", output_tail=tail[-40:])
+        raise StepError(
+            f"exec {shown}: " + "; ".join(bad), stage=stages.EXEC, output_tail=tail[-40:]
+        )
     ways = ", ".join(f"{n} ({ran[n][1]})" for n in names)
     return StepOutcome("done", f"{argv[0]} exited 0 on {ways}", products)

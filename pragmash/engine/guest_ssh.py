@@ -14,6 +14,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from pragmash import stages
 from pragmash.engine.access import VcAccess, ssh_argv, write_ssh_config
 from pragmash.engine.guest_agent import GuestRun
 from pragmash.engine.host_command import run_argv
@@ -36,12 +37,12 @@ def _run(
     node = access.node(name)
     write_ssh_config(access)
     command = ssh_argv(access, node, [shlex.join(argv)], options=SSH_OPTIONS)
-    done = run_argv(command, timeout=timeout, stage="exec", stdin=stdin)
+    done = run_argv(command, timeout=timeout, stage=stages.EXEC, stdin=stdin)
     if done.returncode == SSH_FAILED:
         tail = [printable(line) for line in done.stderr.splitlines()[-5:]]
         raise StepError(
             f"ssh could not reach {name}: " + ("; ".join(tail) or f"exit {SSH_FAILED}"),
-            stage="exec",
+            stage=stages.EXEC,
             output_tail=tail,
         )
     return GuestRun(done.returncode, done.stdout, done.stderr)
@@ -59,7 +60,7 @@ def ssh_write_file(access: VcAccess, name: str, path: str, data: bytes, timeout:
         tail = [printable(line) for line in done.output.splitlines()[-5:]]
         raise StepError(
             f"{name}: writing {path} over ssh failed (exit {done.exit_code})",
-            stage="refresh",
+            stage=stages.REFRESH,
             output_tail=tail,
         )
     return f"{path} written over ssh"

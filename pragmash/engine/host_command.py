@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.errors import StepError
 
@@ -183,13 +184,13 @@ def run_argv(
 
 def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
     """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
-    done = run_argv(argv, timeout=RUN_TIMEOUT, stage="run")
+    done = run_argv(argv, timeout=RUN_TIMEOUT, stage=stages.RUN)
     stdout, stderr = done.stdout, done.stderr
     for line in (stdout + stderr).splitlines():
         reporter.note(line)
     if done.returncode != 0:
         tail = (stdout + stderr).splitlines()[-20:]
         raise StepError(
-            f"{argv[0]} exited with status {done.returncode}", stage="run", output_tail=tail
+            f"{argv[0]} exited with status {done.returncode}", stage=stages.RUN, output_tail=tail
         )
     return StepOutcome("done", f"{argv[0]} exited 0")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pragmash import stages
 from pragmash.driver_api import NodePlan
 from pragmash.engine.events import EventSink, ignore
 from pragmash.engine.guest_exec import at_once
@@ -144,7 +145,7 @@ def refresh_outcome(results: Sequence[NodeRefresh], *, strict: bool) -> StepOutc
     if missed and strict:
         raise StepError(
             "; ".join(said),
-            stage="refresh",
+            stage=stages.REFRESH,
             output_tail=[r.said for r in missed],
             hint="each node above says how to copy its file in by hand",
         )
