@@ -21,6 +21,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING
 
+from pragmash import stages
 from pragmash.errors import StepError, UserError
 
 from .lazy_import import lazy_module
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 else:
     libvirt = lazy_module("libvirt")
 
-STAGE = "ve_driver/console"
 CHUNK = 4096
 
 
@@ -47,7 +47,7 @@ class LibvirtConsole:
         except libvirt.libvirtError as exc:
             raise StepError(
                 f"cannot open the serial console of {name}: {exc.get_error_message()}",
-                stage=STAGE,
+                stage=stages.CONSOLE,
             ) from exc
         self._closed = False
 
@@ -76,7 +76,8 @@ class LibvirtConsole:
             except libvirt.libvirtError as exc:
                 self._closed = True
                 raise StepError(
-                    f"the console of {self.name} closed: {exc.get_error_message()}", stage=STAGE
+                    f"the console of {self.name} closed: {exc.get_error_message()}",
+                    stage=stages.CONSOLE,
                 ) from exc
             if n == -2:
                 continue  # the stream is full: try again
@@ -125,7 +126,7 @@ def open_console(uri: str, name: str) -> LibvirtConsole:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
         raise StepError(
-            f"cannot connect to libvirt at {uri}: {exc.get_error_message()}", stage=STAGE
+            f"cannot connect to libvirt at {uri}: {exc.get_error_message()}", stage=stages.CONSOLE
         ) from exc
     try:
         dom = conn.lookupByName(name)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
+from pragmash import stages
 from pragmash.driver_api import (
     HostImages,
     HostInfo,
@@ -123,7 +124,7 @@ class LibvirtEngine:
         except libvirt.libvirtError as exc:
             raise StepError(
                 f"cannot read the memory of {self.uri}: {_libvirt_message(exc)}",
-                stage="ve_driver/connect",
+                stage=stages.CONNECT,
             ) from exc
 
     def host_cpus(self) -> int:
@@ -133,7 +134,7 @@ class LibvirtEngine:
         except libvirt.libvirtError as exc:
             raise StepError(
                 f"cannot read the CPUs of {self.uri}: {_libvirt_message(exc)}",
-                stage="ve_driver/connect",
+                stage=stages.CONNECT,
             ) from exc
 
     def _connection(self) -> libvirt.virConnect:
@@ -147,7 +148,7 @@ class LibvirtEngine:
                 except libvirt.libvirtError as exc:
                     raise StepError(
                         f"cannot connect to libvirt at {self.uri}: {_libvirt_message(exc)}",
-                        stage="ve_driver/connect",
+                        stage=stages.CONNECT,
                         hint="check the site config's engine uri and that libvirtd is running",
                     ) from exc
             return self._conn
@@ -175,7 +176,7 @@ class LibvirtEngine:
                 except libvirt.libvirtError as exc:
                     raise StepError(
                         f"cannot read capabilities of {self.uri}: {_libvirt_message(exc)}",
-                        stage="ve_driver/connect",
+                        stage=stages.CONNECT,
                     ) from exc
                 self._host = host_info_from_capabilities(caps)
             return self._host
@@ -230,7 +231,7 @@ class LibvirtEngine:
                 return self._state_word(kept)
             except libvirt.libvirtError:  # gone or redefined since: look it up anew
                 self._domains.pop(name, None)
-        dom = self._lookup(name, "ve_driver/state")
+        dom = self._lookup(name, stages.STATE)
         if dom is None:
             return "absent"
         try:
@@ -242,12 +243,12 @@ class LibvirtEngine:
                 return "absent"
             raise StepError(
                 f"cannot read the state of {name}: {_libvirt_message(exc)}",
-                stage="ve_driver/state",
+                stage=stages.STATE,
             ) from exc
 
     def state_reason(self, name: str) -> str:
         """Why a shut-off or crashed domain is so, in words; ``""`` where libvirt says nothing."""
-        dom = self._lookup(name, "ve_driver/state")
+        dom = self._lookup(name, stages.STATE)
         if dom is None:
             return "no domain of that name is defined on the engine"
         try:
@@ -266,7 +267,7 @@ class LibvirtEngine:
         No agent, no channel, an agent not started yet, or an engine without agents
         (the test driver) all read as "not yet"; the caller keeps waiting.
         """
-        dom = self._lookup(name, "ve_driver/state")
+        dom = self._lookup(name, stages.STATE)
         if dom is None:
             return False
         try:
@@ -282,13 +283,13 @@ class LibvirtEngine:
         except libvirt.libvirtError as exc:
             raise StepError(
                 f"cannot list domains on {self.uri}: {_libvirt_message(exc)}",
-                stage="ve_driver/state",
+                stage=stages.STATE,
             ) from exc
         return sorted(d.name() for d in domains if d.name().startswith(prefix))
 
     def domain_xml(self, name: str) -> str | None:
         """The live domain XML, or None when the domain is absent."""
-        dom = self._lookup(name, "ve_driver/state")
+        dom = self._lookup(name, stages.STATE)
         if dom is None:
             return None
         try:
@@ -298,7 +299,7 @@ class LibvirtEngine:
                 return None
             raise StepError(
                 f"cannot read the XML of {name}: {_libvirt_message(exc)}",
-                stage="ve_driver/state",
+                stage=stages.STATE,
             ) from exc
         return xml
 
@@ -375,7 +376,7 @@ class LibvirtEngine:
 
     def _boot_existing(self, node: NodePlan, xml: str, ctx: StageContext) -> StageResult:
         """The slow path of :meth:`boot`: a domain of that name exists, or defining failed."""
-        stage = "ve_driver/boot"
+        stage = stages.BOOT
         existing = self._lookup(node.name, stage)
         try:
             if existing is not None and existing.isActive():
@@ -405,14 +406,14 @@ class LibvirtEngine:
     def _boot_failed(self, node: NodePlan, exc: libvirt.libvirtError) -> StepError:
         return StepError(
             f"libvirt could not boot {node.name}: {_libvirt_message(exc)}",
-            stage="ve_driver/boot",
+            stage=stages.BOOT,
             output_tail=self.console_tail(node.name),
             hint=f"inspect it with: virsh -c {self.uri} dumpxml {node.name}",
         )
 
     def shutdown(self, name: str, timeout: float, ctx: StageContext) -> bool:
         """Ask the guest to power off (ACPI) and wait up to ``timeout`` seconds."""
-        dom = self._lookup(name, "ve_driver/shutdown")
+        dom = self._lookup(name, stages.SHUTDOWN)
         if dom is None:
             return True
         try:
@@ -423,7 +424,7 @@ class LibvirtEngine:
         except libvirt.libvirtError as exc:
             raise StepError(
                 f"libvirt could not shut down {name}: {_libvirt_message(exc)}",
-                stage="ve_driver/shutdown",
+                stage=stages.SHUTDOWN,
             ) from exc
         start = time.monotonic()
         while True:
@@ -440,20 +441,20 @@ class LibvirtEngine:
 
     def request_shutdown(self, name: str) -> bool:
         log.info("shutdown (ACPI) %s on %s", name, self.uri)
-        return libvirt_power.request_shutdown(self._lookup(name, "ve_driver/shutdown"), name)
+        return libvirt_power.request_shutdown(self._lookup(name, stages.SHUTDOWN), name)
 
     def power_off(self, name: str) -> bool:
         log.info("power off %s on %s", name, self.uri)
-        return libvirt_power.power_off(self._lookup(name, "ve_driver/power_off"), name)
+        return libvirt_power.power_off(self._lookup(name, stages.POWER_OFF), name)
 
     def start(self, name: str) -> bool:
-        dom = self._lookup(name, "ve_driver/start")
+        dom = self._lookup(name, stages.START)
         log.info("start %s on %s", name, self.uri)
         return libvirt_power.start(dom, name, self.uri, self.console_tail)
 
     def destroy(self, name: str) -> None:
         """Force the domain off and forget its definition; an absent domain is fine."""
-        stage = "ve_driver/destroy"
+        stage = stages.DESTROY
         self._domains.pop(name, None)
         dom = self._lookup(name, stage)
         if dom is None:

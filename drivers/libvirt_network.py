@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pragmash import stages
 from pragmash.driver_api import NetworkState, PrivateNetworkPlan
 from pragmash.errors import ConfigError, StepError, VcFormatError
 from pragmash.images.network import network_bridge, network_differences, render_network
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     import libvirt
 else:
     libvirt = lazy_module("libvirt")
-
-STAGE = "ve_driver/network"
 
 
 def _message(exc: libvirt.libvirtError) -> str:
@@ -65,7 +64,9 @@ def network_bridges(conn: libvirt.virConnect) -> dict[str, str]:
     try:
         networks = conn.listAllNetworks(0)
     except libvirt.libvirtError as exc:
-        raise StepError(f"cannot list libvirt networks: {_message(exc)}", stage=STAGE) from exc
+        raise StepError(
+            f"cannot list libvirt networks: {_message(exc)}", stage=stages.NETWORK
+        ) from exc
     for net in networks:
         try:
             bridge = network_bridge(net.XMLDesc(0))
@@ -82,7 +83,9 @@ def lookup(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
             return None
-        raise StepError(f"cannot look up network {name}: {_message(exc)}", stage=STAGE) from exc
+        raise StepError(
+            f"cannot look up network {name}: {_message(exc)}", stage=stages.NETWORK
+        ) from exc
 
 
 def check_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan, uri: str) -> None:
@@ -157,7 +160,7 @@ def ensure_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -
             if net.isActive():
                 raise StepError(
                     f"libvirt network {plan.network} exists with {'; '.join(differences)}",
-                    stage=STAGE,
+                    stage=stages.NETWORK,
                     hint=f"`pragmash clean {plan.vcname}` removes it with the VC",
                 )
             net = _define(conn, plan, net.UUIDString())
@@ -176,7 +179,7 @@ def ensure_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -
         raise StepError(
             f"libvirt could not start network {plan.network} (bridge {plan.bridge}): "
             f"{_message(exc)}",
-            stage=STAGE,
+            stage=stages.NETWORK,
         ) from exc
     return f"{'created' if made else 'started'} network {plan.describe()}"
 
@@ -193,7 +196,7 @@ def _xml(net: libvirt.virNetwork, plan: PrivateNetworkPlan) -> str:
         xml: str = net.XMLDesc(0)
     except libvirt.libvirtError as exc:
         raise StepError(
-            f"cannot read network {plan.network}: {_message(exc)}", stage=STAGE
+            f"cannot read network {plan.network}: {_message(exc)}", stage=stages.NETWORK
         ) from exc
     return xml
 
@@ -214,7 +217,7 @@ def _define(
         raise StepError(
             f"libvirt could not define network {plan.network} (bridge {plan.bridge}): "
             f"{_message(exc)}",
-            stage=STAGE,
+            stage=stages.NETWORK,
         ) from exc
 
 
@@ -226,7 +229,8 @@ def _forget(net: libvirt.virNetwork) -> None:
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
             raise StepError(
-                f"libvirt could not remove network {net.name()}: {_message(exc)}", stage=STAGE
+                f"libvirt could not remove network {net.name()}: {_message(exc)}",
+                stage=stages.NETWORK,
             ) from exc
 
 

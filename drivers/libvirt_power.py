@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pragmash import stages
 from pragmash.errors import StepError
 
 from .lazy_import import lazy_module
@@ -41,7 +42,7 @@ def request_shutdown(dom: libvirt.virDomain | None, name: str) -> bool:
             return False
         raise StepError(
             f"libvirt could not ask {name} to shut down: {_message(exc)}",
-            stage="ve_driver/shutdown",
+            stage=stages.SHUTDOWN,
         ) from exc
     return True
 
@@ -56,7 +57,7 @@ def power_off(dom: libvirt.virDomain | None, name: str) -> bool:
         if _stopped_meanwhile(exc):
             return False
         raise StepError(
-            f"libvirt could not power off {name}: {_message(exc)}", stage="ve_driver/power_off"
+            f"libvirt could not power off {name}: {_message(exc)}", stage=stages.POWER_OFF
         ) from exc
     return True
 
@@ -77,7 +78,7 @@ def start(
     except libvirt.libvirtError as exc:
         raise StepError(
             f"libvirt could not start {name}: {_message(exc)}",
-            stage="ve_driver/start",
+            stage=stages.START,
             output_tail=tail(name),
             hint=f"inspect it with: virsh -c {uri} dumpxml {name}",
         ) from exc

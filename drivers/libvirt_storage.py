@@ -28,6 +28,7 @@ from html import escape  # & < > as XML text needs; xml.sax.saxutils would load 
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from pragmash import stages
 from pragmash.driver_api import HostVolume, StageContext
 from pragmash.errors import StepError
 from pragmash.images.rebase import rebased_copy
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 else:
     libvirt = lazy_module("libvirt")
 
-STAGE = "ve_driver/storage"
 BASE_PREFIX = "pragmash-base-"
 DONE_SUFFIX = ".done"
 DIGEST_CHARS = 32  # of the sha256 in a base volume's name: plenty against collisions
@@ -130,7 +130,7 @@ class LibvirtStorage:
                 raise StepError(
                     f"cannot make storage pool {self.pool_name} ({self.pool_path}) on "
                     f"{conn.getURI()}: {_message(exc)}",
-                    stage=STAGE,
+                    stage=stages.STORAGE,
                     hint="check the host's [[hosts]] pool and pool_path settings",
                 ) from exc
             return pool
@@ -141,7 +141,9 @@ class LibvirtStorage:
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
                 return None
-            raise StepError(f"cannot look up volume {name}: {_message(exc)}", stage=STAGE) from exc
+            raise StepError(
+                f"cannot look up volume {name}: {_message(exc)}", stage=stages.STORAGE
+            ) from exc
 
     # -- bases ----------------------------------------------------------------------
 
@@ -224,7 +226,7 @@ class LibvirtStorage:
         except libvirt.libvirtError as exc:
             raise StepError(
                 f"cannot create volume {name} in pool {self.pool_name}: {_message(exc)}",
-                stage=STAGE,
+                stage=stages.STORAGE,
             ) from exc
 
     def _upload(
@@ -246,7 +248,7 @@ class LibvirtStorage:
             _delete(vol, name)
             why = _message(exc) if isinstance(exc, libvirt.libvirtError) else str(exc)
             raise StepError(
-                f"cannot send {local} to {conn.getURI()} as {name}: {why}", stage=STAGE
+                f"cannot send {local} to {conn.getURI()} as {name}: {why}", stage=stages.STORAGE
             ) from exc
         except BaseException:
             _abort(stream)
@@ -348,4 +350,6 @@ def _delete(vol: libvirt.virStorageVol, name: str) -> None:
     try:
         vol.delete(0)
     except libvirt.libvirtError as exc:
-        raise StepError(f"cannot delete volume {name}: {_message(exc)}", stage=STAGE) from exc
+        raise StepError(
+            f"cannot delete volume {name}: {_message(exc)}", stage=stages.STORAGE
+        ) from exc

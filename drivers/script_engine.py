@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.driver_api import UNKNOWN_STATE, HostInfo, NodePlan, StageContext, StageResult
 from pragmash.drivers.script_dialects import PB2013, PB2015, PB2015_IPOP
 from pragmash.drivers.script_folder import (
@@ -62,7 +63,7 @@ class ScriptEngine:
     def check(self) -> None:
         problems = self.folder.inspect("ve")
         if problems:
-            raise StepError("; ".join(problems), stage="ve_driver/connect")
+            raise StepError("; ".join(problems), stage=stages.CONNECT)
 
     def host_info(self) -> HostInfo:
         return HostInfo(emulator=None, kvm_usable=False)
@@ -100,7 +101,7 @@ class ScriptEngine:
         """``fix_images VC_IN TEMP frontend,compute``; its last output line names the disks."""
         if self.dialect not in (PB2015, PB2015_IPOP):
             raise StepError(
-                f"ve_driver/fix_images: {self.dialect} never called fix_images "
+                f"{stages.FIX_IMAGES}: {self.dialect} never called fix_images "
                 f"(the folder {self.folder.folder} is declared {self.dialect})",
                 stage=STAGES["fix_images"],
             )

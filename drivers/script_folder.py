@@ -38,6 +38,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.driver_api import NodePlan, StageContext, StageResult
 from pragmash.drivers.script_dialects import (
     PB2013,
@@ -57,13 +58,13 @@ from pragmash.vc.vcout import node_vc_out, read_vc_out
 
 #: Seed executable -> the stage name pragmash reports it under.
 STAGES: dict[str, str] = {
-    "allocate": "ve_driver/allocate",
-    "pre_fix_driver": "vc_driver/pre_fix",
-    "fix_driver": "ve_driver/fix",
-    "fix_images": "ve_driver/fix_images",
-    "post_fix_driver": "vc_driver/post_fix",
-    "pre_boot": "vc_driver/pre_boot",
-    "boot": "ve_driver/boot",
+    "allocate": stages.ALLOCATE,
+    "pre_fix_driver": stages.PRE_FIX,
+    "fix_driver": stages.FIX,
+    "fix_images": stages.FIX_IMAGES,
+    "post_fix_driver": stages.POST_FIX,
+    "pre_boot": stages.PRE_BOOT,
+    "boot": stages.BOOT,
 }
 
 #: Stages a seed folder may leave out: pragma_boot's own drivers often had nothing to

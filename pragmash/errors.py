@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pragmash import stages
 from pragmash.textsafe import printable
 
 # Exit statuses, documented in the README and `pragmash --help`.
@@ -189,7 +190,7 @@ class AllocationError(StepError):
     """Not enough resources for a request; nothing was taken."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, stage="ve_driver/allocate")
+        super().__init__(message, stage=stages.ALLOCATE)
 
 
 class Interrupted(PragmashError):

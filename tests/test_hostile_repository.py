@@ -1,4 +1,4 @@
-"""Hostile or broken web repositories (issue 27, items 7, 8 and 9).
+"""Hostile or broken web repositories (issue 27, items 7, 8, 9 and 10).
 
 A server that sends more than it announced, images whose names are those of
 pragmash's own files in the cache, answers that are not HTTP, URLs urllib cannot
@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import io
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,13 @@ import pytest
 from httprepo import demo_copy, serve, serve_raw
 
 from pragmash.errors import EXIT_STEP_FAILED, EXIT_USER, RepositoryError
+from pragmash.images import fetch
 from pragmash.images.fetch import Piece, assemble, partial_path
+from pragmash.images.provision import remote_parts
 from pragmash.ui.cli.main import main
+from pragmash.vc import http as web_client
 from pragmash.vc.http import HttpClient
+from pragmash.vc.http_repository import load_http_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -254,3 +259,127 @@ def test_a_local_vcdb_entry_naming_a_folder_says_so(tmp_path: Path) -> None:
     code, _, err = cli("check", recipe, "--vcname", "b", "--base_path", str(repo))
     assert code == EXIT_USER
     assert f"{repo}/vcdb.txt:5: the vc-in.xml of 'b' is a folder: {repo}/calit2" in err
+
+
+# -- item 10: deadlines, bodies cut short or without end, ambiguous split images --------
+
+
+class _Drip(http.server.BaseHTTPRequestHandler):
+    """Sends ``head`` at once, then ``answer`` one byte every 0.25 s (a HEAD: ``head``)."""
+
+    head = b""
+    answer = b""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def do_HEAD(self) -> None:
+        self.wfile.write(self.head)
+
+    def do_GET(self) -> None:
+        try:
+            self.wfile.write(self.head)
+            for i in range(len(self.answer)):
+                self.wfile.write(self.answer[i : i + 1])
+                self.wfile.flush()
+                time.sleep(0.25)
+        except OSError:
+            pass  # the client gave up: what the deadline is for
+        self.close_connection = True
+
+
+def test_a_server_dripping_bytes_is_given_up_on_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each byte came before the socket timeout, so `list repository` waited as long as the
+    server pleased (this one: 11 s for its status line, headers and vcdb.txt), silently."""
+    monkeypatch.setattr(web_client, "DEADLINE", 1.0)
+    body = b"calit2,calit2/vc-in.xml\n"
+    drip = type("Drip", (_Drip,), {"answer": b"HTTP/1.1 200 OK\r\n\r\n" + body})
+    with _serve(drip) as url:
+        code, _, err = cli("list", "repository", "--base_path", url)
+    assert code == EXIT_STEP_FAILED, err
+    assert f"{url}vcdb.txt: gave up after 1 s" in err and "too slow" in err
+
+
+def test_a_vcdb_cut_short_is_refused(tmp_path: Path) -> None:
+    """A server announcing 1000 bytes and closing after 30: the VCs past byte 30 vanished."""
+    vcdb = b"calit2,calit2/vc-in.xml\ntiny,tiny/vc-in.xml\n"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + vcdb[:30]
+    with serve_raw(answer) as url:
+        code, _, err = cli("list", "repository", "--base_path", url)
+    assert code == EXIT_STEP_FAILED, err
+    assert f"{url}vcdb.txt: cut short: 30 bytes received of the 1000" in err
+
+
+def test_an_image_dripping_in_is_stopped_and_asked_again_then_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image's body: under MIN_RATE over STALL_WINDOW it is cut and counted as a failure,
+    not forgiven by the bytes it brought (each attempt brought some)."""
+    monkeypatch.setattr(fetch, "STALL_WINDOW", 0.5)
+    data = b"x" * 40
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n"
+    drip = type("Drip", (_Drip,), {"head": head, "answer": data})
+    digest = hashlib.sha256(data).hexdigest()
+    dest = tmp_path / "cache" / digest / "slow.img"
+    with (
+        _serve(drip) as url,
+        pytest.raises(RepositoryError, match="fewer than 1024 a second") as caught,
+    ):
+        assemble(
+            [Piece("slow.img", url=f"{url}slow.img", expected=digest)],
+            dest,
+            expected=digest,
+            where="S:1",
+            retries=1,
+            backoff=0,
+        )
+    assert "the download stopped at byte" in caught.value.message
+    assert not dest.exists()
+
+
+def test_a_body_without_announced_size_is_capped_and_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Content-Length anywhere: the endless body went on into the cache's partial file."""
+    monkeypatch.setattr(fetch, "UNANNOUNCED_LIMIT", ANNOUNCED)
+
+    class Unannounced(_Endless):
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+    dest = tmp_path / "cache" / ("0" * 64) / "big.img"
+    with (
+        _serve(Unannounced) as url,
+        pytest.raises(RepositoryError, match="no size announced") as caught,
+    ):
+        assemble([Piece("big.img", url=f"{url}big.img")], dest, expected="0" * 64, where="S:1")
+    assert "not kept" in caught.value.message
+    assert not dest.exists() and not partial_path(dest).exists()
+
+
+@pytest.mark.parametrize(
+    "parts", [(".00", ".01", ".001"), (".000", ".001", ".01")], ids=["00-01-001", "000-001-01"]
+)
+def test_a_split_image_numbered_both_ways_is_refused(tmp_path: Path, parts: tuple[str]) -> None:
+    """``.01`` beside ``.001``: refused or joined with a part dropped, by listing order."""
+    repo = demo_copy(tmp_path / "www")
+    name = "calit2/big.img.gz"
+    for suffix in parts:
+        (repo / f"{name}{suffix}").write_bytes(suffix.encode())
+    sums = (repo / "SHA256SUMS").read_text(encoding="utf-8")
+    listed = "".join(
+        f"{hashlib.sha256(s.encode()).hexdigest()}  {name}{s}\n" for s in reversed(parts)
+    )
+    (repo / "SHA256SUMS").write_text(sums + listed, encoding="utf-8")
+    with serve(repo) as web:
+        loaded = load_http_repository(web.url, tmp_path / "cache")
+        with pytest.raises(RepositoryError, match=r"split parts mix numberings .*\.01 and"):
+            remote_parts(loaded, name, HttpClient(timeout=5))
+        (repo / "SHA256SUMS").write_text(sums, encoding="utf-8")  # not listed: found by asking
+        loaded = load_http_repository(web.url, tmp_path / "cache")
+        with pytest.raises(RepositoryError, match="split parts mix numberings"):
+            remote_parts(loaded, name, HttpClient(timeout=5))

@@ -263,6 +263,11 @@ def test_one_host_site_records_its_implicit_host(tmp_path: Path) -> None:
     assert {n["host"] for n in status["nodes"]} == {"default"}
     hosts = json.loads(env.cli("hosts", "--json").out)["hosts"]
     assert [(h["name"], h["cpus"], h["cpus_used"]) for h in hosts] == [("default", 16, 2)]
+    # the table shows the memory used that --json has, not '-' (no memory limit is set)
+    used = hosts[0]["memory_used_mib"]
+    assert used > 0
+    row = env.cli("hosts").out.splitlines()[1]
+    assert f" {used} MiB " in row, row
 
 
 def test_the_journal_records_each_nodes_host(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from repldriver import Driver, leave_stuck_compute
 
-from pragmash.ui.repl.live import LiveView, ellipsize
+from pragmash.ui.render import ellipsize
+from pragmash.ui.repl.live import LiveView
 from pragmash.ui.repl.pager import Pager, page
 
 pytestmark = pytest.mark.libvirt

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from pragmash import stages
 from pragmash.driver_api import (
     BatchPreBoot,
     DistroDriver,
@@ -41,7 +42,7 @@ from pragmash.driver_api import (
     StageResult,
 )
 from pragmash.engine.interpreter import StepReporter
-from pragmash.engine.stagecall import PRE_BOOT, call_stage, pre_boot_in_chunks
+from pragmash.engine.stagecall import call_stage, pre_boot_in_chunks
 from pragmash.engine.vcfolder import VcFolder, with_first_disk
 from pragmash.images.staging import Mode
 
@@ -115,10 +116,10 @@ class BootPipeline:
             return self._stage(node)
 
     def _start(self, node: NodePlan) -> str:
-        self._doing(node.name, "ve_driver/boot: starting the domain")
+        self._doing(node.name, f"{stages.BOOT}: starting the domain")
         with self._hosts.get(node.host) or self._head:
             result = call_stage(
-                "ve_driver/boot", self.reporter, self.engine.boot, self.before_start(node), self.ctx
+                stages.BOOT, self.reporter, self.engine.boot, self.before_start(node), self.ctx
             )
         said = result.message or f"{node.name} started"
         self._doing(node.name, said, True)
@@ -128,9 +129,9 @@ class BootPipeline:
         with self._head:
             self._doing(node.name, "staging its disk")
             staged = self._stage(node)
-            self._doing(node.name, PRE_BOOT)
+            self._doing(node.name, stages.PRE_BOOT)
             result = call_stage(
-                PRE_BOOT,
+                stages.PRE_BOOT,
                 self.reporter,
                 self.distro.pre_boot,
                 staged,
@@ -158,7 +159,7 @@ class BootPipeline:
 
         def preparing(chunk: Sequence[tuple[NodePlan, Path]]) -> None:
             for node, _disk in chunk:
-                self._doing(node.name, f"{PRE_BOOT} ({len(chunk)} disks at once)")
+                self._doing(node.name, f"{stages.PRE_BOOT} ({len(chunk)} disks at once)")
 
         futures: dict[str, Future[str]] = {}
         try:

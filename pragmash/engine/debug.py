@@ -83,8 +83,9 @@ class DebugRun:
         return self.run.prepared.site.state_dir
 
     @property
-    def vc_in_path(self) -> Path:
-        return self.run.prepared.vcin.path
+    def vc_in_shown(self) -> str:
+        """The VC's vc-in.xml as the user knows it: its URL for a web repository, else its path."""
+        return self.run.prepared.vcin.shown
 
     @property
     def vc_out_path(self) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pragmash import stages
 from pragmash.driver_api import EngineDriver, NodePlan
 from pragmash.vc.site import SiteConfig
 
@@ -59,7 +60,7 @@ class DiskWork:
     def boot_note(self, nodes: Sequence[NodePlan]) -> str:
         """What a ``boot`` step's message adds on a simulated engine."""
         return (
-            " (staging and vc_driver/pre_boot skipped: the engine is simulated,"
+            f" (staging and {stages.PRE_BOOT} skipped: the engine is simulated,"
             f" {self.where(nodes)})"
         )
 

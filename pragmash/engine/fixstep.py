@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.driver_api import DistroDriver, FixIdentity, NodePlan, StageContext, StageResult
 from pragmash.engine.vcfolder import VcFolder
 from pragmash.errors import StepError
@@ -36,8 +37,6 @@ from pragmash.images.staging import (
     standalone_qcow2,
 )
 from pragmash.images.tools import accel_words
-
-STAGE = "ve_driver/fix"
 
 CallStage = Callable[..., StageResult]  # (stage name, driver method, *args) -> result
 
@@ -86,7 +85,7 @@ class ImageFixer:
         if method not in METHODS:
             raise StepError(
                 f"unknown fix method {method!r}: expected one of {', '.join(METHODS)}",
-                stage=STAGE,
+                stage=stages.FIX,
             )
         report = FixReport()
         identity = fix_identity(self.distro)
@@ -166,7 +165,7 @@ class ImageFixer:
         if not source.is_file():
             raise StepError(
                 f"disk image {source} not found",
-                stage="ve_driver/stage",
+                stage=stages.STAGE,
                 hint="check the <source file=...> of the vc-in.xml, relative to its folder",
             )
         if is_fixed_base(source, self.cache_dir):
@@ -207,7 +206,7 @@ class ImageFixer:
             # which then takes the overlay's path, so post_fix is given the very path
             # pre_fix was (pragma_boot's drivers were, and some rely on it)
             disk = stage_image(base, work, "input", mode="overlay", cache_dir=self.cache_dir)
-            self.call_stage("vc_driver/pre_fix", self.distro.pre_fix, first, disk, self.ctx)
+            self.call_stage(stages.PRE_FIX, self.distro.pre_fix, first, disk, self.ctx)
             converted = convert_v2v(
                 disk,
                 work / "out",
@@ -221,7 +220,7 @@ class ImageFixer:
             fixed = disk
         else:
             fixed = standalone_qcow2(base, work / "image.qcow2")
-            self.call_stage("vc_driver/pre_fix", self.distro.pre_fix, first, fixed, self.ctx)
+            self.call_stage(stages.PRE_FIX, self.distro.pre_fix, first, fixed, self.ctx)
             if method == "virt-customize":
                 customize(
                     fixed,
@@ -230,7 +229,7 @@ class ImageFixer:
                     on_line=on_line,
                     kvm_usable=self.ctx.kvm_usable,
                 )
-        self.call_stage("vc_driver/post_fix", self.distro.post_fix, first, fixed, self.ctx)
+        self.call_stage(stages.POST_FIX, self.distro.post_fix, first, fixed, self.ctx)
         return fixed
 
     # -- node disks -----------------------------------------------------------------------
@@ -259,7 +258,7 @@ class ImageFixer:
                 raise StepError(
                     f"{node.name} is running on {staged}: its disk cannot be replaced by one "
                     "on the fixed image",
-                    stage=STAGE,
+                    stage=stages.FIX,
                     hint="fix before boot, or shut the node down first",
                 )
             self.ctx.note(f"{node.name}: its disk staged before the fix is replaced")

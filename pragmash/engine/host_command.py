@@ -23,6 +23,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.errors import StepError
 
@@ -129,7 +130,7 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
         with _running_lock:
             _running.add(proc.pid)
     except FileNotFoundError:
-        raise StepError(f"command not found: {argv[0]}", stage="run") from None
+        raise StepError(f"command not found: {argv[0]}", stage=stages.RUN) from None
     except BaseException:  # a Ctrl-C as the command started: it may exist, unrecorded
         for pid in _children() - before:  # even before its setsid: killed as it stands
             end_process_tree(pid)
@@ -146,7 +147,7 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
                 raise StepError(
                     f"{argv[0]} did not end within {RUN_TIMEOUT:g} s: stopped, with every"
                     " process it started",
-                    stage="run",
+                    stage=stages.RUN,
                 ) from None
             raise
         finally:
@@ -157,6 +158,6 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
     if proc.returncode != 0:
         tail = (stdout + stderr).splitlines()[-20:]
         raise StepError(
-            f"{argv[0]} exited with status {proc.returncode}", stage="run", output_tail=tail
+            f"{argv[0]} exited with status {proc.returncode}", stage=stages.RUN, output_tail=tail
         )
     return StepOutcome("done", f"{argv[0]} exited 0")

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from pragmash import stages
 from pragmash.driver_api import (
     EngineDriver,
     HostImages,
@@ -31,8 +32,6 @@ from pragmash.errors import StepError
 from pragmash.images.staging import backing_of, content_digest, image_format
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.site_hosts import HostConfig
-
-STAGE = "ve_driver/storage"
 
 
 def pool_host(site: SiteConfig, host: str) -> HostConfig | None:
@@ -73,7 +72,7 @@ class HostDisks:
                     raise StepError(
                         f'host {host.name} has storage = "pool" but the engine '
                         f"{engine.name!r} has no storage API to put disks there",
-                        stage=STAGE,
+                        stage=stages.STORAGE,
                         hint='use storage = "shared" for that host',
                     )
                 self._stores[host.name] = engine.host_images(
@@ -92,7 +91,7 @@ class HostDisks:
             raise StepError(
                 f'{node.name} is placed on {host.name} (storage = "pool"), whose disks come '
                 f"as a base and an overlay, but its disk {overlay} has no base",
-                stage=STAGE,
+                stage=stages.STORAGE,
                 hint='use [images] staging = "overlay" on a site with pool hosts',
             )
         store = self.store(host)

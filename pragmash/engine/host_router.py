@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from pragmash import stages
 from pragmash.driver_api import (
     Closable,
     Consoles,
@@ -87,7 +88,7 @@ class HostRouter:
                 + "; ".join(
                     f"{name} ({self.uris[name]}): {why}" for name, why in self.unreachable.items()
                 ),
-                stage="ve_driver/connect",
+                stage=stages.CONNECT,
                 hint="check the site config's [[hosts]] uris and that each libvirtd runs",
             )
 
@@ -129,13 +130,13 @@ class HostRouter:
         if host not in self.engines:
             raise StepError(
                 f"host {host}: {gone_host(host)}",
-                stage="ve_driver/connect",
+                stage=stages.CONNECT,
                 hint=f"list the host again in {self.site.source} to reach its nodes",
             )
         if host in self.unreachable:
             raise StepError(
                 f"host {host} ({self.uris[host]}) is unreachable: {self.unreachable[host]}",
-                stage="ve_driver/connect",
+                stage=stages.CONNECT,
                 hint="bring the host back, then run the command again",
             )
         return self.engines[host]
@@ -222,7 +223,7 @@ class HostRouter:
         if not isinstance(engine, PowerControl):
             raise StepError(
                 f"the engine of {name}'s host cannot power a domain off and on",
-                stage="ve_driver/start",
+                stage=stages.START,
             )
         return engine
 
@@ -247,7 +248,7 @@ class HostRouter:
         if not isinstance(engine, Consoles):
             raise StepError(
                 f"{name}: the engine driver {engine.name!r} offers no console",
-                stage="ve_driver/console",
+                stage=stages.CONSOLE,
             )
         return engine.open_console(name)
 

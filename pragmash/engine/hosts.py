@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
+from pragmash import stages
 from pragmash.driver_api import Closable, EngineDriver, HostResources, SiteHosts
 from pragmash.engine.registry import load_engine
 from pragmash.errors import AllocationError, PragmashError, StepError
@@ -173,7 +174,7 @@ def capacity_of(host: HostConfig, site: SiteConfig, engine: EngineDriver) -> Hos
             raise StepError(
                 f"host {host.name}: the engine driver {engine.name!r} cannot say how many "
                 "CPUs the host has",
-                stage="ve_driver/connect",
+                stage=stages.CONNECT,
                 hint=f"give the host's cpus in the site config ({site.source}: [[hosts]])",
             )
         cpus = int(resources.host_cpus())

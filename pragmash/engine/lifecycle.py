@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from pragmash import stages
 from pragmash.driver_api import UNKNOWN_STATE, EngineDriver
 from pragmash.engine import private_network
 from pragmash.engine.host_router import per_host
@@ -291,9 +292,9 @@ def _expected_states(ledger: Ledger, vcname: str) -> dict[str, str]:
     for step in steps_since_allocation(ledger, vcname):
         if step.outcome != "done":
             continue
-        if step.text.startswith(("boot", "ve_driver/boot")):
+        if step.text.startswith(("boot", stages.BOOT)):
             states.update(dict.fromkeys(step.products, "running"))
-        elif step.text.startswith(("destroy", "ve_driver/destroy")):
+        elif step.text.startswith(("destroy", stages.DESTROY)):
             for name in step.products:
                 states.pop(name, None)
         elif step.file == POWER_FILE:

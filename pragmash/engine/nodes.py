@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.driver_api import NodePlan, SeedPlan, StageContext, UpTest
 from pragmash.engine.overrides import Memory
 from pragmash.engine.vcfolder import VcFolder
@@ -148,5 +149,5 @@ def template_source(vcin: VcIn, node: NodePlan) -> Path:
     """The repository image a node's first disk comes from (its vc-in template's)."""
     tmpl = vcin.frontend if node.role == "frontend" else vcin.compute
     if tmpl is None or not tmpl.disk_paths:
-        raise StepError(f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage")
+        raise StepError(f"{node.name} has no disk in its vc-in template", stage=stages.STAGE)
     return Path(tmpl.disk_paths[0])

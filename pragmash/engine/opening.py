@@ -289,7 +289,7 @@ def load(
         vcin=vcin,
         ledger=opened.ledger,
         engine=engine,
-        distro=load_distro(vcin.driver, config, where=f"{vcin.path}: /vc/driver"),
+        distro=load_distro(vcin.driver, config, where=f"{vcin.shown}: /vc/driver"),
         disk_work=DiskWork.of(engine, config),  # the one place a run decides it
         variables=dict(options.sets),
         allow_run=options.allow_run,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pragmash import stages
 from pragmash.engine import private_network
 from pragmash.engine.diskwork import PLAN_SKIPPED
 from pragmash.engine.hosts import preview_placement
@@ -33,14 +34,14 @@ def _network_action(prep: Prepared, held: Allocation | None) -> str:
     """What ``allocate`` would make of the VC's private network."""
     if held is not None:
         plan = private_network.plan_for(prep.site, prep.runtime.vcname, held.vlan)
-        return f"ve_driver/network: the VC's own private network {plan.describe()}"
+        return f"{stages.NETWORK}: the VC's own private network {plan.describe()}"
     setting = prep.site.private_network
     where = (
         f"over {setting.ovs_bridge}, tagged with the VLAN"
         if setting.mode == "ovs"
         else f"bridge {setting.bridge_pattern}"
     )
-    return f"ve_driver/network: the VC's own private network ({setting.mode}, {where})"
+    return f"{stages.NETWORK}: the VC's own private network ({setting.mode}, {where})"
 
 
 def _placement_actions(prep: Prepared, held: Allocation | None, cpus: int) -> list[str]:
@@ -116,7 +117,7 @@ class _Planner(ast.StatementVisitor[list[str], None]):
         computes = [compute_name(self.vcname, i) for i in range(len(per_node))]
         self.computes = computes
         actions.append(
-            f"ve_driver/allocate: {cpus} compute CPUs -> {fe} + {len(computes)} compute(s)"
+            f"{stages.ALLOCATE}: {cpus} compute CPUs -> {fe} + {len(computes)} compute(s)"
             + (f" ({', '.join(computes)})" if computes else "")
             + "; public address, VLAN, MACs; write vc-out.xml"
             + (" (already held: reused)" if held is not None else "")
@@ -129,14 +130,14 @@ class _Planner(ast.StatementVisitor[list[str], None]):
         method = self.value(stmt.method)
         for name in self.nodes(stmt.targets):
             actions.append(
-                f"{name}: stage image, vc_driver/pre_fix, fix via {method}, "
-                f"vc_driver/post_fix{self.disk_note}"
+                f"{name}: stage image, {stages.PRE_FIX}, fix via {method}, "
+                f"{stages.POST_FIX}{self.disk_note}"
             )
 
     def visit_boot(self, stmt: ast.Boot, actions: list[str]) -> None:
         for name in self.nodes(stmt.targets):
             actions.append(
-                f"{name}: vc_driver/pre_boot{self.disk_note}, ve_driver/boot (define + start)"
+                f"{name}: {stages.PRE_BOOT}{self.disk_note}, {stages.BOOT} (define + start)"
             )
 
     def visit_wait_state(self, stmt: ast.WaitState, actions: list[str]) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pragmash import stages
 from pragmash.driver_api import NodePlan, PowerControl
 from pragmash.engine import opening, private_network
 from pragmash.engine.events import EventSink, ignore
@@ -238,7 +239,7 @@ class PowerExecutor:
             return StepOutcome("done", "; ".join([*said, missed]), products)
         raise StepError(
             "; ".join([*said, missed]),
-            stage="ve_driver/shutdown",
+            stage=stages.SHUTDOWN,
             output_tail=[f"{n}: {why}" for n, why in away.items()],
             hint=f"`pragmash stop {runtime.vcname} --force` powers off what is left "
             "(definitions and disks are kept)",
@@ -257,7 +258,7 @@ class PowerExecutor:
             raise StepError(
                 f"cannot power off {', '.join(away)}: their host does not answer"
                 + (f" (powered off {', '.join(offed)})" if offed else ""),
-                stage="ve_driver/power_off",
+                stage=stages.POWER_OFF,
                 output_tail=[f"{n}: {why}" for n, why in away.items()],
                 hint=f"once the host answers, `pragmash stop {self.runtime.vcname} --force` again",
             )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from pragmash import stages
 from pragmash.driver_api import (
     DEFAULT_UP_TESTS,
     UNKNOWN_STATE,
@@ -28,7 +29,6 @@ from pragmash.driver_api import (
 from pragmash.engine.diskwork import NO_GUEST
 from pragmash.errors import StepError
 
-STAGE = "ve_driver/wait"
 POLL_SECONDS = 1.0
 CONSOLE_LINES = 5000  # the whole console of a boot, in practice: each boot starts the file afresh
 TAIL_LINES = 10
@@ -184,7 +184,7 @@ class Waiter:
         raise StepError(
             f"{node.name}: its state is unknown ({why}), so waiting for it to be "
             f"{goal.label} can never pass",
-            stage=STAGE,
+            stage=stages.WAIT,
             hint=(
                 "hold its nodes to a TCP port instead, which pragmash can test itself: "
                 'in the site config, [up] VCNAME = ["port:22"], then `wait … up`'
@@ -206,7 +206,7 @@ class Waiter:
         return StepError(
             f"{node.name} is {state}{why} while waiting for it to be {goal.label}: "
             "it will not get there by itself",
-            stage=STAGE,
+            stage=stages.WAIT,
             output_tail=self._tail(node.name),
             hint=f"look at its console; `boot {node.name}` starts it again"
             if state != "absent"
@@ -226,6 +226,6 @@ class Waiter:
         return StepError(
             f"timed out after {timeout:g} s waiting for {names} to be {goal.label}{held}; "
             + "; ".join(states),
-            stage=STAGE,
+            stage=stages.WAIT,
             output_tail=tail,
         )

@@ -11,12 +11,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pragmash import stages
 from pragmash.driver_api import BatchPreBoot, DistroDriver, NodePlan, StageContext, StageResult
 from pragmash.engine.interpreter import StepReporter
 from pragmash.errors import PragmashError, StepError
 from pragmash.images.inject import MAX_DRIVES
-
-PRE_BOOT = "vc_driver/pre_boot"
 
 
 def call_stage(
@@ -45,10 +44,10 @@ def call_distro_stage(
 ) -> StageResult:
     """``vc_driver/pre_fix``, ``post_fix`` or ``pre_boot`` called directly on one node."""
     if op == "pre_fix":
-        return call_stage("vc_driver/pre_fix", reporter, distro.pre_fix, node, disk, ctx)
+        return call_stage(stages.PRE_FIX, reporter, distro.pre_fix, node, disk, ctx)
     if op == "post_fix":
-        return call_stage("vc_driver/post_fix", reporter, distro.post_fix, node, disk, ctx)
-    return call_stage(PRE_BOOT, reporter, distro.pre_boot, node, disk, vc_out, ctx)
+        return call_stage(stages.POST_FIX, reporter, distro.post_fix, node, disk, ctx)
+    return call_stage(stages.PRE_BOOT, reporter, distro.pre_boot, node, disk, vc_out, ctx)
 
 
 def pre_boot_in_chunks(
@@ -71,11 +70,11 @@ def pre_boot_in_chunks(
         try:
             results = distro.pre_boot_many(chunk, vc_out, ctx)
         except OSError as err:
-            raise StepError(f"{PRE_BOOT}: {err}", stage=PRE_BOOT) from err
+            raise StepError(f"{stages.PRE_BOOT}: {err}", stage=stages.PRE_BOOT) from err
         said = {(r.outcome, r.message) for r in results.values() if r.message}
         for outcome, message in sorted(said):
             skipped = "skipped: " if outcome == "skipped" else ""
-            reporter.note(f"{PRE_BOOT}: {skipped}{message}")
+            reporter.note(f"{stages.PRE_BOOT}: {skipped}{message}")
         yield chunk, results
 
 

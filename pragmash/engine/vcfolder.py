@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.driver_api import NodePlan
 from pragmash.errors import StepError
 from pragmash.images.nocloud import seed_volume_path
@@ -85,9 +86,7 @@ class VcFolder:
         """
         current = Path(node.disks[0]) if node.disks else None
         if current is None:
-            raise StepError(
-                f"{node.name} has no disk in its vc-in template", stage="ve_driver/stage"
-            )
+            raise StepError(f"{node.name} has no disk in its vc-in template", stage=stages.STAGE)
         if self.holds(current):
             return current
         return stage_image(

@@ -39,12 +39,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pragmash import stages
 from pragmash.errors import StepError
 from pragmash.images.fetch import PARTIAL_FOLDER, lock_path_of
 from pragmash.images.provision import FETCHED_FOLDER
 from pragmash.images.staging import DISK_MODE, image_info
 
-STAGE = "ve_driver/fix"
 FIXED_DIR = "fixed"
 WORK_PREFIX = ".work-"
 LOCK_POLL = 0.5  # seconds between tries while another run holds the lock
@@ -163,7 +163,7 @@ def _check_standalone(disk: Path) -> None:
     if backing is not None:
         raise StepError(
             f"the fix produced {disk}, an overlay on {backing}, not a standalone disk",
-            stage=STAGE,
+            stage=stages.FIX,
         )
 
 
@@ -221,7 +221,7 @@ def fixed_base(
             if not produced.is_file() or work.resolve() not in produced.resolve().parents:
                 raise StepError(
                     f"the fix of {source} produced no disk in its work folder {work}",
-                    stage=STAGE,
+                    stage=stages.FIX,
                 )
             _check_standalone(produced)
             produced.chmod(DISK_MODE)

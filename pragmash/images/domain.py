@@ -16,6 +16,7 @@ from typing import Literal
 
 from lxml import etree
 
+from pragmash import stages
 from pragmash.driver_api import HostInfo, NodePlan
 from pragmash.errors import StepError
 from pragmash.images.domain_identity import forget_identity, own_files
@@ -23,7 +24,6 @@ from pragmash.images.domain_sizing import set_memory, set_vcpus
 from pragmash.images.xmledit import child, drop_attr, remove
 from pragmash.vc.xmlsafe import safe_parser
 
-STAGE = "ve_driver/boot"
 LOOPBACK = "127.0.0.1"
 
 DomainTypeChoice = Literal["kvm", "qemu", "auto"]
@@ -51,7 +51,7 @@ def disk_format(path: str) -> str:
 
 
 def _fail(node: NodePlan, message: str) -> StepError:
-    return StepError(f"domain template for {node.name}: {message}", stage=STAGE)
+    return StepError(f"domain template for {node.name}: {message}", stage=stages.BOOT)
 
 
 def parse_template(node: NodePlan) -> etree._Element:

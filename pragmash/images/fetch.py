@@ -34,6 +34,14 @@ from pragmash.vc.sums import DigestMismatch
 CHUNK = 1 << 20
 RETRIES = 5  # a piece that stops is asked again from where it stopped, this many times in a row
 BACKOFF = 1.0  # seconds, times the attempt number, before asking again
+#: A download slower than MIN_RATE bytes a second over STALL_WINDOW seconds is stopped and
+#: asked again from where it got to (as curl's --speed-limit/--speed-time): a server
+#: dripping a byte every few seconds never trips the socket timeout and held a run forever.
+MIN_RATE = 1024
+STALL_WINDOW = 60.0
+#: The most bytes taken for an image whose size the server does not announce (no
+#: Content-Length): a body that never ends must not fill the disk.
+UNANNOUNCED_LIMIT = 64 * 1024**3
 #: Beside the cache's entries (``FOLDER/KEY/NAME``), pragmash's own files: the lock of each
 #: entry (``FOLDER/.partial/KEY.lock``) and its unfinished downloads
 #: (``FOLDER/.partial/KEY/NAME``). A repository may name an image anything (``.lock``,
@@ -173,6 +181,9 @@ def assemble(
                 RETRIES if retries is None else retries,
                 BACKOFF if backoff is None else backoff,
             )
+        except _Unbounded:
+            partial.unlink(missing_ok=True)  # bytes past any sane size: nothing to continue
+            raise
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise RepositoryError(
@@ -249,6 +260,14 @@ def _fill(
         raise DigestMismatch(shown, where, want, got_whole)
 
 
+class _TooSlow(TimeoutError):
+    """Fewer than MIN_RATE bytes a second over STALL_WINDOW: asked again, counted apart."""
+
+
+class _Unbounded(RepositoryError):
+    """A body with no announced size went past UNANNOUNCED_LIMIT."""
+
+
 def _rehash(
     out: IO[bytes],
     start: int,
@@ -299,21 +318,39 @@ def _stream(
         return got
     assert piece.url is not None
     failures = 0
+    slow = 0  # attempts stopped for slowness: not forgiven by the bytes they brought
     while size is None or got < size:
         try:
             ranged = client.open_from(piece.url, got)
             with ranged.response as response:
                 skip = got - ranged.start  # a server that ignored Range resends what we have
-                # never more than the announced size: an endless body must not fill the disk
-                while block := response.read(
+                window, window_start = 0, time.monotonic()
+                # never more than the announced size: an endless body must not fill the disk;
+                # read1 returns what has come, so a slow server is noticed between pieces
+                while block := response.read1(
                     CHUNK if size is None else min(CHUNK, size - got + skip)
                 ):
+                    window += len(block)
+                    if time.monotonic() - window_start >= STALL_WINDOW:
+                        if window < MIN_RATE * STALL_WINDOW:
+                            raise _TooSlow(
+                                f"{window} bytes in {STALL_WINDOW:g} s, fewer than"
+                                f" {MIN_RATE} a second"
+                            )
+                        window, window_start = 0, time.monotonic()
                     if skip:
                         cut = min(skip, len(block))
                         block, skip = block[cut:], skip - cut
                         if not block:
                             continue
                     got = _take(block, out, hashes, got)
+                    if size is None and got > UNANNOUNCED_LIMIT:
+                        raise _Unbounded(
+                            f"{piece.url}: more than {UNANNOUNCED_LIMIT} bytes and still"
+                            " coming, with no size announced (no Content-Length): refused,"
+                            " and what came is not kept",
+                            hint="the server should send Content-Length for its images",
+                        )
                     failures = 0
                     progress(offset + got, total, label)
             if size is None or got >= size:
@@ -321,7 +358,8 @@ def _stream(
             raise ConnectionError("the server closed the connection early")
         except transient_errors() as exc:
             failures += 1
-            if failures > retries:
+            slow += isinstance(exc, _TooSlow)
+            if failures > retries or slow > retries:
                 out.flush()
                 raise RepositoryError(
                     f"{piece.url}: the download stopped at byte {got}"

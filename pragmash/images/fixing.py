@@ -13,12 +13,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.errors import StepError
 from pragmash.images.staging import image_format
 from pragmash.images.tools import guestfs_env, run_tool
 from pragmash.language.vocabulary import FIX_METHODS
 
-STAGE = "ve_driver/fix"
 METHODS = FIX_METHODS
 FIXED_MARKER = "/etc/pragmash-fixed"
 
@@ -96,14 +96,14 @@ def convert_v2v(
             log_path=log_path,
             env=guestfs_env(kvm_usable),
             on_line=read_line,
-            stage=STAGE,
+            stage=stages.FIX,
         )
     except StepError as exc:
         if errors:
             exit_part = exc.message.split(":", 1)[0]  # "virt-v2v failed (exit N)"
             raise StepError(
                 f"{exit_part}: {_one_line(errors[-1])}",
-                stage=STAGE,
+                stage=stages.FIX,
                 output_tail=exc.output_tail,
                 hint=exc.hint,
             ) from exc
@@ -112,7 +112,7 @@ def convert_v2v(
     if not converted.is_file():
         raise StepError(
             f"virt-v2v finished but wrote no {converted}",
-            stage=STAGE,
+            stage=stages.FIX,
             hint=f"see {log_path}" if log_path else None,
         )
     return converted
@@ -143,6 +143,6 @@ def customize(
         log_path=log_path,
         env=guestfs_env(kvm_usable),
         on_line=on_line,
-        stage=STAGE,
+        stage=stages.FIX,
     )
     return disk

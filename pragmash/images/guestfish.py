@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from pragmash import stages
 from pragmash.errors import StepError
 from pragmash.images.tools import TAIL_LINES, last_meaningful_line, missing_tool_error
 from pragmash.textsafe import printable
@@ -39,7 +40,7 @@ def quote(arg: str) -> str:
     """``arg`` as one guestfish word: double-quoted, with ``\\`` and ``"`` escaped."""
     if "\n" in arg or "\r" in arg:
         raise StepError(
-            f"cannot pass {arg!r} to guestfish: it holds a line break", stage="guestfish"
+            f"cannot pass {arg!r} to guestfish: it holds a line break", stage=stages.GUESTFISH
         )
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from pragmash import stages
 from pragmash.driver_api import StageContext, StageResult
 from pragmash.errors import StepError
 from pragmash.images.fatvolume import make_fat_volume
@@ -27,7 +28,6 @@ from pragmash.images.staging import image_format
 from pragmash.images.tools import accel_words, guestfs_env, run_tool
 from pragmash.vc.keys import same_key
 
-STAGE = "vc_driver/pre_boot"
 CONFIG_DRIVE_LABEL = "PRAGMASH"
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 MAX_DRIVES = 200  # per appliance launch; libguestfs' direct backend takes up to 255
@@ -53,7 +53,7 @@ def _guest_path(path: str) -> PurePosixPath:
         raise StepError(
             f"cannot put a file at {path!r} in the guest: expected an absolute file path "
             "such as /root/vc-out.xml",
-            stage=STAGE,
+            stage=stages.PRE_BOOT,
         )
     return guest
 
@@ -70,7 +70,9 @@ def _materialize(files: Mapping[str, GuestContent], tmp: Path) -> list[tuple[Pat
             continue
         if isinstance(content, Path):
             if not content.is_file():
-                raise StepError(f"file {content} to put at {guest} does not exist", stage=STAGE)
+                raise StepError(
+                    f"file {content} to put at {guest} does not exist", stage=stages.PRE_BOOT
+                )
             local = content
         else:
             local = tmp / f"{i}-{guest.name}"
@@ -121,7 +123,7 @@ def _partition_on(job: InjectJob, index: int, alone: bool) -> str:
     raise StepError(
         f"{job.name}: cannot put its disk in a shared appliance with / on {job.partition!r}: "
         "expected a partition of the first disk such as /dev/sda1",
-        stage=STAGE,
+        stage=stages.PRE_BOOT,
     )
 
 
@@ -146,7 +148,7 @@ def inject_batch(
         if not job.disk.is_file():
             raise StepError(
                 f"{job.name}: disk {job.disk} not found: stage the image before pre_boot",
-                stage=STAGE,
+                stage=stages.PRE_BOOT,
             )
     launches = 0
     done = 0
@@ -236,7 +238,7 @@ def _inject_launch(
                 reads,
                 lambda: written()[1:],  # the appliance already runs
                 timeout=timeout,
-                stage=STAGE,
+                stage=stages.PRE_BOOT,
                 env=guestfs_env(kvm_usable),
                 log_path=log_path,
                 on_line=on_line,
@@ -248,14 +250,14 @@ def _inject_launch(
                 log_path=log_path,
                 env=guestfs_env(kvm_usable),
                 on_line=on_line,
-                stage=STAGE,
+                stage=stages.PRE_BOOT,
             )
     except StepError as exc:
         failed = current[-1] if current else jobs[0]
         raise StepError(
             f"cannot write {', '.join(failed.written)} into {failed.name}'s disk {failed.disk} "
             f"({failed.partition}): {exc.message}",
-            stage=STAGE,
+            stage=stages.PRE_BOOT,
             output_tail=exc.output_tail,
             hint=exc.hint or "is the first partition the image's / file system?",
         ) from exc
@@ -330,7 +332,7 @@ def make_config_drive(
     """
     with tempfile.TemporaryDirectory(prefix="pragmash-cfg-") as tmp_name:
         pairs = _materialize(files, Path(tmp_name))
-        make_fat_volume(dest, CONFIG_DRIVE_LABEL, pairs, stage=STAGE, timeout=timeout)
+        make_fat_volume(dest, CONFIG_DRIVE_LABEL, pairs, stage=stages.PRE_BOOT, timeout=timeout)
     return dest
 
 

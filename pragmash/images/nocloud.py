@@ -36,13 +36,13 @@ from typing import Any
 
 import yaml
 
+from pragmash import stages
 from pragmash.driver_api import NodePlan
 from pragmash.errors import StepError
 from pragmash.images.fatvolume import make_fat_volume
 from pragmash.images.inject import GuestContent, GuestLink
 from pragmash.vc.vcout import VcOut
 
-STAGE = "vc_driver/pre_boot"
 NONCE_FILE = "instance-nonce"
 SEED_LABEL = "cidata"  # what cloud-init's NoCloud looks for (as cloud-localds writes it)
 USER_DATA_HEADER = "#cloud-config\n"
@@ -102,7 +102,7 @@ def _name(text: str, what: str) -> str:
         raise StepError(
             f"{what} {text!r} is not a host name: expected letters, digits and '-' in "
             "dot-separated labels",
-            stage=STAGE,
+            stage=stages.PRE_BOOT,
         )
     return text
 
@@ -111,12 +111,12 @@ def _address(text: str, what: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise StepError(f"{what} {text!r} is not an IP address", stage=STAGE) from None
+        raise StepError(f"{what} {text!r} is not an IP address", stage=stages.PRE_BOOT) from None
 
 
 def _mac(text: str, what: str) -> str:
     if not re.fullmatch(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}", text):
-        raise StepError(f"{what} {text!r} is not a MAC address", stage=STAGE)
+        raise StepError(f"{what} {text!r} is not a MAC address", stage=stages.PRE_BOOT)
     return text.lower()
 
 
@@ -220,14 +220,14 @@ def user_data(
             raise StepError(
                 f"cloud-config added for {node.name}: {key} must be a list, got "
                 f"{type(doc[key]).__name__}",
-                stage=STAGE,
+                stage=stages.PRE_BOOT,
             )
     for key in OWN_KEYS:
         if key in doc:
             raise StepError(
                 f"cloud-config added for {node.name} sets {key!r}, which pragmash sets itself "
                 "from the allocation",
-                stage=STAGE,
+                stage=stages.PRE_BOOT,
             )
     own_files = [write_file(ETC_HOSTS, etc_hosts(vc_out).encode())]
     own_files += [write_file(path, content) for path, content in files.items()]
@@ -254,7 +254,7 @@ def _key_line(key: str) -> str:
     """One authorized_keys line: a key spanning lines would add lines of its own."""
     line = key.strip()
     if "\n" in line or "\r" in line:
-        raise StepError("an SSH public key must be one line", stage=STAGE)
+        raise StepError("an SSH public key must be one line", stage=stages.PRE_BOOT)
     return line
 
 
@@ -285,7 +285,9 @@ def dump_yaml(data: Mapping[str, Any], what: str) -> str:
         width=1_000_000,
     )
     if yaml.safe_load(text) != data:
-        raise StepError(f"{what}: the YAML written does not read back the same", stage=STAGE)
+        raise StepError(
+            f"{what}: the YAML written does not read back the same", stage=stages.PRE_BOOT
+        )
     return text
 
 
@@ -314,7 +316,7 @@ def write_seed(dest: Path, seed: Seed, *, timeout: float = 60.0) -> Path:
             local = Path(tmp_name) / name
             local.write_bytes(content)
             pairs.append((local, PurePosixPath("/") / name))
-        return make_fat_volume(dest, SEED_LABEL, pairs, stage=STAGE, timeout=timeout)
+        return make_fat_volume(dest, SEED_LABEL, pairs, stage=stages.PRE_BOOT, timeout=timeout)
 
 
 def node_seed(
@@ -379,7 +381,7 @@ def read_cloud_config(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise StepError(f"cannot read cloud-config {path}: {err}", stage=STAGE) from None
+        raise StepError(f"cannot read cloud-config {path}: {err}", stage=stages.PRE_BOOT) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -388,7 +390,7 @@ def read_cloud_config(path: Path) -> dict[str, Any]:
         problem = getattr(err, "problem", None) or str(err)
         raise StepError(
             f"{where}: not valid YAML ({problem}); expected a #cloud-config mapping",
-            stage=STAGE,
+            stage=stages.PRE_BOOT,
         ) from None
     if data is None:
         return {}
@@ -396,6 +398,6 @@ def read_cloud_config(path: Path) -> dict[str, Any]:
         raise StepError(
             f"{path}: expected a #cloud-config mapping of keys to values, got "
             f"{type(data).__name__}",
-            stage=STAGE,
+            stage=stages.PRE_BOOT,
         )
     return data

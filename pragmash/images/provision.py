@@ -161,7 +161,7 @@ def _provide_local(
     parts = local_parts(path)
     if not parts:
         raise RepositoryError(
-            f"{repo.shown(vcin.path)}: the disk image {path} does not exist (nor in parts"
+            f"{vcin.shown}: the disk image {path} does not exist (nor in parts"
             f" {path.name}.00, {path.name}.01 …)",
             hint="check the <source file=…> of the vc-in.xml, relative to its folder;"
             " nothing was allocated",
@@ -222,7 +222,7 @@ def _provide_remote(
         if not part_names:
             raise RepositoryError(
                 f"{url}: not on the server (404), nor in parts {filename}.00, {filename}.01 …;"
-                f" {repo.shown(vcin.path)} names it",
+                f" {vcin.shown} names it",
                 hint="nothing was fetched or allocated",
             )
         digests = [sums.digest(n) for n in part_names]
@@ -251,52 +251,59 @@ def _parts_key(digests: Sequence[str]) -> str:
     return "parts-" + hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
-def _in_order(names: dict[int, str], width_of: dict[int, int], where: str) -> list[str]:
-    """Parts numbered 0, 1, … with one width; a gap or mixed widths is an error."""
-    if not names:
+def _in_order(found: Sequence[str], where: str) -> list[str]:
+    """Part names (``NAME.00`` …) ordered by number: one width, from 0, without gaps.
+
+    Each name is looked at, whatever order the folder or SHA256SUMS lists them in: a
+    ``.01`` beside a ``.001`` was once kept or dropped by which came last.
+    """
+    if not found:
         return []
-    widths = set(width_of.values())
+    numbered = sorted((int(n.rsplit(".", 1)[1]), len(n.rsplit(".", 1)[1]), n) for n in found)
+    widths = {width for _, width, _ in numbered}
     if len(widths) > 1:
-        raise RepositoryError(f"{where}: split parts mix numberings (.00 and .000): expected one")
-    missing = [i for i in range(max(names) + 1) if i not in names]
+        by_width = {width: name for _, width, name in numbered}
+        raise RepositoryError(
+            f"{where}: split parts mix numberings ({by_width[min(widths)]} and"
+            f" {by_width[max(widths)]}): expected one (.00, .01 … or .000, .001 …);"
+            " remove the parts of the other"
+        )
+    (width,) = widths
+    numbers = [number for number, _, _ in numbered]
+    missing = [i for i in range(numbers[-1] + 1) if i not in set(numbers)]
     if missing:
-        width = widths.pop()
         raise RepositoryError(
             f"{where}: split image part .{missing[0]:0{width}d} is missing: expected parts"
             f" numbered from .{0:0{width}d} without gaps"
         )
-    return [names[i] for i in sorted(names)]
+    return [name for _, _, name in numbered]
 
 
 def local_parts(path: Path) -> list[Path]:
     """``NAME.00``, ``NAME.01`` … (or ``.000`` …) beside a missing ``NAME``, in order."""
     if not path.parent.is_dir():
         return []
-    found: dict[int, str] = {}
-    widths: dict[int, int] = {}
-    for sibling in path.parent.iterdir():
-        if not sibling.name.startswith(path.name):
-            continue
-        match = _PART.fullmatch(sibling.name[len(path.name) :])
-        if match and sibling.is_file():
-            found[int(match.group(1))] = sibling.name
-            widths[int(match.group(1))] = len(match.group(1))
-    return [path.parent / n for n in _in_order(found, widths, str(path))]
+    found = [
+        sibling.name
+        for sibling in path.parent.iterdir()
+        if sibling.name.startswith(path.name)
+        and _PART.fullmatch(sibling.name[len(path.name) :])
+        and sibling.is_file()
+    ]
+    return [path.parent / n for n in _in_order(found, str(path))]
 
 
 def remote_parts(repo: HttpRepository, name: str, client: HttpClient) -> list[str]:
     """A web image's parts: as SHA256SUMS lists them, else found by asking the server."""
     assert repo.sums is not None
-    found: dict[int, str] = {}
-    widths: dict[int, int] = {}
-    for listed in repo.sums.names_under(name + "."):
-        match = _PART.fullmatch(listed[len(name) :])
-        if match:
-            found[int(match.group(1))] = listed
-            widths[int(match.group(1))] = len(match.group(1))
+    found = [
+        listed
+        for listed in repo.sums.names_under(name + ".")
+        if _PART.fullmatch(listed[len(name) :])
+    ]
     if found:
-        return _in_order(found, widths, repo.url_of(name))
-    for width in (2, 3):
+        return _in_order(found, repo.url_of(name))
+    for width, other in ((2, 3), (3, 2)):
         names: list[str] = []
         while (
             len(names) < MAX_PARTS
@@ -304,5 +311,10 @@ def remote_parts(repo: HttpRepository, name: str, client: HttpClient) -> list[st
         ):
             names.append(f"{name}.{len(names):0{width}d}")
         if names:
-            return names
+            # the server lists no folder: ask for the other numbering's first parts too
+            others = [f"{name}.{i:0{other}d}" for i in (0, 1)]
+            return _in_order(
+                names + [n for n in others if client.size(repo.url_of(n)) is not None],
+                repo.url_of(name),
+            )
     return []

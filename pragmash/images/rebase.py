@@ -14,10 +14,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pragmash import stages
 from pragmash.errors import StepError
 from pragmash.images.tools import run_tool
 
-STAGE = "ve_driver/stage"
 QEMU_IMG_TIMEOUT = 120.0
 
 
@@ -43,11 +43,11 @@ def rebased_copy(overlay: Path, backing: str, backing_format: str, work_dir: Pat
                 str(copy),
             ],
             timeout=QEMU_IMG_TIMEOUT,
-            stage=STAGE,
+            stage=stages.STAGE,
         )
     except OSError as exc:
         copy.unlink(missing_ok=True)
-        raise StepError(f"cannot copy {overlay} for upload: {exc}", stage=STAGE) from exc
+        raise StepError(f"cannot copy {overlay} for upload: {exc}", stage=stages.STAGE) from exc
     except BaseException:
         copy.unlink(missing_ok=True)
         raise

@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from pragmash import stages
 from pragmash.errors import StepError
 from pragmash.images.tools import run_tool
 
-STAGE = "ve_driver/stage"
 CHUNK = 1 << 20  # 1 MiB reads: few system calls
 SPARSE_BLOCK = 1 << 16  # zero runs this size and up become holes
 DISK_MODE = 0o644
@@ -48,7 +48,7 @@ def image_info(path: Path) -> dict[str, Any]:
     """``qemu-img info`` as a dict; ``-U`` so an image in use by a running VM can be read."""
     result = _qemu_img_json(path)
     if result is None:
-        raise StepError(f"qemu-img cannot read the disk image {path}", stage=STAGE)
+        raise StepError(f"qemu-img cannot read the disk image {path}", stage=stages.STAGE)
     return result
 
 
@@ -60,7 +60,7 @@ def _qemu_img_json(path: Path) -> dict[str, Any] | None:
             ["qemu-img", "info", "-U", "--output=json", str(path)],
             timeout=QEMU_IMG_TIMEOUT,
             on_line=lines.append,
-            stage=STAGE,
+            stage=stages.STAGE,
         )
     except StepError as exc:
         if "not installed" in exc.message:
@@ -95,7 +95,7 @@ def image_format(path: Path) -> str:
         return _FORMATS[key]
     fmt = image_info(path).get("format")
     if not isinstance(fmt, str):
-        raise StepError(f"qemu-img found no format for {path}", stage=STAGE)
+        raise StepError(f"qemu-img found no format for {path}", stage=stages.STAGE)
     if key is not None and key == _identity(path):  # unchanged while qemu-img read it
         _FORMATS[key] = fmt
     return fmt
@@ -195,7 +195,7 @@ def _write_sparse(out: IO[bytes], block: bytes) -> None:
 def _disk_full(source: Path, dest: Path) -> StepError:
     return StepError(
         f"disk full while staging {source} into {dest}",
-        stage=STAGE,
+        stage=stages.STAGE,
         hint=f"free space on the file system of {dest.parent} and resume",
     )
 
@@ -224,14 +224,16 @@ def decompress_cached(source: Path, cache_dir: Path, progress: Progress = _no_pr
         tmp.unlink(missing_ok=True)
         raise StepError(
             f"{source}: truncated or corrupt gzip ({exc})",
-            stage=STAGE,
+            stage=stages.STAGE,
             hint="copy the image into the repository again; nothing was cached",
         ) from exc
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise _disk_full(source, cached) from exc
-        raise StepError(f"cannot decompress {source} into {cache_dir}: {exc}", stage=STAGE) from exc
+        raise StepError(
+            f"cannot decompress {source} into {cache_dir}: {exc}", stage=stages.STAGE
+        ) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -258,7 +260,7 @@ def _reusable_overlay(dest: Path, base: Path) -> bool:
     raise StepError(
         f"{dest} is an overlay on {backing}, not on {base}: the repository image changed "
         "since this node was staged",
-        stage=STAGE,
+        stage=stages.STAGE,
         hint=f"the node's disk was kept; move {dest} away (or `pragmash clean` the VC) to stage "
         "it again from the new image",
     )
@@ -279,7 +281,7 @@ def _qemu_img_to(argv: list[str], base: Path, dest: Path, timeout: float) -> Non
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        run_tool(["qemu-img", *argv, str(tmp)], timeout=timeout, stage=STAGE)
+        run_tool(["qemu-img", *argv, str(tmp)], timeout=timeout, stage=stages.STAGE)
         tmp.chmod(DISK_MODE)
         os.replace(tmp, dest)
     except StepError as exc:
@@ -345,7 +347,7 @@ def _sparse_copy(source: Path, dest: Path, progress: Progress) -> None:
         tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise _disk_full(source, dest) from exc
-        raise StepError(f"cannot copy {source} to {dest}: {exc}", stage=STAGE) from exc
+        raise StepError(f"cannot copy {source} to {dest}: {exc}", stage=stages.STAGE) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -393,11 +395,13 @@ def stage_image(
     ``copy`` gives an independent sparse ``dest_dir/NODE.raw``.
     """
     if mode not in ("overlay", "copy"):
-        raise StepError(f"unknown staging mode {mode!r}: expected 'overlay' or 'copy'", stage=STAGE)
+        raise StepError(
+            f"unknown staging mode {mode!r}: expected 'overlay' or 'copy'", stage=stages.STAGE
+        )
     if not source.is_file():
         raise StepError(
             f"disk image {source} not found",
-            stage=STAGE,
+            stage=stages.STAGE,
             hint="check the <source file=...> of the vc-in.xml, relative to its folder",
         )
     dest_dir.mkdir(parents=True, exist_ok=True)

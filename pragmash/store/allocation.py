@@ -90,7 +90,7 @@ def plan_compute_cpus(site: SiteConfig, vcin: VcIn, cpus: int) -> list[int]:
         )
     if vcin.compute is None:
         raise AllocationError(
-            f"asked for {cpus} compute CPUs, but {vcin.path} has no <compute> node template"
+            f"asked for {cpus} compute CPUs, but {vcin.shown} has no <compute> node template"
         )
     per_node = max(vcin.compute.vcpus, 1)
     if site.smp:

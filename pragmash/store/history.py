@@ -8,6 +8,7 @@ allocated to tell which nodes the ledger believes are running.
 
 from __future__ import annotations
 
+from pragmash import stages
 from pragmash.store.journal import RunRecord, StepRecord, ensure_journal, run_from_row, steps_of
 from pragmash.store.ledger import Ledger
 
@@ -54,4 +55,4 @@ def steps_since_allocation(ledger: Ledger, vcname: str) -> list[StepRecord]:
 
 
 def _allocates(text: str) -> bool:
-    return text.startswith(("allocate", "ve_driver/allocate"))
+    return text.startswith(("allocate", stages.ALLOCATE))

@@ -26,7 +26,7 @@ def compute_private_ips(vcin: VcIn, count: int) -> list[str]:
         frontend = ipaddress.IPv4Address(vcin.private_ip)
         network = ipaddress.IPv4Network(f"{vcin.private_ip}/{vcin.private_netmask}", strict=False)
     except ValueError as exc:
-        raise AllocationError(f"{vcin.path}: bad private network: {exc}") from None
+        raise AllocationError(f"{vcin.shown}: bad private network: {exc}") from None
     home = ipaddress.IPv4Network(f"{frontend}/24", strict=False)
     blocks = [home]
     if network.prefixlen < 24:
@@ -45,5 +45,5 @@ def compute_private_ips(vcin: VcIn, count: int) -> list[str]:
             return addresses
     raise AllocationError(
         f"not enough private addresses: asked {count} computes, {len(addresses)} free "
-        f"within {network}, counting down from the frontend's {frontend} ({vcin.path})"
+        f"within {network}, counting down from the frontend's {frontend} ({vcin.shown})"
     )

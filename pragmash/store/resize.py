@@ -37,7 +37,7 @@ def compute_cpus(held: Allocation, site: SiteConfig, vcin: VcIn) -> int:
     if held.computes:
         return held.computes[0].cpus
     if vcin.compute is None:
-        raise AllocationError(f"{vcin.path} has no <compute> node template: the VC cannot grow")
+        raise AllocationError(f"{vcin.shown} has no <compute> node template: the VC cannot grow")
     per_node = max(vcin.compute.vcpus, 1)
     return max(per_node, site.max_cpus_per_node) if site.smp else per_node
 

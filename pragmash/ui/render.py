@@ -13,12 +13,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO, cast
 
 from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
-from pragmash.errors import PragmashError, RecipeError, RecipeErrors, StepError
+from pragmash.errors import PragmashError, RecipeError, RecipeErrors, Span, StepError
+from pragmash.language.ast import Statement
+from pragmash.language.program import FlatStep
 from pragmash.textsafe import printable, printable_text
 
 # SGR colours by meaning: done is green, skipped yellow, failed red, interrupted magenta
@@ -69,6 +71,29 @@ def location(file: str, line: int, col: int) -> str:
     except ValueError:
         shown = file
     return f"{shown}:{line}:{col}"
+
+
+#: The step table's columns: where a step is and its statement, at least this wide ...
+WHERE_WIDTH, TEXT_WIDTH = 24, 36
+#: ... and at most this wide; a longer location or statement is shortened.
+MAX_WHERE_WIDTH, MAX_TEXT_WIDTH = 44, 52
+
+
+def _where(span: Span) -> str:
+    return location(span.file, span.line, span.column)
+
+
+def ellipsize_start(text: str, width: int) -> str:
+    """``…/common/boot.prg:3:1``: the end of a location is what tells it apart."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1 :]
+
+
+def ellipsize(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns, with an ellipsis where it was cut (at the end:
+    ``wait frontend up timeout $fronten…``, as a statement reads from its start)."""
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 class PrintableStream(io.TextIOBase):
@@ -129,6 +154,25 @@ class StepPrinter:
         self._status_shown = False
         self._step_started = time.monotonic()
         self._last_plain = self._step_started
+        self.where_width, self.text_width = WHERE_WIDTH, TEXT_WIDTH
+
+    def size_to(self, steps: Sequence[FlatStep]) -> None:
+        """Size the location and statement columns to the recipe's own steps.
+
+        Up to a cap: a long include path or statement makes its column wider (the
+        table stays a table), and one longer than the cap is shortened in the middle
+        of the path (or at the end of the statement) rather than push the columns on
+        its line out of line with the others.
+        """
+        wheres = [len(_where(s.statement.span)) for s in steps]
+        texts = [len(s.statement.text) for s in steps]
+        self.where_width = max(WHERE_WIDTH, min(max(wheres, default=0), MAX_WHERE_WIDTH))
+        self.text_width = max(TEXT_WIDTH, min(max(texts, default=0), MAX_TEXT_WIDTH))
+
+    def _row(self, statement: Statement) -> str:
+        where = ellipsize_start(_where(statement.span), self.where_width)
+        text = ellipsize(statement.text, self.text_width)
+        return f" {where:<{self.where_width}} {text:<{self.text_width}} "
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepStarted):
@@ -144,20 +188,12 @@ class StepPrinter:
         if isinstance(event, Output):
             self.out.write(f"    {event.text}\n")
         elif isinstance(event, StepFinished):
-            span = event.statement.span
             self._mark("ok" if event.outcome == "done" else "skip")
             msg = f"  {event.message}" if event.message else ""
-            self.out.write(
-                f" {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
-                f"{event.duration:6.2f}s{msg}\n"
-            )
+            self.out.write(f"{self._row(event.statement)}{event.duration:6.2f}s{msg}\n")
         elif isinstance(event, StepFailed):
-            span = event.statement.span
             self._mark("INTR" if event.interrupted else "FAIL")
-            self.out.write(
-                f" {location(span.file, span.line, span.column):<24} {event.statement.text:<36} "
-                f"{event.duration:6.2f}s\n"
-            )
+            self.out.write(f"{self._row(event.statement)}{event.duration:6.2f}s\n")
         self.out.flush()
 
     def _mark(self, word: str) -> None:

@@ -18,14 +18,19 @@ request, not with this module: every command imports the repository code, and mo
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import re
 import socket
+import threading
 import urllib.parse
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    import http.client
     import urllib.request
 
 from pragmash import __version__
@@ -34,6 +39,10 @@ from pragmash.errors import EXIT_STEP_FAILED, RepositoryError
 SCHEMES = ("http", "https")
 USER_AGENT = f"pragmash/{__version__}"
 SMALL_FILE_LIMIT = 4 * 1024 * 1024  # vcdb.txt, SHA256SUMS and vc-in.xml are far smaller
+#: Seconds a small file may take whole, from connecting to its last byte, and an image's
+#: answer up to its first body byte. The socket timeout alone bounds each wait for a
+#: byte, so a server sending one byte every few seconds held a command forever.
+DEADLINE = 120.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)", re.ASCII)
 
 
@@ -151,10 +160,77 @@ def protocol_failure(url: str, exc: BaseException) -> HttpError:
     )
 
 
+@dataclass
+class _Watch:
+    """The sockets of one request, shut at its deadline so no read waits past it."""
+
+    sockets: list[socket.socket] = field(default_factory=list)
+    expired: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    """Wake a read blocked on ``sock`` (it sees the end of the stream)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_WATCH: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar("_WATCH", default=None)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[_Watch]:
+    """Every connection opened in this block (redirects too) is shut ``seconds`` from now."""
+    watch = _Watch()
+    token = _WATCH.set(watch)
+    timer = threading.Timer(seconds, watch.expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield watch
+    finally:
+        timer.cancel()
+        _WATCH.reset(token)
+
+
+@functools.cache
+def _watched(connection: type[Any]) -> type[Any]:
+    """``connection`` (http.client's HTTP or HTTPS connection) telling the deadline its socket."""
+
+    class Watched(connection):  # type: ignore[misc]
+        def connect(self) -> None:
+            super().connect()
+            watch = _WATCH.get()
+            if watch is not None:
+                watch.add(self.sock)
+
+    return Watched
+
+
 @functools.cache
 def _opener() -> urllib.request.OpenerDirector:
     """urllib's opener, following redirects only to http(s) (built on the first request)."""
     import urllib.request
+
+    class WatchedHttp(urllib.request.HTTPHandler):
+        def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:
+            return super().do_open(cast(Any, _watched(http_class)), req, **kw)
+
+    class WatchedHttps(urllib.request.HTTPSHandler):
+        def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:
+            return super().do_open(cast(Any, _watched(http_class)), req, **kw)
 
     class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         """A repository may not send us to ftp or a file."""
@@ -181,7 +257,7 @@ def _opener() -> urllib.request.OpenerDirector:
                 )
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
-    return urllib.request.build_opener(HttpOnlyRedirects())
+    return urllib.request.build_opener(HttpOnlyRedirects(), WatchedHttp(), WatchedHttps())
 
 
 def _failures() -> tuple[type[BaseException], ...]:
@@ -214,7 +290,7 @@ class Ranged:
     and the caller must throw away what it had.
     """
 
-    response: IO[bytes]
+    response: http.client.HTTPResponse
     start: int
     total: int | None
 
@@ -224,6 +300,7 @@ class HttpClient:
     """GET, HEAD and ranged GET with a timeout; every failure a RepositoryError naming the URL."""
 
     timeout: float = 30.0
+    deadline: float = field(default_factory=lambda: DEADLINE)  # (tests shorten DEADLINE)
 
     def _open(self, request: urllib.request.Request) -> Any:
         request.add_header("User-Agent", USER_AGENT)
@@ -248,26 +325,56 @@ class HttpClient:
             return protocol_failure(url, exc)
         return HttpError(f"{url}: {exc.__class__.__name__}: {exc}", url=url)
 
+    def _too_slow(self, url: str) -> HttpError:
+        return HttpError(
+            f"{url}: gave up after {self.deadline:g} s without a whole answer: the server is"
+            " too slow (or sends a byte now and then)",
+            url=url,
+            server_fault=True,
+        )
+
     def get(self, url: str, *, limit: int = SMALL_FILE_LIMIT) -> bytes | None:
         """A small file's bytes, or None when the server says 404/410 (absent)."""
         import urllib.error
 
-        try:
-            with self._open(_request(url)) as response:
-                data: bytes = response.read(limit + 1)
-        except urllib.error.HTTPError as exc:
-            if exc.code in (404, 410):
-                return None
-            raise self._fail(url, exc) from None
-        except HttpError:
-            raise
-        except _failures() as exc:
-            raise self._fail(url, exc) from None
+        data = bytearray()
+        missing: int | None = None
+        with _deadline(self.deadline) as watch:
+            try:
+                with self._open(_request(url)) as response:
+                    # read1: what has come, so the deadline is looked at between pieces
+                    while len(data) <= limit and (block := response.read1(limit + 1 - len(data))):
+                        data += block
+                    missing = response.length  # bytes announced and not received
+            except urllib.error.HTTPError as exc:
+                if exc.code in (404, 410):
+                    return None
+                raise self._fail(url, exc) from None
+            except HttpError:
+                raise
+            except _failures() as exc:
+                if not watch.expired:
+                    raise self._fail(url, exc) from None
+        if watch.expired:
+            raise HttpError(
+                f"{url}: gave up after {self.deadline:g} s with {len(data)} bytes received:"
+                " the server is too slow (or sends a byte now and then); a small file is"
+                " expected at once",
+                url=url,
+                server_fault=True,
+            )
         if len(data) > limit:
             raise HttpError(
                 f"{url}: larger than {limit} bytes; a small text file is expected", url=url
             )
-        return data
+        if missing:
+            raise HttpError(
+                f"{url}: cut short: {len(data)} bytes received of the {len(data) + missing}"
+                " the server announced; nothing of it is used",
+                url=url,
+                server_fault=True,
+            )
+        return bytes(data)
 
     def size(self, url: str) -> int | None:
         """The file's size from a HEAD request; None when absent (404/410).
@@ -276,17 +383,20 @@ class HttpClient:
         """
         import urllib.error
 
-        try:
-            with self._open(_request(url, "HEAD")) as response:
-                length = response.headers.get("Content-Length")
-        except urllib.error.HTTPError as exc:
-            if exc.code in (404, 410):
-                return None
-            raise self._fail(url, exc) from None
-        except HttpError:
-            raise
-        except _failures() as exc:
-            raise self._fail(url, exc) from None
+        with _deadline(self.deadline) as watch:
+            try:
+                with self._open(_request(url, "HEAD")) as response:
+                    length = response.headers.get("Content-Length")
+            except urllib.error.HTTPError as exc:
+                if exc.code in (404, 410):
+                    return None
+                raise self._fail(url, exc) from None
+            except HttpError:
+                raise
+            except _failures() as exc:
+                if watch.expired:
+                    raise self._too_slow(url) from None
+                raise self._fail(url, exc) from None
         size = content_length(length)
         return -1 if size is None else size
 
@@ -301,16 +411,19 @@ class HttpClient:
         request = _request(url)
         if start > 0:
             request.add_header("Range", f"bytes={start}-")
-        try:
-            response = self._open(request)
-        except urllib.error.HTTPError as exc:
-            raise self._fail(url, exc) from None
-        except HttpError:
-            raise
-        except transient_errors():
-            raise
-        except _failures() as exc:
-            raise self._fail(url, exc) from None
+        with _deadline(self.deadline) as watch:  # up to the headers; the body is the caller's
+            try:
+                response = self._open(request)
+            except urllib.error.HTTPError as exc:
+                raise self._fail(url, exc) from None
+            except HttpError:
+                raise
+            except _failures() as exc:
+                if watch.expired:
+                    raise self._too_slow(url) from None
+                if isinstance(exc, transient_errors()):
+                    raise
+                raise self._fail(url, exc) from None
         status = response.status
         length = response.headers.get("Content-Length")
         if status == 206:

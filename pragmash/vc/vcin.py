@@ -57,6 +57,14 @@ class VcIn:
     private_ip: str
     private_netmask: str
     frontend_public_iface: str | None
+    #: how messages name the file, when not by ``path``: the URL of a web repository's
+    #: vc-in.xml (``path`` is then pragmash's local copy, which the user never wrote)
+    shown_as: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The file as the user knows it: its URL, or its path."""
+        return self.shown_as or str(self.path)
 
 
 # Names that become libvirt domain names, folder names and driver lookups: no slashes,
@@ -428,6 +436,7 @@ def load_vc_in(path: Path, *, shown: str | None = None) -> VcIn:
     _validate_schema(reader, vc)
     return VcIn(
         path=path,
+        shown_as=shown,
         vc_type=vc.get("type", ""),
         engine=virt.get("engine", "kvm"),
         virt_type=virt.get("type", "hvm"),

@@ -106,6 +106,7 @@ def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
         run = session.resume(
             vcname, on_event=printer, site=opened, accept_changes=ns.accept_changes
         )
+    printer.size_to(run.interpreter.steps)
     for note in session.site_notes(run.prepared) + run.notes:
         err.write(f"{note}\n")
     cur = run.interpreter.current

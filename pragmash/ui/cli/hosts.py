@@ -15,10 +15,17 @@ def _figure(used: int, total: int | None, unit: str) -> str:
     return f"{used}/{total}{unit}" if total is not None else f"{used}/?{unit}"
 
 
+def _memory(h: HostReport) -> str:
+    """Memory used, and of how much where the host's size is known; used is always known."""
+    if h.memory_mib:
+        return _figure(h.memory_used_mib, h.memory_mib, " MiB")
+    return f"{h.memory_used_mib} MiB"
+
+
 def _row(h: HostReport) -> str:
     state = "up" if h.reachable else "UNREACHABLE"
     free = "-" if h.cpus_free is None else str(h.cpus_free)
-    memory = _figure(h.memory_used_mib, h.memory_mib, " MiB") if h.memory_mib else "-"
+    memory = _memory(h)
     line = (
         f"{h.name:<12} {state:<11} {_figure(h.cpus_used, h.cpus, ''):>9} {h.reserve:>7} "
         f"{free:>5}  {memory:>16}  {h.nodes:>5}  {h.storage:<6}  {h.uri}"

@@ -68,6 +68,7 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
             debug_on_failure=ns.debug_on_failure,
         )
     run = session.start(prep, on_event=printer)
+    printer.size_to(run.interpreter.steps)
     # the CLI prints steps, not a live per-node view: no engine call per node for one
     run.interpreter.set_event_sink(printer, node_status=False)
     return finish(run, out, err)

@@ -57,6 +57,7 @@ class ReplBase:
         self.closed = False
         self.colour = use_colour(out) if colour is None else colour
         self.printer = StepPrinter(out, out, live=False, colour=self.colour)
+        self.printer.size_to(self.interp.steps)
         self.terminal: Terminal | None = None  # set when a person is at a terminal
         self.live: LiveView | None = None
         self._live_wanted = False

@@ -32,13 +32,12 @@ from pragmash.engine.interpreter import StopReason
 from pragmash.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, PragmashError, UserError
 from pragmash.language.program import FlatStep
 from pragmash.language.vocabulary import STATEMENT_KEYWORDS, did_you_mean
-from pragmash.ui.render import plural, render_error
+from pragmash.ui.render import ellipsize, plural, render_error
 from pragmash.ui.repl.breaks import BreakCommands
 from pragmash.ui.repl.completion import ReplCompleter
 from pragmash.ui.repl.consoling import ConsoleCommands
 from pragmash.ui.repl.helptext import error_help, statement_help, topics
 from pragmash.ui.repl.launch import open_run
-from pragmash.ui.repl.live import ellipsize
 from pragmash.ui.repl.looking import LookingCommands
 from pragmash.ui.repl.session import LineReader, Reader, build_session
 from pragmash.ui.repl.stepping import SteppingCommands

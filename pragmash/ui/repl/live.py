@@ -38,6 +38,7 @@ from pragmash.engine.events import (
 from pragmash.engine.events import (
     Output as OutputEvent,
 )
+from pragmash.ui.render import ellipsize
 
 # node states by meaning: where a step wants a node is green, on the way yellow, stuck red
 STATE_STYLES = {
@@ -56,13 +57,6 @@ class _Row:
     reached: bool
     since: float
     took: float | None = None
-
-
-def ellipsize(text: str, width: int) -> str:
-    """``text`` cut to ``width`` columns, with an ellipsis where it was cut."""
-    if width <= 0:
-        return ""
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 class LiveView:

@@ -87,7 +87,7 @@ class SteppingCommands(ReplBase):
         and the journal stay; a change the allocation cannot follow is refused.
         """
         changed, running = self.run.reload()
-        path = self.run.vc_in_path
+        path = self.run.vc_in_shown
         if not changed:
             self.message(f"reloaded {path}: no template changed")
             return
