@@ -24,6 +24,10 @@ from pragmash.up_tests import describe_up_tests as describe_up_tests
 from pragmash.up_tests import parse_up_test as parse_up_test
 from pragmash.up_tests import up_tests_of as up_tests_of
 
+#: The state an engine that cannot tell (a site's VE driver scripts) gives every node;
+#: its ``state_reason`` says why. Waits and ``status`` treat it apart from libvirt's.
+UNKNOWN_STATE = "unknown"
+
 Role = Literal["frontend", "compute"]
 GraphicsListen = Literal["loopback", "template"]
 
@@ -209,7 +213,8 @@ class EngineDriver(Protocol):
         ...
 
     def state(self, name: str) -> str:
-        """The domain's state in libvirt's words (``running``, ``shut off``) or ``absent``."""
+        """The domain's state in libvirt's words (``running``, ``shut off``), ``absent``,
+        or :data:`UNKNOWN_STATE` from an engine that cannot tell."""
         ...
 
     def state_reason(self, name: str) -> str:
@@ -382,6 +387,23 @@ class PowerControl(Protocol):
 
     def start(self, name: str) -> bool:
         """Start the defined domain (a running one is left alone); False when none is defined."""
+        ...
+
+
+@runtime_checkable
+class GuestAgents(Protocol):
+    """An engine that passes commands to the QEMU guest agent inside a running domain.
+
+    One raw call (a JSON command in, the JSON reply out), as libvirt's
+    ``qemuAgentCommand`` is: what the commands mean (``guest-exec``, ``guest-file-write``)
+    is :mod:`pragmash.engine.guest_agent`'s, so every engine that can pass them gets the
+    whole protocol. ``exec`` and ``refresh`` need it; where an engine lacks it they go
+    over ssh.
+    """
+
+    def agent_command(self, name: str, command: str, timeout: int) -> str:
+        """The agent's JSON reply; AgentUnreachable when no agent answers within
+        ``timeout`` seconds, StepError when it answers with an error."""
         ...
 
 
