@@ -29,7 +29,8 @@ def read_utf8(path: Path) -> str:
     "position 18" of the whole file. OSError is the caller's to word."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        # universal newlines, as read_text gives them: CRLF and CR are each one "\n"
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         start = data.rfind(b"\n", 0, exc.start) + 1
         end = data.find(b"\n", exc.start)
