@@ -80,11 +80,20 @@ def own_session_leaders() -> list[int]:
 
 
 def end_running_commands() -> None:
-    """End every host command running now, with its process tree (for a hurried exit)."""
-    with RUNNING_LOCK:
-        leaders = set(RUNNING) | set(own_session_leaders())
-    for leader in leaders:
-        end_process_tree(leader)
+    """End every host command running now, with its process tree (for a hurried exit).
+
+    A Ctrl-C that lands meanwhile (the next of several quick ones) does not cut it
+    short: the commands would outlive the process, and the exit would be a traceback.
+    """
+    while True:
+        try:
+            with RUNNING_LOCK:
+                leaders = set(RUNNING) | set(own_session_leaders())
+            for leader in leaders:
+                end_process_tree(leader)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def end_surely(leader: int) -> None:
