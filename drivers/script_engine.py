@@ -14,7 +14,8 @@ and ``[drivers] ve = "kvm_rocks"`` pragmash calls them, in the folder's dialect:
 
 What a script engine cannot tell, it says: a node's state is ``unknown``, and it can
 neither stop nor destroy a node (``status``, ``stop`` and ``clean`` say so; ``clean``
-still releases the ledger's leases). pragmash's libvirt engine stays the default.
+still releases the ledger's leases). ``wait … up`` passes by a TCP port test alone;
+any other wait fails at once (:mod:`pragmash.engine.readiness`). pragmash's libvirt engine stays the default.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pragmash import stages
-from pragmash.driver_api import HostInfo, NodePlan, StageContext, StageResult
+from pragmash.driver_api import UNKNOWN_STATE, HostInfo, NodePlan, StageContext, StageResult
 from pragmash.drivers.script_dialects import PB2013, PB2015, PB2015_IPOP
 from pragmash.drivers.script_folder import (
     STAGES,
@@ -37,7 +38,7 @@ from pragmash.images.domain import render_domain
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcout import VcOut, read_vc_out
 
-UNKNOWN = "unknown"
+UNKNOWN = UNKNOWN_STATE
 FIXED = "fix_images.disks"  # in the VC's driver working folder: FE_DISK COMPUTE_DISK
 CANNOT = (
     "the site's VE driver folder {folder} (a script engine) cannot tell a node's state, "

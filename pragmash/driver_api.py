@@ -24,6 +24,10 @@ from pragmash.up_tests import describe_up_tests as describe_up_tests
 from pragmash.up_tests import parse_up_test as parse_up_test
 from pragmash.up_tests import up_tests_of as up_tests_of
 
+#: The state an engine that cannot tell (a site's VE driver scripts) gives every node;
+#: its ``state_reason`` says why. Waits and ``status`` treat it apart from libvirt's.
+UNKNOWN_STATE = "unknown"
+
 Role = Literal["frontend", "compute"]
 GraphicsListen = Literal["loopback", "template"]
 
@@ -209,7 +213,8 @@ class EngineDriver(Protocol):
         ...
 
     def state(self, name: str) -> str:
-        """The domain's state in libvirt's words (``running``, ``shut off``) or ``absent``."""
+        """The domain's state in libvirt's words (``running``, ``shut off``), ``absent``,
+        or :data:`UNKNOWN_STATE` from an engine that cannot tell."""
         ...
 
     def state_reason(self, name: str) -> str:

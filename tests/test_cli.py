@@ -194,9 +194,9 @@ def test_bad_site_config_names_the_key(tmp_path: Path) -> None:
     assert str(site) in err and "bogus" in err
 
 
-def test_shortage_is_a_failed_step_that_takes_nothing(tmp_path: Path) -> None:
+def test_shortage_is_a_refusal_that_takes_nothing(tmp_path: Path) -> None:
     code, _, err = run(ROCKS6, "--vcname", "calit2", "--num_compute", "100")
-    assert code == EXIT_STEP_FAILED
+    assert code == EXIT_USER
     assert "not enough CPUs" in err
     assert "rocks6.prg:14:1" in err and "ve_driver/allocate" in err
     assert current_allocation(Ledger(load_site(None)), "calit2") is None

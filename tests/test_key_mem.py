@@ -15,7 +15,7 @@ import libvirt
 import pytest
 from lxml import etree
 
-from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER, UserError
+from pragmash.errors import EXIT_OK, EXIT_USER, UserError
 from pragmash.images.guestfish import line_of
 from pragmash.images.inject import merge_authorized_keys
 from pragmash.store.allocation import current_allocation
@@ -174,7 +174,7 @@ def test_a_vc_whose_nodes_together_exceed_the_host_takes_nothing(
     testconn: libvirt.virConnect,
 ) -> None:
     code, _out, err = cli(ROCKS6, "--vcname", "calit2", "--mem", "1500:1000")
-    assert code == EXIT_STEP_FAILED
+    assert code == EXIT_USER
     assert "not enough memory on test:///default" in err
     assert "1 x 1500 MiB (frontend) + 2 x 1000 MiB (compute) = 3500 MiB" in err
     assert nothing_allocated()

@@ -293,3 +293,40 @@ def test_drivers_that_declare_nothing_get_the_defaults() -> None:
 
     assert up_tests_of(Silent()) == DEFAULT_UP_TESTS
     assert up_tests_of(Declared()) == (UpTest("port", port=22),)
+
+
+# -- an engine that cannot tell a node's state (a site's VE driver scripts) ------------------
+
+SCRIPTS = Poll(state="unknown", reason="the site's VE driver folder /srv/ve cannot tell")
+
+
+def test_unknown_state_is_up_by_a_port_test_alone() -> None:
+    answers = iter([False, False, True])
+    asked: list[tuple[str, int]] = []
+
+    def connect(address: str, port: int, _timeout: float) -> bool:
+        asked.append((address, port))
+        return next(answers)
+
+    reached, clock = wait(
+        ScriptedEngine([SCRIPTS]),
+        plan(UpTest("agent"), UpTest("port", port=22)),
+        Goal("up"),
+        connect=connect,
+    )
+    assert reached == {"vc-compute-0": "TCP port 22 answered on 192.0.2.7"}
+    assert asked == [("192.0.2.7", 22)] * 3 and clock.now > 0
+
+
+@pytest.mark.parametrize(
+    "goal", [Goal("up"), Goal("state", state="running"), Goal("console", text="login:")]
+)
+def test_unknown_state_without_a_port_test_fails_at_once_saying_what_would_work(
+    goal: Goal,
+) -> None:
+    with pytest.raises(StepError) as err:
+        wait(ScriptedEngine([SCRIPTS]), plan(UpTest("agent")), goal, timeout=600)
+    assert "its state is unknown (the site's VE driver folder /srv/ve cannot tell)" in str(
+        err.value
+    )
+    assert "port:22" in (err.value.hint or "")

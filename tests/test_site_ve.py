@@ -164,3 +164,15 @@ def test_scripts_engine_without_a_ve_folder_is_a_config_error(tmp_path: Path) ->
     )
     result = env.cli("check", str(env.recipe("allocate 1\n")), "--vcname", "calit2")
     assert result.rc == 2 and "needs [drivers] ve" in result.err
+
+
+def test_waiting_on_a_script_engine_fails_at_once_saying_what_would_work(tmp_path: Path) -> None:
+    env, _folder = _env(tmp_path / "site", "pb2015_ve", "pragma_boot-2015")
+    recipe = env.recipe(
+        "ve_driver/fix_images\nallocate 1\nboot frontend\nwait frontend up timeout 1h\n"
+    )
+    result = env.cli(str(recipe), "--vcname", "calit2")
+    assert result.rc == 3, result
+    said = result.out + result.err
+    assert "its state is unknown (the site's VE driver folder" in said
+    assert "can never pass" in said and '[up] VCNAME = ["port:22"]' in said

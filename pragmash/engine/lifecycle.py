@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from pragmash import stages
-from pragmash.driver_api import EngineDriver
+from pragmash.driver_api import UNKNOWN_STATE, EngineDriver
 from pragmash.engine import private_network
 from pragmash.engine.host_router import per_host
 from pragmash.engine.hosts import locate, unreachable_host
@@ -253,7 +253,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 mismatch=engine_ok
                 and lease.name not in away
                 and says is not None
-                and state not in (says, "unknown"),  # "unknown": an engine that cannot tell
+                and state not in (says, UNKNOWN_STATE),  # "unknown": an engine that cannot tell
                 cpus=lease.cpus,
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
@@ -441,7 +441,7 @@ def clean_vc(
             return state
 
         for name, state in per_host(engine, names, destroy).items():  # the hosts at once
-            if state == "unknown":  # an engine that cannot tell (a site's VE scripts) says why
+            if state == UNKNOWN_STATE:  # an engine that cannot tell (a site's VE scripts) says why
                 note(f"{name}: {engine.state_reason(name)}")
             elif state != "absent":
                 note(f"destroyed {name} (was {state})")

@@ -49,7 +49,7 @@ from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_me
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.repositories import site_repository
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import ConfigError, LedgerError
+from pragmash.errors import AllocationError, ConfigError, LedgerError, PragmashError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.images.provision import ProvidedImage
 from pragmash.language import ast
@@ -349,12 +349,32 @@ class Run:
     interpreter: Interpreter
     journal: Journal
     notes: list[str] = field(default_factory=list)
+    #: a new run (not a resumed one), and the VC's allocation when it began
+    fresh: bool = False
+    held_at_start: Allocation | None = None
 
     def close(self, outcome: str, message: str | None = None) -> None:
         ledger = self.journal.ledger  # a scale's journal may have a Ledger of its own
         with ledger.transaction():  # the run's end and the lock: one write
             self.journal.end(outcome, message)
             release_lock(ledger, self.prepared.runtime.vcname)
+
+    def refused_before_anything(self, error: PragmashError | None) -> bool:
+        """Whether this run stopped at a refusal that took nothing: a new run whose
+        ``allocate`` found too little (no public address, CPUs or memory) or a VC holding
+        another count, the ledger's allocation as it was. Such a run is bad input to
+        say, not a failed run to resume (resuming it fails the same way forever)."""
+        step = self.interpreter.current
+        if not self.fresh or not isinstance(error, AllocationError) or step is None:
+            return False
+        if not isinstance(step.statement, ast.Allocate):
+            return False
+        now = current_allocation(self.prepared.ledger, self.prepared.runtime.vcname)
+        return now == self.held_at_start
+
+    def discard(self) -> None:
+        """Remove the run from the journal and release the lock, in one write."""
+        self.journal.discard(self.prepared.runtime.vcname)
 
     def abandon(self, message: str) -> None:
         """Close a run the ledger stopped, as far as the ledger still lets us.
@@ -384,13 +404,14 @@ def begin(
     """
     runtime = prep.runtime
     with _locked(prep.ledger, runtime.vcname):
+        held = current_allocation(prep.ledger, runtime.vcname)
         what, options = journaled()
         with prep.ledger.transaction():  # the run and the lock's record of it: one write
             journal = Journal.start(prep.ledger, runtime.vcname, what, dict(options), sources)
             set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
         then()
     interp = Interpreter(prep.program, executor or runtime, journal=journal, on_event=on_event)
-    return Run(prep, interp, journal)
+    return Run(prep, interp, journal, fresh=True, held_at_start=held)
 
 
 def reopen(

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pragmash import stages
 from pragmash.engine import private_network
 from pragmash.engine.diskwork import PLAN_SKIPPED
-from pragmash.engine.hosts import preview_placement
+from pragmash.engine.hosts import placement_input, preview_placement
 from pragmash.engine.session import Prepared
-from pragmash.errors import RecipeError
+from pragmash.errors import AllocationError, PragmashError, RecipeError
 from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.language.targets import resolve_targets, select_names
@@ -28,6 +28,8 @@ class PlannedStep:
     index: int
     statement: ast.Statement
     actions: tuple[str, ...]
+    #: why the step would be refused (the run would stop there, having taken nothing)
+    refused: PragmashError | None = None
 
 
 def _network_action(prep: Prepared, held: Allocation | None) -> str:
@@ -42,6 +44,29 @@ def _network_action(prep: Prepared, held: Allocation | None) -> str:
         else f"bridge {setting.bridge_pattern}"
     )
     return f"{stages.NETWORK}: the VC's own private network ({setting.mode}, {where})"
+
+
+def _rehearsed(prep: Prepared, cpus: int) -> str:
+    """What the allocation would take as the ledger stands (its AllocationError if it
+    would be refused: a shortage of addresses, VLANs, CPUs or memory)."""
+    runtime = prep.runtime
+    given = placement_input(prep.site, runtime.engine)
+    taken = alloc_mod.rehearse(
+        prep.ledger,
+        prep.site,
+        runtime.vcname,
+        prep.vcin,
+        cpus,
+        hosts=given.hosts,
+        left_out=given.left_out,
+        memory_mib=runtime.memory.to_json() if runtime.memory else None,
+    )
+    hosts = sorted({node.host for node in taken.nodes})
+    return (
+        f"would take {taken.public.fqdn} ({taken.public.ip}), VLAN {taken.vlan}"
+        + (f", on {', '.join(hosts)}" if prep.site.multi_host else "")
+        + " (as the ledger stands now; the run decides again)"
+    )
 
 
 def _placement_actions(prep: Prepared, held: Allocation | None, cpus: int) -> list[str]:
@@ -66,7 +91,11 @@ def make_plan(prep: Prepared) -> list[PlannedStep]:
     out: list[PlannedStep] = []
     for step in flatten(prep.program.statements):
         actions: list[str] = []
-        planner.visit(step.statement, actions)
+        try:
+            planner.visit(step.statement, actions)
+        except AllocationError as refused:
+            out.append(PlannedStep(step.index, step.statement, tuple(actions), refused))
+            break  # the run would stop here
         out.append(PlannedStep(step.index, step.statement, tuple(actions)))
     return out
 
@@ -122,6 +151,8 @@ class _Planner(ast.StatementVisitor[list[str], None]):
             + "; public address, VLAN, MACs; write vc-out.xml"
             + (" (already held: reused)" if held is not None else "")
         )
+        if held is None or held.cpus != cpus:  # (a VC holding another count is refused)
+            actions.append(_rehearsed(prep, cpus))
         actions.append(_network_action(prep, held))
         if prep.site.multi_host:
             actions += _placement_actions(prep, held, cpus)

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pragmash import stages
-from pragmash.driver_api import DEFAULT_UP_TESTS, UP_MARKER, EngineDriver, NodePlan, UpTest
+from pragmash.driver_api import (
+    DEFAULT_UP_TESTS,
+    UNKNOWN_STATE,
+    UP_MARKER,
+    EngineDriver,
+    NodePlan,
+    UpTest,
+)
 from pragmash.engine.diskwork import NO_GUEST
 from pragmash.errors import StepError
 
@@ -124,6 +131,8 @@ class Waiter:
     def _check(self, node: NodePlan, goal: Goal) -> str | None:
         """How the node reached the goal, None if not yet; raises if it never will."""
         state = self.engine.state(node.name)
+        if state == UNKNOWN_STATE:
+            return self._state_unknown(node, goal)
         if goal.kind == "state":
             if state == goal.state:
                 return state
@@ -157,6 +166,33 @@ class Waiter:
             if test.kind == "port" and self.connect(node.address, test.port, 1.0):
                 return f"TCP port {test.port} answered on {node.address}"
         return None
+
+    def _state_unknown(self, node: NodePlan, goal: Goal) -> str | None:
+        """A node whose engine cannot tell its state (a site's VE driver scripts).
+
+        Only a TCP port test asks the guest without the engine: with one, ``up`` waits
+        on it; without, no wait can ever pass, so it fails now, saying what would work,
+        instead of sleeping out its timeout.
+        """
+        ports = [t for t in (node.up_tests or self.default_up) if t.kind == "port"]
+        if goal.kind == "up" and ports:
+            for test in ports:
+                if self.connect(node.address, test.port, 1.0):
+                    return f"TCP port {test.port} answered on {node.address}"
+            return None
+        why = self.engine.state_reason(node.name)
+        raise StepError(
+            f"{node.name}: its state is unknown ({why}), so waiting for it to be "
+            f"{goal.label} can never pass",
+            stage=stages.WAIT,
+            hint=(
+                "hold its nodes to a TCP port instead, which pragmash can test itself: "
+                'in the site config, [up] VCNAME = ["port:22"], then `wait … up`'
+                if goal.kind != "console"
+                else "a script engine has no console to read: wait for a TCP port with "
+                '[up] VCNAME = ["port:22"] and `wait … up`'
+            ),
+        )
 
     # -- failures ---------------------------------------------------------------------
 

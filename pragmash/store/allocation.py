@@ -157,10 +157,7 @@ def allocate(
         if held is not None:
             if held.cpus == cpus:
                 return held
-            raise AllocationError(
-                f"VC {vcname} already holds an allocation of {held.cpus} compute CPUs, "
-                f"not {cpus}; run `pragmash clean {vcname}` first to release it"
-            )
+            raise AllocationError(held_elsewise(site, vcin, held, cpus))
         private_ips = compute_private_ips(vcin, len(plan))
         public, vlan = _take_public_and_vlan(conn, site, vcin, plan)
         if check_vlan is not None:
@@ -211,6 +208,58 @@ def allocate(
                 f"ledger refused a lease for VC {vcname} ({exc}); nothing was taken"
             ) from None
         return allocation
+
+
+def held_elsewise(site: SiteConfig, vcin: VcIn, held: Allocation, cpus: int) -> str:
+    """The refusal of ``cpus`` for a VC that holds another count, saying what does it:
+    ``scale`` to change the count, ``clean`` to start over."""
+    text = f"VC {held.vcname} already holds an allocation of {held.cpus} compute CPUs, not {cpus}"
+    change = len(plan_compute_cpus(site, vcin, cpus)) - len(held.computes)
+    if change:
+        return (
+            f"{text}; `pragmash scale {held.vcname} {change:+d}` makes it"
+            f" {len(held.computes) + change} compute(s) and keeps the VC, or"
+            f" `pragmash clean {held.vcname}` first releases it all"
+        )
+    return f"{text}; run `pragmash clean {held.vcname}` first to release it"
+
+
+class _Rehearsed(Exception):
+    """Rolls a rehearsal's transaction back."""
+
+
+def rehearse(
+    ledger: Ledger,
+    site: SiteConfig,
+    vcname: str,
+    vcin: VcIn,
+    cpus: int,
+    *,
+    hosts: Sequence[HostCapacity] | None = None,
+    left_out: Mapping[str, str] | None = None,
+    memory_mib: Mapping[str, int] | None = None,
+) -> Allocation:
+    """What :func:`allocate` would take now (``--dry-run``), taking nothing: the same
+    checks and choices in a transaction rolled back. A shortage is its AllocationError;
+    a run started later decides again, so it may get another address."""
+    taken: Allocation | None = None
+    try:
+        with ledger.transaction():
+            taken = allocate(
+                ledger,
+                site,
+                vcname,
+                vcin,
+                cpus,
+                hosts=hosts,
+                left_out=left_out,
+                memory_mib=memory_mib,
+            )
+            raise _Rehearsed
+    except _Rehearsed:
+        pass
+    assert taken is not None
+    return taken
 
 
 def _holders(names: list[str]) -> str:

@@ -230,6 +230,20 @@ class Journal:
                 (now, f"the run ended ({outcome}) while this step ran", self.run_id),
             )
 
+    def discard(self, vcname: str) -> None:
+        """Remove this run from the journal as if it had not started, its log file too,
+        and release the VC's lock in the same write: for a run refused before it took
+        anything (a shortage at its ``allocate``), which leaves nothing to resume or look
+        at, and must not stand as the VC's last run."""
+        close_run_log(self._log)
+        self._log = None
+        with self.ledger.transaction() as conn:
+            self._still_held(conn)
+            conn.execute("DELETE FROM steps WHERE run_id=?", (self.run_id,))
+            conn.execute("DELETE FROM runs WHERE id=?", (self.run_id,))
+            release_lock(self.ledger, vcname)  # joins this transaction
+        self.log_path(vcname).unlink(missing_ok=True)
+
     # -- steps (JournalSink) ----------------------------------------------------------
 
     def step_started(self, index: int, statement: Statement) -> None:

@@ -33,7 +33,8 @@ exit status:
   0    the run finished (or the command did what it said)
   1    an internal error in pragmash (please report it, with the traceback)
   {EXIT_USER}    bad input: recipe, vc-in.xml, vcdb.txt, site config or command line, or
-       an unusable ledger (corrupted, full disk, read-only, locked); nothing was changed
+       an unusable ledger (corrupted, full disk, read-only, locked); nothing was changed;
+       or a new run's allocate refused for want of capacity: nothing taken, no run kept
   {EXIT_STEP_FAILED}    a step failed, or the ledger failed mid-run; domains, images and leases
        are kept: `pragmash resume VCNAME` continues, `pragmash clean VCNAME` removes them
   4    the VC is held by another run

@@ -16,6 +16,7 @@ from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_STEP_FAILED,
+    EXIT_USER,
     LedgerError,
     RecipeError,
     StepError,
@@ -97,6 +98,23 @@ def finish(run: Run, out: TextIO, err: TextIO, *, finished: str | None = None) -
         return EXIT_OK
     error = interp.last_error
     step = interp.current
+    if reason != "interrupted" and error is not None and step is not None:
+        try:
+            if run.refused_before_anything(error):
+                run.discard()
+                span = step.statement.span
+                err.write(
+                    f"{location(span.file, span.line, span.column)}: '{step.statement.text}'"
+                    " refused\n"
+                )
+                err.write(render_error(error) + "\n")
+                err.write(f"nothing was taken and no run of {vcname} was recorded\n")
+                return EXIT_USER
+        except LedgerError as fault:
+            return ledger_stopped(run, fault, err)
+        except VcTakenError as taken:
+            err.write(render_error(taken) + "\n")
+            return taken.exit_code
     try:
         run.close(
             "interrupted" if reason == "interrupted" else "failed",
@@ -152,4 +170,8 @@ def print_plan(prep: Prepared, out: TextIO) -> int:
         out.write(f"{location(span.file, span.line, span.column):<24} {step.statement.text}\n")
         for action in step.actions:
             out.write(f"    {action}\n")
+        if step.refused is not None:
+            out.write(f"    refused: {step.refused.message}\n")
+            out.write("the run would stop here, having taken nothing\n")
+            return EXIT_USER
     return EXIT_OK
