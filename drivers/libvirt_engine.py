@@ -36,7 +36,7 @@ from pragmash.vc.privnet import network_name
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.xmlsafe import safe_parser
 
-from . import libvirt_console, libvirt_network, libvirt_power, libvirt_storage
+from . import libvirt_agent, libvirt_console, libvirt_network, libvirt_power, libvirt_storage
 from .lazy_import import lazy_module, loaded
 from .libvirt_host import host_info_from_capabilities as host_info_from_capabilities
 from .libvirt_host import kvm_usable as kvm_usable
@@ -275,6 +275,12 @@ class LibvirtEngine:
         except libvirt.libvirtError:
             return False
         return True
+
+    def agent_command(self, name: str, command: str, timeout: int) -> str:
+        """One guest agent command (:class:`~pragmash.driver_api.GuestAgents`)."""
+        return libvirt_agent.agent_command(
+            self._lookup(name, "guest-agent"), name, command, timeout
+        )
 
     def list_domains(self, prefix: str) -> list[str]:
         """Names of defined domains (running or not) that start with ``prefix``."""

@@ -390,6 +390,23 @@ class PowerControl(Protocol):
         ...
 
 
+@runtime_checkable
+class GuestAgents(Protocol):
+    """An engine that passes commands to the QEMU guest agent inside a running domain.
+
+    One raw call (a JSON command in, the JSON reply out), as libvirt's
+    ``qemuAgentCommand`` is: what the commands mean (``guest-exec``, ``guest-file-write``)
+    is :mod:`pragmash.engine.guest_agent`'s, so every engine that can pass them gets the
+    whole protocol. ``exec`` and ``refresh`` need it; where an engine lacks it they go
+    over ssh.
+    """
+
+    def agent_command(self, name: str, command: str, timeout: int) -> str:
+        """The agent's JSON reply; AgentUnreachable when no agent answers within
+        ``timeout`` seconds, StepError when it answers with an error."""
+        ...
+
+
 @dataclass(frozen=True)
 class HostVolume:
     """A disk image as a host's storage pool holds it (libvirt's storage API).

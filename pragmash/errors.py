@@ -193,6 +193,15 @@ class AllocationError(StepError):
         super().__init__(message, stage=stages.ALLOCATE)
 
 
+class AgentUnreachable(StepError):
+    """The QEMU guest agent of a node did not answer: no agent channel, no agent started
+    in the guest, a domain not running, or an engine without agents. The caller may go
+    another way (ssh); an agent that answered with an error is a plain StepError."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, stage=stages.GUEST_AGENT)
+
+
 class Interrupted(PragmashError):
     """Ctrl-C during a step; the step is marked interrupted and can be resumed."""
 

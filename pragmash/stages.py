@@ -42,4 +42,7 @@ PRE_BOOT: Final = "vc_driver/pre_boot"  # the node's files (vc-out.xml, keys) in
 # -- pragmash's own ----------------------------------------------------------------------
 
 RUN: Final = "run"  # a recipe's host command
+EXEC: Final = "exec"  # a recipe's command inside its nodes (guest agent, else ssh)
+GUEST_AGENT: Final = "guest-agent"  # a node's QEMU guest agent refused or did not answer
+REFRESH: Final = "refresh"  # running nodes receiving their current vc-out
 GUESTFISH: Final = "guestfish"  # a guestfish script pragmash builds

@@ -147,3 +147,20 @@ def test_driver_folder_from_the_site_config_is_used(tmp_path: Path) -> None:
     code, _, err = cli("check", str(recipe), "--base_path", str(repo2), "--site", str(site))
     assert code == 2
     assert str(site.parent / "trusted-drivers") in err
+
+
+def test_exec_passes_the_same_gate_as_run(tmp_path: Path) -> None:
+    """A command inside the guests is a command too: refused unless the site allows it."""
+    recipe = tmp_path / "inside.prg"
+    recipe.write_text('allocate 1\nboot all\nexec compute "rm -rf /"\n', encoding="utf-8")
+    code, _, err = cli("check", str(recipe))
+    assert code == 2
+    assert f"{recipe}:3:1: 'exec' is refused" in err and "--allow-run" in err
+    code, out, err = cli(str(recipe), "--vcname", "calit2")
+    assert code == 2 and "'exec' is refused" in err and "allocate" not in out
+    code, out, _ = cli(str(recipe), "--vcname", "calit2", "--allow-run", "--dry-run")
+    assert code == 0
+    assert "calit2-compute-0: exec rm -rf / (guest agent, else ssh; timeout 5m)" in out
+    site = site_with(tmp_path, "[policy]\nallow_run = true\n")
+    code, out, err = cli("check", str(recipe), "--site", str(site))
+    assert code == 0, err

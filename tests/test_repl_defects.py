@@ -56,6 +56,7 @@ def test_2_list_past_the_end_says_so(
     [
         ("echo $nope", "unknown variable"),
         ("run /bin/true", "'run' is refused"),
+        ('exec frontend "true"', "'exec' is refused"),
         ("boot compute[5]", "compute[5] does not exist"),
         ("bot frontend", "unknown statement 'bot'"),
         ('include "missing.prg"', "missing.prg"),
@@ -213,3 +214,21 @@ def test_9_one_statement_is_not_statements(tmp_path: Path, pipe: PipeInput) -> N
 def test_9_attach_to_an_unknown_vc_says_no_such_vc() -> None:
     with pytest.raises(UserError, match="no such VC 'nosuchvc'"):
         open_run(["--attach", "nosuchvc"], io.StringIO())
+
+
+def test_exec_is_a_step_like_any_other(
+    tmp_path: Path, pipe: PipeInput, testconn: libvirt.virConnect
+) -> None:
+    """``exec`` steps, fails on a node not running, and ``retry`` runs it again."""
+    recipe = tmp_path / "inside.prg"
+    recipe.write_text('allocate 1\nboot frontend\nexec all "rocks sync config" timeout 1m\n')
+    d = Driver(recipe, pipe, allow_run=True)
+    d.type("step")
+    d.type("step")
+    failed = d.type("step")
+    assert "FAIL" in failed and "calit2-compute-0 (absent): not running" in failed
+    assert "exec" in d.type("help error")
+    d.type("boot compute")
+    again = d.type("retry")
+    assert "skip" in again and "no guest runs rocks on calit2-frontend, calit2-compute-0" in again
+    assert 'exec frontend "rocks sync config" timeout 2m' in d.type("help exec")

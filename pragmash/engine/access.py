@@ -19,13 +19,13 @@ there (OpenSSH then asks the agent for it), or ``--identity FILE``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pragmash.engine.console import resolve_node
 from pragmash.engine.nodes import vc_temp_dir
-from pragmash.engine.session import RunOptions
 from pragmash.errors import UserError
 from pragmash.store.allocation import current_allocation
 from pragmash.store.journal import last_run
@@ -105,9 +105,11 @@ def vc_access(
             f"{vcname} holds no allocation in {site.ledger_path}: it has no nodes to reach",
             hint="`pragmash list` shows the VCs that have",
         )
+    # the run's journaled options, read as the journal holds them (RunOptions' keys): the
+    # runtime reaches guests through here, below the modules that open runs
     record = last_run(ledger, vcname)
-    options = RunOptions.from_json(record.options) if record else None
-    key, why = _identity(identity, options.key_file if options else None)
+    journaled = record.options if record else {}
+    key, why = _identity(identity, journaled.get("key_file"))
     front = held.frontend.name
     nodes = tuple(
         NodeAccess(
@@ -133,7 +135,7 @@ def vc_access(
         port=port,
         identity=key,
         identity_why=why,
-        variables=dict(options.sets) if options else {},
+        variables=dict(journaled.get("sets") or {}),
     )
 
 
@@ -195,14 +197,18 @@ def write_ssh_config(access: VcAccess) -> Path:
     return access.config_path
 
 
-def ssh_argv(access: VcAccess, node: NodeAccess, command: list[str]) -> list[str]:
-    """``ssh -F CONFIG -- NODE [COMMAND…]``: an argument list for exec, never a shell line.
+def ssh_argv(
+    access: VcAccess, node: NodeAccess, command: list[str], *, options: Sequence[str] = ()
+) -> list[str]:
+    """``ssh -F CONFIG [OPTIONS…] -- NODE [COMMAND…]``: an argument list for exec, never a
+    shell line.
 
     ``--`` before the node: without it ssh would read a command word that starts
     with ``-`` as one of its own options. (The remote side joins COMMAND with spaces
-    for the node's login shell, as ssh always does.)
+    for the node's login shell, as ssh always does: a caller that means an argument
+    list quotes each word, as :mod:`pragmash.engine.guest_ssh` does.)
     """
-    return ["ssh", "-F", str(access.config_path), "--", node.name, *command]
+    return ["ssh", "-F", str(access.config_path), *options, "--", node.name, *command]
 
 
 def inventory(access: VcAccess) -> dict[str, Any]:

@@ -64,6 +64,10 @@ class DiskWork:
             f" {self.where(nodes)})"
         )
 
+    def no_guest(self, what: str, nodes: Sequence[NodePlan] = ()) -> str:
+        """A step's message when it had to act inside guests (``exec``, ``refresh``)."""
+        return f"skipped: the engine is simulated ({self.where(nodes)}): no guest {what}"
+
     def clock_skipped(self, seconds: float) -> str:
         """A clock ``wait``'s message on a simulated engine."""
         return f"skipped: the engine is simulated ({self.uri}), nothing boots in {seconds:g} s"

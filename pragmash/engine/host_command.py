@@ -21,6 +21,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pragmash import stages
@@ -96,11 +97,20 @@ def _own_session_leaders() -> list[int]:
 
 
 def end_running_commands() -> None:
-    """End every host command running now, with its process tree (for a hurried exit)."""
-    with _running_lock:
-        leaders = set(_running) | set(_own_session_leaders())
-    for leader in leaders:
-        end_process_tree(leader)
+    """End every host command running now, with its process tree (for a hurried exit).
+
+    A Ctrl-C that lands meanwhile (the next of several quick ones) does not cut it
+    short: the commands would outlive the process, and the exit would be a traceback.
+    """
+    while True:
+        try:
+            with _running_lock:
+                leaders = set(_running) | set(_own_session_leaders())
+            for leader in leaders:
+                end_process_tree(leader)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _end_surely(leader: int) -> None:
@@ -115,22 +125,34 @@ def _end_surely(leader: int) -> None:
             continue
 
 
-def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
-    """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
+@dataclass(frozen=True)
+class Finished:
+    """A command that ran to its end: its exit status and what it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_argv(
+    argv: Sequence[str], *, timeout: float, stage: str, stdin: bytes | None = None
+) -> Finished:
+    """Run ``argv`` (no shell) to its end, whatever its status; ``stdin`` fed to it, else
+    closed. A StepError when it cannot start or outlives ``timeout`` (then it is ended
+    with every process it started, as a Ctrl-C ends it)."""
     before = _children()  # a Ctrl-C inside Popen: the new child is the one not here
     try:
         proc = subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
             start_new_session=True,
         )
         with _running_lock:
             _running.add(proc.pid)
     except FileNotFoundError:
-        raise StepError(f"command not found: {argv[0]}", stage=stages.RUN) from None
+        raise StepError(f"command not found: {argv[0]}", stage=stage) from None
     except BaseException:  # a Ctrl-C as the command started: it may exist, unrecorded
         for pid in _children() - before:  # even before its setsid: killed as it stands
             end_process_tree(pid)
@@ -138,26 +160,37 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
         raise
     with proc:
         try:
-            stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+            stdout, stderr = proc.communicate(stdin, timeout=timeout)
         except BaseException as exc:  # the time limit, Ctrl-C, a forced clean's SIGINT
             _end_surely(proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired, OSError, ValueError):
                 proc.communicate(timeout=REAP_SECONDS)
             if isinstance(exc, subprocess.TimeoutExpired):
                 raise StepError(
-                    f"{argv[0]} did not end within {RUN_TIMEOUT:g} s: stopped, with every"
+                    f"{argv[0]} did not end within {timeout:g} s: stopped, with every"
                     " process it started",
-                    stage=stages.RUN,
+                    stage=stage,
                 ) from None
             raise
         finally:
             with _running_lock:
                 _running.discard(proc.pid)
+    return Finished(
+        proc.returncode,
+        stdout.decode("utf-8", errors="replace"),
+        stderr.decode("utf-8", errors="replace"),
+    )
+
+
+def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome:
+    """Run ``argv`` to its end; exit 0 is done, anything else a StepError with the tail."""
+    done = run_argv(argv, timeout=RUN_TIMEOUT, stage=stages.RUN)
+    stdout, stderr = done.stdout, done.stderr
     for line in (stdout + stderr).splitlines():
         reporter.note(line)
-    if proc.returncode != 0:
+    if done.returncode != 0:
         tail = (stdout + stderr).splitlines()[-20:]
         raise StepError(
-            f"{argv[0]} exited with status {proc.returncode}", stage=stages.RUN, output_tail=tail
+            f"{argv[0]} exited with status {done.returncode}", stage=stages.RUN, output_tail=tail
         )
     return StepOutcome("done", f"{argv[0]} exited 0")

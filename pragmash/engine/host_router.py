@@ -34,6 +34,7 @@ from pragmash.driver_api import (
     Consoles,
     ConsoleStream,
     EngineDriver,
+    GuestAgents,
     HostInfo,
     HostResources,
     NetworkState,
@@ -47,7 +48,7 @@ from pragmash.driver_api import (
 )
 from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.host_disks import HostDisks, remove_host_disk
-from pragmash.errors import PragmashError, StepError
+from pragmash.errors import AgentUnreachable, PragmashError, StepError
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.site_hosts import gone_host, ledger_host
 
@@ -235,6 +236,12 @@ class HostRouter:
 
     def start(self, name: str) -> bool:
         return self._power(name).start(name)
+
+    def agent_command(self, name: str, command: str, timeout: int) -> str:
+        engine = self.engine_for(name)
+        if not isinstance(engine, GuestAgents):
+            raise AgentUnreachable(f"{name}: the engine of its host passes no guest agent commands")
+        return engine.agent_command(name, command, timeout)
 
     def console_tail(self, name: str, lines: int = 20) -> list[str]:
         return self.engine_for(name).console_tail(name, lines)

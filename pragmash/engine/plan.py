@@ -7,6 +7,7 @@ would run. It reads the site, vc-in and ledger; it writes nothing.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from pragmash import stages
@@ -204,3 +205,11 @@ class _Planner(ast.StatementVisitor[list[str], None]):
 
     def visit_run(self, stmt: ast.Run, actions: list[str]) -> None:
         actions.append("run: " + " ".join(self.value(w) for w in stmt.argv))
+
+    def visit_exec(self, stmt: ast.Exec, actions: list[str]) -> None:
+        argv = shlex.join(self.value(w) for w in stmt.argv)
+        timeout = self.value(stmt.timeout_word)
+        for name in self.nodes(stmt.targets):
+            actions.append(
+                f"{name}: exec {argv} (guest agent, else ssh; timeout {timeout})" + self.disk_note
+            )

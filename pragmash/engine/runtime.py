@@ -11,7 +11,8 @@ disk, booting a running domain succeeds.
 
 Beside it: :mod:`~pragmash.engine.waiting` (clock waits and waits for a goal, whose
 meaning is :mod:`~pragmash.engine.readiness`'s), :mod:`~pragmash.engine.host_command`
-(``run``) and :mod:`~pragmash.engine.nodes` (allocation to node plans).
+(``run``), :mod:`~pragmash.engine.guest_exec` (``exec``) and
+:mod:`~pragmash.engine.nodes` (allocation to node plans).
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from pragmash.driver_api import (
     up_tests_of,
 )
 from pragmash.engine import private_network, seeding
+from pragmash.engine.access import vc_access
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.fixstep import ImageFixer
 from pragmash.engine.folder_scripts import folder_script_call, site_allocate
+from pragmash.engine.guest_agent import Clock
+from pragmash.engine.guest_exec import GuestReach, exec_on_nodes, require_running
 from pragmash.engine.host_command import run_host_command
 from pragmash.engine.host_router import host_disks_for
 from pragmash.engine.hosts import locate, placement_input, placement_products, placement_words
@@ -53,6 +57,7 @@ from pragmash.language import ast
 from pragmash.language.durations import parse_duration
 from pragmash.language.sources import source_line
 from pragmash.language.targets import resolve_targets, select_nodes
+from pragmash.language.vocabulary import COMMANDS_REFUSED
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
 from pragmash.store.ledger import Ledger
@@ -452,13 +457,36 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
     def visit_script_call(self, stmt: ast.ScriptCall, reporter: StepReporter) -> StepOutcome:
         return folder_script_call(self, stmt, [self.word(w) for w in stmt.args], reporter)
 
-    def visit_run(self, stmt: ast.Run, reporter: StepReporter) -> StepOutcome:
+    def allowed(self, stmt: ast.Run | ast.Exec) -> None:
+        """The site's (or the command line's) leave to run commands: one gate for ``run``
+        and ``exec``, as the checker's."""
         if not (self.allow_run or self.site.allow_run):
-            raise UserError(
-                f"{stmt.span}: 'run' is refused: recipes may not run host commands unless the "
-                f"site config sets [policy] allow_run = true or the command line says --allow-run"
-            )
+            raise UserError(f"{stmt.span}: '{stmt.kind}' is refused: {COMMANDS_REFUSED}")
+
+    def visit_run(self, stmt: ast.Run, reporter: StepReporter) -> StepOutcome:
+        self.allowed(stmt)
         return run_host_command([self.word(w) for w in stmt.argv], reporter)
+
+    def visit_exec(self, stmt: ast.Exec, reporter: StepReporter) -> StepOutcome:
+        self.allowed(stmt)
+        nodes = self.targets(stmt.targets, stmt)
+        argv = [self.word(w) for w in stmt.argv]
+        timeout = self.seconds(stmt.timeout_word, "timeout")
+        if self.disk_work.simulated:
+            require_running(self.engine, [n.name for n in nodes], argv[0])
+            names = ", ".join(n.name for n in nodes)
+            return StepOutcome(
+                "skipped", self.disk_work.no_guest(f"runs {argv[0]} on {names}", nodes)
+            )
+        return exec_on_nodes(self.guests(), nodes, argv, timeout, reporter)
+
+    def guests(self) -> GuestReach:
+        """The way into this VC's running nodes (guest agent, else ssh with its key)."""
+        return GuestReach(
+            self.engine,
+            lambda: vc_access(self.site, self.vcname),
+            Clock(self.sleep, self.clock, self.interrupted.is_set),
+        )
 
     # -- disk work (real engines only) ------------------------------------------------
 

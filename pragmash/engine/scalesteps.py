@@ -20,10 +20,17 @@ shrinking from F to T computes (the highest-numbered go)::
     remove compute[T:F]   their disks and console logs
     release compute[T:F]  give back their MACs, addresses and CPUs; rewrite vc-out.xml
 
+and both end with::
+
+    refresh all           every running node receives its current vc-out without a
+                          reboot (:mod:`~pragmash.engine.refresh`: guest agent, else
+                          ssh); a node neither reaches is named with how to update it,
+                          and does not fail the scale
+
 Every step is idempotent (a lease already taken, an overlay already made, a domain
-already running or already gone are all fine), which is what ``resume`` needs.
-Nodes that were running before the scale are not touched: their own
-``/root/vc-out.xml`` is the one they booted with (see the README, "Scaling a VC").
+already running or already gone, a file written again are all fine), which is what
+``resume`` needs. Nodes that were running before the scale are not restarted: they
+learn of it through the refresh.
 """
 
 from __future__ import annotations
@@ -38,19 +45,18 @@ from pragmash.engine.hosts import placement_input
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.overrides import check_vc_fits, host_memory_mib
 from pragmash.engine.readiness import Goal
+from pragmash.engine.refresh import refresh_step, rewrite_vc_out
 from pragmash.engine.runtime import Runtime
 from pragmash.errors import Span
 from pragmash.images.basecache import base_meta, is_fixed_base
 from pragmash.images.staging import backing_of, content_digest, stage_image
 from pragmash.language import ast
-from pragmash.store import allocation as alloc_mod
 from pragmash.store import resize
 from pragmash.store.allocation import Allocation
 from pragmash.store.history import steps_since_allocation
 from pragmash.vc.names import compute_name
-from pragmash.vc.vcout import write_vc_out
 
-Action = Literal["lease", "stage", "boot", "wait", "destroy", "remove", "release"]
+Action = Literal["lease", "stage", "boot", "wait", "destroy", "remove", "release", "refresh"]
 
 #: The file name a scale run's steps are shown and journaled under.
 SCALE_FILE = "scale"
@@ -78,12 +84,16 @@ def scale_program(before: int, after: int) -> ast.Program:
     """The steps that take a VC from ``before`` computes to ``after``."""
     growing = after > before
     actions: tuple[Action, ...] = (
-        ("lease", "stage", "boot", "wait") if growing else ("destroy", "remove", "release")
+        ("lease", "stage", "boot", "wait", "refresh")
+        if growing
+        else ("destroy", "remove", "release", "refresh")
     )
     first, stop = (before, after) if growing else (after, before)
     steps = []
     for line, action in enumerate(actions, start=1):
         text = f"{action} compute[{first}:{stop}]" + (" up" if action == "wait" else "")
+        if action == "refresh":
+            text = "refresh all"
         span = Span(SCALE_FILE, line, 1, line, len(text) + 1)
         steps.append(ScaleStep(span, text, action, first, stop))
     return ast.Program(SCALE_FILE, "\n".join(s.text for s in steps) + "\n", tuple(steps))
@@ -126,6 +136,8 @@ class ScaleExecutor:
                 return self._remove
             case "release":
                 return self._release
+            case "refresh":
+                return self._refresh
             case _:
                 assert_never(action)
 
@@ -138,9 +150,7 @@ class ScaleExecutor:
         """vc-out.xml for the whole VC as it is now; words for the step's message."""
         runtime = self.runtime
         runtime.adopt(held)
-        vc_out = alloc_mod.build_vc_out(held, runtime.vcin, runtime.site, key=runtime.key)
-        runtime.temp_dir.mkdir(parents=True, exist_ok=True)
-        write_vc_out(vc_out, runtime.vc_out_path)
+        rewrite_vc_out(runtime)
         count = len(held.computes)
         return f"vc-out.xml rewritten: {count} compute{'' if count == 1 else 's'}"
 
@@ -277,6 +287,9 @@ class ScaleExecutor:
             "removed " + ", ".join(p.name for p in removed),
             {p.name: str(p) for p in removed},
         )
+
+    def _refresh(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
+        return refresh_step(self.runtime, reporter, strict=False)
 
     def _release(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
         runtime = self.runtime

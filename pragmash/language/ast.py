@@ -24,7 +24,11 @@ from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar, overload
 
 from pragmash.errors import Span
-from pragmash.language.vocabulary import ALLOCATE_COUNT_VARIABLE, DEFAULT_WAIT_TIMEOUT
+from pragmash.language.vocabulary import (
+    ALLOCATE_COUNT_VARIABLE,
+    DEFAULT_EXEC_TIMEOUT,
+    DEFAULT_WAIT_TIMEOUT,
+)
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -330,6 +334,26 @@ class Run(Statement):
         return visitor.visit_run(self, arg)
 
 
+@dataclass(frozen=True)
+class Exec(OnNodes):
+    """``exec TARGETS "CMD ARGS…" [timeout DURATION]``: a command inside each target node.
+
+    ``argv`` is the quoted command split into words by the parser (never by a shell,
+    here or in the guest); refused unless allowed, as ``run`` is.
+    """
+
+    argv: tuple[Word, ...] = ()
+    timeout: Word | None = None
+
+    @property
+    def timeout_word(self) -> Word:
+        """``timeout``, or the language's default when it is left out."""
+        return self.timeout or Word((DEFAULT_EXEC_TIMEOUT,), self.span)
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_exec(self, arg)
+
+
 _KINDS = {
     "Statement": "statement",
     "Allocate": "allocate",
@@ -346,6 +370,7 @@ _KINDS = {
     "DistroCall": "driver",
     "ScriptCall": "driver",
     "Run": "run",
+    "Exec": "exec",
 }
 
 STATEMENT_KINDS = tuple(sorted(set(_KINDS.values()) - {"statement"}))
@@ -412,3 +437,6 @@ class StatementVisitor(ABC, Generic[A, R]):
 
     @abstractmethod
     def visit_run(self, stmt: Run, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_exec(self, stmt: Exec, arg: A) -> R: ...

@@ -19,7 +19,12 @@ from pragmash.language.durations import parse_duration
 from pragmash.language.program import flatten
 from pragmash.language.sources import source_line
 from pragmash.language.targets import resolve_targets, select_names
-from pragmash.language.vocabulary import FIX_METHODS, WAIT_STATES, did_you_mean
+from pragmash.language.vocabulary import (
+    COMMANDS_REFUSED,
+    FIX_METHODS,
+    WAIT_STATES,
+    did_you_mean,
+)
 
 
 @dataclass
@@ -152,14 +157,19 @@ class _Checker(ast.StatementVisitor[CheckContext, None]):
 
     def visit_run(self, stmt: ast.Run, ctx: CheckContext) -> None:
         self._words(ctx, *stmt.argv)
-        if not ctx.allow_run:
-            ctx.problems.append(
-                _err(
-                    "'run' is refused: a recipe may not run host commands unless the site config "
-                    "sets [policy] allow_run = true or the command line says --allow-run",
-                    stmt.span,
-                )
-            )
+        _check_allowed(stmt, ctx)
+
+    def visit_exec(self, stmt: ast.Exec, ctx: CheckContext) -> None:
+        self._words(ctx, *stmt.argv, stmt.timeout)
+        self._duration(stmt.timeout, "timeout", ctx)
+        self._nodes(stmt, ctx)
+        _check_allowed(stmt, ctx)
+
+
+def _check_allowed(stmt: ast.Run | ast.Exec, ctx: CheckContext) -> None:
+    """``run`` and ``exec``: one policy gate for every command a recipe runs."""
+    if not ctx.allow_run:
+        ctx.problems.append(_err(f"'{stmt.kind}' is refused: {COMMANDS_REFUSED}", stmt.span))
 
 
 def _check_word(word: ast.Word, ctx: CheckContext) -> None:

@@ -30,6 +30,7 @@ from lark.tree import Meta
 
 from pragmash.errors import RecipeError, RecipeErrors, Span, UserError, each_problem
 from pragmash.language import ast
+from pragmash.language.commandline import split_command
 from pragmash.language.durations import DURATION_EXAMPLES, DurationTooLong, parse_duration
 from pragmash.language.includes import (
     Chain,
@@ -399,6 +400,24 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
     def run(self, meta: Meta, children: list[Any]) -> ast.Run:
         span, text = self._head(meta)
         return ast.Run(span, text, argv=tuple(children[1:]))
+
+    def exec(self, meta: Meta, children: list[Any]) -> ast.Exec:
+        span, text = self._head(meta)
+        targets = tuple(c for c in children if isinstance(c, ast.Target))
+        token = next(c for c in children if isinstance(c, Token) and c.type == "STRING")
+        command = self._quoted(token)
+        try:
+            argv = split_command(command)
+        except ValueError as err:
+            raise self.src.error(str(err), command.span) from None
+        if not argv:
+            raise self.src.error(
+                'expected the command to run inside the nodes, like "hostname -f"', command.span
+            )
+        timeout = next((c for c in children if isinstance(c, ast.Word)), None)
+        if timeout is not None:
+            self._duration(timeout, "timeout")
+        return ast.Exec(span, text, targets=targets, argv=argv, timeout=timeout)
 
     def driver_call(self, meta: Meta, children: list[Any]) -> ast.Statement:
         span, text = self._head(meta)

@@ -25,6 +25,7 @@ _KEYWORD_TERMINALS = {
     "ALLOCATE",
     "BOOT",
     "ECHO",
+    "EXEC",
     "FIX",
     "INCLUDE",
     "PARAM",
@@ -68,7 +69,9 @@ _TAKES = {
     "SET": "one value (use double quotes for a value with spaces)",
     "PARAM": "one value (use double quotes for a value with spaces)",
     "INCLUDE": "one file name",
+    "EXEC": "targets, one command in double quotes and an optional 'timeout DURATION'",
 }
+_EXEC_EXAMPLE = 'like exec frontend "hostname -f"'
 _WORD_AT = re.compile(r"[^\s;#]+")
 
 
@@ -258,8 +261,13 @@ def _expected_message(keyword: str | None, after: Any, expected: set[str]) -> st
         return "expected ':' or ']' after the index in 'compute[...]'"
     if "RSQB" in expected:
         return "expected ']' to close 'compute[...]'"
-    if keyword in ("FIX", "BOOT") and last == keyword:
+    if keyword in ("FIX", "BOOT", "EXEC") and last == keyword:
         return f"expected targets after '{name}' ({_TARGET_FORMS})"
+    if keyword == "EXEC" and "STRING" in expected:
+        return (
+            "expected the command in double quotes after the targets of 'exec' "
+            f"({_EXEC_EXAMPLE}), or another target"
+        )
     if keyword == "FIX" and "VIA" in expected:
         return "expected 'via' after the targets of 'fix'"
     if keyword == "FIX" and last == "VIA":

@@ -16,6 +16,7 @@ STATEMENT_WORDS = (
     "allocate",
     "boot",
     "echo",
+    "exec",
     "fix",
     "include",
     "param",
@@ -39,6 +40,9 @@ DEFAULT_FIX_METHOD = "virt-v2v"
 #: ``timeout``: what the plan shows, what the run waits.
 DEFAULT_WAIT_TIMEOUT = "5m"
 
+#: How long ``exec TARGETS "COMMAND"`` lets the command run without ``timeout``.
+DEFAULT_EXEC_TIMEOUT = "5m"
+
 #: The variable ``allocate`` without a count reads (``0`` when it is not set).
 ALLOCATE_COUNT_VARIABLE = "num_compute"
 
@@ -51,7 +55,15 @@ WAIT_STATES = ("paused", "running", "shut_off", "up")
 WAIT_CONSOLE = "console"
 
 #: Statement words that are followed by targets (completion offers nodes there).
-TAKES_TARGETS = ("boot", "fix", "wait", "ve_driver/", "vc_driver/")
+TAKES_TARGETS = ("boot", "exec", "fix", "wait", "ve_driver/", "vc_driver/")
+
+
+#: What ``run`` and ``exec`` are refused with unless the site or the command line allows
+#: them: one gate for every command a recipe runs (on the host or inside a guest).
+COMMANDS_REFUSED = (
+    "recipes may not run commands (on the host or inside guests) unless the site config "
+    "sets [policy] allow_run = true or the command line says --allow-run"
+)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

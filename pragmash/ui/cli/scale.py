@@ -21,9 +21,8 @@ transaction (refused, taking nothing, beyond the site's capacity), their disks m
 as overlays on the base the VC's computes use, vc-out.xml rewritten for the whole
 VC and put into the new nodes, which are booted and waited for until up. Or shrink
 it (-N): the N highest-numbered computes are destroyed, their disks removed, their
-leases released and vc-out.xml rewritten. Nodes already running keep the
-/root/vc-out.xml they booted with; the VC's current one is in the site's temp folder.
-A scale is a run: `pragmash status VCNAME` shows its steps, `pragmash resume VCNAME`
+leases released and vc-out.xml rewritten. Last, every running node receives its
+current vc-out without a reboot, as `pragmash refresh VCNAME` does. A scale is a run: `pragmash status VCNAME` shows its steps, `pragmash resume VCNAME`
 continues it after a failure or Ctrl-C."""
 
 

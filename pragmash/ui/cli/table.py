@@ -159,6 +159,15 @@ COMMANDS: tuple[Command, ...] = (
         takes_vc=True,
     ),
     Command(
+        "refresh",
+        "pragmash.ui.cli.refresh:cmd_refresh",
+        "VCNAME",
+        "each running node receives its current vc-out without a reboot\n"
+        "(guest agent, else ssh); a node neither reaches is named with\n"
+        "how to do it by hand; `scale` does this as its last step",
+        takes_vc=True,
+    ),
+    Command(
         "cache",
         "pragmash.ui.cli.cache:cmd_cache",
         "list | prune [--dry-run]",
