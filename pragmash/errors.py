@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pragmash import stages
 from pragmash.textsafe import printable
 
-# Exit statuses, documented in the README and `pragmash --help`.
+# Exit statuses, documented in the manual (docs/getting-started.md) and `pragmash --help`.
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug in pragmash: please report it
 EXIT_USER = 2  # bad input: recipe, vc-in.xml, vcdb, site config, command line

@@ -1,6 +1,6 @@
 """The layers hold: no import cycle, no upward import, no hidden import.
 
-pragmash is built in layers (README, "Architecture")::
+pragmash is built in layers (docs/architecture.md)::
 
     errors, driver_api  <  language  <  vc  <  images  <  store  <  drivers  <  engine  <  ui
 

@@ -66,6 +66,12 @@ def test_each_error_after_a_semicolon_line_is_still_found() -> None:
     assert [p.span.line for p in problems] == [1, 2]
 
 
+def test_a_bad_statement_of_every_kind_costs_only_its_line() -> None:
+    problems = _problems('exec frontend\nboot\nexec frontend "hostname" timout 5m\necho ok\n')
+    assert [p.span.line for p in problems] == [1, 2, 3]
+    assert problems[2].message == "unexpected 'timout' in 'exec'; did you mean 'timeout'?"
+
+
 def test_one_error_is_raised_as_itself() -> None:
     with pytest.raises(RecipeError) as info:
         parse_recipe("echo a\nboot\n", "r.prg")

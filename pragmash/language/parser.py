@@ -43,7 +43,7 @@ from pragmash.language.includes import (
 )
 from pragmash.language.lowering import lower_driver_call
 from pragmash.language.sources import SourceText, position, remember
-from pragmash.language.syntax_errors import bad_dollar, syntax_error
+from pragmash.language.syntax_errors import KEYWORD_TERMINALS, bad_dollar, syntax_error
 from pragmash.language.vocabulary import SCALE_EVENTS
 
 __all__ = ["parse_file", "parse_recipe", "parse_statement"]
@@ -189,17 +189,12 @@ def _parse_tree(
     return tree
 
 
-_STATEMENT_STARTS = frozenset(
-    {"ALLOCATE", "BOOT", "ECHO", "FIX", "INCLUDE", "PARAM", "RUN", "SET", "WAIT", "DRIVER_CMD"}
-)
-
-
 def _drop_statement(state: Any) -> None:
     """Pop the half-parsed statement (back to before its keyword) off an LALR parser's stacks."""
     values: list[Any] = state.value_stack
     for depth in range(len(values) - 1, -1, -1):
         item = values[depth]
-        if isinstance(item, Token) and item.type in _STATEMENT_STARTS:
+        if isinstance(item, Token) and item.type in KEYWORD_TERMINALS:
             del values[depth:]
             del state.state_stack[depth + 1 :]
             return

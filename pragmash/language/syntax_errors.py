@@ -21,20 +21,23 @@ from pragmash.language.durations import DURATION_EXAMPLES
 from pragmash.language.sources import SourceText
 from pragmash.language.vocabulary import STATEMENT_WORDS
 
-_KEYWORD_TERMINALS = {
-    "ALLOCATE",
-    "BOOT",
-    "ECHO",
-    "EXEC",
-    "FIX",
-    "ON",
-    "INCLUDE",
-    "PARAM",
-    "RUN",
-    "SET",
-    "WAIT",
-    "DRIVER_CMD",
-}
+#: The terminals that start a statement (the parser's error recovery pops back to one).
+KEYWORD_TERMINALS = frozenset(
+    {
+        "ALLOCATE",
+        "BOOT",
+        "ECHO",
+        "EXEC",
+        "FIX",
+        "INCLUDE",
+        "ON",
+        "PARAM",
+        "RUN",
+        "SET",
+        "WAIT",
+        "DRIVER_CMD",
+    }
+)
 _ENDS = {"_NL", "_SEMI", "$END"}
 _IGNORED = {"WS", "COMMENT"}
 _TARGET_TERMINALS = {"FRONTEND", "COMPUTE", "ALL", "NAME"}
@@ -118,7 +121,7 @@ def syntax_error(src: SourceText, exc: UnexpectedInput) -> RecipeError:
             '(like on grow exec frontend "rocks sync config")',
             span,
         )
-    if expected & _KEYWORD_TERMINALS:
+    if expected & KEYWORD_TERMINALS:
         return _unknown_statement(src, span)
 
     keyword, after = _context(stack)
@@ -180,7 +183,7 @@ def _context(stack: list[Any]) -> tuple[str | None, Any]:
         if isinstance(item, Token):
             if item.type in ("_NL", "_SEMI"):
                 break
-            if item.type in _KEYWORD_TERMINALS:
+            if item.type in KEYWORD_TERMINALS:
                 return item.type, after
         elif isinstance(item, Tree) and item.data in ("start", "_line"):
             break
@@ -188,7 +191,7 @@ def _context(stack: list[Any]) -> tuple[str | None, Any]:
 
 
 #: The keywords inside each statement, for "did you mean 'timeout'" on a typo of one.
-_INNER_KEYWORDS = {"WAIT": ("timeout", "console"), "FIX": ("via",)}
+_INNER_KEYWORDS = {"WAIT": ("timeout", "console"), "FIX": ("via",), "EXEC": ("timeout",)}
 
 
 def _keyword_typo(

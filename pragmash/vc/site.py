@@ -233,6 +233,10 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "policy": ("allow_run",),
 }
 
+#: Every section with fixed keys, and its keys: what the manual's site reference lists
+#: (docs/site-reference.md, checked against this by tests/test_manual.py).
+SITE_KEYS: Mapping[str, tuple[str, ...]] = _LAYOUT
+
 _DRIVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 #: The callers a driver folder's scripts may have been written for (see
