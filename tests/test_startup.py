@@ -61,3 +61,15 @@ def test_parser_tables_are_built_once_and_a_bad_cache_is_rebuilt(tmp_path: Path)
     saved.write_bytes(b"not a saved parser")
     assert _loaded(tmp_path, "check", recipe)["code"] == 0  # built again, and saved again
     assert saved.read_bytes() != b"not a saved parser"
+
+
+def test_help_loads_neither_the_engine_nor_the_language(tmp_path: Path) -> None:
+    """A recipe's run is imported only when a recipe runs (ui.cli.table's RUN)."""
+    probe = PROBE.replace(
+        f"{HEAVY!r}", repr(("lark", "pragmash.engine.session", "pragmash.language.parser"))
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "--help"], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == {"code": 0, "loaded": []}

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pragmash.engine.host_command import end_running_commands
+from pragmash.engine.process_trees import end_running_commands
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -23,9 +23,9 @@ from pragmash.errors import (
     PragmashError,
     UserError,
 )
-from pragmash.ui.cli import interrupts, run
+from pragmash.ui.cli import interrupts
 from pragmash.ui.cli.globals import configure_logging, split_global_options, version_report
-from pragmash.ui.cli.table import BY_NAME, COMMANDS, COMPLETE, commands_help, suggest
+from pragmash.ui.cli.table import BY_NAME, COMMANDS, COMPLETE, RUN, commands_help, suggest
 from pragmash.ui.render import printable_stream, render_error
 
 EXIT_CODES = f"""\
@@ -172,7 +172,7 @@ def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:
             "recipe file (e.g. recipes/rocks6.prg)",
             hint=hint or "see `pragmash --help`",
         )
-    return run.main([*site, *args], out, err)
+    return RUN.handler()([*site, *args], out, err)
 
 
 def _looks_like_recipe(word: str) -> bool:

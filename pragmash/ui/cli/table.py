@@ -206,6 +206,10 @@ COMMANDS: tuple[Command, ...] = (
 
 BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
 
+# not listed: a recipe's run (``pragmash RECIPE …``), the command that loads the engine,
+# the language and the REPL: imported only when a recipe runs
+RUN = Command("RECIPE", "pragmash.ui.cli.run:main", "RECIPE --vcname NAME [options]", "")
+
 # not listed: what the completion scripts run on <Tab> (``__complete INDEX WORDS…``)
 COMPLETE = Command("__complete", "pragmash.ui.cli.completion:cmd_complete", "INDEX WORDS...", "")
 
