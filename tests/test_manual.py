@@ -8,6 +8,7 @@ checkout without it skips the build only outside CI.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -83,3 +84,52 @@ def test_the_manual_builds_in_strict_mode(tmp_path: Path) -> None:
     assert "This manual" in front and "site-reference/" in front
     for page in ("getting-started", "site-reference", "operations", "repl", "migrating"):
         assert (site / page / "index.html").is_file(), page
+
+
+def _code_lines(text: str) -> list[str]:
+    """The lines of a page's code: fenced blocks and blocks indented by four spaces."""
+    lines: list[str] = []
+    fenced = False
+    previous_blank = True
+    in_indented = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            lines.append(line.strip())
+        elif line.startswith("    ") and (previous_blank or in_indented):
+            in_indented = True
+            lines.append(line.strip())
+        else:
+            in_indented = False
+        previous_blank = not line.strip()
+    return lines
+
+
+def _commands_shown() -> dict[str, str]:
+    """Each ``pragmash WORD`` the manual and the README show as a command, with its page."""
+    shown: dict[str, str] = {}
+    pages = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+    for page in pages:
+        for line in _code_lines(page.read_text(encoding="utf-8")):
+            match = re.match(r"(?:\$ )?(?:\.venv/bin/)?pragmash ((?:-\S+ )*)([a-z][\w./-]*)", line)
+            if match and not match.group(2).startswith(("-", "RECIPE")):
+                shown.setdefault(match.group(2), page.name)
+    return shown
+
+
+def test_every_command_the_manual_shows_exists_and_answers_help() -> None:
+    from pragmash.ui.cli.main import main
+    from pragmash.ui.cli.table import COMMANDS
+
+    names = {c.name for c in COMMANDS}
+    shown = _commands_shown()
+    assert {"check", "scale", "repl", "cache", "site", "hosts"} <= shown.keys()
+    for word, page in sorted(shown.items()):
+        if word.endswith(".prg"):  # a run: the recipe is the command
+            continue
+        assert word in names, f"{page} shows `pragmash {word}`, which is no command"
+        with pytest.raises(SystemExit) as done:
+            main([word, "--help"], out=io.StringIO(), err=io.StringIO())
+        assert done.value.code == 0, word

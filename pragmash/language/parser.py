@@ -44,6 +44,7 @@ from pragmash.language.includes import (
 from pragmash.language.lowering import lower_driver_call
 from pragmash.language.sources import SourceText, position, read_utf8, remember
 from pragmash.language.syntax_errors import KEYWORD_TERMINALS, bad_dollar, syntax_error
+from pragmash.language.vocabulary import SCALE_EVENTS
 
 __all__ = ["parse_file", "parse_recipe", "parse_statement"]
 
@@ -413,6 +414,19 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         if timeout is not None:
             self._duration(timeout, "timeout")
         return ast.Exec(span, text, targets=targets, argv=argv, timeout=timeout)
+
+    def handler(self, meta: Meta, children: list[Any]) -> ast.Handler:
+        span, text = self._head(meta)
+        _, event, body = children
+        if str(event) not in SCALE_EVENTS:
+            raise self.src.error(
+                f"'on' takes a scale event, {' or '.join(SCALE_EVENTS)}, not '{event}' "
+                '(like on grow exec frontend "rocks sync config")',
+                self.src.token_span(event),
+            )
+        return ast.Handler(
+            span, text, event="grow" if str(event) == "grow" else "shrink", body=body
+        )
 
     def driver_call(self, meta: Meta, children: list[Any]) -> ast.Statement:
         span, text = self._head(meta)
