@@ -41,7 +41,7 @@ from . import libvirt_agent, libvirt_console, libvirt_network, libvirt_power, li
 from .lazy_import import lazy_module, loaded
 from .libvirt_host import host_info_from_capabilities as host_info_from_capabilities
 from .libvirt_host import kvm_usable as kvm_usable
-from .libvirt_words import shutoff_reasons, state_words
+from .libvirt_words import missing_test_file, shutoff_reasons, state_words
 
 if TYPE_CHECKING:
     import libvirt
@@ -142,6 +142,13 @@ class LibvirtEngine:
         with self._lock:
             if self._conn is None:
                 _quiet_libvirt()
+                missing = missing_test_file(self.uri)
+                if missing is not None:
+                    raise StepError(
+                        f"cannot connect to libvirt at {self.uri}: {missing}",
+                        stage=stages.CONNECT,
+                        hint="check the site config's engine uri",
+                    )
                 try:
                     started = time.monotonic()
                     self._conn = libvirt.open(self.uri)

@@ -18,3 +18,9 @@ wait frontend up timeout $frontend_timeout
 boot compute
 wait compute up timeout $compute_timeout
 echo "$vcname is up: vc-out.xml at $vc_out"
+
+# After `pragmash scale`: every running node already holds its new /root/vc-out.xml;
+# the frontend regenerates its configuration (hosts, DHCP, queues) from it. Needs
+# [policy] allow_run (or --allow-run); without it a scale skips these and says so.
+on grow exec frontend "/opt/rocks/bin/rocks sync config" timeout 10m
+on shrink exec frontend "/opt/rocks/bin/rocks sync config" timeout 10m

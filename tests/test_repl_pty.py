@@ -41,7 +41,7 @@ def test_repl_in_a_terminal_completes_and_exits_on_ctrl_d(tmp_path: Path) -> Non
         child.expect_exact("(pragmash)")
         child.send("whe\t")  # Tab completes the command; "whe" alone would be an error
         child.send("\r")
-        child.expect_exact("step 1 of 11")
+        child.expect_exact("step 1 of 13")
         child.expect_exact("(pragmash)")
         child.send("\x04")  # Ctrl-D leaves
         child.expect_exact("no domain of calit2 is running")

@@ -4,10 +4,12 @@ A frontend-only VC of the stock Debian 12 guest (cloud-init and qemu-guest-agent
 nothing of pragmash; the bundled ``cloud_init`` driver seeds it) runs a recipe whose
 ``exec`` statements run inside the frontend: its output is the step's, and the file
 the command wrote is read back through the agent by the test itself. Then ``scale +1``
-boots a compute and, as its last step, refreshes the running nodes: the frontend's
-``/root/vc-out.xml``, read back through the agent, now lists the new compute.
+boots a compute and refreshes the running nodes: the frontend's ``/root/vc-out.xml``,
+read back through the agent, now lists the new compute, and the recipe's ``on grow``
+handler ran inside the frontend after that (the file it wrote from the new vc-out).
 ``pragmash refresh`` puts a file a guest's admin broke back as the ledger says it is,
-on both nodes; ``scale -1`` and the frontend's file no longer names the compute.
+on both nodes; ``scale -1``: the frontend's file no longer names the compute, and the
+``on shrink`` handler saw that.
 
 Guests talk only inside the network namespace scripts/test made for libvirtd.
 """
@@ -39,6 +41,8 @@ boot all
 wait all up timeout 20m
 exec frontend "cloud-init status --wait" timeout 15m
 exec frontend "sh -c 'hostname -f | tee /root/exec-ran; echo to-stderr >&2'"
+on grow exec frontend "sh -c 'grep -o vmci-compute-[0-9] /root/vc-out.xml > /root/grew'"
+on shrink exec frontend "sh -c 'grep -c vmci-compute /root/vc-out.xml > /root/shrunk; true'" timeout 1m
 """
 
 
@@ -88,6 +92,8 @@ def test_exec_and_refresh_reach_inside_real_guests(
         code, seen = guest_run(frontend, "/bin/cat", "/root/vc-out.xml")
         assert seen == (folder / "vc-out.xml").read_text()
         assert f'name="{VC}-compute-0"' in seen
+        # the recipe's grow handler ran inside the frontend, after the refresh
+        assert guest_run(frontend, "/bin/cat", "/root/grew") == (0, f"{VC}-compute-0\n")
         print(f"--- {frontend_name}:/root/vc-out.xml after scale +1 "
               f"({time.monotonic() - started:.0f} s):\n{seen}")  # fmt: skip
 
@@ -107,6 +113,7 @@ def test_exec_and_refresh_reach_inside_real_guests(
         assert f"updated {frontend_name}" in output
         code, seen = guest_run(frontend, "/bin/cat", "/root/vc-out.xml")
         assert seen == (folder / "vc-out.xml").read_text() and f"{VC}-compute-0" not in seen
+        assert guest_run(frontend, "/bin/cat", "/root/shrunk") == (0, "0\n")
         code, cleaned = cli("clean", VC, "--site", str(site))
         assert code == 0, cleaned
     finally:

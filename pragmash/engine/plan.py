@@ -19,6 +19,7 @@ from pragmash.errors import AllocationError, PragmashError, RecipeError
 from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.language.targets import resolve_targets, select_names
+from pragmash.language.vocabulary import COMMANDS_REFUSED
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
 from pragmash.vc.names import compute_name, frontend_name
@@ -213,3 +214,19 @@ class _Planner(ast.StatementVisitor[list[str], None]):
             actions.append(
                 f"{name}: exec {argv} (guest agent, else ssh; timeout {timeout})" + self.disk_note
             )
+
+    def visit_handler(self, stmt: ast.Handler, actions: list[str]) -> None:
+        assert stmt.body is not None
+        sign = "+N" if stmt.event == "grow" else "-N"
+        actions.append(f"kept for `pragmash scale {self.vcname} {sign}`, run after its refresh:")
+        runtime = self.prep.runtime
+        if isinstance(stmt.body, ast.Exec | ast.Run) and not (
+            runtime.allow_run or runtime.site.allow_run
+        ):
+            actions.append(
+                f"    skipped by a scale: '{stmt.body.kind}' is refused: {COMMANDS_REFUSED}"
+            )
+            return
+        inner: list[str] = []
+        self.visit(stmt.body, inner)
+        actions += [f"    {action}" for action in inner]

@@ -480,6 +480,10 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             )
         return exec_on_nodes(self.guests(), nodes, argv, timeout, reporter)
 
+    def visit_handler(self, stmt: ast.Handler, reporter: StepReporter) -> StepOutcome:
+        sign = "+N" if stmt.event == "grow" else "-N"
+        return StepOutcome("done", f"kept for `pragmash scale {self.vcname} {sign}`")
+
     def guests(self) -> GuestReach:
         """The way into this VC's running nodes (guest agent, else ssh with its key)."""
         return GuestReach(

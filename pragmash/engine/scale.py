@@ -5,8 +5,9 @@ A scale is journaled like a recipe's run (a run record with its steps, shown by
 another run on the same VC), shows progress through the same events, and is
 continued by ``pragmash resume VC`` (or by the same ``scale`` command again) after
 a failure, a crash or Ctrl-C. Its steps are pragmash's own
-(:mod:`~pragmash.engine.scalesteps`); the VC's recipe is not read again, but the
-options its run was started with are (repository, site, ``--key``, ``--mem``), so the
+(:mod:`~pragmash.engine.scalesteps`), then the recipe's ``on grow``/``on shrink``
+handlers (:mod:`~pragmash.engine.handlers`, the only part of the recipe read again);
+the options its run was started with are read (repository, site, ``--key``, ``--mem``), so the
 new nodes are made the way the first ones were.
 
 Refused before anything is locked or taken: a VC with no allocation, a VC whose
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pragmash.engine.events import EventSink, ignore
+from pragmash.engine.handlers import scale_handlers
 from pragmash.engine.opening import (
     OpenSite,
     Prepared,
@@ -146,6 +148,7 @@ def start(
         )
     options = _options(record, opened)
     prep = _load(opened, options, plan, on_event)
+    handlers = scale_handlers(prep.runtime, options.recipe, change > 0)
     make_ready(prep)
     if change > 0:
         room = grow_room(prep.runtime, lambda _text: None)  # the lease step names left-outs
@@ -156,7 +159,7 @@ def start(
     def journaled() -> tuple[str, dict[str, Any]]:
         nonlocal held, plan
         held, plan = _plan_locked(opened, vcname, record, plan, change)
-        prep.program = scale_program(plan.before, plan.after)
+        prep.program = scale_program(plan.before, plan.after, handlers)
         return plan.describe(), {**options.to_json(), "scale": plan.to_json()}
 
     return begin(
@@ -235,6 +238,10 @@ def _load(opened: OpenSite, options: RunOptions, plan: ScalePlan, on_event: Even
     """The VC's site, vc-in, drivers and runtime, as its run had them; images made local
     (and verified) when the VC grows."""
     prep = load(opened, options, lambda _config: scale_program(plan.before, plan.after))
-    if plan.after > plan.before:
+    growing = plan.after > plan.before
+    prep.program = scale_program(
+        plan.before, plan.after, scale_handlers(prep.runtime, options.recipe, growing)
+    )
+    if growing:
         provide(prep, on_event)
     return prep

@@ -26,6 +26,8 @@ and both end with::
                           reboot (:mod:`~pragmash.engine.refresh`: guest agent, else
                           ssh); a node neither reaches is named with how to update it,
                           and does not fail the scale
+    on grow …             the recipe's handlers for the direction, each a step
+                          (:mod:`~pragmash.engine.handlers`)
 
 Every step is idempotent (a lease already taken, an overlay already made, a domain
 already running or already gone, a file written again are all fine), which is what
@@ -35,12 +37,13 @@ learn of it through the refresh.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, assert_never
 
 from pragmash.driver_api import NodePlan
+from pragmash.engine.handlers import HandlerStep, run_handler
 from pragmash.engine.hosts import placement_input
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.overrides import check_vc_fits, host_memory_mib
@@ -80,8 +83,9 @@ class ScaleStep(ast.MadeStep):
         return names[::-1] if self.action in ("destroy", "remove", "release") else names
 
 
-def scale_program(before: int, after: int) -> ast.Program:
-    """The steps that take a VC from ``before`` computes to ``after``."""
+def scale_program(before: int, after: int, handlers: Sequence[HandlerStep] = ()) -> ast.Program:
+    """The steps that take a VC from ``before`` computes to ``after``, then the recipe's
+    handlers for that direction (:mod:`~pragmash.engine.handlers`)."""
     growing = after > before
     actions: tuple[Action, ...] = (
         ("lease", "stage", "boot", "wait", "refresh")
@@ -96,7 +100,8 @@ def scale_program(before: int, after: int) -> ast.Program:
             text = "refresh all"
         span = Span(SCALE_FILE, line, 1, line, len(text) + 1)
         steps.append(ScaleStep(span, text, action, first, stop))
-    return ast.Program(SCALE_FILE, "\n".join(s.text for s in steps) + "\n", tuple(steps))
+    made: list[ast.Statement] = [*steps, *handlers]
+    return ast.Program(SCALE_FILE, "\n".join(s.text for s in made) + "\n", tuple(made))
 
 
 def grow_room(runtime: Runtime, note: Callable[[str], None]) -> resize.Room:
@@ -116,6 +121,10 @@ class ScaleExecutor:
     timeout: float  # for the wait step
 
     def execute(self, statement: ast.Statement, reporter: StepReporter) -> StepOutcome:
+        if isinstance(statement, HandlerStep):
+            return self.runtime.guarded(
+                lambda step, rep: run_handler(self.runtime, step, rep), statement, reporter
+            )
         assert isinstance(statement, ScaleStep)
         return self.runtime.guarded(self._handler(statement.action), statement, reporter)
 

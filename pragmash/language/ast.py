@@ -354,6 +354,22 @@ class Exec(OnNodes):
         return visitor.visit_exec(self, arg)
 
 
+ScaleEvent = Literal["grow", "shrink"]
+
+
+@dataclass(frozen=True)
+class Handler(Statement):
+    """``on grow|shrink STATEMENT``: a statement the recipe's own run keeps for ``pragmash
+    scale``, which runs it (``body``) as a step of every scale that grows (or shrinks)
+    the VC, after the running nodes received their new vc-out."""
+
+    event: ScaleEvent = "grow"
+    body: Statement | None = None
+
+    def accept(self, visitor: StatementVisitor[A, R], arg: A) -> R:
+        return visitor.visit_handler(self, arg)
+
+
 _KINDS = {
     "Statement": "statement",
     "Allocate": "allocate",
@@ -371,6 +387,7 @@ _KINDS = {
     "ScriptCall": "driver",
     "Run": "run",
     "Exec": "exec",
+    "Handler": "on",
 }
 
 STATEMENT_KINDS = tuple(sorted(set(_KINDS.values()) - {"statement"}))
@@ -440,3 +457,6 @@ class StatementVisitor(ABC, Generic[A, R]):
 
     @abstractmethod
     def visit_exec(self, stmt: Exec, arg: A) -> R: ...
+
+    @abstractmethod
+    def visit_handler(self, stmt: Handler, arg: A) -> R: ...

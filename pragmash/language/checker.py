@@ -165,6 +165,19 @@ class _Checker(ast.StatementVisitor[CheckContext, None]):
         self._nodes(stmt, ctx)
         _check_allowed(stmt, ctx)
 
+    def visit_handler(self, stmt: ast.Handler, ctx: CheckContext) -> None:
+        """The statement as a scale will run it: after any number of computes (so its
+        targets are not held to this point's count), and not refused here when the
+        site forbids commands: a scale then skips it, saying why, and the recipe's
+        own run (which never runs it) goes on."""
+        assert stmt.body is not None
+        computes, allow = self.computes, ctx.allow_run
+        self.computes, ctx.allow_run = None, True
+        try:
+            self.visit(stmt.body, ctx)
+        finally:
+            self.computes, ctx.allow_run = computes, allow
+
 
 def _check_allowed(stmt: ast.Run | ast.Exec, ctx: CheckContext) -> None:
     """``run`` and ``exec``: one policy gate for every command a recipe runs."""

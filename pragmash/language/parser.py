@@ -42,8 +42,9 @@ from pragmash.language.includes import (
     reason,
 )
 from pragmash.language.lowering import lower_driver_call
-from pragmash.language.sources import SourceText, position, remember
+from pragmash.language.sources import SourceText, position, read_utf8, remember
 from pragmash.language.syntax_errors import KEYWORD_TERMINALS, bad_dollar, syntax_error
+from pragmash.language.vocabulary import SCALE_EVENTS
 
 __all__ = ["parse_file", "parse_recipe", "parse_statement"]
 
@@ -99,8 +100,8 @@ def parse_recipe(text: str, file: str, *, search_path: Sequence[Path] = ()) -> a
 def parse_file(path: Path, *, search_path: Sequence[Path] = ()) -> ast.Program:
     """Read and parse a recipe file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_utf8(path)
+    except OSError as exc:
         raise UserError(f"{path}: cannot read the recipe: {reason(exc)}") from None
     return parse_recipe(text, str(path), search_path=search_path)
 
@@ -413,6 +414,19 @@ class _Builder(Transformer[Token, tuple[ast.Statement, ...]]):
         if timeout is not None:
             self._duration(timeout, "timeout")
         return ast.Exec(span, text, targets=targets, argv=argv, timeout=timeout)
+
+    def handler(self, meta: Meta, children: list[Any]) -> ast.Handler:
+        span, text = self._head(meta)
+        _, event, body = children
+        if str(event) not in SCALE_EVENTS:
+            raise self.src.error(
+                f"'on' takes a scale event, {' or '.join(SCALE_EVENTS)}, not '{event}' "
+                '(like on grow exec frontend "rocks sync config")',
+                self.src.token_span(event),
+            )
+        return ast.Handler(
+            span, text, event="grow" if str(event) == "grow" else "shrink", body=body
+        )
 
     def driver_call(self, meta: Meta, children: list[Any]) -> ast.Statement:
         span, text = self._head(meta)

@@ -30,6 +30,7 @@ KEYWORD_TERMINALS = frozenset(
         "EXEC",
         "FIX",
         "INCLUDE",
+        "ON",
         "PARAM",
         "RUN",
         "SET",
@@ -113,6 +114,13 @@ def syntax_error(src: SourceText, exc: UnexpectedInput) -> RecipeError:
     else:  # pragma: no cover - lark has no other UnexpectedInput
         raise exc
 
+    keyword, after = _context(stack)
+    if keyword == "ON" and _kind(after) == "NAME":
+        return src.error(
+            f"expected the statement 'on {after}' runs in a scale: exec, run, echo or wait "
+            '(like on grow exec frontend "rocks sync config")',
+            span,
+        )
     if expected & KEYWORD_TERMINALS:
         return _unknown_statement(src, span)
 
@@ -266,6 +274,10 @@ def _expected_message(keyword: str | None, after: Any, expected: set[str]) -> st
         return "expected ']' to close 'compute[...]'"
     if keyword in ("FIX", "BOOT", "EXEC") and last == keyword:
         return f"expected targets after '{name}' ({_TARGET_FORMS})"
+    if keyword == "ON" and last == "ON":
+        return (
+            "expected grow or shrink after 'on' (like on grow exec frontend \"rocks sync config\")"
+        )
     if keyword == "EXEC" and "STRING" in expected:
         return (
             "expected the command in double quotes after the targets of 'exec' "

@@ -19,6 +19,7 @@ STATEMENT_WORDS = (
     "exec",
     "fix",
     "include",
+    "on",
     "param",
     "run",
     "set",
@@ -42,6 +43,9 @@ DEFAULT_WAIT_TIMEOUT = "5m"
 
 #: How long ``exec TARGETS "COMMAND"`` lets the command run without ``timeout``.
 DEFAULT_EXEC_TIMEOUT = "5m"
+
+#: What ``on EVENT STATEMENT`` may name: the scale runs that run the statement.
+SCALE_EVENTS = ("grow", "shrink")
 
 #: The variable ``allocate`` without a count reads (``0`` when it is not set).
 ALLOCATE_COUNT_VARIABLE = "num_compute"

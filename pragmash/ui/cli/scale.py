@@ -22,7 +22,8 @@ as overlays on the base the VC's computes use, vc-out.xml rewritten for the whol
 VC and put into the new nodes, which are booted and waited for until up. Or shrink
 it (-N): the N highest-numbered computes are destroyed, their disks removed, their
 leases released and vc-out.xml rewritten. Last, every running node receives its
-current vc-out without a reboot, as `pragmash refresh VCNAME` does. A scale is a run: `pragmash status VCNAME` shows its steps, `pragmash resume VCNAME`
+current vc-out without a reboot, as `pragmash refresh VCNAME` does, and the VC's
+recipe's `on grow` (or `on shrink`) statements run as steps. A scale is a run: `pragmash status VCNAME` shows its steps, `pragmash resume VCNAME`
 continues it after a failure or Ctrl-C."""
 
 
