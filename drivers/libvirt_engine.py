@@ -16,6 +16,7 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 from lxml import etree
 
@@ -366,10 +367,12 @@ class LibvirtEngine:
     def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
         """Define and start the node's domain; a running one is left as it is.
 
-        A new domain costs two calls (define, start): libvirt refuses to define a name
+        A new domain costs two calls (define, start; its UUID is pragmash's own, put in
+        the XML, not asked for afterwards): libvirt refuses to define a name
         it has already, so only then is the domain looked up and what it is handled.
         """
-        xml = render_domain(node, self.host_info())
+        uuid = str(uuid4())  # ours, so the result needs no UUIDString call
+        xml = render_domain(node, self.host_info(), uuid=uuid)
         self._domains.pop(node.name, None)
         log.info("define and start %s on %s", node.name, self.uri)
         try:
@@ -384,7 +387,7 @@ class LibvirtEngine:
         return StageResult(
             outcome="done",
             message=f"{node.name} started",
-            products={"domain": node.name, "uuid": dom.UUIDString()},
+            products={"domain": node.name, "uuid": uuid},
         )
 
     def _boot_existing(self, node: NodePlan, xml: str, ctx: StageContext) -> StageResult:
