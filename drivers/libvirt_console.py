@@ -25,6 +25,7 @@ from pragmash import stages
 from pragmash.errors import StepError, UserError
 
 from .lazy_import import lazy_module
+from .libvirt_words import missing_test_file
 
 if TYPE_CHECKING:
     import libvirt
@@ -122,6 +123,9 @@ def open_console(uri: str, name: str) -> LibvirtConsole:
     the module's docstring); :meth:`LibvirtConsole.close` closes it.
     """
     _EventLoop.ensure()
+    missing = missing_test_file(uri)
+    if missing is not None:
+        raise StepError(f"cannot connect to libvirt at {uri}: {missing}", stage=stages.CONSOLE)
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:

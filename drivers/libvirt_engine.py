@@ -16,6 +16,7 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 from lxml import etree
 
@@ -40,7 +41,7 @@ from . import libvirt_agent, libvirt_console, libvirt_network, libvirt_power, li
 from .lazy_import import lazy_module, loaded
 from .libvirt_host import host_info_from_capabilities as host_info_from_capabilities
 from .libvirt_host import kvm_usable as kvm_usable
-from .libvirt_words import shutoff_reasons, state_words
+from .libvirt_words import missing_test_file, shutoff_reasons, state_words
 
 if TYPE_CHECKING:
     import libvirt
@@ -141,6 +142,13 @@ class LibvirtEngine:
         with self._lock:
             if self._conn is None:
                 _quiet_libvirt()
+                missing = missing_test_file(self.uri)
+                if missing is not None:
+                    raise StepError(
+                        f"cannot connect to libvirt at {self.uri}: {missing}",
+                        stage=stages.CONNECT,
+                        hint="check the site config's engine uri",
+                    )
                 try:
                     started = time.monotonic()
                     self._conn = libvirt.open(self.uri)
@@ -359,10 +367,12 @@ class LibvirtEngine:
     def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
         """Define and start the node's domain; a running one is left as it is.
 
-        A new domain costs two calls (define, start): libvirt refuses to define a name
+        A new domain costs two calls (define, start; its UUID is pragmash's own, put in
+        the XML, not asked for afterwards): libvirt refuses to define a name
         it has already, so only then is the domain looked up and what it is handled.
         """
-        xml = render_domain(node, self.host_info())
+        uuid = str(uuid4())  # ours, so the result needs no UUIDString call
+        xml = render_domain(node, self.host_info(), uuid=uuid)
         self._domains.pop(node.name, None)
         log.info("define and start %s on %s", node.name, self.uri)
         try:
@@ -377,7 +387,7 @@ class LibvirtEngine:
         return StageResult(
             outcome="done",
             message=f"{node.name} started",
-            products={"domain": node.name, "uuid": dom.UUIDString()},
+            products={"domain": node.name, "uuid": uuid},
         )
 
     def _boot_existing(self, node: NodePlan, xml: str, ctx: StageContext) -> StageResult:

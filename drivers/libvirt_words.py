@@ -7,6 +7,7 @@ driver must not load libvirt (see :mod:`.lazy_import`).
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING
 
 from .lazy_import import lazy_module
@@ -44,3 +45,17 @@ def state_words() -> dict[int, str]:
         libvirt.VIR_DOMAIN_CRASHED: "crashed",
         libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
     }
+
+
+def missing_test_file(uri: str) -> str | None:
+    """Why libvirt's test driver cannot open ``uri`` (``test:///PATH``, a host described by
+    a file), said before libvirt is asked: asked, libvirt's XML parser writes an
+    "I/O warning" of its own to stderr, past pragmash's messages. None when it can try."""
+    if not uri.startswith("test:///") or uri == "test:///default":
+        return None
+    path = uri.removeprefix("test://").split("?", 1)[0]
+    if os.path.isfile(path):
+        return None
+    return (
+        f"the test driver's host file {path} is {'a folder' if os.path.isdir(path) else 'missing'}"
+    )

@@ -89,7 +89,7 @@ def parse_up_test(text: str) -> UpTest:
             raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
         return UpTest("console", pattern)
     if kind == "port":
-        if not arg.isdigit() or not 1 <= int(arg) <= 65535:
+        if not (arg.isascii() and arg.isdigit()) or not 1 <= int(arg) <= 65535:
             raise ValueError(f"expected 'port:N' with N from 1 to 65535, got {text!r}")
         return UpTest("port", port=int(arg))
     if kind in ("agent", "marker") and not sep:

@@ -182,6 +182,11 @@ def test_missing_element_names_its_path(
             "value='five minutes'",
             "/vc/compute/boot_dependency/wait/@value",
         ),
+        (  # a digit to str.isdigit, a ValueError to int(): was a traceback
+            "value='300'",
+            "value='\u00b2'",
+            "/vc/compute/boot_dependency/wait/@value",
+        ),
         (
             "calit2-119-222.img.gz",
             "../../etc/shadow",

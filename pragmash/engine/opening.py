@@ -45,11 +45,11 @@ from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.events import EventSink, ignore
 from pragmash.engine.hosts import locate
 from pragmash.engine.interpreter import Executor, Interpreter
-from pragmash.engine.overrides import check_nodes_fit, effective_memory, host_memory_mib
+from pragmash.engine.overrides import check_nodes_fit, effective_memory
 from pragmash.engine.registry import load_distro, load_engine
 from pragmash.engine.repositories import site_repository
 from pragmash.engine.runtime import Runtime
-from pragmash.errors import AllocationError, ConfigError, LedgerError, PragmashError
+from pragmash.errors import AllocationError, ConfigError, LedgerError, PragmashError, UserError
 from pragmash.images.domain import resolve_domain_type
 from pragmash.images.provision import ProvidedImage
 from pragmash.language import ast
@@ -68,7 +68,7 @@ from pragmash.store.ledger import Ledger
 from pragmash.vc.http import is_url
 from pragmash.vc.names import validate_name
 from pragmash.vc.repository import Repository
-from pragmash.vc.site import SiteConfig, load_site
+from pragmash.vc.site import SiteConfig, load_site, path_problem
 from pragmash.vc.vcin import VcIn, load_vc_in
 
 #: The variables pragmash sets for every run (:func:`builtin_variables`; ``num_nodes``
@@ -134,6 +134,9 @@ class RunOptions:
         """
 
         def absolute(path: str | None) -> str | None:
+            problem = path_problem(path) if path else None
+            if problem is not None:
+                raise UserError(f"{path!r}: {problem.replace('a folder', 'a')} path")
             return str(Path(path).expanduser().resolve()) if path else path
 
         return replace(
@@ -314,7 +317,7 @@ def make_ready(prep: Prepared, *, preflight: bool = False, memory: bool = True) 
         prep.site.domain_type, prep.vcin.frontend.domain_type, runtime.engine.host_info()
     )
     if memory and runtime.memory is not None:
-        check_nodes_fit(runtime.memory, host_memory_mib(runtime.engine), prep.site.uri)
+        check_nodes_fit(runtime.memory, runtime.engine, prep.site.uri)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pragmash.driver_api import EngineDriver, HostResources
+from pragmash.driver_api import EngineDriver, HostResources, SiteHosts
 from pragmash.errors import AllocationError, UserError
 from pragmash.vc.vcin import VcIn
 
@@ -37,7 +37,9 @@ class Memory:
 def parse_mem(text: str) -> tuple[int, int]:
     """``--mem 2048`` (both) or ``--mem 4096:2048`` (frontend:compute), in MiB."""
     parts = text.split(":")
-    if len(parts) > 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+    if len(parts) > 2 or not all(
+        p.strip().isascii() and p.strip().isdigit() and int(p) > 0 for p in parts
+    ):
         raise UserError(
             f"--mem {text!r}: expected MiB as FRONTEND[:COMPUTE], e.g. --mem 4096:2048"
             " (one number sets both)"
@@ -57,21 +59,40 @@ def effective_memory(vcin: VcIn, mem: str | None) -> Memory:
 
 
 def host_memory_mib(engine: EngineDriver) -> int | None:
-    """The host's memory as the engine reports it; None for an engine that cannot say."""
-    if not isinstance(engine, HostResources):
+    """The host's memory as the engine reports it; None for an engine that cannot say,
+    and for one over several hosts: a VC's nodes are not held to all hosts' memory
+    together but to each host's own, which placement checks (the sum let through
+    nodes no host could hold, and named the first host for all)."""
+    if isinstance(engine, SiteHosts) or not isinstance(engine, HostResources):
         return None
     value = engine.host_memory_mib()
     return int(value) if isinstance(value, int) else None
 
 
-def check_nodes_fit(memory: Memory, host_mib: int | None, uri: str) -> None:
-    """Each node alone must fit the host: a bigger ``--mem`` is a mistake, refused at once."""
+def largest_host(engine: EngineDriver, uri: str) -> tuple[int | None, str]:
+    """The memory of the host a node could have most of, and how messages name that host."""
+    if not isinstance(engine, SiteHosts):
+        return host_memory_mib(engine), f"the host ({uri})"
+    sizes = {
+        name: int(value)
+        for name, host in engine.reachable().items()
+        if isinstance(host, HostResources) and isinstance(value := host.host_memory_mib(), int)
+    }
+    if not sizes:
+        return None, uri
+    name = max(sizes, key=lambda n: sizes[n])
+    return sizes[name], f"the largest host ({name})"
+
+
+def check_nodes_fit(memory: Memory, engine: EngineDriver, uri: str) -> None:
+    """Each node alone must fit a host: a bigger ``--mem`` is a mistake, refused at once."""
+    host_mib, host = largest_host(engine, uri)
     if host_mib is None or not memory.given:
         return
     for role in ("frontend", "compute"):
         if memory.of(role) > host_mib:
             raise UserError(
-                f"--mem: a {role} would get {memory.of(role)} MiB, but the host ({uri}) has"
+                f"--mem: a {role} would get {memory.of(role)} MiB, but {host} has"
                 f" {host_mib} MiB in all",
                 hint="give a smaller --mem FRONTEND[:COMPUTE] (MiB)",
             )

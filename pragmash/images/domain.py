@@ -293,20 +293,31 @@ def _template_root(template_xml: str) -> etree._Element:
 
 
 def render_domain(
-    node: NodePlan, host: HostInfo, formats: Sequence[str | None] | None = None
+    node: NodePlan,
+    host: HostInfo,
+    formats: Sequence[str | None] | None = None,
+    *,
+    uuid: str | None = None,
 ) -> str:
     """The node's own libvirt domain XML, made from its vc-in template.
 
     ``formats`` gives each disk's format where the caller knows it (the staging
-    step does); otherwise it is guessed from the file name. Exactly the changes
+    step does); otherwise it is guessed from the file name. ``uuid``, when given, is
+    the domain's (the engine picks one, so it need not ask libvirt which it chose);
+    without it libvirt makes one. Exactly the changes
     docs/vc-formats.md lists are made, each with its consequences; everything else
     is kept as the template wrote it.
     """
     root = parse_template(node)
     if node.domain_type:
         root.set("type", node.domain_type)
-    child(root, "name", first=True).text = node.name
+    name = child(root, "name", first=True)
+    name.text = node.name
     forget_identity(root, node.name)
+    if uuid is not None:
+        uuid_el = etree.Element("uuid")
+        uuid_el.text = uuid
+        name.addnext(uuid_el)
     set_vcpus(root, node.cpus)
     if node.memory_mib is not None:
         set_memory(root, node.memory_mib)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pragmash.errors import Span
-from pragmash.language.sources import SourceText
+from pragmash.language.sources import SourceText, read_utf8
 
 #: (identity, display name) of each file being included, outermost first.
 Chain = tuple[tuple[str, str], ...]
@@ -94,7 +94,7 @@ def read_include(
             candidate = folder / path
             if candidate.is_file():
                 _inside(src, path, candidate, roots, span)
-                return str(candidate), candidate.read_text(encoding="utf-8")
+                return str(candidate), read_utf8(candidate)
         bundled = importlib.resources.files("pragmash.recipes").joinpath(path)
         if bundled.is_file():
             if isinstance(bundled, Path):

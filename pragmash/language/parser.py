@@ -42,7 +42,7 @@ from pragmash.language.includes import (
     reason,
 )
 from pragmash.language.lowering import lower_driver_call
-from pragmash.language.sources import SourceText, position, remember
+from pragmash.language.sources import SourceText, position, read_utf8, remember
 from pragmash.language.syntax_errors import KEYWORD_TERMINALS, bad_dollar, syntax_error
 from pragmash.language.vocabulary import SCALE_EVENTS
 
@@ -100,8 +100,8 @@ def parse_recipe(text: str, file: str, *, search_path: Sequence[Path] = ()) -> a
 def parse_file(path: Path, *, search_path: Sequence[Path] = ()) -> ast.Program:
     """Read and parse a recipe file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_utf8(path)
+    except OSError as exc:
         raise UserError(f"{path}: cannot read the recipe: {reason(exc)}") from None
     return parse_recipe(text, str(path), search_path=search_path)
 

@@ -23,12 +23,34 @@ def remember(file: str, text: str) -> None:
     _TEXTS[file] = text
 
 
+def read_utf8(path: Path) -> str:
+    """A recipe file's text; one that is not UTF-8 is a RecipeError at its first bad byte
+    (line and column, the line shown with that byte replaced), not the codec's
+    "position 18" of the whole file. OSError is the caller's to word."""
+    data = path.read_bytes()
+    try:
+        # universal newlines, as read_text gives them: CRLF and CR are each one "\n"
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        end = data.find(b"\n", exc.start)
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[start : exc.start].decode("utf-8")) + 1  # valid up to the bad byte
+        shown = data[start : len(data) if end < 0 else end].decode("utf-8", "replace")
+        raise RecipeError(
+            f"byte 0x{data[exc.start]:02x} is not UTF-8 ({exc.reason}): a recipe is UTF-8"
+            " text; save it as UTF-8",
+            Span(str(path), line, column, line, column + 1),
+            shown.rstrip("\r"),
+        ) from None
+
+
 def source_line(span: Span) -> str:
     """The line a span starts on, without its line ending ("" when unknown)."""
     text = _TEXTS.get(span.file)
     if text is None:
         try:
-            text = Path(span.file).read_text(encoding="utf-8")
+            text = Path(span.file).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
         _TEXTS[span.file] = text

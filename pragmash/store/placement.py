@@ -182,7 +182,9 @@ def place(
         else:
             host = most_free_fitting(need)
         if host is None:
-            raise AllocationError(_refusal(nodes, hosts, use, left_out, short=need))
+            # a host with the CPUs left that still did not fit the node: memory was short
+            memory = any(free_cpus[h] >= need.cpus for h in order)
+            raise AllocationError(_refusal(nodes, hosts, use, left_out, short=need, memory=memory))
         take(host, need)
         heapq.heappush(heap, (-free_cpus[host], rank[host], host))
         placed.append(host)
@@ -198,6 +200,7 @@ def _refusal(
     *,
     short: NodeNeed | None = None,
     whole: bool = False,
+    memory: bool = False,
 ) -> str:
     """Why the VC does not fit, naming every host's free room and the hosts left out."""
     asked_cpus = sum(n.cpus for n in nodes)
@@ -212,7 +215,7 @@ def _refusal(
     else:
         assert short is not None
         head = (
-            f"not enough CPUs: the VC's {len(nodes)} nodes need {asked_cpus} CPUs "
+            f"not enough {'memory' if memory else 'CPUs'}: the VC's {len(nodes)} nodes need {asked_cpus} CPUs "
             f"({asked_mem} MiB), the reachable hosts have {free} free, and no host has room "
             f"left for {short.name} ({short.cpus} CPUs, {short.memory_mib} MiB)"
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any, NoReturn
 
 from pragmash.engine.overrides import parse_mem
@@ -68,7 +67,7 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
 
 def key_option(path: str | None) -> str | None:
     """``--key FILE``'s public key text, checked (a private key or garbage is refused)."""
-    return "\n".join(read_public_keys(Path(path).expanduser())) if path else None
+    return "\n".join(read_public_keys(path)) if path else None
 
 
 def mem_option(text: str | None) -> str | None:

@@ -262,6 +262,11 @@ def load_site(path: Path | None = None, env: Mapping[str, str] = os.environ) -> 
     if path is None:
         text = resources.files("pragmash.demo").joinpath("site.toml").read_text("utf-8")
         return _build(parse_toml(text, EMBEDDED_SOURCE), EMBEDDED_SOURCE, None, env)
+    problem = path_problem(str(path))
+    if problem is not None:
+        raise ConfigError(
+            f"cannot be the site config: {problem.replace('a folder', 'a file')}", file=str(path)
+        )
     path = Path(path).expanduser()
     try:
         text = path.read_text("utf-8")
@@ -285,11 +290,30 @@ def _xdg(env: Mapping[str, str], var: str, fallback: str) -> Path:
     return _home(env) / fallback
 
 
-def _resolve(value: str, base: Path | None) -> Path:
+def _resolve(value: str, base: Path | None, section: Reader, name: str) -> Path:
+    """A folder setting as an absolute path (relative to the config file's folder); a NUL
+    or an unknown ``~user`` was a traceback from the OS or pathlib."""
+    problem = path_problem(value)
+    if problem is not None:
+        raise section.fail(name, f"{value!r}: {problem}")
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = (base or Path.cwd()) / path
     return path
+
+
+def path_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a path here (None when it can): a NUL character (no file
+    name holds one) or ``~user`` naming no account on this machine."""
+    if "\0" in value:
+        return "holds a NUL character, which no path can: expected a folder path"
+    if value.startswith("~"):
+        try:
+            Path(value).expanduser()
+        except RuntimeError:
+            user = value[1:].split("/", 1)[0]
+            return f"there is no user {user!r} here (~{user}): expected a folder path"
+    return None
 
 
 def _build(
@@ -325,9 +349,15 @@ def _build(
     computes_vc_out = cast(
         ComputeVcOut, reader("vc_out").choice("computes", "own", ("own", "whole"))
     )
-    driver_dirs = tuple(_resolve(v, base) for v in reader("drivers").string_list("folders"))
+    driver_dirs = tuple(
+        _resolve(v, base, reader("drivers"), "folders")
+        for v in reader("drivers").string_list("folders")
+    )
     drivers = _read_drivers(reader("drivers"))
-    recipe_dirs = tuple(_resolve(v, base) for v in reader("recipes").string_list("folders"))
+    recipe_dirs = tuple(
+        _resolve(v, base, reader("recipes"), "folders")
+        for v in reader("recipes").string_list("folders")
+    )
     allow_run = reader("policy").boolean("allow_run", False)
     ssh_to_guests = reader("policy").boolean("ssh_to_guests", True)
 
@@ -486,8 +516,11 @@ def _read_paths(paths: Reader, base: Path | None, env: Mapping[str, str], src: s
             if name == "repository" and is_url(value):
                 repository_url = _repository_url(paths, value)
                 continue
-            given[name] = _resolve(value, base)
+            given[name] = _resolve(value, base, paths, name)
     if env.get(ENV_STATE_DIR):
+        problem = path_problem(env[ENV_STATE_DIR])
+        if problem is not None:
+            raise ConfigError(f"{env[ENV_STATE_DIR]!r}: {problem}", file=f"${ENV_STATE_DIR}")
         state_dir = Path(env[ENV_STATE_DIR]).expanduser().absolute()
     elif "state" in given:
         state_dir = given["state"]

@@ -20,7 +20,9 @@ is ``[resources] cpus`` beside ``[[hosts]]`` (each host has its own count).
 
 from __future__ import annotations
 
+import os
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -110,7 +112,7 @@ def read_hosts(value: Any, source: str) -> tuple[HostConfig, ...]:
             )
         hosts.append(_read_host(Reader(source, "hosts", table, prefix=f"[{index}] "), table))
     seen_names: set[str] = set()
-    seen_uris: dict[str, str] = {}
+    seen_uris: dict[tuple[str, ...], str] = {}
     for index, host in enumerate(hosts):
         if host.name in seen_names:
             raise ConfigError(
@@ -118,16 +120,38 @@ def read_hosts(value: Any, source: str) -> tuple[HostConfig, ...]:
                 file=source,
                 key=f"[hosts] [{index}] name",
             )
-        if host.uri in seen_uris:
+        where = same_host(host.uri)
+        if where in seen_uris:
             raise ConfigError(
-                f"hosts {seen_uris[host.uri]!r} and {host.name!r} have the same uri "
-                f"{host.uri!r}: one host listed twice would be counted twice",
+                f"hosts {seen_uris[where]!r} and {host.name!r} have the same uri "
+                f"{host.uri!r} (as libvirt reads it): one host listed twice would be"
+                " counted twice",
                 file=source,
                 key=f"[hosts] [{index}] uri",
             )
         seen_names.add(host.name)
-        seen_uris[host.uri] = host.name
+        seen_uris[where] = host.name
     return tuple(hosts)
+
+
+def same_host(uri: str) -> tuple[str, ...]:
+    """What makes two URIs one host to libvirt: the driver, the machine (its name in any
+    case, any user, ssh's port 22 written or not) and the path as the file system resolves
+    it (``/srv/h1.xml`` and ``/srv/./h1.xml`` are one test host). Compared as strings,
+    those were two hosts, each counted."""
+    parts = urllib.parse.urlsplit(uri)
+    driver = parts.scheme.lower().split("+")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port == 22 and driver[1:] in (["ssh"], ["libssh"], ["libssh2"]):
+        port = None
+    path = parts.path
+    if path and not parts.hostname:
+        path = os.path.realpath(path)  # a local file (test:///…) or socket
+    query = "&".join(sorted(parts.query.split("&"))) if parts.query else ""
+    return (driver[0], (parts.hostname or "").lower(), str(port or ""), path, query)
 
 
 def _read_host(reader: Reader, table: dict[str, Any]) -> HostConfig:

@@ -366,7 +366,7 @@ def _boot_wait_seconds(reader: _Reader, vc: etree._Element) -> int | None:
             f"{wait_path}/@type", f"{wait.get('type')!r} is not supported: expected 'clock'", wait
         )
     raw = (wait.get("value") or "").strip()
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # '²' is a digit to isdigit, not to int
         raise reader.error(
             f"{wait_path}/@value", f"{raw!r} is not a number of seconds such as 300", wait
         )

@@ -8,8 +8,12 @@
 # ones did (libguestfs; ~15 s each under TCG): the real-QEMU test sets it.
 here=$(cd "$(dirname "$0")" && pwd)
 log_call() {
-    { printf '%s cwd=%s argc=%s' "$(basename "$0")" "$PWD" "$#"
-      for arg in "$@"; do printf ' [%s]' "$arg"; done; printf '\n'; } >> "$here/calls.log"
+    # one write per line: computes' pre_boot run side by side, and separate printfs to
+    # the log interleaved their lines
+    local line
+    line=$(printf '%s cwd=%s argc=%s' "$(basename "$0")" "$PWD" "$#"
+           for arg in "$@"; do printf ' [%s]' "$arg"; done)
+    printf '%s\n' "$line" >> "$here/calls.log"
 }
 error() { echo "Error $1"; exit 1; }
 edit_images() { [ -e "$here/edit-images" ]; }
