@@ -108,3 +108,24 @@ def test_the_command_and_the_scale_step_on_the_demo_engine(
     grown = env.cli("scale", "calit2", "+1")
     assert grown.rc == 0, grown.err
     assert [s.text for s in env.steps()][-1] == "refresh all"
+
+
+def test_a_site_that_forbids_ssh_to_guests_gets_the_agent_only(
+    tmp_path: Path, testconn: libvirt.virConnect
+) -> None:
+    """``[policy] ssh_to_guests = false``: no ssh is tried (the VM tier's sites say so:
+    their guests' addresses are made up, and nothing may leave the machine)."""
+    from pragmash.engine.opening import RunOptions, load
+    from pragmash.language.parser import parse_recipe
+
+    env = make_env(tmp_path / "site", extra="\n[policy]\nssh_to_guests = false\n")
+    recipe = env.recipe(BOOT_ALL)
+    assert env.cli(str(recipe), "--vcname", "calit2").rc == 0
+    options = RunOptions(recipe=str(recipe), vcname="calit2")
+    prep = load(str(env.site_path), options, lambda _c: parse_recipe(BOOT_ALL, "r.prg"))
+    assert prep.site.ssh_to_guests is False
+    with pytest.raises(StepError) as info:
+        prep.runtime.guests().exec("calit2-frontend", ["true"], 5)
+    assert "the QEMU guest agent does not answer" in info.value.message
+    assert "and no ssh: " in info.value.message
+    assert "[policy] ssh_to_guests = false" in info.value.message

@@ -136,6 +136,9 @@ state = "{root / "state"}"
 image_cache = "{root / "cache"}"
 repository = "{repo}"
 
+[policy]
+ssh_to_guests = false  # the guests' addresses are made up: no ssh may leave this machine
+
 [up]
 {up_lines}"""
     )

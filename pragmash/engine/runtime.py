@@ -35,7 +35,7 @@ from pragmash.driver_api import (
     up_tests_of,
 )
 from pragmash.engine import private_network, seeding
-from pragmash.engine.access import vc_access
+from pragmash.engine.access import VcAccess, vc_access
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.fixstep import ImageFixer
@@ -484,11 +484,16 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         sign = "+N" if stmt.event == "grow" else "-N"
         return StepOutcome("done", f"kept for `pragmash scale {self.vcname} {sign}`")
 
+    def _ssh_access(self) -> VcAccess:
+        if not self.site.ssh_to_guests:
+            raise UserError(f"{self.site.source}: [policy] ssh_to_guests = false")
+        return vc_access(self.site, self.vcname)
+
     def guests(self) -> GuestReach:
         """The way into this VC's running nodes (guest agent, else ssh with its key)."""
         return GuestReach(
             self.engine,
-            lambda: vc_access(self.site, self.vcname),
+            self._ssh_access,
             Clock(self.sleep, self.clock, self.interrupted.is_set),
         )
 

@@ -72,6 +72,7 @@ Layout (every section and key is optional unless marked *required*)::
 
     [policy]
     allow_run = false
+    ssh_to_guests = true            # refresh/exec: ssh where a node's guest agent does not answer
 
     [up]                            # per VC: how its nodes show they are up
     calit2 = ["port:22"]            # overrides the distro driver's tests (see upconfig.py)
@@ -165,6 +166,8 @@ class SiteConfig:
     driver_dirs: tuple[Path, ...] = ()
     recipe_dirs: tuple[Path, ...] = ()
     allow_run: bool = False
+    #: refresh and exec may reach a node over ssh where its guest agent does not answer
+    ssh_to_guests: bool = True
     embedded: bool = False
     up_overrides: dict[str, tuple[UpTest, ...]] = field(default_factory=dict)  # [up], per VC
     delivery: DeliveryChoice = field(default_factory=DeliveryChoice)  # [delivery]: seed or disk
@@ -230,7 +233,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "vc_out": ("computes",),
     "drivers": ("folders", "dialect", "dialects", "ve", "ipop_url"),
     "recipes": ("folders",),
-    "policy": ("allow_run",),
+    "policy": ("allow_run", "ssh_to_guests"),
 }
 
 #: Every section with fixed keys, and its keys: what the manual's site reference lists
@@ -356,6 +359,7 @@ def _build(
         for v in reader("recipes").string_list("folders")
     )
     allow_run = reader("policy").boolean("allow_run", False)
+    ssh_to_guests = reader("policy").boolean("ssh_to_guests", True)
 
     return SiteConfig(
         source=source,
@@ -389,6 +393,7 @@ def _build(
         driver_dirs=driver_dirs,
         recipe_dirs=recipe_dirs,
         allow_run=allow_run,
+        ssh_to_guests=ssh_to_guests,
         embedded=base is None,
         up_overrides=up_overrides(data.get("up", {}), source),
         delivery=read_delivery(data.get("delivery", {}), source),
