@@ -21,9 +21,11 @@ so whatever reaches the host's libvirt (``qemu+ssh://``, ``qemu+tls://``) is eno
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from html import escape  # & < > as XML text needs; xml.sax.saxutils would load urllib
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -83,6 +85,10 @@ def _volume_xml(name: str, capacity: int) -> str:
         f"<volume><name>{escape(name, quote=False)}</name><capacity unit='bytes'>{capacity}</capacity>"
         "<allocation unit='bytes'>0</allocation><target><format type='raw'/></target></volume>"
     )
+
+
+#: Under the site's temp folder: one lock file per (host, pool, base) being sent.
+BASE_LOCKS = ".base-locks"
 
 
 class LibvirtStorage:
@@ -152,7 +158,7 @@ class LibvirtStorage:
         name = base_volume_name(digest, fmt)
         with self._lock:
             lock = self._bases.setdefault(name, threading.Lock())
-        with lock:
+        with lock, self._base_lock(name):
             pool = self.pool()
             vol = self._lookup(pool, name)
             if vol is not None and self._lookup(pool, name + DONE_SUFFIX) is not None:
@@ -163,6 +169,27 @@ class LibvirtStorage:
             vol = self._upload(pool, name, local, ctx, f"sending base {local.name}")
             self._create(pool, name + DONE_SUFFIX, 0)
             return HostVolume(self.pool_name, name, vol.path(), fmt, uploaded=True)
+
+    @contextlib.contextmanager
+    def _base_lock(self, name: str) -> Iterator[None]:
+        """One sender of base ``name`` to this host's pool among this head node's
+        processes: the threads' lock above is per process, and a second process found
+        the first one's upload without its ``.done``, took it for a cut one and deleted
+        it while it was still being sent. The lock is the kernel's (``flock``) on a file
+        in the site's temp folder, named by the host's URI, the pool and the base."""
+        path = self.base_lock_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def base_lock_path(self, name: str) -> Path:
+        """The lock file of base ``name`` on this host's pool (see :meth:`_base_lock`)."""
+        key = f"{self._connect().getURI()}\0{self.pool_name}\0{name}"
+        return self.work_dir / BASE_LOCKS / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock"
 
     # -- node disks -----------------------------------------------------------------
 

@@ -144,9 +144,35 @@ def test_ledger_deleted_or_replaced_while_in_use(tmp_path: Path) -> None:
     path.unlink()
     with pytest.raises(LedgerError, match="the ledger was deleted while pragmash was using it"):
         ledger.transaction().__enter__()
-    Ledger(path).close()  # a new file at the same path
+    Ledger(tmp_path / "other.sqlite3").close()
+    os.replace(tmp_path / "other.sqlite3", path)  # a new file at the same path
     with pytest.raises(LedgerError, match="replaced by another file"), ledger.snapshot():
         pass
+
+
+def test_a_ledger_deleted_between_commands_is_not_replaced_by_an_empty_one(
+    tmp_path: Path,
+) -> None:
+    """Issue 27 item 6: the next command made a new, empty ledger: the same addresses
+    would have been handed out again. The marker made with the ledger tells."""
+    path = tmp_path / "ledger.sqlite3"
+    Ledger(path).close()
+    path.unlink()
+    with pytest.raises(LedgerError, match="the ledger is gone, though this site had one"):
+        Ledger(path)
+    assert not path.exists()
+    (tmp_path / "ledger.sqlite3.made").unlink()  # the admin's word: start a new one
+    Ledger(path).close()
+    assert path.exists()
+
+
+def test_a_ledger_made_before_markers_gets_its_marker(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    Ledger(path).close()
+    marker = tmp_path / "ledger.sqlite3.made"
+    marker.unlink()
+    Ledger(path).close()
+    assert marker.exists()
 
 
 # -- the commands, as a user meets these faults ---------------------------------------

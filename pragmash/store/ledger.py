@@ -102,6 +102,21 @@ LEDGER_MODE = 0o660
 STATE_FOLDER_MODE = 0o2770
 
 
+#: The ledger's marker: ``ledger.sqlite3.made`` beside ``ledger.sqlite3``.
+MARKER_SUFFIX = ".made"
+
+
+def _mark(marker: Path) -> None:
+    """Leave the ledger's marker (best effort: a folder others made read-only keeps none)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, LEDGER_MODE)
+        with os.fdopen(fd, "w") as out:
+            out.write(
+                "pragmash made the ledger beside this file; while this file is here, a missing"
+                " ledger was deleted, and no new one is started in its place\n"
+            )
+
+
 def _make_state_folder(folder: Path) -> None:
     """Make the state folder so that the site's admins, as a group, can share the ledger.
 
@@ -145,7 +160,11 @@ class Ledger:
             if not self.path.parent.exists():
                 _make_state_folder(self.path.parent)
             if not self.path.exists():
+                if self.marker.exists():
+                    raise self._deleted_between_commands()
                 self._create()
+            elif not self.marker.exists():
+                _mark(self.marker)  # a ledger made before markers were: from now on
             info = self.path.stat()
         except OSError as exc:
             raise LedgerError(
@@ -164,7 +183,8 @@ class Ledger:
                 "and the VCs and leases it recorded are lost; pragmash will not start a new "
                 "one over it, since that would hand the same addresses out again",
                 hint="restore the ledger from a backup; only if no VC of this site is allocated "
-                "(no domains running), remove the empty file to start a new ledger",
+                "(no domains running), remove the empty file and its marker "
+                f"({self.marker.name}) to start a new ledger",
             )
         try:
             # isolation_level=None: we issue BEGIN ourselves, so BEGIN IMMEDIATE is possible.
@@ -203,10 +223,27 @@ class Ledger:
             side.chmod(LEDGER_MODE)  # SQLite gives its -wal and -shm files the same mode
             with contextlib.suppress(FileExistsError):  # another process made it first
                 os.link(side, self.path)
+            _mark(self.marker)
         except sqlite3.Error as exc:
             raise self._fault(exc) from None
         finally:
             side.unlink(missing_ok=True)
+
+    @property
+    def marker(self) -> Path:
+        """Beside the ledger, made with it: while it is there, a missing ledger was deleted
+        (between commands too), not never made, and no empty one is started in its place."""
+        return self.path.with_name(self.path.name + MARKER_SUFFIX)
+
+    def _deleted_between_commands(self) -> LedgerError:
+        return LedgerError(
+            str(self.path),
+            f"the ledger is gone, though this site had one ({self.marker} says so): it was"
+            " deleted or moved, and the VCs and leases it recorded with it; pragmash will not"
+            " start an empty one, since that would hand the same addresses out again",
+            hint="put the ledger back (from a backup); only if no VC of this site is allocated"
+            f" (no domains running), remove {self.marker} to start a new ledger",
+        )
 
     def _check_identity(self, conn: sqlite3.Connection) -> None:
         """Refuse a SQLite file that is not a pragmash ledger; stamp an older one of ours."""
