@@ -160,7 +160,9 @@ class Ledger:
             if not self.path.parent.exists():
                 _make_state_folder(self.path.parent)
             if not self.path.exists():
-                if self.marker.exists():
+                # the marker is made after the ledger's link: seen with the ledger still
+                # missing, the ledger was deleted (not being made by another process now)
+                if self.marker.exists() and not self.path.exists():
                     raise self._deleted_between_commands()
                 self._create()
             elif not self.marker.exists():
