@@ -240,5 +240,8 @@ def test_status_after_a_scale_names_the_vcs_recipe(
     net.undefine()
     status = env.cli("status", "calit2")
     recipe = env.root / "test.prg"
-    assert f"missing: `pragmash {recipe} --vcname calit2` (same allocation)" in status.out
+    assert (
+        f"missing: `pragmash {recipe} --vcname calit2 --num_compute 3` (same allocation)"
+        in status.out
+    )
     assert "run 2 (finished): scale +1 (2 -> 3 computes)" in status.out

@@ -38,6 +38,7 @@ from pragmash.engine.opening import (
 )
 from pragmash.engine.scalesteps import ScaleExecutor, grow_room, scale_program
 from pragmash.engine.session import provide
+from pragmash.engine.vcin_drift import vcin_changes
 from pragmash.errors import UserError
 from pragmash.store import resize
 from pragmash.store.allocation import Allocation
@@ -148,6 +149,16 @@ def start(
         )
     options = _options(record, opened)
     prep = _load(opened, options, plan, on_event)
+    changed = vcin_changes(
+        prep.vcin, held, opened.config, prep.runtime.memory, prep.runtime.vc_out_path
+    )
+    if changed:
+        raise UserError(
+            f"{prep.vcin.shown} changed since {vcname} was allocated: {'; '.join(changed)};"
+            " nothing was changed",
+            hint="new computes are made like the VC's others: put the file back as it was"
+            f" for {vcname}, or `pragmash clean {vcname}` and run the recipe again",
+        )
     handlers = scale_handlers(prep.runtime, options.recipe, change > 0)
     make_ready(prep)
     if change > 0:

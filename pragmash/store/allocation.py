@@ -213,15 +213,19 @@ def allocate(
 def held_elsewise(site: SiteConfig, vcin: VcIn, held: Allocation, cpus: int) -> str:
     """The refusal of ``cpus`` for a VC that holds another count, saying what does it:
     ``scale`` to change the count, ``clean`` to start over."""
-    text = f"VC {held.vcname} already holds an allocation of {held.cpus} compute CPUs, not {cpus}"
+    text = (
+        f"VC {held.vcname} already holds an allocation of {held.cpus} compute CPUs, not {cpus}"
+        f" (a scale changed it, or --num_compute differs): `--num_compute {held.cpus}` goes"
+        " on with what it holds"
+    )
     change = len(plan_compute_cpus(site, vcin, cpus)) - len(held.computes)
     if change:
         return (
             f"{text}; `pragmash scale {held.vcname} {change:+d}` makes it"
-            f" {len(held.computes) + change} compute(s) and keeps the VC, or"
+            f" {len(held.computes) + change} compute(s) and keeps the VC; or"
             f" `pragmash clean {held.vcname}` first releases it all"
         )
-    return f"{text}; run `pragmash clean {held.vcname}` first to release it"
+    return f"{text}; or run `pragmash clean {held.vcname}` first to release it"
 
 
 class _Rehearsed(Exception):

@@ -192,7 +192,9 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         again = (
             f"`pragmash resume {vcname}` or `pragmash repl --attach {vcname}`"
             if status.run_outcome in ("failed", "interrupted") or run is None
-            else f"`pragmash {recipe} --vcname {vcname}` (same allocation)"
+            else f"`pragmash {recipe} --vcname {vcname}"
+            + (f" --num_compute {held.cpus}" if held else "")
+            + "` (same allocation)"
         )
         flag = f"   <- missing: {again} makes it again" if net.missing else ""
         out.write(f"  private network {net.plan.describe()}: {net.state}{flag}\n")
