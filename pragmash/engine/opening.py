@@ -33,6 +33,7 @@ own. For example (``pragmash.engine.power`` does this)::
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,6 +66,7 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.store.runlog import send_to_syslog
 from pragmash.vc.http import is_url
 from pragmash.vc.names import validate_name
 from pragmash.vc.repository import Repository
@@ -76,6 +78,8 @@ from pragmash.vc.vcin import VcIn, load_vc_in
 BUILTINS = ("vcname", "num_compute", "base_path", "temp_dir", "vc_out", "num_nodes")
 #: The built-ins ``--set`` may not override (``num_compute`` and ``base_path`` it may).
 FIXED_BUILTINS = ("vcname", "temp_dir", "vc_out", "num_nodes")
+
+log = logging.getLogger("pragmash.site")
 
 
 @dataclass
@@ -154,8 +158,16 @@ class RunOptions:
 
 
 def open_site(path: str | None) -> SiteConfig:
-    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site)."""
-    return load_site(Path(path) if path else None, os.environ)
+    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site).
+
+    Every command opens its site here, so a site's ``[logging] syslog`` starts here too.
+    """
+    config = load_site(Path(path) if path else None, os.environ)
+    if config.syslog:
+        problem = send_to_syslog(config.syslog, config.syslog_level)
+        if problem:
+            log.warning("%s ([logging] syslog in %s)", problem, config.source)
+    return config
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,26 @@ libvirt calls it made (with the host's URI), the ledger's transactions (debug). 
 module logs to the ``pragmash`` logger hierarchy; while a run is journaled, everything
 at debug and up also goes to ``STATE/logs/VCNAME-run-ID.log``, which ``status`` and
 ``history`` name. Keys never reach a log: nothing logs a key's text.
+
+A site may also send every command's records to the system log (``[logging] syslog``,
+a local socket: journald and rsyslog both listen on ``/dev/log``), so a site's usual
+log tools see what pragmash did to its hosts.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import os
+import socket
+import stat
 from pathlib import Path
 
 LOGGER = "pragmash"
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: syslog adds the time and host; the tag names the program and its pid, as daemons do
+_SYSLOG_FORMAT = "pragmash[%(process)d]: %(levelname)s %(name)s: %(message)s"
+_syslog_handlers: dict[str, logging.Handler] = {}
 
 
 def run_log_path(state_dir: Path, vcname: str, run_id: int) -> Path:
@@ -46,3 +57,35 @@ def close_run_log(handler: logging.Handler | None) -> None:
         return
     logging.getLogger(LOGGER).removeHandler(handler)
     handler.close()
+
+
+def send_to_syslog(address: str, level: str) -> str | None:
+    """Also send the ``pragmash`` logger's records from ``level`` up to the syslog socket
+    at ``address`` (once per process); why not, when the socket cannot be used."""
+    if address in _syslog_handlers:
+        return None
+    try:
+        if not stat.S_ISSOCK(os.stat(address).st_mode):
+            return f"cannot log to syslog at {address}: not a socket"
+    except OSError as exc:
+        return f"cannot log to syslog at {address}: {exc.strerror or exc}"
+    try:
+        handler = logging.handlers.SysLogHandler(address=address, socktype=socket.SOCK_DGRAM)
+    except OSError as exc:
+        return f"cannot log to syslog at {address}: {exc.strerror or exc}"
+    handler.setLevel(getattr(logging, level.upper()))
+    handler.setFormatter(logging.Formatter(_SYSLOG_FORMAT))
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    _syslog_handlers[address] = handler
+    return None
+
+
+def stop_syslog() -> None:
+    """Stop sending to every syslog socket (tests; a process ends them by exiting)."""
+    logger = logging.getLogger(LOGGER)
+    for handler in _syslog_handlers.values():
+        logger.removeHandler(handler)
+        handler.close()
+    _syslog_handlers.clear()

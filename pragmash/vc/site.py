@@ -179,6 +179,10 @@ class SiteConfig:
     driver_dialects: dict[str, str] = field(default_factory=dict)
     ve_folder: str | None = None  # [drivers] ve: the site's own VE driver folder's name
     ipop_url: str = ""  # [drivers] ipop_url: pragma_boot-2015-ipop boot's IPOP_URL
+    # [logging]: the local syslog socket every command also logs to ("" : none), and from
+    # which level (store/runlog.py)
+    syslog: str = ""
+    syslog_level: str = "info"
 
     def dialect_of(self, folder_name: str) -> str:
         """The caller the driver folder ``folder_name`` was written for."""
@@ -234,11 +238,28 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "drivers": ("folders", "dialect", "dialects", "ve", "ipop_url"),
     "recipes": ("folders",),
     "policy": ("allow_run", "ssh_to_guests"),
+    "logging": ("syslog", "syslog_level"),
 }
 
 #: Every section with fixed keys, and its keys: what the manual's site reference lists
 #: (docs/site-reference.md, checked against this by tests/test_manual.py).
 SITE_KEYS: Mapping[str, tuple[str, ...]] = _LAYOUT
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _read_logging(section: Reader) -> tuple[str, str]:
+    """``[logging] syslog`` (a local socket: journald and rsyslog listen on /dev/log) and
+    ``syslog_level``. A socket that is missing when a command runs is said then, not here:
+    the site file may be checked on another machine."""
+    socket_path = section.string("syslog", "")
+    if socket_path and not socket_path.startswith("/"):
+        raise section.fail(
+            "syslog",
+            f"expected the path of a local syslog socket, such as /dev/log, got {socket_path!r}",
+        )
+    return socket_path, section.choice("syslog_level", "info", LOG_LEVELS)
+
 
 _DRIVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -360,6 +381,7 @@ def _build(
     )
     allow_run = reader("policy").boolean("allow_run", False)
     ssh_to_guests = reader("policy").boolean("ssh_to_guests", True)
+    syslog, syslog_level = _read_logging(reader("logging"))
 
     return SiteConfig(
         source=source,
@@ -402,6 +424,8 @@ def _build(
         driver_dialect=drivers.dialect,
         driver_dialects=drivers.dialects,
         ve_folder=drivers.ve,
+        syslog=syslog,
+        syslog_level=syslog_level,
         ipop_url=drivers.ipop_url,
     )
 
