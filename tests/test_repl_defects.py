@@ -48,6 +48,10 @@ def test_2_list_past_the_end_says_so(
     said = d.type("list 99")
     assert said.startswith("error: list 99:") and "has only 6 line(s)" in said
     assert "expected a line number" in d.type("list x")
+    # digits to str.isdigit but not to int(): an error, not a traceback
+    assert "expected a line number" in d.type("list ²")
+    assert "expected a line number" in d.type("until ²")
+    assert "expected a number" in d.type("undisplay ²")
     assert "   6     echo" in d.type("list 6")
 
 

@@ -44,7 +44,7 @@ class LookingCommands(ReplBase):
         lines = text.splitlines()
         name = location(file, 1, 1).rsplit(":", 2)[0]
         if arg:
-            if not arg.isdigit() or int(arg) < 1:
+            if not (arg.isascii() and arg.isdigit()) or int(arg) < 1:  # '²': not int's
                 self.error(f"list {arg!r}: expected a line number (1 or more)")
                 return
             centre = int(arg)

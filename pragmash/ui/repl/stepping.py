@@ -45,7 +45,7 @@ class SteppingCommands(ReplBase):
         file = cur.statement.span.file
         if arg:
             spec, _, line_text = arg.rpartition(":")
-            if not line_text.isdigit():
+            if not (line_text.isascii() and line_text.isdigit()):  # '²' is no line
                 self.error(f"until {arg!r}: expected a line number or FILE:LINE")
                 return
             try:
@@ -117,7 +117,7 @@ class SteppingCommands(ReplBase):
             self.displays.clear()
             self.message("no expression is displayed now")
             return
-        if not arg.isdigit() or not 1 <= int(arg) <= len(self.displays):
+        if not (arg.isascii() and arg.isdigit()) or not 1 <= int(arg) <= len(self.displays):
             self.error(f"undisplay {arg!r}: expected a number from 1 to {len(self.displays)}")
             return
         removed = self.displays.pop(int(arg) - 1)
