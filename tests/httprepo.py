@@ -44,11 +44,18 @@ class Behaviour:
     redirects: dict[str, str] = field(default_factory=dict)  # path -> Location
     log: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # requests being answered now: the client may have read the whole body before the
+    # handler logs it, so `gets` waits for them
+    busy: int = 0
+    idle: threading.Condition = field(default_factory=threading.Condition)
 
     def drop(self, path: str, after: int, times: int = 1) -> None:
         self.drops[path] = (after, times)
 
     def gets(self, path: str) -> list[Request]:
+        """The GETs of ``path`` answered so far (those in flight finished first, 5 s at most)."""
+        with self.idle:
+            self.idle.wait_for(lambda: self.busy == 0, timeout=5)
         return [r for r in self.log if r.method == "GET" and r.path == path]
 
 
@@ -65,6 +72,16 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self._serve(body=True)
 
     def _serve(self, *, body: bool) -> None:
+        with self.behaviour.idle:
+            self.behaviour.busy += 1
+        try:
+            self._answer(body=body)
+        finally:
+            with self.behaviour.idle:
+                self.behaviour.busy -= 1
+                self.behaviour.idle.notify_all()
+
+    def _answer(self, *, body: bool) -> None:
         path = Path(self.translate_path(self.path))
         url_path = self.path.split("?", 1)[0]
         if url_path in self.behaviour.redirects:
