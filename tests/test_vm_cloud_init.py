@@ -34,7 +34,10 @@ from pragmash.vc.vcout import compute_vc_out_path, read_vc_out
 IMAGE = distro_image_path()
 VC = "vmci"
 PORT = 7777
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDc2b3Q5b2ZmY2xvdWRpbml0c2VlZHRlc3Qx test@pragmash"
+# a well-formed ed25519 public key (32 bytes of key data: --key refuses a truncated one)
+KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGNsb3VkaW5pdC1zZWVkLXRlc3Qta2V5LTMyYnl0ZXMh test@pragmash"
+)
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.guest_net]
 
