@@ -139,6 +139,11 @@ def test_the_login_prompt_is_found_with_kernel_messages_after_it(line: str, up: 
     assert bool(re.search(LOGIN_PROMPT, line)) is up
 
 
+def test_a_console_wait_shows_its_line_up_to_the_text() -> None:
+    reached, _ = wait(ScriptedEngine([INTERLEAVED]), plan(), Goal("console", text="login:"))
+    assert reached == {"vc-compute-0": "console: debian12 login:"}
+
+
 def test_up_by_a_login_prompt_that_kernel_messages_followed() -> None:
     engine = ScriptedEngine([BOOTING, INTERLEAVED])
     reached, _ = wait(engine, plan(UpTest("console", LOGIN_PROMPT)), Goal("up"))
@@ -197,7 +202,8 @@ def test_a_closed_port_is_not_up() -> None:
 def test_wait_console_text_is_literal_not_a_pattern() -> None:
     dots = Poll(console=("Welcome to Debian GNU/Linux 12 (bookworm)!",))
     reached, _ = wait(ScriptedEngine([dots]), plan(), Goal("console", text="Linux 12 (bookworm)"))
-    assert reached == {"vc-compute-0": "console: Welcome to Debian GNU/Linux 12 (bookworm)!"}
+    # the proof ends at the text waited for
+    assert reached == {"vc-compute-0": "console: Welcome to Debian GNU/Linux 12 (bookworm)"}
     # as a regular expression "a.c" would match "abc"; as text it does not
     with pytest.raises(StepError, match=r"showing 'a\.c' on its console"):
         wait(ScriptedEngine([Poll(console=("abc",))]), plan(), Goal("console", text="a.c"), 2)

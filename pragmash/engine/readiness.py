@@ -147,7 +147,16 @@ class Waiter:
             return NO_GUEST
         lines = self.engine.console_tail(node.name, CONSOLE_LINES)
         if goal.kind == "console":
-            return next((f"console: {line.strip()}" for line in lines if goal.text in line), None)
+            # the line up to the end of the text waited for: what a guest logs after it
+            # on the same line (a first-boot unit after getty's prompt) is noise here
+            return next(
+                (
+                    f"console: {line[: line.index(goal.text) + len(goal.text)].strip()}"
+                    for line in lines
+                    if goal.text in line
+                ),
+                None,
+            )
         return self._up(node, lines)
 
     def _up(self, node: NodePlan, lines: list[str]) -> str | None:
