@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 _PROC = Path("/proc")
@@ -19,19 +20,23 @@ RUNNING: set[int] = set()  # the session leaders of the commands running now
 RUNNING_LOCK = threading.RLock()  # re-entrant: a signal handler may take it
 
 
-def session_members(sid: int) -> list[int]:
-    """The pids whose session is ``sid`` (Linux /proc; [] where there is no /proc)."""
-    members: list[int] = []
+def _processes() -> Iterator[tuple[int, int, int]]:
+    """Every process's (pid, parent pid, session id) now, from Linux /proc (none where
+    there is no /proc; one gone since the listing, or not ours to read, is skipped)."""
     for entry in _PROC.glob("[0-9]*"):
         try:
             stat = (entry / "stat").read_text()
-        except OSError:  # gone since the listing, or not ours to read
+        except OSError:
             continue
         # "pid (comm) state ppid pgrp session …": comm may hold spaces and parentheses
         fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 3 and int(fields[3]) == sid:
-            members.append(int(entry.name))
-    return members
+        if len(fields) > 3:
+            yield int(entry.name), int(fields[1]), int(fields[3])
+
+
+def session_members(sid: int) -> list[int]:
+    """The pids whose session is ``sid``."""
+    return [pid for pid, _parent, session in _processes() if session == sid]
 
 
 def end_process_tree(leader: int) -> None:
@@ -46,18 +51,9 @@ def end_process_tree(leader: int) -> None:
 
 
 def children() -> set[int]:
-    """This process's children now (Linux /proc)."""
+    """This process's children now."""
     me = os.getpid()
-    found: set[int] = set()
-    for entry in _PROC.glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == me:
-            found.add(int(entry.name))
-    return found
+    return {pid for pid, parent, _session in _processes() if parent == me}
 
 
 def own_session_leaders() -> list[int]:
@@ -67,16 +63,7 @@ def own_session_leaders() -> list[int]:
     Popen raised before its pid was known or recorded) is found too.
     """
     me = os.getpid()
-    leaders: list[int] = []
-    for entry in _PROC.glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 3 and int(fields[1]) == me and int(fields[3]) == int(entry.name):
-            leaders.append(int(entry.name))
-    return leaders
+    return [pid for pid, parent, session in _processes() if parent == me and session == pid]
 
 
 def end_running_commands() -> None:
