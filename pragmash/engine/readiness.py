@@ -67,6 +67,16 @@ def port_answers(address: str, port: int, timeout: float) -> bool:
         return False
 
 
+def _console_proof(lines: Sequence[str], pattern: re.Pattern[str]) -> str | None:
+    """The first console line ``pattern`` matches, up to the end of the match, as the
+    proof a wait shows; None if no line does. What follows on that line (a first-boot
+    unit's log just after getty's login prompt) is noise in a "reached" message."""
+    for line in lines:
+        if found := pattern.search(line):
+            return f"console: {line[: found.end()].strip()}"
+    return None
+
+
 @dataclass
 class Waiter:
     """Polls the engine until every node reaches the goal, fails fast, or times out.
@@ -146,17 +156,8 @@ class Waiter:
         if self.simulated:
             return NO_GUEST
         lines = self.engine.console_tail(node.name, CONSOLE_LINES)
-        if goal.kind == "console":
-            # the line up to the end of the text waited for: what a guest logs after it
-            # on the same line (a first-boot unit after getty's prompt) is noise here
-            return next(
-                (
-                    f"console: {line[: line.index(goal.text) + len(goal.text)].strip()}"
-                    for line in lines
-                    if goal.text in line
-                ),
-                None,
-            )
+        if goal.kind == "console":  # literal text, not a pattern
+            return _console_proof(lines, re.compile(re.escape(goal.text)))
         return self._up(node, lines)
 
     def _up(self, node: NodePlan, lines: list[str]) -> str | None:
@@ -164,12 +165,9 @@ class Waiter:
             if test.kind == "agent" and self.engine.agent_answers(node.name):
                 return "the QEMU guest agent answered"
             if test.kind == "console":
-                pattern = re.compile(test.pattern)
-                found = next((m for ln in lines if (m := pattern.search(ln))), None)
-                if found is not None:
-                    # the line up to the end of the match: a first-boot unit's log
-                    # after a login prompt is noise in a "node is up" message
-                    return f"console: {found.string[: found.end()].strip()}"
+                proof = _console_proof(lines, re.compile(test.pattern))
+                if proof is not None:
+                    return proof
             if test.kind == "marker" and any(UP_MARKER in ln for ln in lines):
                 return f"console: {UP_MARKER}"
             if test.kind == "port" and self.connect(node.address, test.port, 1.0):
