@@ -52,7 +52,7 @@ from test_vm_debian import write_vc
 from vmimage import build_test_image
 from vmsite import write_repository, write_site
 
-from pragmash.engine import session
+from pragmash.engine.run import session
 from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger

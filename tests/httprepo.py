@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pragmash.vc.repository import demo_repository_path
+from pragmash.vc.repository.vcdb import demo_repository_path
 
 _RANGE = re.compile(r"bytes=(\d+)-$")
 

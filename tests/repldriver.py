@@ -15,7 +15,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import PipeInput
 from prompt_toolkit.output import DummyOutput
 
-from pragmash.engine import session
+from pragmash.engine.run import session
 from pragmash.ui.repl.debugger import Repl
 
 RECIPE = """\

@@ -19,9 +19,9 @@ from pragmash.store.allocation import (
 from pragmash.store.ledger import Ledger
 from pragmash.store.pools import pool_summary
 from pragmash.store.private_ips import compute_private_ips
-from pragmash.vc.names import compute_name, frontend_name, validate_name
-from pragmash.vc.site import SiteConfig, load_site
-from pragmash.vc.vcin import NodeTemplate, VcIn
+from pragmash.vc.config.site import SiteConfig, load_site
+from pragmash.vc.formats.names import compute_name, frontend_name, validate_name
+from pragmash.vc.formats.vcin import NodeTemplate, VcIn
 
 SMALL = Path(__file__).parent / "data" / "sites" / "small.toml"
 

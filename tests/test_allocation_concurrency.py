@@ -19,8 +19,8 @@ from pragmash.errors import AllocationError
 from pragmash.store.allocation import allocate, current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.store.pools import pool_summary
-from pragmash.vc.site import load_site
-from pragmash.vc.vcin import NodeTemplate, VcIn
+from pragmash.vc.config.site import load_site
+from pragmash.vc.formats.vcin import NodeTemplate, VcIn
 
 PROCESSES = 20
 POOL = 5

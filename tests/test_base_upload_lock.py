@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pragmash.driver_api import HostVolume, StageContext
-from pragmash.drivers import libvirt_storage
-from pragmash.drivers.libvirt_storage import LibvirtStorage
+from pragmash.drivers.libvirt import storage as libvirt_storage
+from pragmash.drivers.libvirt.storage import LibvirtStorage
 
 
 class _Conn:

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
-from pragmash.engine import bootstep, stagecall
-from pragmash.engine.interpreter import StepReporter
-from pragmash.engine.vcfolder import VcFolder
+from pragmash.engine.run.interpreter import StepReporter
+from pragmash.engine.run.vcfolder import VcFolder
+from pragmash.engine.steps import boot as bootstep
+from pragmash.engine.run import stagecall
 from pragmash.errors import StepError
 
 

@@ -22,7 +22,7 @@ from test_lifecycle import make_env
 from pragmash.errors import EXIT_OK
 from pragmash.images.fetch import lock_path_of
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.libvirt
 

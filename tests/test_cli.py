@@ -18,8 +18,8 @@ from pragmash.errors import EXIT_BUSY, EXIT_OK, EXIT_STEP_FAILED, EXIT_USER
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import load_site
-from pragmash.vc.vcout import read_vc_out
+from pragmash.vc.config.site import load_site
+from pragmash.vc.formats.vcout import read_vc_out
 
 ROOT = Path(__file__).resolve().parent.parent
 ROCKS6 = str(ROOT / "recipes" / "rocks6.prg")
@@ -205,7 +205,7 @@ def test_shortage_is_a_refusal_that_takes_nothing(tmp_path: Path) -> None:
 def test_libvirt_define_refused_is_reported_with_libvirts_words(tmp_path: Path) -> None:
     import shutil
 
-    from pragmash.vc.repository import demo_repository_path
+    from pragmash.vc.repository.vcdb import demo_repository_path
 
     repo = tmp_path / "repo"
     shutil.copytree(demo_repository_path(), repo)
@@ -274,8 +274,8 @@ def test_installed_wheel_works_from_any_folder(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for needed in (
         "pragmash/grammar/pragmash.lark",
-        "pragmash/drivers/libvirt_engine.py",
-        "pragmash/drivers/rocks6_client.py",
+        "pragmash/drivers/libvirt/engine.py",
+        "pragmash/drivers/distros/rocks6_client.py",
         "pragmash/recipes/rocks6.prg",
         "pragmash/demo/site.toml",
         "pragmash/demo/repository/vcdb.txt",

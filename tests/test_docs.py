@@ -11,8 +11,8 @@ from types import ModuleType
 import pytest
 
 from pragmash.driver_api import DistroDriver, NodePlan, StageContext
-from pragmash.drivers.script_folder import _ARG_NAMES
-from pragmash.engine.session import BUILTINS
+from pragmash.drivers.pragma_boot.folder import _ARG_NAMES
+from pragmash.engine.run.session import BUILTINS
 from pragmash.language.parser import parse_recipe
 from pragmash.language.vocabulary import FIX_METHODS, STATEMENT_WORDS, WAIT_STATES
 

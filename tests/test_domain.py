@@ -10,7 +10,7 @@ from lxml import etree
 
 from pragmash.driver_api import LOGIN_PROMPT, HostInfo, NodePlan, UpTest
 from pragmash.errors import StepError
-from pragmash.images.domain import (
+from pragmash.images.libvirt_xml.domain import (
     disk_format,
     render_domain,
     resolve_domain_type,

@@ -21,8 +21,8 @@ from lxml import etree
 
 from pragmash.driver_api import HostInfo, NodePlan, UpTest
 from pragmash.errors import VcFormatError
-from pragmash.images.domain import render_domain
-from pragmash.vc.vcin import load_vc_in
+from pragmash.images.libvirt_xml.domain import render_domain
+from pragmash.vc.formats.vcin import load_vc_in
 
 DATA = Path(__file__).parent / "data" / "domains"
 HOST = HostInfo(emulator="/usr/bin/qemu-system-x86_64", kvm_usable=False, arches=("x86_64",))

@@ -22,14 +22,14 @@ from test_failures import RealDiskEngine
 from test_lifecycle import RunEnv, make_env
 
 from pragmash.driver_api import NodePlan, StageContext
-from pragmash.drivers.script_dialects import TABLE, inspect_folder
-from pragmash.drivers.script_folder import ScriptFolderDriver
-from pragmash.engine import session
-from pragmash.engine.diskwork import DiskWork
+from pragmash.drivers.pragma_boot.dialects import TABLE, inspect_folder
+from pragmash.drivers.pragma_boot.folder import ScriptFolderDriver
+from pragmash.engine.run import session
+from pragmash.engine.run.diskwork import DiskWork
 from pragmash.errors import ConfigError, StepError
 from pragmash.ui.cli import run as cli_run
-from pragmash.vc.site import DIALECTS, load_site
-from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
+from pragmash.vc.config.site import DIALECTS, load_site
+from pragmash.vc.formats.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
 
 DATA = Path(__file__).parent / "data"
 PB2013 = DATA / "drivers_2013" / "pb2013_client"

@@ -19,7 +19,7 @@ from repldriver import RECIPE
 from test_lifecycle import BOOT_ALL, RunEnv
 
 from pragmash.errors import UserError
-from pragmash.vc.names import validate_name
+from pragmash.vc.formats.names import validate_name
 
 pytestmark = pytest.mark.libvirt
 

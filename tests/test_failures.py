@@ -16,9 +16,9 @@ import pytest
 import test_lifecycle
 from test_lifecycle import RunEnv, make_env, vc_domains
 
-from pragmash.drivers.libvirt_engine import LibvirtEngine
-from pragmash.engine import session
-from pragmash.engine.diskwork import DiskWork
+from pragmash.drivers.libvirt.engine import LibvirtEngine
+from pragmash.engine.run import session
+from pragmash.engine.run.diskwork import DiskWork
 from pragmash.ui.cli import run as cli
 
 pytestmark = pytest.mark.libvirt

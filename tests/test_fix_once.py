@@ -19,8 +19,8 @@ import test_lifecycle
 from test_failures import RealDiskEngine
 from test_lifecycle import RunEnv, make_env
 
-from pragmash.engine import session
-from pragmash.engine.diskwork import DiskWork
+from pragmash.engine.run import session
+from pragmash.engine.run.diskwork import DiskWork
 from pragmash.images.staging import backing_of
 from pragmash.ui.cli import main as cli
 from pragmash.ui.cli import run as cli_run

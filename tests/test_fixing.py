@@ -11,9 +11,9 @@ import pytest
 from vmimage import TestImage, build_test_image
 
 from pragmash.driver_api import NodePlan, StageContext
-from pragmash.drivers.rocks6_client import Rocks6Client
-from pragmash.engine.fixstep import ImageFixer
-from pragmash.engine.vcfolder import VcFolder
+from pragmash.drivers.distros.rocks6_client import Rocks6Client
+from pragmash.engine.run.vcfolder import VcFolder
+from pragmash.engine.steps.fix import ImageFixer
 from pragmash.errors import StepError
 from pragmash.images.fixing import METHODS, convert_v2v, customize
 from pragmash.images.staging import stage_image

@@ -13,10 +13,10 @@ import pytest
 from fakeagent import FakeAgent, FakeEngine
 
 from pragmash.driver_api import NodePlan
-from pragmash.engine.events import Event, Output
-from pragmash.engine.guest_agent import Clock, agent_exec, agent_write_file
-from pragmash.engine.guest_exec import GuestReach, exec_on_nodes
-from pragmash.engine.interpreter import StepReporter
+from pragmash.engine.guests.agent import Clock, agent_exec, agent_write_file
+from pragmash.engine.guests.inside import GuestReach, exec_on_nodes
+from pragmash.engine.run.events import Event, Output
+from pragmash.engine.run.interpreter import StepReporter
 from pragmash.errors import RecipeError, StepError, UserError
 from pragmash.language import ast
 from pragmash.language.parser import parse_recipe
@@ -196,7 +196,7 @@ def test_exec_fails_with_each_node_that_failed_and_why(tmp_path: Path) -> None:
 
 def test_libvirt_without_an_agent_reads_as_unreachable(testconn: object) -> None:
     """libvirt's test driver has no agents: the caller is told to go another way."""
-    from pragmash.drivers.libvirt_engine import LibvirtEngine
+    from pragmash.drivers.libvirt.engine import LibvirtEngine
     from pragmash.errors import AgentUnreachable
 
     engine = LibvirtEngine("test:///default")

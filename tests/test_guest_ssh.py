@@ -2,7 +2,7 @@
 
 The VC is test_access's: booted on test:///default (whose domains have no guest agent:
 libvirt's test driver answers no agent command) with loopback addresses one sshd of
-ours listens on. So :class:`~pragmash.engine.guest_exec.GuestReach` finds no agent and
+ours listens on. So :class:`~pragmash.engine.guests.inside.GuestReach` finds no agent and
 goes the way ``pragmash ssh`` goes: the VC's key, a compute through the frontend.
 """
 
@@ -16,10 +16,10 @@ from loopsshd import LoopbackSshd
 from test_access import COMPUTES, env, sshd  # noqa: F401  (fixtures)
 from test_lifecycle import RunEnv
 
-from pragmash.engine.access import vc_access
-from pragmash.engine.guest_agent import Clock
-from pragmash.engine.guest_exec import GuestReach
-from pragmash.engine.registry import load_engine
+from pragmash.engine.commands.access import vc_access
+from pragmash.engine.guests.agent import Clock
+from pragmash.engine.guests.inside import GuestReach
+from pragmash.engine.run.registry import load_engine
 
 pytestmark = pytest.mark.libvirt
 

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from procs import gone, kill_all, live_with
 
-from pragmash.engine import host_command
-from pragmash.engine.interpreter import StepReporter
+from pragmash.engine.run.interpreter import StepReporter
+from pragmash.engine.steps import host_command
 from pragmash.errors import StepError
 
 

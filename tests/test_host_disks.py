@@ -15,9 +15,9 @@ import pytest
 from multihost import Host, write_hosts_site
 
 from pragmash.driver_api import HostVolume, NodePlan, StageContext
-from pragmash.engine.host_disks import HostDisks, console_log_on
+from pragmash.engine.hosts.disks import HostDisks, console_log_on
 from pragmash.errors import ConfigError, StepError
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 
 class FakeImages:

@@ -21,7 +21,7 @@ import secondhost
 from secondhost import SecondHost
 
 from pragmash.driver_api import HostImages, StageContext
-from pragmash.drivers.libvirt_storage import (
+from pragmash.drivers.libvirt.storage import (
     BASE_LOCKS,
     DONE_SUFFIX,
     LibvirtStorage,

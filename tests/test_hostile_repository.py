@@ -25,9 +25,9 @@ from pragmash.images import fetch
 from pragmash.images.fetch import Piece, assemble, partial_path
 from pragmash.images.provision import remote_parts
 from pragmash.ui.cli.main import main
-from pragmash.vc import http as web_client
-from pragmash.vc.http import HttpClient
-from pragmash.vc.http_repository import load_http_repository
+from pragmash.vc.repository import http as web_client
+from pragmash.vc.repository.http import HttpClient
+from pragmash.vc.repository.web import load_http_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ from pragmash.errors import RecipeError
 from pragmash.language.parser import parse_recipe
 from pragmash.ui.cli import main as cli
 from pragmash.ui.render import PrintableStream
-from pragmash.vc.repository import load_repository
+from pragmash.vc.repository.vcdb import load_repository
 
 env = test_lifecycle.env
 

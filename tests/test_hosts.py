@@ -17,17 +17,17 @@ from pathlib import Path
 import pytest
 from multihost import Host, write_hosts_site
 
-from pragmash.engine.host_router import HostRouter, per_host
-from pragmash.engine.hosts import locate, placement_input
-from pragmash.engine.registry import load_engine
+from pragmash.engine.hosts.capacity import locate, placement_input
+from pragmash.engine.hosts.router import HostRouter, per_host
+from pragmash.engine.run.registry import load_engine
 from pragmash.errors import AllocationError, ConfigError
 from pragmash.store.allocation import allocate, current_allocation
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
-from pragmash.vc.repository import demo_repository_path
-from pragmash.vc.site import load_site
-from pragmash.vc.vcin import VcIn, load_vc_in
+from pragmash.vc.config.site import load_site
+from pragmash.vc.formats.vcin import VcIn, load_vc_in
+from pragmash.vc.repository.vcdb import demo_repository_path
 
 pytestmark = pytest.mark.libvirt
 

@@ -16,8 +16,8 @@ import pytest
 
 from pragmash.errors import ConfigError
 from pragmash.ui.cli.main import main
-from pragmash.vc.import_site import read_python_conf, read_shell_conf
-from pragmash.vc.site import load_site
+from pragmash.vc.config.import_site import read_python_conf, read_shell_conf
+from pragmash.vc.config.site import load_site
 
 DATA = Path(__file__).parent / "data" / "pragma_boot_conf"
 

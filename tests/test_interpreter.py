@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pragmash.engine.events import Event, Output, StepFailed, StepFinished, StepStarted
-from pragmash.engine.interpreter import Interpreter, StepOutcome, StepReporter
+from pragmash.engine.run.events import Event, Output, StepFailed, StepFinished, StepStarted
+from pragmash.engine.run.interpreter import Interpreter, StepOutcome, StepReporter
 from pragmash.errors import StepError
 from pragmash.language import ast
 from pragmash.language.parser import parse_file, parse_recipe

@@ -8,8 +8,8 @@ import pytest
 import test_lifecycle
 from test_lifecycle import RunEnv
 
-from pragmash.engine import session
-from pragmash.engine.events import Event, StepFinished
+from pragmash.engine.run import session
+from pragmash.engine.run.events import Event, StepFinished
 from pragmash.store.journal import acquire_lock, break_lock, last_run, lock_holder, steps_of
 
 pytestmark = pytest.mark.libvirt

@@ -21,9 +21,9 @@ from pragmash.images.inject import merge_authorized_keys
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.keys import parse_public_keys
-from pragmash.vc.site import load_site
-from pragmash.vc.vcout import read_vc_out
+from pragmash.vc.config.site import load_site
+from pragmash.vc.formats.keys import parse_public_keys
+from pragmash.vc.formats.vcout import read_vc_out
 
 pytestmark = pytest.mark.libvirt
 

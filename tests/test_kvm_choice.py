@@ -20,18 +20,18 @@ from test_failures import RealDiskEngine
 from test_lifecycle import make_env
 
 from pragmash.driver_api import HostInfo, NodePlan, StageContext
-from pragmash.drivers.libvirt_engine import LibvirtEngine
-from pragmash.drivers.rocks6_client import Rocks6Client
-from pragmash.engine import session
-from pragmash.engine.diskwork import DiskWork
-from pragmash.engine.fixstep import ImageFixer
-from pragmash.engine.vcfolder import VcFolder
+from pragmash.drivers.distros.rocks6_client import Rocks6Client
+from pragmash.drivers.libvirt.engine import LibvirtEngine
+from pragmash.engine.run import session
+from pragmash.engine.run.diskwork import DiskWork
+from pragmash.engine.run.vcfolder import VcFolder
+from pragmash.engine.steps.fix import ImageFixer
 from pragmash.images import fixing, inject
 from pragmash.images.tools import ToolResult
 from pragmash.store.journal import steps_of
 from pragmash.ui.cli import run as cli_run
-from pragmash.vc.repository import demo_repository_path
-from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
+from pragmash.vc.formats.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
+from pragmash.vc.repository.vcdb import demo_repository_path
 
 ROCKS6 = str(Path(__file__).resolve().parent.parent / "recipes" / "rocks6.prg")
 
@@ -52,7 +52,7 @@ def started_run(
     monkeypatch.setattr(LibvirtEngine, "host_info", lambda self: host(kvm))
     site = None
     if site_choice != "auto":
-        demo = (Path(session.__file__).parent.parent / "demo" / "site.toml").read_text()
+        demo = (Path(session.__file__).parents[2] / "demo" / "site.toml").read_text()
         site_path = tmp_path / "site.toml"
         site_path.write_text(demo.replace('domain_type = "auto"', f'domain_type = "{site_choice}"'))
         site = str(site_path)

@@ -16,12 +16,12 @@ import pytest
 from lxml import etree
 
 from pragmash.driver_api import EngineDriver, HostInfo, NodePlan, StageContext
-from pragmash.drivers.libvirt_engine import (
+from pragmash.drivers.libvirt.engine import (
     LibvirtEngine,
     host_info_from_capabilities,
     kvm_usable,
 )
-from pragmash.engine.readiness import Goal, Waiter
+from pragmash.engine.steps.readiness import Goal, Waiter
 from pragmash.errors import StepError
 
 pytestmark = pytest.mark.libvirt

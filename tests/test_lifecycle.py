@@ -24,12 +24,12 @@ import libvirt
 import pytest
 
 import pragmash
-from pragmash.engine import lifecycle
+from pragmash.engine.commands import lifecycle
 from pragmash.store.allocation import Allocation, current_allocation
 from pragmash.store.journal import RunRecord, StepRecord, last_run, steps_of
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
-from pragmash.vc.site import SiteConfig, load_site
+from pragmash.vc.config.site import SiteConfig, load_site
 
 pytestmark = pytest.mark.libvirt
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from pragmash.driver_api import NodePlan, SeedPlan, StageContext
-from pragmash.drivers.cloud_init import CloudInit
-from pragmash.drivers.ubuntu_cloud import NETPLAN_PATH, UbuntuCloud
+from pragmash.drivers.distros.cloud_init import CloudInit
+from pragmash.drivers.distros.ubuntu_cloud import NETPLAN_PATH, UbuntuCloud
 from pragmash.errors import ConfigError, StepError
 from pragmash.images import inject
-from pragmash.images.domain import render_domain
+from pragmash.images.libvirt_xml.domain import render_domain
 from pragmash.images.nocloud import (
     Seed,
     dump_yaml,
@@ -27,8 +27,8 @@ from pragmash.images.nocloud import (
     read_cloud_config,
     write_seed,
 )
-from pragmash.vc.delivery import read_delivery
-from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, vc_out_to_bytes
+from pragmash.vc.config.delivery import read_delivery
+from pragmash.vc.formats.vcout import ComputeOut, FrontendOut, VcOut, vc_out_to_bytes
 
 yaml = pytest.importorskip("yaml")
 
@@ -418,7 +418,7 @@ def test_disk_delivery_keeps_writing_the_disk(
         seen.extend(list(job.files) for job in jobs)
         return {}
 
-    import pragmash.drivers.base as base
+    import pragmash.drivers.distros.base as base
 
     monkeypatch.setattr(base, "inject_for_nodes", fake_inject)
     vc_out = tmp_path / "vc-out.xml"
@@ -455,8 +455,8 @@ def test_the_driver_guide_shows_the_files_exactly_as_made() -> None:
 def test_scale_removal_takes_the_seeds_with_the_disks(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from pragmash.engine.scalesteps import ScaleExecutor, scale_program
-    from pragmash.engine.vcfolder import VcFolder
+    from pragmash.engine.run.vcfolder import VcFolder
+    from pragmash.engine.steps.scale_steps import ScaleExecutor, scale_program
     from pragmash.images.nocloud import seed_volume_path
 
     program = scale_program(3, 1)

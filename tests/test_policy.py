@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pragmash.ui.cli.main import main
-from pragmash.vc.repository import demo_repository_path
+from pragmash.vc.repository.vcdb import demo_repository_path
 
 DATA = Path(__file__).parent / "data"
 SEED = DATA / "seed_driver"

@@ -14,8 +14,8 @@ import libvirt
 import pytest
 from test_lifecycle import BOOT_ALL, RunEnv, make_env, vc_domains
 
-from pragmash.drivers.libvirt_engine import LibvirtEngine
-from pragmash.engine import opening
+from pragmash.drivers.libvirt.engine import LibvirtEngine
+from pragmash.engine.run import opening
 from pragmash.store.journal import steps_of
 
 pytestmark = pytest.mark.libvirt

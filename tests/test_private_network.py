@@ -18,14 +18,18 @@ import pytest
 from lxml import etree
 
 from pragmash.driver_api import HostInfo, NodePlan, PrivateNetworkPlan, PrivateNetworks
-from pragmash.drivers import libvirt_network
-from pragmash.drivers.libvirt_engine import LibvirtEngine
-from pragmash.engine.private_network import default_mode_note
+from pragmash.drivers.libvirt import network as libvirt_network
+from pragmash.drivers.libvirt.engine import LibvirtEngine
+from pragmash.engine.steps.private_network import default_mode_note
 from pragmash.errors import ConfigError, StepError
-from pragmash.images.domain import render_domain
-from pragmash.images.network import network_differences, render_network
-from pragmash.vc.privnet import PrivateNetworkSetting, network_name, read_private_setting
-from pragmash.vc.site import load_site
+from pragmash.images.libvirt_xml.domain import render_domain
+from pragmash.images.libvirt_xml.network import network_differences, render_network
+from pragmash.vc.config.private_network import (
+    PrivateNetworkSetting,
+    network_name,
+    read_private_setting,
+)
+from pragmash.vc.config.site import load_site
 
 SCHEMAS = Path("/usr/share/libvirt/schemas")
 SITE = "/etc/pragmash/site.toml"

@@ -16,7 +16,7 @@ from lxml import etree
 from test_lifecycle import BOOT_ALL, Result, RunEnv, make_env, vc_domains
 
 from pragmash.driver_api import PrivateNetworkPlan, StageResult
-from pragmash.engine import session
+from pragmash.engine.run import session
 from pragmash.errors import AllocationError, StepError
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import last_run

@@ -24,7 +24,7 @@ from pragmash.driver_api import (
     parse_up_test,
     up_tests_of,
 )
-from pragmash.engine.readiness import Goal, Waiter
+from pragmash.engine.steps.readiness import Goal, Waiter
 from pragmash.errors import StepError
 
 

@@ -17,10 +17,10 @@ from fakeagent import FakeAgent, FakeEngine
 from test_lifecycle import BOOT_ALL, RunEnv, make_env
 
 from pragmash.driver_api import NodePlan, StageContext
-from pragmash.engine.guest_agent import Clock
-from pragmash.engine.guest_exec import GuestReach
-from pragmash.engine.interpreter import StepReporter
-from pragmash.engine.refresh import refresh_nodes, refresh_outcome
+from pragmash.engine.commands.refresh import refresh_nodes, refresh_outcome
+from pragmash.engine.guests.agent import Clock
+from pragmash.engine.guests.inside import GuestReach
+from pragmash.engine.run.interpreter import StepReporter
 from pragmash.errors import StepError, UserError
 
 CLOCK = Clock(sleep=lambda _s: None, now=time.monotonic)
@@ -115,7 +115,7 @@ def test_a_site_that_forbids_ssh_to_guests_gets_the_agent_only(
 ) -> None:
     """``[policy] ssh_to_guests = false``: no ssh is tried (the VM tier's sites say so:
     their guests' addresses are made up, and nothing may leave the machine)."""
-    from pragmash.engine.opening import RunOptions, load
+    from pragmash.engine.run.opening import RunOptions, load
     from pragmash.language.parser import parse_recipe
 
     env = make_env(tmp_path / "site", extra="\n[policy]\nssh_to_guests = false\n")

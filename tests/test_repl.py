@@ -23,7 +23,7 @@ from prompt_toolkit.output import DummyOutput
 from repldriver import RECIPE, Driver, domain_state, leave_stuck_compute
 
 import pragmash
-from pragmash.engine import session
+from pragmash.engine.run import session
 from pragmash.store.journal import last_run, lock_holder
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli

@@ -11,7 +11,7 @@ import pytest
 from prompt_toolkit.input import PipeInput
 from repldriver import Driver, leave_stuck_compute
 
-from pragmash.engine.events import StepFailed, StepFinished
+from pragmash.engine.run.events import StepFailed, StepFinished
 from pragmash.errors import Interrupted, StepError
 from pragmash.language.parser import parse_statement
 from pragmash.ui.render import StepPrinter, use_colour

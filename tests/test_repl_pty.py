@@ -15,7 +15,7 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-from pragmash.engine.session import open_site  # noqa: E402
+from pragmash.engine.run.session import open_site  # noqa: E402
 from pragmash.store.journal import last_run  # noqa: E402
 from pragmash.store.ledger import Ledger  # noqa: E402
 

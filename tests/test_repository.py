@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pragmash.errors import RepositoryError
-from pragmash.vc.repository import Repository, demo_repository_path, load_repository
+from pragmash.vc.repository.vcdb import Repository, demo_repository_path, load_repository
 
 
 def make_repo(tmp_path: Path, vcdb: str, files: tuple[str, ...] = ()) -> Path:

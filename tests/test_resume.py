@@ -18,7 +18,7 @@ import test_lifecycle
 from test_lifecycle import RunEnv, domain_macs, sleepy_recipe, stop, vc_domains
 
 from pragmash.store.journal import lock_holder
-from pragmash.vc.vcout import read_vc_out
+from pragmash.vc.formats.vcout import read_vc_out
 
 pytestmark = pytest.mark.libvirt
 

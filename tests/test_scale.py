@@ -16,12 +16,12 @@ import libvirt
 import pytest
 from test_lifecycle import RunEnv, make_env, vc_domains
 
-from pragmash.engine import scale
-from pragmash.engine.events import Event, NodeStatus
+from pragmash.engine.commands import scale
+from pragmash.engine.run.events import Event, NodeStatus
 from pragmash.store.journal import lock_holder, process_started
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.render import StepPrinter
-from pragmash.vc.vcout import read_vc_out
+from pragmash.vc.formats.vcout import read_vc_out
 
 pytestmark = pytest.mark.libvirt
 

@@ -16,9 +16,9 @@ import pytest
 from test_failures import RealDiskEngine
 from test_fix_once import _driver_env, _run
 
-from pragmash.engine import opening
+from pragmash.engine.run import opening
 from pragmash.images.staging import backing_of, image_info
-from pragmash.vc.site import SiteConfig
+from pragmash.vc.config.site import SiteConfig
 
 pytestmark = pytest.mark.libvirt
 

@@ -21,7 +21,7 @@ from pragmash.store.allocation import current_allocation
 from pragmash.store.journal import last_run
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 ROCKS6 = str(ROOT / "recipes" / "rocks6.prg")

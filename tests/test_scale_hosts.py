@@ -19,7 +19,7 @@ from pragmash.store.allocation import current_allocation
 from pragmash.store.journal import last_run
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.libvirt
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pragmash.driver_api import DistroDriver, NodePlan, StageContext
-from pragmash.drivers.script_folder import ScriptFolderDriver
-from pragmash.engine.registry import load_distro
+from pragmash.drivers.pragma_boot.folder import ScriptFolderDriver
+from pragmash.engine.run.registry import load_distro
 from pragmash.errors import StepError
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 SEED = Path(__file__).parent / "data" / "seed_driver"
 

@@ -17,7 +17,7 @@ from test_lifecycle import BOOT_ALL, RunEnv, vc_domains
 
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.libvirt
 
@@ -76,7 +76,7 @@ def _scale_meanwhile(
     That is the widest window two admins' scales of one VC have: everything a scale
     reads before its lock may be stale by the time it holds it.
     """
-    from pragmash.engine import opening
+    from pragmash.engine.run import opening
 
     real = opening.acquire_lock
     results: list[tuple[int, str]] = []
@@ -185,7 +185,7 @@ def _real_site(tmp_path: Path, extra: str = "") -> Path:
 
 def test_a_real_sites_ledger_is_the_sites_not_the_users(tmp_path: Path) -> None:
     """Item 4: two accounts running one site file share one ledger (not $XDG_STATE_HOME)."""
-    from pragmash.vc.site import SYSTEM_STATE_DIR
+    from pragmash.vc.config.site import SYSTEM_STATE_DIR
 
     site = _real_site(tmp_path)
     alice = load_site(site, env={"HOME": str(tmp_path / "alice")})

@@ -8,7 +8,7 @@ import pytest
 
 from pragmash.driver_api import UpTest
 from pragmash.errors import ConfigError
-from pragmash.vc.site import EMBEDDED_SOURCE, SYSTEM_STATE_DIR, PublicAddress, load_site
+from pragmash.vc.config.site import EMBEDDED_SOURCE, SYSTEM_STATE_DIR, PublicAddress, load_site
 
 DATA = Path(__file__).parent / "data" / "sites"
 

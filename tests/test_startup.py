@@ -66,7 +66,7 @@ def test_parser_tables_are_built_once_and_a_bad_cache_is_rebuilt(tmp_path: Path)
 def test_help_loads_neither_the_engine_nor_the_language(tmp_path: Path) -> None:
     """A recipe's run is imported only when a recipe runs (ui.cli.table's RUN)."""
     probe = PROBE.replace(
-        f"{HEAVY!r}", repr(("lark", "pragmash.engine.session", "pragmash.language.parser"))
+        f"{HEAVY!r}", repr(("lark", "pragmash.engine.run.session", "pragmash.language.parser"))
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     done = subprocess.run(

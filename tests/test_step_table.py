@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pragmash.engine.events import StepFailed, StepFinished
+from pragmash.engine.run.events import StepFailed, StepFinished
 from pragmash.errors import StepError
 from pragmash.language.parser import parse_file
 from pragmash.language.program import flatten

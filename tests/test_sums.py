@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pragmash.errors import RepositoryError
-from pragmash.vc.sums import parse_sums
+from pragmash.vc.formats.sums import parse_sums
 
 A = "a" * 64
 B = "B" * 64

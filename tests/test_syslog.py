@@ -15,7 +15,7 @@ from test_lifecycle import make_env
 
 from pragmash.errors import ConfigError
 from pragmash.store.runlog import stop_syslog
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from lxml import etree
 
 from pragmash.errors import VcFormatError
-from pragmash.vc.repository import load_repository
-from pragmash.vc.vcin import load_vc_in
-from pragmash.vc.xmlsafe import parse_xml_bytes
+from pragmash.vc.formats.vcin import load_vc_in
+from pragmash.vc.formats.xmlsafe import parse_xml_bytes
+from pragmash.vc.repository.vcdb import load_repository
 
 DATA = Path(__file__).parent / "data" / "vcin"
 SEED = DATA / "seed-vc-in.xml"

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from pragmash.errors import VcFormatError
-from pragmash.vc.vcout import (
+from pragmash.vc.formats.vcout import (
     ComputeOut,
     FrontendOut,
     VcOut,
@@ -128,7 +128,7 @@ def test_output_is_indented_one_element_a_line() -> None:
 def test_written_file_validates_against_the_shipped_schema(tmp_path: Path) -> None:
     from importlib import resources
 
-    xsd = resources.files("pragmash.vc").joinpath("schemas", "vc-out.xsd").read_bytes()
+    xsd = resources.files("pragmash.vc.formats").joinpath("schemas", "vc-out.xsd").read_bytes()
     schema = etree.XMLSchema(etree.fromstring(xsd))
     path = tmp_path / "vc-out.xml"
     write_vc_out(example(), path)

@@ -19,12 +19,12 @@ from test_kvm_choice import Recorder, raw_disk
 from vcoutreader import GuestConfig, Interface, ParserCrash, parse
 
 from pragmash.driver_api import ComputeVcOut, NodePlan, StageContext
-from pragmash.drivers.rocks6_client import Rocks6Client
-from pragmash.engine.nodes import stage_context
+from pragmash.drivers.distros.rocks6_client import Rocks6Client
+from pragmash.engine.run.nodes import stage_context
 from pragmash.errors import ConfigError, VcFormatError
 from pragmash.images import inject
-from pragmash.vc.site import load_site
-from pragmash.vc.vcout import (
+from pragmash.vc.config.site import load_site
+from pragmash.vc.formats.vcout import (
     ComputeOut,
     FrontendOut,
     VcOut,
@@ -377,7 +377,7 @@ def test_rewriting_for_fewer_computes_removes_the_gone_ones_files(tmp_path: Path
 def test_compute_files_validate_against_their_shipped_schema() -> None:
     from importlib import resources
 
-    xsd = resources.files("pragmash.vc").joinpath("schemas", "vc-out-compute.xsd").read_bytes()
+    xsd = resources.files("pragmash.vc.formats").joinpath("schemas", "vc-out-compute.xsd").read_bytes()
     schema = etree.XMLSchema(etree.fromstring(xsd))
     assert schema.validate(etree.fromstring(compute_vc_out_to_bytes(example(), "calit2-compute-1")))
     assert schema.validate(etree.fromstring(PRAGMA_BOOT_COMPUTE.split("?>", 1)[1].encode()))

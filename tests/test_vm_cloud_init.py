@@ -29,7 +29,7 @@ from lxml import etree
 from vmsite import IFACE, remove_vmtest_domains, write_site
 
 from pragmash.ui.cli.main import main
-from pragmash.vc.vcout import compute_vc_out_path, read_vc_out
+from pragmash.vc.formats.vcout import compute_vc_out_path, read_vc_out
 
 IMAGE = distro_image_path()
 VC = "vmci"

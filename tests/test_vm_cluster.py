@@ -25,7 +25,7 @@ from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.vm
 

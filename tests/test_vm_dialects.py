@@ -25,7 +25,7 @@ from vmsite import console_lines, remove_vmtest_domains, write_repository, write
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.vm
 

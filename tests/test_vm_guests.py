@@ -27,7 +27,7 @@ from test_vm_cloud_init import guest_run, write_vc
 from vmsite import remove_vmtest_domains, write_site
 
 from pragmash.ui.cli.main import main
-from pragmash.vc.vcout import compute_vc_out_path, read_vc_out
+from pragmash.vc.formats.vcout import compute_vc_out_path, read_vc_out
 
 IMAGE = distro_image_path()
 VC = "vmci"

@@ -25,12 +25,12 @@ from conftest import running_netns
 from vmimage import MARKER_UP, NET_INIT, build_test_image
 from vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
 
-from pragmash.drivers import libvirt_network
+from pragmash.drivers.libvirt import network as libvirt_network
 from pragmash.errors import StepError
 from pragmash.store.allocation import Allocation, current_allocation
 from pragmash.store.ledger import Ledger
-from pragmash.vc.privnet import PrivateNetworkSetting
-from pragmash.vc.site import load_site
+from pragmash.vc.config.private_network import PrivateNetworkSetting
+from pragmash.vc.config.site import load_site
 
 pytestmark = [pytest.mark.vm, pytest.mark.guest_net]
 

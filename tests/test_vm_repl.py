@@ -32,7 +32,7 @@ from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
 from pragmash.ui.repl.debugger import Repl
 from pragmash.ui.repl.launch import open_run
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.vm
 

@@ -24,8 +24,8 @@ from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import load_site
-from pragmash.vc.vcout import read_vc_out
+from pragmash.vc.config.site import load_site
+from pragmash.vc.formats.vcout import read_vc_out
 
 pytestmark = pytest.mark.vm
 

@@ -30,11 +30,11 @@ from secondhost import SecondHost, trunk, untrunk
 from vmimage import MARKER_SELF, MARKER_UP, NET_INIT, build_test_image
 from vmsite import console_lines, remove_vmtest_domains, write_repository
 
-from pragmash.drivers.libvirt_storage import BASE_PREFIX, read_tail
+from pragmash.drivers.libvirt.storage import BASE_PREFIX, read_tail
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 pytestmark = [pytest.mark.vm, pytest.mark.guest_net]
 

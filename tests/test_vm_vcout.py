@@ -29,7 +29,7 @@ from vmsite import remove_vmtest_domains, write_repository, write_site
 from pragmash.store.allocation import Allocation, NodeLease, current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import SiteConfig, load_site
+from pragmash.vc.config.site import SiteConfig, load_site
 
 pytestmark = pytest.mark.vm
 

@@ -7,7 +7,7 @@ mounts it (cloud images boot through an EFI system partition, which is FAT).
 dosfstools' ``mkfs.vfat -C`` makes the image file and mtools' ``mmd``/``mcopy`` put
 files in it, as a user, with no loop device and no mount: the tools scripts/setup
 installs anyway, so a seed needs no new dependency. The volume is attached as a
-read-only virtio disk (:mod:`pragmash.images.domain`): unlike a CD-ROM it needs no
+read-only virtio disk (:mod:`pragmash.images.libvirt_xml.domain`): unlike a CD-ROM it needs no
 ATAPI or SATA driver in a slimmed cloud kernel, and FAT keeps its 512-byte sectors.
 
 Files with the same folder and the same name on both sides go in with one ``mcopy``,

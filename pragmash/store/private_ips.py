@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 
 from pragmash.errors import AllocationError
-from pragmash.vc.vcin import VcIn
+from pragmash.vc.formats.vcin import VcIn
 
 
 def compute_private_ips(vcin: VcIn, count: int) -> list[str]:
