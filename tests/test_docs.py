@@ -142,7 +142,7 @@ def test_worked_example_is_a_distro_driver(tmp_path: Path) -> None:
 
 @pytest.mark.vm
 def test_worked_example_writes_into_a_real_image(tmp_path: Path) -> None:
-    from vmimage import build_test_image
+    from support.vmimage import build_test_image
 
     image = build_test_image(tmp_path / "img")
     vc_out = tmp_path / "vc-out.xml"

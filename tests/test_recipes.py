@@ -267,7 +267,7 @@ def test_centos7_driver_writes_network_scripts(allocated: Path) -> None:
 def test_ubuntu_pre_boot_writes_every_file_in_one_session(allocated: Path, tmp_path: Path) -> None:
     import subprocess
 
-    from vmimage import build_test_image
+    from support.vmimage import build_test_image
 
     from pragmash.driver_api import StageContext
 

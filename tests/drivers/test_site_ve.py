@@ -1,0 +1,178 @@
+"""A site's own VE driver folder as the engine (``[engine] driver = "scripts"``).
+
+tests/data/drivers_ve holds test doubles of a site's VE folders that ENFORCE their
+caller's conventions: pb2015_ve (fix_images VC_IN TEMP frontend,compute with its last
+line read back, allocate NUM_CPUS VC_IN VC_OUT TEMP KEY writing TEMP/<compute>.xml,
+boot DISK HOST TEMP VC_OUT [IPOP_URL 0|1]) and pb2013_ve (allocate NUM_CPUS VC_IN
+VC_OUT, boot DISK DOMAIN_XML HOST). Each allocates on its own: its names, addresses
+and MACs, which pragmash reads back and records. No libvirt: the scripts are the
+engine; disks are staged with qemu-img as on any real engine.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from test_driver_dialects import PB2013, calls
+from test_key_mem import KEY
+from test_lifecycle import RunEnv, make_env
+
+from pragmash.store.allocation import current_allocation
+
+DATA = Path(__file__).parents[1] / "data" / "drivers_ve"
+VC_SEED = '#!/bin/sh\necho "pre_boot $# $*" >> "$(dirname "$0")/calls.log"\n'
+
+
+def _env(root: Path, ve: str, dialect: str, extra: str = "") -> tuple[RunEnv, Path]:
+    env = make_env(
+        root,
+        extra=f'\n[drivers]\nfolders = ["drivers"]\nve = "{ve}"\n'
+        f'dialects = {{ {ve} = "{dialect}", pb2013_client = "pragma_boot-2013" }}\n' + extra,
+    )
+    site = env.site_path.read_text().replace("[engine]\n", '[engine]\ndriver = "scripts"\n')
+    env.site_path.write_text(site.replace('uri = "test:///default"\n', ""))
+    drivers = env.root / "drivers"
+    shutil.copytree(DATA / ve, drivers / ve)
+    shutil.copy(DATA / "pbtest.py", drivers / "pbtest.py")
+    shutil.copytree(PB2013, drivers / "pb2013_client")
+    vc_in = env.repo / "calit2" / "vc-in.xml"
+    vc_in.write_text(vc_in.read_text().replace("rocks6_client", "pb2013_client"))
+    return env, drivers / ve
+
+
+def test_a_2015_ve_folder_fixes_allocates_and_boots(tmp_path: Path) -> None:
+    env, folder = _env(tmp_path / "site", "pb2015_ve", "pragma_boot-2015")
+    key = env.root / "id.pub"
+    key.write_text(KEY + "\n")
+    recipe = env.recipe("ve_driver/fix_images\nallocate 3\nboot frontend\nboot compute\n")
+    result = env.cli(str(recipe), "--vcname", "calit2", "--key", str(key))
+    assert result.rc == 0, result
+    temp = env.root / "tmp" / "calit2"
+    logged = calls(folder)
+    assert [s for s, _, _ in logged] == ["fix_images", "allocate", "boot", "boot", "boot"]
+    assert logged[0][2] == [str(env.repo / "calit2" / "vc-in.xml"), str(temp), "frontend,compute"]
+    assert logged[1][2][:4] == [
+        "3",
+        str(env.repo / "calit2" / "vc-in.xml"),
+        str(temp / "vc-out.xml"),
+        str(temp),
+    ]
+    assert Path(logged[1][2][4]).read_text() == KEY + "\n"
+    # boot: the disks fix_images named, HOST the fqdn then each compute's name
+    # (the frontend's step first; the computes boot in parallel)
+    assert logged[2][2][:2] == [str(temp / "fe-fixed.img"), "hosted-vc.site.example.org"]
+    assert sorted(a[:2] for _, _, a in logged[3:]) == [
+        [str(temp / "compute-fixed.img"), "hosted-vm-0-0-0"],
+        [str(temp / "compute-fixed.img"), "hosted-vm-0-1-0"],
+    ]
+    # the site's allocation is the ledger's: its names, addresses and MACs
+    held = current_allocation(env.ledger(), "calit2")
+    assert held is not None
+    assert (held.public.ip, held.public.fqdn) == ("198.51.100.7", "hosted-vc.site.example.org")
+    assert [(n.name, n.cpus, n.macs[0]) for n in held.computes] == [
+        ("hosted-vm-0-0-0", 2, "7a:77:6e:40:00:20"),
+        ("hosted-vm-0-1-0", 1, "7a:77:6e:40:00:21"),
+    ]
+    assert held.frontend.macs == ("7a:77:6e:40:00:15", "7a:77:6e:40:00:16")
+    steps = env.steps()
+    assert (
+        steps[0].message
+        == f"frontend disk {temp / 'fe-fixed.img'}, compute disk {temp / 'compute-fixed.img'}"
+    )
+    assert "by scripts:pb2015_ve's allocate" in (steps[1].message or "")
+    # what a script engine cannot tell, status says; clean releases the leases
+    status = env.cli("status", "calit2")
+    assert status.rc == 0, status
+    assert "unknown" in status.out
+    clean = env.cli("clean", "calit2")
+    assert clean.rc == 0, clean
+    assert "hosted-vm-0-0-0: the site's VE driver folder" in clean.out + clean.err
+    assert "cannot tell a node's state, nor stop or destroy it" in clean.out + clean.err
+    assert "destroyed" not in clean.out + clean.err  # it did not, and does not say so
+    assert current_allocation(env.ledger(), "calit2") is None
+
+
+def test_ipop_boot_gets_the_url_and_the_client_flag(tmp_path: Path) -> None:
+    env, folder = _env(
+        tmp_path / "site", "pb2015_ve", "pragma_boot-2015-ipop", 'ipop_url = "file:///srv/ipop"\n'
+    )
+    (folder / "ipop").write_text("")
+    result = env.cli(str(env.recipe("allocate 1\nboot all\n")), "--vcname", "calit2")
+    assert result.rc == 0, result
+    boots = [a for s, _, a in calls(folder) if s == "boot"]
+    flags = {b[1]: b[4:] for b in boots}  # by HOST (boot all runs in parallel)
+    assert flags == {
+        "hosted-vc.site.example.org": ["file:///srv/ipop", "0"],
+        "hosted-vm-0-0-0": ["file:///srv/ipop", "1"],
+    }
+
+
+def test_a_2013_ve_folder_with_a_2013_vc_folder(tmp_path: Path) -> None:
+    env, folder = _env(tmp_path / "site", "pb2013_ve", "pragma_boot-2013")
+    result = env.cli(
+        str(env.recipe("allocate 2\nfix all via none\nboot all\n")), "--vcname", "calit2"
+    )
+    assert result.rc == 0, result
+    logged = calls(folder)
+    assert [(s, len(a)) for s, _, a in logged] == [("allocate", 3), ("boot", 3), ("boot", 3)]
+    vc = calls(env.root / "drivers" / "pb2013_client")
+    assert [s for s, _, _ in vc] == ["pre_fix_driver", "post_fix_driver", "pre_boot", "pre_boot"]
+    assert {a[2] for s, _, a in logged if s == "boot"} == {
+        "hosted-vc.site.example.org",
+        "hosted-vm-0-0-0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (('mac="7a:77:6e:40:00:15"', ""), "/vc/frontend/private/@mac: missing"),
+        (
+            ('mac=f"7a:77:6e:40:00:{0x20 + i:02x}"', 'mac="7a:77:6e:40:00:16"'),
+            "/vc/compute/node[1]: mac",
+        ),
+        (
+            ("cpus=str(cpus)", "cpus=str(cpus + 1)"),
+            "/vc/compute: the site's allocate was asked for 3",
+        ),
+        (
+            ("ET.ElementTree(vc).write(path)", "open(path, 'w').write('<vc><frontend>')"),
+            "vc-out.xml",
+        ),
+    ],
+)
+def test_a_malformed_or_inconsistent_vc_out_is_refused_naming_the_element(
+    tmp_path: Path, edit: tuple[str, str], words: str
+) -> None:
+    env, _ = _env(tmp_path / "site", "pb2015_ve", "pragma_boot-2015")
+    helper = env.root / "drivers" / "pbtest.py"
+    text = helper.read_text()
+    assert edit[0] in text
+    helper.write_text(text.replace(edit[0], edit[1]))
+    result = env.cli(str(env.recipe("allocate 3\n")), "--vcname", "calit2")
+    assert result.rc != 0 and words in result.err, result
+    assert "Traceback" not in result.err
+    assert current_allocation(env.ledger(), "calit2") is None
+
+
+def test_scripts_engine_without_a_ve_folder_is_a_config_error(tmp_path: Path) -> None:
+    env = make_env(tmp_path / "site")
+    env.site_path.write_text(
+        env.site_path.read_text().replace('uri = "test:///default"\n', 'driver = "scripts"\n')
+    )
+    result = env.cli("check", str(env.recipe("allocate 1\n")), "--vcname", "calit2")
+    assert result.rc == 2 and "needs [drivers] ve" in result.err
+
+
+def test_waiting_on_a_script_engine_fails_at_once_saying_what_would_work(tmp_path: Path) -> None:
+    env, _folder = _env(tmp_path / "site", "pb2015_ve", "pragma_boot-2015")
+    recipe = env.recipe(
+        "ve_driver/fix_images\nallocate 1\nboot frontend\nwait frontend up timeout 1h\n"
+    )
+    result = env.cli(str(recipe), "--vcname", "calit2")
+    assert result.rc == 3, result
+    said = result.out + result.err
+    assert "its state is unknown (the site's VE driver folder" in said
+    assert "can never pass" in said and '[up] VCNAME = ["port:22"]' in said

@@ -1,0 +1,51 @@
+"""The ``run`` statement's host command ends with its step, children included."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from support.procs import gone, kill_all, live_with
+
+from pragmash.engine.run.interpreter import StepReporter
+from pragmash.engine.steps import host_command
+from pragmash.errors import StepError
+
+
+def reporter() -> StepReporter:
+    return StepReporter(0, lambda _event: None)
+
+
+def test_output_and_exit_status_come_back() -> None:
+    notes = reporter()
+    outcome = host_command.run_host_command(["sh", "-c", "echo one; echo two >&2"], notes)
+    assert outcome.message == "sh exited 0"
+    assert notes.notes == ["one", "two"]
+    with pytest.raises(StepError) as err:
+        host_command.run_host_command(["sh", "-c", "echo bad; exit 3"], reporter())
+    assert err.value.message == "sh exited with status 3"
+    assert err.value.output_tail == ["bad"]
+
+
+def test_a_missing_command_is_named() -> None:
+    with pytest.raises(StepError, match="command not found: no-such-command-here"):
+        host_command.run_host_command(["no-such-command-here"], reporter())
+
+
+def test_the_time_limit_ends_the_whole_process_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Children in the command's group, and grandchildren `timeout` moved to groups of their own."""
+    marker = f"pragmash-test-{uuid.uuid4().hex}"
+    monkeypatch.setattr(host_command, "RUN_TIMEOUT", 2.0)
+    # two waiting shells: one in the command's own process group, one under a
+    # `timeout`, which puts itself and its child in a new group
+    script = (
+        f"sh -c 'sleep 50; : {marker}' & "
+        f"timeout 55 sh -c 'sleep 55; : {marker}' & "
+        f"sleep 60; : {marker}"
+    )
+    try:
+        with pytest.raises(StepError, match=r"sh did not end within 2 s: stopped"):
+            host_command.run_host_command(["sh", "-c", script], reporter())
+        assert gone(marker), f"still running after the step stopped: {live_with(marker)}"
+    finally:
+        kill_all(marker)
