@@ -27,7 +27,7 @@ from pragmash.driver_api import UNKNOWN_STATE, EngineDriver
 from pragmash.engine.commands.power import POWER_FILE
 from pragmash.engine.commands.repositories import unknown_vc
 from pragmash.engine.hosts.capacity import locate, unreachable_host
-from pragmash.engine.hosts.router import per_host
+from pragmash.engine.hosts.router import HostRouter, per_host
 from pragmash.engine.run.nodes import vc_temp_dir
 from pragmash.engine.run.registry import load_engine
 from pragmash.engine.steps import private_network
@@ -445,6 +445,9 @@ def clean_vc(
                 note(f"{name}: {engine.state_reason(name)}")
             elif state != "absent":
                 note(f"destroyed {name} (was {state})")
+            elif isinstance(engine, HostRouter):  # undefined by hand: its pool volumes stay
+                for volume in engine.remove_disks(name):
+                    note(f"removed {volume}")
         if private_network.remove(engine, vcname):  # found by name: even once released
             note(f"removed network {network_name(vcname)}")
         if kept:
