@@ -257,7 +257,14 @@ def _key_line(key: str) -> str:
     return line
 
 
-class _Dumper(yaml.SafeDumper):
+#: libyaml's emitter and parser through PyYAML where PyYAML was built with them (a
+#: seed per node: the pure-Python ones cost milliseconds a node), else PyYAML's own;
+#: both are the safe kinds, and both read and write the same YAML.
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Dumper(_SafeDumper):  # type: ignore[valid-type,misc]
     """PyYAML's safe emitter, multi-line strings as literal blocks where YAML allows it,
     and no anchors or aliases (a reader should see each value where it applies)."""
 
@@ -283,7 +290,7 @@ def dump_yaml(data: Mapping[str, Any], what: str) -> str:
         allow_unicode=True,
         width=1_000_000,
     )
-    if yaml.safe_load(text) != data:
+    if yaml.load(text, Loader=_SafeLoader) != data:  # a safe loader
         raise StepError(
             f"{what}: the YAML written does not read back the same", stage=stages.PRE_BOOT
         )
