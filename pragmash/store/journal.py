@@ -22,7 +22,7 @@ from typing import Any
 
 from pragmash.errors import BusyError, PragmashError, StepError, VcTakenError
 from pragmash.language.ast import Statement
-from pragmash.store.ledger import Ledger
+from pragmash.store.ledger import Ledger, register_schema
 from pragmash.store.runlog import close_run_log, open_run_log, run_log_path
 
 log = logging.getLogger("pragmash.journal")
@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 # Columns added after ledgers were in use: older ledgers get them on first use.
 JOURNAL_COLUMNS = {"runs": {"sources": "TEXT"}, "locks": {"started": "TEXT"}}
+register_schema(JOURNAL_SCHEMA, JOURNAL_COLUMNS)
 
 
 def ensure_journal(ledger: Ledger) -> None:
