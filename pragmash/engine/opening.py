@@ -421,16 +421,8 @@ def begin(
     that step's start is journaled in the same write.
     """
     runtime = prep.runtime
-    ledger = prep.ledger
-    with ledger.transaction():
-        acquire_lock(ledger, runtime.vcname)
-        held = current_allocation(ledger, runtime.vcname)
-        what, options = journaled()
-        steps = flatten(prep.program.statements)
-        first = (steps[0].index, steps[0].statement) if straight and steps else None
-        journal = Journal.start(ledger, runtime.vcname, what, dict(options), sources, first)
-        set_lock_run(ledger, runtime.vcname, journal.run_id)
-    with _released_on_failure(ledger, runtime.vcname):
+    journal, held, first = lock_and_journal(prep, journaled, sources, straight=straight)
+    with _released_on_failure(prep.ledger, runtime.vcname):
         then()
     interp = Interpreter(
         prep.program,
@@ -440,6 +432,31 @@ def begin(
         start_recorded=first is not None,
     )
     return Run(prep, interp, journal, fresh=True, held_at_start=held)
+
+
+def lock_and_journal(
+    prep: Prepared,
+    journaled: Callable[[], tuple[str, Mapping[str, Any]]],
+    sources: dict[str, str] | None,
+    *,
+    straight: bool,
+) -> tuple[Journal, Allocation | None, tuple[int, ast.Statement] | None]:
+    """Take the VC's lock and journal a new run, in one write (see :func:`begin`).
+
+    Returns the journal, the allocation the VC held when it was locked, and the first
+    step when its start was journaled too (``straight``).
+    """
+    runtime = prep.runtime
+    ledger = prep.ledger
+    with ledger.transaction():
+        acquire_lock(ledger, runtime.vcname)
+        held = current_allocation(ledger, runtime.vcname)
+        what, options = journaled()
+        steps = flatten(prep.program.statements)
+        first = (steps[0].index, steps[0].statement) if straight and steps else None
+        journal = Journal.start(ledger, runtime.vcname, what, dict(options), sources, first)
+        set_lock_run(ledger, runtime.vcname, journal.run_id)
+    return journal, held, first
 
 
 def reopen(
