@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import uuid
 
 import pytest
 from procs import gone, kill_all, live_with
 
-from pragmash.engine import host_command
+from pragmash.engine import host_command, process_trees
 from pragmash.engine.interpreter import StepReporter
 from pragmash.errors import StepError
 
@@ -49,3 +52,29 @@ def test_the_time_limit_ends_the_whole_process_tree(monkeypatch: pytest.MonkeyPa
         assert gone(marker), f"still running after the step stopped: {live_with(marker)}"
     finally:
         kill_all(marker)
+
+
+def test_a_recorded_command_is_ended_only_while_its_pid_is_still_its_own() -> None:
+    """The watchdog names a command by pid and start time: a reused pid is left alone."""
+    marker = f"pragmash-test-{uuid.uuid4().hex}"
+    proc = subprocess.Popen(["sh", "-c", f"sleep 60; : {marker}"], start_new_session=True)
+    try:
+        started = process_trees.start_time(proc.pid)
+        assert started is not None
+        process_trees.end_recorded(proc.pid, started + 1)  # another process's start
+        assert proc.poll() is None
+        process_trees.end_recorded(proc.pid, started)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_killed_watchdog_is_replaced_by_the_next_command() -> None:
+    first = process_trees.watchdog_pid()
+    os.kill(first, signal.SIGKILL)
+    os.waitpid(first, 0)
+    host_command.run_host_command(["true"], reporter())
+    second = process_trees.watchdog_pid()
+    assert second != first
+    assert process_trees.start_time(second) is not None

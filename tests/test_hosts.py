@@ -14,9 +14,15 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import libvirt
 import pytest
 from multihost import Host, write_hosts_site
 
+from pragmash.drivers.libvirt_storage import (
+    LibvirtStorage,
+    node_seed_name,
+    node_volume_name,
+)
 from pragmash.engine.host_router import HostRouter, per_host
 from pragmash.engine.hosts import locate, placement_input
 from pragmash.engine.registry import load_engine
@@ -362,3 +368,42 @@ def test_allocations_at_once_never_overfill_a_host(tmp_path: Path) -> None:
         use = dict(conn.execute("SELECT host, SUM(cpus) FROM nodes GROUP BY host").fetchall())
         assert conn.execute("SELECT COUNT(*) FROM vcs").fetchone()[0] == 2
     assert all(cpus <= 3 for cpus in use.values()) and sum(use.values()) == 6
+
+
+def test_clean_removes_a_pool_hosts_node_volumes_whose_domain_was_undefined_by_hand(
+    tmp_path: Path,
+) -> None:
+    """The ledger says which nodes are on a ``storage = "pool"`` host: their volumes go
+    even when their domains are gone already (libvirt's shared in-process test host)."""
+    pool = f"pragmash-clean-{tmp_path.name[-12:]}"
+    extra = (
+        f'\n[[hosts]]\nname = "h2"\nuri = "test:///default"\nstorage = "pool"\n'
+        f'pool = "{pool}"\npool_path = "/pool/{pool}"\n'
+    )
+    site = write_hosts_site(tmp_path, [Host("h1", 2)], extra=extra, private="isolated")
+    recipe = tmp_path / "allocate.prg"
+    recipe.write_text("allocate $num_compute\n", encoding="utf-8")
+    rc, _out, err = run_cli(site, str(recipe), "--vcname", "calit2", "--num_compute", "2")
+    assert rc == 0, err
+    held = current_allocation(Ledger(load_site(site)), "calit2")
+    assert held is not None
+    on_h2 = [n.name for n in held.nodes if n.host == "h2"]
+    assert on_h2
+    conn = libvirt.open("test:///default")
+    try:  # what a boot leaves on the pool host: the disk and seed volumes (no domain)
+        storage = LibvirtStorage(lambda: conn, pool, f"/pool/{pool}", tmp_path)
+        for volume in [f(n) for n in on_h2 for f in (node_volume_name, node_seed_name)]:
+            storage._create(storage.pool(), volume, 4096)
+        storage._create(storage.pool(), "someone-else.qcow2", 4096)
+        rc, out, err = run_cli(site, "clean", "calit2", "--yes")
+        assert rc == 0, err
+        left = sorted(v.name() for v in storage.pool().listAllVolumes(0))
+        assert left == ["someone-else.qcow2"]
+        for name in on_h2:
+            assert f"removed {node_volume_name(name)} from pool {pool} on h2" in out
+    finally:
+        for vol in conn.storagePoolLookupByName(pool).listAllVolumes(0):
+            vol.delete(0)
+        conn.storagePoolLookupByName(pool).destroy()
+        conn.storagePoolLookupByName(pool).undefine()
+        conn.close()

@@ -74,3 +74,25 @@ def test_a_run_hit_by_three_quick_ctrl_c_exits_130_and_resumes(
     flag.touch()
     resumed = env.cli("resume", "calit2")
     assert resumed.rc == 0, resumed.err
+
+
+@pytest.mark.libvirt
+def test_a_run_killed_with_sigkill_takes_its_host_command_along(
+    env: RunEnv, testconn: libvirt.virConnect
+) -> None:
+    """No clean-up of pragmash's runs on SIGKILL: the watchdog ends the step's command."""
+    recipe, flag = sleepy_recipe(env)
+    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
+    try:
+        env.wait_for_step(proc, 2, "running")
+        assert live_with(str(flag)), "the step's command is not running"
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert gone(str(flag)), f"outlived a SIGKILLed pragmash: {live_with(str(flag))}"
+    finally:
+        stop(proc)
+        kill_all(str(flag))
+    assert proc.returncode == -signal.SIGKILL
+    flag.touch()
+    resumed = env.cli("resume", "calit2")
+    assert resumed.rc == 0, resumed.err

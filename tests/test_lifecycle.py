@@ -179,8 +179,7 @@ ve_driver/state all
 def sleepy_recipe(env: RunEnv) -> tuple[Path, Path]:
     """A recipe whose step 2 waits until ``flag`` exists (for kill / Ctrl-C / lock tests).
 
-    ``timeout 60`` bounds the waiting shell, which outlives a SIGKILLed parent (a parent
-    stopped any other way ends it).
+    ``timeout 60`` bounds the waiting shell should a test leave it behind.
     """
     flag = env.root / "flag"
     return env.recipe(SLEEPY.format(flag=flag)), flag

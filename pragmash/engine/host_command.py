@@ -10,7 +10,9 @@ its process group, and every process left in its session (a ``timeout`` or a
 shell inside the command may have moved its children to a group of their own).
 Only a daemon that leaves the session on purpose (``setsid``) escapes. A front
 end that must leave at once (a third Ctrl-C skips all clean-up) calls
-:func:`~pragmash.engine.process_trees.end_running_commands` first.
+:func:`~pragmash.engine.process_trees.end_running_commands` first, and a pragmash
+killed outright (SIGKILL, the OOM killer) leaves the commands to the watchdog of
+:mod:`~pragmash.engine.process_trees`, which ends them as pragmash dies.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from pragmash.engine.process_trees import (
     end_process_tree,
     end_running_commands,
     end_surely,
+    forget,
+    watch,
+    watchdog_pid,
 )
 from pragmash.errors import StepError
 
@@ -52,6 +57,7 @@ def run_argv(
     """Run ``argv`` (no shell) to its end, whatever its status; ``stdin`` fed to it, else
     closed. A StepError when it cannot start or outlives ``timeout`` (then it is ended
     with every process it started, as a Ctrl-C ends it)."""
+    watchdog_pid()  # started first: a child, but not the command
     before = children()  # a Ctrl-C inside Popen: the new child is the one not here
     try:
         proc = subprocess.Popen(
@@ -63,6 +69,7 @@ def run_argv(
         )
         with RUNNING_LOCK:
             RUNNING.add(proc.pid)
+        watch(proc.pid)
     except FileNotFoundError:
         raise StepError(f"command not found: {argv[0]}", stage=stage) from None
     except BaseException:  # a Ctrl-C as the command started: it may exist, unrecorded
@@ -87,6 +94,7 @@ def run_argv(
         finally:
             with RUNNING_LOCK:
                 RUNNING.discard(proc.pid)
+            forget(proc.pid)
     return Finished(
         proc.returncode,
         stdout.decode("utf-8", errors="replace"),

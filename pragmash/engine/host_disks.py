@@ -124,13 +124,20 @@ class HostDisks:
         )
 
 
-def remove_host_disk(site: SiteConfig, host: str, engine: EngineDriver, node_name: str) -> None:
-    """After a node's domain is gone: its disk volume and console log on a pool host."""
+def remove_host_disk(
+    site: SiteConfig, host: str, engine: EngineDriver, node_name: str
+) -> list[str]:
+    """After a node's domain is gone: its disk volume and console log on a pool host.
+
+    The volumes are found by the node's name in the site's pool, not through the domain,
+    so they go also when the domain was undefined by hand. Returns the volumes removed.
+    """
     config = pool_host(site, host)
     if config is None:
-        return
+        return []
     if not isinstance(engine, HostStorage):
-        return
+        return []
     store = engine.host_images(config.pool, config.pool_path, site.temp_dir)
-    store.remove_node_disks([node_name])
+    removed = store.remove_node_disks([node_name])
     engine.remove_host_file(console_log_on(config, node_name))
+    return removed

@@ -47,7 +47,7 @@ from pragmash.driver_api import (
     StageResult,
 )
 from pragmash.engine.diskwork import DiskWork
-from pragmash.engine.host_disks import HostDisks, remove_host_disk
+from pragmash.engine.host_disks import HostDisks, pool_host, remove_host_disk
 from pragmash.errors import AgentUnreachable, PragmashError, StepError
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.site_hosts import gone_host, ledger_host
@@ -213,6 +213,16 @@ class HostRouter:
         engine = self.engine_of_host(host)
         engine.destroy(name)
         remove_host_disk(self.site, host, engine, name)
+
+    def remove_disks(self, name: str) -> list[str]:
+        """A node whose domain is gone already (undefined by hand): what :meth:`destroy`
+        would have removed with it on a ``pool`` host; each volume removed, with where."""
+        host = self.host_of(name)
+        config = pool_host(self.site, host)
+        if config is None:
+            return []
+        removed = remove_host_disk(self.site, host, self.engine_of_host(host), name)
+        return [f"{volume} from pool {config.pool} on {host}" for volume in removed]
 
     def domain_xml(self, name: str) -> str | None:
         return self.engine_for(name).domain_xml(name)

@@ -25,7 +25,7 @@ from typing import Any
 from pragmash import stages
 from pragmash.driver_api import UNKNOWN_STATE, EngineDriver
 from pragmash.engine import private_network
-from pragmash.engine.host_router import per_host
+from pragmash.engine.host_router import HostRouter, per_host
 from pragmash.engine.hosts import locate, unreachable_host
 from pragmash.engine.nodes import vc_temp_dir
 from pragmash.engine.power import POWER_FILE
@@ -445,6 +445,9 @@ def clean_vc(
                 note(f"{name}: {engine.state_reason(name)}")
             elif state != "absent":
                 note(f"destroyed {name} (was {state})")
+            elif isinstance(engine, HostRouter):  # undefined by hand: its pool volumes stay
+                for volume in engine.remove_disks(name):
+                    note(f"removed {volume}")
         if private_network.remove(engine, vcname):  # found by name: even once released
             note(f"removed network {network_name(vcname)}")
         if kept:

@@ -4,6 +4,12 @@ Apart from :mod:`pragmash.engine.host_command` so that the CLI's exit path (a Ct
 :mod:`pragmash.ui.cli.main` and :mod:`~pragmash.ui.cli.interrupts`) can end them
 without importing the engine: ``pragmash --help`` and ``list`` load only the standard
 library here. Linux ``/proc`` tells which processes a session holds.
+
+A pragmash killed with SIGKILL runs no clean-up at all, so a small watchdog process
+(:func:`watch`) holds the other end of a pipe and the list of running commands: when
+pragmash dies, however it dies, the kernel closes the pipe and the watchdog ends every
+command still on its list. A command is named by its pid *and* start time, so a pid the
+kernel has since given to another process is never hit.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +100,140 @@ def end_surely(leader: int) -> None:
             return
         except KeyboardInterrupt:
             continue
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc's field 22), None if no such
+    process: with the pid, it names one process for good, as a pid alone does not."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # field 3 ("state") is fields[0]
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def end_recorded(leader: int, started: int) -> None:
+    """End the session ``leader`` led when it started at ``started``; nothing if the pid is
+    now another process's. A leader already gone leaves its session's pid taken while any
+    member lives (the kernel frees a pid only when no process, group or session uses it),
+    so the members still found under it are the command's own."""
+    now = start_time(leader)
+    if now is None or now == started:
+        end_process_tree(leader)
+
+
+class _Watchdog:
+    """The watchdog process, started with the first command and told of each one.
+
+    One line per change on its stdin: ``+ PID START`` when a command starts, ``- PID``
+    when it has ended. The pipe's write end is this process's alone (not inherited by
+    commands: Python's pipes close on exec).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = 0
+        self.fd = -1
+        self.watched: dict[int, int] = {}  # leader pid -> start time
+
+    def _start(self) -> None:
+        # the folder the package is in, for the watchdog's own interpreter
+        root = str(Path(__file__).resolve().parents[__name__.count(".")])
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.posix_spawn(
+                sys.executable,
+                # isolated and without site: the watchdog needs nothing but this module
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG_MAIN, root, __name__],
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, read_end, 0),
+                    # pragmash's output ends when pragmash does, not when the watchdog does
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                ],
+                setpgroup=0,  # a group of its own: a Ctrl-C at the terminal is not for it
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self.pid, self.fd = pid, write_end
+        for leader, started in self.watched.items():  # a new watchdog: told of every one
+            os.write(self.fd, f"+ {leader} {started}\n".encode())
+
+    def _tell(self, line: str) -> None:
+        """Send ``line`` (the lock held); a watchdog killed meanwhile is replaced."""
+        if self.fd < 0:
+            self._start()
+        try:
+            os.write(self.fd, line.encode())  # under PIPE_BUF: one write, never split
+        except BrokenPipeError:
+            os.close(self.fd)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, os.WNOHANG)
+            self.fd = -1
+            self._start()
+
+    def ready(self) -> int:
+        with self.lock:
+            if self.fd < 0:
+                self._start()
+            return self.pid
+
+    def add(self, leader: int, started: int) -> None:
+        with self.lock:
+            self.watched[leader] = started
+            self._tell(f"+ {leader} {started}\n")
+
+    def remove(self, leader: int) -> None:
+        with self.lock:
+            if self.watched.pop(leader, None) is not None:
+                self._tell(f"- {leader}\n")
+
+
+_WATCHDOG = _Watchdog()
+
+#: The watchdog's program: this module, imported from where this pragmash is.
+_WATCHDOG_MAIN = (
+    "import sys; sys.path.append(sys.argv[1]); import importlib;"
+    " importlib.import_module(sys.argv[2]).watchdog_main()"
+)
+
+
+def watchdog_pid() -> int:
+    """The watchdog's pid, started now if need be: a child of this process that is no
+    command (started before a command is, so a Ctrl-C inside that start does not take
+    the watchdog for the new command)."""
+    return _WATCHDOG.ready()
+
+
+def watch(leader: int) -> None:
+    """Have the watchdog end ``leader``'s session if this process dies before
+    :func:`forget`. A command already reaped (no start time) has nothing to end."""
+    started = start_time(leader)
+    if started is not None:
+        _WATCHDOG.add(leader, started)
+
+
+def forget(leader: int) -> None:
+    """``leader``'s command has ended: nothing of it for the watchdog to end."""
+    _WATCHDOG.remove(leader)
+
+
+def watchdog_main() -> None:
+    """The watchdog's whole life: read the list of commands from stdin until this
+    pragmash is gone (end of file), then end those still on it."""
+    for name in ("SIGINT", "SIGHUP", "SIGQUIT", "SIGTSTP"):  # only pragmash's end ends it
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    watched: dict[int, int] = {}
+    for line in sys.stdin.buffer:
+        match line.split():
+            case [b"+", pid, started]:
+                watched[int(pid)] = int(started)
+            case [b"-", pid]:
+                watched.pop(int(pid), None)
+    for leader, started in watched.items():
+        end_recorded(leader, started)
