@@ -4,7 +4,7 @@ Every current cloud image (Debian genericcloud, Ubuntu, Rocky, Alma, Fedora) run
 cloud-init, which reads a NoCloud seed: a small volume labelled ``cidata`` holding
 ``meta-data``, ``user-data`` and ``network-config``. This driver delivers a node's
 settings that way (``delivery = "seed"``): before boot each node gets its own seed,
-made on the head node by mkfs.vfat and mcopy and attached read-only; no libguestfs
+written on the head node in Python (:mod:`pragmash.images.fatvolume`) and attached read-only; no libguestfs
 appliance starts and nothing is written into the image, whose overlay stays
 untouched until the guest boots. What the seed holds is in docs/drivers.md ("What a
 seeded node receives"); :mod:`pragmash.images.nocloud` writes it.

@@ -8,7 +8,7 @@
 #          its own /root/vc-out.xml. No libguestfs appliance starts and the image is not
 #          written to: cloud-init does the rest at first boot.
 # Site:    a libvirt engine; a free public address, a VLAN and CPUs for $num_compute
-#          compute CPUs; mkfs.vfat and mcopy (dosfstools, mtools) on the head node. No
+#          compute CPUs; nothing else on the head node (pragmash writes the seeds). No
 #          DHCP or metadata service is needed. `set cloud_config = FILE` (a
 #          #cloud-config mapping) before a boot adds its keys to every node's user-data.
 

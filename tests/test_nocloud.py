@@ -394,7 +394,7 @@ def test_seeded_pre_boot_makes_seeds_and_launches_no_appliance(
         paths = [f["path"] for f in doc["write_files"]]
         assert NETPLAN_PATH not in paths  # cloud-init makes the network from network-config
         assert "/root/vc-out.xml" in paths
-        # made side by side: each node's volume holds its own seed
+        # each node's volume holds its own seed
         for name, image in (("calit2-fe", "fe.img"), ("calit2-c0", "c0.img")):
             meta = subprocess.run(
                 ["mtype", "-i", str(tmp_path / "seeds" / image), "::/meta-data"],

@@ -143,9 +143,10 @@ def test_overlays_per_node_are_small_qcow2_on_the_base(tmp_path: Path) -> None:
     assert not (tmp_path / "c").exists()  # nothing to cache for an uncompressed image
 
 
-def test_n_overlays_on_one_base_cost_one_qemu_img_run_each(tmp_path: Path) -> None:
-    """The base's format is read once, not once per node; a staged overlay's format is
-    known without asking qemu-img again (inject needs it); a rewritten file is re-read."""
+def test_n_overlays_on_one_base_cost_two_qemu_img_runs_in_all(tmp_path: Path) -> None:
+    """The base's format is read once, not once per node; qemu-img creates one overlay
+    and the other nodes get copies of it; a staged overlay's format is known without
+    asking qemu-img again (inject needs it); a rewritten file is re-read."""
     base = tmp_path / "calit2.img"
     make_raw(base, 16 * MIB)
     before = tool_runs()
@@ -155,12 +156,72 @@ def test_n_overlays_on_one_base_cost_one_qemu_img_run_each(tmp_path: Path) -> No
     ]
     assert [image_format(d) for d in disks] == ["qcow2"] * 4
     runs = tool_runs() - before
-    assert runs["qemu-img"] == 1 + 4  # one `info` of the base, one `create` per node
+    assert runs["qemu-img"] == 1 + 1  # one `info` of the base, one `create` for all
     subprocess.run(  # the same path, now another format: detected again
         ["qemu-img", "convert", "-O", "qcow2", str(disks[0]), str(tmp_path / "x")], check=True
     )
     os.replace(tmp_path / "x", base)
     assert image_format(base) == "qcow2"
+
+
+def test_copied_overlays_are_what_qemu_img_makes_and_hold_their_own_writes(
+    tmp_path: Path,
+) -> None:
+    """Each node's overlay is byte for byte the file `qemu-img create` makes for it,
+    `qemu-img check` finds it clean, and a write through one node's overlay is not seen
+    through another's (each is its own file, not a link)."""
+    base = tmp_path / "calit2.img"
+    content = make_raw(base, 32 * MIB)
+    disks = [
+        stage_image(base, tmp_path / "vc", f"c{i}", cache_dir=tmp_path / "c") for i in range(3)
+    ]
+    own = tmp_path / "by-qemu-img.qcow2"
+    subprocess.run(
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            str(base.resolve()),
+            "-F",
+            "raw",
+            str(own),
+        ],
+        check=True,
+    )
+    for disk in disks:
+        assert disk.read_bytes() == own.read_bytes()
+        subprocess.run(["qemu-img", "check", "-q", str(disk)], check=True)
+        assert oct(disk.stat().st_mode & 0o777) == oct(0o644)
+    assert len({d.stat().st_ino for d in disks}) == 3
+    subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", str(disks[1])],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["qemu-img", "check", "-q", str(disks[1])], check=True)
+    raw = {d: tmp_path / f"{d.stem}.raw" for d in disks}
+    for disk, out in raw.items():
+        subprocess.run(["qemu-img", "convert", "-O", "raw", str(disk), str(out)], check=True)
+    assert raw[disks[0]].read_bytes() == content
+    assert raw[disks[1]].read_bytes()[: 64 * 1024] == b"\x5a" * 64 * 1024
+    assert raw[disks[2]].read_bytes() == content
+    assert not list((tmp_path / "vc").glob(".staging-*"))
+
+
+def test_a_changed_base_gets_a_new_overlay_not_a_stale_copy(tmp_path: Path) -> None:
+    """The copied overlay is keyed by the base's identity: a base replaced by a bigger
+    one at the same path gives overlays of the new size."""
+    base = tmp_path / "calit2.img"
+    make_raw(base, 16 * MIB)
+    stage_image(base, tmp_path / "vc1", "n0", cache_dir=tmp_path / "c")
+    make_raw(tmp_path / "new.img", 48 * MIB)
+    os.replace(tmp_path / "new.img", base)
+    disk = stage_image(base, tmp_path / "vc2", "n0", cache_dir=tmp_path / "c")
+    assert qemu_info(disk)["virtual-size"] == 48 * MIB
+    subprocess.run(["qemu-img", "check", "-q", str(disk)], check=True)
 
 
 def test_qcow2_source_is_detected_by_content_not_extension(tmp_path: Path) -> None:

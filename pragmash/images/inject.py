@@ -323,17 +323,19 @@ def inject_files(
     )
 
 
-def make_config_drive(
-    dest: Path, files: Mapping[str, GuestContent], *, timeout: float = 60.0
-) -> Path:
-    """A vfat disk labelled PRAGMASH holding the files at their paths (made without root).
-
-    Needs dosfstools (mkfs.vfat) and mtools (mcopy, mmd).
-    """
-    with tempfile.TemporaryDirectory(prefix="pragmash-cfg-") as tmp_name:
-        pairs = _materialize(files, Path(tmp_name))
-        make_fat_volume(dest, CONFIG_DRIVE_LABEL, pairs, stage=stages.PRE_BOOT, timeout=timeout)
-    return dest
+def make_config_drive(dest: Path, files: Mapping[str, GuestContent]) -> Path:
+    """A FAT volume labelled PRAGMASH holding the files at their paths (made without root
+    or a tool process: :mod:`pragmash.images.fatvolume`). Links are left out."""
+    on_volume: dict[PurePosixPath, bytes | Path] = {}
+    for guest_path, content in files.items():
+        if isinstance(content, GuestLink):
+            continue
+        if isinstance(content, Path) and not content.is_file():
+            raise StepError(
+                f"file {content} to put at {guest_path} does not exist", stage=stages.PRE_BOOT
+            )
+        on_volume[_guest_path(guest_path)] = content
+    return make_fat_volume(dest, CONFIG_DRIVE_LABEL, on_volume, stage=stages.PRE_BOOT)
 
 
 def inject_for_nodes(

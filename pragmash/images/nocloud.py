@@ -1,7 +1,7 @@
 """A node's NoCloud seed: the three documents cloud-init reads at its first boot.
 
 Cloud images (Debian genericcloud, Ubuntu, Rocky, Alma, Fedora) configure themselves
-with cloud-init from a small volume labelled ``cidata`` (:mod:`pragmash.images.cidata`
+with cloud-init from a small volume labelled ``cidata`` (:mod:`pragmash.images.fatvolume`
 makes it). What goes on it comes from the node's allocation, never from a template:
 
 * ``meta-data``: ``instance-id`` (new for each allocation of the VC, so a re-allocated
@@ -28,7 +28,6 @@ import base64
 import ipaddress
 import re
 import secrets
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -258,7 +257,14 @@ def _key_line(key: str) -> str:
     return line
 
 
-class _Dumper(yaml.SafeDumper):
+#: libyaml's emitter and parser through PyYAML where PyYAML was built with them (a
+#: seed per node: the pure-Python ones cost milliseconds a node), else PyYAML's own;
+#: both are the safe kinds, and both read and write the same YAML.
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Dumper(_SafeDumper):  # type: ignore[valid-type,misc]
     """PyYAML's safe emitter, multi-line strings as literal blocks where YAML allows it,
     and no anchors or aliases (a reader should see each value where it applies)."""
 
@@ -284,7 +290,7 @@ def dump_yaml(data: Mapping[str, Any], what: str) -> str:
         allow_unicode=True,
         width=1_000_000,
     )
-    if yaml.safe_load(text) != data:
+    if yaml.load(text, Loader=_SafeLoader) != data:  # a safe loader
         raise StepError(
             f"{what}: the YAML written does not read back the same", stage=stages.PRE_BOOT
         )
@@ -308,15 +314,10 @@ class Seed:
         }
 
 
-def write_seed(dest: Path, seed: Seed, *, timeout: float = 60.0) -> Path:
+def write_seed(dest: Path, seed: Seed) -> Path:
     """The seed as a FAT volume labelled ``cidata`` at ``dest`` (replacing an older one)."""
-    with tempfile.TemporaryDirectory(prefix="pragmash-seed-") as tmp_name:
-        pairs = []
-        for name, content in seed.files().items():
-            local = Path(tmp_name) / name
-            local.write_bytes(content)
-            pairs.append((local, PurePosixPath("/") / name))
-        return make_fat_volume(dest, SEED_LABEL, pairs, stage=stages.PRE_BOOT, timeout=timeout)
+    files = {PurePosixPath("/") / name: content for name, content in seed.files().items()}
+    return make_fat_volume(dest, SEED_LABEL, files, stage=stages.PRE_BOOT)
 
 
 def node_seed(

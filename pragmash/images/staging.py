@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -294,10 +295,48 @@ def _qemu_img_to(argv: list[str], base: Path, dest: Path, timeout: float) -> Non
         raise
 
 
+#: The bytes of a fresh overlay on a base, by (base path, format, the base's identity).
+#: A new qcow2 overlay holds nothing of its own: its header, the backing file's path
+#: and format, and empty tables sized by the base's virtual size. Every node's overlay
+#: on one base is therefore the same file, byte for byte, so qemu-img makes it once per
+#: base and process and each node gets a copy: no process per node (issue 25), and the
+#: format is still written by qemu-img alone.
+_OVERLAYS: dict[tuple[str, str, tuple[int, int, int, int, int]], bytes] = {}
+_OVERLAYS_LOCK = threading.Lock()
+
+
 def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
-    argv = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format]
-    _qemu_img_to(argv, base, dest, QEMU_IMG_TIMEOUT)
+    key = (str(base), base_format, _identity(base))
+    with _OVERLAYS_LOCK:
+        fresh = _OVERLAYS.get(key)
+        if fresh is None:
+            argv = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format]
+            _qemu_img_to(argv, base, dest, QEMU_IMG_TIMEOUT)
+            if key == (str(base), base_format, _identity(base)):  # unchanged meanwhile
+                _OVERLAYS[key] = dest.read_bytes()
+            _remember_format(dest, "qcow2")
+            return
+    _write_whole(dest, fresh, base)
     _remember_format(dest, "qcow2")
+
+
+def _write_whole(dest: Path, content: bytes, base: Path) -> None:
+    """``content`` at ``dest``, written under a temporary name and renamed into place."""
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=dest.suffix, dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        tmp.chmod(DISK_MODE)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise _disk_full(base, dest) from exc
+        raise StepError(f"cannot write the overlay {dest}: {exc}", stage=stages.STAGE) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
