@@ -85,8 +85,11 @@ def test_a_run_killed_with_sigkill_takes_its_host_command_along(
     proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
     try:
         env.wait_for_step(proc, 2, "running")
+        deadline = time.monotonic() + 30
+        while not live_with(str(flag)) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the step is journaled before its command starts
         assert live_with(str(flag)), "the step's command is not running"
-        proc.kill()
+        proc.kill()  # at once: the command may have started an instant ago
         proc.communicate(timeout=30)
         assert gone(str(flag)), f"outlived a SIGKILLed pragmash: {live_with(str(flag))}"
     finally:
