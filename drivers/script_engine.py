@@ -8,6 +8,9 @@ and ``[drivers] ve = "kvm_rocks"`` pragmash calls them, in the folder's dialect:
 * ``allocate`` writes vc-out.xml; pragmash reads it back, refuses a malformed or
   inconsistent one naming the element, and records it in the ledger and the journal
   as its own allocations (:mod:`pragmash.engine.folder_scripts`);
+* ``fix_driver`` (2013 and seed dialects) is the engine's fix: ``fix … via virt-v2v``
+  calls it per image between pre_fix and post_fix, as pragma_boot v0.2 did
+  (:meth:`ScriptEngine.fix_driver`; :mod:`pragmash.engine.fixstep` calls it);
 * ``fix_images`` (2015 dialects, ``ve_driver/fix_images`` in a recipe) is read back
   for ``FE_DISK COMPUTE_DISK``, the disks ``boot`` is then given;
 * ``boot`` per node.
@@ -20,15 +23,18 @@ any other wait fails at once (:mod:`pragmash.engine.readiness`). pragmash's libv
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pragmash import stages
 from pragmash.driver_api import UNKNOWN_STATE, HostInfo, NodePlan, StageContext, StageResult
-from pragmash.drivers.script_dialects import PB2013, PB2015, PB2015_IPOP
+from pragmash.drivers.script_dialects import PB2013, PB2015, PB2015_IPOP, TABLE
 from pragmash.drivers.script_folder import (
     STAGES,
     ScriptFolderDriver,
     boot_host,
+    fix_driver_input,
+    fix_work_folder,
     key_file,
     site_ve_folder,
     work_folder,
@@ -125,6 +131,51 @@ class ScriptEngine:
         (work_folder(ctx) / FIXED).write_text(f"{words[0]} {words[1]}\n", encoding="utf-8")
         result.products.update(frontend=words[0], compute=words[1])
         result.message = f"frontend disk {words[0]}, compute disk {words[1]}"
+        return result
+
+    def fix_driver_skip(self) -> str | None:
+        """Why ``fix … via virt-v2v`` calls no fix_driver of this folder; None when it calls one."""
+        if TABLE[self.dialect].calls("fix_driver"):
+            return None
+        return (
+            f"the site's VE driver folder {self.folder.folder} ({self.dialect}) has no "
+            f"fix_driver: {TABLE[self.dialect].caller} fixed with fix_images, once, before "
+            "allocate (`ve_driver/fix_images` in the recipe)"
+        )
+
+    def fix_identity(self) -> str:
+        """What the fixed-image cache keys a base fix_driver made by: edit it, and images fix anew."""
+        script = self.folder.folder / "fix_driver"
+        digest = hashlib.sha256(script.read_bytes() if script.is_file() else b"(absent)")
+        return f"{self.name} fix_driver ({self.dialect}): {digest.hexdigest()}"
+
+    def fix_driver(self, node: NodePlan, disk: Path, temp: Path, ctx: StageContext) -> StageResult:
+        """``fix_driver TEMP/vc-in.xml IFACES TEMP``, as pragma_boot v0.2's prepareImage ran it.
+
+        ``disk`` (in ``temp``, as v0.2 staged it in its temp_directory) is the one
+        pre_fix_driver was given and post_fix_driver will be; the XML is ``node``'s
+        role's vc-in ``<domain>`` pointing at it. The script runs in the working folder
+        pre_fix and post_fix of this image share, and fixes ``disk`` where it is:
+        v0.2 gave post_fix_driver and boot that very path.
+        """
+        xml_file = temp / "vc-in.xml"
+        domain, ifaces = fix_driver_input(node.template_xml, disk, self.dialect)
+        xml_file.write_text(domain, encoding="utf-8")
+        result = self.folder.call(
+            "fix_driver",
+            [str(xml_file), ifaces, str(temp)],
+            log_path=ctx.temp_dir / f"fix_driver.{self.folder.name}.log",
+            note=ctx.note,
+            cwd=fix_work_folder(ctx, node),
+        )
+        if not disk.is_file():
+            raise StepError(
+                f"{self.folder.folder / 'fix_driver'} exited 0 but left no disk at {disk}, "
+                "the path its XML named: pragma_boot gave post_fix_driver and boot that "
+                "path, so the fixed disk must be there",
+                stage=STAGES["fix_driver"],
+                output_tail=result.output_tail,
+            )
         return result
 
     # -- boot, per node ---------------------------------------------------------------

@@ -38,6 +38,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from lxml import etree
+
 from pragmash import stages
 from pragmash.driver_api import NodePlan, StageContext, StageResult
 from pragmash.drivers.script_dialects import (
@@ -53,8 +55,10 @@ from pragmash.drivers.script_dialects import (
 )
 from pragmash.errors import StepError, UserError
 from pragmash.images.tools import run_tool
+from pragmash.images.xmledit import child
 from pragmash.vc.site import SiteConfig
 from pragmash.vc.vcout import node_vc_out, read_vc_out
+from pragmash.vc.xmlsafe import parse_xml_bytes
 
 #: Seed executable -> the stage name pragmash reports it under.
 STAGES: dict[str, str] = {
@@ -319,6 +323,34 @@ def boot_host(node: NodePlan, vc_out: Path) -> str:
             stage=STAGES["pre_boot"],
         )
     return fqdn
+
+
+def fix_driver_input(template_xml: str, disk: Path, dialect: str) -> tuple[str, str]:
+    """The XML and IFACES ``fix_driver`` got: (the ``<domain>`` text, ``eth0.2,eth1,``).
+
+    pragma_boot v0.2 (``prepareImage``, ``@e147501:268-310``) wrote the role's
+    ``<domain>`` from vc-in.xml to ``TEMP/vc-in.xml`` with its disk's ``source file``
+    set to the staged copy, and gave each ``devices/interface/source``'s ``dev`` then
+    ``bridge`` followed by a comma (a ``network`` source adds only the comma). The
+    domain here is the vc-in template as written; its first ``<disk device='disk'>``
+    points at ``disk``, a standalone qcow2, which its ``<driver type>`` says. The seed
+    README's form is ``eth0,eth1``: no trailing comma.
+    """
+    domain = parse_xml_bytes(template_xml.encode("utf-8"), "the vc-in <domain>")
+    for element in domain.iterfind("./devices/disk"):
+        if element.get("device", "disk") == "disk":
+            child(element, "source").set("file", str(disk))
+            driver = child(element, "driver", first=True)
+            driver.set("type", "qcow2")
+            if driver.get("name") is None:
+                driver.set("name", "qemu")
+            break
+    words = [
+        source.get("dev", "") + source.get("bridge", "")
+        for source in domain.iterfind("./devices/interface/source")
+    ]
+    ifaces = "".join(f"{w}," for w in words) if dialect == PB2013 else ",".join(words)
+    return etree.tostring(domain, encoding="unicode"), ifaces
 
 
 def key_file(node: NodePlan, ctx: StageContext) -> Path:

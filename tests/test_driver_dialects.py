@@ -23,7 +23,7 @@ from test_lifecycle import RunEnv, make_env
 
 from pragmash.driver_api import NodePlan, StageContext
 from pragmash.drivers.script_dialects import TABLE, inspect_folder
-from pragmash.drivers.script_folder import ScriptFolderDriver
+from pragmash.drivers.script_folder import ScriptFolderDriver, fix_driver_input
 from pragmash.engine import session
 from pragmash.engine.diskwork import DiskWork
 from pragmash.errors import ConfigError, StepError
@@ -121,6 +121,31 @@ def test_2013_stages_get_pragma_boot_v02_arguments(tmp_path: Path) -> None:
     assert own.read_bytes() == (tmp_path / "vc-compute-0.xml").read_bytes()
     key = Path(logged[2][2][3])
     assert key.read_text() == "ssh-ed25519 AAAAC3Nza test@site\n"
+
+
+DOMAIN = """<domain type='kvm'><name>t</name><devices>
+  <disk type='file' device='cdrom'><source file='boot.iso'/></disk>
+  <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='a.img'/></disk>
+  <interface type='bridge'><source bridge='eth0.2'/></interface>
+  <interface type='direct'><source dev='eth1'/></interface>
+  <interface type='network'><source network='default'/></interface>
+</devices></domain>"""
+
+
+@pytest.mark.parametrize(
+    ("dialect", "ifaces"), [("pragma_boot-2013", "eth0.2,eth1,,"), ("seed", "eth0.2,eth1,")]
+)
+def test_fix_driver_gets_the_domain_on_its_disk_and_ifaces_as_v02_joined_them(
+    dialect: str, ifaces: str
+) -> None:
+    # v0.2 (@e147501:300-306): dev then bridge, each source followed by a comma; a
+    # network source adds only the comma. The seed README writes eth0,eth1.
+    xml, said = fix_driver_input(DOMAIN, Path("/t/image.qcow2"), dialect)
+    assert said == ifaces
+    disks = re.findall(r"<disk .*?</disk>", xml, re.DOTALL)
+    assert "boot.iso" in disks[0]  # a cdrom is not the disk
+    assert "<source file='/t/image.qcow2'/>" in disks[1].replace('"', "'")
+    assert "type='qcow2'" in disks[1].replace('"', "'")
 
 
 def test_post_fix_elsewhere_fails_as_the_real_script_would(tmp_path: Path) -> None:

@@ -4,13 +4,15 @@ tests/data/drivers_ve holds test doubles of a site's VE folders that ENFORCE the
 caller's conventions: pb2015_ve (fix_images VC_IN TEMP frontend,compute with its last
 line read back, allocate NUM_CPUS VC_IN VC_OUT TEMP KEY writing TEMP/<compute>.xml,
 boot DISK HOST TEMP VC_OUT [IPOP_URL 0|1]) and pb2013_ve (allocate NUM_CPUS VC_IN
-VC_OUT, boot DISK DOMAIN_XML HOST). Each allocates on its own: its names, addresses
+VC_OUT, fix_driver TEMP/vc-in.xml IFACES TEMP between pre_fix_driver and
+post_fix_driver in their working folder, boot DISK DOMAIN_XML HOST). Each allocates on its own: its names, addresses
 and MACs, which pragmash reads back and records. No libvirt: the scripts are the
 engine; disks are staged with qemu-img as on any real engine.
 """
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from test_driver_dialects import PB2013, calls
 from test_key_mem import KEY
 from test_lifecycle import RunEnv, make_env
 
+from pragmash.images.staging import image_info
 from pragmash.store.allocation import current_allocation
 
 DATA = Path(__file__).parent / "data" / "drivers_ve"
@@ -123,6 +126,82 @@ def test_a_2013_ve_folder_with_a_2013_vc_folder(tmp_path: Path) -> None:
         "hosted-vc.site.example.org",
         "hosted-vm-0-0-0",
     }
+
+
+MIB = 1024 * 1024
+
+
+def test_fix_via_virt_v2v_is_a_2013_folders_fix_driver_as_v02_called_it(tmp_path: Path) -> None:
+    env, folder = _env(tmp_path / "site", "pb2013_ve", "pragma_boot-2013")
+    # two images (the demo's are one content, which the cache would fix once)
+    compute_image = env.repo / "calit2" / "calit2-compute.img.gz"
+    compute_image.write_bytes(gzip.compress(b"\1" * 2 * MIB))
+    recipe = env.recipe("allocate 2\nfix all via virt-v2v\nboot all\n")
+    result = env.cli(str(recipe), "--vcname", "calit2")
+    assert result.rc == 0, result
+    client = env.root / "drivers" / "pb2013_client"
+    fixes = [(cwd, a) for s, cwd, a in calls(folder) if s == "fix_driver"]
+    pres = [(cwd, a) for s, cwd, a in calls(client) if s == "pre_fix_driver"]
+    posts = [(cwd, a) for s, cwd, a in calls(client) if s == "post_fix_driver"]
+    assert len(fixes) == len(pres) == len(posts) == 2
+    # per image: one disk in TEMP, TEMP/vc-in.xml naming it, one working folder (the
+    # double refuses a call whose ./yum.backup pre_fix did not leave: the order too)
+    for (cwd, (xml, _ifaces, temp)), (pre_cwd, pre), (post_cwd, post) in zip(
+        fixes, pres, posts, strict=True
+    ):
+        assert cwd == pre_cwd == post_cwd
+        assert xml == str(Path(temp) / "vc-in.xml")
+        assert pre == post == [str(Path(temp) / "image.qcow2")]
+    # IFACES: the frontend's two bridges, the compute's one, each with its comma
+    assert sorted(a[1] for _, a in fixes) == ["eth0.2,", "eth0.2,eth1,"]
+    # every node booted on the disk fix_driver left (1 MiB larger than its image)
+    boots = {a[2]: a[0] for s, _, a in calls(folder) if s == "boot"}
+    sizes = {host: image_info(Path(disk))["virtual-size"] for host, disk in boots.items()}
+    assert sizes == {
+        "hosted-vc.site.example.org": 2 * MIB,
+        "hosted-vm-0-0-0": 3 * MIB,
+    }
+    fix_step = env.steps()[1]
+    assert "via virt-v2v (the site's fix_driver, scripts:pb2013_ve)" in (fix_step.message or "")
+    assert "fixed now by the site's fix_driver" in (fix_step.message or "")
+    # the fixed base is cached under the script's digest: an edited fix_driver fixes anew
+    assert env.cli("clean", "calit2").rc == 0
+    assert env.cli(str(recipe), "--vcname", "calit2").rc == 0
+    assert len([s for s, _, _ in calls(folder) if s == "fix_driver"]) == 2
+    script = folder / "fix_driver"
+    script.write_text(script.read_text() + "# edited\n")
+    assert env.cli("clean", "calit2").rc == 0
+    assert env.cli(str(recipe), "--vcname", "calit2").rc == 0
+    assert len([s for s, _, _ in calls(folder) if s == "fix_driver"]) == 4
+
+
+def test_a_failing_fix_driver_names_itself_its_exit_and_its_words(tmp_path: Path) -> None:
+    env, folder = _env(tmp_path / "site", "pb2013_ve", "pragma_boot-2013")
+    (folder / "fail-fix").write_text("")
+    recipe = env.recipe("allocate 1\nfix all via virt-v2v\nboot all\n")
+    result = env.cli(str(recipe), "--vcname", "calit2")
+    assert result.rc == 3, result
+    said = result.out + result.err
+    assert f"{folder / 'fix_driver'}: fix_driver failed (exit 3)" in said
+    assert "virt-v2v: error:" in said and "no operating system was found" in said
+    assert "Traceback" not in said
+    assert "boot" not in [s for s, _, _ in calls(folder)]
+    assert current_allocation(env.ledger(), "calit2") is not None  # kept for resume
+
+
+def test_a_2015_folder_has_no_fix_driver_and_the_fix_says_it_skipped(tmp_path: Path) -> None:
+    env, folder = _env(tmp_path / "site", "pb2015_ve", "pragma_boot-2015")
+    recipe = env.recipe("allocate 1\nfix all via virt-v2v\nboot all\n")
+    result = env.cli(str(recipe), "--vcname", "calit2")
+    assert result.rc == 0, result
+    said = result.out + result.err
+    assert f"ve_driver/fix: skipped: the site's VE driver folder {folder} (pragma_boot-2015)" in (
+        said
+    )
+    assert "`ve_driver/fix_images` in the recipe" in said
+    assert "via virt-v2v (done as none: no fix_driver)" in (env.steps()[1].message or "")
+    client = calls(env.root / "drivers" / "pb2013_client")
+    assert [s for s, _, _ in client][:2] == ["pre_fix_driver", "post_fix_driver"]
 
 
 @pytest.mark.parametrize(

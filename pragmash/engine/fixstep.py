@@ -12,6 +12,13 @@ made by the same method and driver is kept; a node staged before the fix (an
 overlay on the unfixed image) gets a new overlay on the fixed base. Under
 ``staging = "copy"`` a node's full copy does not say what it was copied from, so a
 repeated fix copies the (cached) base again.
+
+With a site's own VE driver folder as the engine (``[engine] driver = "scripts"``),
+the engine's fix is the site's: ``via virt-v2v`` calls its ``fix_driver`` (the seed's
+"ve_driver/fix_driver (use virt-v2v)") in pragmash's virt-v2v's place, as pragma_boot
+v0.2 did: on the disk pre_fix was given, in their shared working folder
+(:class:`SiteFix`). The base it leaves is cached like any other, keyed by the script's
+digest too.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pragmash import stages
 from pragmash.driver_api import DistroDriver, FixIdentity, NodePlan, StageContext, StageResult
@@ -39,6 +47,19 @@ from pragmash.images.staging import (
 from pragmash.images.tools import accel_words
 
 CallStage = Callable[..., StageResult]  # (stage name, driver method, *args) -> result
+
+#: Where a site's fix_driver is given its disk, inside the fix's work folder (its TEMP).
+SITE_FIX_DISK = "image.qcow2"
+
+
+class SiteFix(Protocol):
+    """A site's own engine's fix, done in virt-v2v's place (a script engine's fix_driver)."""
+
+    def fix_identity(self) -> str: ...
+
+    def fix_driver(
+        self, node: NodePlan, disk: Path, temp: Path, ctx: StageContext
+    ) -> StageResult: ...
 
 
 def fix_identity(distro: DistroDriver) -> str:
@@ -80,6 +101,11 @@ class ImageFixer:
     template_source: Callable[[NodePlan], Path]
     is_running: Callable[[str], bool]
     timeout: float = 3600.0
+    #: the site's engine's own fix, which ``via virt-v2v`` then means (None: pragmash's)
+    site_fix: SiteFix | None = None
+
+    def _site_fix(self, method: str) -> SiteFix | None:
+        return self.site_fix if method == "virt-v2v" else None
 
     def fix(self, nodes: Sequence[NodePlan], method: str) -> FixReport:
         if method not in METHODS:
@@ -89,6 +115,9 @@ class ImageFixer:
             )
         report = FixReport()
         identity = fix_identity(self.distro)
+        site_fix = self._site_fix(method)
+        if site_fix is not None:
+            identity += f"; {site_fix.fix_identity()}"
         if method == "none" and not has_fix_hooks(self.distro):
             for node in nodes:
                 report.disks[node.name] = self._plain(node)
@@ -111,7 +140,9 @@ class ImageFixer:
             for node in members:
                 report.disks[node.name] = self._overlay(node, base.path)
             how = (
-                f"fixed now, appliance under {accel_words(self.ctx.kvm_usable)}"
+                "fixed now by the site's fix_driver"
+                if base.made and site_fix is not None
+                else f"fixed now, appliance under {accel_words(self.ctx.kvm_usable)}"
                 if base.made
                 else f"from the cache after waiting {base.waited:.0f} s"
                 if base.waited >= 1
@@ -192,6 +223,17 @@ class ImageFixer:
         base = source
         if source.name.endswith(".gz"):
             base = decompress_cached(source, self.cache_dir, self.ctx.progress)
+        site_fix = self._site_fix(method)
+        if site_fix is not None:
+            # pragma_boot v0.2's prepareImage: the image copied into TEMP (here the work
+            # folder), pre_fix_driver DISK, fix_driver TEMP/vc-in.xml IFACES TEMP (the
+            # XML naming DISK), post_fix_driver DISK: one path, fixed where it is
+            self.ctx.note(f"fixing {source.name} with the site's fix_driver")
+            fixed = standalone_qcow2(base, work / SITE_FIX_DISK)
+            self.call_stage(stages.PRE_FIX, self.distro.pre_fix, first, fixed, self.ctx)
+            self.call_stage(stages.FIX, site_fix.fix_driver, first, fixed, work, self.ctx)
+            self.call_stage(stages.POST_FIX, self.distro.post_fix, first, fixed, self.ctx)
+            return fixed
         log = self.folder.fix_log(source)
         self.ctx.note(
             f"fixing {source.name} via {method}, appliance under "

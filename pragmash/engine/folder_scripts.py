@@ -9,18 +9,23 @@ shell — in the VC's driver working folder, where the folder's other scripts ru
 
 With the site's own VE driver as the engine (``[engine] driver = "scripts"``),
 ``ve_driver/fix_images`` (no words) is the dialect's call whose output names the disks
-``boot`` gets, and ``allocate`` is the site's script, read back and recorded here.
+``boot`` gets, ``fix … via virt-v2v`` calls its ``fix_driver`` (:func:`engine_fix`),
+and ``allocate`` is the site's script, read back and recorded here. ``scale`` is
+refused (:func:`scale_refusal`): no dialect has a call that adds computes to a VC or
+removes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from pragmash import stages
 from pragmash.driver_api import DistroDriver, EngineDriver, StageContext
 from pragmash.drivers.script_engine import ScriptEngine
 from pragmash.drivers.script_folder import ScriptFolderDriver, work_folder
+from pragmash.engine.fixstep import SiteFix
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.registry import load_ve_folder
 from pragmash.errors import AllocationError, StepError, VcFormatError
@@ -88,6 +93,26 @@ def folder_script_call(
 
 
 # -- a site's own VE driver as the engine ------------------------------------------------
+
+
+def engine_fix(
+    engine: EngineDriver, method: str, note: Callable[[str], None]
+) -> tuple[str, SiteFix | None]:
+    """What ``fix … via METHOD`` does on this engine: (the method used, the site's fix).
+
+    pragmash's own engine: the method, as asked. A site's script engine: ``virt-v2v``
+    is its ``fix_driver`` (the seed's "ve_driver/fix_driver (use virt-v2v)"); a folder
+    whose dialect calls none (2015: fix_images) skips it, said through ``note``, and
+    the fix is then ``none`` (pre_fix and post_fix only). ``virt-customize`` and
+    ``none`` stay pragmash's on any engine.
+    """
+    if not isinstance(engine, ScriptEngine) or method != "virt-v2v":
+        return method, None
+    skipped = engine.fix_driver_skip()
+    if skipped is not None:
+        note(f"{stages.FIX}: skipped: {skipped}")
+        return "none", None
+    return method, engine
 
 
 def site_allocate(run: ScriptRun, cpus: int, reporter: StepReporter) -> StepOutcome | None:

@@ -39,7 +39,7 @@ from pragmash.engine.access import VcAccess, vc_access
 from pragmash.engine.bootstep import BootPipeline
 from pragmash.engine.diskwork import DiskWork
 from pragmash.engine.fixstep import ImageFixer
-from pragmash.engine.folder_scripts import folder_script_call, site_allocate
+from pragmash.engine.folder_scripts import engine_fix, folder_script_call, site_allocate
 from pragmash.engine.guest_agent import Clock
 from pragmash.engine.guest_exec import GuestReach, exec_on_nodes, require_running
 from pragmash.engine.host_command import run_host_command
@@ -323,7 +323,10 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
     def fix(
         self, nodes: Sequence[NodePlan], method: str, ctx: StageContext, reporter: StepReporter
     ) -> StepOutcome:
-        """Each distinct image fixed once (or found in the cache); nodes overlay the result."""
+        """Each distinct image fixed once (or found in the cache); nodes overlay the result.
+
+        Under a site's script engine ``virt-v2v`` is its fix_driver (:func:`engine_fix`)."""
+        used, site_fix = engine_fix(self.engine, method, reporter.note)
         fixer = ImageFixer(
             distro=self.distro,
             cache_dir=self.site.image_cache,
@@ -333,16 +336,20 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             call_stage=lambda stage, call, *args: call_stage(stage, reporter, call, *args),
             template_source=lambda node: template_source(self.vcin, node),
             is_running=lambda name: self.engine.state(name) == "running",
+            site_fix=site_fix,
         )
-        report = fixer.fix(nodes, method)
+        report = fixer.fix(nodes, used)
         for name, disk in report.disks.items():
             self.set_disks(name, (disk, *self.nodes[name].disks[1:]))
         products = {name: str(disk) for name, disk in report.disks.items()}
         for base in report.bases:
             products[f"base {base.key.digest[:12]}"] = str(base.path)
         images = len(report.bases)
+        via = method if used == method else f"{method} (done as {used}: no fix_driver)"
+        if site_fix is not None:
+            via += f" (the site's fix_driver, {self.engine.name})"
         msg = (
-            f"{images} image{'s' if images != 1 else ''} for {len(nodes)} node(s) via {method}, "
+            f"{images} image{'s' if images != 1 else ''} for {len(nodes)} node(s) via {via}, "
             f"{report.conversions} fixed now: " + "; ".join(report.lines)
         )
         return StepOutcome("done", msg, products)
