@@ -26,6 +26,17 @@ def live_with(marker: str) -> list[int]:
     return found
 
 
+def started(marker: str, wait: float = 10.0) -> bool:
+    """True once a live process holds ``marker``: a step shows ``running`` in the journal
+    before it does anything (its start is written first), so its command follows."""
+    deadline = time.monotonic() + wait
+    while not live_with(marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def gone(marker: str, wait: float = 10.0) -> bool:
     """True once no live process holds ``marker`` (SIGKILL lands when the kernel next runs it)."""
     deadline = time.monotonic() + wait

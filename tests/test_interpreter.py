@@ -50,6 +50,26 @@ class Journal:
     def step_failed(self, index: int, error: Exception, interrupted: bool) -> None:
         self.rows.append(("interrupted" if interrupted else "failed", index, str(error)))
 
+    def step_handed_over(
+        self,
+        index: int,
+        outcome: str,
+        message: str,
+        products: dict[str, str],
+        next_index: int,
+        next_statement: ast.Statement,
+    ) -> None:
+        self.step_finished(index, outcome, message, products)
+        self.step_started(next_index, next_statement)
+
+    def last_step_finished(
+        self, index: int, outcome: str, message: str, products: dict[str, str]
+    ) -> None:
+        self.step_finished(index, outcome, message, products)
+
+    def flush(self) -> None:
+        pass
+
 
 CARD = "allocate 4; fix all via virt-v2v; boot frontend; wait 300; boot compute\n"
 

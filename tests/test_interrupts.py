@@ -10,7 +10,7 @@ import time
 import libvirt
 import pytest
 import test_lifecycle
-from procs import gone, kill_all, live_with
+from procs import gone, kill_all, live_with, started
 from test_lifecycle import RunEnv, sleepy_recipe, stop
 
 env = test_lifecycle.env
@@ -60,6 +60,7 @@ def test_a_run_hit_by_three_quick_ctrl_c_exits_130_and_resumes(
     proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
     try:
         env.wait_for_step(proc, 2, "running")
+        assert started(str(flag)), "the step's command is not running"
         for _ in range(3):
             proc.send_signal(signal.SIGINT)
             time.sleep(0.02)
@@ -85,7 +86,7 @@ def test_a_run_killed_with_sigkill_takes_its_host_command_along(
     proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
     try:
         env.wait_for_step(proc, 2, "running")
-        assert live_with(str(flag)), "the step's command is not running"
+        assert started(str(flag)), "the step's command is not running"
         proc.kill()
         proc.communicate(timeout=30)
         assert gone(str(flag)), f"outlived a SIGKILLed pragmash: {live_with(str(flag))}"

@@ -9,7 +9,7 @@ import test_lifecycle
 from test_lifecycle import RunEnv
 
 from pragmash.engine import session
-from pragmash.engine.events import Event, StepFinished
+from pragmash.engine.events import Event, StepStarted
 from pragmash.store.journal import acquire_lock, break_lock, last_run, lock_holder, steps_of
 
 pytestmark = pytest.mark.libvirt
@@ -20,26 +20,49 @@ RECIPE = "set greeting = hi\nallocate 2\n  boot frontend ; boot compute\necho $g
 
 
 def test_steps_are_written_as_they_happen(env: RunEnv, testconn: object) -> None:
-    """When a step is reported finished, the ledger, read through another connection,
-    already holds it finished, and no later step; a mid-step SIGKILL (test_resume)
-    shows the running row."""
+    """When a step starts, the ledger, read through another connection, already holds it
+    running and every step before it done (a step's end and the next one's start are
+    one write); a mid-step SIGKILL (test_resume) shows the running row."""
     recipe = env.recipe(RECIPE)
     seen: list[tuple[int, list[tuple[int, str]]]] = []
 
     def watch(event: Event) -> None:
-        if isinstance(event, StepFinished):
+        if isinstance(event, StepStarted):
             reader = env.ledger()  # its own connection, as `status` in another shell
             run = last_run(reader, "calit2")
             assert run is not None and run.outcome == "running"
             seen.append((event.index, [(s.idx, s.outcome) for s in steps_of(reader, run.id)]))
 
     options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
-    run = session.start(session.prepare(options), on_event=watch)
-    assert run.interpreter.run_to_end() == "finished"
-    run.close("finished")
+    run = session.start(session.prepare(options), on_event=watch, straight=True)
+    assert run.interpreter.run_to_end(ending=True) == "finished"
+    reader = env.ledger()
+    last = last_run(reader, "calit2")
+    assert last is not None and last.outcome == "running"
+    assert [s.outcome for s in steps_of(reader, last.id)] == ["done"] * 4 + ["running"]
+    run.close("finished")  # the last step's end goes with the run's
     assert [(i, rows) for i, rows in seen] == [
-        (i, [(j, "done") for j in range(i + 1)]) for i in range(5)
+        (i, [(j, "done") for j in range(i)] + [(i, "running")]) for i in range(5)
     ]
+    assert [s.outcome for s in steps_of(reader, last.id)] == ["done"] * 5
+
+
+def test_a_paused_run_holds_every_finished_step_done(env: RunEnv, testconn: object) -> None:
+    """Where the interpreter stops (a breakpoint, a single step), the step before is
+    written done at once: nothing is kept back while a user looks."""
+    recipe = env.recipe(RECIPE)
+    options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
+    run = session.start(session.prepare(options))
+    interp = run.interpreter
+    interp.add_breakpoint(4, temporary=True)
+    reader = env.ledger()
+    assert interp.cont() == "breakpoint"
+    record = last_run(reader, "calit2")
+    assert record is not None
+    assert [s.outcome for s in steps_of(reader, record.id)] == ["done"] * 4
+    assert interp.step() == "finished"  # the temporary breakpoint stopped once
+    assert [s.outcome for s in steps_of(reader, record.id)] == ["done"] * 5
+    run.close("finished")
 
 
 def test_each_step_record(env: RunEnv, testconn: object) -> None:

@@ -6,6 +6,7 @@ import multiprocessing
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,20 +49,47 @@ def test_nested_transaction_joins_the_outer_one(tmp_path: Path) -> None:
     assert ledger.connection.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 0
 
 
-def test_ensure_schema_runs_multi_statement_scripts_and_is_repeatable(tmp_path: Path) -> None:
+def test_ensure_schema_batches_multi_statement_scripts_and_is_repeatable(tmp_path: Path) -> None:
     sql = """
-    CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, vcname TEXT);
-    CREATE TABLE IF NOT EXISTS steps (run INTEGER REFERENCES runs(id) ON DELETE CASCADE, n INT);
+    CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, vcname TEXT);
+    CREATE TABLE IF NOT EXISTS parts (run INTEGER REFERENCES batches(id) ON DELETE CASCADE, n INT);
     """
     Ledger(tmp_path / "l.db").ensure_schema(sql)
     ledger = Ledger(tmp_path / "l.db")
     ledger.ensure_schema(sql)
     with ledger.transaction() as conn:
-        conn.execute("INSERT INTO runs VALUES (1, 'calit2')")
-        conn.execute("INSERT INTO steps VALUES (1, 0)")
-        conn.execute("DELETE FROM runs")
+        conn.execute("INSERT INTO batches VALUES (1, 'calit2')")
+        conn.execute("INSERT INTO parts VALUES (1, 0)")
+        conn.execute("DELETE FROM batches")
     # foreign keys are on: the cascade removed the step
-    assert ledger.connection.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 0
+    assert ledger.connection.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0
+
+
+def test_a_new_ledger_is_made_with_every_registered_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new ledger holds the journal's and the notes' tables (and the columns added to
+    older ledgers) when it is linked into place: a command's first use writes no schema."""
+    import pragmash.store.journal
+    import pragmash.store.notes  # both register their tables at import
+
+    writes: list[str] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn: sqlite3.Connection = real_connect(*args, **kwargs)
+        conn.set_trace_callback(writes.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    ledger = Ledger(tmp_path / "l.db")
+    pragmash.store.journal.ensure_journal(ledger)
+    assert not [w for w in writes if w.upper().startswith("BEGIN IMMEDIATE")], writes
+    conn = ledger.connection
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"vcs", "nodes", "leases", "runs", "steps", "locks", "notes_shown"} <= tables
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(nodes)")}
+    assert {"host", "memory_mib"} <= columns
 
 
 def test_foreign_keys_refuse_orphan_leases(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import libvirt
 import pytest
 import test_lifecycle
+from procs import started
 from test_lifecycle import RunEnv, domain_macs, sleepy_recipe, stop, vc_domains
 
 from pragmash.store.journal import lock_holder
@@ -90,6 +91,7 @@ def test_ctrl_c_marks_the_step_interrupted_and_resume_continues(
     proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
     try:
         env.wait_for_step(proc, 2, "running")
+        assert started(str(flag)), "the step's command is not running"
         os.kill(proc.pid, signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import pytest
@@ -78,17 +79,17 @@ def _scale_meanwhile(
     """
     from pragmash.engine import opening
 
-    real = opening.acquire_lock
+    real = opening.lock_and_journal
     results: list[tuple[int, str]] = []
 
-    def acquire_after_another(ledger: object, vcname: str, *args: object) -> None:
+    def lock_after_another(*args: Any, **kwargs: Any) -> Any:
         if not results:
             results.append((-1, ""))  # the other scale's own lock goes straight through
             other_result = env.cli("scale", "calit2", other)
             results[0] = (other_result.rc, other_result.err)
-        real(ledger, vcname, *args)  # type: ignore[arg-type]
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(opening, "acquire_lock", acquire_after_another)
+    monkeypatch.setattr(opening, "lock_and_journal", lock_after_another)
     return results
 
 

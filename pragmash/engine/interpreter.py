@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeAlias
 
 from pragmash.engine.events import (
     EventSink,
@@ -92,6 +92,25 @@ class JournalSink(Protocol):
 
     def step_failed(self, index: int, error: PragmashError, interrupted: bool) -> None: ...
 
+    def step_handed_over(
+        self,
+        index: int,
+        outcome: str,
+        message: str,
+        products: dict[str, str],
+        next_index: int,
+        next_statement: Statement,
+    ) -> None:
+        """``index`` finished and ``next_index`` starts straight away (one record)."""
+
+    def last_step_finished(
+        self, index: int, outcome: str, message: str, products: dict[str, str]
+    ) -> None:
+        """The last step finished and the run ends straight after: kept for the end."""
+
+    def flush(self) -> None:
+        """Write whatever :meth:`last_step_finished` kept back."""
+
 
 class NullJournal:
     """A journal that keeps nothing, for runs that need no record (``check``, tests)."""
@@ -107,6 +126,30 @@ class NullJournal:
     def step_failed(self, index: int, error: PragmashError, interrupted: bool) -> None:
         pass
 
+    def step_handed_over(
+        self,
+        index: int,
+        outcome: str,
+        message: str,
+        products: dict[str, str],
+        next_index: int,
+        next_statement: Statement,
+    ) -> None:
+        pass
+
+    def last_step_finished(
+        self, index: int, outcome: str, message: str, products: dict[str, str]
+    ) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+#: What the journal is told when a step finishes: the step that follows straight away
+#: (its start goes in the same write), "end" (the run ends straight after: the record
+#: goes with the run's end), or None (the interpreter stops here: written at once).
+After: TypeAlias = Literal["end"] | FlatStep | None
 
 Status = Literal["ready", "paused", "failed", "interrupted", "finished"]
 StopReason = Literal["step", "breakpoint", "until", "failed", "interrupted", "finished"]
@@ -124,7 +167,10 @@ class Interpreter:
         journal: JournalSink | None = None,
         on_event: EventSink = ignore,
         start_at: int = 0,
+        start_recorded: bool = False,
     ) -> None:
+        """``start_recorded``: the journal already holds step ``start_at`` as started
+        (written with the run's opening, which a run going straight on may do)."""
         self.program = program
         self.steps = flatten(program.statements)
         self.executor = executor
@@ -139,6 +185,9 @@ class Interpreter:
         self.temporary: set[tuple[str, int]] = set()
         self.break_kinds: set[str] = set()
         self._until: tuple[str, int] | None = None
+        # the step whose start the journal already holds (written ahead, in one write
+        # with the run's opening or with the previous step's end)
+        self._recorded_start: int | None = start_at if start_recorded else None
 
     # -- where we are -----------------------------------------------------------------
 
@@ -249,12 +298,17 @@ class Interpreter:
         self.pc += 1
         self.status = "finished" if self.finished else "paused"
 
-    def run_to_end(self) -> StopReason:
-        """Run everything left, ignoring breakpoints (the CLI's plain run)."""
+    def run_to_end(self, *, ending: bool = False) -> StopReason:
+        """Run everything left, ignoring breakpoints (the CLI's plain run).
+
+        ``ending``: the caller ends the run (``Run.close``) as soon as this returns
+        ``finished``; the last step's record is then written with the run's end, in one
+        write (:meth:`JournalSink.last_step_finished`).
+        """
         saved = self.breakpoints, self.break_kinds
         self.breakpoints, self.break_kinds = set(), set()
         try:
-            return self._resume("continue")
+            return self._resume("continue", ending=ending)
         finally:
             self.breakpoints, self.break_kinds = saved
 
@@ -274,16 +328,21 @@ class Interpreter:
         return result
 
     def _execute(
-        self, index: int, statement: Statement, step: FlatStep | None = None
+        self, index: int, statement: Statement, step: FlatStep | None = None, after: After = None
     ) -> tuple[StepOutcome | None, PragmashError | None]:
         """Run one statement, journaled and reported: the one way a step is run.
 
         For a recipe ``step`` the interpreter's own state (outcomes, status, last error)
         is set before the journal and the front end hear of it; a statement typed at
         the REPL leaves it alone. A KeyboardInterrupt comes back as :class:`Interrupted`.
+        ``after`` is what follows straight away if the step succeeds (see :data:`After`):
+        each step boundary is then one journal write.
         """
         self.on_event(StepStarted(index, statement))
-        self.journal.step_started(index, statement)
+        if self._recorded_start == index:
+            self._recorded_start = None
+        else:
+            self.journal.step_started(index, statement)
         reporter = StepReporter(index, self.on_event, node_status=self.node_status)
         started = time.monotonic()
         try:
@@ -307,7 +366,20 @@ class Interpreter:
         duration = time.monotonic() - started
         if step is not None:
             self.outcomes[index] = result.outcome
-        self.journal.step_finished(index, result.outcome, result.message, result.products)
+        if after == "end":
+            self.journal.last_step_finished(index, result.outcome, result.message, result.products)
+        elif after is not None:
+            self.journal.step_handed_over(
+                index,
+                result.outcome,
+                result.message,
+                result.products,
+                after.index,
+                after.statement,
+            )
+            self._recorded_start = after.index
+        else:
+            self.journal.step_finished(index, result.outcome, result.message, result.products)
         self.on_event(
             StepFinished(
                 index, statement, result.outcome, duration, result.message, tuple(reporter.notes)
@@ -316,9 +388,11 @@ class Interpreter:
         return result, None
 
     def _should_stop(
-        self, mode: Mode, first: bool, base_depth: int, step: FlatStep
+        self, mode: Mode, first: bool, base_depth: int, step: FlatStep, *, peek: bool = False
     ) -> StopReason | None:
-        """The one stop-condition helper every stepping mode goes through (as bdb's)."""
+        """The one stop-condition helper every stepping mode goes through (as bdb's).
+
+        ``peek``: only ask (a temporary breakpoint is not cleared)."""
         if first:
             return None
         if mode == "step":
@@ -328,7 +402,7 @@ class Interpreter:
         stmt = step.statement
         key = (stmt.span.file, stmt.span.line)
         if key in self.breakpoints or stmt.kind in self.break_kinds:
-            if key in self.temporary:
+            if key in self.temporary and not peek:
                 self.temporary.discard(key)
                 self.breakpoints.discard(key)
             return "breakpoint"
@@ -338,7 +412,7 @@ class Interpreter:
                 return "until"
         return None
 
-    def _resume(self, mode: Mode) -> StopReason:
+    def _resume(self, mode: Mode, *, ending: bool = False) -> StopReason:
         base = self.current
         base_depth = base.depth if base else 0
         first = True
@@ -349,13 +423,21 @@ class Interpreter:
                 self.status = "paused"
                 return reason
             first = False
-            if not self._run_one(step):
+            if not self._run_one(step, self._after(mode, base_depth, ending)):
                 return "interrupted" if self.status == "interrupted" else "failed"
         self.status = "finished"
         return "finished"
 
-    def _run_one(self, step: FlatStep) -> bool:
-        _, error = self._execute(step.index, step.statement, step)
+    def _after(self, mode: Mode, base_depth: int, ending: bool) -> After:
+        """What follows the step at the program counter straight away, if it succeeds."""
+        following = self.pc + 1
+        if following >= len(self.steps):
+            return "end" if ending else None
+        step = self.steps[following]
+        return step if self._should_stop(mode, False, base_depth, step, peek=True) is None else None
+
+    def _run_one(self, step: FlatStep, after: After = None) -> bool:
+        _, error = self._execute(step.index, step.statement, step, after)
         if error is not None:
             return False
         self.last_error = None

@@ -333,10 +333,9 @@ def make_ready(prep: Prepared, *, preflight: bool = False, memory: bool = True) 
 
 
 @contextlib.contextmanager
-def _locked(ledger: Ledger, vcname: str, run_id: int | None = None) -> Iterator[None]:
-    """Hold the VC's lock; released again if the body fails (the first fault is the one
-    to report: a failed release changes nothing, the lock dies with this process)."""
-    acquire_lock(ledger, vcname, run_id)
+def _released_on_failure(ledger: Ledger, vcname: str) -> Iterator[None]:
+    """The VC's lock (taken) is released again if the body fails (the first fault is the
+    one to report: a failed release changes nothing, the lock dies with this process)."""
     try:
         yield
     except BaseException:
@@ -409,24 +408,55 @@ def begin(
     sources: dict[str, str] | None = None,
     then: Callable[[], None] = lambda: None,
     on_event: EventSink = ignore,
+    straight: bool = False,
 ) -> Run:
     """A new run of ``prep`` (the engine must be ready: :func:`make_ready`): the VC
     locked, a journal started, then ``then()``; nothing has run yet.
 
-    ``journaled()`` says what the run is and the options it is journaled with; it is
-    asked once the VC is locked, so a run may plan from what the ledger holds then (a
-    scale does). ``executor`` defaults to the runtime.
+    The lock, the run and the lock's record of it are one write (a refusal takes
+    none of them). ``journaled()`` says what the run is and the options it is journaled
+    with; it is asked once the VC is locked, so a run may plan from what the ledger holds
+    then (a scale does). ``executor`` defaults to the runtime. ``straight``: the caller
+    runs the program's first step at once (a plain run, ``then`` doing nothing), so
+    that step's start is journaled in the same write.
     """
     runtime = prep.runtime
-    with _locked(prep.ledger, runtime.vcname):
-        held = current_allocation(prep.ledger, runtime.vcname)
-        what, options = journaled()
-        with prep.ledger.transaction():  # the run and the lock's record of it: one write
-            journal = Journal.start(prep.ledger, runtime.vcname, what, dict(options), sources)
-            set_lock_run(prep.ledger, runtime.vcname, journal.run_id)
+    journal, held, first = lock_and_journal(prep, journaled, sources, straight=straight)
+    with _released_on_failure(prep.ledger, runtime.vcname):
         then()
-    interp = Interpreter(prep.program, executor or runtime, journal=journal, on_event=on_event)
+    interp = Interpreter(
+        prep.program,
+        executor or runtime,
+        journal=journal,
+        on_event=on_event,
+        start_recorded=first is not None,
+    )
     return Run(prep, interp, journal, fresh=True, held_at_start=held)
+
+
+def lock_and_journal(
+    prep: Prepared,
+    journaled: Callable[[], tuple[str, Mapping[str, Any]]],
+    sources: dict[str, str] | None,
+    *,
+    straight: bool,
+) -> tuple[Journal, Allocation | None, tuple[int, ast.Statement] | None]:
+    """Take the VC's lock and journal a new run, in one write (see :func:`begin`).
+
+    Returns the journal, the allocation the VC held when it was locked, and the first
+    step when its start was journaled too (``straight``).
+    """
+    runtime = prep.runtime
+    ledger = prep.ledger
+    with ledger.transaction():
+        acquire_lock(ledger, runtime.vcname)
+        held = current_allocation(ledger, runtime.vcname)
+        what, options = journaled()
+        steps = flatten(prep.program.statements)
+        first = (steps[0].index, steps[0].statement) if straight and steps else None
+        journal = Journal.start(ledger, runtime.vcname, what, dict(options), sources, first)
+        set_lock_run(ledger, runtime.vcname, journal.run_id)
+    return journal, held, first
 
 
 def reopen(
@@ -443,9 +473,11 @@ def reopen(
     then ``then(start_at)``; nothing has run yet."""
     runtime = prep.runtime
     start_at = first_unfinished(prep.program, prep.ledger, record.id)
-    with _locked(prep.ledger, runtime.vcname, record.id):
-        journal = Journal(prep.ledger, record.id)
+    journal = Journal(prep.ledger, record.id)
+    with prep.ledger.transaction():  # the lock and the run marked running again: one write
+        acquire_lock(prep.ledger, runtime.vcname, record.id)
         journal.reopen(sources)
+    with _released_on_failure(prep.ledger, runtime.vcname):
         then(start_at)
     interp = Interpreter(
         prep.program, executor or runtime, journal=journal, on_event=on_event, start_at=start_at

@@ -187,8 +187,11 @@ def check(prep: Prepared, *, allocated: int | None = None) -> list[RecipeError]:
     return problems
 
 
-def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
-    """Lock the VC, open a journal and make the interpreter; nothing has run yet."""
+def start(prep: Prepared, *, on_event: EventSink = ignore, straight: bool = False) -> Run:
+    """Lock the VC, open a journal and make the interpreter; nothing has run yet.
+
+    ``straight``: the caller runs the recipe from its first step at once (the CLI's
+    plain run), so that step's start is journaled with the run's (one write)."""
     make_ready(prep, preflight=True)
     options = prep.options.resolved()
     return opening.begin(
@@ -196,6 +199,7 @@ def start(prep: Prepared, *, on_event: EventSink = ignore) -> Run:
         journaled=lambda: (options.recipe, options.to_json()),
         sources=recipe_sources(prep.program),
         on_event=on_event,
+        straight=straight,
     )
 
 

@@ -68,7 +68,7 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
             step=ns.step,
             debug_on_failure=ns.debug_on_failure,
         )
-    run = session.start(prep, on_event=printer)
+    run = session.start(prep, on_event=printer, straight=True)
     printer.size_to(run.interpreter.steps)
     # the CLI prints steps, not a live per-node view: no engine call per node for one
     run.interpreter.set_event_sink(printer, node_status=False)
@@ -82,7 +82,7 @@ def finish(run: Run, out: TextIO, err: TextIO, *, finished: str | None = None) -
     vcname = run.prepared.runtime.vcname
     try:
         try:
-            reason = interp.run_to_end()
+            reason = interp.run_to_end(ending=True)  # closed at once when finished
         except KeyboardInterrupt:
             reason = "interrupted"
         if reason == "finished":
