@@ -10,7 +10,9 @@ handlers (:mod:`~pragmash.engine.steps.handlers`, the only part of the recipe re
 the options its run was started with are read (repository, site, ``--key``, ``--mem``), so the
 new nodes are made the way the first ones were.
 
-Refused before anything is locked or taken: a VC with no allocation, a VC whose
+Refused before anything is locked or taken: a VC with no allocation, a VC on the
+site's own script engine (:func:`~pragmash.engine.steps.folder_scripts.scale_refusal`: its
+scripts cannot add or remove nodes), a VC whose
 recipe run did not finish (resume or clean it first), ``-N`` beyond the computes
 there, and ``+N`` beyond the site's capacity (the lease step checks again inside
 its transaction). The plan itself (which computes before, which after) is made again
@@ -37,6 +39,7 @@ from pragmash.engine.run.opening import (
     reopen,
 )
 from pragmash.engine.run.session import provide
+from pragmash.engine.steps.folder_scripts import scale_refusal
 from pragmash.engine.steps.handlers import scale_handlers
 from pragmash.engine.steps.scale_steps import ScaleExecutor, grow_room, scale_program
 from pragmash.errors import UserError
@@ -118,6 +121,9 @@ def start(
             "allocated can be scaled",
             hint=f"start it with `pragmash RECIPE --vcname {vcname}`",
         )
+    refused = scale_refusal(opened.config, vcname, change)
+    if refused is not None:
+        raise refused
     holder = lock_holder(ledger, vcname)
     outcome = run_outcome(record, holder)
     if outcome == "running":
@@ -224,6 +230,9 @@ def resume(vcname: str, *, site: str | OpenSite | None = None, on_event: EventSi
             "to resume"
         )
     plan = ScalePlan.from_json(record.options["scale"])
+    refused = scale_refusal(opened.config, vcname, plan.after - plan.before)
+    if refused is not None:
+        raise refused
     prep = _load(opened, _options(record, opened), plan, on_event)
     make_ready(prep)
 

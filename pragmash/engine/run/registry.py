@@ -27,13 +27,13 @@ from pragmash.driver_api import DistroDriver, EngineDriver
 from pragmash.drivers.pragma_boot.folder import ScriptFolderDriver, refuse_unfit, site_ve_folder
 from pragmash.engine.hosts.router import HostRouter
 from pragmash.errors import UserError
-from pragmash.vc.config.site import SiteConfig
+from pragmash.vc.config.site import SCRIPT_ENGINE, SiteConfig
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 ENGINES = {
     "libvirt": "pragmash.drivers.libvirt.engine",
-    "scripts": "pragmash.drivers.pragma_boot.engine",
+    SCRIPT_ENGINE: "pragmash.drivers.pragma_boot.engine",
 }
 
 
