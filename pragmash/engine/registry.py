@@ -95,9 +95,9 @@ def load_distro(name: str, site: SiteConfig, *, where: str) -> DistroDriver:
     if module is not None and hasattr(module, "distro_driver"):
         bundled: DistroDriver = module.distro_driver()
         return bundled
-    import importlib.metadata  # only for a driver not bundled (about 30 ms to import)
+    from importlib import metadata  # only for a driver not bundled (about 30 ms to import)
 
-    for ep in importlib.metadata.entry_points(group="pragmash.drivers"):
+    for ep in metadata.entry_points(group="pragmash.drivers"):
         if ep.name == name:
             factory: Any = ep.load()
             loaded: DistroDriver = factory()

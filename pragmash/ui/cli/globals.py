@@ -89,11 +89,11 @@ def configure_logging(level: str, err: TextIO) -> None:
 
 
 def _package(name: str) -> str:
-    import importlib.metadata  # only --version needs it (about 30 ms to import)
+    from importlib import metadata  # only --version needs it (about 30 ms to import)
 
     try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
         return "not installed"
 
 
