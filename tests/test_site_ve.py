@@ -204,6 +204,34 @@ def test_a_2015_folder_has_no_fix_driver_and_the_fix_says_it_skipped(tmp_path: P
     assert [s for s, _, _ in client][:2] == ["pre_fix_driver", "post_fix_driver"]
 
 
+@pytest.mark.parametrize("change", ["+1", "-1"])
+def test_a_vc_of_a_script_engine_is_not_scaled_and_nothing_is_taken(
+    tmp_path: Path, change: str
+) -> None:
+    env, folder = _env(tmp_path / "site", "pb2013_ve", "pragma_boot-2013")
+    recipe = env.recipe("allocate 2\nfix all via none\nboot all\n")
+    assert env.cli(str(recipe), "--vcname", "calit2").rc == 0
+    before = current_allocation(env.ledger(), "calit2")
+    run = env.last_run("calit2")
+    logged = (folder / "calls.log").read_text()
+    result = env.cli("scale", "calit2", change)
+    assert result.rc == 2, result
+    assert "Traceback" not in result.err
+    said = result.err
+    assert f"scale {change}: calit2 runs on the site's own VE driver folder" in said
+    assert '[engine] driver = "scripts", [drivers] ve = "pb2013_ve"' in said
+    assert "nothing was taken" in said and '[engine] driver = "libvirt"' in said
+    if change == "+1":
+        assert "`allocate NUM_CPUS VC_IN VC_OUT`" in said and "a larger allocate" in said
+    else:
+        assert "stops, destroys or gives back a node" in said
+    # nothing taken, nothing journaled, no script called
+    assert current_allocation(env.ledger(), "calit2") == before
+    last = env.last_run("calit2")
+    assert last is not None and run is not None and last.id == run.id
+    assert (folder / "calls.log").read_text() == logged
+
+
 @pytest.mark.parametrize(
     ("edit", "words"),
     [

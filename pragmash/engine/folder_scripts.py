@@ -23,18 +23,19 @@ from typing import Protocol
 
 from pragmash import stages
 from pragmash.driver_api import DistroDriver, EngineDriver, StageContext
+from pragmash.drivers.script_dialects import usage
 from pragmash.drivers.script_engine import ScriptEngine
 from pragmash.drivers.script_folder import ScriptFolderDriver, work_folder
 from pragmash.engine.fixstep import SiteFix
 from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.registry import load_ve_folder
-from pragmash.errors import AllocationError, StepError, VcFormatError
+from pragmash.errors import AllocationError, StepError, UserError, VcFormatError
 from pragmash.language import ast
 from pragmash.store.allocation import Allocation, NodeLease, current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.store.site_allocation import record_allocation
 from pragmash.vc.names import frontend_name
-from pragmash.vc.site import PublicAddress, SiteConfig
+from pragmash.vc.site import SCRIPT_ENGINE, PublicAddress, SiteConfig
 from pragmash.vc.vcin import VcIn
 from pragmash.vc.vcout import VcOut, compute_vc_out_path, compute_vc_out_to_bytes
 
@@ -113,6 +114,46 @@ def engine_fix(
         note(f"{stages.FIX}: skipped: {skipped}")
         return "none", None
     return method, engine
+
+
+def scale_refusal(site: SiteConfig, vcname: str, change: int) -> UserError | None:
+    """Why ``pragmash scale VC +N/-N`` cannot be done on the site's script engine (None: it can).
+
+    pragma_boot had no scale, and no dialect's scripts can express one: every
+    ``allocate`` makes a whole VC (a frontend, its public address and VLAN, its
+    computes; kvm_rocks's runs ``rocks add cluster``), none adds computes to a VC, and
+    none stops, destroys or gives back a node. Asking ``allocate`` for N more CPUs
+    would make a second cluster on another VLAN, not computes of this one; releasing
+    leases of nodes the site's engine still runs would make the ledger lie. So the
+    scale is refused before anything is locked or taken.
+    """
+    if site.engine != SCRIPT_ENGINE:
+        return None
+    folder = site.ve_folder or "?"
+    dialect = site.dialect_of(folder) if site.ve_folder else "seed"
+    engine = f'{site.source}: [engine] driver = "{SCRIPT_ENGINE}", [drivers] ve = "{folder}"'
+    if change > 0:
+        why = (
+            f"its allocate makes a whole VC ({dialect} calls it as "
+            f"`{usage(dialect, 'allocate')}`: a frontend, its address and VLAN, its "
+            "computes) and no dialect has a call that adds computes to a VC"
+        )
+        instead = (
+            f"`pragmash clean {vcname}`, then run its recipe again with a larger allocate; "
+            "or run VCs that must grow on pragmash's libvirt engine"
+        )
+    else:
+        why = "no dialect has a script that stops, destroys or gives back a node"
+        instead = (
+            "remove the nodes with the site's own tools, or `pragmash clean "
+            f"{vcname}` and run its recipe again with a smaller allocate; or run VCs that "
+            "must shrink on pragmash's libvirt engine"
+        )
+    return UserError(
+        f"scale {change:+d}: {vcname} runs on the site's own VE driver folder ({engine}), "
+        f"which cannot scale a VC: {why} (pragma_boot had no scale); nothing was taken",
+        hint=f'{instead} ([engine] driver = "libvirt", the default, in {site.source})',
+    )
 
 
 def site_allocate(run: ScriptRun, cpus: int, reporter: StepReporter) -> StepOutcome | None:

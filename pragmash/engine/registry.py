@@ -26,13 +26,13 @@ from pragmash.driver_api import DistroDriver, EngineDriver
 from pragmash.drivers.script_folder import ScriptFolderDriver, refuse_unfit, site_ve_folder
 from pragmash.engine.host_router import HostRouter
 from pragmash.errors import UserError
-from pragmash.vc.site import SiteConfig
+from pragmash.vc.site import SCRIPT_ENGINE, SiteConfig
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 ENGINES = {
     "libvirt": "pragmash.drivers.libvirt_engine",
-    "scripts": "pragmash.drivers.script_engine",
+    SCRIPT_ENGINE: "pragmash.drivers.script_engine",
 }
 
 

@@ -10,7 +10,9 @@ handlers (:mod:`~pragmash.engine.handlers`, the only part of the recipe read aga
 the options its run was started with are read (repository, site, ``--key``, ``--mem``), so the
 new nodes are made the way the first ones were.
 
-Refused before anything is locked or taken: a VC with no allocation, a VC whose
+Refused before anything is locked or taken: a VC with no allocation, a VC on the
+site's own script engine (:func:`~pragmash.engine.folder_scripts.scale_refusal`: its
+scripts cannot add or remove nodes), a VC whose
 recipe run did not finish (resume or clean it first), ``-N`` beyond the computes
 there, and ``+N`` beyond the site's capacity (the lease step checks again inside
 its transaction). The plan itself (which computes before, which after) is made again
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pragmash.engine.events import EventSink, ignore
+from pragmash.engine.folder_scripts import scale_refusal
 from pragmash.engine.handlers import scale_handlers
 from pragmash.engine.opening import (
     OpenSite,
@@ -118,6 +121,9 @@ def start(
             "allocated can be scaled",
             hint=f"start it with `pragmash RECIPE --vcname {vcname}`",
         )
+    refused = scale_refusal(opened.config, vcname, change)
+    if refused is not None:
+        raise refused
     holder = lock_holder(ledger, vcname)
     outcome = run_outcome(record, holder)
     if outcome == "running":
@@ -224,6 +230,9 @@ def resume(vcname: str, *, site: str | OpenSite | None = None, on_event: EventSi
             "to resume"
         )
     plan = ScalePlan.from_json(record.options["scale"])
+    refused = scale_refusal(opened.config, vcname, plan.after - plan.before)
+    if refused is not None:
+        raise refused
     prep = _load(opened, _options(record, opened), plan, on_event)
     make_ready(prep)
 

@@ -263,6 +263,9 @@ def _read_logging(section: Reader) -> tuple[str, str]:
 
 _DRIVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
+#: ``[engine] driver`` making the site's own VE driver folder (``[drivers] ve``) the engine.
+SCRIPT_ENGINE = "scripts"
+
 #: The callers a driver folder's scripts may have been written for (see
 #: :mod:`pragmash.drivers.script_folder`, which calls each as that caller did).
 DIALECTS: tuple[str, ...] = (
