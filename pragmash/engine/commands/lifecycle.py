@@ -24,7 +24,6 @@ from typing import Any
 
 from pragmash import stages
 from pragmash.driver_api import UNKNOWN_STATE, EngineDriver
-from pragmash.engine.commands.power import POWER_FILE
 from pragmash.engine.commands.repositories import unknown_vc
 from pragmash.engine.hosts.capacity import locate, unreachable_host
 from pragmash.engine.hosts.router import HostRouter, per_host
@@ -35,7 +34,7 @@ from pragmash.engine.steps.private_network import PrivateNetworkStatus
 from pragmash.errors import BusyError, PragmashError, UserError
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
-from pragmash.store.history import run_kind, runs_of, steps_since_allocation
+from pragmash.store.history import POWER_FILE, run_kind, runs_of, steps_since_allocation
 from pragmash.store.journal import (
     Journal,
     LockHolder,
