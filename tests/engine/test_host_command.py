@@ -83,7 +83,7 @@ def test_a_killed_watchdog_is_replaced_by_the_next_command() -> None:
 
 ANNOUNCED_ONLY = """
 import subprocess, sys, time
-from pragmash.engine import process_trees
+from pragmash.engine.steps import process_trees
 env = process_trees.announce()  # and killed before watch(): the pid never told
 subprocess.Popen(["sh", "-c", sys.argv[1]], env=env, start_new_session=True)
 print("started", flush=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import libvirt
 import pytest
 import test_lifecycle
-from procs import started
+from support.procs import started
 from test_lifecycle import RunEnv, domain_macs, sleepy_recipe, stop, vc_domains
 
 from pragmash.store.journal import lock_holder
