@@ -25,8 +25,8 @@ from pragmash.images import fetch
 from pragmash.images.fetch import Piece, assemble, partial_path
 from pragmash.images.provision import remote_parts
 from pragmash.ui.cli.main import main
+from pragmash.vc.repository import http as web_client
 from pragmash.vc.repository.http import HttpClient
-from pragmash.vc.repository.vcdb import http as web_client
 from pragmash.vc.repository.web import load_http_repository
 
 ROOT = Path(__file__).resolve().parents[2]
