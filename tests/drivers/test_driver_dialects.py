@@ -18,8 +18,8 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.runenv import RunEnv, make_env
 from test_failures import RealDiskEngine
-from test_lifecycle import RunEnv, make_env
 
 from pragmash.driver_api import NodePlan, StageContext
 from pragmash.drivers.pragma_boot.dialects import TABLE, inspect_folder

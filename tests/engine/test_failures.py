@@ -13,8 +13,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
-from test_lifecycle import RunEnv, make_env, vc_domains
+from support.runenv import RunEnv, make_env, vc_domains
 
 from pragmash.drivers.libvirt.engine import LibvirtEngine
 from pragmash.engine.run import session
@@ -23,7 +22,6 @@ from pragmash.ui.cli import run as cli
 
 pytestmark = pytest.mark.libvirt
 
-env = test_lifecycle.env
 
 NEXT = ("pragmash resume calit2", "pragmash clean calit2")
 

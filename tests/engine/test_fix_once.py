@@ -15,9 +15,8 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
+from support.runenv import RunEnv, make_env
 from test_failures import RealDiskEngine
-from test_lifecycle import RunEnv, make_env
 
 from pragmash.engine.run import session
 from pragmash.engine.run.diskwork import DiskWork
@@ -27,7 +26,6 @@ from pragmash.ui.cli import run as cli_run
 
 pytestmark = pytest.mark.libvirt
 
-env = test_lifecycle.env
 
 SCRIPT = '#!/bin/sh\necho "{stage} $*" >> {log}\n'
 

@@ -260,7 +260,7 @@ def test_status_and_clean_with_a_host_gone(tmp_path: Path) -> None:
 
 
 def test_one_host_site_records_its_implicit_host(tmp_path: Path) -> None:
-    from test_lifecycle import make_env
+    from support.runenv import make_env
 
     env = make_env(tmp_path / "site")
     recipe = env.recipe("allocate 1\n")

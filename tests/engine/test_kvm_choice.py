@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.runenv import make_env
 from test_failures import RealDiskEngine
-from test_lifecycle import make_env
 
 from pragmash.driver_api import HostInfo, NodePlan, StageContext
 from pragmash.drivers.distros.rocks6_client import Rocks6Client

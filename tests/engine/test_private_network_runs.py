@@ -1,6 +1,6 @@
 """Each VC's private network in runs, on test:///default: made, shown, remade, removed.
 
-The harness is test_lifecycle's (a site of our own, the CLI in-process, so the
+The harness is support/runenv.py (a site of our own, the CLI in-process, so the
 domains and networks land in this process's test:///default).
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from lxml import etree
-from test_lifecycle import BOOT_ALL, Result, RunEnv, make_env, vc_domains
+from support.runenv import BOOT_ALL, Result, RunEnv, make_env, vc_domains
 
 from pragmash.driver_api import PrivateNetworkPlan, StageResult
 from pragmash.engine.run import session

@@ -13,16 +13,13 @@ from typing import Any
 
 import libvirt
 import pytest
-import test_lifecycle
-from test_lifecycle import BOOT_ALL, RunEnv, vc_domains
+from support.runenv import BOOT_ALL, RunEnv, vc_domains
 
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.libvirt
-
-env = test_lifecycle.env
 
 
 def add_vc(env: RunEnv, name: str, vc_in: str = "calit2/vc-in.xml") -> None:
