@@ -156,7 +156,7 @@ class StageResult:
     output_tail: list[str] = field(default_factory=list)
 
 
-#: What computes boot with (site ``[vc_out] computes``); see pragmash.vc.vcout.node_vc_out.
+#: What computes boot with (site ``[vc_out] computes``); see pragmash.vc.formats.vcout.node_vc_out.
 ComputeVcOut = Literal["own", "whole"]
 
 
@@ -328,8 +328,11 @@ class Consoles(Protocol):
 class HostStorage(Protocol):
     """An engine that can put files on its host (a ``storage = "pool"`` host)."""
 
-    def host_images(self, pool: str, pool_path: str, work_dir: Path) -> HostImages:
-        """The host's storage pool for node disks."""
+    def host_images(
+        self, pool: str, pool_path: str, work_dir: Path, *, lock_dir: Path
+    ) -> HostImages:
+        """The host's storage pool for node disks; ``work_dir`` for files on their way
+        there, ``lock_dir`` (the site's state folder) for locks all its accounts share."""
         ...
 
     def remove_host_file(self, path: str) -> bool:
@@ -396,7 +399,7 @@ class GuestAgents(Protocol):
 
     One raw call (a JSON command in, the JSON reply out), as libvirt's
     ``qemuAgentCommand`` is: what the commands mean (``guest-exec``, ``guest-file-write``)
-    is :mod:`pragmash.engine.guest_agent`'s, so every engine that can pass them gets the
+    is :mod:`pragmash.engine.guests.agent`'s, so every engine that can pass them gets the
     whole protocol. ``exec`` and ``refresh`` need it; where an engine lacks it they go
     over ssh.
     """

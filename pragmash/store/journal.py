@@ -1,8 +1,11 @@
 """Run journals and VC locks, kept in the ledger as they happen.
 
-Each step is written (and committed) when it starts and when it ends, so a process
-killed with SIGKILL leaves a journal that says exactly how far it got: the step it
-was in shows ``running`` with no end. ``resume`` reads this to continue from the
+Each step's start is committed before the step does anything, so a process killed
+with SIGKILL leaves a journal that says how far it got: the step it was in shows
+``running`` with no end. Each step boundary is one write: a step's end goes with the
+next step's start when the run goes straight on, the run's opening carries its
+first step's start and the run's end its last step's end (a plain run); where the
+interpreter stops (the REPL), a step's end is written at once. ``resume`` reads this to continue from the
 first unfinished step. A lock row per VC keeps two runs off the same VC; a lock
 whose process is gone (same host, and the pid is not alive or is now another
 process: its start time differs) is stale and taken over, and the run it held is
@@ -22,7 +25,7 @@ from typing import Any
 
 from pragmash.errors import BusyError, PragmashError, StepError, VcTakenError
 from pragmash.language.ast import Statement
-from pragmash.store.ledger import Ledger
+from pragmash.store.ledger import Ledger, register_schema
 from pragmash.store.runlog import close_run_log, open_run_log, run_log_path
 
 log = logging.getLogger("pragmash.journal")
@@ -69,6 +72,7 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 # Columns added after ledgers were in use: older ledgers get them on first use.
 JOURNAL_COLUMNS = {"runs": {"sources": "TEXT"}, "locks": {"started": "TEXT"}}
+register_schema(JOURNAL_SCHEMA, JOURNAL_COLUMNS)
 
 
 def ensure_journal(ledger: Ledger) -> None:
@@ -149,6 +153,8 @@ class Journal:
         self.ledger = ledger
         self.run_id = run_id
         self._log: logging.Handler | None = None  # this run's log file, while it runs here
+        # the last step's end, written with the run's end (see last_step_finished)
+        self._pending: tuple[int, str, str, dict[str, str], float] | None = None
 
     def log_path(self, vcname: str) -> Path:
         """Where this run writes its log (``STATE/logs/VCNAME-run-ID.log``)."""
@@ -169,7 +175,10 @@ class Journal:
         recipe: str,
         options: dict[str, Any],
         sources: dict[str, str] | None = None,
+        first: tuple[int, Statement] | None = None,
     ) -> Journal:
+        """A new run's record; with ``first``, that step's start too (the run goes straight
+        on to it), in the same write."""
         ensure_journal(ledger)
         with ledger.transaction() as conn:
             cur = conn.execute(
@@ -186,9 +195,11 @@ class Journal:
                 ),
             )
             run_id = cur.lastrowid
-        assert run_id is not None
-        journal = cls(ledger, run_id)
-        journal._open_log(vcname, f"started: {recipe}")
+            assert run_id is not None
+            journal = cls(ledger, run_id)
+            journal._open_log(vcname, f"started: {recipe}")
+            if first is not None:
+                journal._record_start(conn, *first)
         return journal
 
     def reopen(self, sources: dict[str, str] | None = None) -> None:
@@ -219,6 +230,7 @@ class Journal:
         self._log = None
         with self.ledger.transaction() as conn:
             self._still_held(conn)
+            self._write_pending(conn)
             now = time.time()
             conn.execute(
                 "UPDATE runs SET outcome=?, ended_at=?, message=? WHERE id=?",
@@ -237,6 +249,7 @@ class Journal:
         at, and must not stand as the VC's last run."""
         close_run_log(self._log)
         self._log = None
+        self._pending = None
         with self.ledger.transaction() as conn:
             self._still_held(conn)
             conn.execute("DELETE FROM steps WHERE run_id=?", (self.run_id,))
@@ -247,40 +260,107 @@ class Journal:
     # -- steps (JournalSink) ----------------------------------------------------------
 
     def step_started(self, index: int, statement: Statement) -> None:
-        span = statement.span
-        log.info("step %d started: %s:%d: %s", index, span.file, span.line, statement.text)
         with self.ledger.transaction() as conn:
             self._still_held(conn)
-            conn.execute(
-                "INSERT OR REPLACE INTO steps (run_id, idx, file, line, col, text, started_at, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
-                (
-                    self.run_id,
-                    index,
-                    span.file,
-                    span.line,
-                    span.column,
-                    statement.text,
-                    time.time(),
-                ),
-            )
+            self._write_pending(conn)
+            self._record_start(conn, index, statement)
 
     def step_finished(
         self, index: int, outcome: str, message: str, products: dict[str, str]
     ) -> None:
-        log.info("step %d %s: %s", index, outcome, message)
         with self.ledger.transaction() as conn:
             self._still_held(conn)
-            updated = conn.execute(
-                "UPDATE steps SET ended_at=?, outcome=?, message=?, products=? WHERE run_id=? AND idx=?",
-                (time.time(), outcome, message, json.dumps(products), self.run_id, index),
-            ).rowcount
-            if not updated:  # a step skipped without being started (the REPL's `skip`)
-                conn.execute(
-                    "INSERT INTO steps (run_id, idx, file, line, col, text, started_at, ended_at, outcome, message) "
-                    "VALUES (?, ?, '', 0, 0, '', ?, ?, ?, ?)",
-                    (self.run_id, index, time.time(), time.time(), outcome, message),
-                )
+            self._write_pending(conn)
+            self._record_end(conn, index, outcome, message, products, time.time())
+
+    def step_handed_over(
+        self,
+        index: int,
+        outcome: str,
+        message: str,
+        products: dict[str, str],
+        next_index: int,
+        next_statement: Statement,
+    ) -> None:
+        """Step ``index`` ended and ``next_index`` starts straight away: both in one write.
+
+        The next step's start is committed before its side effects, as a lone start
+        would be; a process killed in between shows that step ``running`` (resume runs
+        it, as it would a step killed before its first side effect), never a step done
+        that was not.
+        """
+        with self.ledger.transaction() as conn:
+            self._still_held(conn)
+            self._write_pending(conn)
+            self._record_end(conn, index, outcome, message, products, time.time())
+            self._record_start(conn, next_index, next_statement)
+
+    def last_step_finished(
+        self, index: int, outcome: str, message: str, products: dict[str, str]
+    ) -> None:
+        """The run's last step ended and the run ends straight after (a run to the end):
+        its record is written with the run's end (:meth:`end`), in one write.
+
+        A process killed before that write shows the step ``running``, so ``resume``
+        runs it again, as it would after a kill in the step's last moment.
+        """
+        log.info("step %d %s: %s", index, outcome, message)
+        self._pending = (index, outcome, message, products, time.time())
+
+    def flush(self) -> None:
+        """Write a finished step's record still held for the run's end (see
+        :meth:`last_step_finished`) now: the run goes on, or is looked at, first."""
+        if self._pending is not None:
+            with self.ledger.transaction() as conn:
+                self._still_held(conn)
+                self._write_pending(conn)
+
+    def _write_pending(self, conn: Any) -> None:
+        if self._pending is not None:
+            index, outcome, message, products, ended = self._pending
+            self._pending = None
+            self._record_end(conn, index, outcome, message, products, ended, logged=True)
+
+    def _record_start(self, conn: Any, index: int, statement: Statement) -> None:
+        span = statement.span
+        log.info("step %d started: %s:%d: %s", index, span.file, span.line, statement.text)
+        conn.execute(
+            "INSERT OR REPLACE INTO steps (run_id, idx, file, line, col, text, started_at, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+            (
+                self.run_id,
+                index,
+                span.file,
+                span.line,
+                span.column,
+                statement.text,
+                time.time(),
+            ),
+        )
+
+    def _record_end(
+        self,
+        conn: Any,
+        index: int,
+        outcome: str,
+        message: str,
+        products: dict[str, str],
+        ended: float,
+        *,
+        logged: bool = False,
+    ) -> None:
+        if not logged:
+            log.info("step %d %s: %s", index, outcome, message)
+        updated = conn.execute(
+            "UPDATE steps SET ended_at=?, outcome=?, message=?, products=? WHERE run_id=? AND idx=?",
+            (ended, outcome, message, json.dumps(products), self.run_id, index),
+        ).rowcount
+        if not updated:  # a step skipped without being started (the REPL's `skip`)
+            conn.execute(
+                "INSERT INTO steps (run_id, idx, file, line, col, text, started_at, ended_at, outcome, message) "
+                "VALUES (?, ?, '', 0, 0, '', ?, ?, ?, ?)",
+                (self.run_id, index, ended, ended, outcome, message),
+            )
 
     def step_failed(self, index: int, error: PragmashError, interrupted: bool) -> None:
         stage = error.stage if isinstance(error, StepError) else None
@@ -295,6 +375,7 @@ class Journal:
         with self.ledger.transaction() as conn:
             if self._taken_by(conn) is not None:
                 return  # the run is stopping anyway; the journal is the taker's now
+            self._write_pending(conn)
             conn.execute(
                 "UPDATE steps SET ended_at=?, outcome=?, message=?, stage=?, output_tail=? "
                 "WHERE run_id=? AND idx=?",
@@ -344,6 +425,7 @@ class Journal:
     # -- reading ----------------------------------------------------------------------
 
     def steps(self) -> list[StepRecord]:
+        self.flush()
         return steps_of(self.ledger, self.run_id)
 
 

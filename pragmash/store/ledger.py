@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pragmash.errors import LedgerError
-from pragmash.vc.site import SiteConfig
+from pragmash.vc.config.site import SiteConfig
 
 log = logging.getLogger("pragmash.ledger")
 
@@ -93,6 +93,24 @@ _CREATES = re.compile(r"CREATE\s+(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.
 # Added to `nodes` when sites grew several hosts (store.placement): each node's host and
 # the memory placement counted for it. Older ledgers get them NULL (the first host).
 NODE_PLACEMENT_COLUMNS = {"host": "TEXT", "memory_mib": "INTEGER"}
+
+
+#: Every table a new ledger is made with (see :func:`register_schema`): the script, and
+#: columns added since (table: {column: declaration}) that a script's CREATE may lack.
+_SCHEMAS: list[tuple[str, dict[str, dict[str, str]]]] = [
+    (LEASE_SCHEMA, {"nodes": NODE_PLACEMENT_COLUMNS})
+]
+
+
+def register_schema(sql: str, columns: dict[str, dict[str, str]] | None = None) -> None:
+    """Have every new ledger made with these tables (another store module's, at import).
+
+    A ledger is then complete when it is linked into place, and a command's first use of
+    a new ledger writes no schema. Older ledgers get them through :meth:`Ledger.ensure_schema`
+    and :meth:`Ledger.ensure_columns` as before.
+    """
+    if all(sql != known for known, _ in _SCHEMAS):
+        _SCHEMAS.append((sql, columns or {}))
 
 
 #: A new ledger: the site's admins (the state folder's group) read and write it, others
@@ -208,7 +226,8 @@ class Ledger:
         return conn
 
     def _create(self) -> None:
-        """Make a new, stamped ledger beside the path, then link it into place.
+        """Make a new, stamped ledger with every registered table beside the path, then
+        link it into place.
 
         The link is atomic and never overwrites, so another process sees either no
         ledger or a complete one, and two processes creating at once end with one.
@@ -220,6 +239,17 @@ class Ledger:
             conn = sqlite3.connect(side, isolation_level=None)
             try:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                # every table in one transaction (deferred: no other process sees this file)
+                conn.execute("BEGIN")
+                for sql, columns in _SCHEMAS:
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    for table, wanted in columns.items():
+                        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                        for name, decl in wanted.items():
+                            if name not in have:
+                                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                conn.execute("COMMIT")
             finally:
                 conn.close()
             side.chmod(LEDGER_MODE)  # SQLite gives its -wal and -shm files the same mode

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pragmash.store.ledger import Ledger
+from pragmash.store.ledger import Ledger, register_schema
 
 NOTES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes_shown (
@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS notes_shown (
     shown_at TEXT NOT NULL
 );
 """
+register_schema(NOTES_SCHEMA)
 
 
 def first_time(ledger: Ledger, key: str) -> bool:

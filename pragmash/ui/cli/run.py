@@ -1,7 +1,7 @@
 """``pragmash RECIPE --vcname NAME``: start a run, print its steps, report how it ended.
 
 Also home of :func:`finish` (run to the end and report), which ``resume`` shares,
-and of the dry-run plan printer. The run itself is :mod:`pragmash.engine.session`'s.
+and of the dry-run plan printer. The run itself is :mod:`pragmash.engine.run.session`'s.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from pragmash.engine import session
-from pragmash.engine.plan import make_plan
-from pragmash.engine.session import Prepared, Run
+from pragmash.engine.run import session
+from pragmash.engine.run.plan import make_plan
+from pragmash.engine.run.session import Prepared, Run
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -68,7 +68,7 @@ def main(args: Sequence[str], out: TextIO, err: TextIO) -> int:
             step=ns.step,
             debug_on_failure=ns.debug_on_failure,
         )
-    run = session.start(prep, on_event=printer)
+    run = session.start(prep, on_event=printer, straight=True)
     printer.size_to(run.interpreter.steps)
     # the CLI prints steps, not a live per-node view: no engine call per node for one
     run.interpreter.set_event_sink(printer, node_status=False)
@@ -82,7 +82,7 @@ def finish(run: Run, out: TextIO, err: TextIO, *, finished: str | None = None) -
     vcname = run.prepared.runtime.vcname
     try:
         try:
-            reason = interp.run_to_end()
+            reason = interp.run_to_end(ending=True)  # closed at once when finished
         except KeyboardInterrupt:
             reason = "interrupted"
         if reason == "finished":
