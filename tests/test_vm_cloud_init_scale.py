@@ -32,7 +32,7 @@ from test_vm_cloud_init import (
 )
 from vmsite import remove_vmtest_domains, write_site
 
-from pragmash.vc.vcout import compute_vc_out_path, read_vc_out
+from pragmash.vc.formats.vcout import compute_vc_out_path, read_vc_out
 
 PORT = 7778
 

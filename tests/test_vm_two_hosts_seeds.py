@@ -24,11 +24,11 @@ from test_vm_two_hosts import cli, conn1, host2, write_two_host_site
 from vmimage import MARKER_UP, build_test_image
 from vmsite import console_lines, write_repository
 
-from pragmash.drivers.libvirt_storage import BASE_PREFIX, read_tail
+from pragmash.drivers.libvirt.storage import BASE_PREFIX, read_tail
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 pytestmark = [pytest.mark.vm, pytest.mark.guest_net]
 
