@@ -1,7 +1,7 @@
 """Tier 3 (slow, guests talk): ``pragmash scale VC +1`` on a VC of seeded cloud images.
 
 A 1+1 VC of the stock Debian 12 guest (cloud-init and the QEMU guest agent, nothing of
-pragmash; tests/test_vm_cloud_init.py boots one with seeds) is grown by one compute.
+pragmash; tests/vm/test_vm_cloud_init.py boots one with seeds) is grown by one compute.
 The new compute gets a NoCloud seed of its own and configures itself from it: its
 hostname, its static address on the interface with the MAC its lease gave, root's
 key, its own /root/vc-out.xml, and it reaches the frontend over the VC's private
@@ -20,6 +20,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from lxml import etree
+from support.vmsite import remove_vmtest_domains, write_site
 from test_vm_cloud_init import (
     IMAGE,
     KEY,
@@ -30,7 +31,6 @@ from test_vm_cloud_init import (
     guest_run,
     write_vc,
 )
-from vmsite import remove_vmtest_domains, write_site
 
 from pragmash.vc.formats.vcout import compute_vc_out_path, read_vc_out
 

@@ -1,12 +1,12 @@
 """Tier 3 over two hosts, settings as NoCloud seeds: a seed sent to a ``pool`` host.
 
-The two hosts of tests/test_vm_two_hosts.py (host 2 shares no disks with the head
+The two hosts of tests/vm/test_vm_two_hosts.py (host 2 shares no disks with the head
 node: only libvirt's storage API reaches its pool), and the same 1+2 VC, but the site
 says ``[delivery] vc.vmtest = "seed"``. The compute placed on host 2 must boot with its
 seed sent there as a volume of the pool (``NODE.cidata.img``, byte for byte the one the
 head node wrote), attached read-only as ``vdb``; the nodes on host 1 use theirs from
 the VC's folder. ``clean`` removes the seed volume with the disk. (The busybox guest
-has no cloud-init: it comes up without reading its seed; tests/test_vm_cloud_init.py
+has no cloud-init: it comes up without reading its seed; tests/vm/test_vm_cloud_init.py
 has a guest that reads one.)
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import secondhost
 from lxml import etree
-from secondhost import SecondHost
+from support import secondhost
+from support.secondhost import SecondHost
+from support.vmimage import MARKER_UP, build_test_image
+from support.vmsite import console_lines, write_repository
 from test_vm_two_hosts import cli, conn1, host2, write_two_host_site
-from vmimage import MARKER_UP, build_test_image
-from vmsite import console_lines, write_repository
 
 from pragmash.drivers.libvirt.storage import BASE_PREFIX, read_tail
 from pragmash.store.allocation import current_allocation
