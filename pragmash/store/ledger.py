@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pragmash.errors import LedgerError
-from pragmash.vc.site import SiteConfig
+from pragmash.vc.config.site import SiteConfig
 
 log = logging.getLogger("pragmash.ledger")
 
