@@ -120,7 +120,7 @@ def unreachable_host(engine: EngineDriver, host: str) -> str | None:
     if hosts is None:
         return None
     engine.check()
-    names = list(hosts.engines)
+    names = hosts.engines  # by host name: asked for every node, so no scan of the hosts
     listed = ledger_host(host, names)
     if listed not in names:
         return gone_host(listed)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -48,8 +48,9 @@ _URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s/]*(/[^\s]*)?$")
 _POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def ledger_host(stored: str | None, names: Sequence[str]) -> str:
-    """The host a node's ledger row names, among the site's host ``names``.
+def ledger_host(stored: str | None, names: Collection[str]) -> str:
+    """The host a node's ledger row names, among the site's host ``names`` (in the site
+    config's order; a mapping by host name looks a name up without a scan).
 
     A row from before placement (no host) or from the site's one-host days (``default``)
     is on the first host. Any other name the site no longer lists stays itself: a host
@@ -57,7 +58,7 @@ def ledger_host(stored: str | None, names: Sequence[str]) -> str:
     :func:`gone_host`), never silently the first host.
     """
     if not stored or (stored == IMPLICIT_HOST and stored not in names):
-        return names[0]
+        return next(iter(names))
     return stored
 
 
