@@ -13,9 +13,9 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.diskengine import RealDiskEngine
 from support.runenv import RunEnv, make_env, vc_domains
 
-from pragmash.drivers.libvirt.engine import LibvirtEngine
 from pragmash.engine.run import session
 from pragmash.engine.run.diskwork import DiskWork
 from pragmash.ui.cli import run as cli
@@ -97,14 +97,6 @@ def test_failed_step_vs_user_error(env: RunEnv, testconn: libvirt.virConnect) ->
     refused = env.cli(str(runs), "--vcname", "tiny")  # `run` without --allow-run
     assert refused.rc == 2
     assert env.last_run("tiny") is None
-
-
-class RealDiskEngine(LibvirtEngine):  # type: ignore[misc]
-    """test:///default, but with staging and distro stages run as on a real engine."""
-
-    @property
-    def simulated(self) -> bool:
-        return False
 
 
 def _run_with_real_disks(env: RunEnv, recipe: Path) -> tuple[int, str]:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.dialects import PB2013, calls
+from support.keys import KEY
 from support.vmimage import MARKER_SELF, build_test_image
 from support.vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
-from test_driver_dialects import PB2013, calls
-from test_key_mem import KEY
 
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
