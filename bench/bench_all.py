@@ -2,7 +2,7 @@
 
 One command prints one table (see the README's "Benchmarks"):
 
-    .venv/bin/python bench/bench_all.py [--quick] [--baseline REV]
+    .venv/bin/python bench/bench_all.py [--quick] [--baseline REV] [--only SECTION]...
 
 Rows, each measured in this one run so the ratios compare like with like:
 
@@ -18,8 +18,10 @@ Rows, each measured in this one run so the ratios compare like with like:
 - **overhead**: bench_boot.py's pragmash / direct libvirt, in this process.
 - **start-up**: CPU seconds of ``pragmash --help``, ``check``, ``list`` and ``status``
   in fresh processes, and whether each imported prompt_toolkit, the http client,
-  libvirt or lark (``-X importtime``). With ``--baseline REV`` the same commands run
-  on that commit's code side by side.
+  libvirt or lark (``-X importtime``): with pragmash's bytecode compiled once (as an
+  installed package has it) and compiled from source in every process
+  (``PYTHONDONTWRITEBYTECODE=1``). With ``--baseline REV`` the same commands run on that
+  commit's code side by side.
 
 A status or clean runs in its own command, as a user would: libvirt's test driver
 keeps a file host's domains only for the connection that made them, so those two find
@@ -396,9 +398,16 @@ def startup(code_dir: Path, args: list[str], env: dict[str, str]) -> tuple[float
         start = _children_cpu()
         done = subprocess.run(cmd, cwd=code_dir, env=env, capture_output=True, text=True)
         times.append(_children_cpu() - start)
+        assert done.returncode == 0, f"{code_dir}: pragmash {args}: {done.stderr[-2000:]}"
         names = set(re.findall(r"\|\s+(\S+)\s*$", done.stderr, re.M))
         imported = {label for mod, label in WATCHED.items() if mod in names}
     return statistics.median(times), imported
+
+
+#: How Python finds pragmash's code: compiled once, as an installed package has it (pip
+#: compiles at install time), and compiled from source in every process (what a
+#: checkout run with PYTHONDONTWRITEBYTECODE=1, as this machine's shells are, pays).
+BYTECODE = {"compiled": True, "from source": False}
 
 
 def startup_rows(baseline: str | None) -> list[Row]:
@@ -410,18 +419,19 @@ def startup_rows(baseline: str | None) -> list[Row]:
     }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
+        base_env = {
             **os.environ,
             "PRAGMASH_STATE_DIR": str(Path(tmp) / "state"),
             "XDG_CACHE_HOME": str(Path(tmp) / "cache"),
         }
-        env.pop("PRAGMASH_SITE", None)
+        base_env.pop("PRAGMASH_SITE", None)
+        base_env.pop("PYTHONPYCACHEPREFIX", None)
         old_dir: Path | None = None
         if baseline:
             old_dir = Path(tmp) / "baseline"
             old_dir.mkdir()
             archive = subprocess.run(
-                ["git", "-C", str(ROOT), "archive", baseline, "pragmash", "drivers"],
+                ["git", "-C", str(ROOT), "archive", baseline, "pragmash", "drivers", "grammar"],
                 capture_output=True,
                 check=True,
             ).stdout
@@ -437,43 +447,55 @@ def startup_rows(baseline: str | None) -> list[Row]:
                 "calit2",
             ],
             cwd=ROOT,
-            env=env,
+            env=base_env,
             capture_output=True,
         )
-        for label, args in commands.items():
-            subprocess.run(
-                [sys.executable, "-m", "pragmash", *args], cwd=ROOT, env=env, capture_output=True
-            )  # a first run fills any per-installation cache
-            now, imported = startup(ROOT, args, env)
-            what = ", ".join(sorted(imported)) or "none of them"
-            if old_dir is None:
+        for mode, compiled in BYTECODE.items():
+            env = dict(base_env)
+            if compiled:  # written once to a folder of this bench's, read by every run after
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+            else:
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
+            for label, args in commands.items():
+                for code in (ROOT, old_dir):
+                    if code is not None:  # a first run fills the parser's and Python's caches
+                        subprocess.run(
+                            [sys.executable, "-m", "pragmash", *args],
+                            cwd=code,
+                            env={**env, "PYTHONPATH": str(code)},
+                            capture_output=True,
+                        )
+                now, imported = startup(ROOT, args, env)
+                what = ", ".join(sorted(imported)) or "none of them"
+                if old_dir is None:
+                    rows.append(
+                        Row(
+                            f"start-up {label} ({mode}): seconds (imports {what})",
+                            f"{now:.3f}s",
+                            "half the baseline's",
+                            None,
+                        )
+                    )
+                    continue
+                then, old_imported = startup(old_dir, args, env)
                 rows.append(
                     Row(
-                        f"start-up {label}: seconds (imports {what})",
-                        f"{now:.3f}s",
-                        "half the baseline's",
+                        f"start-up {label} ({mode}): now / {baseline} ({now:.3f}s / {then:.3f}s)",
+                        f"{ratio(now, then):.2f}x",
+                        "<= 0.5x",
+                        ratio(now, then) <= 0.5,
+                    )
+                )
+                rows.append(
+                    Row(
+                        f"  imports now: {what}; then: "
+                        f"{', '.join(sorted(old_imported)) or 'none of them'}",
+                        "",
+                        "",
                         None,
                     )
                 )
-                continue
-            then, old_imported = startup(old_dir, args, env)
-            rows.append(
-                Row(
-                    f"start-up {label}: now / {baseline} ({now:.3f}s / {then:.3f}s)",
-                    f"{ratio(now, then):.2f}x",
-                    "<= 0.5x",
-                    ratio(now, then) <= 0.5,
-                )
-            )
-            rows.append(
-                Row(
-                    f"  imports now: {what}; then: "
-                    f"{', '.join(sorted(old_imported)) or 'none of them'}",
-                    "",
-                    "",
-                    None,
-                )
-            )
     return rows
 
 
@@ -484,6 +506,12 @@ def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N=256/1024 instead of 1024/4096")
     parser.add_argument("--baseline", help="a git revision to compare start-up with")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["cpu", "overhead", "counts", "startup"],
+        help="run only this section (repeatable; default: all)",
+    )
     options = parser.parse_args()
     small, large = (256, 1024) if options.quick else (1024, 4096)
     rows: list[Row] = []
@@ -496,13 +524,15 @@ def main_bench() -> None:
             _wrap_libvirt()
             return sql_rows(sites[HOSTS], (small, large)) + libvirt_rows(sites[HOSTS], small)
 
-        sections: tuple[Callable[[], list[Row]], ...] = (
-            lambda: cpu_rows(sites, small, large),
-            lambda: overhead_rows((1, 256, 1024) if not options.quick else (1, 256)),
-            counted,
-            lambda: startup_rows(options.baseline),
-        )
-        for section in sections:
+        sections: dict[str, Callable[[], list[Row]]] = {
+            "cpu": lambda: cpu_rows(sites, small, large),
+            "overhead": lambda: overhead_rows((1, 256, 1024) if not options.quick else (1, 256)),
+            "counts": counted,
+            "startup": lambda: startup_rows(options.baseline),
+        }
+        for name, section in sections.items():
+            if options.only and name not in options.only:
+                continue
             got = section()
             for row in got:
                 print(row.line(), flush=True)

@@ -354,9 +354,13 @@ class LibvirtEngine:
         text = data.decode("utf-8", errors="replace").splitlines()
         return [printable(line) for line in text[-lines:]]
 
-    def host_images(self, pool: str, pool_path: str, work_dir: Path) -> HostImages:
+    def host_images(
+        self, pool: str, pool_path: str, work_dir: Path, *, lock_dir: Path
+    ) -> HostImages:
         """This host's storage pool for node disks (a site's ``storage = "pool"`` host)."""
-        return libvirt_storage.LibvirtStorage(self._connection, pool, pool_path, work_dir)
+        return libvirt_storage.LibvirtStorage(
+            self._connection, pool, pool_path, work_dir, lock_dir=lock_dir
+        )
 
     def remove_host_file(self, path: str) -> bool:
         """Delete a file pragmash left in a host's pool folder (a node's console log)."""

@@ -87,8 +87,12 @@ def _volume_xml(name: str, capacity: int) -> str:
     )
 
 
-#: Under the site's temp folder: one lock file per (host, pool, base) being sent.
-BASE_LOCKS = ".base-locks"
+#: Under the site's state folder: one lock file per (host, pool, base) being sent.
+BASE_LOCKS = "base-locks"
+#: The lock files and their folder: the site's admins (the state folder's group) share
+#: them, as they share the ledger; a lock file is only opened and locked, never written.
+LOCK_FILE_MODE = 0o660
+LOCK_FOLDER_MODE = 0o2770
 
 
 class LibvirtStorage:
@@ -97,13 +101,18 @@ class LibvirtStorage:
     ``connect`` returns the host's open connection (the engine's own, so one command
     keeps one connection per host). Safe to call from the boot step's workers: the
     pool is made once, and each base is sent by one worker while the others wait.
+    ``lock_dir`` holds the base locks: the site's state folder, which every account
+    running the site shares (its temp folder may be each user's own).
     """
 
-    def __init__(self, connect: Connect, pool: str, pool_path: str, work_dir: Path) -> None:
+    def __init__(
+        self, connect: Connect, pool: str, pool_path: str, work_dir: Path, *, lock_dir: Path
+    ) -> None:
         self._connect = connect
         self.pool_name = pool
         self.pool_path = pool_path
         self.work_dir = work_dir  # where rebased copies wait for their upload
+        self.lock_dir = lock_dir
         self._lock = threading.Lock()
         self._bases: dict[str, threading.Lock] = {}
         libvirt.registerErrorHandler(_ignore_error, None)  # errors are raised, not printed
@@ -172,14 +181,13 @@ class LibvirtStorage:
 
     @contextlib.contextmanager
     def _base_lock(self, name: str) -> Iterator[None]:
-        """One sender of base ``name`` to this host's pool among this head node's
-        processes: the threads' lock above is per process, and a second process found
-        the first one's upload without its ``.done``, took it for a cut one and deleted
-        it while it was still being sent. The lock is the kernel's (``flock``) on a file
-        in the site's temp folder, named by the host's URI, the pool and the base."""
-        path = self.base_lock_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+b") as handle:
+        """One sender of base ``name`` to this host's pool among the site's processes:
+        the threads' lock above is per process, and a second process found the first
+        one's upload without its ``.done``, took it for a cut one and deleted it while it
+        was still being sent. The lock is the kernel's (``flock``) on a file in the
+        site's state folder (every account of the site shares it, as the ledger), named
+        by the host's URI, the pool and the base."""
+        with open_lock_file(self.base_lock_path(name)) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -189,7 +197,7 @@ class LibvirtStorage:
     def base_lock_path(self, name: str) -> Path:
         """The lock file of base ``name`` on this host's pool (see :meth:`_base_lock`)."""
         key = f"{self._connect().getURI()}\0{self.pool_name}\0{name}"
-        return self.work_dir / BASE_LOCKS / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock"
+        return self.lock_dir / BASE_LOCKS / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock"
 
     # -- node disks -----------------------------------------------------------------
 
@@ -284,6 +292,23 @@ class LibvirtStorage:
         ctx.progress(size, size, label)
         ctx.note(f"{label}: {sent[0]} of {size} bytes sent to {self.pool_name} (holes skipped)")
         return vol
+
+
+def open_lock_file(path: Path) -> IO[bytes]:
+    """``path`` opened for ``flock``, made (with its folder) where missing so that the
+    site's admins' group can lock it too; flock needs no write access, so a lock file
+    another account made is opened read-only."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # made by another account first: theirs
+            path.parent.chmod(LOCK_FOLDER_MODE)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, LOCK_FILE_MODE)
+    except FileExistsError:
+        return open(path, "rb")
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, LOCK_FILE_MODE)  # the umask may have taken the group's bits
+    return os.fdopen(fd, "rb")
 
 
 def read_tail(conn: libvirt.virConnect, path: str, nbytes: int) -> bytes | None:

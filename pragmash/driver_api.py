@@ -328,8 +328,11 @@ class Consoles(Protocol):
 class HostStorage(Protocol):
     """An engine that can put files on its host (a ``storage = "pool"`` host)."""
 
-    def host_images(self, pool: str, pool_path: str, work_dir: Path) -> HostImages:
-        """The host's storage pool for node disks."""
+    def host_images(
+        self, pool: str, pool_path: str, work_dir: Path, *, lock_dir: Path
+    ) -> HostImages:
+        """The host's storage pool for node disks; ``work_dir`` for files on their way
+        there, ``lock_dir`` (the site's state folder) for locks all its accounts share."""
         ...
 
     def remove_host_file(self, path: str) -> bool:

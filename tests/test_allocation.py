@@ -340,3 +340,11 @@ def test_more_computes_than_a_slash_24_go_on_below_it() -> None:
     assert ips[:2] == ["10.1.1.254", "10.1.1.253"] and ips[252] == "10.1.1.2"
     assert ips[253:] == ["10.1.0.254", "10.1.0.253", "10.1.0.252"]
     assert len(set(ips)) == 256 and "10.1.1.1" not in ips
+
+
+def test_past_the_slash_24s_below_addresses_go_on_above() -> None:
+    """Below the frontend's /24 come the /24s under it, nearest first, then those above."""
+    ips = compute_private_ips(make_vcin(private_ip="10.1.1.1"), 253 + 254 + 2)
+    assert ips[253] == "10.1.0.254" and ips[253 + 253] == "10.1.0.1"
+    assert ips[-2:] == ["10.1.2.254", "10.1.2.253"]
+    assert len(set(ips)) == len(ips)

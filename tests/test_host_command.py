@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -78,3 +79,31 @@ def test_a_killed_watchdog_is_replaced_by_the_next_command() -> None:
     second = process_trees.watchdog_pid()
     assert second != first
     assert process_trees.start_time(second) is not None
+
+
+ANNOUNCED_ONLY = """
+import subprocess, sys, time
+from pragmash.engine import process_trees
+env = process_trees.announce()  # and killed before watch(): the pid never told
+subprocess.Popen(["sh", "-c", sys.argv[1]], env=env, start_new_session=True)
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_command_started_an_instant_before_pragmash_died_is_ended_by_its_mark() -> None:
+    marker = f"pragmash-test-{uuid.uuid4().hex}"
+    script = f"sleep 50 & sleep 55; : {marker}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ANNOUNCED_ONLY, script], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+        assert live_with(marker)
+        proc.kill()
+        proc.wait()
+        assert gone(marker), f"outlived a SIGKILLed parent: {live_with(marker)}"
+    finally:
+        proc.kill()
+        proc.wait()
+        kill_all(marker)

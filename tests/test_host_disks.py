@@ -58,7 +58,9 @@ class FakeEngine:
     def state(self, name: str) -> str:
         return self.states.get(name, "absent")
 
-    def host_images(self, pool: str, pool_path: str, work_dir: Path) -> FakeImages:
+    def host_images(
+        self, pool: str, pool_path: str, work_dir: Path, *, lock_dir: Path
+    ) -> FakeImages:
         return self.images
 
     def remove_host_file(self, path: str) -> bool:  # the rest of driver_api.HostStorage

@@ -98,7 +98,7 @@ def test_base_goes_once_and_arrives_whole(
 ) -> None:
     image = _image(tmp_path / "base.raw")
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
-    storage = LibvirtStorage(lambda: conn, POOL, POOL_PATH, tmp_path / "work")
+    storage = LibvirtStorage(lambda: conn, POOL, POOL_PATH, tmp_path / "work", lock_dir=tmp_path)
     assert isinstance(storage, HostImages)
     seen = Seen(tmp_path)
 
@@ -117,9 +117,9 @@ def test_base_goes_once_and_arrives_whole(
     assert sent and int(sent[0].split(": ")[1].split()[0]) < 1 << 20, sent  # holes skipped
 
     again = Seen(tmp_path)
-    second = LibvirtStorage(lambda: conn, POOL, POOL_PATH, tmp_path / "work").put_base(
-        image, digest, "raw", again.ctx
-    )
+    second = LibvirtStorage(
+        lambda: conn, POOL, POOL_PATH, tmp_path / "work", lock_dir=tmp_path
+    ).put_base(image, digest, "raw", again.ctx)
     assert not second.uploaded and second.path == first.path
     assert again.progress == [], "a base already on the host is not sent again"
 
@@ -127,7 +127,7 @@ def test_base_goes_once_and_arrives_whole(
 def test_cut_upload_is_sent_again(conn: libvirt.virConnect, tmp_path: Path) -> None:
     image = _image(tmp_path / "base.raw")
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
-    storage = LibvirtStorage(lambda: conn, POOL, POOL_PATH, tmp_path / "work")
+    storage = LibvirtStorage(lambda: conn, POOL, POOL_PATH, tmp_path / "work", lock_dir=tmp_path)
     storage.put_base(image, digest, "raw", Seen(tmp_path).ctx)
     pool = conn.storagePoolLookupByName(POOL)
     pool.storageVolLookupByName(base_volume_name(digest, "raw") + DONE_SUFFIX).delete(0)
@@ -153,7 +153,7 @@ def test_node_disk_is_a_qcow2_backed_by_the_base_and_clean_removes_it(
     subprocess.run(  # what pre_boot would have written into the node's own disk
         ["qemu-io", "-c", "write -P 0x5a 1M 64k", str(overlay)], check=True, capture_output=True
     )
-    storage = LibvirtStorage(lambda: conn, POOL, POOL_PATH, tmp_path / "work")
+    storage = LibvirtStorage(lambda: conn, POOL, POOL_PATH, tmp_path / "work", lock_dir=tmp_path)
     seen = Seen(tmp_path)
     base = storage.put_base(image, digest, "raw", seen.ctx)
 
@@ -180,7 +180,9 @@ def test_node_disk_is_a_qcow2_backed_by_the_base_and_clean_removes_it(
 
 
 def test_a_pool_that_cannot_be_made_is_named(conn: libvirt.virConnect, tmp_path: Path) -> None:
-    storage = LibvirtStorage(lambda: conn, POOL, "/proc/pragmash-no", tmp_path / "work")
+    storage = LibvirtStorage(
+        lambda: conn, POOL, "/proc/pragmash-no", tmp_path / "work", lock_dir=tmp_path
+    )
     with pytest.raises(StepError, match=f"cannot make storage pool {POOL} \\(/proc/pragmash-no\\)"):
         storage.pool()
     assert conn.listAllStoragePools(0) == [], "a pool that could not be made is not left defined"

@@ -391,7 +391,7 @@ def test_clean_removes_a_pool_hosts_node_volumes_whose_domain_was_undefined_by_h
     assert on_h2
     conn = libvirt.open("test:///default")
     try:  # what a boot leaves on the pool host: the disk and seed volumes (no domain)
-        storage = LibvirtStorage(lambda: conn, pool, f"/pool/{pool}", tmp_path)
+        storage = LibvirtStorage(lambda: conn, pool, f"/pool/{pool}", tmp_path, lock_dir=tmp_path)
         for volume in [f(n) for n in on_h2 for f in (node_volume_name, node_seed_name)]:
             storage._create(storage.pool(), volume, 4096)
         storage._create(storage.pool(), "someone-else.qcow2", 4096)

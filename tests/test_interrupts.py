@@ -87,7 +87,7 @@ def test_a_run_killed_with_sigkill_takes_its_host_command_along(
     try:
         env.wait_for_step(proc, 2, "running")
         assert started(str(flag)), "the step's command is not running"
-        proc.kill()
+        proc.kill()  # at once: the command may have started an instant ago
         proc.communicate(timeout=30)
         assert gone(str(flag)), f"outlived a SIGKILLed pragmash: {live_with(str(flag))}"
     finally:

@@ -27,6 +27,7 @@ from pragmash.engine.interpreter import StepOutcome, StepReporter
 from pragmash.engine.process_trees import (
     RUNNING,
     RUNNING_LOCK,
+    announce,
     children,
     end_process_tree,
     end_running_commands,
@@ -58,6 +59,7 @@ def run_argv(
     closed. A StepError when it cannot start or outlives ``timeout`` (then it is ended
     with every process it started, as a Ctrl-C ends it)."""
     watchdog_pid()  # started first: a child, but not the command
+    env = announce()  # the watchdog ends the command should pragmash die from here on
     before = children()  # a Ctrl-C inside Popen: the new child is the one not here
     try:
         proc = subprocess.Popen(
@@ -66,16 +68,19 @@ def run_argv(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env=env,
         )
         with RUNNING_LOCK:
             RUNNING.add(proc.pid)
-        watch(proc.pid)
+        watch(env, proc.pid)
     except FileNotFoundError:
+        forget(env)
         raise StepError(f"command not found: {argv[0]}", stage=stage) from None
     except BaseException:  # a Ctrl-C as the command started: it may exist, unrecorded
         for pid in children() - before:  # even before its setsid: killed as it stands
             end_process_tree(pid)
         end_running_commands()
+        forget(env)
         raise
     with proc:
         try:
@@ -94,7 +99,7 @@ def run_argv(
         finally:
             with RUNNING_LOCK:
                 RUNNING.discard(proc.pid)
-            forget(proc.pid)
+            forget(env)
     return Finished(
         proc.returncode,
         stdout.decode("utf-8", errors="replace"),

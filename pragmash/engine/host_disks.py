@@ -76,7 +76,7 @@ class HostDisks:
                         hint='use storage = "shared" for that host',
                     )
                 self._stores[host.name] = engine.host_images(
-                    host.pool, host.pool_path, self.work_dir
+                    host.pool, host.pool_path, self.work_dir, lock_dir=self.site.state_dir
                 )
             return self._stores[host.name]
 
@@ -137,7 +137,9 @@ def remove_host_disk(
         return []
     if not isinstance(engine, HostStorage):
         return []
-    store = engine.host_images(config.pool, config.pool_path, site.temp_dir)
+    store = engine.host_images(
+        config.pool, config.pool_path, site.temp_dir, lock_dir=site.state_dir
+    )
     removed = store.remove_node_disks([node_name])
     engine.remove_host_file(console_log_on(config, node_name))
     return removed

@@ -28,14 +28,13 @@ from pragmash.engine import private_network
 from pragmash.engine.host_router import HostRouter, per_host
 from pragmash.engine.hosts import locate, unreachable_host
 from pragmash.engine.nodes import vc_temp_dir
-from pragmash.engine.power import POWER_FILE
 from pragmash.engine.private_network import PrivateNetworkStatus
 from pragmash.engine.registry import load_engine
 from pragmash.engine.repositories import unknown_vc
 from pragmash.errors import BusyError, PragmashError, UserError
 from pragmash.store import allocation as alloc_mod
 from pragmash.store.allocation import Allocation
-from pragmash.store.history import run_kind, runs_of, steps_since_allocation
+from pragmash.store.history import POWER_FILE, run_kind, runs_of, steps_since_allocation
 from pragmash.store.journal import (
     Journal,
     LockHolder,

@@ -49,6 +49,7 @@ from pragmash.engine.runtime import Runtime
 from pragmash.engine.session import provide
 from pragmash.errors import Span, StepError, UserError
 from pragmash.language import ast
+from pragmash.store.history import POWER_FILE
 from pragmash.store.journal import RunRecord, acquire_lock, lock_holder, run_outcome
 from pragmash.vc.names import validate_name
 
@@ -62,9 +63,6 @@ STOP_TIMEOUT = 120.0
 START_TIMEOUT = 600.0
 #: How often ``stop`` looks at the nodes' states while they power off.
 POLL_SECONDS = 1.0
-#: The file name a stop or start run's steps are shown and journaled under.
-POWER_FILE = "power"
-
 #: A node in one of these states needs nothing from ``stop``.
 OFF_STATES = ("shut off", "absent")
 

@@ -6,10 +6,12 @@ without importing the engine: ``pragmash --help`` and ``list`` load only the sta
 library here. Linux ``/proc`` tells which processes a session holds.
 
 A pragmash killed with SIGKILL runs no clean-up at all, so a small watchdog process
-(:func:`watch`) holds the other end of a pipe and the list of running commands: when
-pragmash dies, however it dies, the kernel closes the pipe and the watchdog ends every
-command still on its list. A command is named by its pid *and* start time, so a pid the
-kernel has since given to another process is never hit.
+(:func:`announce`, :func:`watch`) holds the other end of a pipe and the list of running
+commands: when pragmash dies, however it dies, the kernel closes the pipe and the
+watchdog ends every command still on its list. A command is named by a mark in its
+environment (told before it starts, so one started a moment before pragmash died is
+found too) and by its pid *and* start time, so a pid the kernel has since given to
+another process is never hit.
 """
 
 from __future__ import annotations
@@ -123,19 +125,40 @@ def end_recorded(leader: int, started: int) -> None:
         end_process_tree(leader)
 
 
+#: In each command's environment: the mark the watchdog finds it by, should this process
+#: die between starting the command and learning its pid.
+MARK_VARIABLE = "PRAGMASH_COMMAND"
+
+
+def marked_sessions(marks: set[str]) -> set[int]:
+    """The sessions of the processes whose environment holds one of ``marks``."""
+    wanted = {f"{MARK_VARIABLE}={mark}".encode() for mark in marks}
+    found: set[int] = set()
+    for pid, _parent, session in _processes():
+        try:
+            environ = (_PROC / str(pid) / "environ").read_bytes()
+        except OSError:
+            continue
+        if wanted & set(environ.split(b"\0")):
+            found.add(session)
+    return found
+
+
 class _Watchdog:
     """The watchdog process, started with the first command and told of each one.
 
-    One line per change on its stdin: ``+ PID START`` when a command starts, ``- PID``
-    when it has ended. The pipe's write end is this process's alone (not inherited by
-    commands: Python's pipes close on exec).
+    One line per change on its stdin: ``? MARK`` just before a command is started (its
+    environment will hold the mark), ``+ MARK PID START`` once it is, ``- MARK`` when it
+    has ended. The pipe's write end is this process's alone (not inherited by commands:
+    Python's pipes close on exec).
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pid = 0
         self.fd = -1
-        self.watched: dict[int, int] = {}  # leader pid -> start time
+        self.count = 0
+        self.watched: dict[str, str] = {}  # mark -> its latest line
 
     def _start(self) -> None:
         # the folder the package is in, for the watchdog's own interpreter
@@ -161,37 +184,39 @@ class _Watchdog:
         finally:
             os.close(read_end)
         self.pid, self.fd = pid, write_end
-        for leader, started in self.watched.items():  # a new watchdog: told of every one
-            os.write(self.fd, f"+ {leader} {started}\n".encode())
+        for line in self.watched.values():  # a new watchdog: told of every one
+            os.write(self.fd, line.encode())
 
-    def _tell(self, line: str) -> None:
-        """Send ``line`` (the lock held); a watchdog killed meanwhile is replaced."""
-        if self.fd < 0:
-            self._start()
-        try:
-            os.write(self.fd, line.encode())  # under PIPE_BUF: one write, never split
-        except BrokenPipeError:
-            os.close(self.fd)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, os.WNOHANG)
-            self.fd = -1
-            self._start()
+    def tell(self, mark: str, line: str | None) -> None:
+        """Record ``line`` for ``mark`` (None: forget it) and send it; a watchdog killed
+        meanwhile is replaced, and told everything."""
+        with self.lock:
+            if line is None:
+                if self.watched.pop(mark, None) is None:
+                    return
+                line = f"- {mark}\n"
+            else:
+                self.watched[mark] = line
+            if self.fd < 0:
+                self._start()
+            try:
+                os.write(self.fd, line.encode())  # under PIPE_BUF: one write, never split
+            except BrokenPipeError:
+                os.close(self.fd)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(self.pid, os.WNOHANG)
+                self._start()
+
+    def new_mark(self) -> str:
+        with self.lock:
+            self.count += 1
+            return f"{os.getpid()}.{self.count}"
 
     def ready(self) -> int:
         with self.lock:
             if self.fd < 0:
                 self._start()
             return self.pid
-
-    def add(self, leader: int, started: int) -> None:
-        with self.lock:
-            self.watched[leader] = started
-            self._tell(f"+ {leader} {started}\n")
-
-    def remove(self, leader: int) -> None:
-        with self.lock:
-            if self.watched.pop(leader, None) is not None:
-                self._tell(f"- {leader}\n")
 
 
 _WATCHDOG = _Watchdog()
@@ -210,30 +235,48 @@ def watchdog_pid() -> int:
     return _WATCHDOG.ready()
 
 
-def watch(leader: int) -> None:
-    """Have the watchdog end ``leader``'s session if this process dies before
-    :func:`forget`. A command already reaped (no start time) has nothing to end."""
+def announce() -> dict[str, str]:
+    """Tell the watchdog a command is about to start; the environment to start it with
+    (this one, and the command's mark). Then :func:`watch`, and :func:`forget` at its end."""
+    mark = _WATCHDOG.new_mark()
+    _WATCHDOG.tell(mark, f"? {mark}\n")
+    return {**os.environ, MARK_VARIABLE: mark}
+
+
+def watch(env: dict[str, str], leader: int) -> None:
+    """The command started with ``env`` is ``leader``: the watchdog ends its session if
+    this process dies before :func:`forget`, even once its children changed their
+    environment. A command already reaped (no start time) has nothing more to end."""
     started = start_time(leader)
     if started is not None:
-        _WATCHDOG.add(leader, started)
+        mark = env[MARK_VARIABLE]
+        _WATCHDOG.tell(mark, f"+ {mark} {leader} {started}\n")
 
 
-def forget(leader: int) -> None:
-    """``leader``'s command has ended: nothing of it for the watchdog to end."""
-    _WATCHDOG.remove(leader)
+def forget(env: dict[str, str]) -> None:
+    """The command started with ``env`` has ended: nothing of it for the watchdog to end."""
+    _WATCHDOG.tell(env[MARK_VARIABLE], None)
 
 
 def watchdog_main() -> None:
     """The watchdog's whole life: read the list of commands from stdin until this
-    pragmash is gone (end of file), then end those still on it."""
+    pragmash is gone (end of file), then end those still on it: the sessions of the
+    processes that carry their marks, and the session each recorded leader led."""
     for name in ("SIGINT", "SIGHUP", "SIGQUIT", "SIGTSTP"):  # only pragmash's end ends it
         signal.signal(getattr(signal, name), signal.SIG_IGN)
-    watched: dict[int, int] = {}
+    leaders: dict[str, tuple[int, int] | None] = {}
     for line in sys.stdin.buffer:
-        match line.split():
-            case [b"+", pid, started]:
-                watched[int(pid)] = int(started)
-            case [b"-", pid]:
-                watched.pop(int(pid), None)
-    for leader, started in watched.items():
-        end_recorded(leader, started)
+        match line.decode("ascii", errors="replace").split():
+            case ["?", mark]:
+                leaders[mark] = None
+            case ["+", mark, pid, started]:
+                leaders[mark] = (int(pid), int(started))
+            case ["-", mark]:
+                leaders.pop(mark, None)
+    if not leaders:
+        return
+    for session in marked_sessions(set(leaders)):
+        end_process_tree(session)
+    for recorded in leaders.values():
+        if recorded is not None:
+            end_recorded(*recorded)

@@ -17,7 +17,6 @@ which :class:`~pragmash.engine.host_router.HostRouter` puts behind one engine.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import re
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,9 @@ def load_distro(name: str, site: SiteConfig, *, where: str) -> DistroDriver:
     if module is not None and hasattr(module, "distro_driver"):
         bundled: DistroDriver = module.distro_driver()
         return bundled
-    for ep in importlib.metadata.entry_points(group="pragmash.drivers"):
+    from importlib import metadata  # only for a driver not bundled (about 30 ms to import)
+
+    for ep in metadata.entry_points(group="pragmash.drivers"):
         if ep.name == name:
             factory: Any = ep.load()
             loaded: DistroDriver = factory()

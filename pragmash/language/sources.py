@@ -9,11 +9,13 @@ parser's view of one file: it turns Lark positions into spans and spans into err
 from __future__ import annotations
 
 from pathlib import Path
-
-from lark import Token
-from lark.tree import Meta
+from typing import TYPE_CHECKING
 
 from pragmash.errors import RecipeError, Span
+
+if TYPE_CHECKING:  # lark is loaded where recipes are parsed, not by every command
+    from lark import Token
+    from lark.tree import Meta
 
 _TEXTS: dict[str, str] = {}
 

@@ -12,6 +12,10 @@ from pragmash import stages
 from pragmash.store.journal import RunRecord, StepRecord, ensure_journal, run_from_row, steps_of
 from pragmash.store.ledger import Ledger
 
+#: The file name a stop's or start's steps are shown and journaled under
+#: (pragmash.engine.power makes them; ``status`` reads what they powered).
+POWER_FILE = "power"
+
 
 def run_ids(ledger: Ledger, vcname: str) -> list[int]:
     """The VC's run ids, newest first."""

@@ -7,6 +7,7 @@ pragma_boot's allocations did the same, so existing images expect it.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 
 from pragmash.errors import AllocationError
 from pragmash.vc.vcin import VcIn
@@ -27,15 +28,9 @@ def compute_private_ips(vcin: VcIn, count: int) -> list[str]:
         network = ipaddress.IPv4Network(f"{vcin.private_ip}/{vcin.private_netmask}", strict=False)
     except ValueError as exc:
         raise AllocationError(f"{vcin.shown}: bad private network: {exc}") from None
-    home = ipaddress.IPv4Network(f"{frontend}/24", strict=False)
-    blocks = [home]
-    if network.prefixlen < 24:
-        others = [b for b in network.subnets(new_prefix=24) if b != home]
-        blocks += sorted((b for b in others if b < home), reverse=True)
-        blocks += [b for b in others if b > home]
     excluded = {frontend, network.network_address, network.broadcast_address}
     addresses: list[str] = []
-    for block in blocks:
+    for block in _blocks(frontend, network):
         candidate = block.network_address + 254
         while len(addresses) < count and int(candidate) & 0xFF >= 1:
             if candidate in network and candidate not in excluded:
@@ -47,3 +42,22 @@ def compute_private_ips(vcin: VcIn, count: int) -> list[str]:
         f"not enough private addresses: asked {count} computes, {len(addresses)} free "
         f"within {network}, counting down from the frontend's {frontend} ({vcin.shown})"
     )
+
+
+def _blocks(
+    frontend: ipaddress.IPv4Address, network: ipaddress.IPv4Network
+) -> Iterator[ipaddress.IPv4Network]:
+    """The /24s computes' addresses are taken from, in order: the frontend's, then those
+    of ``network`` below it (nearest first), then those above; made as they are needed
+    (a /16 holds 256, and most VCs need only the first)."""
+    home = ipaddress.IPv4Network(f"{frontend}/24", strict=False)
+    yield home
+    if network.prefixlen >= 24:
+        return
+    start, first, last = (
+        int(home.network_address),
+        int(network.network_address),
+        int(network.broadcast_address),
+    )
+    for block in (*range(start - 256, first - 1, -256), *range(start + 256, last, 256)):
+        yield ipaddress.IPv4Network((block, 24))

@@ -9,7 +9,6 @@ the external tools pragmash runs.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import platform
 import shutil
@@ -90,9 +89,11 @@ def configure_logging(level: str, err: TextIO) -> None:
 
 
 def _package(name: str) -> str:
+    from importlib import metadata  # only --version needs it (about 30 ms to import)
+
     try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
         return "not installed"
 
 
