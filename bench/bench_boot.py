@@ -21,10 +21,10 @@ from pathlib import Path
 import libvirt
 
 from pragmash.driver_api import NodePlan
-from pragmash.images.domain import HostInfo, render_domain
+from pragmash.images.libvirt_xml.domain import HostInfo, render_domain
 from pragmash.ui.cli.main import main
-from pragmash.vc.repository import demo_repository_path
-from pragmash.vc.vcin import load_vc_in
+from pragmash.vc.formats.vcin import load_vc_in
+from pragmash.vc.repository.vcdb import demo_repository_path
 
 SIZES = (1, 8, 32, 256)
 REPEATS = 3

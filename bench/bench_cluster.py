@@ -25,7 +25,7 @@ head node's cost, the guests do not read their seeds.
     .venv/bin/python bench/bench_cluster.py --image busybox --delivery both --sizes 1,16
 
 ``--image debian`` uses the disk of scripts/build-distro-image ($PRAGMASH_DISTRO_IMAGE,
-else its default path); ``busybox`` builds the tiny test image (tests/vmimage.py).
+else its default path); ``busybox`` builds the tiny test image (tests/support/vmimage.py).
 Guests' links stay down (user-mode interfaces): no traffic leaves the machine.
 """
 
@@ -46,13 +46,14 @@ from typing import Any
 import libvirt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "vm"))
 
-from distroimage import distro_image_path
+from support.distroimage import distro_image_path
+from support.vmimage import build_test_image
+from support.vmsite import write_repository, write_site
 from test_vm_debian import write_vc
-from vmimage import build_test_image
-from vmsite import write_repository, write_site
 
-from pragmash.engine import session
+from pragmash.engine.run import session
 from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger

@@ -21,14 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from pragmash.engine.hosts import placement_input
-from pragmash.engine.registry import load_engine
+from pragmash.engine.hosts.capacity import placement_input
+from pragmash.engine.run.registry import load_engine
 from pragmash.store.allocation import allocate, release
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli.main import main
-from pragmash.vc.repository import demo_repository_path
-from pragmash.vc.site import load_site
-from pragmash.vc.vcin import load_vc_in
+from pragmash.vc.config.site import load_site
+from pragmash.vc.formats.vcin import load_vc_in
+from pragmash.vc.repository.vcdb import demo_repository_path
 
 REPEATS = 3
 HOST_CPUS = 24

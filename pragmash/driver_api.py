@@ -156,7 +156,7 @@ class StageResult:
     output_tail: list[str] = field(default_factory=list)
 
 
-#: What computes boot with (site ``[vc_out] computes``); see pragmash.vc.vcout.node_vc_out.
+#: What computes boot with (site ``[vc_out] computes``); see pragmash.vc.formats.vcout.node_vc_out.
 ComputeVcOut = Literal["own", "whole"]
 
 
@@ -399,7 +399,7 @@ class GuestAgents(Protocol):
 
     One raw call (a JSON command in, the JSON reply out), as libvirt's
     ``qemuAgentCommand`` is: what the commands mean (``guest-exec``, ``guest-file-write``)
-    is :mod:`pragmash.engine.guest_agent`'s, so every engine that can pass them gets the
+    is :mod:`pragmash.engine.guests.agent`'s, so every engine that can pass them gets the
     whole protocol. ``exec`` and ``refresh`` need it; where an engine lacks it they go
     over ssh.
     """

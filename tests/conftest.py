@@ -34,7 +34,8 @@ import pytest
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
-from repldriver import RECIPE as REPL_RECIPE
+from support.netns import NETNS_VAR, running_netns
+from support.repldriver import RECIPE as REPL_RECIPE
 
 # A test run started in the background of a non-interactive shell (`cmd &`, nohup, some
 # CI runners) inherits SIGINT ignored, and Python then keeps it ignored: the Ctrl-C
@@ -102,18 +103,6 @@ def _vm_tier_missing() -> str | None:
 
 
 SLOW_OPT_IN = "PRAGMASH_SLOW"
-NETNS_VAR = "PRAGMASH_TEST_NETNS"
-
-
-def running_netns() -> str | None:
-    """The network namespace scripts/test runs libvirtd in, when it exists."""
-    name = os.environ.get(NETNS_VAR, "")
-    if not name:
-        return None
-    listed = subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True, check=False
-    ).stdout.split()
-    return name if name in listed else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -173,18 +162,6 @@ def _vm_networks_left_behind() -> Iterator[None]:
                 net.undefine()
     finally:
         conn.close()
-
-
-@pytest.fixture(scope="session")
-def fixed_debian_bases(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder where the first slow module that converts the Debian test image with
-    virt-v2v leaves the fixed base (hard links), for the next one to take.
-
-    One conversion per run of the suite instead of one per module: 4–8 minutes each
-    under TCG. test_v2v_slow converts (and proves the conversion); test_vm_debian boots
-    what it made, or converts itself when run alone.
-    """
-    return tmp_path_factory.mktemp("fixed-debian-bases")
 
 
 @pytest.fixture

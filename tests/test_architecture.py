@@ -68,7 +68,7 @@ def project_modules(root: Path) -> dict[str, Path]:
 
 
 def _resolve(name: str, files: dict[str, Path]) -> str | None:
-    """The project module ``name`` is, or is inside (``pragmash.vc.site.SiteConfig``)."""
+    """The project module ``name`` is, or is inside (``pragmash.vc.config.site.SiteConfig``)."""
     while name:
         if name in files:
             return name
@@ -194,11 +194,11 @@ GRAPH = import_graph(ROOT)
 
 def test_the_graph_sees_the_project() -> None:
     assert (
-        "pragmash.engine.session" in GRAPH.files
-        and "pragmash.drivers.libvirt_engine" in GRAPH.files
+        "pragmash.engine.run.session" in GRAPH.files
+        and "pragmash.drivers.libvirt.engine" in GRAPH.files
     )
-    assert "pragmash.engine.runtime" in GRAPH.edges["pragmash.engine.opening"]
-    assert "pragmash.driver_api" in GRAPH.edges["pragmash.drivers.libvirt_engine"]
+    assert "pragmash.engine.run.runtime" in GRAPH.edges["pragmash.engine.run.opening"]
+    assert "pragmash.driver_api" in GRAPH.edges["pragmash.drivers.libvirt.engine"]
 
 
 def test_no_import_cycle() -> None:
@@ -223,11 +223,11 @@ def test_no_module_over_the_size_limit() -> None:
 
 
 def test_one_xml_parser_factory() -> None:
-    """Every lxml parser comes from pragmash.vc.xmlsafe.safe_parser (no DTD, entities, network)."""
+    """Every lxml parser comes from pragmash.vc.formats.xmlsafe.safe_parser (no DTD, entities, network)."""
     makers = [
         (module, node.lineno)
         for module, path in GRAPH.files.items()
-        if module != "pragmash.vc.xmlsafe"
+        if module != "pragmash.vc.formats.xmlsafe"
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Attribute) and node.attr == "XMLParser"
     ]
@@ -249,24 +249,26 @@ def test_one_argparse_class() -> None:
 
 def test_a_cycle_and_an_upward_import_are_caught(tmp_path: Path) -> None:
     """The checks fail where they should: a function-local import closing a cycle, import_module."""
-    for folder in ("pragmash/engine", "pragmash/language", "drivers"):
+    for folder in ("pragmash/engine", "pragmash/engine/run", "pragmash/language", "drivers"):
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "__init__.py").write_text("")
     (tmp_path / "pragmash" / "__init__.py").write_text("")
     (tmp_path / "pragmash/language/checker.py").write_text(
-        "def f():\n    from pragmash.engine.interpreter import flatten\n"
+        "def f():\n    from pragmash.engine.run.interpreter import flatten\n"
     )
-    (tmp_path / "pragmash/engine/interpreter.py").write_text(
+    (tmp_path / "pragmash/engine/run/interpreter.py").write_text(
         "from pragmash.language import checker\n"
     )
-    (tmp_path / "pragmash/engine/registry.py").write_text(
-        "import importlib\nimportlib.import_module('pragmash.engine.interpreter')\n"
+    (tmp_path / "pragmash/engine/run/registry.py").write_text(
+        "import importlib\nimportlib.import_module('pragmash.engine.run.interpreter')\n"
     )
     graph = import_graph(tmp_path)
-    assert graph.hidden == [("pragmash.engine.registry", 2, "pragmash.engine.interpreter")]
-    assert cycles(graph) == [["pragmash.engine.interpreter", "pragmash.language.checker"]]
-    assert upward(graph) == [("pragmash.language.checker", "pragmash.engine.interpreter")]
-    assert graph.local == [("pragmash.language.checker", 2, "pragmash.engine.interpreter.flatten")]
+    assert graph.hidden == [("pragmash.engine.run.registry", 2, "pragmash.engine.run.interpreter")]
+    assert cycles(graph) == [["pragmash.engine.run.interpreter", "pragmash.language.checker"]]
+    assert upward(graph) == [("pragmash.language.checker", "pragmash.engine.run.interpreter")]
+    assert graph.local == [
+        ("pragmash.language.checker", 2, "pragmash.engine.run.interpreter.flatten")
+    ]
 
 
 def report(root: Path) -> str:

@@ -11,8 +11,8 @@ from types import ModuleType
 import pytest
 
 from pragmash.driver_api import DistroDriver, NodePlan, StageContext
-from pragmash.drivers.script_folder import _ARG_NAMES
-from pragmash.engine.session import BUILTINS
+from pragmash.drivers.pragma_boot.folder import _ARG_NAMES
+from pragmash.engine.run.session import BUILTINS
 from pragmash.language.parser import parse_recipe
 from pragmash.language.vocabulary import FIX_METHODS, STATEMENT_WORDS, WAIT_STATES
 
@@ -142,7 +142,7 @@ def test_worked_example_is_a_distro_driver(tmp_path: Path) -> None:
 
 @pytest.mark.vm
 def test_worked_example_writes_into_a_real_image(tmp_path: Path) -> None:
-    from vmimage import build_test_image
+    from support.vmimage import build_test_image
 
     image = build_test_image(tmp_path / "img")
     vc_out = tmp_path / "vc-out.xml"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pragmash.vc.site import SITE_KEYS
-from pragmash.vc.site_hosts import HOST_KEYS
+from pragmash.vc.config.hosts import HOST_KEYS
+from pragmash.vc.config.site import SITE_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "site-reference.md"

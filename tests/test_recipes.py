@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from pragmash.driver_api import NodePlan
-from pragmash.drivers.centos7 import Centos7
-from pragmash.drivers.ubuntu_cloud import UbuntuCloud, netplan_yaml
+from pragmash.drivers.distros.centos7 import Centos7
+from pragmash.drivers.distros.ubuntu_cloud import UbuntuCloud, netplan_yaml
 from pragmash.ui.cli.main import main
-from pragmash.vc.repository import demo_repository_path
-from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut, read_vc_out
+from pragmash.vc.formats.vcout import ComputeOut, FrontendOut, VcOut, read_vc_out
+from pragmash.vc.repository.vcdb import demo_repository_path
 
 ROOT = Path(__file__).parent.parent
 RECIPES = ROOT / "recipes"
@@ -267,7 +267,7 @@ def test_centos7_driver_writes_network_scripts(allocated: Path) -> None:
 def test_ubuntu_pre_boot_writes_every_file_in_one_session(allocated: Path, tmp_path: Path) -> None:
     import subprocess
 
-    from vmimage import build_test_image
+    from support.vmimage import build_test_image
 
     from pragmash.driver_api import StageContext
 

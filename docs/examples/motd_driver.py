@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pragmash.driver_api import NodePlan, StageContext, StageResult
-from pragmash.vc.vcout import node_vc_out
+from pragmash.vc.formats.vcout import node_vc_out
 
 
 class MotdDriver:

@@ -4,7 +4,7 @@ A NoCloud seed (label ``cidata``) and pragmash's config drive (label ``PRAGMASH`
 both a few files on a volume the guest mounts read-only. FAT is one of the two file
 systems cloud-init's NoCloud reads (ISO 9660 is the other), and every cloud kernel
 mounts it (cloud images boot through an EFI system partition, which is FAT). The
-volume is attached as a read-only virtio disk (:mod:`pragmash.images.domain`): unlike a
+volume is attached as a read-only virtio disk (:mod:`pragmash.images.libvirt_xml.domain`): unlike a
 CD-ROM it needs no ATAPI or SATA driver in a slimmed cloud kernel.
 
 Why written here and not by mkfs.vfat and mcopy: a VC makes one seed per node, and

@@ -28,8 +28,13 @@ from pathlib import Path
 from typing import IO
 
 from pragmash.errors import RepositoryError
-from pragmash.vc.http import HttpClient, protocol_errors, protocol_failure, transient_errors
-from pragmash.vc.sums import DigestMismatch
+from pragmash.vc.formats.sums import DigestMismatch
+from pragmash.vc.repository.http import (
+    HttpClient,
+    protocol_errors,
+    protocol_failure,
+    transient_errors,
+)
 
 CHUNK = 1 << 20
 RETRIES = 5  # a piece that stops is asked again from where it stopped, this many times in a row

@@ -3,7 +3,7 @@
 pragma_boot's ``fix_driver`` ran virt-v2v on every image. Here the recipe chooses
 per target (``fix all via virt-v2v``), and each distinct image is fixed once: the
 fixed-image cache (:mod:`pragmash.images.basecache`) calls these on a work copy and
-every node gets an overlay on the result (:mod:`pragmash.engine.fixstep`).
+every node gets an overlay on the result (:mod:`pragmash.engine.steps.fix`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from pragmash.images.fatvolume import make_fat_volume
 from pragmash.images.guestfish import read_then_write
 from pragmash.images.staging import image_format
 from pragmash.images.tools import accel_words, guestfs_env, run_tool
-from pragmash.vc.keys import same_key
+from pragmash.vc.formats.keys import same_key
 
 CONFIG_DRIVE_LABEL = "PRAGMASH"
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"

@@ -40,7 +40,7 @@ from pragmash.driver_api import NodePlan
 from pragmash.errors import StepError
 from pragmash.images.fatvolume import make_fat_volume
 from pragmash.images.inject import GuestContent, GuestLink
-from pragmash.vc.vcout import VcOut
+from pragmash.vc.formats.vcout import VcOut
 
 NONCE_FILE = "instance-nonce"
 SEED_LABEL = "cidata"  # what cloud-init's NoCloud looks for (as cloud-localds writes it)

@@ -30,11 +30,11 @@ from typing import Literal
 from pragmash.errors import RepositoryError
 from pragmash.images.fetch import Piece, assemble, is_cached
 from pragmash.images.staging import content_digest
-from pragmash.vc.http import HttpClient
-from pragmash.vc.http_repository import HttpRepository
-from pragmash.vc.repository import Repository
-from pragmash.vc.sums import DigestMismatch
-from pragmash.vc.vcin import NodeTemplate, VcIn, load_vc_in
+from pragmash.vc.formats.sums import DigestMismatch
+from pragmash.vc.formats.vcin import NodeTemplate, VcIn, load_vc_in
+from pragmash.vc.repository.http import HttpClient
+from pragmash.vc.repository.vcdb import Repository
+from pragmash.vc.repository.web import HttpRepository
 
 FETCHED_FOLDER = "fetched"
 MAX_PARTS = 1000

@@ -6,8 +6,8 @@ Every node carries its :class:`~pragmash.errors.Span` so any later problem can b
 reported at its position in the recipe.
 
 One walker over statements (:class:`StatementVisitor`, at the end): a method per
-statement class, checked by mypy. The executor (:class:`~pragmash.engine.runtime.Runtime`),
-the planner of ``--dry-run`` (:mod:`~pragmash.engine.plan`) and the checker
+statement class, checked by mypy. The executor (:class:`~pragmash.engine.run.runtime.Runtime`),
+the planner of ``--dry-run`` (:mod:`~pragmash.engine.run.plan`) and the checker
 (:mod:`~pragmash.language.checker`) each give every statement its meaning by
 subclassing it. Dispatch is double: a statement's ``accept`` calls its own method of
 the visitor, so there is no ``isinstance`` chain and no method looked up by name.

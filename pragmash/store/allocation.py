@@ -20,12 +20,12 @@ from pragmash.errors import AllocationError
 from pragmash.store.ledger import Ledger
 from pragmash.store.placement import HostCapacity, NodeNeed, config_capacity, place
 from pragmash.store.private_ips import compute_private_ips
-from pragmash.vc.limits import MAX_SITE_CPUS
-from pragmash.vc.names import compute_name, frontend_name, validate_name
-from pragmash.vc.site import PublicAddress, SiteConfig
-from pragmash.vc.site_hosts import IMPLICIT_HOST
-from pragmash.vc.vcin import VcIn
-from pragmash.vc.vcout import ComputeOut, FrontendOut, VcOut
+from pragmash.vc.config.hosts import IMPLICIT_HOST
+from pragmash.vc.config.limits import MAX_SITE_CPUS
+from pragmash.vc.config.site import PublicAddress, SiteConfig
+from pragmash.vc.formats.names import compute_name, frontend_name, validate_name
+from pragmash.vc.formats.vcin import VcIn
+from pragmash.vc.formats.vcout import ComputeOut, FrontendOut, VcOut
 
 _MAC_COUNTER = "mac"
 _MAC_SPACE = 1 << 24  # three octets after the site prefix

@@ -13,7 +13,7 @@ from pragmash.store.journal import RunRecord, StepRecord, ensure_journal, run_fr
 from pragmash.store.ledger import Ledger
 
 #: The file name a stop's or start's steps are shown and journaled under
-#: (pragmash.engine.power makes them; ``status`` reads what they powered).
+#: (pragmash.engine.commands.power makes them; ``status`` reads what they powered).
 POWER_FILE = "power"
 
 

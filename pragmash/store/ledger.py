@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pragmash.errors import LedgerError
-from pragmash.vc.site import SiteConfig
+from pragmash.vc.config.site import SiteConfig
 
 log = logging.getLogger("pragmash.ledger")
 
@@ -238,9 +238,12 @@ class Ledger:
         try:
             conn = sqlite3.connect(side, isolation_level=None)
             try:
+                # no other process sees this file yet: no rollback journal and no syncs
+                # while it is made; it is synced once, whole, before it is linked
+                conn.execute("PRAGMA journal_mode = OFF")
+                conn.execute("PRAGMA synchronous = OFF")
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                # every table in one transaction (deferred: no other process sees this file)
-                conn.execute("BEGIN")
+                conn.execute("BEGIN")  # every table in one transaction
                 for sql, columns in _SCHEMAS:
                     for statement in _statements(sql):
                         conn.execute(statement)
@@ -250,9 +253,13 @@ class Ledger:
                             if name not in have:
                                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
                 conn.execute("COMMIT")
+                # WAL is kept in the file's header: no connection has to switch it (a
+                # write) when it first opens the ledger
+                conn.execute("PRAGMA journal_mode = WAL")
             finally:
-                conn.close()
+                conn.close()  # the last connection: its WAL is checkpointed and removed
             side.chmod(LEDGER_MODE)  # SQLite gives its -wal and -shm files the same mode
+            _fsync_path(side)
             with contextlib.suppress(FileExistsError):  # another process made it first
                 os.link(side, self.path)
             _mark(self.marker)
@@ -507,6 +514,14 @@ def _read_only(folder: Path) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _statements(sql: str) -> Iterator[str]:

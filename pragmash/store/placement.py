@@ -15,7 +15,7 @@ and a VC that does not fit takes nothing.
   hosts) keeps each VC on one host: the one with the most free CPUs that holds it all.
 
 Capacity comes from the engine layer (libvirt's count of each host's CPUs and memory,
-see :mod:`pragmash.engine.hosts`), handed in as :class:`HostCapacity`; hosts that
+see :mod:`pragmash.engine.hosts.capacity`), handed in as :class:`HostCapacity`; hosts that
 could not be reached are left out by the caller and only named here, in the refusal.
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pragmash.errors import AllocationError
-from pragmash.vc.site import SiteConfig
-from pragmash.vc.site_hosts import ledger_host
+from pragmash.vc.config.hosts import ledger_host
+from pragmash.vc.config.site import SiteConfig
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class NodeNeed:
 def config_capacity(site: SiteConfig) -> list[HostCapacity]:
     """Capacity from the site config alone: the one-host site's ``[resources] cpus``.
 
-    A ``[[hosts]]`` site's capacity is libvirt's (see ``pragmash.engine.hosts``); here
+    A ``[[hosts]]`` site's capacity is libvirt's (see ``pragmash.engine.hosts.capacity``); here
     only its hosts whose ``cpus`` the config gives count, for callers with no engine.
     """
     return [
@@ -79,7 +79,7 @@ def config_capacity(site: SiteConfig) -> list[HostCapacity]:
 
 
 def host_of(stored: str | None, site: SiteConfig) -> str:
-    """The host a node's ledger row names (:func:`~pragmash.vc.site_hosts.ledger_host`)."""
+    """The host a node's ledger row names (:func:`~pragmash.vc.config.hosts.ledger_host`)."""
     return ledger_host(stored, [h.name for h in site.hosts])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pragmash.store.ledger import Ledger
-from pragmash.vc.site import SiteConfig
+from pragmash.vc.config.site import SiteConfig
 
 
 def pool_summary(ledger: Ledger, site: SiteConfig) -> dict[str, dict[str, int]]:

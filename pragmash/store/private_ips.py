@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Iterator
 
 from pragmash.errors import AllocationError
-from pragmash.vc.vcin import VcIn
+from pragmash.vc.formats.vcin import VcIn
 
 
 def compute_private_ips(vcin: VcIn, count: int) -> list[str]:

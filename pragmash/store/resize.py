@@ -27,9 +27,9 @@ from pragmash.store.allocation import (  # the ledger's one reading of a VC, and
 from pragmash.store.ledger import Ledger
 from pragmash.store.placement import HostCapacity, NodeNeed, config_capacity, place
 from pragmash.store.private_ips import compute_private_ips
-from pragmash.vc.names import compute_name
-from pragmash.vc.site import SiteConfig
-from pragmash.vc.vcin import VcIn
+from pragmash.vc.config.site import SiteConfig
+from pragmash.vc.formats.names import compute_name
+from pragmash.vc.formats.vcin import VcIn
 
 
 def compute_cpus(held: Allocation, site: SiteConfig, vcin: VcIn) -> int:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pragmash.errors import AllocationError
 from pragmash.store.allocation import Allocation, _store, load_allocation
 from pragmash.store.ledger import Ledger
-from pragmash.vc.site import SiteConfig
-from pragmash.vc.vcin import VcIn
+from pragmash.vc.config.site import SiteConfig
+from pragmash.vc.formats.vcin import VcIn
 
 
 def record_allocation(

@@ -12,10 +12,10 @@ import argparse
 import math
 from typing import Any, NoReturn
 
-from pragmash.engine.overrides import parse_mem
-from pragmash.engine.session import RunOptions, parse_sets
+from pragmash.engine.run.mem_option import parse_mem
+from pragmash.engine.run.session import RunOptions, parse_sets
 from pragmash.errors import UserError
-from pragmash.vc.keys import read_public_keys
+from pragmash.vc.formats.keys import read_public_keys
 
 
 def positive_seconds(text: str) -> float:

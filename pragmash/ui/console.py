@@ -16,7 +16,7 @@ import tty
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from pragmash.engine.console import ConsoleStream
+from pragmash.engine.hosts.console import ConsoleStream
 
 ESCAPE = b"\x1d"  # Ctrl-]
 POLL_SECONDS = 0.05

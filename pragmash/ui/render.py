@@ -17,7 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO, cast
 
-from pragmash.engine.events import Event, Output, Progress, StepFailed, StepFinished, StepStarted
+from pragmash.engine.run.events import (
+    Event,
+    Output,
+    Progress,
+    StepFailed,
+    StepFinished,
+    StepStarted,
+)
 from pragmash.errors import PragmashError, RecipeError, RecipeErrors, Span, StepError
 from pragmash.language.ast import Statement
 from pragmash.language.program import FlatStep

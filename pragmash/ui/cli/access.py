@@ -1,6 +1,6 @@
 """``pragmash ssh``, ``ssh-config`` and ``inventory``: the ways into a VC's nodes.
 
-What to reach and how is :mod:`pragmash.engine.access`'s (one OpenSSH config for the
+What to reach and how is :mod:`pragmash.engine.commands.access`'s (one OpenSSH config for the
 VC); this prints it, or formats it as an Ansible inventory (INI, YAML or JSON), or
 replaces this process with ``ssh`` on it.
 """
@@ -12,7 +12,8 @@ import os
 import shutil
 from typing import Any, TextIO
 
-from pragmash.engine import access, session
+from pragmash.engine.commands import access
+from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK, UserError
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.render import json_dump

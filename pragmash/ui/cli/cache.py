@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from pragmash.engine import session
-from pragmash.engine.imagecache import CachedImage, cached_images, prune_cache
+from pragmash.engine.commands.cache import CachedImage, cached_images, prune_cache
+from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.render import json_dump

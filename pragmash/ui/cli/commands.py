@@ -1,7 +1,7 @@
 """The CLI's subcommands check, resume, list, status, clean and repl (table.py lists all).
 
-Each parses its arguments, calls the engine layer (:mod:`pragmash.engine.session`
-for runs, :mod:`pragmash.engine.lifecycle` for list, status and clean)
+Each parses its arguments, calls the engine layer (:mod:`pragmash.engine.run.session`
+for runs, :mod:`pragmash.engine.commands.lifecycle` for list, status and clean)
 and prints what comes back: for people by default, JSON with ``--json``. Like the
 rest of the CLI, they hold no run logic.
 """
@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
-from pragmash.engine import lifecycle, power, scale, session
-from pragmash.engine.repositories import site_repository
+from pragmash.engine.commands import lifecycle, power, scale
+from pragmash.engine.commands.repositories import site_repository
+from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
@@ -23,8 +24,8 @@ from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.power import finish as finish_power
 from pragmash.ui.render import StepPrinter, json_dump
 from pragmash.ui.repl import debugger
-from pragmash.vc.names import validate_name
-from pragmash.vc.site import SiteConfig
+from pragmash.vc.config.site import SiteConfig
+from pragmash.vc.formats.names import validate_name
 
 
 def _parser(name: str, description: str) -> ArgumentParser:

@@ -18,12 +18,12 @@ import re
 from pathlib import Path
 from typing import TextIO
 
-from pragmash.engine.known_names import held_vcs, node_names, recipe_params
+from pragmash.engine.commands.known_names import held_vcs, node_names, recipe_params
 from pragmash.errors import EXIT_OK, PragmashError
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.cli.globals import split_global_options
 from pragmash.ui.cli.table import BY_NAME, COMMANDS
-from pragmash.vc.site import load_site
+from pragmash.vc.config.site import load_site
 
 GLOBAL_OPTIONS = ("--site", "--log-level", "--verbose", "--version", "--help")
 RUN_OPTIONS = (

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from pragmash.engine import session
-from pragmash.engine.console import open_node_console
+from pragmash.engine.hosts.console import open_node_console
+from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.console import attach, shower
-from pragmash.vc.names import validate_name
+from pragmash.vc.formats.names import validate_name
 
 
 def cmd_console(args: list[str], out: TextIO, err: TextIO) -> int:

@@ -1,6 +1,6 @@
 """``pragmash history VCNAME``: every run of a VC (recipe, scale, stop, start), oldest first.
 
-The runs come from :func:`pragmash.engine.lifecycle.vc_history`; this prints them
+The runs come from :func:`pragmash.engine.commands.lifecycle.vc_history`; this prints them
 for people (local time, how long each took) or as JSON with ``--json``.
 """
 
@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from pragmash.engine import lifecycle, session
+from pragmash.engine.commands import lifecycle
+from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.render import json_dump
-from pragmash.vc.names import validate_name
+from pragmash.vc.formats.names import validate_name
 
 
 def cmd_history(args: list[str], out: TextIO, err: TextIO) -> int:

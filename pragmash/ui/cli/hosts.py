@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from pragmash.engine import session
-from pragmash.engine.hosts import HostReport, site_hosts
+from pragmash.engine.hosts.capacity import HostReport, site_hosts
+from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.render import json_dump

@@ -1,7 +1,7 @@
 """``pragmash import-site``: pragma_boot's site configuration as a pragmash site.toml.
 
 Reads (never runs) ``site_conf.conf``, ``kvm_rocks.conf`` and 2013's
-``net_conf.conf`` (:mod:`pragmash.vc.import_site`), checks the result with the site
+``net_conf.conf`` (:mod:`pragmash.vc.config.import_site`), checks the result with the site
 loader every run uses, and prints it (or writes ``--output``). What could not be
 mapped is listed on stderr and marked FILL IN in the file.
 """
@@ -14,8 +14,13 @@ from typing import TextIO
 
 from pragmash.errors import EXIT_OK, EXIT_USER, UserError
 from pragmash.ui.arguments import ArgumentParser
-from pragmash.vc.import_site import Settings, build_site_toml, read_python_conf, read_shell_conf
-from pragmash.vc.site import load_site
+from pragmash.vc.config.import_site import (
+    Settings,
+    build_site_toml,
+    read_python_conf,
+    read_shell_conf,
+)
+from pragmash.vc.config.site import load_site
 
 #: Where pragma_boot kept each file, relative to its folder (newest layout first).
 LAYOUT = {

@@ -22,7 +22,7 @@ import sys
 from types import FrameType
 from typing import TextIO
 
-from pragmash.engine.process_trees import end_running_commands
+from pragmash.engine.steps.process_trees import end_running_commands
 from pragmash.errors import EXIT_INTERRUPTED
 
 #: The Ctrl-C that exits at once instead of raising KeyboardInterrupt.

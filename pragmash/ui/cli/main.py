@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pragmash.engine.process_trees import end_running_commands
+from pragmash.engine.steps.process_trees import end_running_commands
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,

@@ -1,7 +1,7 @@
 """``pragmash stop VCNAME`` (alias ``shutdown``) and ``pragmash start VCNAME``, printed like runs.
 
 The stop and the start themselves (their checks, steps, journal and lock) are
-:mod:`pragmash.engine.power`'s; this front end parses, prints each step as a run's
+:mod:`pragmash.engine.commands.power`'s; this front end parses, prints each step as a run's
 steps are printed and reports how it ended through the run command's
 :func:`~pragmash.ui.cli.run.finish`.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from pragmash.engine import power
-from pragmash.engine.session import Run
+from pragmash.engine.commands import power
+from pragmash.engine.run.session import Run
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.render import StepPrinter

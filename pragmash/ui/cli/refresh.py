@@ -1,6 +1,6 @@
 """``pragmash refresh VCNAME``: the VC's running nodes receive their current vc-out.
 
-What a refresh does (and why it is no journaled run) is :mod:`pragmash.engine.refresh`'s;
+What a refresh does (and why it is no journaled run) is :mod:`pragmash.engine.commands.refresh`'s;
 this front end parses, prints its step as a run's steps are printed, and says how it
 ended.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from pragmash.engine import refresh
+from pragmash.engine.commands import refresh
 from pragmash.errors import EXIT_OK
 from pragmash.images.nocloud import GUEST_VC_OUT
 from pragmash.ui.arguments import ArgumentParser

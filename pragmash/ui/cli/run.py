@@ -1,7 +1,7 @@
 """``pragmash RECIPE --vcname NAME``: start a run, print its steps, report how it ended.
 
 Also home of :func:`finish` (run to the end and report), which ``resume`` shares,
-and of the dry-run plan printer. The run itself is :mod:`pragmash.engine.session`'s.
+and of the dry-run plan printer. The run itself is :mod:`pragmash.engine.run.session`'s.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from pragmash.engine import session
-from pragmash.engine.plan import make_plan
-from pragmash.engine.session import Prepared, Run
+from pragmash.engine.run import session
+from pragmash.engine.run.plan import make_plan
+from pragmash.engine.run.session import Prepared, Run
 from pragmash.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,

@@ -1,7 +1,7 @@
 """``pragmash scale VCNAME +N|-N``: grow or shrink a running VC, printed like a run.
 
 The scale itself (its checks, steps, journal and lock) is
-:mod:`pragmash.engine.scale`'s; this front end parses, prints each step as a run's
+:mod:`pragmash.engine.commands.scale`'s; this front end parses, prints each step as a run's
 steps are printed, and reports how it ended through the run command's
 :func:`~pragmash.ui.cli.run.finish`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from pragmash.engine import scale
+from pragmash.engine.commands import scale
 from pragmash.ui.arguments import ArgumentParser, positive_seconds
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.render import StepPrinter

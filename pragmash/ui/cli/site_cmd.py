@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from pragmash.engine.site_check import check_site
+from pragmash.engine.commands.site_check import check_site
 from pragmash.errors import EXIT_OK, EXIT_USER
 from pragmash.ui.arguments import ArgumentParser
-from pragmash.vc.site import find_site, load_site
+from pragmash.vc.config.site import find_site, load_site
 
 
 def cmd_site(args: list[str], out: TextIO, err: TextIO) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from pragmash.engine import repositories, session
+from pragmash.engine.commands import repositories
+from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.render import StepPrinter, json_dump

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output as PtOutput
 
-from pragmash.engine.debug import DebugRun
-from pragmash.engine.events import Event, StepFailed, StepFinished, StepStarted
-from pragmash.engine.interpreter import StopReason
-from pragmash.engine.session import Run
+from pragmash.engine.run.debug import DebugRun
+from pragmash.engine.run.events import Event, StepFailed, StepFinished, StepStarted
+from pragmash.engine.run.interpreter import StopReason
+from pragmash.engine.run.session import Run
 from pragmash.errors import PragmashError
 from pragmash.language.program import FlatStep
 from pragmash.ui.render import (

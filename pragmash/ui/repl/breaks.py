@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pragmash.engine.interpreter import Interpreter
+from pragmash.engine.run.interpreter import Interpreter
 from pragmash.errors import UserError
 from pragmash.language.ast import STATEMENT_KINDS
 from pragmash.ui.render import location

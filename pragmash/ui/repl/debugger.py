@@ -2,7 +2,7 @@
 
 Built like CPython's ``pdb`` over ``bdb``: the interpreter does the stepping; the
 REPL only reads a line, turns it into one call of the run's public API
-(:class:`~pragmash.engine.debug.DebugRun` and the interpreter's stepping methods)
+(:class:`~pragmash.engine.run.debug.DebugRun` and the interpreter's stepping methods)
 and shows what happened. Each ``do_*`` method is a command and its docstring is its
 help text; the commands live in one mixin per concern (stepping, breakpoints,
 looking) and this module puts them together with the loop, help and leaving.
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output as PtOutput
 
-from pragmash.engine import session as session_mod
-from pragmash.engine.interpreter import StopReason
+from pragmash.engine.run import session as session_mod
+from pragmash.engine.run.interpreter import StopReason
 from pragmash.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, PragmashError, UserError
 from pragmash.language.program import FlatStep
 from pragmash.language.vocabulary import STATEMENT_KEYWORDS, did_you_mean

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from pragmash.engine import session as session_mod
-from pragmash.engine.debug import DebugRun
+from pragmash.engine.run import session as session_mod
+from pragmash.engine.run.debug import DebugRun
 from pragmash.errors import UserError
 from pragmash.ui.arguments import ArgumentParser, add_node_options, add_run_options, run_options
 from pragmash.ui.render import StepPrinter
-from pragmash.vc.names import validate_name
+from pragmash.vc.formats.names import validate_name
 
 
 def _arg_parser() -> ArgumentParser:

@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
     from prompt_toolkit.output import Output
 
-from pragmash.engine.debug import NodeView
-from pragmash.engine.events import (
+from pragmash.engine.run.debug import NodeView
+from pragmash.engine.run.events import (
     Event,
     NodeStatus,
     Progress,
     StepStarted,
 )
-from pragmash.engine.events import (
+from pragmash.engine.run.events import (
     Output as OutputEvent,
 )
 from pragmash.ui.render import ellipsize

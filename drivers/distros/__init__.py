@@ -1,0 +1,1 @@
+"""The bundled distro drivers: what a distro's images need before they boot (vc_driver)."""

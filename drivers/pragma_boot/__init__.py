@@ -1,0 +1,1 @@
+"""A site's pragma_boot driver folders of executables, used unchanged: as distro drivers or as the engine."""

@@ -1,0 +1,234 @@
+"""Tier 3 over two hosts: one VC's nodes on two libvirtds that share no disks.
+
+Host 1 is the test run's libvirtd (``qemu:///system`` in scripts/test's network
+namespace), whose disks the head node shares (``storage = "shared"``). Host 2 is
+tests/support/secondhost.py's libvirtd in its own mount and network namespace, reached over
+``qemu+ssh://`` through an sshd on loopback, with ``storage = "pool"``: its
+``/var/lib/libvirt`` and ``/tmp`` are its own, so its compute's disk (and vc-out.xml
+in it) can only have come through libvirt's storage API. The VC's private network is
+``bridge`` mode: a bridge for its VLAN made beforehand in each namespace, the two
+joined by a veth pair (the site's trunk). A 1+2 VC is spread over both; every guest
+prints the vc-out.xml entries it finds for itself, and the compute on host 2 pings
+the frontend on host 1. ``clean`` then leaves no domain and no node volume on either.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import libvirt
+import pytest
+from support import secondhost
+from support.netns import running_netns
+from support.secondhost import SecondHost, trunk, untrunk
+from support.vmimage import MARKER_SELF, MARKER_UP, NET_INIT, build_test_image
+from support.vmsite import console_lines, remove_vmtest_domains, write_repository
+
+from pragmash.drivers.libvirt.storage import BASE_PREFIX, read_tail
+from pragmash.store.allocation import current_allocation
+from pragmash.store.ledger import Ledger
+from pragmash.ui.cli.main import main
+from pragmash.vc.config.site import load_site
+
+pytestmark = [pytest.mark.vm, pytest.mark.guest_net]
+
+BRIDGE = "pmtr10"  # the site's bridge for VLAN 10, on both hosts
+RECIPE = """\
+allocate 2
+fix all via none
+boot frontend
+wait frontend up timeout 5m
+boot compute
+wait compute up timeout 5m
+wait all console "PRAGMASH-SELF name=" timeout 2m
+"""
+
+# NET_INIT, and first the PRAGMASH-SELF lines of the default guest: what vc-out.xml
+# says of each of the node's interfaces
+SELF_REPORT = """ip link set lo up
+if [ -f /root/vc-out.xml ]; then
+    for f in /sys/class/net/*/address; do
+        mac=$(cat "$f")
+        [ "$mac" = "00:00:00:00:00:00" ] && continue
+        awk -v want="$mac" -f /etc/pragmash-self.awk /root/vc-out.xml > "$out"
+    done
+fi
+"""
+INIT = NET_INIT.replace("ip link set lo up\n", SELF_REPORT, 1)
+
+
+@pytest.fixture
+def host2() -> Iterator[SecondHost]:
+    why = secondhost.missing()
+    if why is not None:
+        pytest.fail(f"the two-host test cannot run: {why}")
+    first = running_netns()
+    assert first is not None  # guest_net: conftest runs this only then
+    with SecondHost() as host:
+        trunk(BRIDGE, first, host.netns)
+        try:
+            yield host
+        finally:
+            untrunk(BRIDGE, first, host.netns)
+
+
+@pytest.fixture
+def conn1() -> Iterator[libvirt.virConnect]:
+    connection = libvirt.open("qemu:///system")
+    remove_vmtest_domains(connection)
+    yield connection
+    remove_vmtest_domains(connection)
+    connection.close()
+
+
+def write_two_host_site(root: Path, repo: Path, host2: SecondHost) -> Path:
+    site = root / "site.toml"
+    site.write_text(
+        f"""[engine]
+driver = "libvirt"
+domain_type = "qemu"
+boot_parallelism = 2
+
+[[hosts]]
+name = "host1"
+uri = "qemu:///system"
+cpus = 2
+
+[[hosts]]
+name = "host2"
+uri = "{host2.uri}"
+cpus = 2
+storage = "pool"
+pool = "pragmash"
+pool_path = "{secondhost.POOL_DIR}"
+
+[network]
+netmask = "255.255.255.0"
+gateway = "192.0.2.1"
+dns = "192.0.2.53"
+mac_prefix = "7a:77:6f"
+vlans = [10, 10]
+default_network = "user"
+private = "bridge"
+private_bridge = "pmtr{{vlan}}"
+public = [ {{ ip = "192.0.2.10", fqdn = "vmtest.example.org" }} ]
+
+[resources]
+reserve = 0
+
+[paths]
+temp = "{root / "tmp"}"
+state = "{root / "state"}"
+image_cache = "{root / "cache"}"
+repository = "{repo}"
+
+[up]
+vmtest = ["marker"]
+"""
+    )
+    return site
+
+
+def cli(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pragmash.ui.cli.main", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_one_vc_over_two_hosts(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    host2: SecondHost,
+    conn1: libvirt.virConnect,
+) -> None:
+    monkeypatch.delenv("PRAGMASH_STATE_DIR")
+    image = build_test_image(tmp_path / "image", init_script=INIT)
+    repo = write_repository(tmp_path, image)
+    site_path = write_two_host_site(tmp_path, repo, host2)
+    recipe = tmp_path / "two.prg"
+    recipe.write_text(RECIPE)
+    conn2 = libvirt.open(host2.uri)
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        code = main([str(recipe), "--vcname", "vmtest", "--site", str(site_path)], out=out, err=err)
+        print(out.getvalue(), err.getvalue())
+        assert code == 0, out.getvalue() + err.getvalue()
+        assert "sent to pool pragmash once for this host" in out.getvalue() + err.getvalue()
+
+        held = current_allocation(Ledger(load_site(site_path, {})), "vmtest")
+        assert held is not None
+        status = json.loads(cli("status", "vmtest", "--site", str(site_path), "--json"))
+        hosts = {n["name"]: n["host"] for n in status["nodes"]}
+        assert hosts[held.frontend.name] == "host1", hosts
+        on2 = [c for c in held.computes if hosts[c.name] == "host2"]
+        on1 = [c for c in held.computes if hosts[c.name] == "host1"]
+        assert len(on2) == 1 and len(on1) == 1, hosts
+        far = on2[0]
+
+        # each domain is where the ledger says, and nowhere else
+        assert {d.name() for d in conn2.listAllDomains(0)} == {far.name}
+        assert far.name not in {d.name() for d in conn1.listAllDomains(0)}
+
+        # host 2's disk came as volumes: the base once, the node's overlay backed by it
+        pool = conn2.storagePoolLookupByName("pragmash")
+        pool.refresh(0)
+        volumes = {v.name(): v for v in pool.listAllVolumes(0)}
+        bases = [n for n in volumes if n.startswith(BASE_PREFIX) and not n.endswith(".done")]
+        assert len(bases) == 1, sorted(volumes)
+        disk = volumes[f"{far.name}.qcow2"]
+        assert f"<path>{volumes[bases[0]].path()}</path>" in disk.XMLDesc(0)
+        assert not Path(disk.path()).exists(), "host 2's pool must be invisible to the head node"
+        xml = conn2.lookupByName(far.name).XMLDesc(0)
+        assert f"<source file='{disk.path()}'" in xml, xml
+
+        # every guest reports its own vc-out.xml entries
+        temp = tmp_path / "tmp" / "vmtest"
+        consoles: dict[str, str] = {}
+        for node in (held.frontend, on1[0]):
+            lines = console_lines(temp / f"{node.name}.console.log", MARKER_UP, timeout=120)
+            assert lines, f"{node.name} never came up"
+            consoles[node.name] = (temp / f"{node.name}.console.log").read_text(errors="replace")
+        assert not (temp / f"{far.name}.console.log").exists()
+        far_log = read_tail(conn2, f"{secondhost.POOL_DIR}/{far.name}.console.log", 1 << 20)
+        assert far_log is not None
+        consoles[far.name] = far_log.decode(errors="replace")
+        for lease in held.nodes:
+            found = {
+                m.group(3): (m.group(1), m.group(2))
+                for m in re.finditer(
+                    rf"{MARKER_SELF} name=(\S*) ip=(\S*) mac=(\S*)", consoles[lease.name]
+                )
+            }
+            name = lease.name if lease.role == "compute" else held.public.fqdn
+            assert found.get(lease.macs[0]) == (name, lease.private_ip), consoles[lease.name]
+
+        # the compute on host 2 reached the frontend on host 1, over the trunk
+        fe_ip = held.frontend.private_ip
+        assert f"PRAGMASH-PING {fe_ip} ok" in consoles[far.name], consoles[far.name]
+        replies = re.findall(r"reply from (\S+) \[", consoles[far.name])
+        assert replies and set(replies) == {fe_ip}, consoles[far.name]
+
+        hosts_text = cli("hosts", "--site", str(site_path))
+        status_text = cli("status", "vmtest", "--site", str(site_path))
+        print(f"== pragmash hosts ==\n{hosts_text}\n== pragmash status vmtest ==\n{status_text}")
+        assert "host2" in hosts_text and far.name in status_text
+
+        cli("clean", "vmtest", "--site", str(site_path))
+        assert conn2.listAllDomains(0) == []
+        pool.refresh(0)
+        left = {v.name() for v in pool.listAllVolumes(0)}
+        assert left == {bases[0], bases[0] + ".done"}, "node disk and console log removed"
+    finally:
+        conn2.close()
