@@ -31,6 +31,7 @@ from pragmash.errors import RepositoryError
 from pragmash.vc.formats.sums import DigestMismatch
 from pragmash.vc.repository.http import (
     HttpClient,
+    HttpError,
     protocol_errors,
     protocol_failure,
     transient_errors,
@@ -366,9 +367,11 @@ def _stream(
             slow += isinstance(exc, _TooSlow)
             if failures > retries or slow > retries:
                 out.flush()
-                raise RepositoryError(
+                raise HttpError(
                     f"{piece.url}: the download stopped at byte {got}"
                     f"{f' of {size}' if size is not None else ''}: {exc}",
+                    url=piece.url,
+                    server_fault=True,
                     hint="run the same command again: it continues from there (the bytes"
                     " received are kept, not trusted, until the whole image is verified)",
                 ) from None

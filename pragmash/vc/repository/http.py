@@ -122,14 +122,21 @@ def join(base: str, relative: str) -> str:
 class HttpError(RepositoryError):
     """A web repository did not give what was asked; ``status`` is the HTTP status, if any.
 
-    ``server_fault`` marks an answer that breaks HTTP itself (no status line, endless
-    headers) or a server error (5xx): not the user's input, so exit 3, not 2.
+    ``server_fault`` marks a failure of the world, not of the user's input, so exit 3,
+    not 2: an answer that breaks HTTP itself (no status line, endless headers), a server
+    error (5xx), a connection refused, dropped or timed out, a server too slow.
     """
 
     def __init__(
-        self, message: str, *, url: str, status: int | None = None, server_fault: bool = False
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        server_fault: bool = False,
+        hint: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, hint=hint)
         self.url = url
         self.status = status
         if server_fault:
@@ -317,13 +324,14 @@ class HttpClient:
                 status=exc.code,
                 server_fault=exc.code >= 500,
             )
-        if isinstance(exc, urllib.error.URLError):
-            return HttpError(f"{url}: cannot connect: {exc.reason}", url=url)
+        if isinstance(exc, urllib.error.URLError):  # refused, no route, a name not found
+            return HttpError(f"{url}: cannot connect: {exc.reason}", url=url, server_fault=True)
         if isinstance(exc, ValueError | http.client.InvalidURL):
             return HttpError(f"{url}: cannot be asked for: {exc}", url=url)
         if isinstance(exc, protocol_errors()) and not isinstance(exc, transient_errors()):
             return protocol_failure(url, exc)
-        return HttpError(f"{url}: {exc.__class__.__name__}: {exc}", url=url)
+        # a timeout, a reset, a dropped connection, the disk: the world, not the input
+        return HttpError(f"{url}: {exc.__class__.__name__}: {exc}", url=url, server_fault=True)
 
     def _too_slow(self, url: str) -> HttpError:
         return HttpError(
