@@ -39,10 +39,32 @@ from pragmash.errors import EXIT_STEP_FAILED, RepositoryError
 SCHEMES = ("http", "https")
 USER_AGENT = f"pragmash/{__version__}"
 SMALL_FILE_LIMIT = 4 * 1024 * 1024  # vcdb.txt, SHA256SUMS and vc-in.xml are far smaller
+#: The defaults of the site's ``[downloads]`` settings (:class:`DownloadLimits`).
 #: Seconds a small file may take whole, from connecting to its last byte, and an image's
 #: answer up to its first body byte. The socket timeout alone bounds each wait for a
 #: byte, so a server sending one byte every few seconds held a command forever.
 DEADLINE = 120.0
+#: A download slower than MIN_RATE bytes a second over RATE_WINDOW seconds is stopped and
+#: asked again from where it got to (as curl's --speed-limit/--speed-time): a server
+#: dripping a byte every few seconds never trips the socket timeout and held a run forever.
+MIN_RATE = 1024
+RATE_WINDOW = 60.0
+#: The most bytes taken for an image whose size the server does not announce (no
+#: Content-Length): a body that never ends must not fill the disk.
+UNSIZED_LIMIT = 64 * 1024**3
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """The deadlines and caps of web repositories: the site's ``[downloads]`` settings,
+    today's constants by default (read when made, so a test may shorten them)."""
+
+    deadline: float = field(default_factory=lambda: DEADLINE)
+    min_rate: int = field(default_factory=lambda: MIN_RATE)
+    rate_window: float = field(default_factory=lambda: RATE_WINDOW)
+    unsized_limit: int = field(default_factory=lambda: UNSIZED_LIMIT)
+
+
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)", re.ASCII)
 
 
@@ -307,7 +329,11 @@ class HttpClient:
     """GET, HEAD and ranged GET with a timeout; every failure a RepositoryError naming the URL."""
 
     timeout: float = 30.0
-    deadline: float = field(default_factory=lambda: DEADLINE)  # (tests shorten DEADLINE)
+    limits: DownloadLimits = field(default_factory=DownloadLimits)
+
+    @property
+    def deadline(self) -> float:
+        return self.limits.deadline
 
     def _open(self, request: urllib.request.Request) -> Any:
         request.add_header("User-Agent", USER_AGENT)
