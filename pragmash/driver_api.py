@@ -437,6 +437,15 @@ class HostVolume:
     uploaded: bool = False
 
 
+@dataclass(frozen=True)
+class HostBase:
+    """A base volume in a host's pool, and the volumes backed by it (which use it)."""
+
+    name: str
+    bytes: int
+    users: tuple[str, ...]
+
+
 @runtime_checkable
 class HostImages(Protocol):
     """A host whose disks the head node does not share: images reach it as volumes.
@@ -467,6 +476,14 @@ class HostImages(Protocol):
 
     def remove_node_disks(self, node_names: Sequence[str]) -> list[str]:
         """Delete the nodes' volumes, seeds too (absent ones are fine); the names deleted."""
+        ...
+
+    def bases(self) -> list[HostBase]:
+        """The base volumes in the pool, each with the volumes on it (none: no pool)."""
+        ...
+
+    def remove_base(self, name: str) -> str | None:
+        """Delete base ``name`` if nothing uses it: None when it is gone, else why kept."""
         ...
 
 

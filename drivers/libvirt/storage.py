@@ -13,7 +13,8 @@ so whatever reaches the host's libvirt (``qemu+ssh://``, ``qemu+tls://``) is eno
 * A node's **disk** is a qcow2 volume backed by the base volume: its overlay is made
   and filled (vc-out.xml, keys) on the head node, its header pointed at the base's
   path on the host, and uploaded (it is small). ``clean`` deletes these; bases stay,
-  like the head node's own image cache.
+  like the head node's own image cache, until ``cache prune`` finds no volume backed
+  by them.
 * A node's **seed** (its NoCloud ``cidata`` volume, where settings go as a seed) is
   uploaded beside its disk as ``NAME.cidata.img``; ``clean`` deletes it with the disk.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from pragmash import stages
-from pragmash.driver_api import HostVolume, StageContext
+from pragmash.driver_api import HostBase, HostVolume, StageContext
 from pragmash.drivers.lazy_import import lazy_module
 from pragmash.errors import StepError
 from pragmash.images.rebase import rebased_copy
@@ -166,30 +167,44 @@ class LibvirtStorage:
         name = base_volume_name(digest, fmt)
         with self._lock:
             lock = self._bases.setdefault(name, threading.Lock())
-        with lock, self._base_lock(name):
-            pool = self.pool()
-            vol = self._lookup(pool, name)
-            if vol is not None and self._lookup(pool, name + DONE_SUFFIX) is not None:
-                return HostVolume(self.pool_name, name, vol.path(), fmt, uploaded=False)
-            if vol is not None:  # a cut upload: never trusted
-                ctx.note(f"{name} on {self.pool_name} is incomplete: sending it again")
-                _delete(vol, name)
-            vol = self._upload(pool, name, local, ctx, f"sending base {local.name}")
-            self._create(pool, name + DONE_SUFFIX, 0)
-            return HostVolume(self.pool_name, name, vol.path(), fmt, uploaded=True)
+        with lock:
+            with self._base_lock(name, shared=True):  # there already: the usual case
+                pool = self.pool()
+                vol = self._lookup(pool, name)
+                if vol is not None and self._lookup(pool, name + DONE_SUFFIX) is not None:
+                    return HostVolume(self.pool_name, name, vol.path(), fmt, uploaded=False)
+            with self._base_lock(name):
+                vol = self._lookup(pool, name)
+                if vol is not None and self._lookup(pool, name + DONE_SUFFIX) is not None:
+                    return HostVolume(self.pool_name, name, vol.path(), fmt, uploaded=False)
+                if vol is not None:  # a cut upload: never trusted
+                    ctx.note(f"{name} on {self.pool_name} is incomplete: sending it again")
+                    _delete(vol, name)
+                vol = self._upload(pool, name, local, ctx, f"sending base {local.name}")
+                self._create(pool, name + DONE_SUFFIX, 0)
+                return HostVolume(self.pool_name, name, vol.path(), fmt, uploaded=True)
 
     @contextlib.contextmanager
-    def _base_lock(self, name: str) -> Iterator[None]:
-        """One sender of base ``name`` to this host's pool among the site's processes:
-        the threads' lock above is per process, and a second process found the first
+    def _base_lock(self, name: str, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+        """The lock of base ``name`` on this host's pool, across the site's processes:
+        exclusive to send or remove the base, shared while a node's disk is put onto it.
+
+        The threads' lock above is per process, and a second process found the first
         one's upload without its ``.done``, took it for a cut one and deleted it while it
         was still being sent. The lock is the kernel's (``flock``) on a file in the
         site's state folder (every account of the site shares it, as the ledger), named
-        by the host's URI, the pool and the base."""
+        by the host's URI, the pool and the base. Yields False (``wait=False``) when
+        another holds it.
+        """
         with open_lock_file(self.base_lock_path(name)) as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
             try:
-                yield
+                fcntl.flock(handle, mode if wait else mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -197,6 +212,68 @@ class LibvirtStorage:
         """The lock file of base ``name`` on this host's pool (see :meth:`_base_lock`)."""
         key = f"{self._connect().getURI()}\0{self.pool_name}\0{name}"
         return self.lock_dir / BASE_LOCKS / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock"
+
+    def _existing_pool(self) -> libvirt.virStoragePool | None:
+        """The site's pool where this host has it running; never made (for ``prune``)."""
+        conn = self._connect()
+        try:
+            pool = conn.storagePoolLookupByName(self.pool_name)
+            if not pool.isActive():
+                return None
+            pool.refresh(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                return None
+            raise StepError(
+                f"cannot read storage pool {self.pool_name} on {conn.getURI()}: {_message(exc)}",
+                stage=stages.STORAGE,
+            ) from exc
+        return pool
+
+    def _users(self, pool: libvirt.virStoragePool) -> dict[str, list[str]]:
+        """Backing path -> the volumes backed by it (libvirt reads their headers)."""
+        users: dict[str, list[str]] = {}
+        for vol in pool.listAllVolumes(0):
+            if vol.name().startswith(BASE_PREFIX):
+                continue
+            root = parse_xml_bytes(vol.XMLDesc(0).encode("utf-8"), "volume XML")
+            backing = (root.findtext("backingStore/path") or "").strip()
+            if backing:
+                users.setdefault(backing, []).append(vol.name())
+        return users
+
+    def bases(self) -> list[HostBase]:
+        """The base volumes in this host's pool, each with the volumes backed by it."""
+        pool = self._existing_pool()
+        if pool is None:
+            return []
+        users = self._users(pool)
+        return [
+            HostBase(vol.name(), vol.info()[2], tuple(sorted(users.get(vol.path(), ()))))
+            for vol in sorted(pool.listAllVolumes(0), key=lambda v: v.name())
+            if vol.name().startswith(BASE_PREFIX) and not vol.name().endswith(DONE_SUFFIX)
+        ]
+
+    def remove_base(self, name: str) -> str | None:
+        """Delete base ``name`` unless a volume is backed by it or a run is sending it or a
+        node's disk onto it now (its lock is held): None when it is gone, else why kept.
+        The ``.done`` marker goes first, so a removal cut short leaves a base that the
+        next run takes for a cut upload and sends again."""
+        with self._base_lock(name, wait=False) as held:
+            if not held:
+                return "a run is sending it, or a node's disk onto it, right now"
+            pool = self._existing_pool()
+            vol = None if pool is None else self._lookup(pool, name)
+            if pool is None or vol is None:
+                return None
+            users = self._users(pool).get(vol.path())
+            if users:
+                return f"used by {', '.join(sorted(users))}"
+            done = self._lookup(pool, name + DONE_SUFFIX)
+            if done is not None:
+                _delete(done, name + DONE_SUFFIX)
+            _delete(vol, name)
+            return None
 
     # -- node disks -----------------------------------------------------------------
 
@@ -207,15 +284,28 @@ class LibvirtStorage:
         name = node_volume_name(node_name)
         copy = rebased_copy(overlay, base.path, base.format, self.work_dir)
         try:
-            pool = self.pool()
-            old = self._lookup(pool, name)
-            if old is not None:
-                _delete(old, name)
-            vol = self._upload(pool, name, copy, ctx, f"sending {node_name}'s disk")
-            pool.refresh(0)  # so libvirt reads the qcow2 header: format and backing store
-            return HostVolume(self.pool_name, name, vol.path(), "qcow2", uploaded=True)
+            with self._base_lock(base.name, shared=True):  # no prune of the base meanwhile
+                return self._put_node_disk(node_name, name, copy, base, ctx)
         finally:
             copy.unlink(missing_ok=True)
+
+    def _put_node_disk(
+        self, node_name: str, name: str, copy: Path, base: HostVolume, ctx: StageContext
+    ) -> HostVolume:
+        pool = self.pool()
+        if self._lookup(pool, base.name + DONE_SUFFIX) is None:
+            raise StepError(
+                f"base {base.name} left pool {self.pool_name} on {self._connect().getURI()} "
+                f"before {node_name}'s disk was put onto it (a `pragmash cache prune` meanwhile?)",
+                stage=stages.STORAGE,
+                hint="resume the run: the base is sent again",
+            )
+        old = self._lookup(pool, name)
+        if old is not None:
+            _delete(old, name)
+        vol = self._upload(pool, name, copy, ctx, f"sending {node_name}'s disk")
+        pool.refresh(0)  # so libvirt reads the qcow2 header: format and backing store
+        return HostVolume(self.pool_name, name, vol.path(), "qcow2", uploaded=True)
 
     def put_node_seed(self, node_name: str, seed: Path, ctx: StageContext) -> HostVolume:
         """The node's NoCloud seed volume (a small FAT image), replacing an older one."""

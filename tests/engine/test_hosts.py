@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
@@ -18,15 +19,18 @@ import libvirt
 import pytest
 from support.multihost import Host, write_hosts_site
 
+from pragmash.driver_api import HostVolume, StageContext
 from pragmash.drivers.libvirt.storage import (
+    DONE_SUFFIX,
     LibvirtStorage,
+    base_volume_name,
     node_seed_name,
     node_volume_name,
 )
 from pragmash.engine.hosts.capacity import locate, placement_input
 from pragmash.engine.hosts.router import HostRouter, per_host
 from pragmash.engine.run.registry import load_engine
-from pragmash.errors import AllocationError, ConfigError
+from pragmash.errors import AllocationError, ConfigError, StepError
 from pragmash.store.allocation import allocate, current_allocation
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger
@@ -404,6 +408,83 @@ def test_clean_removes_a_pool_hosts_node_volumes_whose_domain_was_undefined_by_h
     finally:
         for vol in conn.storagePoolLookupByName(pool).listAllVolumes(0):
             vol.delete(0)
+        conn.storagePoolLookupByName(pool).destroy()
+        conn.storagePoolLookupByName(pool).undefine()
+        conn.close()
+
+
+def test_cache_prune_removes_a_pool_hosts_unused_bases_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Per host: a base a node's volume is backed by stays, one a run holds locked stays,
+    an unused one goes (its ``.done`` too); ``--dry-run`` removes nothing."""
+    pool = f"pragmash-prune-{tmp_path.name[-12:]}"
+    extra = (
+        f'\n[[hosts]]\nname = "h2"\nuri = "test:///default"\nstorage = "pool"\n'
+        f'pool = "{pool}"\npool_path = "/pool/{pool}"\n'
+    )
+    site = write_hosts_site(tmp_path, [Host("h1", 2)], extra=extra, private="isolated")
+    conn = libvirt.open("test:///default")
+    storage = LibvirtStorage(
+        lambda: conn, pool, f"/pool/{pool}", tmp_path, lock_dir=load_site(site).state_dir
+    )
+    used, unused, sending = (base_volume_name(d * 64, "raw") for d in "abc")
+    try:
+        made = storage.pool()
+        for base in (used, unused, sending):
+            storage._create(made, base, 1 << 20)
+            storage._create(made, base + DONE_SUFFIX, 0)
+        made.createXML(
+            "<volume><name>calit2-compute-0.qcow2</name><capacity>4096</capacity>"
+            "<target><format type='qcow2'/></target><backingStore>"
+            f"<path>/pool/{pool}/{used}</path><format type='raw'/></backingStore></volume>",
+            0,
+        )
+        every = sorted(v.name() for v in made.listAllVolumes(0))
+
+        rc, out, err = run_cli(site, "cache", "prune", "--dry-run")
+        assert rc == 0, err
+        assert f"h2: would remove {unused} from pool {pool}" in out
+        assert sorted(v.name() for v in made.listAllVolumes(0)) == every
+
+        with storage._base_lock(sending):  # another process sending that base now
+            rc, out, err = run_cli(site, "cache", "prune")
+        assert rc == 0, err
+        assert f"h2: kept {used}: used by calit2-compute-0.qcow2" in out
+        assert f"h2: kept {sending}: a run is sending it" in out
+        assert f"h2: removed {unused} from pool {pool} (" in out  # its allocation: the test
+        assert f"h2 (pool {pool}): 1 removed, 2 kept; freed " in out  # host's volumes have 0
+        left = {v.name() for v in made.listAllVolumes(0)}
+        assert left == set(every) - {unused, unused + DONE_SUFFIX}
+    finally:
+        for vol in conn.storagePoolLookupByName(pool).listAllVolumes(0):
+            vol.delete(0)
+        conn.storagePoolLookupByName(pool).destroy()
+        conn.storagePoolLookupByName(pool).undefine()
+        conn.close()
+
+
+def test_a_node_disk_is_not_put_onto_a_base_pruned_meanwhile(tmp_path: Path) -> None:
+    """Between put_base and put_node_disk a prune may take the base: said, not a disk
+    backed by nothing."""
+    pool = f"pragmash-gone-{tmp_path.name[-12:]}"
+    conn = libvirt.open("test:///default")
+    storage = LibvirtStorage(lambda: conn, pool, f"/pool/{pool}", tmp_path, lock_dir=tmp_path)
+    base = tmp_path / "base.raw"
+    base.write_bytes(b"\0" * 65536)
+    overlay = tmp_path / "n.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(overlay)],
+        check=True,
+    )
+    name = base_volume_name("d" * 64, "raw")
+    gone = HostVolume(pool, name, f"/pool/{pool}/{name}", "raw")
+    ctx = StageContext("calit2", tmp_path, tmp_path / "vc-out.xml")
+    try:
+        with pytest.raises(StepError, match=f"base {name} left pool {pool} on test:///default"):
+            storage.put_node_disk("calit2-compute-0", overlay, gone, ctx)
+        assert storage.pool().listAllVolumes(0) == []
+    finally:
         conn.storagePoolLookupByName(pool).destroy()
         conn.storagePoolLookupByName(pool).undefine()
         conn.close()

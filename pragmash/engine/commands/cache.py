@@ -7,16 +7,24 @@ removes the ones nothing uses any more. "Uses" is read from the overlays
 themselves, not remembered elsewhere: a base is in use while any VC's disk in the
 site's temp folder (every VC the ledger holds keeps its disks there) is an overlay
 on it. A base a run is making or reading under its lock is left alone too.
+
+Hosts with ``storage = "pool"`` hold their own copies of the bases, as volumes; there
+a base is in use while a volume of the pool (a node's disk) is backed by it, and one a
+run is sending, or putting a node's disk onto, is locked and left alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pragmash.driver_api import HostBase, HostStorage
+from pragmash.engine.hosts.router import HostRouter
+from pragmash.engine.run.registry import load_engine
 from pragmash.engine.run.vcfolder import VcFolder
+from pragmash.errors import PragmashError
 from pragmash.images.basecache import CacheEntry, list_entries, remove_entry
 from pragmash.images.staging import backing_of
 from pragmash.vc.config.site import SiteConfig
@@ -117,3 +125,78 @@ def prune_cache(
             kept.append(image)
             note(f"kept {image.entry.path.name}: a run is making or reading it right now")
     return removed, kept
+
+
+@dataclass
+class HostPrune:
+    """What ``prune`` did on one ``storage = "pool"`` host: its base volumes removed and
+    kept (with why), or why nothing could be done there (``unreachable``)."""
+
+    host: str
+    pool: str
+    removed: list[HostBase] = field(default_factory=list)
+    kept: list[tuple[HostBase, str]] = field(default_factory=list)
+    unreachable: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "pool": self.pool,
+            "removed": [{"volume": b.name, "bytes": b.bytes} for b in self.removed],
+            "kept": [
+                {"volume": b.name, "bytes": b.bytes, "why": why, "used_by": list(b.users)}
+                for b, why in self.kept
+            ],
+            "unreachable": self.unreachable,
+        }
+
+
+def prune_hosts(
+    site: SiteConfig, *, dry_run: bool = False, note: Callable[[str], None] = lambda _t: None
+) -> list[HostPrune]:
+    """Remove the base volumes no volume is backed by from every ``pool`` host's pool."""
+    pool_hosts = [h for h in site.hosts if h.storage == "pool"]
+    if not pool_hosts:
+        return []
+    router = load_engine(site)
+    assert isinstance(router, HostRouter)  # a site with pool hosts has [[hosts]]
+    done: list[HostPrune] = []
+    try:
+        for host in pool_hosts:
+            result = HostPrune(host.name, host.pool)
+            done.append(result)
+            try:
+                engine = router.engine_of_host(host.name)
+                if not isinstance(engine, HostStorage):
+                    raise PragmashError(f"its engine {engine.name!r} has no storage API")
+                store = engine.host_images(
+                    host.pool, host.pool_path, site.temp_dir, lock_dir=site.state_dir
+                )
+                _prune_host(store.bases(), store.remove_base, result, dry_run, note)
+            except PragmashError as exc:
+                result.unreachable = exc.message
+                note(f"{host.name}: nothing pruned there: {exc.message}")
+    finally:
+        router.close()
+    return done
+
+
+def _prune_host(
+    bases: list[HostBase],
+    remove: Callable[[str], str | None],
+    result: HostPrune,
+    dry_run: bool,
+    note: Callable[[str], None],
+) -> None:
+    where = f"{result.host}: "
+    for base in bases:
+        why = f"used by {', '.join(base.users)}" if base.users else None
+        if why is None and not dry_run:
+            why = remove(base.name)
+        if why is not None:
+            result.kept.append((base, why))
+            note(f"{where}kept {base.name}: {why}")
+            continue
+        result.removed.append(base)
+        verb = "would remove" if dry_run else "removed"
+        note(f"{where}{verb} {base.name} from pool {result.pool} ({base.bytes / 2**20:.0f} MiB)")

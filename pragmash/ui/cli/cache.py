@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from pragmash.engine.commands.cache import CachedImage, cached_images, prune_cache
+from pragmash.engine.commands.cache import CachedImage, cached_images, prune_cache, prune_hosts
 from pragmash.engine.run import session
-from pragmash.errors import EXIT_OK
+from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED
 from pragmash.ui.arguments import ArgumentParser
 from pragmash.ui.render import json_dump
 
@@ -42,7 +42,8 @@ def cmd_cache(args: list[str], out: TextIO, err: TextIO) -> int:
         description="Show (list) or remove (prune) the site's cached images: fixed and "
         "decompressed bases, and the repository images sync or a run fetched. An image a "
         "VC's disks still sit on (directly or through a base made from it) is never pruned; "
-        "`clean VCNAME` first to free it.",
+        "`clean VCNAME` first to free it. prune also removes the base volumes no volume is "
+        'backed by from the pools of storage = "pool" hosts, saying per host what it removed.',
     )
     p.add_argument("action", choices=["list", "prune"])
     p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
@@ -66,14 +67,28 @@ def cmd_cache(args: list[str], out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     notes: list[str] = []
     removed, kept = prune_cache(site, dry_run=ns.dry_run, note=notes.append)
+    hosts = prune_hosts(site, dry_run=ns.dry_run, note=notes.append)
+    status = EXIT_STEP_FAILED if any(h.unreachable for h in hosts) else EXIT_OK
     if ns.json:
         json_dump(
-            {"removed": [i.to_json() for i in removed], "kept": [i.to_json() for i in kept]}, out
+            {
+                "removed": [i.to_json() for i in removed],
+                "kept": [i.to_json() for i in kept],
+                "hosts": [h.to_json() for h in hosts],
+            },
+            out,
         )
-        return EXIT_OK
+        return status
     for line in notes:
         out.write(line + "\n")
     freed = sum(i.entry.size for i in removed) / 2**20
     verb = "would free" if ns.dry_run else "freed"
     out.write(f"{len(removed)} removed, {len(kept)} kept; {verb} {freed:.0f} MiB\n")
-    return EXIT_OK
+    for host in hosts:
+        if host.unreachable is None:
+            freed = sum(b.bytes for b in host.removed) / 2**20
+            out.write(
+                f"{host.host} (pool {host.pool}): {len(host.removed)} removed, "
+                f"{len(host.kept)} kept; {verb} {freed:.0f} MiB\n"
+            )
+    return status
