@@ -168,7 +168,8 @@ def print_table(rows: list[Row], image: str, method: str, delivery: str) -> None
         f"{'N':>4}  {'appliance launches':>18}  {'virt-v2v runs':>13}  {what:>20}  {'first boot->all up s':>20}"
     )
     for r in rows:
-        print(f"{r.n:>4}  {r.launches:>18}  {r.v2v:>13}  {r.prep:>20.1f}  {r.up:>20.1f}")
+        # seeds take a tenth of a second: two decimals, or the ratio would not show
+        print(f"{r.n:>4}  {r.launches:>18}  {r.v2v:>13}  {r.prep:>20.2f}  {r.up:>20.1f}")
     first, last = rows[0], rows[-1]
 
     def ratio(a: float, b: float) -> str:
@@ -222,7 +223,7 @@ def main() -> None:
                 print(  # each size as it ends: a later size that fails loses no figures
                     f"{delivery} N={n} done in {time.monotonic() - started:.0f} s: "
                     f"{r.launches} appliance launches, {r.v2v} virt-v2v, staging+fix+"
-                    f"{'seed' if delivery == 'seed' else 'inject'} {r.prep:.1f} s, first boot"
+                    f"{'seed' if delivery == 'seed' else 'inject'} {r.prep:.2f} s, first boot"
                     f"->all up {r.up:.1f} s; tools {dict(r.runs)}",
                     file=sys.stderr,
                     flush=True,

@@ -1,6 +1,6 @@
 """The FAT volumes pragmash writes itself (seeds, config drives), read by the standard
 tools: fsck.vfat finds nothing wrong, blkid sees the label, mtools read each file back
-under its long name. A real guest's cloud-init reading one is tests/test_vm_cloud_init.py."""
+under its long name. A real guest's cloud-init reading one is tests/vm/test_vm_cloud_init.py."""
 
 from __future__ import annotations
 
