@@ -380,6 +380,11 @@ class SiteHosts(Protocol):
     def locate(self, vcname: str, hosts: Mapping[str, str]) -> None:
         """Where VC ``vcname``'s nodes are (node name -> host), as its allocation says."""
 
+    def remove_disks(self, name: str) -> list[str]:
+        """A node whose domain is gone already (undefined by hand): remove what destroying
+        it would have removed on a ``pool`` host; each volume removed, with where."""
+        ...
+
 
 @runtime_checkable
 class PowerControl(Protocol):

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pragmash.driver_api import HostBase, HostStorage
-from pragmash.engine.hosts.router import HostRouter
+from pragmash.driver_api import Closable, HostBase, HostStorage, SiteHosts
 from pragmash.engine.run.registry import load_engine
 from pragmash.engine.run.vcfolder import VcFolder
 from pragmash.errors import PragmashError
@@ -159,7 +158,7 @@ def prune_hosts(
     if not pool_hosts:
         return []
     router = load_engine(site)
-    assert isinstance(router, HostRouter)  # a site with pool hosts has [[hosts]]
+    assert isinstance(router, SiteHosts)  # a site with pool hosts has [[hosts]]
     done: list[HostPrune] = []
     try:
         for host in pool_hosts:
@@ -177,7 +176,8 @@ def prune_hosts(
                 result.unreachable = exc.message
                 note(f"{host.name}: nothing pruned there: {exc.message}")
     finally:
-        router.close()
+        if isinstance(router, Closable):
+            router.close()
     return done
 
 

@@ -23,10 +23,10 @@ from datetime import datetime
 from typing import Any
 
 from pragmash import stages
-from pragmash.driver_api import UNKNOWN_STATE, EngineDriver
+from pragmash.driver_api import UNKNOWN_STATE, EngineDriver, SiteHosts
 from pragmash.engine.commands.repositories import unknown_vc
 from pragmash.engine.hosts.capacity import locate, unreachable_host
-from pragmash.engine.hosts.router import HostRouter, node_states, per_host
+from pragmash.engine.hosts.router import node_states, per_host
 from pragmash.engine.run.nodes import vc_temp_dir
 from pragmash.engine.run.registry import load_engine
 from pragmash.engine.steps import private_network
@@ -443,7 +443,7 @@ def clean_vc(
                 note(f"{name}: {engine.state_reason(name)}")
             elif state != "absent":
                 note(f"destroyed {name} (was {state})")
-            elif isinstance(engine, HostRouter):  # undefined by hand: its pool volumes stay
+            elif isinstance(engine, SiteHosts):  # undefined by hand: its pool volumes stay
                 for volume in engine.remove_disks(name):
                     note(f"removed {volume}")
         if private_network.remove(engine, vcname):  # found by name: even once released
