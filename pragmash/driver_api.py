@@ -247,6 +247,17 @@ class EngineDriver(Protocol):
 
 
 @runtime_checkable
+class DomainStates(Protocol):
+    """An engine that reads many domains' states in one call to its host (libvirt's
+    ``getAllDomainStats``): ``status``, ``list`` and ``clean`` ask once per host, not
+    once per node (an absent domain costs no failed look-up)."""
+
+    def states(self, names: Sequence[str]) -> dict[str, str]:
+        """Each named domain's state as :meth:`EngineDriver.state` words it (``absent``)."""
+        ...
+
+
+@runtime_checkable
 class PrivateNetworks(Protocol):
     """An engine that makes each VC's private network (libvirt: its network API).
 

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -256,6 +257,29 @@ class LibvirtEngine:
                 f"cannot read the state of {name}: {_libvirt_message(exc)}",
                 stage=stages.STATE,
             ) from exc
+
+    def states(self, names: Sequence[str]) -> dict[str, str]:
+        """Each named domain's state from one listing of the host's domains and their
+        states (``getAllDomainStats``); one not listed is ``absent``."""
+        try:
+            listed = self._connection().getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
+        except libvirt.libvirtError as exc:
+            raise StepError(
+                f"cannot read the domains' states on {self.uri}: {_libvirt_message(exc)}",
+                stage=stages.STATE,
+            ) from exc
+        words = state_words()
+        found = {dom.name(): (dom, stats) for dom, stats in listed}
+        out: dict[str, str] = {}
+        for name in names:
+            if name not in found:
+                out[name] = "absent"
+                continue
+            dom, stats = found[name]
+            code = stats.get("state.state")
+            out[name] = words.get(code, f"unknown ({code})")
+            self._domains[name] = dom  # the next call on it needs no look-up
+        return out
 
     def state_reason(self, name: str) -> str:
         """Why a shut-off or crashed domain is so, in words; ``""`` where libvirt says nothing."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
 
-from pragmash.driver_api import EngineDriver, HostInfo, NodePlan, StageContext
+from pragmash.driver_api import DomainStates, EngineDriver, HostInfo, NodePlan, StageContext
 from pragmash.drivers.libvirt.engine import (
     LibvirtEngine,
     host_info_from_capabilities,
@@ -178,6 +179,37 @@ def test_shutdown_and_destroy(engine: LibvirtEngine, prefix: str, tmp_path: Path
 
 def test_absent_domain(engine: LibvirtEngine, prefix: str) -> None:
     assert engine.state(prefix + "nothing") == "absent"
+
+
+def test_states_of_many_domains_in_one_call(
+    engine: LibvirtEngine, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """status, list and clean read a host's domains' states with one call, as state() words
+    them, an absent domain included (DomainStates)."""
+    ctx = Recorder().context(tmp_path)
+    up, down = prefix + "up", prefix + "down"
+    engine.boot(node(up, tmp_path), ctx)
+    engine.boot(node(down, tmp_path, macs=("7a:77:6e:00:10:02",)), ctx)
+    assert engine.shutdown(down, 5, ctx) is True
+    assert isinstance(engine, DomainStates)
+    conn = engine._connection()
+    calls: list[str] = []
+
+    def counted(method: str) -> Callable[..., Any]:
+        real = getattr(conn, method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(method)
+            return real(*args, **kwargs)
+
+        return call
+
+    for method in ("lookupByName", "getAllDomainStats", "listAllDomains"):
+        monkeypatch.setattr(conn, method, counted(method))
+    names = [up, down, prefix + "gone"]
+    assert engine.states(names) == {up: "running", down: "shut off", prefix + "gone": "absent"}
+    assert calls == ["getAllDomainStats"]
+    assert {n: engine.state(n) for n in names} == engine.states(names)
     assert engine.domain_xml(prefix + "nothing") is None
     assert engine.console_tail(prefix + "nothing") == []
 

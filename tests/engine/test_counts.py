@@ -113,5 +113,8 @@ def test_sql_and_libvirt_calls_per_node_are_bounded(tmp_path: Path, counter: Cou
     # libvirt: boot is define + start for a new domain (its UUID is pragmash's, in the
     # XML); one wait round asks each node's state once; status one look-up and state
     assert per_node("run", 2) <= 2 + 1, (small["run"], large["run"], counter.calls)
-    assert per_node("status", 2) <= 2, (small["status"], large["status"])
-    assert per_node("clean", 2) <= 6, (small["clean"], large["clean"])
+    # status and clean read each host's domains' states in one call (getAllDomainStats):
+    # no call per node for a domain that is absent (these commands' connections see
+    # none: the test driver keeps a file host's domains only for the run's connection)
+    assert per_node("status", 2) == 0, (small["status"], large["status"], counter.calls)
+    assert per_node("clean", 2) == 0, (small["clean"], large["clean"])

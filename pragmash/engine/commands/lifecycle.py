@@ -26,7 +26,7 @@ from pragmash import stages
 from pragmash.driver_api import UNKNOWN_STATE, EngineDriver
 from pragmash.engine.commands.repositories import unknown_vc
 from pragmash.engine.hosts.capacity import locate, unreachable_host
-from pragmash.engine.hosts.router import HostRouter, per_host
+from pragmash.engine.hosts.router import HostRouter, node_states, per_host
 from pragmash.engine.run.nodes import vc_temp_dir
 from pragmash.engine.run.registry import load_engine
 from pragmash.engine.steps import private_network
@@ -121,7 +121,7 @@ def list_vcs(site: SiteConfig, *, every: bool = False) -> list[VcSummary]:
 def _running(engine: EngineDriver, held: Allocation) -> int:
     """How many of the VC's nodes the engine runs now (a node of a host that is away: not)."""
     names = [n.name for n in held.nodes if unreachable_host(engine, n.host) is None]
-    return sum(state == "running" for state in per_host(engine, names, engine.state).values())
+    return sum(state == "running" for state in node_states(engine, names).values())
 
 
 def _engine_or_why(site: SiteConfig) -> tuple[EngineDriver | None, str]:
@@ -231,9 +231,7 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
     leases = held.nodes if held else ()
     away = {n.name for n in leases if engine_ok and unreachable_host(engine, n.host) is not None}
     states = (
-        per_host(engine, [n.name for n in leases if n.name not in away], engine.state)
-        if engine_ok
-        else {}
+        node_states(engine, [n.name for n in leases if n.name not in away]) if engine_ok else {}
     )
     for lease in leases:
         if not engine_ok:
@@ -432,8 +430,10 @@ def clean_vc(
                 "that name: nothing to clean"
             )
 
+        states = node_states(engine, names)  # one call per host where the engine can
+
         def destroy(name: str) -> str:
-            state = engine.state(name)
+            state = states[name]
             if state != "absent":
                 engine.destroy(name)
             return state

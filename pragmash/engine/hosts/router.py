@@ -33,6 +33,7 @@ from pragmash.driver_api import (
     Closable,
     Consoles,
     ConsoleStream,
+    DomainStates,
     EngineDriver,
     GuestAgents,
     HostInfo,
@@ -198,6 +199,27 @@ class HostRouter:
     def state(self, name: str) -> str:
         return self.engine_for(name).state(name)
 
+    def states(self, names: Sequence[str]) -> dict[str, str]:
+        """Each node's state: one call per host whose engine reads many at once
+        (:class:`~pragmash.driver_api.DomainStates`), else one per node; the hosts at once."""
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(self.host_of(name), []).append(name)
+
+        def read(host: str) -> dict[str, str]:
+            engine, group = self.engine_of_host(host), groups[host]
+            if isinstance(engine, DomainStates):
+                return engine.states(group)
+            return {name: engine.state(name) for name in group}
+
+        if len(groups) < 2:
+            found = [read(host) for host in groups]
+        else:
+            with ThreadPoolExecutor(max_workers=min(CONNECT_WORKERS, len(groups))) as pool:
+                found = list(pool.map(read, groups))
+        done = {name: state for part in found for name, state in part.items()}
+        return {name: done[name] for name in names}
+
     def state_reason(self, name: str) -> str:
         return self.engine_for(name).state_reason(name)
 
@@ -349,6 +371,15 @@ def per_host(engine: EngineDriver, names: Sequence[str], work: Callable[[str], T
         for result in [pool.submit(run, group) for group in groups.values()]:
             done.update(result.result())
     return {name: done[name] for name in names}
+
+
+def node_states(engine: EngineDriver, names: Sequence[str]) -> dict[str, str]:
+    """Every named node's state, for the lifecycle commands: one call per host where the
+    engine reads many at once (:class:`~pragmash.driver_api.DomainStates`), else one
+    call per node, the hosts at once (:func:`per_host`)."""
+    if isinstance(engine, DomainStates):
+        return engine.states(names)
+    return per_host(engine, names, engine.state)
 
 
 def connect_all(engines: Mapping[str, EngineDriver]) -> dict[str, str]:
