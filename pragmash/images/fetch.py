@@ -31,6 +31,7 @@ from pragmash.errors import RepositoryError
 from pragmash.vc.formats.sums import DigestMismatch
 from pragmash.vc.repository.http import (
     HttpClient,
+    HttpError,
     protocol_errors,
     protocol_failure,
     transient_errors,
@@ -39,14 +40,6 @@ from pragmash.vc.repository.http import (
 CHUNK = 1 << 20
 RETRIES = 5  # a piece that stops is asked again from where it stopped, this many times in a row
 BACKOFF = 1.0  # seconds, times the attempt number, before asking again
-#: A download slower than MIN_RATE bytes a second over STALL_WINDOW seconds is stopped and
-#: asked again from where it got to (as curl's --speed-limit/--speed-time): a server
-#: dripping a byte every few seconds never trips the socket timeout and held a run forever.
-MIN_RATE = 1024
-STALL_WINDOW = 60.0
-#: The most bytes taken for an image whose size the server does not announce (no
-#: Content-Length): a body that never ends must not fill the disk.
-UNANNOUNCED_LIMIT = 64 * 1024**3
 #: Beside the cache's entries (``FOLDER/KEY/NAME``), pragmash's own files: the lock of each
 #: entry (``FOLDER/.partial/KEY.lock``) and its unfinished downloads
 #: (``FOLDER/.partial/KEY/NAME``). A repository may name an image anything (``.lock``,
@@ -266,11 +259,11 @@ def _fill(
 
 
 class _TooSlow(TimeoutError):
-    """Fewer than MIN_RATE bytes a second over STALL_WINDOW: asked again, counted apart."""
+    """Fewer than ``min_rate`` bytes a second over ``rate_window``: asked again, counted apart."""
 
 
 class _Unbounded(RepositoryError):
-    """A body with no announced size went past UNANNOUNCED_LIMIT."""
+    """A body with no announced size went past ``unsized_limit``."""
 
 
 def _rehash(
@@ -324,6 +317,9 @@ def _stream(
     assert piece.url is not None
     failures = 0
     slow = 0  # attempts stopped for slowness: not forgiven by the bytes they brought
+    # the site's [downloads]: a rate floor over a window (a server dripping bytes never
+    # trips the socket timeout), and a cap for a body whose size is not announced
+    limits = client.limits
     while size is None or got < size:
         try:
             ranged = client.open_from(piece.url, got)
@@ -336,11 +332,11 @@ def _stream(
                     CHUNK if size is None else min(CHUNK, size - got + skip)
                 ):
                     window += len(block)
-                    if time.monotonic() - window_start >= STALL_WINDOW:
-                        if window < MIN_RATE * STALL_WINDOW:
+                    if time.monotonic() - window_start >= limits.rate_window:
+                        if window < limits.min_rate * limits.rate_window:
                             raise _TooSlow(
-                                f"{window} bytes in {STALL_WINDOW:g} s, fewer than"
-                                f" {MIN_RATE} a second"
+                                f"{window} bytes in {limits.rate_window:g} s, fewer than"
+                                f" {limits.min_rate} a second ([downloads] min_rate)"
                             )
                         window, window_start = 0, time.monotonic()
                     if skip:
@@ -349,9 +345,9 @@ def _stream(
                         if not block:
                             continue
                     got = _take(block, out, hashes, got)
-                    if size is None and got > UNANNOUNCED_LIMIT:
+                    if size is None and got > limits.unsized_limit:
                         raise _Unbounded(
-                            f"{piece.url}: more than {UNANNOUNCED_LIMIT} bytes and still"
+                            f"{piece.url}: more than {limits.unsized_limit} bytes and still"
                             " coming, with no size announced (no Content-Length): refused,"
                             " and what came is not kept",
                             hint="the server should send Content-Length for its images",
@@ -366,9 +362,11 @@ def _stream(
             slow += isinstance(exc, _TooSlow)
             if failures > retries or slow > retries:
                 out.flush()
-                raise RepositoryError(
+                raise HttpError(
                     f"{piece.url}: the download stopped at byte {got}"
                     f"{f' of {size}' if size is not None else ''}: {exc}",
+                    url=piece.url,
+                    server_fault=True,
                     hint="run the same command again: it continues from there (the bytes"
                     " received are kept, not trusted, until the whole image is verified)",
                 ) from None

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 from support.httprepo import demo_copy, serve, serve_raw
+from support.multihost import Host, write_hosts_site
 
 from pragmash.errors import EXIT_STEP_FAILED, EXIT_USER, RepositoryError
-from pragmash.images import fetch
 from pragmash.images.fetch import Piece, assemble, partial_path
 from pragmash.images.provision import remote_parts
 from pragmash.ui.cli.main import main
 from pragmash.vc.repository import http as web_client
-from pragmash.vc.repository.http import HttpClient
+from pragmash.vc.repository.http import DownloadLimits, HttpClient
 from pragmash.vc.repository.web import load_http_repository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -303,6 +303,16 @@ def test_a_server_dripping_bytes_is_given_up_on_at_the_deadline(
     assert f"{url}vcdb.txt: gave up after 1 s" in err and "too slow" in err
 
 
+def test_the_deadline_is_the_sites_downloads_setting(tmp_path: Path) -> None:
+    """``[downloads] deadline`` (seconds) replaces the 120 s default for the site's commands."""
+    site = write_hosts_site(tmp_path, [Host("h1", 2)], extra="\n[downloads]\ndeadline = 1\n")
+    drip = type("Drip", (_Drip,), {"answer": b"HTTP/1.1 200 OK\r\n\r\ncalit2,x/vc-in.xml\n"})
+    with _serve(drip) as url:
+        code, _, err = cli("list", "repository", "--base_path", url, "--site", str(site))
+    assert code == EXIT_STEP_FAILED, err
+    assert f"{url}vcdb.txt: gave up after 1 s" in err
+
+
 def test_a_vcdb_cut_short_is_refused(tmp_path: Path) -> None:
     """A server announcing 1000 bytes and closing after 30: the VCs past byte 30 vanished."""
     vcdb = b"calit2,calit2/vc-in.xml\ntiny,tiny/vc-in.xml\n"
@@ -316,9 +326,9 @@ def test_a_vcdb_cut_short_is_refused(tmp_path: Path) -> None:
 def test_an_image_dripping_in_is_stopped_and_asked_again_then_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The image's body: under MIN_RATE over STALL_WINDOW it is cut and counted as a failure,
-    not forgiven by the bytes it brought (each attempt brought some)."""
-    monkeypatch.setattr(fetch, "STALL_WINDOW", 0.5)
+    """The image's body: under ``[downloads] min_rate`` over ``rate_window`` it is cut and
+    counted as a failure, not forgiven by the bytes it brought (each attempt brought some)."""
+    client = HttpClient(timeout=5, limits=DownloadLimits(rate_window=0.5))
     data = b"x" * 40
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n"
     drip = type("Drip", (_Drip,), {"head": head, "answer": data})
@@ -333,6 +343,7 @@ def test_an_image_dripping_in_is_stopped_and_asked_again_then_refused(
             dest,
             expected=digest,
             where="S:1",
+            client=client,
             retries=1,
             backoff=0,
         )
@@ -344,7 +355,7 @@ def test_a_body_without_announced_size_is_capped_and_not_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No Content-Length anywhere: the endless body went on into the cache's partial file."""
-    monkeypatch.setattr(fetch, "UNANNOUNCED_LIMIT", ANNOUNCED)
+    client = HttpClient(timeout=5, limits=DownloadLimits(unsized_limit=ANNOUNCED))
 
     class Unannounced(_Endless):
         def do_HEAD(self) -> None:
@@ -356,7 +367,13 @@ def test_a_body_without_announced_size_is_capped_and_not_kept(
         _serve(Unannounced) as url,
         pytest.raises(RepositoryError, match="no size announced") as caught,
     ):
-        assemble([Piece("big.img", url=f"{url}big.img")], dest, expected="0" * 64, where="S:1")
+        assemble(
+            [Piece("big.img", url=f"{url}big.img")],
+            dest,
+            expected="0" * 64,
+            where="S:1",
+            client=client,
+        )
     assert "not kept" in caught.value.message
     assert not dest.exists() and not partial_path(dest).exists()
 

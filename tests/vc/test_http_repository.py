@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import libvirt
 import pytest
 from support.httprepo import demo_copy, serve, split, write_sums
 
-from pragmash.errors import EXIT_OK, EXIT_USER, RepositoryError
+from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER, RepositoryError
 from pragmash.images import fetch
 from pragmash.images.fetch import PARTIAL_FOLDER, Piece, assemble, partial_path
 from pragmash.store.allocation import current_allocation
@@ -228,9 +229,17 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     with serve(tmp_path) as web:
         url = web.url
     code, _, err = cli(ROCKS6, "--vcname", "calit2", "--base_path", url)
-    assert code == EXIT_USER
+    assert code == EXIT_STEP_FAILED  # the world failed, not the user's input
     assert f"{url}vcdb.txt: cannot connect:" in err
     assert "Traceback" not in err
+
+
+def test_a_server_that_accepts_and_never_answers_is_a_timeout_exit_3() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/vcdb.txt"
+        with pytest.raises(RepositoryError, match="TimeoutError") as caught:
+            HttpClient(timeout=0.3).get(url)  # the connection is queued, never served
+    assert caught.value.exit_code == EXIT_STEP_FAILED
 
 
 # -- split images ---------------------------------------------------------------------------
@@ -378,7 +387,7 @@ def test_a_run_stopped_mid_download_continues_in_the_next_run(
     with serve(repo) as web:
         web.behaviour.drop(f"/{FRONTEND}", after=900_000, times=2)
         code, _out, err = cli(ROCKS6, "--vcname", "calit2", "--base_path", web.url)
-        assert code == EXIT_USER
+        assert code == EXIT_STEP_FAILED
         assert "the download stopped at byte 900000" in err
         assert "run the same command again: it continues from there" in err
         assert nothing_allocated()

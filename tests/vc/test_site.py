@@ -194,7 +194,28 @@ BAD: list[tuple[str, str, str]] = [
     (_with("[up]\ncalit2 = ['port:99999']\n"), "[up] calit2", "1 to 65535"),
     (_with("[up]\ncalit2 = ['console:[']\n"), "[up] calit2", "not a regular expression"),
     (_with("[up]\n'bad name' = ['agent']\n"), "[up] bad name", "not a VC name"),
+    (_with("[downloads]\ndeadline = 0\n"), "[downloads] deadline", ">= 1"),
+    (_with("[downloads]\ndeadline = 1.5\n"), "[downloads] deadline", "expected an integer"),
+    (_with("[downloads]\nmin_rate = -1\n"), "[downloads] min_rate", ">= 0"),
+    (_with("[downloads]\nmin_rate = '1k'\n"), "[downloads] min_rate", "expected an integer"),
+    (_with("[downloads]\nrate_window = 86401\n"), "[downloads] rate_window", "<= 86400"),
+    (_with("[downloads]\nmax_unsized_gib = 0\n"), "[downloads] max_unsized_gib", ">= 1"),
+    (_with("[downloads]\ndeadlines = 5\n"), "[downloads] deadlines", "did you mean 'deadline'"),
 ]
+
+
+def test_downloads_default_to_the_old_constants_and_are_read(tmp_path: Path) -> None:
+    """``[downloads]``: 120 s, 1 kB/s over 60 s, 64 GiB unless the site says otherwise."""
+    env = {"HOME": "/nonexistent"}
+    default = load_site(write(tmp_path, MINIMAL), env=env).downloads
+    assert (default.deadline, default.min_rate, default.rate_window) == (120, 1024, 60)
+    assert default.unsized_limit == 64 << 30
+    text = _with(
+        "[downloads]\ndeadline = 30\nmin_rate = 0\nrate_window = 10\nmax_unsized_gib = 2\n"
+    )
+    given = load_site(write(tmp_path, text), env=env).downloads
+    assert (given.deadline, given.min_rate, given.rate_window) == (30, 0, 10)
+    assert given.unsized_limit == 2 << 30
 
 
 @pytest.mark.parametrize(("text", "key", "words"), BAD, ids=[b[1] + ":" + b[2] for b in BAD])

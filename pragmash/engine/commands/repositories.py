@@ -13,6 +13,7 @@ from pragmash.engine.run.events import EventSink, Output, Progress, ignore
 from pragmash.errors import UserError
 from pragmash.images.provision import ProvidedImage, sync_repository
 from pragmash.vc.config.site import SiteConfig
+from pragmash.vc.repository.http import HttpClient
 from pragmash.vc.repository.vcdb import Repository
 from pragmash.vc.repository.web import open_repository
 
@@ -20,7 +21,8 @@ from pragmash.vc.repository.web import open_repository
 def site_repository(site: SiteConfig, spec: str | None) -> Repository:
     """The repository ``spec`` names (a folder or a URL), else the site's, else the demo one."""
     what = "--base_path" if spec else f"{site.source}: [paths] repository"
-    return open_repository(spec or site.repository, site.image_cache, what=what)
+    client = HttpClient(limits=site.downloads)  # the site's [downloads] deadlines and caps
+    return open_repository(spec or site.repository, site.image_cache, what=what, client=client)
 
 
 def unknown_vc(site: SiteConfig, vcname: str, with_runs: list[str]) -> UserError | None:

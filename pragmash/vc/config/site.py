@@ -110,7 +110,7 @@ from pragmash.vc.config.state import (
     site_state_dir,
 )
 from pragmash.vc.config.up import up_overrides
-from pragmash.vc.repository.http import check_url, is_url
+from pragmash.vc.repository.http import DownloadLimits, check_url, is_url
 
 __all__ = [
     "DIALECTS",
@@ -188,6 +188,7 @@ class SiteConfig:
     # which level (store/runlog.py)
     syslog: str = ""
     syslog_level: str = "info"
+    downloads: DownloadLimits = field(default_factory=DownloadLimits)  # [downloads]
 
     def dialect_of(self, folder_name: str) -> str:
         """The caller the driver folder ``folder_name`` was written for."""
@@ -244,6 +245,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "recipes": ("folders",),
     "policy": ("allow_run", "ssh_to_guests"),
     "logging": ("syslog", "syslog_level"),
+    "downloads": ("deadline", "min_rate", "rate_window", "max_unsized_gib"),
 }
 
 #: Every section with fixed keys, and its keys: what the manual's site reference lists
@@ -251,6 +253,26 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
 SITE_KEYS: Mapping[str, tuple[str, ...]] = _LAYOUT
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+#: Bounds of the ``[downloads]`` settings: a day, 1 GiB a second, 1 PiB.
+_MAX_SECONDS = 86400
+_MAX_RATE = 1 << 30
+_MAX_UNSIZED_GIB = 1 << 20
+
+
+def _read_downloads(section: Reader) -> DownloadLimits:
+    """``[downloads]``: the deadlines and caps of web repositories, in whole seconds,
+    bytes a second and GiB; today's values by default."""
+    default = DownloadLimits()
+    return DownloadLimits(
+        deadline=section.integer("deadline", int(default.deadline), 1, _MAX_SECONDS),
+        min_rate=section.integer("min_rate", default.min_rate, 0, _MAX_RATE),
+        rate_window=section.integer("rate_window", int(default.rate_window), 1, _MAX_SECONDS),
+        unsized_limit=section.integer(
+            "max_unsized_gib", default.unsized_limit >> 30, 1, _MAX_UNSIZED_GIB
+        )
+        << 30,
+    )
 
 
 def _read_logging(section: Reader) -> tuple[str, str]:
@@ -390,6 +412,7 @@ def _build(
     allow_run = reader("policy").boolean("allow_run", False)
     ssh_to_guests = reader("policy").boolean("ssh_to_guests", True)
     syslog, syslog_level = _read_logging(reader("logging"))
+    downloads = _read_downloads(reader("downloads"))
 
     return SiteConfig(
         source=source,
@@ -434,6 +457,7 @@ def _build(
         ve_folder=drivers.ve,
         syslog=syslog,
         syslog_level=syslog_level,
+        downloads=downloads,
         ipop_url=drivers.ipop_url,
     )
 

@@ -39,10 +39,32 @@ from pragmash.errors import EXIT_STEP_FAILED, RepositoryError
 SCHEMES = ("http", "https")
 USER_AGENT = f"pragmash/{__version__}"
 SMALL_FILE_LIMIT = 4 * 1024 * 1024  # vcdb.txt, SHA256SUMS and vc-in.xml are far smaller
+#: The defaults of the site's ``[downloads]`` settings (:class:`DownloadLimits`).
 #: Seconds a small file may take whole, from connecting to its last byte, and an image's
 #: answer up to its first body byte. The socket timeout alone bounds each wait for a
 #: byte, so a server sending one byte every few seconds held a command forever.
 DEADLINE = 120.0
+#: A download slower than MIN_RATE bytes a second over RATE_WINDOW seconds is stopped and
+#: asked again from where it got to (as curl's --speed-limit/--speed-time): a server
+#: dripping a byte every few seconds never trips the socket timeout and held a run forever.
+MIN_RATE = 1024
+RATE_WINDOW = 60.0
+#: The most bytes taken for an image whose size the server does not announce (no
+#: Content-Length): a body that never ends must not fill the disk.
+UNSIZED_LIMIT = 64 * 1024**3
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """The deadlines and caps of web repositories: the site's ``[downloads]`` settings,
+    today's constants by default (read when made, so a test may shorten them)."""
+
+    deadline: float = field(default_factory=lambda: DEADLINE)
+    min_rate: int = field(default_factory=lambda: MIN_RATE)
+    rate_window: float = field(default_factory=lambda: RATE_WINDOW)
+    unsized_limit: int = field(default_factory=lambda: UNSIZED_LIMIT)
+
+
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)", re.ASCII)
 
 
@@ -122,14 +144,21 @@ def join(base: str, relative: str) -> str:
 class HttpError(RepositoryError):
     """A web repository did not give what was asked; ``status`` is the HTTP status, if any.
 
-    ``server_fault`` marks an answer that breaks HTTP itself (no status line, endless
-    headers) or a server error (5xx): not the user's input, so exit 3, not 2.
+    ``server_fault`` marks a failure of the world, not of the user's input, so exit 3,
+    not 2: an answer that breaks HTTP itself (no status line, endless headers), a server
+    error (5xx), a connection refused, dropped or timed out, a server too slow.
     """
 
     def __init__(
-        self, message: str, *, url: str, status: int | None = None, server_fault: bool = False
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        server_fault: bool = False,
+        hint: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, hint=hint)
         self.url = url
         self.status = status
         if server_fault:
@@ -300,7 +329,11 @@ class HttpClient:
     """GET, HEAD and ranged GET with a timeout; every failure a RepositoryError naming the URL."""
 
     timeout: float = 30.0
-    deadline: float = field(default_factory=lambda: DEADLINE)  # (tests shorten DEADLINE)
+    limits: DownloadLimits = field(default_factory=DownloadLimits)
+
+    @property
+    def deadline(self) -> float:
+        return self.limits.deadline
 
     def _open(self, request: urllib.request.Request) -> Any:
         request.add_header("User-Agent", USER_AGENT)
@@ -317,13 +350,14 @@ class HttpClient:
                 status=exc.code,
                 server_fault=exc.code >= 500,
             )
-        if isinstance(exc, urllib.error.URLError):
-            return HttpError(f"{url}: cannot connect: {exc.reason}", url=url)
+        if isinstance(exc, urllib.error.URLError):  # refused, no route, a name not found
+            return HttpError(f"{url}: cannot connect: {exc.reason}", url=url, server_fault=True)
         if isinstance(exc, ValueError | http.client.InvalidURL):
             return HttpError(f"{url}: cannot be asked for: {exc}", url=url)
         if isinstance(exc, protocol_errors()) and not isinstance(exc, transient_errors()):
             return protocol_failure(url, exc)
-        return HttpError(f"{url}: {exc.__class__.__name__}: {exc}", url=url)
+        # a timeout, a reset, a dropped connection, the disk: the world, not the input
+        return HttpError(f"{url}: {exc.__class__.__name__}: {exc}", url=url, server_fault=True)
 
     def _too_slow(self, url: str) -> HttpError:
         return HttpError(
