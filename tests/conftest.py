@@ -36,6 +36,7 @@ from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from support.netns import NETNS_VAR, running_netns
 from support.repldriver import RECIPE as REPL_RECIPE
+from support.runenv import RunEnv, make_env
 
 # A test run started in the background of a non-interactive shell (`cmd &`, nohup, some
 # CI runners) inherits SIGINT ignored, and Python then keeps it ignored: the Ctrl-C
@@ -212,3 +213,9 @@ def recipe(tmp_path: Path) -> Path:
     path = tmp_path / "cluster.prg"
     path.write_text(REPL_RECIPE, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> RunEnv:
+    """A site and a copy of the demo repository under this test's folder (support/runenv)."""
+    return make_env(tmp_path / "site")

@@ -40,6 +40,13 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
 
 
+def add_site_option(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    """``--site FILE``: every command takes it, and says the same of it unless told otherwise."""
+    p.add_argument(
+        "--site", help=help or "the site config (default $PRAGMASH_SITE, else the demo site)"
+    )
+
+
 def add_run_options(p: argparse.ArgumentParser, *, vcname_help: str | None = None) -> None:
     """The options that shape a run: base path, compute count, ``--set``, ``--allow-run``.
 

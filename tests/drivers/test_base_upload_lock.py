@@ -41,15 +41,15 @@ def test_a_base_upload_waits_for_another_process_sending_it(tmp_path: Path) -> N
     connect: Any = _Conn
     storage = LibvirtStorage(connect, "pragmash", "/pool", work, lock_dir=tmp_path / "state")
     touched: list[str] = []
-    storage.pool = lambda: None  # type: ignore[method-assign,assignment,return-value]
-    storage._lookup = lambda pool, name: touched.append(f"lookup {name}")  # type: ignore[method-assign,assignment,func-returns-value]
+    storage.pool = lambda: None  # type: ignore[method-assign]
+    storage._lookup = lambda pool, name: touched.append(f"lookup {name}")  # type: ignore[method-assign]
 
     def upload(*_args: Any) -> _Vol:
         touched.append("upload")
         return _Vol()
 
     storage._upload = upload  # type: ignore[method-assign,assignment]
-    storage._create = lambda *_args: None  # type: ignore[method-assign,assignment,return-value]
+    storage._create = lambda *_args: None  # type: ignore[method-assign]
     name = libvirt_storage.base_volume_name("ab" * 32, "raw")
     ctx = StageContext("t", tmp_path, tmp_path / "vc-out.xml")
     got: list[HostVolume] = []

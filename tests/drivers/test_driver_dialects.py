@@ -18,8 +18,9 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from test_failures import RealDiskEngine
-from test_lifecycle import RunEnv, make_env
+from support.dialects import CALL, DATA, PB2013, calls  # noqa: F401
+from support.diskengine import RealDiskEngine
+from support.runenv import RunEnv, make_env
 
 from pragmash.driver_api import NodePlan, StageContext
 from pragmash.drivers.pragma_boot.dialects import TABLE, inspect_folder
@@ -30,22 +31,6 @@ from pragmash.errors import ConfigError, StepError
 from pragmash.ui.cli import run as cli_run
 from pragmash.vc.config.site import DIALECTS, load_site
 from pragmash.vc.formats.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
-
-DATA = Path(__file__).parents[1] / "data"
-PB2013 = DATA / "drivers_2013" / "pb2013_client"
-CALL = re.compile(r"^(\S+) cwd=(\S+) argc=(\d+)((?: \[[^\]]*\])*)$")
-
-
-def calls(folder: Path) -> list[tuple[str, Path, list[str]]]:
-    """(script, working folder, arguments) per logged call."""
-    out = []
-    for line in (folder / "calls.log").read_text(encoding="utf-8").splitlines():
-        m = CALL.match(line)
-        assert m, line
-        args = re.findall(r"\[([^\]]*)\]", m.group(4))
-        assert len(args) == int(m.group(3)), line
-        out.append((m.group(1), Path(m.group(2)), args))
-    return out
 
 
 def _copy_2013(root: Path, name: str = "pb2013_client") -> Path:

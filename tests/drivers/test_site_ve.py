@@ -17,9 +17,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_driver_dialects import PB2013, calls
-from test_key_mem import KEY
-from test_lifecycle import RunEnv, make_env
+from support.dialects import PB2013, calls
+from support.keys import KEY
+from support.runenv import RunEnv, make_env
 
 from pragmash.images.staging import image_info
 from pragmash.store.allocation import current_allocation

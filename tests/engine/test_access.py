@@ -23,7 +23,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from support.loopsshd import LoopbackSshd, missing
-from test_lifecycle import BOOT_ALL, RunEnv, make_env
+from support.runenv import BOOT_ALL, RunEnv, make_env
 
 pytestmark = pytest.mark.libvirt
 

@@ -107,7 +107,7 @@ class RecordingFolder(VcFolder):
 
     order: list[str] = field(default_factory=list)
 
-    def stage(self, node: NodePlan, **_how: object) -> Path:  # type: ignore[override]
+    def stage(self, node: NodePlan, **_how: object) -> Path:
         self.order.append(node.name)
         return self.disks / f"{node.name}.qcow2"
 
@@ -228,7 +228,7 @@ def test_an_explicit_pre_boot_statement_is_one_batch_for_a_batch_driver(
     pairs = [(plan(f"n{i}"), tmp_path / f"n{i}.qcow2") for i in range(5)]
     ctx = StageContext("vc", tmp_path, tmp_path / "vc-out.xml")
     batch, reporter = BatchDistro(), StepReporter(0, lambda _event: None)
-    stagecall.call_distro_stages("pre_boot", batch, pairs, tmp_path / "vc-out.xml", ctx, reporter)  # type: ignore[arg-type]
+    stagecall.call_distro_stages("pre_boot", batch, pairs, tmp_path / "vc-out.xml", ctx, reporter)
     assert batch.calls == [["n0", "n1", "n2"], ["n3", "n4"]]
     assert reporter.notes == ["vc_driver/pre_boot: vc-out.xml written"] * 2
     single, reporter = OneByOneDistro(), StepReporter(0, lambda _event: None)
@@ -268,7 +268,7 @@ def test_each_host_boots_boot_parallelism_nodes_at_once(tmp_path: Path) -> None:
     engine = HostsEngine(threading.Barrier(workers * len(hosts), timeout=10))
     booted = bootstep.BootPipeline(
         engine=engine,  # type: ignore[arg-type]
-        distro=BatchDistro(),  # type: ignore[arg-type]
+        distro=BatchDistro(),
         folder=VcFolder(tmp_path),
         staging="overlay",
         cache_dir=tmp_path / "cache",

@@ -13,17 +13,15 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
-from test_lifecycle import RunEnv, make_env, vc_domains
+from support.diskengine import RealDiskEngine
+from support.runenv import RunEnv, make_env, vc_domains
 
-from pragmash.drivers.libvirt.engine import LibvirtEngine
 from pragmash.engine.run import session
 from pragmash.engine.run.diskwork import DiskWork
 from pragmash.ui.cli import run as cli
 
 pytestmark = pytest.mark.libvirt
 
-env = test_lifecycle.env
 
 NEXT = ("pragmash resume calit2", "pragmash clean calit2")
 
@@ -99,14 +97,6 @@ def test_failed_step_vs_user_error(env: RunEnv, testconn: libvirt.virConnect) ->
     refused = env.cli(str(runs), "--vcname", "tiny")  # `run` without --allow-run
     assert refused.rc == 2
     assert env.last_run("tiny") is None
-
-
-class RealDiskEngine(LibvirtEngine):  # type: ignore[misc]
-    """test:///default, but with staging and distro stages run as on a real engine."""
-
-    @property
-    def simulated(self) -> bool:
-        return False
 
 
 def _run_with_real_disks(env: RunEnv, recipe: Path) -> tuple[int, str]:

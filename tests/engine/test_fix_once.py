@@ -15,47 +15,13 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
-from test_failures import RealDiskEngine
-from test_lifecycle import RunEnv, make_env
+from support.diskengine import SCRIPT, RealDiskEngine, _driver_env, _run  # noqa: F401
+from support.runenv import RunEnv
 
-from pragmash.engine.run import session
-from pragmash.engine.run.diskwork import DiskWork
 from pragmash.images.staging import backing_of
 from pragmash.ui.cli import main as cli
-from pragmash.ui.cli import run as cli_run
 
 pytestmark = pytest.mark.libvirt
-
-env = test_lifecycle.env
-
-SCRIPT = '#!/bin/sh\necho "{stage} $*" >> {log}\n'
-
-
-def _driver_env(root: Path) -> tuple[RunEnv, Path]:
-    env = make_env(root, extra='\n[drivers]\nfolders = ["drivers"]\n')
-    folder = env.root / "drivers" / "logdistro"
-    folder.mkdir(parents=True)
-    log = env.root / "calls.log"
-    for stage in ("pre_fix_driver", "post_fix_driver", "pre_boot"):
-        script = folder / stage
-        script.write_text(SCRIPT.format(stage=stage, log=log))
-        script.chmod(0o755)
-    vc_in = env.repo / "calit2" / "vc-in.xml"
-    vc_in.write_text(vc_in.read_text().replace("rocks6_client", "logdistro"))
-    return env, log
-
-
-def _run(env: RunEnv, text: str) -> tuple[int, str]:
-    recipe = env.recipe(text)
-    options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
-    prep = session.prepare(options)
-    prep.runtime.engine = RealDiskEngine("test:///default")
-    prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)
-    run = session.start(prep)
-    out, err = io.StringIO(), io.StringIO()
-    rc = cli_run.finish(run, out, err)
-    return rc, out.getvalue() + err.getvalue()
 
 
 def _cache(env: RunEnv, *args: str) -> str:

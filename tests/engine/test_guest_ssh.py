@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from support.loopsshd import LoopbackSshd
+from support.runenv import RunEnv
 from test_access import COMPUTES, env, sshd  # noqa: F401  (fixtures)
-from test_lifecycle import RunEnv
 
 from pragmash.engine.commands.access import vc_access
 from pragmash.engine.guests.agent import Clock

@@ -8,7 +8,6 @@ and an ``isolated`` site keeping each VC on one host.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from support.multihost import Host, write_hosts_site
+from support.multihost import RECIPE, Host, boot, hosts_of, run_cli, write_hosts_site
 
 from pragmash.driver_api import HostVolume, StageContext
 from pragmash.drivers.libvirt.storage import (
@@ -34,32 +33,11 @@ from pragmash.errors import AllocationError, ConfigError, StepError
 from pragmash.store.allocation import allocate, current_allocation
 from pragmash.store.journal import last_run, steps_of
 from pragmash.store.ledger import Ledger
-from pragmash.ui.cli import main as cli
 from pragmash.vc.config.site import load_site
 from pragmash.vc.formats.vcin import VcIn, load_vc_in
 from pragmash.vc.repository.vcdb import demo_repository_path
 
 pytestmark = pytest.mark.libvirt
-
-RECIPE = "allocate $num_compute\nboot all\n"
-
-
-def run_cli(site: Path, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rc = cli.main([*args, "--site", str(site)], out=out, err=err)
-    return rc, out.getvalue(), err.getvalue()
-
-
-def boot(site: Path, computes: int, vcname: str = "calit2") -> tuple[int, str, str]:
-    recipe = site.parent / "boot.prg"
-    recipe.write_text(RECIPE, encoding="utf-8")
-    return run_cli(site, str(recipe), "--vcname", vcname, "--num_compute", str(computes))
-
-
-def hosts_of(site: Path, vcname: str = "calit2") -> Counter[str]:
-    held = current_allocation(Ledger(load_site(site)), vcname)
-    assert held is not None
-    return Counter(node.host for node in held.nodes)
 
 
 # -- site config ------------------------------------------------------------------------
@@ -264,7 +242,7 @@ def test_status_and_clean_with_a_host_gone(tmp_path: Path) -> None:
 
 
 def test_one_host_site_records_its_implicit_host(tmp_path: Path) -> None:
-    from test_lifecycle import make_env
+    from support.runenv import make_env
 
     env = make_env(tmp_path / "site")
     recipe = env.recipe("allocate 1\n")

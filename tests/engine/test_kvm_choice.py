@@ -10,14 +10,13 @@ command line and environment recorded); the real ones run in the vm tier.
 from __future__ import annotations
 
 import io
-import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_failures import RealDiskEngine
-from test_lifecycle import make_env
+from support.diskengine import RealDiskEngine
+from support.recording import Recorder, raw_disk
+from support.runenv import make_env
 
 from pragmash.driver_api import HostInfo, NodePlan, StageContext
 from pragmash.drivers.distros.rocks6_client import Rocks6Client
@@ -27,7 +26,6 @@ from pragmash.engine.run.diskwork import DiskWork
 from pragmash.engine.run.vcfolder import VcFolder
 from pragmash.engine.steps.fix import ImageFixer
 from pragmash.images import fixing, inject
-from pragmash.images.tools import ToolResult
 from pragmash.store.journal import steps_of
 from pragmash.ui.cli import run as cli_run
 from pragmash.vc.formats.vcout import ComputeOut, FrontendOut, VcOut, write_vc_out
@@ -130,24 +128,6 @@ def vc_out(tmp_path: Path) -> Path:
 
 def plan(name: str, role: str, disk: Path) -> NodePlan:
     return NodePlan(name, role, None, 1, "<domain/>", (), (), (str(disk),), "qemu")  # type: ignore[arg-type]
-
-
-def raw_disk(path: Path) -> Path:
-    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(path), "1M"], check=True)
-    return path
-
-
-class Recorder:
-    """Stands in for run_tool: keeps each command line and the environment it was given."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[list[str], dict[str, str]]] = []
-
-    def __call__(
-        self, argv: list[str], *, env: Mapping[str, str] | None = None, **_kw: object
-    ) -> ToolResult:
-        self.calls.append((list(argv), dict(env or {})))
-        return ToolResult(0, [], None)
 
 
 @pytest.mark.parametrize("kvm", [True, False])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from test_lifecycle import BOOT_ALL, RunEnv, make_env, vc_domains
+from support.runenv import BOOT_ALL, RunEnv, make_env, vc_domains
 
 from pragmash.drivers.libvirt.engine import LibvirtEngine
 from pragmash.engine.run import opening

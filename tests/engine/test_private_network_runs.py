@@ -1,11 +1,12 @@
 """Each VC's private network in runs, on test:///default: made, shown, remade, removed.
 
-The harness is test_lifecycle's (a site of our own, the CLI in-process, so the
+The harness is support/runenv.py (a site of our own, the CLI in-process, so the
 domains and networks land in this process's test:///default).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from lxml import etree
-from test_lifecycle import BOOT_ALL, Result, RunEnv, make_env, vc_domains
+from support.runenv import BOOT_ALL, Result, RunEnv, make_env, vc_domains
 
 from pragmash.driver_api import PrivateNetworkPlan, StageResult
 from pragmash.engine.run import session
@@ -22,7 +23,7 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import last_run
 from pragmash.store.ledger import Ledger
 from pragmash.store.pools import pool_summary
-from pragmash.ui.repl import debugger
+from pragmash.ui.repl import launch
 
 pytestmark = pytest.mark.libvirt
 
@@ -213,20 +214,11 @@ def test_status_flags_a_missing_network_and_resume_and_attach_remake_it(
     assert networks(testconn)["calit2-private"].isActive()
 
     networks(testconn)["calit2-private"].destroy()  # stopped, not removed
-    errors = []
-    run = debugger.open_run(["--attach", "calit2", "--site", str(env.site_path)], _Writer(errors))
+    err = io.StringIO()
+    run = launch.open_run(["--attach", "calit2", "--site", str(env.site_path)], err)
     run.close("interrupted")
-    assert "calit2's private network was missing: started network calit2-private" in "".join(errors)
+    assert "calit2's private network was missing: started network calit2-private" in err.getvalue()
     assert networks(testconn)["calit2-private"].isActive()
-
-
-class _Writer:
-    def __init__(self, into: list[str]) -> None:
-        self.into = into
-
-    def write(self, text: str) -> int:
-        self.into.append(text)
-        return len(text)
 
 
 def test_two_vcs_started_at_once_each_get_their_own_network(

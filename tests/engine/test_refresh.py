@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import libvirt
 import pytest
 from support.fakeagent import FakeAgent, FakeEngine
-from test_lifecycle import BOOT_ALL, RunEnv, make_env
+from support.runenv import BOOT_ALL, RunEnv, make_env
 
 from pragmash.driver_api import NodePlan, StageContext
 from pragmash.engine.commands.refresh import refresh_nodes, refresh_outcome

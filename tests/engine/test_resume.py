@@ -14,16 +14,13 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
 from support.procs import started
-from test_lifecycle import RunEnv, domain_macs, sleepy_recipe, stop, vc_domains
+from support.runenv import RunEnv, domain_macs, sleepy_recipe, stop, vc_domains
 
 from pragmash.store.journal import lock_holder
 from pragmash.vc.formats.vcout import read_vc_out
 
 pytestmark = pytest.mark.libvirt
-
-env = test_lifecycle.env
 
 
 def _lease_facts(env: RunEnv) -> tuple[str, int, dict[str, tuple[str, ...]]]:

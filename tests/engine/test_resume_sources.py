@@ -12,14 +12,11 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
-from test_lifecycle import RunEnv
+from support.runenv import RunEnv
 
 from pragmash.ui.cli import main as cli
 
 pytestmark = pytest.mark.libvirt
-
-env = test_lifecycle.env
 
 
 def _cli(*args: str) -> tuple[int, str, str]:

@@ -14,7 +14,7 @@ import subprocess
 
 import libvirt
 import pytest
-from test_lifecycle import RunEnv, make_env, vc_domains
+from support.runenv import RunEnv, make_env, vc_domains
 
 from pragmash.engine.commands import scale
 from pragmash.engine.run.events import Event, NodeStatus

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from test_failures import RealDiskEngine
-from test_fix_once import _driver_env, _run
+from support.diskengine import RealDiskEngine, _driver_env, _run
 
 from pragmash.engine.run import opening
 from pragmash.images.staging import backing_of, image_info

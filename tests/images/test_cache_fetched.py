@@ -17,7 +17,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from support.httprepo import demo_copy, serve
-from test_lifecycle import make_env
+from support.runenv import make_env
 
 from pragmash.errors import EXIT_OK
 from pragmash.images.fetch import lock_path_of

@@ -192,7 +192,7 @@ def test_disk_keeps_its_policy_and_loses_the_templates_chain() -> None:
     first, data, cdrom = root.findall("devices/disk")
     source = first.find("source")
     assert source is not None
-    assert source.attrib == {
+    assert {str(k): str(v) for k, v in source.attrib.items()} == {
         "file": "/var/tmp/pragmash/vc/vc-node-1-0.qcow2",
         "startupPolicy": "optional",
     }
@@ -236,7 +236,7 @@ def test_nvram_and_vsock_are_left_to_libvirt_per_node() -> None:
     assert nvram is not None and not nvram.text
     assert nvram.get("template") == "/usr/share/OVMF/OVMF_VARS.fd"
     cid = root.find("devices/vsock/cid")
-    assert cid is not None and cid.attrib == {"auto": "yes"}
+    assert cid is not None and {str(k): str(v) for k, v in cid.attrib.items()} == {"auto": "yes"}
 
 
 AGENT = (UpTest(kind="agent"),)

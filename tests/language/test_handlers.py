@@ -12,7 +12,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from test_lifecycle import RunEnv, make_env
+from support.runenv import RunEnv, make_env
 
 from pragmash.errors import RecipeError
 from pragmash.language import ast

@@ -30,7 +30,7 @@ _Names: Any = type(
 
 @pytest.mark.parametrize("cls", RECIPE_STATEMENTS, ids=lambda c: c.__name__)
 def test_each_statement_has_its_own_visitor_method(cls: type[ast.Statement]) -> None:
-    stmt = cls(Span("t.prg", 1, 1, 1, 2), "x")  # type: ignore[arg-type]
+    stmt = cls(Span("t.prg", 1, 1, 1, 2), "x")
     name = _Names().visit(stmt, None)
     assert name in StatementVisitor.__abstractmethods__
     assert name.removeprefix("visit_").replace("_", "") == cls.__name__.lower()

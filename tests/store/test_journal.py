@@ -5,8 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-import test_lifecycle
-from test_lifecycle import RunEnv
+from support.runenv import RunEnv
 
 from pragmash.engine.run import session
 from pragmash.engine.run.events import Event, StepStarted
@@ -14,7 +13,6 @@ from pragmash.store.journal import acquire_lock, break_lock, last_run, lock_hold
 
 pytestmark = pytest.mark.libvirt
 
-env = test_lifecycle.env
 
 RECIPE = "set greeting = hi\nallocate 2\n  boot frontend ; boot compute\necho $greeting\n"
 

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
-from test_lifecycle import RunEnv, sleepy_recipe, stop
+from support.runenv import RunEnv, sleepy_recipe, stop
 
 from pragmash.errors import LedgerError
 from pragmash.store.journal import last_run, lock_holder
 from pragmash.store.ledger import APPLICATION_ID, Ledger
-
-env = test_lifecycle.env
 
 GARBAGE = bytes(range(256)) * 40
 

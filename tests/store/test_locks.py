@@ -9,16 +9,13 @@ import time
 
 import libvirt
 import pytest
-import test_lifecycle
 from support.procs import gone, kill_all, live_with
-from test_lifecycle import RunEnv, sleepy_recipe, stop
+from support.runenv import RunEnv, sleepy_recipe, stop
 
 from pragmash.errors import BusyError
 from pragmash.store.journal import JOURNAL_SCHEMA, acquire_lock, lock_holder, release_lock
 
 pytestmark = pytest.mark.libvirt
-
-env = test_lifecycle.env
 
 
 def _dead_pid() -> int:

@@ -13,16 +13,13 @@ from typing import Any
 
 import libvirt
 import pytest
-import test_lifecycle
-from test_lifecycle import BOOT_ALL, RunEnv, vc_domains
+from support.runenv import BOOT_ALL, RunEnv, vc_domains
 
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
 from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.libvirt
-
-env = test_lifecycle.env
 
 
 def add_vc(env: RunEnv, name: str, vc_in: str = "calit2/vc-in.xml") -> None:
@@ -134,8 +131,7 @@ def test_a_host_gone_from_the_site_config_is_not_the_first_host(tmp_path: Path) 
     """Item 3: a ``[[hosts]]`` entry renamed (b -> c): b's nodes are on a host pragmash
     cannot reach, not on the first host: status says unreachable, ``hosts`` does not
     charge them to a, and clean keeps their leases and exits 3."""
-    from support.multihost import Host, write_hosts_site
-    from test_hosts import boot, hosts_of, run_cli
+    from support.multihost import Host, boot, hosts_of, run_cli, write_hosts_site
 
     site = write_hosts_site(tmp_path, [Host("a", 3), Host("b", 3)])
     assert boot(site, 3)[0] == 0

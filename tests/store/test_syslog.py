@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_lifecycle import make_env
+from support.runenv import make_env
 
 from pragmash.errors import ConfigError
 from pragmash.store.runlog import stop_syslog

@@ -151,7 +151,8 @@ def serve(root: Path) -> Iterator[Served]:
     thread.start()
     try:
         host, port = server.server_address[:2]
-        yield Served(f"http://{host}:{port}/", root, behaviour)
+        name = host.decode() if isinstance(host, bytes) else host
+        yield Served(f"http://{name}:{port}/", root, behaviour)
     finally:
         server.shutdown()
         server.server_close()

@@ -10,11 +10,17 @@ not exist: it fails at once, with libvirt's own message.
 
 from __future__ import annotations
 
+import io
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pragmash
+from pragmash.store.allocation import current_allocation
+from pragmash.store.ledger import Ledger
+from pragmash.ui.cli import main as cli
+from pragmash.vc.config.site import load_site
 
 DEMO_REPO = Path(pragmash.__file__).parent / "demo" / "repository"
 
@@ -96,3 +102,24 @@ def write_hosts_site(
     site = root / "site.toml"
     site.write_text("".join(parts) + extra, encoding="utf-8")
     return site
+
+
+RECIPE = "allocate $num_compute\nboot all\n"
+
+
+def run_cli(site: Path, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main([*args, "--site", str(site)], out=out, err=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def boot(site: Path, computes: int, vcname: str = "calit2") -> tuple[int, str, str]:
+    recipe = site.parent / "boot.prg"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    return run_cli(site, str(recipe), "--vcname", vcname, "--num_compute", str(computes))
+
+
+def hosts_of(site: Path, vcname: str = "calit2") -> Counter[str]:
+    held = current_allocation(Ledger(load_site(site)), vcname)
+    assert held is not None
+    return Counter(node.host for node in held.nodes)

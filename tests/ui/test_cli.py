@@ -280,7 +280,7 @@ def test_installed_wheel_works_from_any_folder(tmp_path: Path) -> None:
         "pragmash/demo/site.toml",
         "pragmash/demo/repository/vcdb.txt",
         "pragmash/demo/repository/calit2/vc-in.xml",
-        "pragmash/vc/schemas/vc-out.xsd",
+        "pragmash/vc/formats/schemas/vc-out.xsd",
     ):
         assert needed in names, needed
     site = tmp_path / "site-packages"

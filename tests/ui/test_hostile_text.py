@@ -14,16 +14,13 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
-from test_lifecycle import RunEnv
+from support.runenv import RunEnv
 
 from pragmash.errors import RecipeError
 from pragmash.language.parser import parse_recipe
 from pragmash.ui.cli import main as cli
 from pragmash.ui.render import PrintableStream
 from pragmash.vc.repository.vcdb import load_repository
-
-env = test_lifecycle.env
 
 ESC = "\x1b"
 

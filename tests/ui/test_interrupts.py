@@ -9,11 +9,8 @@ import time
 
 import libvirt
 import pytest
-import test_lifecycle
 from support.procs import gone, kill_all, live_with, started
-from test_lifecycle import RunEnv, sleepy_recipe, stop
-
-env = test_lifecycle.env
+from support.runenv import RunEnv, sleepy_recipe, stop
 
 STUBBORN_CLEANUP = """
 import sys, time

@@ -179,7 +179,8 @@ def test_9_toolbar_cuts_with_an_ellipsis_and_has_the_state_colour(
     leave_stuck_compute(testconn)
     d.type("continue")
     assert str(d.run.interpreter.status) == "failed"
-    ((style, text),) = d.repl.toolbar()
+    (fragment,) = d.repl.toolbar()
+    style, text = fragment[0], fragment[1]
     assert style == "class:toolbar.failed"
     assert len(text) == 80 and text.endswith("…")  # DummyOutput is 80 columns wide
 

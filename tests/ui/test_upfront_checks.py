@@ -10,10 +10,7 @@ option, before anything is locked or allocated.
 from __future__ import annotations
 
 import pytest
-import test_lifecycle
-from test_lifecycle import RunEnv
-
-env = test_lifecycle.env
+from support.runenv import RunEnv
 
 pytestmark = pytest.mark.libvirt
 

@@ -14,16 +14,14 @@ from pathlib import Path
 
 import libvirt
 import pytest
-import test_lifecycle
 from support.repldriver import RECIPE
-from test_lifecycle import BOOT_ALL, RunEnv
+from support.runenv import BOOT_ALL, RunEnv
 
 from pragmash.errors import UserError
 from pragmash.vc.formats.names import validate_name
 
 pytestmark = pytest.mark.libvirt
 
-env = test_lifecycle.env
 PRAGMASH = Path(sys.executable).with_name("pragmash")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from lxml import etree
+from support.keys import KEY, OTHER
 
 from pragmash.errors import EXIT_OK, EXIT_USER, UserError
 from pragmash.images.guestfish import line_of
@@ -30,8 +31,6 @@ pytestmark = pytest.mark.libvirt
 ROOT = Path(__file__).resolve().parents[2]
 ROCKS6 = str(ROOT / "recipes" / "rocks6.prg")
 # A public key made for these tests only (its private half was never kept).
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFIcY+QncGsDyrmpZmyFYXgVP5emyl6OUpaYxXx7+M9B admin@site"
-OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C7okWi0dh2l9GKJl other@elsewhere"
 
 
 def cli(*argv: str) -> tuple[int, str, str]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from support.recording import Recorder, raw_disk
 from support.vcoutreader import GuestConfig, Interface, ParserCrash, parse
-from test_kvm_choice import Recorder, raw_disk
 
 from pragmash.driver_api import ComputeVcOut, NodePlan, StageContext
 from pragmash.drivers.distros.rocks6_client import Rocks6Client

@@ -88,7 +88,12 @@ def _download(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> bytes:
     stream = conn.newStream(0)
     vol.download(stream, 0, 0, 0)
     chunks: list[bytes] = []
-    stream.recvAll(lambda _s, data, _o: chunks.append(data) or 0, None)
+
+    def keep(_stream: object, data: bytes, _opaque: object) -> int:
+        chunks.append(data)
+        return 0
+
+    stream.recvAll(keep, None)
     stream.finish()
     return b"".join(chunks)
 

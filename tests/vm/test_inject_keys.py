@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.keys import KEY, OTHER
 from support.vmimage import TestImage, build_test_image
-from test_key_mem import KEY, OTHER
 
 from pragmash.images.inject import AUTHORIZED_KEYS, inject_files
 from pragmash.images.staging import stage_image

@@ -20,6 +20,7 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import libvirt_qemu
@@ -135,7 +136,8 @@ def guest_run(dom: libvirt.virDomain, *argv: str, timeout: float = 900.0) -> tup
 def addresses_by_mac(dom: libvirt.virDomain) -> dict[str, list[str]]:
     """Each interface's MAC and its IPv4 addresses, as the guest itself reports them."""
     found: dict[str, list[str]] = {}
-    for iface in agent(dom, "guest-network-get-interfaces", {}):  # type: ignore[attr-defined]
+    replies: Any = agent(dom, "guest-network-get-interfaces", {})
+    for iface in replies:
         mac = iface.get("hardware-address", "")
         ips = [
             f"{a['ip-address']}/{a['prefix']}"

@@ -60,7 +60,7 @@ def seed_disk(dom: libvirt.virDomain) -> str:
 def instance_id(dom: libvirt.virDomain) -> str:
     code, out = guest_run(dom, "/bin/cat", "/var/lib/cloud/data/instance-id")
     assert code == 0, out
-    return out.strip()
+    return str(out).strip()
 
 
 def test_scale_gives_the_new_compute_its_own_seed_and_leaves_the_others(

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.dialects import PB2013, calls
+from support.keys import KEY
 from support.vmimage import DEFAULT_INIT, MARKER_SELF, build_test_image
 from support.vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
-from test_driver_dialects import PB2013, calls
-from test_key_mem import KEY
-from test_site_ve import DATA as VE_DATA
 
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
@@ -41,6 +40,8 @@ boot frontend
 boot compute
 wait all console "PRAGMASH-SELF name=" timeout 3m
 """
+
+VE_DATA = Path(__file__).parents[1] / "data" / "drivers_ve"
 
 
 def test_a_2013_folder_fixes_and_pre_boots_real_disks(

@@ -142,12 +142,12 @@ def test_attach_fix_reload_retry_finish_on_qemu(
         assert disk.stat().st_ino == disk_inode
         assert conn.lookupByName("vmtest-frontend").ID() == frontend_id
         compute = next(n for n in held.nodes if n.role == "compute")
-        console = tmp_path / "tmp" / "vmtest" / "vmtest-compute-0.console.log"
+        console_log = tmp_path / "tmp" / "vmtest" / "vmtest-compute-0.console.log"
         expected = (
             f"{MARKER_SELF} name={compute.name} ip={compute.private_ip} mac={compute.macs[0]}"
         )
-        assert expected in console_lines(console, MARKER_SELF)
-        assert "does not exist" not in console.read_text(errors="replace")  # this boot only
+        assert expected in console_lines(console_log, MARKER_SELF)
+        assert "does not exist" not in console_log.read_text(errors="replace")  # this boot only
 
         keep = os.environ.get("PRAGMASH_KEEP_TRANSCRIPT")
         if keep:  # for the README's walk-through

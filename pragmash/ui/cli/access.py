@@ -15,14 +15,14 @@ from typing import Any, TextIO
 from pragmash.engine.commands import access
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK, UserError
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.render import json_dump
 
 
 def _parser(name: str, description: str) -> ArgumentParser:
     p = ArgumentParser(prog=f"pragmash {name}", description=description)
     p.add_argument("vcname", metavar="VCNAME")
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     p.add_argument(
         "--port",
         type=int,

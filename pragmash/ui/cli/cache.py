@@ -13,7 +13,7 @@ from typing import TextIO
 from pragmash.engine.commands.cache import CachedImage, cached_images, prune_cache, prune_hosts
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.render import json_dump
 
 
@@ -46,7 +46,7 @@ def cmd_cache(args: list[str], out: TextIO, err: TextIO) -> int:
         'backed by from the pools of storage = "pool" hosts, saying per host what it removed.',
     )
     p.add_argument("action", choices=["list", "prune"])
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     p.add_argument(
         "--dry-run", action="store_true", help="prune: say what would go, remove nothing"
     )

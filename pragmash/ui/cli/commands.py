@@ -19,7 +19,7 @@ from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
-from pragmash.ui.arguments import ArgumentParser, add_run_options, run_options
+from pragmash.ui.arguments import ArgumentParser, add_run_options, add_site_option, run_options
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.power import finish as finish_power
 from pragmash.ui.render import StepPrinter, json_dump
@@ -30,7 +30,7 @@ from pragmash.vc.formats.names import validate_name
 
 def _parser(name: str, description: str) -> ArgumentParser:
     p = ArgumentParser(prog=f"pragmash {name}", description=description)
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     return p
 
 

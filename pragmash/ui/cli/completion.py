@@ -20,7 +20,7 @@ from typing import TextIO
 
 from pragmash.engine.commands.known_names import held_vcs, node_names, recipe_params
 from pragmash.errors import EXIT_OK, PragmashError
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.cli.globals import split_global_options
 from pragmash.ui.cli.table import BY_NAME, COMMANDS
 from pragmash.vc.config.site import load_site
@@ -78,7 +78,7 @@ def cmd_completion(args: list[str], out: TextIO, err: TextIO) -> int:
         description="Print the shell completion script: `source <(pragmash completion bash)`, "
         "or put it where the shell reads completions (scripts/setup installs both).",
     )
-    p.add_argument("--site", help="unused; accepted like every command's")
+    add_site_option(p, "unused; accepted like every command's")
     p.add_argument("shell", choices=["bash", "zsh"])
     ns = p.parse_args(args)
     out.write(BASH if ns.shell == "bash" else ZSH)

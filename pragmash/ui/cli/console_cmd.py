@@ -8,7 +8,7 @@ from typing import TextIO
 from pragmash.engine.hosts.console import open_node_console
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.console import attach, shower
 from pragmash.vc.formats.names import validate_name
 
@@ -21,7 +21,7 @@ def cmd_console(args: list[str], out: TextIO, err: TextIO) -> int:
     )
     p.add_argument("vcname")
     p.add_argument("node", help="the node's name, `frontend` or `compute[N]`")
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     ns = p.parse_args(args)
     site = session.open_site(ns.site)
     name, console = open_node_console(site, validate_name("VC name", ns.vcname), ns.node)

@@ -13,7 +13,7 @@ from typing import TextIO
 from pragmash.engine.commands import lifecycle
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.render import json_dump
 from pragmash.vc.formats.names import validate_name
 
@@ -26,7 +26,7 @@ def cmd_history(args: list[str], out: TextIO, err: TextIO) -> int:
         "starts, each with its start, end (local time), duration and outcome.",
     )
     p.add_argument("vcname", metavar="VCNAME")
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(args)
     site = session.open_site(ns.site)

@@ -7,7 +7,7 @@ from typing import TextIO
 from pragmash.engine.hosts.capacity import HostReport, site_hosts
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.render import json_dump
 
 
@@ -45,7 +45,7 @@ def cmd_hosts(args: list[str], out: TextIO, err: TextIO) -> int:
         "else libvirt's), what the ledger has placed there, the reserve kept back, and "
         "whether it can be reached now.",
     )
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(args)
     site = session.open_site(ns.site)

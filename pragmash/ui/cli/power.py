@@ -12,7 +12,7 @@ from typing import TextIO
 
 from pragmash.engine.commands import power
 from pragmash.engine.run.session import Run
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.render import StepPrinter
 
@@ -37,7 +37,7 @@ booted as `boot` would (staged, its vc-out.xml put in, defined). A start is a ru
 def _parser(name: str, description: str) -> ArgumentParser:
     p = ArgumentParser(prog=f"pragmash {name}", description=description)
     p.add_argument("vcname", metavar="VCNAME")
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     return p
 
 

@@ -12,7 +12,7 @@ from typing import TextIO
 from pragmash.engine.commands import refresh
 from pragmash.errors import EXIT_OK
 from pragmash.images.nocloud import GUEST_VC_OUT
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.render import StepPrinter, render_error
 
 DESCRIPTION = f"""\
@@ -29,7 +29,7 @@ def cmd_refresh(args: list[str], out: TextIO, err: TextIO) -> int:
     """Refresh a VC's running nodes; exit 0 when every running node was updated."""
     p = ArgumentParser(prog="pragmash refresh", description=DESCRIPTION)
     p.add_argument("vcname", metavar="VCNAME")
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     ns = p.parse_args(args)
     error = refresh.refresh(ns.vcname, site=ns.site, on_event=StepPrinter(out, err))
     if error is None:

@@ -23,7 +23,13 @@ from pragmash.errors import (
     UserError,
     VcTakenError,
 )
-from pragmash.ui.arguments import ArgumentParser, add_node_options, add_run_options, run_options
+from pragmash.ui.arguments import (
+    ArgumentParser,
+    add_node_options,
+    add_run_options,
+    add_site_option,
+    run_options,
+)
 from pragmash.ui.render import StepPrinter, location, render_error
 from pragmash.ui.repl.debugger import debug_run
 
@@ -33,7 +39,7 @@ def _run_parser() -> ArgumentParser:
     p = ArgumentParser(prog="pragmash", add_help=False)
     p.add_argument("recipe")
     p.add_argument("--vcname", required=True)
-    p.add_argument("--site")
+    add_site_option(p)
     add_run_options(p)
     add_node_options(p)
     p.add_argument("--dry-run", action="store_true")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from pragmash.engine.commands import scale
-from pragmash.ui.arguments import ArgumentParser, positive_seconds
+from pragmash.ui.arguments import ArgumentParser, add_site_option, positive_seconds
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.render import StepPrinter
 
@@ -32,7 +32,7 @@ def cmd_scale(args: list[str], out: TextIO, err: TextIO) -> int:
     p = ArgumentParser(prog="pragmash scale", description=DESCRIPTION)
     p.add_argument("vcname", metavar="VCNAME")
     p.add_argument("change", metavar="+N|-N", help="computes to add (+N) or remove (-N)")
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     p.add_argument(
         "--timeout",
         type=positive_seconds,

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from pragmash.engine.commands.site_check import check_site
 from pragmash.errors import EXIT_OK, EXIT_USER
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.vc.config.site import find_site, load_site
 
 
@@ -21,7 +21,7 @@ def cmd_site(args: list[str], out: TextIO, err: TextIO) -> int:
         "site). `site check [FILE]` loads it fully and asks every host, folder and the "
         "repository, allocating nothing.",
     )
-    p.add_argument("--site", help="the site config (see `pragmash --help`)")
+    add_site_option(p, "the site config (see `pragmash --help`)")
     p.add_argument("action", nargs="?", choices=["check"], help="check the site config fully")
     p.add_argument("file", nargs="?", help="the site config to check (default: the one in use)")
     ns = p.parse_args(args)

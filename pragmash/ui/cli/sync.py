@@ -11,7 +11,7 @@ from typing import TextIO
 from pragmash.engine.commands import repositories
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
-from pragmash.ui.arguments import ArgumentParser
+from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.render import StepPrinter, json_dump
 
 
@@ -27,7 +27,7 @@ def cmd_sync(args: list[str], out: TextIO, err: TextIO) -> int:
         nargs="?",
         help="a folder or http(s)://host/repo/ URL (default: the site's [paths] repository)",
     )
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(args)
     site = session.open_site(ns.site)

@@ -8,7 +8,13 @@ from typing import TextIO
 from pragmash.engine.run import session as session_mod
 from pragmash.engine.run.debug import DebugRun
 from pragmash.errors import UserError
-from pragmash.ui.arguments import ArgumentParser, add_node_options, add_run_options, run_options
+from pragmash.ui.arguments import (
+    ArgumentParser,
+    add_node_options,
+    add_run_options,
+    add_site_option,
+    run_options,
+)
 from pragmash.ui.render import StepPrinter
 from pragmash.vc.formats.names import validate_name
 
@@ -28,7 +34,7 @@ def _arg_parser() -> ArgumentParser:
         action="store_true",
         help="with --attach: open the run even though its recipe changed since it started",
     )
-    p.add_argument("--site", help="the site config (default $PRAGMASH_SITE, else the demo site)")
+    add_site_option(p)
     add_run_options(p)
     add_node_options(p)
     return p
