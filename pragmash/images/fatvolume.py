@@ -235,7 +235,9 @@ def _dos_stamp(now: float) -> tuple[int, int]:
 @dataclass(frozen=True)
 class _Image:
     size: int
-    chunks: list[tuple[int, bytes]]  # (offset, bytes): everything else is zero
+    #: (offset, bytes): everything else is zero, a hole of the new file (the free
+    #: entries of the tables and folders, the free clusters: nothing is written there)
+    chunks: list[tuple[int, bytes]]
 
 
 def _layout(root: _Node, label: bytes, stage: str) -> _Image:
@@ -269,7 +271,7 @@ def _layout(root: _Node, label: bytes, stage: str) -> _Image:
         content = b"".join(node.entries) if node.is_folder else node.data
         if content:
             chunks.append((data_start + (node.cluster - 2) * cluster_bytes, content))
-    table = _fat16(fat, fat_sectors)
+    table = struct.pack(f"<{len(fat)}H", *fat)  # the free entries after it stay a hole
     for copy in range(FATS):
         chunks.append(((RESERVED_SECTORS + copy * fat_sectors) * SECTOR, table))
     root_bytes = b"".join(root.entries)
@@ -371,11 +373,6 @@ def _geometry(payload_sectors: int, stage: str) -> tuple[int, int, int]:
     raise StepError(
         f"{payload_sectors * SECTOR} bytes are too many for a FAT16 volume", stage=stage
     )
-
-
-def _fat16(entries: list[int], fat_sectors: int) -> bytes:
-    table = struct.pack(f"<{len(entries)}H", *entries)
-    return table + bytes(fat_sectors * SECTOR - len(table))
 
 
 def _boot_sector(sectors: int, per_cluster: int, fat_sectors: int, label: bytes) -> bytes:

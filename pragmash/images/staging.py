@@ -295,14 +295,17 @@ def _qemu_img_to(argv: list[str], base: Path, dest: Path, timeout: float) -> Non
         raise
 
 
-#: The bytes of a fresh overlay on a base, by (base path, format, the base's identity).
-#: A new qcow2 overlay holds nothing of its own: its header, the backing file's path
-#: and format, and empty tables sized by the base's virtual size. Every node's overlay
-#: on one base is therefore the same file, byte for byte, so qemu-img makes it once per
-#: base and process and each node gets a copy: no process per node (issue 25), and the
-#: format is still written by qemu-img alone.
-_OVERLAYS: dict[tuple[str, str, tuple[int, int, int, int, int]], bytes] = {}
+#: A fresh overlay on a base, by (base path, format, the base's identity): its size
+#: and its data runs. A new qcow2 overlay holds nothing of its own: its header, the
+#: backing file's path and format, and empty tables sized by the base's virtual size.
+#: Every node's overlay on one base is therefore the same file, byte for byte, so
+#: qemu-img makes it once per base and process and each node gets a copy: no process
+#: per node (issue 25), and the format is still written by qemu-img alone. The copy
+#: writes only the 4 KiB blocks that are not all zero (a few of its 192 KiB).
+_Runs = tuple[int, list[tuple[int, bytes]]]
+_OVERLAYS: dict[tuple[str, str, tuple[int, int, int, int, int]], _Runs] = {}
 _OVERLAYS_LOCK = threading.Lock()
+_RUN_BLOCK = 4096
 
 
 def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
@@ -313,20 +316,40 @@ def _make_overlay(base: Path, base_format: str, dest: Path) -> None:
             argv = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format]
             _qemu_img_to(argv, base, dest, QEMU_IMG_TIMEOUT)
             if key == (str(base), base_format, _identity(base)):  # unchanged meanwhile
-                _OVERLAYS[key] = dest.read_bytes()
+                _OVERLAYS[key] = _data_runs(dest.read_bytes())
             _remember_format(dest, "qcow2")
             return
-    _write_whole(dest, fresh, base)
+    _write_runs(dest, fresh, base)
     _remember_format(dest, "qcow2")
 
 
-def _write_whole(dest: Path, content: bytes, base: Path) -> None:
-    """``content`` at ``dest``, written under a temporary name and renamed into place."""
+def _data_runs(content: bytes) -> _Runs:
+    """``content`` as its length and its runs of blocks that are not all zero."""
+    runs: list[tuple[int, bytes]] = []
+    zero = bytes(_RUN_BLOCK)
+    for start in range(0, len(content), _RUN_BLOCK):
+        block = content[start : start + _RUN_BLOCK]
+        if block == zero[: len(block)]:
+            continue
+        if runs and runs[-1][0] + len(runs[-1][1]) == start:
+            runs[-1] = (runs[-1][0], runs[-1][1] + block)
+        else:
+            runs.append((start, block))
+    return len(content), runs
+
+
+def _write_runs(dest: Path, runs: _Runs, base: Path) -> None:
+    """The file ``runs`` describe at ``dest`` (zeros as holes), written under a
+    temporary name and renamed into place."""
+    size, chunks = runs
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=dest.suffix, dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(content)
+            for offset, chunk in chunks:
+                out.seek(offset)
+                out.write(chunk)
+            out.truncate(size)
         tmp.chmod(DISK_MODE)
         os.replace(tmp, dest)
     except OSError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
 from pathlib import Path
 
 import libvirt
@@ -96,3 +97,38 @@ def test_scale_refuses_a_vc_in_changed_since_the_allocation(
     code, _, err = cli("scale", "calit2", "+1")
     assert code == EXIT_OK, err
     assert computes() == 3
+
+
+def test_a_recipe_run_does_not_bury_a_scale_killed_mid_way(
+    testconn: libvirt.virConnect,
+) -> None:
+    """A scale killed with kill -9 leaves its run ``running`` under a dead pid, its last
+    step unfinished; a recipe run with the count the VC holds then became the last run,
+    and `resume` never reached the scale's rest again."""
+    assert cli(ROCKS6, "--vcname", "calit2")[0] == EXIT_OK
+    assert cli("scale", "calit2", "+1")[0] == EXIT_OK
+    ledger = Ledger(load_site(None))
+    scale = last_run(ledger, "calit2")
+    assert scale is not None
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with ledger.transaction() as conn:  # what a SIGKILL mid-scale leaves in the journal
+        conn.execute(
+            "UPDATE runs SET outcome='running', ended_at=NULL, pid=? WHERE id=?",
+            (dead.pid, scale.id),
+        )
+        conn.execute(
+            "UPDATE steps SET outcome='running', ended_at=NULL WHERE run_id=? AND idx="
+            "(SELECT MAX(idx) FROM steps WHERE run_id=?)",
+            (scale.id, scale.id),
+        )
+    code, _, err = cli(ROCKS6, "--vcname", "calit2", "--num_compute", "3")
+    assert code == EXIT_USER, err
+    assert f"calit2's last run ({scale.id}) is a scale that did not finish" in err
+    assert "`pragmash resume calit2` finishes the scale first" in err
+    record = last_run(ledger, "calit2")
+    assert record is not None and record.id == scale.id  # no run recorded over it
+    code, _, err = cli("resume", "calit2")
+    assert code == EXIT_OK, err
+    code, _, err = cli(ROCKS6, "--vcname", "calit2", "--num_compute", "3")
+    assert code == EXIT_OK, err

@@ -61,7 +61,9 @@ from pragmash.store.journal import (
     RunRecord,
     acquire_lock,
     last_run,
+    lock_holder,
     release_lock,
+    run_outcome,
     set_lock_run,
     steps_of,
 )
@@ -452,11 +454,30 @@ def lock_and_journal(
         acquire_lock(ledger, runtime.vcname)
         held = current_allocation(ledger, runtime.vcname)
         what, options = journaled()
+        if not any(isinstance(options.get(kind), dict) for kind in ("scale", "power")):
+            _refuse_to_bury_a_scale(ledger, runtime.vcname)
         steps = flatten(prep.program.statements)
         first = (steps[0].index, steps[0].statement) if straight and steps else None
         journal = Journal.start(ledger, runtime.vcname, what, dict(options), sources, first)
         set_lock_run(ledger, runtime.vcname, journal.run_id)
     return journal, held, first
+
+
+def _refuse_to_bury_a_scale(ledger: Ledger, vcname: str) -> None:
+    """A recipe's run over a scale that did not finish (killed, failed, interrupted) would
+    become the VC's last run, and ``resume`` would never reach the scale's rest again
+    (with a matching ``--num_compute`` the run adopts what the scale took)."""
+    record = last_run(ledger, vcname)
+    if record is None or not isinstance(record.options.get("scale"), dict):
+        return
+    outcome = run_outcome(record, lock_holder(ledger, vcname))
+    if outcome in ("finished", "cleaned", "running"):
+        return
+    raise UserError(
+        f"{vcname}'s last run ({record.id}) is a scale that did not finish ({outcome}): a "
+        "new run of the recipe would leave it unfinished for good",
+        hint=f"`pragmash resume {vcname}` finishes the scale first; then run the recipe",
+    )
 
 
 def reopen(
