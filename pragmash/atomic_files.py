@@ -57,19 +57,20 @@ def write_all_atomic(files: Mapping[Path, bytes], *, durable: bool = True) -> No
                 os.unlink(temp)
     if durable:
         for folder in {path.parent for path in files}:
-            _fsync_path(str(folder))
+            fsync_path(str(folder))
 
 
 def _sync_all(names: list[str]) -> None:
     if len(names) <= 1:
         for name in names:
-            _fsync_path(name)
+            fsync_path(name)
         return
     with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(names))) as pool:
-        list(pool.map(_fsync_path, names))
+        list(pool.map(fsync_path, names))
 
 
-def _fsync_path(name: str) -> None:
+def fsync_path(name: str | os.PathLike[str]) -> None:
+    """Flush one file or folder to disk (a folder: so a rename in it lasts a crash)."""
     fd = os.open(name, os.O_RDONLY)
     try:
         os.fsync(fd)

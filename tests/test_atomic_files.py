@@ -28,13 +28,13 @@ def test_every_file_and_folder_is_synced_when_durable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced: list[str] = []
-    real = atomic_files._fsync_path
+    real = atomic_files.fsync_path
 
     def fsync(name: str) -> None:
         synced.append(name)
         real(name)
 
-    monkeypatch.setattr(atomic_files, "_fsync_path", fsync)
+    monkeypatch.setattr(atomic_files, "fsync_path", fsync)
     (tmp_path / "x").mkdir()
     write_all_atomic({tmp_path / "x" / "1": b"1", tmp_path / "x" / "2": b"2"})
     # the two temp files before their renames, then their folder once

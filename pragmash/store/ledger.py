@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pragmash.atomic_files import fsync_path
 from pragmash.errors import LedgerError
 from pragmash.vc.config.site import SiteConfig
 
@@ -259,7 +260,7 @@ class Ledger:
             finally:
                 conn.close()  # the last connection: its WAL is checkpointed and removed
             side.chmod(LEDGER_MODE)  # SQLite gives its -wal and -shm files the same mode
-            _fsync_path(side)
+            fsync_path(side)
             with contextlib.suppress(FileExistsError):  # another process made it first
                 os.link(side, self.path)
             _mark(self.marker)
@@ -514,14 +515,6 @@ def _read_only(folder: Path) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _statements(sql: str) -> Iterator[str]:
