@@ -17,6 +17,7 @@ from pragmash.vc.formats.vcout import (
     FrontendOut,
     VcOut,
     read_vc_out,
+    repair_vc_out,
     vc_out_to_bytes,
     write_vc_out,
 )
@@ -266,3 +267,22 @@ def test_read_refuses_entities(tmp_path: Path) -> None:
     )
     with pytest.raises(VcFormatError, match="DTDs and entities are not allowed"):
         read_vc_out(path)
+
+
+def test_repair_rewrites_only_the_files_that_differ(tmp_path: Path) -> None:
+    path = tmp_path / "vc-out.xml"
+    write_vc_out(example(), path)
+    written = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert repair_vc_out(example(), path) == []  # all right: nothing written
+
+    own = sorted(n for n in written if n != "vc-out.xml")
+    (tmp_path / own[0]).write_bytes(b"")  # what a crash can leave of an unsynced file
+    (tmp_path / own[1]).unlink()
+    before = path.stat().st_mtime_ns
+    assert sorted(repair_vc_out(example(), path)) == [tmp_path / own[0], tmp_path / own[1]]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == written
+    assert path.stat().st_mtime_ns == before  # the right file was left alone
+
+    path.write_bytes(written["vc-out.xml"][:40])
+    assert repair_vc_out(example(), path) == [path]
+    assert read_vc_out(path) == example()

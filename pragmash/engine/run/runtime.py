@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pragmash import domain_states, outcomes
 from pragmash.driver_api import (
     DistroDriver,
     EngineDriver,
@@ -53,7 +54,12 @@ from pragmash.engine.run.vcfolder import VcFolder, with_disks
 from pragmash.engine.steps import private_network, seeding
 from pragmash.engine.steps.boot import BootPipeline
 from pragmash.engine.steps.fix import ImageFixer
-from pragmash.engine.steps.folder_scripts import engine_fix, folder_script_call, site_allocate
+from pragmash.engine.steps.folder_scripts import (
+    allocates_by_script,
+    engine_fix,
+    folder_script_call,
+    site_allocate,
+)
 from pragmash.engine.steps.host_command import run_host_command
 from pragmash.engine.steps.readiness import Goal
 from pragmash.engine.steps.wait import sleep_with_progress, wait_for_goal
@@ -68,7 +74,7 @@ from pragmash.store.allocation import Allocation
 from pragmash.store.ledger import Ledger
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.vcin import VcIn
-from pragmash.vc.formats.vcout import write_vc_out
+from pragmash.vc.formats.vcout import repair_vc_out, write_vc_out
 
 
 @dataclass
@@ -186,6 +192,18 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         )
         self.variables["num_nodes"] = str(len(self.nodes))
 
+    def repair_vc_out(self) -> list[Path]:
+        """The VC's vc-out files made what its allocation says again where a crash lost
+        them (they are written without a sync: :mod:`pragmash.vc.formats.vcout`);
+        returns those rewritten. Called before a node is given its file (a boot that
+        injects files, a recipe's own ``pre_boot``) and when a VC is carried on in a
+        new process (``resume``, ``start``). Nothing while nothing is allocated, nor
+        where the site's allocate script wrote the files."""
+        if self.allocation is None or allocates_by_script(self.engine):
+            return []
+        vc_out = alloc_mod.build_vc_out(self.allocation, self.vcin, self.site, key=self.key)
+        return repair_vc_out(vc_out, self.vc_out_path)
+
     def private_network_plan(self, vlan: int) -> PrivateNetworkPlan:
         return private_network.plan_for(self.site, self.vcname, vlan)
 
@@ -220,23 +238,25 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
 
     def visit_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
         count = len(stmt.body)
-        return StepOutcome("done", f"{count} statement{'s' if count != 1 else ''} from {stmt.path}")
+        return StepOutcome(
+            outcomes.DONE, f"{count} statement{'s' if count != 1 else ''} from {stmt.path}"
+        )
 
     def visit_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
         assert stmt.value is not None
         self.variables[stmt.name] = self.word(stmt.value)
-        return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]}")
+        return StepOutcome(outcomes.DONE, f"{stmt.name} = {self.variables[stmt.name]}")
 
     def visit_param(self, stmt: ast.Param, reporter: StepReporter) -> StepOutcome:
         assert stmt.default is not None
         if stmt.name in self.variables:
-            return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]} (given)")
+            return StepOutcome(outcomes.DONE, f"{stmt.name} = {self.variables[stmt.name]} (given)")
         self.variables[stmt.name] = self.word(stmt.default)
-        return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]} (default)")
+        return StepOutcome(outcomes.DONE, f"{stmt.name} = {self.variables[stmt.name]} (default)")
 
     def visit_echo(self, stmt: ast.Echo, reporter: StepReporter) -> StepOutcome:
         reporter.note(" ".join(self.word(w) for w in stmt.words))
-        return StepOutcome("done")
+        return StepOutcome(outcomes.DONE)
 
     def visit_allocate(self, stmt: ast.Allocate, reporter: StepReporter) -> StepOutcome:
         text = self.word(stmt.count_word)
@@ -300,7 +320,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             msg += f"; {made.message}"
         msg += placement_words(allocation, self.site)
         return StepOutcome(
-            "done",
+            outcomes.DONE,
             msg,
             {
                 "public_ip": allocation.public.ip,
@@ -322,7 +342,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             what = (
                 f"fix via {method} (pre_fix, fix, post_fix) for {', '.join(n.name for n in nodes)}"
             )
-            return StepOutcome("skipped", self.disk_work.skipped(what, nodes))
+            return StepOutcome(outcomes.SKIPPED, self.disk_work.skipped(what, nodes))
         return self.fix(nodes, method, ctx, reporter)
 
     def fix(
@@ -340,7 +360,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             ctx=ctx,
             call_stage=lambda stage, call, *args: call_stage(stage, reporter, call, *args),
             template_source=lambda node: template_source(self.vcin, node),
-            is_running=lambda name: self.engine.state(name) == "running",
+            is_running=lambda name: self.engine.state(name) == domain_states.RUNNING,
             site_fix=site_fix,
         )
         report = fixer.fix(nodes, used)
@@ -357,7 +377,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             f"{images} image{'s' if images != 1 else ''} for {len(nodes)} node(s) via {via}, "
             f"{report.conversions} fixed now: " + "; ".join(report.lines)
         )
-        return StepOutcome("done", msg, products)
+        return StepOutcome(outcomes.DONE, msg, products)
 
     def visit_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
         return self.boot(self.targets(stmt.targets, stmt), reporter)
@@ -368,12 +388,14 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         Files go in with one appliance launch, or none for seeds (:mod:`~pragmash.engine.steps.boot`).
         """
         if not nodes:
-            return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
+            return StepOutcome(outcomes.SKIPPED, "no nodes selected (the VC has no such nodes)")
         ctx = self.context(reporter)
         made = self.ensure_private_network()
         if private_network.made_anew(made):
             assert made is not None
             reporter.note(f"private network was missing: {made.message}")
+        if self.disk_work.real:  # pre_boot puts each node's vc-out file into its disk
+            self.repair_vc_out()
         pipeline = BootPipeline(
             engine=self.engine,
             distro=self.distro,
@@ -400,15 +422,15 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
         if self.disk_work.simulated:
             msg += self.disk_work.boot_note(nodes)
-        return StepOutcome("done", msg, results | pipeline.appliance)
+        return StepOutcome(outcomes.DONE, msg, results | pipeline.appliance)
 
     def visit_wait_clock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
         seconds = self.seconds(stmt.duration, "wait")
         if self.disk_work.simulated:
-            return StepOutcome("skipped", self.disk_work.clock_skipped(seconds))
+            return StepOutcome(outcomes.SKIPPED, self.disk_work.clock_skipped(seconds))
         sleep_with_progress(seconds, reporter, self.sleep)
-        return StepOutcome("done", f"waited {seconds:g} s")
+        return StepOutcome(outcomes.DONE, f"waited {seconds:g} s")
 
     def visit_wait_state(self, stmt: ast.WaitState, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
@@ -447,24 +469,27 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         if stmt.op == "state":
             for node in nodes:
                 reporter.note(f"{node.name}: {self.engine.state(node.name)}")
-            return StepOutcome("done")
+            return StepOutcome(outcomes.DONE)
         if stmt.op == "shutdown":
             stopped = [n.name for n in nodes if self.engine.shutdown(n.name, 120.0, ctx)]
-            return StepOutcome("done", f"stopped {', '.join(stopped) or 'nothing'}")
+            return StepOutcome(outcomes.DONE, f"stopped {', '.join(stopped) or 'nothing'}")
         for node in nodes:
             self.engine.destroy(node.name)
-        return StepOutcome("done", f"destroyed {', '.join(n.name for n in nodes)}")
+        return StepOutcome(outcomes.DONE, f"destroyed {', '.join(n.name for n in nodes)}")
 
     def visit_distro_call(self, stmt: ast.DistroCall, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
         if self.disk_work.simulated:
             return StepOutcome(
-                "skipped", self.disk_work.skipped(f"run {stmt.written_as} on", nodes)
+                outcomes.SKIPPED, self.disk_work.skipped(f"run {stmt.written_as} on", nodes)
             )
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
+        self.repair_vc_out()
         call_distro_stages(stmt.stage, self.distro, pairs, self.vc_out_path, ctx, reporter)
-        return StepOutcome("done", f"{stmt.written_as} on {', '.join(n.name for n in nodes)}")
+        return StepOutcome(
+            outcomes.DONE, f"{stmt.written_as} on {', '.join(n.name for n in nodes)}"
+        )
 
     def visit_script_call(self, stmt: ast.ScriptCall, reporter: StepReporter) -> StepOutcome:
         return folder_script_call(self, stmt, [self.word(w) for w in stmt.args], reporter)
@@ -488,13 +513,13 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             require_running(self.engine, [n.name for n in nodes], argv[0])
             names = ", ".join(n.name for n in nodes)
             return StepOutcome(
-                "skipped", self.disk_work.no_guest(f"runs {argv[0]} on {names}", nodes)
+                outcomes.SKIPPED, self.disk_work.no_guest(f"runs {argv[0]} on {names}", nodes)
             )
         return exec_on_nodes(self.guests(), nodes, argv, timeout, reporter)
 
     def visit_handler(self, stmt: ast.Handler, reporter: StepReporter) -> StepOutcome:
         sign = "+N" if stmt.event == "grow" else "-N"
-        return StepOutcome("done", f"kept for `pragmash scale {self.vcname} {sign}`")
+        return StepOutcome(outcomes.DONE, f"kept for `pragmash scale {self.vcname} {sign}`")
 
     def _ssh_access(self) -> VcAccess:
         if not self.site.ssh_to_guests:
