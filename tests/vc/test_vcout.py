@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from support.seedreadme import seed_vc_out
 
 from pragmash.errors import VcFormatError
 from pragmash.vc.formats.vcout import (
@@ -22,21 +23,7 @@ from pragmash.vc.formats.vcout import (
 )
 
 # The seed README's vc-out.xml example, unchanged (no mac= on the frontend, no cpus=).
-SEED_VC_OUT = """\
- <vc>
-   <frontend>
-     <public fqdn="calit2-119-222.ucsd.edu" ip="137.110.119.222" netmask="255.255.255.0" gw="137.110.119.1"/>
-     <private ip="10.1.0.0" netmask="255.255.0.0"/>
-   </frontend>
-   <compute count="2">
-     <node name="hosted-vm-0-1-0" mac="7a:77:6e:40:00:15" ip="10.1.0.254"/>
-     <node name="hosted-vm-0-0-0" mac="7a:77:6e:40:00:14" ip="10.1.0.253"/>
-   </compute>
-   <network>
-     <dns ip="8.8.8.8" search="local" domain=""/>
-   </network>
- </vc>
-"""
+SEED_VC_OUT = seed_vc_out()
 
 
 def example() -> VcOut:
