@@ -9,7 +9,7 @@ from pragmash.engine.run import session
 from pragmash.ui.arguments import command_parser
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.cli.power import finish as finish_power
-from pragmash.ui.render import StepPrinter
+from pragmash.ui.step_printer import StepPrinter
 from pragmash.vc.formats.names import validate_name
 
 
