@@ -24,7 +24,6 @@ from typing import Any
 
 from pragmash import stages
 from pragmash.driver_api import UNKNOWN_STATE, EngineDriver, SiteHosts
-from pragmash.engine.commands.repositories import unknown_vc
 from pragmash.engine.hosts.capacity import locate, unreachable_host
 from pragmash.engine.hosts.router import node_states, per_host
 from pragmash.engine.run.nodes import vc_temp_dir
@@ -54,6 +53,7 @@ from pragmash.store.runlog import run_log_path
 from pragmash.vc.config.private_network import network_name
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.names import is_node_of
+from pragmash.vc.repository.site import unknown_vc
 
 #: Run outcomes that leave something behind for ``clean`` to mark ``cleaned``.
 _UNFINISHED = ("running", "failed", "interrupted")

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import TextIO
 
 from pragmash.driver_api import describe_up_tests
-from pragmash.engine.commands.repositories import site_repository
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK, UserError
 from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.ui.arguments import command_parser
 from pragmash.ui.run_arguments import add_run_options, run_options
+from pragmash.vc.repository.site import site_repository
 
 
 def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TextIO
 
 from pragmash.engine.commands import lifecycle
-from pragmash.engine.commands.repositories import site_repository
-from pragmash.engine.run.opening import open_site
+from pragmash.engine.run.site import open_site
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER
 from pragmash.ui.arguments import command_parser
 from pragmash.ui.render import json_dump
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.names import validate_name
+from pragmash.vc.repository.site import site_repository
 
 
 def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
