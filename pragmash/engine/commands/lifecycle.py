@@ -51,9 +51,9 @@ from pragmash.store.journal import (
 from pragmash.store.ledger import Ledger
 from pragmash.store.runlog import run_log_path
 from pragmash.vc.config.private_network import network_name
+from pragmash.vc.config.repository import unknown_vc
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.names import is_node_of
-from pragmash.vc.repository.site import unknown_vc
 
 #: Run outcomes that leave something behind for ``clean`` to mark ``cleaned``.
 _UNFINISHED = ("running", "failed", "interrupted")

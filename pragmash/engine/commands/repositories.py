@@ -1,7 +1,7 @@
 """Repository operations the front ends offer outside a run: sync images.
 
 ``pragmash sync`` goes through here, so the CLI never fills the image cache itself.
-Which repository a command means is :mod:`pragmash.vc.repository.site`'s.
+Which repository a command means is :mod:`pragmash.vc.config.repository`'s.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pragmash.engine.run.events import EventSink, Output, Progress, ignore
 from pragmash.images.provision import ProvidedImage, sync_repository
+from pragmash.vc.config.repository import site_repository
 from pragmash.vc.config.site import SiteConfig
-from pragmash.vc.repository.site import site_repository
 
 
 @dataclass

@@ -67,11 +67,11 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
+from pragmash.vc.config.repository import site_repository
 from pragmash.vc.config.site import SiteConfig, path_problem
 from pragmash.vc.formats.names import validate_name
 from pragmash.vc.formats.vcin import VcIn, load_vc_in
 from pragmash.vc.repository.http import is_url
-from pragmash.vc.repository.site import site_repository
 from pragmash.vc.repository.vcdb import Repository
 
 #: The variables pragmash sets for every run (:func:`builtin_variables`; ``num_nodes``

@@ -38,8 +38,8 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import all_last_runs, steps_of
 from pragmash.store.notes import first_time
 from pragmash.vc.config.limits import MAX_SITE_CPUS
+from pragmash.vc.config.repository import unknown_vc
 from pragmash.vc.formats.names import compute_name, frontend_name, validate_name
-from pragmash.vc.repository.site import unknown_vc
 
 __all__ = ["BUILTINS", "OpenSite", "Prepared", "Run", "RunOptions", "open_site", "opened_site"]
 

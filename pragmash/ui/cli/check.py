@@ -15,7 +15,7 @@ from pragmash.language import ast
 from pragmash.language.program import flatten
 from pragmash.ui.arguments import command_parser
 from pragmash.ui.run_arguments import add_run_options, run_options
-from pragmash.vc.repository.site import site_repository
+from pragmash.vc.config.repository import site_repository
 
 
 def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:

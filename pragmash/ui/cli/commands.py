@@ -18,9 +18,9 @@ from pragmash.engine.run.site import open_site
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER
 from pragmash.ui.arguments import command_parser
 from pragmash.ui.render import json_dump
+from pragmash.vc.config.repository import site_repository
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.names import validate_name
-from pragmash.vc.repository.site import site_repository
 
 
 def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
