@@ -46,12 +46,11 @@ from typing import Any
 import libvirt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "vm"))
 
+from support.debianvc import write_debian_vc
 from support.distroimage import distro_image_path
 from support.vmimage import build_test_image
 from support.vmsite import write_repository, write_site
-from test_vm_debian import write_vc
 
 from pragmash.engine.run import session
 from pragmash.images.tools import appliance_launches, tool_runs
@@ -88,7 +87,7 @@ def make_site(root: Path, image: str, built: Any, delivery: str) -> tuple[Path, 
     else:
         repo = root / "repo"
         vcname = "benchdeb"
-        write_vc(repo, vcname, built)
+        write_debian_vc(repo, vcname, built)
     site = write_site(root, repo, up={vcname: ["marker"]} if image == "busybox" else {})
     text = site.read_text()
     # its own VLANs (so bridges) apart from the tests', and room for 16 computes

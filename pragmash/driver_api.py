@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, runtime_checkable
 
+from pragmash import domain_states, outcomes
 from pragmash.up_tests import DEFAULT_UP_TESTS as DEFAULT_UP_TESTS
 from pragmash.up_tests import LOGIN_PROMPT as LOGIN_PROMPT
 from pragmash.up_tests import UP_KINDS as UP_KINDS
@@ -26,7 +27,8 @@ from pragmash.up_tests import up_tests_of as up_tests_of
 
 #: The state an engine that cannot tell (a site's VE driver scripts) gives every node;
 #: its ``state_reason`` says why. Waits and ``status`` treat it apart from libvirt's.
-UNKNOWN_STATE = "unknown"
+#: (pragmash.domain_states.UNKNOWN, named here too for drivers written against this API.)
+UNKNOWN_STATE: Final = domain_states.UNKNOWN
 
 Role = Literal["frontend", "compute"]
 GraphicsListen = Literal["loopback", "template"]
@@ -150,7 +152,7 @@ class NetworkState:
 class StageResult:
     """What one driver stage did, for the journal and the front end."""
 
-    outcome: Literal["done", "skipped"] = "done"
+    outcome: outcomes.DoneOrSkipped = outcomes.DONE
     message: str = ""
     products: dict[str, str] = field(default_factory=dict)
     output_tail: list[str] = field(default_factory=list)

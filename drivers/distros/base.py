@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pragmash import outcomes
 from pragmash.driver_api import (
     LOGIN_PROMPT,
     NodePlan,
@@ -87,10 +88,10 @@ class GuestFilesDriver:
         return f"{self.name}: pre_fix and post_fix change nothing"
 
     def pre_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return StageResult("skipped", f"{self.images} need no preparation before the fix")
+        return StageResult(outcomes.SKIPPED, f"{self.images} need no preparation before the fix")
 
     def post_fix(self, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
-        return StageResult("skipped", f"{self.images} need nothing restored after the fix")
+        return StageResult(outcomes.SKIPPED, f"{self.images} need nothing restored after the fix")
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
         return self.pre_boot_many([(node, disk)], vc_out, ctx)[node.name]
@@ -164,7 +165,7 @@ class GuestFilesDriver:
             write_seed(Path(seed_path(node)), seed)
             ctx.progress(done + 1, len(seeds), f"made {node.name}'s NoCloud seed")
             results[node.name] = StageResult(
-                "done",
+                outcomes.DONE,
                 "NoCloud seed made (meta-data, user-data, network-config; no appliance)",
                 products={"seed": seed_path(node)},
             )

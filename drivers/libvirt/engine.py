@@ -21,7 +21,7 @@ from uuid import uuid4
 
 from lxml import etree
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import (
     HostImages,
     HostInfo,
@@ -203,7 +203,7 @@ class LibvirtEngine:
         """Define and start the VC's network unless it runs already."""
         message = libvirt_network.ensure_private_network(self._connection(), plan)
         return StageResult(
-            outcome="done", message=message, products={"private_network": plan.attach}
+            outcome=outcomes.DONE, message=message, products={"private_network": plan.attach}
         )
 
     def private_network_state(self, plan: PrivateNetworkPlan) -> NetworkState:
@@ -416,7 +416,7 @@ class LibvirtEngine:
             raise self._boot_failed(node, exc) from exc
         self._domains[node.name] = dom
         return StageResult(
-            outcome="done",
+            outcome=outcomes.DONE,
             message=f"{node.name} started",
             products={"domain": node.name, "uuid": uuid},
         )
@@ -429,7 +429,7 @@ class LibvirtEngine:
             if existing is not None and existing.isActive():
                 state = self._state_word(existing)
                 return StageResult(
-                    outcome="done",
+                    outcome=outcomes.DONE,
                     message=f"{node.name} already {state}",
                     products={"domain": node.name, "uuid": existing.UUIDString()},
                 )
@@ -445,7 +445,7 @@ class LibvirtEngine:
         except libvirt.libvirtError as exc:
             raise self._boot_failed(node, exc) from exc
         return StageResult(
-            outcome="done",
+            outcome=outcomes.DONE,
             message=f"{node.name} started",
             products={"domain": node.name, "uuid": uuid},
         )

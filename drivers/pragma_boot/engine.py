@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import UNKNOWN_STATE, HostInfo, NodePlan, StageContext, StageResult
 from pragmash.drivers.pragma_boot.dialects import PB2013, PB2015, PB2015_IPOP, TABLE
 from pragmash.drivers.pragma_boot.folder import (
@@ -213,7 +213,7 @@ class ScriptEngine:
             note=ctx.note,
             cwd=work_folder(ctx),
         )
-        return StageResult("done", f"{node.name} started", products={"script": "boot"})
+        return StageResult(outcomes.DONE, f"{node.name} started", products={"script": "boot"})
 
     # -- what a script engine cannot tell ---------------------------------------------
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import NodePlan, StageContext, StageResult
 from pragmash.drivers.pragma_boot.dialects import (
     PB2013,
@@ -133,7 +133,7 @@ class ScriptFolderDriver:
 
     def _fix_hook(self, script: str, node: NodePlan, disk: Path, ctx: StageContext) -> StageResult:
         if not TABLE[self.dialect].calls(script):
-            return StageResult("skipped", f"{self.dialect} calls no {script}")
+            return StageResult(outcomes.SKIPPED, f"{self.dialect} calls no {script}")
         return self._call(
             script,
             [str(disk)],
@@ -144,7 +144,9 @@ class ScriptFolderDriver:
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
         if self.dialect in (PB2015, PB2015_IPOP):
-            return StageResult("skipped", f"{self.dialect} calls no pre_boot (its boot does it)")
+            return StageResult(
+                outcomes.SKIPPED, f"{self.dialect} calls no pre_boot (its boot does it)"
+            )
         # VC_OUT: the file the node boots with (the whole VC's for the frontend, a
         # compute's own unless the site's [vc_out] computes says "whole")
         own = named_vc_out(node_vc_out(ctx, node), node, ctx)
@@ -249,7 +251,7 @@ class ScriptFolderDriver:
         path = self.executable(script, stage)
         if path is None:
             if script in OPTIONAL and self.dialect == SEED:
-                return StageResult("skipped", f"driver folder {self.folder} has no {script}")
+                return StageResult(outcomes.SKIPPED, f"driver folder {self.folder} has no {script}")
             raise StepError(
                 f"driver folder {self.folder} has no {script}: the {stage} stage needs it",
                 stage=stage,
@@ -279,7 +281,7 @@ class ScriptFolderDriver:
         if log_path is not None:
             products["log"] = str(log_path)
         return StageResult(
-            "done",
+            outcomes.DONE,
             f"{script} {' '.join(args)}",
             products=products,
             output_tail=list(result.tail),

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import StageContext, StageResult
 from pragmash.errors import StepError
 from pragmash.images.fatvolume import make_fat_volume
@@ -362,7 +362,7 @@ def inject_for_nodes(
     shared = f"one appliance for {len(jobs)} nodes, " if len(jobs) > 1 and launches == 1 else ""
     return {
         job.name: StageResult(
-            "done",
+            outcomes.DONE,
             f"{what}{' and SSH key(s) for root' if job.authorized_keys else ''} written"
             f" ({len(job.written)} file{'s' if len(job.written) != 1 else ''};"
             f" {shared}under {'KVM' if kvm_usable else 'TCG'})",

@@ -8,7 +8,7 @@ allocated to tell which nodes the ledger believes are running.
 
 from __future__ import annotations
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.store.journal import RunRecord, StepRecord, ensure_journal, run_from_row, steps_of
 from pragmash.store.ledger import Ledger
 
@@ -53,7 +53,7 @@ def steps_since_allocation(ledger: Ledger, vcname: str) -> list[StepRecord]:
     for run_id in run_ids(ledger, vcname):
         steps = steps_of(ledger, run_id)
         runs.append(steps)
-        if any(s.outcome == "done" and _allocates(s.text) for s in steps):
+        if any(s.outcome == outcomes.DONE and _allocates(s.text) for s in steps):
             break
     return [step for steps in reversed(runs) for step in steps]
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pragmash import outcomes
 from pragmash.errors import BusyError, PragmashError, StepError, VcTakenError
 from pragmash.language.ast import Statement
 from pragmash.store.ledger import Ledger, register_schema
@@ -183,12 +184,13 @@ class Journal:
         with ledger.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO runs (vcname, recipe, options, started_at, outcome, pid, host, sources) "
-                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     vcname,
                     recipe,
                     json.dumps(options),
                     time.time(),
+                    outcomes.RUNNING,
                     os.getpid(),
                     socket.gethostname(),
                     json.dumps(sources or {}),
@@ -210,9 +212,10 @@ class Journal:
         """
         with self.ledger.transaction() as conn:
             conn.execute(
-                "UPDATE runs SET outcome='running', ended_at=NULL, message=NULL, pid=?, host=?, "
+                "UPDATE runs SET outcome=?, ended_at=NULL, message=NULL, pid=?, host=?, "
                 "sources=COALESCE(?, sources) WHERE id=?",
                 (
+                    outcomes.RUNNING,
                     os.getpid(),
                     socket.gethostname(),
                     json.dumps(sources) if sources is not None else None,
@@ -223,7 +226,7 @@ class Journal:
         if row is not None:
             self._open_log(row[0], "resumed")
 
-    def end(self, outcome: str, message: str | None = None) -> None:
+    def end(self, outcome: outcomes.RunEnd, message: str | None = None) -> None:
         """Close the run; a step it left ``running`` (a clean took it) is interrupted."""
         log.info("run %d ended: %s%s", self.run_id, outcome, f": {message}" if message else "")
         close_run_log(self._log)
@@ -237,9 +240,14 @@ class Journal:
                 (outcome, now, message, self.run_id),
             )
             conn.execute(
-                "UPDATE steps SET outcome='interrupted', ended_at=?, message=? "
-                "WHERE run_id=? AND outcome='running'",
-                (now, f"the run ended ({outcome}) while this step ran", self.run_id),
+                "UPDATE steps SET outcome=?, ended_at=?, message=? WHERE run_id=? AND outcome=?",
+                (
+                    outcomes.INTERRUPTED,
+                    now,
+                    f"the run ended ({outcome}) while this step ran",
+                    self.run_id,
+                    outcomes.RUNNING,
+                ),
             )
 
     def discard(self, vcname: str) -> None:
@@ -326,7 +334,7 @@ class Journal:
         log.info("step %d started: %s:%d: %s", index, span.file, span.line, statement.text)
         conn.execute(
             "INSERT OR REPLACE INTO steps (run_id, idx, file, line, col, text, started_at, outcome) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.run_id,
                 index,
@@ -335,6 +343,7 @@ class Journal:
                 span.column,
                 statement.text,
                 time.time(),
+                outcomes.RUNNING,
             ),
         )
 
@@ -365,10 +374,11 @@ class Journal:
     def step_failed(self, index: int, error: PragmashError, interrupted: bool) -> None:
         stage = error.stage if isinstance(error, StepError) else None
         tail = error.output_tail if isinstance(error, StepError) else []
+        outcome = outcomes.INTERRUPTED if interrupted else outcomes.FAILED
         log.warning(
             "step %d %s%s: %s",
             index,
-            "interrupted" if interrupted else "failed",
+            outcome,
             f" in {stage}" if stage else "",
             error.message,
         )
@@ -381,7 +391,7 @@ class Journal:
                 "WHERE run_id=? AND idx=?",
                 (
                     time.time(),
-                    "interrupted" if interrupted else "failed",
+                    outcome,
                     error.message,
                     stage,
                     json.dumps(tail),
@@ -470,11 +480,11 @@ def run_outcome(run: RunRecord, holder: LockHolder | None) -> str:
     A process killed with SIGKILL (or stopped by a ledger fault) cannot write its end;
     its run then says ``running`` in the journal but is interrupted in fact.
     """
-    if run.outcome != "running":
+    if run.outcome != outcomes.RUNNING:
         return run.outcome
     if holder is not None and (holder.pid, holder.host) == (run.pid, run.host) and holder.alive:
-        return "running"
-    return "interrupted"
+        return outcomes.RUNNING
+    return outcomes.INTERRUPTED
 
 
 def steps_of(ledger: Ledger, run_id: int) -> list[StepRecord]:
@@ -571,14 +581,12 @@ def _mark_abandoned(conn: Any, holder: LockHolder) -> None:
     now = time.time()
     why = f"pid {holder.pid} on {holder.host} ended without finishing the run (killed?)"
     conn.execute(
-        "UPDATE runs SET outcome='interrupted', ended_at=?, message=? "
-        "WHERE id=? AND outcome='running'",
-        (now, why, holder.run_id),
+        "UPDATE runs SET outcome=?, ended_at=?, message=? WHERE id=? AND outcome=?",
+        (outcomes.INTERRUPTED, now, why, holder.run_id, outcomes.RUNNING),
     )
     conn.execute(
-        "UPDATE steps SET outcome='interrupted', ended_at=?, message=? "
-        "WHERE run_id=? AND outcome='running'",
-        (now, why, holder.run_id),
+        "UPDATE steps SET outcome=?, ended_at=?, message=? WHERE run_id=? AND outcome=?",
+        (outcomes.INTERRUPTED, now, why, holder.run_id, outcomes.RUNNING),
     )
 
 

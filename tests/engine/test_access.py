@@ -17,63 +17,35 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
-import libvirt
 import pytest
-from support.loopsshd import LoopbackSshd, missing
-from support.runenv import BOOT_ALL, RunEnv, make_env
+from support.loopsshd import LoopbackSshd
+from support.runenv import RunEnv
+from support.sshvc import COMPUTES, FRONTEND
 
 pytestmark = pytest.mark.libvirt
 
-FRONTEND, COMPUTES = "127.0.0.1", ["127.1.1.254", "127.1.1.253"]
-
-
-@pytest.fixture
-def sshd() -> Iterator[LoopbackSshd]:
-    why = missing()
-    if why:
-        pytest.skip(why)
-    with LoopbackSshd([FRONTEND, *COMPUTES]) as daemon:
-        yield daemon
-
-
-@pytest.fixture
-def env(tmp_path: Path, sshd: LoopbackSshd, testconn: libvirt.virConnect) -> RunEnv:
-    env = make_env(tmp_path / "site")
-    site = env.site_path.read_text().replace("192.0.2.10", FRONTEND)
-    site = site.replace('192.0.2.1"', '127.0.0.254"').replace("192.0.2.11", "127.0.0.2")
-    env.site_path.write_text(site)
-    vc_in = env.repo / "calit2" / "vc-in.xml"
-    vc_in.write_text(vc_in.read_text().replace("<ipaddress>10.1.1.1<", "<ipaddress>127.1.1.1<"))
-    run = env.cli(
-        str(env.recipe(BOOT_ALL)), "--vcname", "calit2", "--key", f"{sshd.client_key}.pub"
-    )
-    assert run.rc == 0, run.err
-    return env
-
 
 def pragmash(
-    env: RunEnv, *args: str, after: list[str] | None = None
+    ssh_env: RunEnv, *args: str, after: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The CLI as its own process (``ssh`` replaces the process it runs in)."""
-    argv = [sys.executable, "-m", "pragmash.ui.cli.main", *args, "--site", str(env.site_path)]
+    argv = [sys.executable, "-m", "pragmash.ui.cli.main", *args, "--site", str(ssh_env.site_path)]
     return subprocess.run(
         [*argv, *(["--", *after] if after is not None else [])],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "HOME": str(env.root)},  # nothing from root's own ~/.ssh
+        env={**os.environ, "HOME": str(ssh_env.root)},  # nothing from root's own ~/.ssh
         check=False,
     )
 
 
 def test_ssh_config_reaches_every_node_computes_through_the_frontend(
-    env: RunEnv, sshd: LoopbackSshd
+    ssh_env: RunEnv, sshd: LoopbackSshd
 ) -> None:
-    made = env.cli("ssh-config", "calit2", "--port", str(sshd.port))
+    made = ssh_env.cli("ssh-config", "calit2", "--port", str(sshd.port))
     assert made.rc == 0, made.err
     text = made.out
     assert "Host calit2-frontend\n    HostName 127.0.0.1\n" in text
@@ -86,7 +58,7 @@ def test_ssh_config_reaches_every_node_computes_through_the_frontend(
     ]
     assert "ProxyJump" not in blocks[0]
     assert all("ProxyJump calit2-frontend" in b for b in blocks[1:])
-    config = env.root / "ssh_config"
+    config = ssh_env.root / "ssh_config"
     config.write_text(text)
     for name, address in [
         ("calit2-frontend", FRONTEND),
@@ -97,7 +69,7 @@ def test_ssh_config_reaches_every_node_computes_through_the_frontend(
             capture_output=True,
             text=True,
             timeout=60,
-            env={**os.environ, "HOME": str(env.root)},
+            env={**os.environ, "HOME": str(ssh_env.root)},
             check=False,
         )
         assert done.returncode == 0, done.stderr + sshd.log
@@ -105,7 +77,7 @@ def test_ssh_config_reaches_every_node_computes_through_the_frontend(
     # the computes were reached through the frontend's sshd, not straight
     for address in COMPUTES:
         assert f"to {address} port {sshd.port}" in sshd.log
-    known = (env.site().temp_dir / "calit2" / "known_hosts").read_text()
+    known = (ssh_env.site().temp_dir / "calit2" / "known_hosts").read_text()
     assert {line.split()[0] for line in known.splitlines()} == {
         "calit2-frontend",
         "calit2-compute-0",
@@ -113,9 +85,9 @@ def test_ssh_config_reaches_every_node_computes_through_the_frontend(
     }
 
 
-def test_pragmash_ssh_runs_a_command_on_a_compute(env: RunEnv, sshd: LoopbackSshd) -> None:
+def test_pragmash_ssh_runs_a_command_on_a_compute(ssh_env: RunEnv, sshd: LoopbackSshd) -> None:
     done = pragmash(
-        env,
+        ssh_env,
         "ssh",
         "calit2",
         "compute[1]",
@@ -125,12 +97,12 @@ def test_pragmash_ssh_runs_a_command_on_a_compute(env: RunEnv, sshd: LoopbackSsh
     )
     assert done.returncode == 7, done.stderr  # the remote command's status is ssh's
     assert done.stdout.split()[2:] == [COMPUTES[1], str(sshd.port)]
-    login = pragmash(env, "ssh", "calit2", "--port", str(sshd.port), after=["echo", "-n", "x"])
+    login = pragmash(ssh_env, "ssh", "calit2", "--port", str(sshd.port), after=["echo", "-n", "x"])
     assert login.returncode == 0 and login.stdout == "x"  # frontend; '-n' was the command's
 
 
-def test_inventory_hosts_are_reached_as_ansible_would(env: RunEnv, sshd: LoopbackSshd) -> None:
-    made = env.cli("inventory", "calit2", "--port", str(sshd.port), "--format", "json")
+def test_inventory_hosts_are_reached_as_ansible_would(ssh_env: RunEnv, sshd: LoopbackSshd) -> None:
+    made = ssh_env.cli("inventory", "calit2", "--port", str(sshd.port), "--format", "json")
     assert made.rc == 0, made.err
     data = json.loads(made.out)
     assert data["frontend"]["hosts"] == ["calit2-frontend"]
@@ -148,33 +120,33 @@ def test_inventory_hosts_are_reached_as_ansible_would(env: RunEnv, sshd: Loopbac
             capture_output=True,
             text=True,
             timeout=60,
-            env={**os.environ, "HOME": str(env.root)},
+            env={**os.environ, "HOME": str(ssh_env.root)},
             check=False,
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.split()[2] == address
 
-    ini = env.cli("inventory", "calit2", "--port", str(sshd.port)).out
+    ini = ssh_env.cli("inventory", "calit2", "--port", str(sshd.port)).out
     assert ini.startswith("[frontend]\ncalit2-frontend ansible_host=calit2-frontend ")
     assert "\n[compute]\ncalit2-compute-0 " in ini and "\n[all:vars]\n" in ini
     assert "private_ip=127.1.1.254" in ini and 'macs=["' in ini
-    yaml = env.cli("inventory", "calit2", "--format", "yaml").out
+    yaml = ssh_env.cli("inventory", "calit2", "--format", "yaml").out
     assert yaml.startswith("all:\n  vars:\n")
     assert "  children:\n    frontend:\n      hosts:\n        calit2-frontend:\n" in yaml
     assert '          private_ip: "127.1.1.253"\n' in yaml
 
 
-def test_refusals(env: RunEnv) -> None:
-    unknown = env.cli("ssh-config", "nosuch")
+def test_refusals(ssh_env: RunEnv) -> None:
+    unknown = ssh_env.cli("ssh-config", "nosuch")
     assert unknown.rc == 2 and "holds no allocation" in unknown.err
-    assert env.cli("inventory", "calit2", "--port", "0").rc == 2
-    assert env.cli("inventory", "calit2", "--format", "toml").rc == 2
-    bad = pragmash(env, "ssh", "calit2", "compute[5]", after=["true"])
+    assert ssh_env.cli("inventory", "calit2", "--port", "0").rc == 2
+    assert ssh_env.cli("inventory", "calit2", "--format", "toml").rc == 2
+    bad = pragmash(ssh_env, "ssh", "calit2", "compute[5]", after=["true"])
     assert bad.returncode == 2 and "is not a node of calit2" in bad.stderr
 
 
-def test_status_json_keeps_ip_and_gives_both(env: RunEnv) -> None:
-    nodes = json.loads(env.cli("status", "calit2", "--json").out)["nodes"]
+def test_status_json_keeps_ip_and_gives_both(ssh_env: RunEnv) -> None:
+    nodes = json.loads(ssh_env.cli("status", "calit2", "--json").out)["nodes"]
     assert [(n["ip"], n["public_ip"], n["private_ip"]) for n in nodes] == [
         (FRONTEND, FRONTEND, "127.1.1.1"),
         (COMPUTES[0], None, COMPUTES[0]),

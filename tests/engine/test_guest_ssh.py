@@ -1,6 +1,6 @@
 """Reaching a node over ssh where its guest agent does not answer, against a real sshd.
 
-The VC is test_access's: booted on test:///default (whose domains have no guest agent:
+The VC is test_access's (support/sshvc.py): booted on test:///default (whose domains have no guest agent:
 libvirt's test driver answers no agent command) with loopback addresses one sshd of
 ours listens on. So :class:`~pragmash.engine.guests.inside.GuestReach` finds no agent and
 goes the way ``pragmash ssh`` goes: the VC's key, a compute through the frontend.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from support.loopsshd import LoopbackSshd
 from support.runenv import RunEnv
-from test_access import COMPUTES, env, sshd  # noqa: F401  (fixtures)
+from support.sshvc import COMPUTES
 
 from pragmash.engine.commands.access import vc_access
 from pragmash.engine.guests.agent import Clock
@@ -25,9 +25,9 @@ pytestmark = pytest.mark.libvirt
 
 
 @pytest.fixture
-def reach(env: RunEnv, sshd: LoopbackSshd, monkeypatch: pytest.MonkeyPatch) -> GuestReach:  # noqa: F811
-    monkeypatch.setenv("HOME", str(env.root))  # nothing from root's own ~/.ssh
-    site = env.site()
+def reach(ssh_env: RunEnv, sshd: LoopbackSshd, monkeypatch: pytest.MonkeyPatch) -> GuestReach:
+    monkeypatch.setenv("HOME", str(ssh_env.root))  # nothing from root's own ~/.ssh
+    site = ssh_env.site()
     return GuestReach(
         load_engine(site),
         lambda: vc_access(site, "calit2", port=sshd.port),

@@ -4,7 +4,7 @@ The disk is built once by ``scripts/build-distro-image`` (it needs the Debian mi
 and a couple of minutes); tests only look for it, so a test run sends no network
 traffic. Both agree on the default path below.
 
-Importable by tests: ``from distroimage import distro_image_path, read_guest``.
+Importable by tests: ``from support.distroimage import distro_image_path, read_guest``.
 """
 
 from __future__ import annotations

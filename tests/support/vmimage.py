@@ -33,8 +33,8 @@ network shared by two VCs, both frontends would. (busybox 1.35 prints "0
 broadcast(s)" sent whenever ``-c`` is given: its counter shares a flag bit with
 ``-c``; the requests themselves still go to the broadcast address.)
 
-Importable by other tests: ``from vmimage import build_test_image`` (pytest puts tests/ on
-sys.path, as tests/ has no __init__.py).
+Importable by tests: ``from support.vmimage import build_test_image`` (pyproject puts
+tests/ on pytest's path).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The VC's templates boot the busybox test image (vmimage.py) by direct kernel boot;
 the site maps the bridges to user-mode networking whose links the guests never
-bring up, so no guest sends traffic. Importable as ``from vmsite import …``.
+bring up, so no guest sends traffic. Importable as ``from support.vmsite import …``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import libvirt
 
+from support import secondhost
+from support.secondhost import SecondHost
 from support.vmimage import TestImage
 
 DOMAIN = """\
@@ -100,6 +102,29 @@ def write_repository(root: Path, image: TestImage, *, compute_cmdline: str = GOO
     return repo
 
 
+def _network(vlans: str, private: str = "") -> str:
+    """The test sites' ``[network]``: user-mode bridges, made-up public address."""
+    return f"""[network]
+netmask = "255.255.255.0"
+gateway = "192.0.2.1"
+dns = "192.0.2.53"
+mac_prefix = "7a:77:6f"
+vlans = {vlans}
+default_network = "user"
+{private}public = [ {{ ip = "192.0.2.10", fqdn = "vmtest.example.org" }} ]
+"""
+
+
+def _paths(root: Path, repo: Path) -> str:
+    """The test sites' ``[paths]``: everything below ``root``."""
+    return f"""[paths]
+temp = "{root / "tmp"}"
+state = "{root / "state"}"
+image_cache = "{root / "cache"}"
+repository = "{repo}"
+"""
+
+
 def write_site(root: Path, repo: Path, up: dict[str, list[str]] | None = None) -> Path:
     """The site; ``up`` overrides per VC how nodes show they are up.
 
@@ -118,30 +143,60 @@ uri = "qemu:///system"
 domain_type = "qemu"
 boot_parallelism = 2
 
-[network]
-netmask = "255.255.255.0"
-gateway = "192.0.2.1"
-dns = "192.0.2.53"
-mac_prefix = "7a:77:6f"
-vlans = [10, 20]
-default_network = "user"
-public = [ {{ ip = "192.0.2.10", fqdn = "vmtest.example.org" }} ]
-
+{_network("[10, 20]")}
 [resources]
 cpus = 8
 reserve = 1
 
-[paths]
-temp = "{root / "tmp"}"
-state = "{root / "state"}"
-image_cache = "{root / "cache"}"
-repository = "{repo}"
-
+{_paths(root, repo)}
 [policy]
 ssh_to_guests = false  # the guests' addresses are made up: no ssh may leave this machine
 
 [up]
 {up_lines}"""
+    )
+    return site
+
+
+TRUNK_BRIDGE = "pmtr10"  # the two-host site's bridge for VLAN 10, on both hosts
+
+
+def write_two_host_site(root: Path, repo: Path, host2: SecondHost) -> Path:
+    """A site of two hosts: this run's libvirtd, whose disks the head node shares, and
+    ``host2``, reached only through libvirt (``storage = "pool"``).
+
+    The VC's private network is ``bridge`` mode on :data:`TRUNK_BRIDGE` (VLAN 10 on
+    both hosts: the tier's ``trunked_host2`` fixture joins the two bridges).
+    """
+    site = root / "site.toml"
+    private = 'private = "bridge"\nprivate_bridge = "pmtr{vlan}"\n'
+    site.write_text(
+        f"""[engine]
+driver = "libvirt"
+domain_type = "qemu"
+boot_parallelism = 2
+
+[[hosts]]
+name = "host1"
+uri = "qemu:///system"
+cpus = 2
+
+[[hosts]]
+name = "host2"
+uri = "{host2.uri}"
+cpus = 2
+storage = "pool"
+pool = "pragmash"
+pool_path = "{secondhost.POOL_DIR}"
+
+{_network("[10, 10]", private)}
+[resources]
+reserve = 0
+
+{_paths(root, repo)}
+[up]
+vmtest = ["marker"]
+"""
     )
     return site
 

@@ -14,7 +14,6 @@ caches it; without it the tests fail, saying how to build it). The one conversio
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,14 +21,14 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli_merged
+from support.debianvc import write_debian_vc
 from support.distroimage import distro_image_path, qemu_info, read_guest, share_fixed_bases
 from support.vmsite import write_site
-from test_vm_debian import write_vc
 
 from pragmash.images.basecache import base_meta
 from pragmash.images.staging import backing_of
 from pragmash.images.tools import tool_runs
-from pragmash.ui.cli.main import main
 
 # Read at import: conftest points XDG_CACHE_HOME at a per-test folder while tests run.
 IMAGE = distro_image_path()
@@ -65,12 +64,6 @@ class Conversion:
     image_stat: tuple[int, int]
 
 
-def cli(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue() + err.getvalue()
-
-
 def remove_networks(prefix: str) -> None:
     """The VCs' private networks, gone whatever the tests did (libvirt keeps them)."""
     conn = libvirt.open("qemu:///system")
@@ -103,8 +96,8 @@ def _convert(tmp_path_factory: pytest.TempPathFactory) -> Conversion:
         pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
     root = tmp_path_factory.mktemp("v2v-once")
     repo = root / "repo"
-    write_vc(repo, VC, IMAGE)  # frontend and compute templates on the same image
-    write_vc(repo, f"{VC}b", IMAGE)
+    write_debian_vc(repo, VC, IMAGE)  # frontend and compute templates on the same image
+    write_debian_vc(repo, f"{VC}b", IMAGE)
     site = write_site(root, repo, up={})
     pool = '{ ip = "192.0.2.10", fqdn = "vmtest.example.org" }'
     two = pool + ', { ip = "192.0.2.11", fqdn = "vmtest2.example.org" }'
@@ -117,7 +110,7 @@ def _convert(tmp_path_factory: pytest.TempPathFactory) -> Conversion:
     try:
         env.delenv("PRAGMASH_STATE_DIR", raising=False)  # the site's own state folder
         start = tool_runs()
-        code, output = cli(str(recipe), "--vcname", VC, "--site", str(site))
+        code, output = cli_merged(str(recipe), "--vcname", VC, "--site", str(site))
         runs = tool_runs() - start
         print(output)
         assert code == 0, output
@@ -191,14 +184,14 @@ def test_a_second_vc_from_the_same_image_converts_nothing(
     monkeypatch.delenv("PRAGMASH_STATE_DIR")
     recipe = conversion.root / "fix.prg"
     start = tool_runs()
-    code, output = cli(str(recipe), "--vcname", f"{VC}b", "--site", str(conversion.site))
+    code, output = cli_merged(str(recipe), "--vcname", f"{VC}b", "--site", str(conversion.site))
     assert code == 0, output
     assert (tool_runs() - start)["virt-v2v"] == 0
     disks = sorted((conversion.root / "tmp" / f"{VC}b" / "disks").glob("*.qcow2"))
     assert len(disks) == 3 and {backing_of(d) for d in disks} == set(conversion.bases)
-    code, listed = cli("cache", "list", "--site", str(conversion.site))
+    code, listed = cli_merged("cache", "list", "--site", str(conversion.site))
     assert code == 0 and f"used by: {VC}, {VC}b" in listed, listed
     for vc in (VC, f"{VC}b"):
-        assert cli("clean", vc, "--site", str(conversion.site))[0] == 0
-    code, pruned = cli("cache", "prune", "--site", str(conversion.site))
+        assert cli_merged("clean", vc, "--site", str(conversion.site))[0] == 0
+    code, pruned = cli_merged("cache", "prune", "--site", str(conversion.site))
     assert code == 0 and f"removed {conversion.bases[0]}" in pruned, pruned

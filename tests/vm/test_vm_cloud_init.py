@@ -15,49 +15,26 @@ Guests talk only inside the network namespace scripts/test made for libvirtd.
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 import libvirt
-import libvirt_qemu
 import pytest
 from lxml import etree
+from support.clirun import cli_merged
+from support.debianvc import count_appliance_launches, write_debian_vc
 from support.distroimage import distro_image_path
-from support.vmsite import IFACE, remove_vmtest_domains, write_site
+from support.guestagent import addresses_by_mac, agent, guest_run
+from support.keys import KEY
+from support.vmsite import remove_vmtest_domains, write_site
 
-from pragmash.ui.cli.main import main
 from pragmash.vc.formats.vcout import compute_vc_out_path, read_vc_out
 
 IMAGE = distro_image_path()
 VC = "vmci"
 PORT = 7777
-# a well-formed ed25519 public key (32 bytes of key data: --key refuses a truncated one)
-KEY = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGNsb3VkaW5pdC1zZWVkLXRlc3Qta2V5LTMyYnl0ZXMh test@pragmash"
-)
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.guest_net]
-
-DOMAIN = """\
-    <domain type='kvm'>
-      <name>{name}</name>
-      <memory unit='MiB'>512</memory>
-      <vcpu>1</vcpu>
-      <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-      <features><acpi/><apic/></features>
-      <devices>
-{interfaces}
-        <disk type='file' device='disk'>
-          <driver name='qemu' type='qcow2'/>
-          <source file='debian12.qcow2'/>
-          <target dev='vda' bus='virtio'/>
-        </disk>
-      </devices>
-    </domain>"""
 
 RECIPE = """\
 allocate 2
@@ -67,101 +44,15 @@ wait all up timeout 20m
 """
 
 
-def write_vc(repo: Path) -> None:
-    vc = repo / VC
-    vc.mkdir(parents=True)
-    (vc / "debian12.qcow2").symlink_to(IMAGE)
-    frontend = DOMAIN.format(
-        name=f"{VC}-fe",
-        interfaces="\n".join(
-            [
-                IFACE.format(bridge="eth0.2", mac="7a:77:6e:40:01:07"),
-                IFACE.format(bridge="eth1", mac="7a:77:6e:40:01:08"),
-            ]
-        ),
-    )
-    compute = DOMAIN.format(
-        name=f"{VC}-c", interfaces=IFACE.format(bridge="eth0.2", mac="7a:77:6e:40:01:0a")
-    )
-    (vc / "vc-in.xml").write_text(
-        f"""<vc type='Local Beowulf'>
-  <virtualization engine='kvm' type='hvm' arch='x86_64'/>
-  <driver>cloud_init</driver>
-  <frontend>
-{frontend}
-  </frontend>
-  <compute>
-{compute}
-  </compute>
-  <networks>
-    <network name='private'><ipaddress>10.1.1.1</ipaddress><netmask>255.255.0.0</netmask></network>
-    <frontend><public>eth1</public></frontend>
-  </networks>
-</vc>
-"""
-    )
-    (repo / "vcdb.txt").write_text(f"{VC},{VC}/vc-in.xml\n")
-
-
-def cli(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue() + err.getvalue()
-
-
-def agent(dom: libvirt.virDomain, command: str, arguments: dict[str, object]) -> dict[str, object]:
-    reply = libvirt_qemu.qemuAgentCommand(
-        dom, json.dumps({"execute": command, "arguments": arguments}), 60, 0
-    )
-    answer: dict[str, object] = json.loads(reply)["return"]
-    return answer
-
-
-def guest_run(dom: libvirt.virDomain, *argv: str, timeout: float = 900.0) -> tuple[int, str]:
-    """``argv`` run in the guest by its agent (no shell); its exit code and output."""
-    started = agent(
-        dom, "guest-exec", {"path": argv[0], "arg": list(argv[1:]), "capture-output": True}
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = agent(dom, "guest-exec-status", {"pid": started["pid"]})
-        if status.get("exited"):
-            out = base64.b64decode(str(status.get("out-data", ""))).decode(errors="replace")
-            err = base64.b64decode(str(status.get("err-data", ""))).decode(errors="replace")
-            return int(str(status.get("exitcode", -1))), out + err
-        time.sleep(2)
-    raise AssertionError(f"{dom.name()}: {argv} still running after {timeout:g} s")
-
-
-def addresses_by_mac(dom: libvirt.virDomain) -> dict[str, list[str]]:
-    """Each interface's MAC and its IPv4 addresses, as the guest itself reports them."""
-    found: dict[str, list[str]] = {}
-    replies: Any = agent(dom, "guest-network-get-interfaces", {})
-    for iface in replies:
-        mac = iface.get("hardware-address", "")
-        ips = [
-            f"{a['ip-address']}/{a['prefix']}"
-            for a in iface.get("ip-addresses", [])
-            if a.get("ip-address-type") == "ipv4"
-        ]
-        if mac and mac != "00:00:00:00:00:00":
-            found[mac] = ips
-    return found
-
-
 def test_a_seeded_cloud_image_vc_configures_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not IMAGE.is_file():
         pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
-    launches = tmp_path / "appliance-launches"
-    wrapper = tmp_path / "count-hv"
-    wrapper.write_text(f'#!/bin/sh\necho launch >> "{launches}"\nexec qemu-system-x86_64 "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("LIBGUESTFS_HV", str(wrapper))
+    launches = count_appliance_launches(tmp_path, monkeypatch)
     monkeypatch.delenv("PRAGMASH_STATE_DIR", raising=False)
     repo = tmp_path / "repo"
-    write_vc(repo)
+    write_debian_vc(repo, VC, IMAGE, driver="cloud_init", template_host=False)
     site = write_site(tmp_path, repo, up={VC: ["agent"]})
     recipe = tmp_path / "seeded.prg"
     # what a recipe adds: the locale this minbase image has (cloud-init's default,
@@ -175,7 +66,9 @@ def test_a_seeded_cloud_image_vc_configures_itself(
     remove_vmtest_domains(conn, f"{VC}-")
     started = time.monotonic()
     try:
-        code, output = cli(str(recipe), "--vcname", VC, "--site", str(site), "--key", str(key))
+        code, output = cli_merged(
+            str(recipe), "--vcname", VC, "--site", str(site), "--key", str(key)
+        )
         print(output)  # the run the issue asks to see (pytest -s shows it)
         assert code == 0, output
         assert "NoCloud seed made" in output
@@ -256,7 +149,7 @@ def test_a_seeded_cloud_image_vc_configures_itself(
         assert sorted(heard.split()) == sorted(c.name for c in decided.computes)
         assert not launches.exists(), "the libguestfs appliance was launched"
         print(f"seeded 1+2 VC checked in {time.monotonic() - started:.0f} s, 0 appliance launches")
-        code, cleaned = cli("clean", VC, "--site", str(site))
+        code, cleaned = cli_merged("clean", VC, "--site", str(site))
         assert code == 0, cleaned
         assert not (folder / "seeds").exists()
     finally:

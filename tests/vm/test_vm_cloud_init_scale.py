@@ -20,20 +20,17 @@ from pathlib import Path
 import libvirt
 import pytest
 from lxml import etree
+from support.clirun import cli_merged
+from support.debianvc import count_appliance_launches, write_debian_vc
+from support.distroimage import distro_image_path
+from support.guestagent import addresses_by_mac, agent, guest_run
+from support.keys import KEY
 from support.vmsite import remove_vmtest_domains, write_site
-from test_vm_cloud_init import (
-    IMAGE,
-    KEY,
-    VC,
-    addresses_by_mac,
-    agent,
-    cli,
-    guest_run,
-    write_vc,
-)
 
 from pragmash.vc.formats.vcout import compute_vc_out_path, read_vc_out
 
+IMAGE = distro_image_path()
+VC = "vmci"
 PORT = 7778
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.guest_net]
@@ -68,14 +65,10 @@ def test_scale_gives_the_new_compute_its_own_seed_and_leaves_the_others(
 ) -> None:
     if not IMAGE.is_file():
         pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
-    launches = tmp_path / "appliance-launches"
-    wrapper = tmp_path / "count-hv"
-    wrapper.write_text(f'#!/bin/sh\necho launch >> "{launches}"\nexec qemu-system-x86_64 "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("LIBGUESTFS_HV", str(wrapper))
+    launches = count_appliance_launches(tmp_path, monkeypatch)
     monkeypatch.delenv("PRAGMASH_STATE_DIR", raising=False)
     repo = tmp_path / "repo"
-    write_vc(repo)
+    write_debian_vc(repo, VC, IMAGE, driver="cloud_init", template_host=False)
     site = write_site(tmp_path, repo, up={VC: ["agent"]})
     extra = tmp_path / "extra.yaml"
     extra.write_text("locale: C.UTF-8\n")  # the locale this minbase image has
@@ -88,7 +81,9 @@ def test_scale_gives_the_new_compute_its_own_seed_and_leaves_the_others(
     remove_vmtest_domains(conn, f"{VC}-")
     started = time.monotonic()
     try:
-        code, output = cli(str(recipe), "--vcname", VC, "--site", str(site), "--key", str(key))
+        code, output = cli_merged(
+            str(recipe), "--vcname", VC, "--site", str(site), "--key", str(key)
+        )
         print(output)
         assert code == 0, output
         old = [f"{VC}-frontend", f"{VC}-compute-0"]
@@ -103,7 +98,7 @@ def test_scale_gives_the_new_compute_its_own_seed_and_leaves_the_others(
             assert "status: done" in out, out
         first_ids = {name: instance_id(dom) for name, dom in doms.items()}
 
-        code, output = cli("scale", VC, "+1", "--site", str(site), "--timeout", "1800")
+        code, output = cli_merged("scale", VC, "+1", "--site", str(site), "--timeout", "1800")
         print(output)
         assert code == 0, output
         assert "NoCloud seed made" in output
@@ -169,7 +164,7 @@ def test_scale_gives_the_new_compute_its_own_seed_and_leaves_the_others(
         print(
             f"seeded scale +1 checked in {time.monotonic() - started:.0f} s, 0 appliance launches"
         )
-        code, cleaned = cli("clean", VC, "--site", str(site))
+        code, cleaned = cli_merged("clean", VC, "--site", str(site))
         assert code == 0, cleaned
         assert not (folder / "seeds").exists()
     finally:

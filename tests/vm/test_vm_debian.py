@@ -14,7 +14,6 @@ Debian never brings up.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli_merged, step_line
+from support.debianvc import write_debian_vc
 from support.distroimage import distro_image_path, read_guest, take_fixed_bases
-from support.vmsite import IFACE, remove_vmtest_domains, write_site
-
-from pragmash.ui.cli.main import main
+from support.vmsite import remove_vmtest_domains, write_site
 
 # Read at import: conftest points XDG_CACHE_HOME at a per-test folder while tests run.
 IMAGE = distro_image_path()
@@ -33,63 +32,6 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 PREFIX = "vmdeb"
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-
-DOMAIN = """\
-    <domain type='kvm'>
-      <name>{name}</name>
-      <memory unit='MiB'>512</memory>
-      <vcpu>1</vcpu>
-      <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-      <features><acpi/><apic/></features>
-      <devices>
-        <emulator>/usr/libexec/qemu-kvm</emulator>
-{interfaces}
-        <disk type='file' device='disk'>
-          <driver name='qemu' type='qcow2'/>
-          <source file='debian12.qcow2'/>
-          <target dev='vda' bus='virtio'/>
-        </disk>
-        <console tty='/dev/pts/0'/>
-      </devices>
-    </domain>"""
-
-
-def write_vc(repo: Path, vcname: str, disk: Path) -> None:
-    """A VC whose frontend (and unused compute) boot ``disk``, linked, not copied."""
-    vc = repo / vcname
-    vc.mkdir(parents=True)
-    (vc / "debian12.qcow2").symlink_to(disk)
-    frontend = DOMAIN.format(
-        name=f"{vcname}-fe",
-        interfaces="\n".join(
-            [
-                IFACE.format(bridge="eth0.2", mac="7a:77:6e:40:01:07"),
-                IFACE.format(bridge="eth1", mac="7a:77:6e:40:01:08"),
-            ]
-        ),
-    )
-    compute = DOMAIN.format(
-        name=f"{vcname}-c", interfaces=IFACE.format(bridge="eth0.2", mac="7a:77:6e:40:01:0a")
-    )
-    (vc / "vc-in.xml").write_text(
-        f"""<vc type='Local Beowulf'>
-  <virtualization engine='kvm' type='hvm' arch='x86_64'/>
-  <driver>rocks6_client</driver>
-  <frontend>
-{frontend}
-  </frontend>
-  <compute>
-{compute}
-  </compute>
-  <networks>
-    <network name='private'><ipaddress>10.1.1.1</ipaddress><netmask>255.255.0.0</netmask></network>
-    <frontend><public>eth1</public></frontend>
-  </networks>
-</vc>
-"""
-    )
-    with (repo / "vcdb.txt").open("a") as db:
-        db.write(f"{vcname},{vcname}/vc-in.xml\n")
 
 
 @dataclass(frozen=True)
@@ -99,18 +41,6 @@ class Converted:
     output: str
     converted: Path
     root: Path
-
-
-def cli(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue() + err.getvalue()
-
-
-def step_line(output: str, statement: str) -> str:
-    lines = [ln for ln in output.splitlines() if ln.startswith(("ok ", "FAIL")) and statement in ln]
-    assert lines, f"no step {statement!r} in:\n{output}"
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +55,9 @@ def converted(tmp_path_factory: pytest.TempPathFactory, fixed_debian_bases: Path
         pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
     root = tmp_path_factory.mktemp("vm-debian")
     repo = root / "repo"
-    write_vc(repo, f"{PREFIX}con", IMAGE)
-    write_vc(repo, f"{PREFIX}agt", root / "converted.qcow2")  # made below
-    write_vc(repo, f"{PREFIX}mrk", root / "converted.qcow2")
+    write_debian_vc(repo, f"{PREFIX}con", IMAGE)
+    write_debian_vc(repo, f"{PREFIX}agt", root / "converted.qcow2")  # made below
+    write_debian_vc(repo, f"{PREFIX}mrk", root / "converted.qcow2")
     up = {f"{PREFIX}con": ["console"], f"{PREFIX}agt": ["agent"], f"{PREFIX}mrk": ["marker"]}
     site = write_site(root, repo, up=up)
     take_fixed_bases(fixed_debian_bases, root / "cache")
@@ -136,7 +66,9 @@ def converted(tmp_path_factory: pytest.TempPathFactory, fixed_debian_bases: Path
     try:
         env.delenv("PRAGMASH_STATE_DIR", raising=False)  # the site's own state folder
         vc = f"{PREFIX}con"
-        code, output = cli(str(RECIPES / "frontend-only.prg"), "--vcname", vc, "--site", str(site))
+        code, output = cli_merged(
+            str(RECIPES / "frontend-only.prg"), "--vcname", vc, "--site", str(site)
+        )
         print(output)  # the run the issue asks to see (pytest -s shows it)
         assert code == 0, output
         # stopped hard: a minbase Debian has no logind (no D-Bus) to act on an ACPI power-off
@@ -145,7 +77,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory, fixed_debian_bases: Path
         guest = read_guest(disk, {"vc_out": "cat /root/vc-out.xml"})
         assert "192.0.2.10" in guest["vc_out"]  # rocks6_client put vc-out.xml in /root
         os.link(disk, root / "converted.qcow2")  # outlives `clean`, for the second VC
-        code, cleaned = cli("clean", vc, "--site", str(site))
+        code, cleaned = cli_merged("clean", vc, "--site", str(site))
         assert code == 0, cleaned
         return Converted(output, root / "converted.qcow2", root)
     finally:
@@ -174,7 +106,9 @@ def test_the_converted_guest_is_up_by_its_guest_agent(
     conn = libvirt.open("qemu:///system")
     try:
         frontend_only = str(RECIPES / "frontend-only.prg")
-        code, out = cli(frontend_only, "--vcname", vc, "--site", site, "--set", "fix_method=none")
+        code, out = cli_merged(
+            frontend_only, "--vcname", vc, "--site", site, "--set", "fix_method=none"
+        )
         print(out)
         assert code == 0, out
         wait = step_line(out, "wait frontend up")
@@ -182,11 +116,11 @@ def test_the_converted_guest_is_up_by_its_guest_agent(
         xml = conn.lookupByName(f"{vc}-frontend").XMLDesc()
         assert "org.qemu.guest_agent.0" in xml
         # and a literal line on the same guest's console: its login prompt, later
-        code, out = cli(str(recipe), "--vcname", vc, "--site", site)
+        code, out = cli_merged(str(recipe), "--vcname", vc, "--site", site)
         print(out)
         assert code == 0, out
         assert step_line(out, "wait frontend console").endswith("(console: debian12 login:)")
-        assert cli("clean", vc, "--site", site)[0] == 0
+        assert cli_merged("clean", vc, "--site", site)[0] == 0
     finally:
         remove_vmtest_domains(conn, PREFIX)
         conn.close()
@@ -202,14 +136,16 @@ def test_the_converted_guest_is_up_by_the_marker_unit_pre_boot_installs(
     conn = libvirt.open("qemu:///system")
     try:
         frontend_only = str(RECIPES / "frontend-only.prg")
-        code, out = cli(frontend_only, "--vcname", vc, "--site", site, "--set", "fix_method=none")
+        code, out = cli_merged(
+            frontend_only, "--vcname", vc, "--site", site, "--set", "fix_method=none"
+        )
         print(out)
         assert code == 0, out
         assert "and the PRAGMASH-UP unit" in out  # pre_boot put the unit in
         wait = step_line(out, "wait frontend up")
         assert wait.endswith("(console: PRAGMASH-UP)"), wait
         assert "org.qemu.guest_agent.0" not in conn.lookupByName(f"{vc}-frontend").XMLDesc()
-        assert cli("clean", vc, "--site", site)[0] == 0
+        assert cli_merged("clean", vc, "--site", site)[0] == 0
     finally:
         remove_vmtest_domains(conn, PREFIX)
         conn.close()

@@ -16,17 +16,17 @@ Guests talk only inside the network namespace scripts/test made for libvirtd.
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli_merged
+from support.debianvc import write_debian_vc
 from support.distroimage import distro_image_path
+from support.guestagent import guest_run
 from support.vmsite import remove_vmtest_domains, write_site
-from test_vm_cloud_init import guest_run, write_vc
 
-from pragmash.ui.cli.main import main
 from pragmash.vc.formats.vcout import compute_vc_out_path, read_vc_out
 
 IMAGE = distro_image_path()
@@ -46,12 +46,6 @@ on shrink exec frontend "sh -c 'grep -c vmci-compute /root/vc-out.xml > /root/sh
 """
 
 
-def cli(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue() + err.getvalue()
-
-
 def test_exec_and_refresh_reach_inside_real_guests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -59,7 +53,7 @@ def test_exec_and_refresh_reach_inside_real_guests(
         pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
     monkeypatch.delenv("PRAGMASH_STATE_DIR", raising=False)
     repo = tmp_path / "repo"
-    write_vc(repo)
+    write_debian_vc(repo, VC, IMAGE, driver="cloud_init", template_host=False)
     site = write_site(tmp_path, repo, up={VC: ["agent"]})
     recipe = tmp_path / "inside.prg"
     extra = tmp_path / "extra.yaml"  # the locale this minbase image has (as test_vm_cloud_init)
@@ -71,7 +65,7 @@ def test_exec_and_refresh_reach_inside_real_guests(
     frontend_name = f"{VC}-frontend"
     try:
         started = time.monotonic()
-        code, output = cli(str(recipe), "--vcname", VC, "--site", str(site), "--allow-run")
+        code, output = cli_merged(str(recipe), "--vcname", VC, "--site", str(site), "--allow-run")
         print(output)
         assert code == 0, output
         fqdn = read_vc_out(folder / "vc-out.xml").frontend.public_fqdn
@@ -85,7 +79,7 @@ def test_exec_and_refresh_reach_inside_real_guests(
 
         # a scale: the running frontend learns of its new compute without a reboot
         started = time.monotonic()
-        code, output = cli("scale", VC, "+1", "--site", str(site), "--timeout", "1200")
+        code, output = cli_merged("scale", VC, "+1", "--site", str(site), "--timeout", "1200")
         print(output)
         assert code == 0, output
         assert "refresh all" in output and f"updated {frontend_name}" in output
@@ -100,21 +94,21 @@ def test_exec_and_refresh_reach_inside_real_guests(
         # refresh on demand puts back what the ledger says, for every running node
         compute = conn.lookupByName(f"{VC}-compute-0")
         assert guest_run(frontend, "/bin/sh", "-c", "echo stale > /root/vc-out.xml")[0] == 0
-        code, output = cli("refresh", VC, "--site", str(site))
+        code, output = cli_merged("refresh", VC, "--site", str(site))
         print(output)
         assert code == 0, output
         assert guest_run(frontend, "/bin/cat", "/root/vc-out.xml")[1] == seen
         own = compute_vc_out_path(folder / "vc-out.xml", f"{VC}-compute-0").read_text()
         assert guest_run(compute, "/bin/cat", "/root/vc-out.xml")[1] == own
         # a scale down: the frontend learns that its compute is gone
-        code, output = cli("scale", VC, "-1", "--site", str(site))
+        code, output = cli_merged("scale", VC, "-1", "--site", str(site))
         print(output)
         assert code == 0, output
         assert f"updated {frontend_name}" in output
         code, seen = guest_run(frontend, "/bin/cat", "/root/vc-out.xml")
         assert seen == (folder / "vc-out.xml").read_text() and f"{VC}-compute-0" not in seen
         assert guest_run(frontend, "/bin/cat", "/root/shrunk") == (0, "0\n")
-        code, cleaned = cli("clean", VC, "--site", str(site))
+        code, cleaned = cli_merged("clean", VC, "--site", str(site))
         assert code == 0, cleaned
     finally:
         remove_vmtest_domains(conn, f"{VC}-")

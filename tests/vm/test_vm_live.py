@@ -30,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import libvirt
-import libvirt_qemu
 import pytest
+from support.clirun import cli, cli_merged, step_line
+from support.debianvc import write_debian_vc
 from support.distroimage import distro_image_path
+from support.guestagent import AGENT_SECONDS, agent, guest_file
+from support.keys import KEY
 from support.vmsite import remove_vmtest_domains, write_site
-from test_vm_debian import cli, step_line, write_vc
 
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED
-from pragmash.ui.cli.main import main
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -48,8 +49,6 @@ IMAGE = distro_image_path()
 VC = "vmlive"
 FRONTEND, COMPUTE = f"{VC}-frontend", f"{VC}-compute-0"
 MEM = {FRONTEND: 640, COMPUTE: 384}
-# A public key made for these tests only (its private half was never kept).
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFIcY+QncGsDyrmpZmyFYXgVP5emyl6OUpaYxXx7+M9B admin@site"
 RECIPE = """\
 allocate 1
 fix all via none
@@ -58,7 +57,6 @@ wait all up timeout 15m
 # the site's own readiness line: a stock guest never prints it, so the run fails here
 wait frontend console "cluster ready" timeout 5s
 """
-AGENT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         pytest.fail(f"no Debian test image at {IMAGE}: run scripts/build-distro-image first")
     root = tmp_path_factory.mktemp("vm-live")
     repo = root / "repo"
-    write_vc(repo, VC, IMAGE)
+    write_debian_vc(repo, VC, IMAGE)
     site = write_site(root, repo, up={VC: ["agent"]})
     key = root / "id_ed25519.pub"
     key.write_text(KEY + "\n")
@@ -87,7 +85,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     try:
         env.delenv("PRAGMASH_STATE_DIR", raising=False)  # the site's own state folder
         started = time.monotonic()
-        code, output = cli(
+        code, output = cli_merged(
             str(recipe), "--vcname", VC, "--site", str(site), "--key", str(key), "--mem", "640:384"
         )
         print(output)
@@ -96,7 +94,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         assert step_line(output, "wait all up").startswith("ok"), output
         assert step_line(output, 'wait frontend console "cluster ready"').startswith("FAIL")
         yield Live(output, site, root)
-        code, cleaned = cli("clean", VC, "--site", str(site))
+        code, cleaned = cli_merged("clean", VC, "--site", str(site))
         assert code == EXIT_OK, cleaned
     finally:
         env.undo()
@@ -107,36 +105,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 # -- the guest agent --------------------------------------------------------------------
 
 
-def agent(dom: libvirt.virDomain, command: str, **arguments: Any) -> Any:
-    """One guest-agent command; its ``return`` value."""
-    request: dict[str, Any] = {"execute": command}
-    if arguments:
-        request["arguments"] = arguments
-    reply = libvirt_qemu.qemuAgentCommand(dom, json.dumps(request), AGENT_SECONDS, 0)
-    return json.loads(reply)["return"]
-
-
-def guest_file(dom: libvirt.virDomain, path: str) -> str:
-    """A file's text, read inside the guest (/proc files too: their size says 0)."""
-    handle = agent(dom, "guest-file-open", path=path, mode="r")
-    chunks: list[bytes] = []
-    try:
-        while True:
-            part = agent(dom, "guest-file-read", handle=handle, count=65536)
-            chunks.append(base64.b64decode(part["buf-b64"]))
-            if part["eof"] or not part["count"]:
-                break
-    finally:
-        agent(dom, "guest-file-close", handle=handle)
-    return b"".join(chunks).decode()
-
-
 def guest_exec(dom: libvirt.virDomain, path: str, *args: str) -> str:
     """Run a program in the guest; its standard output (exit 0 asserted)."""
-    pid = agent(dom, "guest-exec", **{"path": path, "arg": list(args), "capture-output": True})
+    pid = agent(dom, "guest-exec", {"path": path, "arg": list(args), "capture-output": True})
     deadline = time.monotonic() + AGENT_SECONDS
     while True:
-        status = agent(dom, "guest-exec-status", pid=pid["pid"])
+        status = agent(dom, "guest-exec-status", {"pid": pid["pid"]})
         if status["exited"]:
             break
         assert time.monotonic() < deadline, f"{path} {args} did not end in the guest"
@@ -183,9 +157,9 @@ def test_the_memory_given_is_what_the_domains_have_and_the_guests_see(
         print(f"{name}: --mem {mib} MiB, the guest's MemTotal {seen:.0f} MiB")
         # the kernel keeps some for itself: what is left is most of it, never more
         assert 0.8 * mib < seen <= mib
-    out, err = io.StringIO(), io.StringIO()
-    assert main(["status", VC, "--site", str(live.site), "--json"], out=out, err=err) == EXIT_OK
-    nodes = json.loads(out.getvalue())["nodes"]
+    code, out, _ = cli("status", VC, "--site", str(live.site), "--json")
+    assert code == EXIT_OK
+    nodes = json.loads(out)["nodes"]
     assert {n["name"]: n["memory_mib"] for n in nodes} == MEM
 
 

@@ -23,7 +23,7 @@ import libvirt
 import pytest
 from support.netns import running_netns
 from support.vmimage import MARKER_UP, NET_INIT, build_test_image
-from support.vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
+from support.vmsite import console_lines, write_repository, write_site
 
 from pragmash.drivers.libvirt import network as libvirt_network
 from pragmash.errors import StepError
@@ -49,15 +49,6 @@ _ARP = re.compile(r"reply from (\S+) \[([0-9A-Fa-f:]+)\]")
 def mac_of(text: str) -> str:
     """busybox prints MACs as ether_ntoa does (``7a:77:6f:0:0:1``): pad each octet."""
     return ":".join(f"{int(octet, 16):02x}" for octet in text.split(":"))
-
-
-@pytest.fixture
-def conn() -> Iterator[libvirt.virConnect]:
-    connection = libvirt.open("qemu:///system")
-    remove_vmtest_domains(connection)
-    yield connection
-    remove_vmtest_domains(connection)
-    connection.close()
 
 
 def netns() -> str:
@@ -134,7 +125,7 @@ def check_compute_reached_its_own_frontend(
 
 
 def test_two_vcs_with_the_same_addresses_each_reach_only_their_own_frontend(
-    tmp_path: Path, conn: libvirt.virConnect
+    tmp_path: Path, system_conn: libvirt.virConnect
 ) -> None:
     site_path = write_two_vc_site(tmp_path, tmp_path / "image", 'private = "isolated"\n')
     recipe = tmp_path / "net.prg"
@@ -158,7 +149,7 @@ def test_two_vcs_with_the_same_addresses_each_reach_only_their_own_frontend(
     assert a.vlan != b.vlan
     bridges = {}
     for vc, alloc in (("vmtest-a", a), ("vmtest-b", b)):
-        net = conn.networkLookupByName(f"{vc}-private")
+        net = system_conn.networkLookupByName(f"{vc}-private")
         assert net.isActive()
         bridges[vc] = net.bridgeName()
         assert bridges[vc] == f"pragma{alloc.vlan}"
@@ -182,7 +173,7 @@ def test_two_vcs_with_the_same_addresses_each_reach_only_their_own_frontend(
         cleaned = cli("clean", vc, "--site", str(site_path))
         assert cleaned.returncode == 0, cleaned.stderr
         assert f"removed network {vc}-private" in cleaned.stdout
-    left = [n.name() for n in conn.listAllNetworks() if n.name().startswith("vmtest")]
+    left = [n.name() for n in system_conn.listAllNetworks() if n.name().startswith("vmtest")]
     assert left == []
     for bridge in bridges.values():
         assert in_netns("ip", "link", "show", bridge).returncode != 0  # the bridge went too
@@ -200,7 +191,7 @@ def site_bridge() -> Iterator[str]:
 
 
 def test_bridge_mode_puts_a_vc_on_the_sites_bridge_for_its_vlan(
-    tmp_path: Path, conn: libvirt.virConnect, site_bridge: str
+    tmp_path: Path, system_conn: libvirt.virConnect, site_bridge: str
 ) -> None:
     site_path = write_two_vc_site(
         tmp_path, tmp_path / "image", 'private = "bridge"\nprivate_bridge = "pmbr{vlan}"\n'
@@ -216,7 +207,7 @@ def test_bridge_mode_puts_a_vc_on_the_sites_bridge_for_its_vlan(
     # both private interfaces are ports of the site's bridge; no libvirt network was made
     ports = in_netns("ip", "-o", "link", "show", "master", site_bridge).stdout
     assert ports.count("master pmbr10") == 2, ports
-    assert not [n for n in conn.listAllNetworks() if n.name().startswith("vmtest")]
+    assert not [n for n in system_conn.listAllNetworks() if n.name().startswith("vmtest")]
     text, _macs = check_compute_reached_its_own_frontend(held, tmp_path / "tmp", "vmtest-a")
     keep = os.environ.get("PRAGMASH_KEEP_CONSOLES")
     if keep:
@@ -231,15 +222,17 @@ def test_bridge_mode_puts_a_vc_on_the_sites_bridge_for_its_vlan(
     assert in_netns("ip", "link", "show", site_bridge).returncode == 0  # the site's: kept
 
 
-def test_a_network_that_libvirtd_cannot_start_leaves_nothing(conn: libvirt.virConnect) -> None:
+def test_a_network_that_libvirtd_cannot_start_leaves_nothing(
+    system_conn: libvirt.virConnect,
+) -> None:
     """A real libvirtd refuses a bridge name that a device already has: nothing stays defined."""
     made = in_netns("ip", "link", "add", "pmclash12", "type", "veth", "peer", "name", "pmclash12p")
     assert made.returncode == 0, made.stderr
     try:
         plan = PrivateNetworkSetting(bridge_pattern="pmclash{vlan}").plan("vmtest-x", 12, "site")
         with pytest.raises(StepError) as caught:
-            libvirt_network.ensure_private_network(conn, plan)
+            libvirt_network.ensure_private_network(system_conn, plan)
         assert "vmtest-x-private (bridge pmclash12)" in caught.value.message
-        assert not [n for n in conn.listAllNetworks() if n.name() == "vmtest-x-private"]
+        assert not [n for n in system_conn.listAllNetworks() if n.name() == "vmtest-x-private"]
     finally:
         in_netns("ip", "link", "delete", "pmclash12")

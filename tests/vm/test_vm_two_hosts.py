@@ -14,31 +14,25 @@ the frontend on host 1. ``clean`` then leaves no domain and no node volume on ei
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
 import pytest
 from support import secondhost
-from support.netns import running_netns
-from support.secondhost import SecondHost, trunk, untrunk
+from support.clirun import cli_merged, pragmash_process
+from support.secondhost import SecondHost
 from support.vmimage import MARKER_SELF, MARKER_UP, NET_INIT, build_test_image
-from support.vmsite import console_lines, remove_vmtest_domains, write_repository
+from support.vmsite import console_lines, write_repository, write_two_host_site
 
 from pragmash.drivers.libvirt.storage import BASE_PREFIX, read_tail
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
-from pragmash.ui.cli.main import main
 from pragmash.vc.config.site import load_site
 
 pytestmark = [pytest.mark.vm, pytest.mark.guest_net]
 
-BRIDGE = "pmtr10"  # the site's bridge for VLAN 10, on both hosts
 RECIPE = """\
 allocate 2
 fix all via none
@@ -63,113 +57,30 @@ fi
 INIT = NET_INIT.replace("ip link set lo up\n", SELF_REPORT, 1)
 
 
-@pytest.fixture
-def host2() -> Iterator[SecondHost]:
-    why = secondhost.missing()
-    if why is not None:
-        pytest.fail(f"the two-host test cannot run: {why}")
-    first = running_netns()
-    assert first is not None  # guest_net: conftest runs this only then
-    with SecondHost() as host:
-        trunk(BRIDGE, first, host.netns)
-        try:
-            yield host
-        finally:
-            untrunk(BRIDGE, first, host.netns)
-
-
-@pytest.fixture
-def conn1() -> Iterator[libvirt.virConnect]:
-    connection = libvirt.open("qemu:///system")
-    remove_vmtest_domains(connection)
-    yield connection
-    remove_vmtest_domains(connection)
-    connection.close()
-
-
-def write_two_host_site(root: Path, repo: Path, host2: SecondHost) -> Path:
-    site = root / "site.toml"
-    site.write_text(
-        f"""[engine]
-driver = "libvirt"
-domain_type = "qemu"
-boot_parallelism = 2
-
-[[hosts]]
-name = "host1"
-uri = "qemu:///system"
-cpus = 2
-
-[[hosts]]
-name = "host2"
-uri = "{host2.uri}"
-cpus = 2
-storage = "pool"
-pool = "pragmash"
-pool_path = "{secondhost.POOL_DIR}"
-
-[network]
-netmask = "255.255.255.0"
-gateway = "192.0.2.1"
-dns = "192.0.2.53"
-mac_prefix = "7a:77:6f"
-vlans = [10, 10]
-default_network = "user"
-private = "bridge"
-private_bridge = "pmtr{{vlan}}"
-public = [ {{ ip = "192.0.2.10", fqdn = "vmtest.example.org" }} ]
-
-[resources]
-reserve = 0
-
-[paths]
-temp = "{root / "tmp"}"
-state = "{root / "state"}"
-image_cache = "{root / "cache"}"
-repository = "{repo}"
-
-[up]
-vmtest = ["marker"]
-"""
-    )
-    return site
-
-
-def cli(*args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pragmash.ui.cli.main", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
 def test_one_vc_over_two_hosts(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    host2: SecondHost,
-    conn1: libvirt.virConnect,
+    trunked_host2: SecondHost,
+    system_conn: libvirt.virConnect,
 ) -> None:
     monkeypatch.delenv("PRAGMASH_STATE_DIR")
     image = build_test_image(tmp_path / "image", init_script=INIT)
     repo = write_repository(tmp_path, image)
-    site_path = write_two_host_site(tmp_path, repo, host2)
+    site_path = write_two_host_site(tmp_path, repo, trunked_host2)
     recipe = tmp_path / "two.prg"
     recipe.write_text(RECIPE)
-    conn2 = libvirt.open(host2.uri)
+    conn2 = libvirt.open(trunked_host2.uri)
     try:
-        out, err = io.StringIO(), io.StringIO()
-        code = main([str(recipe), "--vcname", "vmtest", "--site", str(site_path)], out=out, err=err)
-        print(out.getvalue(), err.getvalue())
-        assert code == 0, out.getvalue() + err.getvalue()
-        assert "sent to pool pragmash once for this host" in out.getvalue() + err.getvalue()
+        code, said = cli_merged(str(recipe), "--vcname", "vmtest", "--site", str(site_path))
+        print(said)
+        assert code == 0, said
+        assert "sent to pool pragmash once for this host" in said
 
         held = current_allocation(Ledger(load_site(site_path, {})), "vmtest")
         assert held is not None
-        status = json.loads(cli("status", "vmtest", "--site", str(site_path), "--json"))
+        status = json.loads(
+            pragmash_process("status", "vmtest", "--site", str(site_path), "--json")
+        )
         hosts = {n["name"]: n["host"] for n in status["nodes"]}
         assert hosts[held.frontend.name] == "host1", hosts
         on2 = [c for c in held.computes if hosts[c.name] == "host2"]
@@ -179,7 +90,7 @@ def test_one_vc_over_two_hosts(
 
         # each domain is where the ledger says, and nowhere else
         assert {d.name() for d in conn2.listAllDomains(0)} == {far.name}
-        assert far.name not in {d.name() for d in conn1.listAllDomains(0)}
+        assert far.name not in {d.name() for d in system_conn.listAllDomains(0)}
 
         # host 2's disk came as volumes: the base once, the node's overlay backed by it
         pool = conn2.storagePoolLookupByName("pragmash")
@@ -220,12 +131,12 @@ def test_one_vc_over_two_hosts(
         replies = re.findall(r"reply from (\S+) \[", consoles[far.name])
         assert replies and set(replies) == {fe_ip}, consoles[far.name]
 
-        hosts_text = cli("hosts", "--site", str(site_path))
-        status_text = cli("status", "vmtest", "--site", str(site_path))
+        hosts_text = pragmash_process("hosts", "--site", str(site_path))
+        status_text = pragmash_process("status", "vmtest", "--site", str(site_path))
         print(f"== pragmash hosts ==\n{hosts_text}\n== pragmash status vmtest ==\n{status_text}")
         assert "host2" in hosts_text and far.name in status_text
 
-        cli("clean", "vmtest", "--site", str(site_path))
+        pragmash_process("clean", "vmtest", "--site", str(site_path))
         assert conn2.listAllDomains(0) == []
         pool.refresh(0)
         left = {v.name() for v in pool.listAllVolumes(0)}

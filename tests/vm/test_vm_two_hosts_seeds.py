@@ -12,27 +12,23 @@ has a guest that reads one.)
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import libvirt
 import pytest
 from lxml import etree
 from support import secondhost
+from support.clirun import cli_merged, pragmash_process
 from support.secondhost import SecondHost
 from support.vmimage import MARKER_UP, build_test_image
-from support.vmsite import console_lines, write_repository
-from test_vm_two_hosts import cli, conn1, host2, write_two_host_site
+from support.vmsite import console_lines, write_repository, write_two_host_site
 
 from pragmash.drivers.libvirt.storage import BASE_PREFIX, read_tail
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
-from pragmash.ui.cli.main import main
 from pragmash.vc.config.site import load_site
 
 pytestmark = [pytest.mark.vm, pytest.mark.guest_net]
-
-__all__ = ["conn1", "host2"]  # the fixtures, shared with the two-host test
 
 RECIPE = """\
 allocate 2
@@ -55,21 +51,19 @@ def seed_source(xml: str) -> tuple[str, str]:
 def test_a_seed_goes_to_a_pool_host_as_a_volume(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    host2: SecondHost,
-    conn1: libvirt.virConnect,
+    trunked_host2: SecondHost,
+    system_conn: libvirt.virConnect,
 ) -> None:
     monkeypatch.delenv("PRAGMASH_STATE_DIR")
     image = build_test_image(tmp_path / "image")
     repo = write_repository(tmp_path, image)
-    site_path = write_two_host_site(tmp_path, repo, host2)
+    site_path = write_two_host_site(tmp_path, repo, trunked_host2)
     site_path.write_text(site_path.read_text() + '\n[delivery]\nvc.vmtest = "seed"\n')
     recipe = tmp_path / "seeded.prg"
     recipe.write_text(RECIPE)
-    conn2 = libvirt.open(host2.uri)
+    conn2 = libvirt.open(trunked_host2.uri)
     try:
-        out, err = io.StringIO(), io.StringIO()
-        code = main([str(recipe), "--vcname", "vmtest", "--site", str(site_path)], out=out, err=err)
-        said = out.getvalue() + err.getvalue()
+        code, said = cli_merged(str(recipe), "--vcname", "vmtest", "--site", str(site_path))
         print(said)
         assert code == 0, said
         assert "NoCloud seed made" in said
@@ -98,12 +92,12 @@ def test_a_seed_goes_to_a_pool_host_as_a_volume(
         for node in held.nodes:
             if node.host != "host1":
                 continue
-            xml = conn1.lookupByName(node.name).XMLDesc(0)
+            xml = system_conn.lookupByName(node.name).XMLDesc(0)
             assert seed_source(xml) == (str(seeds / f"{node.name}.cidata.img"), "vdb")
             log = tmp_path / "tmp" / "vmtest" / f"{node.name}.console.log"
             assert console_lines(log, MARKER_UP, timeout=120), f"{node.name} never came up"
 
-        cli("clean", "vmtest", "--site", str(site_path))
+        pragmash_process("clean", "vmtest", "--site", str(site_path))
         assert conn2.listAllDomains(0) == []
         pool.refresh(0)
         left = {v.name() for v in pool.listAllVolumes(0)}

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import NodePlan, PowerControl
 from pragmash.engine.hosts.capacity import unreachable_host
 from pragmash.engine.hosts.router import CONNECT_WORKERS, per_host
@@ -232,10 +232,10 @@ class PowerExecutor:
         products = {n: "shut off" for n in stopped + already}
         not_stopped = left + list(away)
         if not not_stopped:
-            return StepOutcome("done", "; ".join(said) or "no nodes", products)
+            return StepOutcome(outcomes.DONE, "; ".join(said) or "no nodes", products)
         missed = f"did not stop within {self.plan.timeout:g} s: {', '.join(not_stopped)}"
         if self.plan.force:
-            return StepOutcome("done", "; ".join([*said, missed]), products)
+            return StepOutcome(outcomes.DONE, "; ".join([*said, missed]), products)
         raise StepError(
             "; ".join([*said, missed]),
             stage=stages.SHUTDOWN,
@@ -262,8 +262,8 @@ class PowerExecutor:
                 hint=f"once the host answers, `pragmash stop {self.runtime.vcname} --force` again",
             )
         if not offed:
-            return StepOutcome("done", "nothing left running", products)
-        return StepOutcome("done", f"powered off {', '.join(offed)}", products)
+            return StepOutcome(outcomes.DONE, "nothing left running", products)
+        return StepOutcome(outcomes.DONE, f"powered off {', '.join(offed)}", products)
 
     # -- start ------------------------------------------------------------------------
 
@@ -272,7 +272,7 @@ class PowerExecutor:
         engine = runtime.engine
         nodes = self._nodes(step)
         if not nodes:
-            return StepOutcome("skipped", f"the VC has no {step.role} node")
+            return StepOutcome(outcomes.SKIPPED, f"the VC has no {step.role} node")
         made = runtime.ensure_private_network()
         if private_network.made_anew(made):
             assert made is not None
@@ -298,7 +298,7 @@ class PowerExecutor:
             said.append(f"already running: {', '.join(running)}")
         if rebuild:
             said.append(f"booted again: {runtime.boot(rebuild, reporter).message}")
-        return StepOutcome("done", "; ".join(said), {n.name: "running" for n in nodes})
+        return StepOutcome(outcomes.DONE, "; ".join(said), {n.name: "running" for n in nodes})
 
     def _missing(self, node: NodePlan, state: str) -> str:
         """Why a node cannot simply be started (its domain or staged disk is gone), or ''."""
@@ -315,7 +315,7 @@ class PowerExecutor:
     def _wait(self, step: PowerStep, reporter: StepReporter) -> StepOutcome:
         nodes = self._nodes(step)
         if not nodes:
-            return StepOutcome("skipped", f"the VC has no {step.role} node")
+            return StepOutcome(outcomes.SKIPPED, f"the VC has no {step.role} node")
         return self.runtime.wait_for(nodes, Goal("up"), self.plan.timeout, reporter)
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import NodePlan
 from pragmash.engine.guests.inside import at_once
 from pragmash.engine.hosts.router import per_host
@@ -150,14 +150,16 @@ def refresh_outcome(results: Sequence[NodeRefresh], *, strict: bool) -> StepOutc
             hint="each node above says how to copy its file in by hand",
         )
     return StepOutcome(
-        "done", "; ".join(said) or "no nodes", {r.name: f"{r.outcome}: {r.said}" for r in results}
+        outcomes.DONE,
+        "; ".join(said) or "no nodes",
+        {r.name: f"{r.outcome}: {r.said}" for r in results},
     )
 
 
 def refresh_step(runtime: Runtime, reporter: StepReporter, *, strict: bool) -> StepOutcome:
     """Every node of the VC refreshed, as one step (the CLI's, or a scale's last)."""
     if runtime.disk_work.simulated:
-        return StepOutcome("skipped", runtime.disk_work.no_guest("to receive its vc-out"))
+        return StepOutcome(outcomes.SKIPPED, runtime.disk_work.no_guest("to receive its vc-out"))
     rewrite_vc_out(runtime)
     results = refresh_nodes(runtime, list(runtime.nodes.values()), reporter)
     for result in results:

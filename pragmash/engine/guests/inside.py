@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import EngineDriver, GuestAgents, NodePlan
 from pragmash.engine.commands.access import VcAccess
 from pragmash.engine.guests.agent import Clock, GuestRun, agent_exec, agent_write_file
@@ -143,7 +143,7 @@ def exec_on_nodes(
     """The ``exec`` statement's work (see the module docstring)."""
     shown = shlex.join(argv)
     if not nodes:
-        return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
+        return StepOutcome(outcomes.SKIPPED, "no nodes selected (the VC has no such nodes)")
     names = [n.name for n in nodes]
     require_running(reach.engine, names, argv[0])
     several = len(names) > 1
@@ -182,4 +182,4 @@ def exec_on_nodes(
             f"exec {shown}: " + "; ".join(bad), stage=stages.EXEC, output_tail=tail[-40:]
         )
     ways = ", ".join(f"{n} ({ran[n][1]})" for n in names)
-    return StepOutcome("done", f"{argv[0]} exited 0 on {ways}", products)
+    return StepOutcome(outcomes.DONE, f"{argv[0]} exited 0 on {ways}", products)

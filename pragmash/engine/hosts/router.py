@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import (
     Closable,
     Consoles,
@@ -319,7 +319,7 @@ class HostRouter:
         results.sort(key=lambda hr: not hr[1].message.startswith(("created", "started")))
         away = [h for h in self._hosts_of_vc(plan.vcname) if h in self.unreachable]
         return StageResult(
-            outcome="done",
+            outcome=outcomes.DONE,
             message="; ".join(
                 [f"{r.message} (on {h})" for h, r in results]
                 + [f"not on {h} (unreachable)" for h in away]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pragmash import domain_states, outcomes
 from pragmash.driver_api import NodePlan, describe_up_tests
 from pragmash.engine.hosts.console import ConsoleStream, console_of
 from pragmash.engine.run.interpreter import Interpreter, StepOutcome
@@ -150,7 +151,7 @@ class DebugRun:
                 state = self.state(node.name)
                 tail = self.console_tail(node.name, 1)
             except PragmashError as err:
-                state, tail = "unknown", [err.message]
+                state, tail = domain_states.UNKNOWN, [err.message]
             views.append(
                 NodeView(
                     node.name,
@@ -167,7 +168,7 @@ class DebugRun:
         running = []
         for node in self.nodes():
             try:
-                if self.state(node.name) == "running":
+                if self.state(node.name) == domain_states.RUNNING:
                     running.append(node.name)
             except PragmashError:
                 continue
@@ -216,7 +217,7 @@ class DebugRun:
             node.name
             for node in self.nodes()
             if f"the {node.role} template changed" in changed
-            and self.state(node.name) not in ("absent", "shut off")
+            and self.state(node.name) not in (domain_states.ABSENT, domain_states.SHUT_OFF)
         ]
         return changed, running
 
@@ -225,9 +226,9 @@ class DebugRun:
         records = {r.idx: r for r in self.run.journal.steps()}
         stopped = records.get(self.interpreter.pc)
         error: PragmashError | None = None
-        if stopped is not None and stopped.outcome in ("failed", "interrupted"):
+        if stopped is not None and stopped.outcome in (outcomes.FAILED, outcomes.INTERRUPTED):
             message = stopped.message or f"the step was {stopped.outcome}"
-            if stopped.outcome == "interrupted":
+            if stopped.outcome == outcomes.INTERRUPTED:
                 error = Interrupted(message)
             elif stopped.stage:
                 error = StepError(message, stage=stopped.stage, output_tail=stopped.output_tail)
@@ -235,5 +236,5 @@ class DebugRun:
                 error = PragmashError(message)
         self.interpreter.restore({i: r.outcome for i, r in records.items()}, error)
 
-    def close(self, outcome: str, message: str | None = None) -> None:
+    def close(self, outcome: outcomes.RunEnd, message: str | None = None) -> None:
         self.run.close(outcome, message)

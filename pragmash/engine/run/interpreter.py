@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias
 
+from pragmash import outcomes
 from pragmash.engine.run.events import (
     EventSink,
     NodeStatus,
@@ -38,7 +39,7 @@ from pragmash.language.program import FlatStep, flatten
 class StepOutcome:
     """What the executor reports for one statement that did not fail."""
 
-    outcome: Literal["done", "skipped"] = "done"
+    outcome: outcomes.DoneOrSkipped = outcomes.DONE
     message: str = ""
     products: dict[str, str] = field(default_factory=dict)
 
@@ -151,8 +152,8 @@ class NullJournal:
 #: goes with the run's end), or None (the interpreter stops here: written at once).
 After: TypeAlias = Literal["end"] | FlatStep | None
 
-Status = Literal["ready", "paused", "failed", "interrupted", "finished"]
-StopReason = Literal["step", "breakpoint", "until", "failed", "interrupted", "finished"]
+Status = Literal["ready", "paused"] | outcomes.Ended
+StopReason = Literal["step", "breakpoint", "until"] | outcomes.Ended
 Mode = Literal["step", "next", "continue", "until"]
 
 
@@ -247,17 +248,19 @@ class Interpreter:
         self.on_event = sink
         self.node_status = node_status
 
-    def restore(self, outcomes: dict[int, str], stopped: PragmashError | None = None) -> None:
+    def restore(self, recorded: dict[int, str], stopped: PragmashError | None = None) -> None:
         """Show a reopened run as it was left: each step's outcome, and the error it stopped on.
 
         ``stopped`` is the error of the step at the program counter when that step
         failed (or was interrupted, if it is an :class:`Interrupted`).
         """
-        for idx, outcome in outcomes.items():
+        for idx, outcome in recorded.items():
             if idx < len(self.steps):
                 self.outcomes[idx] = outcome
         if stopped is not None:
-            self.status = "interrupted" if isinstance(stopped, Interrupted) else "failed"
+            self.status = (
+                outcomes.INTERRUPTED if isinstance(stopped, Interrupted) else outcomes.FAILED
+            )
             self.last_error = stopped
 
     # -- stepping ---------------------------------------------------------------------
@@ -292,11 +295,13 @@ class Interpreter:
         cur = self.current
         if cur is None:
             return
-        self.outcomes[cur.index] = "skipped"
-        self.journal.step_finished(cur.index, "skipped", "skipped by the user", {})
-        self.on_event(StepFinished(cur.index, cur.statement, "skipped", 0.0, "skipped by the user"))
+        self.outcomes[cur.index] = outcomes.SKIPPED
+        self.journal.step_finished(cur.index, outcomes.SKIPPED, "skipped by the user", {})
+        self.on_event(
+            StepFinished(cur.index, cur.statement, outcomes.SKIPPED, 0.0, "skipped by the user")
+        )
         self.pc += 1
-        self.status = "finished" if self.finished else "paused"
+        self.status = outcomes.FINISHED if self.finished else "paused"
 
     def run_to_end(self, *, ending: bool = False) -> StopReason:
         """Run everything left, ignoring breakpoints (the CLI's plain run).
@@ -356,7 +361,7 @@ class Interpreter:
             interrupted = isinstance(err, Interrupted)
             if step is not None:
                 self.last_error = err
-                self.status = "interrupted" if interrupted else "failed"
+                self.status = outcomes.INTERRUPTED if interrupted else outcomes.FAILED
                 self.outcomes[index] = self.status
             self.journal.step_failed(index, err, interrupted)
             self.on_event(
@@ -424,9 +429,11 @@ class Interpreter:
                 return reason
             first = False
             if not self._run_one(step, self._after(mode, base_depth, ending)):
-                return "interrupted" if self.status == "interrupted" else "failed"
-        self.status = "finished"
-        return "finished"
+                return (
+                    outcomes.INTERRUPTED if self.status == outcomes.INTERRUPTED else outcomes.FAILED
+                )
+        self.status = outcomes.FINISHED
+        return outcomes.FINISHED
 
     def _after(self, mode: Mode, base_depth: int, ending: bool) -> After:
         """What follows the step at the program counter straight away, if it succeeds."""

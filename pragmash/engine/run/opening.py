@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pragmash import outcomes
 from pragmash.driver_api import EngineDriver
 from pragmash.engine.hosts.capacity import locate
 from pragmash.engine.run.diskwork import DiskWork
@@ -332,7 +333,9 @@ def _released_on_failure(ledger: Ledger, vcname: str) -> Iterator[None]:
 
 def first_unfinished(program: ast.Program, ledger: Ledger, run_id: int) -> int:
     """The index of a journaled run's first step not done or skipped (past the end: all)."""
-    done = {s.idx for s in steps_of(ledger, run_id) if s.outcome in ("done", "skipped")}
+    done = {
+        s.idx for s in steps_of(ledger, run_id) if s.outcome in (outcomes.DONE, outcomes.SKIPPED)
+    }
     flat = flatten(program.statements)
     return next((s.index for s in flat if s.index not in done), len(flat))
 
@@ -353,7 +356,7 @@ class Run:
     fresh: bool = False
     held_at_start: Allocation | None = None
 
-    def close(self, outcome: str, message: str | None = None) -> None:
+    def close(self, outcome: outcomes.RunEnd, message: str | None = None) -> None:
         ledger = self.journal.ledger  # a scale's journal may have a Ledger of its own
         with ledger.transaction():  # the run's end and the lock: one write
             self.journal.end(outcome, message)
@@ -383,7 +386,7 @@ class Run:
         run then reads as interrupted (:func:`pragmash.store.journal.run_outcome`).
         """
         with contextlib.suppress(LedgerError):
-            self.close("interrupted", message)
+            self.close(outcomes.INTERRUPTED, message)
 
 
 def begin(
@@ -455,7 +458,7 @@ def _refuse_to_bury_a_scale(ledger: Ledger, vcname: str) -> None:
     if record is None or not isinstance(record.options.get("scale"), dict):
         return
     outcome = run_outcome(record, lock_holder(ledger, vcname))
-    if outcome in ("finished", "cleaned", "running"):
+    if outcome in (outcomes.FINISHED, outcomes.CLEANED, outcomes.RUNNING):
         return
     raise UserError(
         f"{vcname}'s last run ({record.id}) is a scale that did not finish ({outcome}): a "

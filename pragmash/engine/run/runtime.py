@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pragmash import domain_states, outcomes
 from pragmash.driver_api import (
     DistroDriver,
     EngineDriver,
@@ -220,23 +221,25 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
 
     def visit_include(self, stmt: ast.Include, reporter: StepReporter) -> StepOutcome:
         count = len(stmt.body)
-        return StepOutcome("done", f"{count} statement{'s' if count != 1 else ''} from {stmt.path}")
+        return StepOutcome(
+            outcomes.DONE, f"{count} statement{'s' if count != 1 else ''} from {stmt.path}"
+        )
 
     def visit_set(self, stmt: ast.Set, reporter: StepReporter) -> StepOutcome:
         assert stmt.value is not None
         self.variables[stmt.name] = self.word(stmt.value)
-        return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]}")
+        return StepOutcome(outcomes.DONE, f"{stmt.name} = {self.variables[stmt.name]}")
 
     def visit_param(self, stmt: ast.Param, reporter: StepReporter) -> StepOutcome:
         assert stmt.default is not None
         if stmt.name in self.variables:
-            return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]} (given)")
+            return StepOutcome(outcomes.DONE, f"{stmt.name} = {self.variables[stmt.name]} (given)")
         self.variables[stmt.name] = self.word(stmt.default)
-        return StepOutcome("done", f"{stmt.name} = {self.variables[stmt.name]} (default)")
+        return StepOutcome(outcomes.DONE, f"{stmt.name} = {self.variables[stmt.name]} (default)")
 
     def visit_echo(self, stmt: ast.Echo, reporter: StepReporter) -> StepOutcome:
         reporter.note(" ".join(self.word(w) for w in stmt.words))
-        return StepOutcome("done")
+        return StepOutcome(outcomes.DONE)
 
     def visit_allocate(self, stmt: ast.Allocate, reporter: StepReporter) -> StepOutcome:
         text = self.word(stmt.count_word)
@@ -300,7 +303,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             msg += f"; {made.message}"
         msg += placement_words(allocation, self.site)
         return StepOutcome(
-            "done",
+            outcomes.DONE,
             msg,
             {
                 "public_ip": allocation.public.ip,
@@ -322,7 +325,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             what = (
                 f"fix via {method} (pre_fix, fix, post_fix) for {', '.join(n.name for n in nodes)}"
             )
-            return StepOutcome("skipped", self.disk_work.skipped(what, nodes))
+            return StepOutcome(outcomes.SKIPPED, self.disk_work.skipped(what, nodes))
         return self.fix(nodes, method, ctx, reporter)
 
     def fix(
@@ -340,7 +343,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             ctx=ctx,
             call_stage=lambda stage, call, *args: call_stage(stage, reporter, call, *args),
             template_source=lambda node: template_source(self.vcin, node),
-            is_running=lambda name: self.engine.state(name) == "running",
+            is_running=lambda name: self.engine.state(name) == domain_states.RUNNING,
             site_fix=site_fix,
         )
         report = fixer.fix(nodes, used)
@@ -357,7 +360,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             f"{images} image{'s' if images != 1 else ''} for {len(nodes)} node(s) via {via}, "
             f"{report.conversions} fixed now: " + "; ".join(report.lines)
         )
-        return StepOutcome("done", msg, products)
+        return StepOutcome(outcomes.DONE, msg, products)
 
     def visit_boot(self, stmt: ast.Boot, reporter: StepReporter) -> StepOutcome:
         return self.boot(self.targets(stmt.targets, stmt), reporter)
@@ -368,7 +371,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         Files go in with one appliance launch, or none for seeds (:mod:`~pragmash.engine.steps.boot`).
         """
         if not nodes:
-            return StepOutcome("skipped", "no nodes selected (the VC has no such nodes)")
+            return StepOutcome(outcomes.SKIPPED, "no nodes selected (the VC has no such nodes)")
         ctx = self.context(reporter)
         made = self.ensure_private_network()
         if private_network.made_anew(made):
@@ -400,15 +403,15 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         msg = "; ".join(([f"started {', '.join(started)}"] if started else []) + others)
         if self.disk_work.simulated:
             msg += self.disk_work.boot_note(nodes)
-        return StepOutcome("done", msg, results | pipeline.appliance)
+        return StepOutcome(outcomes.DONE, msg, results | pipeline.appliance)
 
     def visit_wait_clock(self, stmt: ast.WaitClock, reporter: StepReporter) -> StepOutcome:
         assert stmt.duration is not None
         seconds = self.seconds(stmt.duration, "wait")
         if self.disk_work.simulated:
-            return StepOutcome("skipped", self.disk_work.clock_skipped(seconds))
+            return StepOutcome(outcomes.SKIPPED, self.disk_work.clock_skipped(seconds))
         sleep_with_progress(seconds, reporter, self.sleep)
-        return StepOutcome("done", f"waited {seconds:g} s")
+        return StepOutcome(outcomes.DONE, f"waited {seconds:g} s")
 
     def visit_wait_state(self, stmt: ast.WaitState, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
@@ -447,24 +450,26 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         if stmt.op == "state":
             for node in nodes:
                 reporter.note(f"{node.name}: {self.engine.state(node.name)}")
-            return StepOutcome("done")
+            return StepOutcome(outcomes.DONE)
         if stmt.op == "shutdown":
             stopped = [n.name for n in nodes if self.engine.shutdown(n.name, 120.0, ctx)]
-            return StepOutcome("done", f"stopped {', '.join(stopped) or 'nothing'}")
+            return StepOutcome(outcomes.DONE, f"stopped {', '.join(stopped) or 'nothing'}")
         for node in nodes:
             self.engine.destroy(node.name)
-        return StepOutcome("done", f"destroyed {', '.join(n.name for n in nodes)}")
+        return StepOutcome(outcomes.DONE, f"destroyed {', '.join(n.name for n in nodes)}")
 
     def visit_distro_call(self, stmt: ast.DistroCall, reporter: StepReporter) -> StepOutcome:
         nodes = self.targets(stmt.targets, stmt)
         ctx = self.context(reporter)
         if self.disk_work.simulated:
             return StepOutcome(
-                "skipped", self.disk_work.skipped(f"run {stmt.written_as} on", nodes)
+                outcomes.SKIPPED, self.disk_work.skipped(f"run {stmt.written_as} on", nodes)
             )
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
         call_distro_stages(stmt.stage, self.distro, pairs, self.vc_out_path, ctx, reporter)
-        return StepOutcome("done", f"{stmt.written_as} on {', '.join(n.name for n in nodes)}")
+        return StepOutcome(
+            outcomes.DONE, f"{stmt.written_as} on {', '.join(n.name for n in nodes)}"
+        )
 
     def visit_script_call(self, stmt: ast.ScriptCall, reporter: StepReporter) -> StepOutcome:
         return folder_script_call(self, stmt, [self.word(w) for w in stmt.args], reporter)
@@ -488,13 +493,13 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             require_running(self.engine, [n.name for n in nodes], argv[0])
             names = ", ".join(n.name for n in nodes)
             return StepOutcome(
-                "skipped", self.disk_work.no_guest(f"runs {argv[0]} on {names}", nodes)
+                outcomes.SKIPPED, self.disk_work.no_guest(f"runs {argv[0]} on {names}", nodes)
             )
         return exec_on_nodes(self.guests(), nodes, argv, timeout, reporter)
 
     def visit_handler(self, stmt: ast.Handler, reporter: StepReporter) -> StepOutcome:
         sign = "+N" if stmt.event == "grow" else "-N"
-        return StepOutcome("done", f"kept for `pragmash scale {self.vcname} {sign}`")
+        return StepOutcome(outcomes.DONE, f"kept for `pragmash scale {self.vcname} {sign}`")
 
     def _ssh_access(self) -> VcAccess:
         if not self.site.ssh_to_guests:

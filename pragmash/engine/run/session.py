@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pragmash import outcomes
 from pragmash.engine.run import opening
 from pragmash.engine.run.events import EventSink, Output, Progress, ignore
 from pragmash.engine.run.interpreter import StepReporter
@@ -225,7 +226,7 @@ def resume(
         raise UserError(
             f"{vcname} has no run to resume; start one with `pragmash RECIPE --vcname {vcname}`"
         )
-    if record.outcome == "finished":
+    if record.outcome == outcomes.FINISHED:
         raise UserError(f"{vcname}'s last run ({record.id}) finished; there is nothing to resume")
     for kind in ("scale", "power"):  # runs of pragmash's own steps (engine.scale, .power)
         if isinstance(record.options.get(kind), dict):
@@ -234,7 +235,7 @@ def resume(
                 f"{vcname}'s last run ({record.id}) is {what}: `pragmash resume {vcname}` "
                 "continues it"
             )
-    if record.outcome == "cleaned":
+    if record.outcome == outcomes.CLEANED:
         # its domains, images and leases are gone: continuing would boot without an allocation
         raise UserError(
             f"{vcname}'s last run ({record.id}) was cleaned (domains, images and leases removed); "

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import BatchPreBoot, DistroDriver, NodePlan, StageContext, StageResult
 from pragmash.engine.run.interpreter import StepReporter
 from pragmash.errors import PragmashError, StepError
@@ -28,7 +28,7 @@ def call_stage(
         raise
     except OSError as err:
         raise StepError(f"{stage}: {err}", stage=stage) from err
-    if result.outcome == "skipped" and result.message:
+    if result.outcome == outcomes.SKIPPED and result.message:
         reporter.note(f"{stage}: skipped: {result.message}")
     return result
 
@@ -73,7 +73,7 @@ def pre_boot_in_chunks(
             raise StepError(f"{stages.PRE_BOOT}: {err}", stage=stages.PRE_BOOT) from err
         said = {(r.outcome, r.message) for r in results.values() if r.message}
         for outcome, message in sorted(said):
-            skipped = "skipped: " if outcome == "skipped" else ""
+            skipped = "skipped: " if outcome == outcomes.SKIPPED else ""
             reporter.note(f"{stages.PRE_BOOT}: {skipped}{message}")
         yield chunk, results
 

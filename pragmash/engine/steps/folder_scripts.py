@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.driver_api import DistroDriver, EngineDriver, StageContext
 from pragmash.drivers.pragma_boot.dialects import usage
 from pragmash.drivers.pragma_boot.engine import ScriptEngine
@@ -73,7 +73,7 @@ def folder_script_call(
     fix_images = stmt.driver == "ve_driver" and stmt.command == "fix_images" and not args
     if fix_images and isinstance(run.engine, ScriptEngine):  # read back: the disks boot gets
         result = run.engine.fix_images(run.vcin.path, ctx)
-        return StepOutcome("done", result.message, dict(result.products))
+        return StepOutcome(outcomes.DONE, result.message, dict(result.products))
     if stmt.driver == "vc_driver":
         folder = distro if isinstance(distro, ScriptFolderDriver) else None
         missing = f"the VC's distro driver {distro.name!r} is not a driver folder"
@@ -90,7 +90,7 @@ def folder_script_call(
         cwd=work_folder(ctx),
         stage=stage,
     )
-    return StepOutcome("done", result.message, dict(result.products))
+    return StepOutcome(outcomes.DONE, result.message, dict(result.products))
 
 
 # -- a site's own VE driver as the engine ------------------------------------------------
@@ -193,7 +193,7 @@ def site_allocate(run: ScriptRun, cpus: int, reporter: StepReporter) -> StepOutc
     run.adopt(held)
     names = " ".join(n.name for n in held.nodes)
     return StepOutcome(
-        "done",
+        outcomes.DONE,
         f"{held.public.fqdn} ({held.public.ip}) by {engine.name}'s allocate, "
         f"{len(held.computes)} computes ({sum(c.cpus for c in held.computes)} CPUs); "
         f"the ledger holds VLAN {held.vlan} for it",

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pragmash import outcomes
 from pragmash.engine.run.events import ignore
 from pragmash.engine.run.interpreter import StepOutcome, StepReporter
 from pragmash.engine.run.runtime import Runtime
@@ -64,5 +65,7 @@ def run_handler(runtime: Runtime, step: HandlerStep, reporter: StepReporter) -> 
     body = step.body
     assert body is not None
     if isinstance(body, ast.Exec | ast.Run) and not (runtime.allow_run or runtime.site.allow_run):
-        return StepOutcome("skipped", f"skipped: '{body.kind}' is refused: {COMMANDS_REFUSED}")
+        return StepOutcome(
+            outcomes.SKIPPED, f"skipped: '{body.kind}' is refused: {COMMANDS_REFUSED}"
+        )
     return runtime.visit(body, reporter)

@@ -22,7 +22,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pragmash import stages
+from pragmash import outcomes, stages
 from pragmash.engine.run.interpreter import StepOutcome, StepReporter
 from pragmash.engine.steps.process_trees import (
     RUNNING,
@@ -118,4 +118,4 @@ def run_host_command(argv: Sequence[str], reporter: StepReporter) -> StepOutcome
         raise StepError(
             f"{argv[0]} exited with status {done.returncode}", stage=stages.RUN, output_tail=tail
         )
-    return StepOutcome("done", f"{argv[0]} exited 0")
+    return StepOutcome(outcomes.DONE, f"{argv[0]} exited 0")

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, assert_never
 
+from pragmash import outcomes
 from pragmash.driver_api import NodePlan
 from pragmash.engine.commands.refresh import refresh_step, rewrite_vc_out
 from pragmash.engine.hosts.capacity import placement_input
@@ -197,14 +198,14 @@ class ScaleExecutor:
         products = {n.name: n.private_ip for n in new} | {"vc_out": str(runtime.vc_out_path)}
         if site.multi_host:
             products["hosts"] = " ".join(f"{n.name}={n.host}" for n in new)
-        return StepOutcome("done", f"{leases}; {said}", products)
+        return StepOutcome(outcomes.DONE, f"{leases}; {said}", products)
 
     def _stage(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
         runtime = self.runtime
         nodes = self._nodes(step)
         if runtime.disk_work.simulated:
             what = f"stage for {', '.join(n.name for n in nodes)}"
-            return StepOutcome("skipped", runtime.disk_work.skipped(what, nodes))
+            return StepOutcome(outcomes.SKIPPED, runtime.disk_work.skipped(what, nodes))
         ctx = runtime.context(reporter)
         base, whence = self.base_of_new_computes(step.first)
         products: dict[str, str] = {}
@@ -222,7 +223,7 @@ class ScaleExecutor:
                 )
                 runtime.set_disks(node.name, (disk, *node.disks[1:]))
             products[node.name] = str(disk)
-        return StepOutcome("done", f"{len(nodes)} disk(s) on {whence}", products)
+        return StepOutcome(outcomes.DONE, f"{len(nodes)} disk(s) on {whence}", products)
 
     def base_of_new_computes(self, first: int) -> tuple[Path | None, str]:
         """The image the VC's computes are on, and where that was learnt.
@@ -280,7 +281,7 @@ class ScaleExecutor:
             engine.destroy(name)
             said.append(f"{name} (was {state})")
             products[name] = "destroyed"
-        return StepOutcome("done", "destroyed " + ", ".join(said), products)
+        return StepOutcome(outcomes.DONE, "destroyed " + ", ".join(said), products)
 
     def _remove(self, step: ScaleStep, reporter: StepReporter) -> StepOutcome:
         removed: list[Path] = []
@@ -290,9 +291,9 @@ class ScaleExecutor:
                     path.unlink()
                     removed.append(path)
         if not removed:
-            return StepOutcome("done", "no disk or console log to remove")
+            return StepOutcome(outcomes.DONE, "no disk or console log to remove")
         return StepOutcome(
-            "done",
+            outcomes.DONE,
             "removed " + ", ".join(p.name for p in removed),
             {p.name: str(p) for p in removed},
         )
@@ -305,4 +306,4 @@ class ScaleExecutor:
         held, released = resize.shrink(runtime.ledger, runtime.vcname, step.first)
         said = self._write_vc_out(held)
         what = f"released {', '.join(released)}" if released else "released already"
-        return StepOutcome("done", f"{what}; {said}", {"vc_out": str(runtime.vc_out_path)})
+        return StepOutcome(outcomes.DONE, f"{what}; {said}", {"vc_out": str(runtime.vc_out_path)})

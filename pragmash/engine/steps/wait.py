@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from pragmash import outcomes
 from pragmash.driver_api import EngineDriver, NodePlan
 from pragmash.engine.run.diskwork import DiskWork
 from pragmash.engine.run.interpreter import StepOutcome, StepReporter
@@ -66,4 +67,4 @@ def wait_for_goal(
             msg += f" ({hows[0]})"
         else:
             msg += " (" + "; ".join(f"{n}: {h}" for n, h in reached.items()) + ")"
-    return StepOutcome("done", msg, dict(reached))
+    return StepOutcome(outcomes.DONE, msg, dict(reached))
