@@ -290,3 +290,4 @@ def _replay(prep: Prepared, upto: int) -> None:
     held = alloc_mod.current_allocation(prep.ledger, runtime.vcname)
     if held is not None:
         runtime.adopt(held)
+        runtime.repair_vc_out()  # a crash may have lost what the run wrote unsynced
