@@ -95,6 +95,8 @@ def check_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan, ur
     ``bridge``: the site's bridge must exist. Raises ConfigError.
     """
     where = f"on the engine host ({uri})"
+    if plan.mode == "isolated" and plan.network is not None and _owns_bridge(conn, plan):
+        return  # the VC's own network has the bridge (every boot asks): nothing can clash
     bridges = network_bridges(conn)
     interfaces = host_interfaces(conn)
     owner = bridges.get(plan.bridge)
@@ -137,6 +139,19 @@ def check_private_network(conn: libvirt.virConnect, plan: PrivateNetworkPlan, ur
                 "bridge per VLAN on every host"
             )
         raise ConfigError(message, file=plan.site_source, key=plan.setting)
+
+
+def _owns_bridge(conn: libvirt.virConnect, plan: PrivateNetworkPlan) -> bool:
+    """Whether the VC's own network exists with the plan's bridge: one look-up, where
+    the full check reads every network's XML and the host's interfaces."""
+    assert plan.network is not None
+    net = lookup(conn, plan.network)
+    if net is None:
+        return False
+    try:
+        return network_bridge(net.XMLDesc(0)) == plan.bridge
+    except libvirt.libvirtError:
+        return False  # gone meanwhile: the full check says what is there
 
 
 def _is_active(conn: libvirt.virConnect, name: str) -> bool:

@@ -4,7 +4,9 @@ Each step's start is committed before the step does anything, so a process kille
 with SIGKILL leaves a journal that says how far it got: the step it was in shows
 ``running`` with no end. Each step boundary is one write: a step's end goes with the
 next step's start when the run goes straight on, the run's opening carries its
-first step's start and the run's end its last step's end (a plain run); where the
+first step's start (and, when that step is ``allocate``, its leases, committed with
+it: pragmash.engine.run.opening.lock_and_journal) and the run's end its last step's
+end (a plain run); where the
 interpreter stops (the REPL), a step's end is written at once. ``resume`` reads this to continue from the
 first unfinished step. A lock row per VC keeps two runs off the same VC; a lock
 whose process is gone (same host, and the pid is not alive or is now another

@@ -418,6 +418,28 @@ class Ledger:
             yield conn
 
     @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction: what the body writes is undone if it raises, and the
+        transaction goes on (``SAVEPOINT`` … ``RELEASE``, or ``ROLLBACK TO``)."""
+        conn = self.connection
+        assert conn.in_transaction, "a savepoint needs a transaction around it"
+        try:
+            conn.execute("SAVEPOINT part")
+        except sqlite3.Error as exc:
+            self._raise(exc)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # the body's error is the one to report
+                conn.execute("ROLLBACK TO part")
+                conn.execute("RELEASE part")
+            raise
+        try:
+            conn.execute("RELEASE part")
+        except sqlite3.Error as exc:
+            self._raise(exc)
+
+    @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read-only view that stays consistent across several SELECTs (deferred BEGIN)."""
         with self._guarded("BEGIN") as conn:

@@ -424,3 +424,31 @@ def test_existing_site_configs_load_as_isolated_without_saying_so(tmp_path: Path
     )
     assert default_mode_note(load_site(path, env={"HOME": "/nonexistent"})) is None
     assert default_mode_note(load_site(None, env={"HOME": str(tmp_path)})) is None  # the demo
+
+
+@pytest.mark.libvirt
+def test_the_check_of_a_vcs_own_running_network_reads_no_other(
+    netconn: libvirt.virConnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every boot checks the VC's network; once it is there with its bridge, one
+    look-up says so (not every network's XML and the host's interfaces)."""
+    engine = LibvirtEngine("test:///default")
+    plan = plan_of("isolated", vlan=7, vcname="vc-f")
+    listed: list[str] = []
+    real = libvirt.virConnect.listAllNetworks
+
+    def listing(self: libvirt.virConnect, flags: int = 0) -> list[libvirt.virNetwork]:
+        listed.append("networks")
+        found: list[libvirt.virNetwork] = real(self, flags)
+        return found
+
+    monkeypatch.setattr(libvirt.virConnect, "listAllNetworks", listing)
+    engine.check_private_network(plan)  # not there yet: the full check
+    assert listed == ["networks"]
+    engine.ensure_private_network(plan)
+    engine.check_private_network(plan)
+    assert listed == ["networks"]
+    # another VC asking for that bridge has no network yet: the full check finds the clash
+    with pytest.raises(ConfigError, match="libvirt network 'vc-f-private' already uses"):
+        engine.check_private_network(plan_of("isolated", vlan=7, vcname="vc-g"))
+    assert listed == ["networks", "networks"]

@@ -99,13 +99,13 @@ def test_sql_and_libvirt_calls_per_node_are_bounded(tmp_path: Path, counter: Cou
 
     # a run: at most 4 statements per node, and no write transaction per node
     assert per_node("run", 0) <= 4, (small["run"], large["run"])
-    # write transactions: one per step boundary plus the allocation's, on a new ledger
-    # (made with every table before it is linked into place) as on one in use. The
-    # opening (lock, run, the lock's record of it, the first step's start) is one;
-    # each step's end and the next one's start are one; the last step's end, the run's
-    # end and the lock's release are one; and the allocation.
+    # write transactions: one per step boundary, on a new ledger (made with every table
+    # before it is linked into place) as on one in use. The opening (lock, run, the
+    # lock's record of it, the first step's start and, that step being `allocate`, its
+    # leases) is one; each step's end and the next one's start are one; the last
+    # step's end, the run's end and the lock's release are one.
     steps = RECIPE.count("\n")
-    assert small["run"][1] == large["run"][1] == steps + 2, (small, large)
+    assert small["run"][1] == large["run"][1] == steps + 1, (small, large)
     # status and clean: O(1) statements per node (the allocation read once, not per node)
     for command in ("status", "clean"):
         assert per_node(command, 0) <= 1, (command, small[command], large[command])
@@ -118,3 +118,16 @@ def test_sql_and_libvirt_calls_per_node_are_bounded(tmp_path: Path, counter: Cou
     # none: the test driver keeps a file host's domains only for the run's connection)
     assert per_node("status", 2) == 0, (small["status"], large["status"], counter.calls)
     assert per_node("clean", 2) == 0, (small["clean"], large["clean"])
+
+
+def test_a_run_that_does_not_begin_with_allocate_writes_the_leases_on_their_own(
+    tmp_path: Path, counter: Counter
+) -> None:
+    """Only a first ``allocate`` is carried by the opening: later, its leases are a
+    write of their own, as before (one more than the step boundaries)."""
+    site = write_hosts_site(tmp_path / "site", [Host("h0", 16)])
+    recipe = site.parent / "boot.prg"
+    recipe.write_text("echo starting\n" + RECIPE, encoding="utf-8")
+    args = [str(recipe), "--vcname", "calit2", "--num_compute", "2"]
+    _sql, writes, _calls = _command(site, counter, *args)
+    assert writes == RECIPE.count("\n") + 1 + 2

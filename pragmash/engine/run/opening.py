@@ -47,7 +47,7 @@ from pragmash.engine.run.events import EventSink, ignore
 from pragmash.engine.run.interpreter import Executor, Interpreter
 from pragmash.engine.run.mem_option import check_nodes_fit, effective_memory
 from pragmash.engine.run.registry import load_distro, load_engine
-from pragmash.engine.run.runtime import Runtime
+from pragmash.engine.run.runtime import Runtime, TakenInOpening
 from pragmash.engine.run.site import open_site
 from pragmash.engine.steps import private_network
 from pragmash.errors import AllocationError, ConfigError, LedgerError, PragmashError, UserError
@@ -421,7 +421,16 @@ def begin(
     that step's start is journaled in the same write.
     """
     runtime = prep.runtime
-    journal, held, first = lock_and_journal(prep, journaled, sources, straight=straight)
+    steps = flatten(prep.program.statements)
+    # a plain run's first step may have its ledger write carried by the opening's
+    carried = (
+        runtime.allocation_for_opening(steps[0].statement)
+        if straight and executor is None and steps
+        else None
+    )
+    journal, held, first = lock_and_journal(
+        prep, journaled, sources, straight=straight, carried=carried
+    )
     with _released_on_failure(prep.ledger, runtime.vcname):
         then()
     interp = Interpreter(
@@ -440,8 +449,22 @@ def lock_and_journal(
     sources: dict[str, str] | None,
     *,
     straight: bool,
+    carried: Callable[[], TakenInOpening | None] | None = None,
 ) -> tuple[Journal, Allocation | None, tuple[int, ast.Statement] | None]:
     """Take the VC's lock and journal a new run, in one write (see :func:`begin`).
+
+    ``carried`` (with ``straight``) is the first step's own ledger write, done in the
+    same transaction after its start is journaled: the leases of a run that begins
+    with ``allocate`` (:meth:`Runtime.allocation_for_opening
+    <pragmash.engine.run.runtime.Runtime.allocation_for_opening>`). Whatever it writes is
+    committed with the lock and the step's start or not at all, and handed to the
+    runtime once committed; if it fails with a PragmashError its writes are undone (a
+    savepoint) and the rest is committed, so the
+    step then takes them itself and fails as it always did (a refused ``allocate``
+    still leaves no run behind: :meth:`Run.refused_before_anything`). Since the VC's
+    lock is taken first in the transaction, a second run on the VC is refused before
+    it takes anything; since the leases are read and taken in the one ``BEGIN
+    IMMEDIATE``, two runs of other VCs never share an address.
 
     Returns the journal, the allocation the VC held when it was locked, and the first
     step when its start was journaled too (``straight``).
@@ -458,6 +481,14 @@ def lock_and_journal(
         first = (steps[0].index, steps[0].statement) if straight and steps else None
         journal = Journal.start(ledger, runtime.vcname, what, dict(options), sources, first)
         set_lock_run(ledger, runtime.vcname, journal.run_id)
+        taken = None
+        if first is not None and carried is not None:
+            try:
+                with ledger.savepoint():
+                    taken = carried()
+            except PragmashError:
+                taken = None  # the step takes its leases itself
+    runtime.taken_in_opening = taken  # committed: the step uses them
     return journal, held, first
 
 

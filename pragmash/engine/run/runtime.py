@@ -39,6 +39,7 @@ from pragmash.engine.commands.access import VcAccess, vc_access
 from pragmash.engine.guests.agent import Clock
 from pragmash.engine.guests.inside import GuestReach, exec_on_nodes, require_running
 from pragmash.engine.hosts.capacity import (
+    PlacementInput,
     locate,
     placement_input,
     placement_products,
@@ -63,7 +64,7 @@ from pragmash.engine.steps.folder_scripts import (
 from pragmash.engine.steps.host_command import run_host_command
 from pragmash.engine.steps.readiness import Goal
 from pragmash.engine.steps.wait import sleep_with_progress, wait_for_goal
-from pragmash.errors import RecipeError, UserError
+from pragmash.errors import PragmashError, RecipeError, UserError
 from pragmash.language import ast
 from pragmash.language.durations import parse_duration
 from pragmash.language.sources import source_line
@@ -75,6 +76,16 @@ from pragmash.store.ledger import Ledger
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.vcin import VcIn
 from pragmash.vc.formats.vcout import repair_vc_out, write_vc_out
+
+
+@dataclass(frozen=True)
+class TakenInOpening:
+    """A run's first ``allocate``, taken in the run's opening write (see
+    :meth:`Runtime.allocation_for_opening`): what its step uses instead of taking it."""
+
+    cpus: int
+    allocation: Allocation
+    notes: tuple[str, ...]  # what reading the hosts said, for the step to say
 
 
 @dataclass
@@ -100,6 +111,8 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
     interrupted: threading.Event = field(default_factory=threading.Event)
     key: str | None = None  # --key: public key(s) for root, one a line
     memory: Memory | None = None  # MiB per role (--mem, else the templates')
+    #: The first step's allocation when the run's opening took it (its step uses it).
+    taken_in_opening: TakenInOpening | None = None
 
     # -- paths ------------------------------------------------------------------------
 
@@ -259,6 +272,10 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         return StepOutcome(outcomes.DONE)
 
     def visit_allocate(self, stmt: ast.Allocate, reporter: StepReporter) -> StepOutcome:
+        cpus = self._cpus(stmt)
+        return site_allocate(self, cpus, reporter) or self.allocate(cpus, reporter)
+
+    def _cpus(self, stmt: ast.Allocate) -> int:
         text = self.word(stmt.count_word)
         try:
             cpus = int(text)
@@ -269,13 +286,47 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             raise RecipeError(
                 f"expected a number of CPUs for 'allocate', got {text!r}", span, source_line(span)
             ) from None
-        return site_allocate(self, cpus, reporter) or self.allocate(cpus, reporter)
+        return cpus
 
-    def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
-        """Take the VC's leases and make its private network; a fresh allocation whose
-        network cannot be made is released again, so a failure takes nothing."""
-        fresh = alloc_mod.current_allocation(self.ledger, self.vcname) is None
-        if self.memory is not None and fresh:
+    def allocation_for_opening(
+        self, stmt: ast.Statement
+    ) -> Callable[[], TakenInOpening | None] | None:
+        """The first step's leases, to be taken in the run's opening write: a run that
+        begins with ``allocate`` then commits the VC's lock, the step's start and the
+        leases together (one write transaction fewer), before any side effect outside
+        the ledger, as a step's start always is.
+
+        What is not the ledger's (the CPU count, the nodes' memory against the hosts',
+        the hosts' capacity) is read now, before the opening's transaction (a slow host
+        must not hold the ledger's write lock); the returned call takes the leases
+        inside it, and the opening keeps them in :attr:`taken_in_opening` for the step
+        once they are committed. None where
+        the step must do it all itself: the statement is no ``allocate``, the site's
+        allocate script allocates, the VC holds an allocation already, or reading
+        failed (the step then fails as it would have).
+        """
+        if not isinstance(stmt, ast.Allocate) or allocates_by_script(self.engine):
+            return None
+        notes: list[str] = []
+        try:
+            cpus = self._cpus(stmt)
+            if alloc_mod.current_allocation(self.ledger, self.vcname) is not None:
+                return None
+            hosts = self._placement(cpus, notes.append)
+        except PragmashError:
+            return None
+
+        def take() -> TakenInOpening | None:
+            if alloc_mod.current_allocation(self.ledger, self.vcname) is not None:
+                return None  # taken since (by a run now over): the step adopts it
+            return TakenInOpening(cpus, self._take(cpus, hosts), tuple(notes))
+
+        return take
+
+    def _placement(self, cpus: int, note: Callable[[str], None]) -> PlacementInput:
+        """What a fresh allocation places its nodes by: the nodes' memory checked
+        against the hosts', and the capacity of the hosts that answer."""
+        if self.memory is not None:
             planned = len(alloc_mod.plan_compute_cpus(self.site, self.vcin, cpus))
             check_vc_fits(
                 self.memory,
@@ -283,8 +334,11 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
                 host_memory_mib(self.engine),
                 self.site.uri,
             )
-        hosts = placement_input(self.site, self.engine, reporter.note) if fresh else None
-        allocation = alloc_mod.allocate(
+        return placement_input(self.site, self.engine, note)
+
+    def _take(self, cpus: int, hosts: PlacementInput | None) -> Allocation:
+        """The VC's leases, from the ledger (taken now, or those it holds)."""
+        return alloc_mod.allocate(
             self.ledger,
             self.site,
             self.vcname,
@@ -297,6 +351,19 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             left_out=hosts.left_out if hosts else None,
             memory_mib=self.memory.to_json() if self.memory else None,
         )
+
+    def allocate(self, cpus: int, reporter: StepReporter) -> StepOutcome:
+        """Take the VC's leases and make its private network; a fresh allocation whose
+        network cannot be made is released again, so a failure takes nothing."""
+        taken, self.taken_in_opening = self.taken_in_opening, None
+        if taken is not None and taken.cpus == cpus:
+            fresh, allocation = True, taken.allocation
+            for note in taken.notes:
+                reporter.note(note)
+        else:
+            fresh = alloc_mod.current_allocation(self.ledger, self.vcname) is None
+            hosts = self._placement(cpus, reporter.note) if fresh else None
+            allocation = self._take(cpus, hosts)
         self.adopt(allocation)
         try:
             made = self.ensure_private_network()
