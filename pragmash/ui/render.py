@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO, cast
 
+from pragmash import outcomes
 from pragmash.engine.run.events import (
     Event,
     Output,
@@ -195,7 +196,7 @@ class StepPrinter:
         if isinstance(event, Output):
             self.out.write(f"    {event.text}\n")
         elif isinstance(event, StepFinished):
-            self._mark("ok" if event.outcome == "done" else "skip")
+            self._mark("ok" if event.outcome == outcomes.DONE else "skip")
             msg = f"  {event.message}" if event.message else ""
             self.out.write(f"{self._row(event.statement)}{event.duration:6.2f}s{msg}\n")
         elif isinstance(event, StepFailed):

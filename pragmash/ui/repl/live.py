@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
     from prompt_toolkit.output import Output
 
+from pragmash import domain_states
 from pragmash.engine.run.debug import NodeView
 from pragmash.engine.run.events import (
     Event,
@@ -42,11 +43,11 @@ from pragmash.ui.render import ellipsize
 
 # node states by meaning: where a step wants a node is green, on the way yellow, stuck red
 STATE_STYLES = {
-    "running": "ansigreen",
-    "paused": "ansired",
-    "crashed": "ansired bold",
-    "shut off": "ansiyellow",
-    "absent": "ansibrightblack",
+    domain_states.RUNNING: "ansigreen",
+    domain_states.PAUSED: "ansired",
+    domain_states.CRASHED: "ansired bold",
+    domain_states.SHUT_OFF: "ansiyellow",
+    domain_states.ABSENT: "ansibrightblack",
 }
 
 
