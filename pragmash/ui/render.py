@@ -191,7 +191,7 @@ class StepPrinter:
             self._progress(event)
             return
         if not isinstance(event, Output | StepFinished | StepFailed):
-            return  # e.g. NodeStatus: for live views, not for a log of lines
+            return  # e.g. NodeProgress: for live views, not for a log of lines
         self.clear_status()
         if isinstance(event, Output):
             self.out.write(f"    {event.text}\n")

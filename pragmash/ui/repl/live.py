@@ -32,7 +32,7 @@ from pragmash import domain_states
 from pragmash.engine.run.debug import NodeView
 from pragmash.engine.run.events import (
     Event,
-    NodeStatus,
+    NodeProgress,
     Progress,
     StepStarted,
 )
@@ -89,7 +89,7 @@ class LiveView:
                 self.started = time.monotonic()
             elif isinstance(event, Progress):
                 self.progress = event
-            elif isinstance(event, NodeStatus):
+            elif isinstance(event, NodeProgress):
                 self._node(event)
             else:
                 if isinstance(event, OutputEvent):
@@ -98,7 +98,7 @@ class LiveView:
         if self._app is not None:
             self._app.invalidate()
 
-    def _node(self, event: NodeStatus) -> None:
+    def _node(self, event: NodeProgress) -> None:
         now = time.monotonic()
         row = self.nodes.get(event.node)
         if row is None:
