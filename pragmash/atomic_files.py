@@ -3,14 +3,15 @@
 Each file is written to a temp file in its own folder and renamed over its path. With
 ``durable``, the data is on disk before the rename and the renames are on disk before
 the call returns, so a crash or a power cut cannot leave an empty file where a good
-one was (what vc-out.xml and its per-compute files promise). Without it, only
-atomicity (what a cache copy that can be fetched again needs).
+one was. Without it, only atomicity: what a file needs that can be made again after
+a crash (a cache copy fetched again; vc-out files, which
+:mod:`pragmash.vc.formats.vcout` derives from the ledger and repairs before a node
+is given one).
 
-Many files at once (a compute's own vc-out file per node: 4096 at the largest VCs
-measured) are synced together: their data from a pool of threads, which the file
-system commits as a few journal transactions instead of one per file, and each folder
-once after every rename in it. One file at a time cost two fsyncs per file: 2.1 s of
-3.6 s for a 4096-node vc-out (bench/bench_all.py, issue 24).
+Many durable files at once are synced together: their data from a pool of threads,
+which the file system commits as a few journal transactions instead of one per file,
+and each folder once after every rename in it. One file at a time cost two fsyncs
+per file: 2.1 s of 3.6 s for 4096 files (bench/bench_all.py, issue 24).
 """
 
 from __future__ import annotations

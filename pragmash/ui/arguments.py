@@ -1,9 +1,10 @@
-"""Command-line parsing shared by every front end: one argparse class, one RunOptions builder.
+"""Command-line parsing shared by every front end: one argparse class, one ``--site``.
 
 The run command, the subcommands, ``sync`` and the REPL all parse arguments; a usage
 mistake must end the same way everywhere (a UserError: exit 2, a hint to ``--help``,
-no traceback), and the options that start a run (``--vcname``, ``--set`` …) must mean
-the same thing whether the run is started, checked or stepped through.
+no traceback). The options that start a run live in :mod:`pragmash.ui.run_arguments`,
+so a command that starts no run (``list``, ``status``) does not load the run machinery
+they are checked with.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import argparse
 import math
 from typing import Any, NoReturn
 
-from pragmash.engine.run.mem_option import parse_mem
-from pragmash.engine.run.session import RunOptions, parse_sets
 from pragmash.errors import UserError
-from pragmash.vc.formats.keys import read_public_keys
 
 
 def positive_seconds(text: str) -> float:
@@ -47,57 +45,8 @@ def add_site_option(p: argparse.ArgumentParser, help: str | None = None) -> None
     )
 
 
-def add_run_options(p: argparse.ArgumentParser, *, vcname_help: str | None = None) -> None:
-    """The options that shape a run: base path, compute count, ``--set``, ``--allow-run``.
-
-    ``RECIPE``, ``--vcname`` and ``--site`` are added by each command, because whether
-    they are required differs (``check`` guesses a VC, ``repl --attach`` takes none).
-    """
-    p.add_argument("--num_compute", type=int, help="compute CPUs to allocate")
-    p.add_argument("--base_path", help="the repository holding vcdb.txt")
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="give a recipe parameter; repeatable",
-    )
-    p.add_argument("--allow-run", action="store_true", help="permit the recipe's `run` statements")
-
-
-def add_node_options(p: argparse.ArgumentParser) -> None:
-    """``--key`` and ``--mem``: what the nodes of a run get (the run command and the REPL)."""
-    p.add_argument("--key", metavar="FILE", help="SSH public key for root (see pragmash --help)")
-    p.add_argument("--mem", metavar="MIB[:MIB]", help="frontend[:compute] memory in MiB")
-
-
-def key_option(path: str | None) -> str | None:
-    """``--key FILE``'s public key text, checked (a private key or garbage is refused)."""
-    return "\n".join(read_public_keys(path)) if path else None
-
-
-def mem_option(text: str | None) -> str | None:
-    """``--mem`` as given, checked now so a typo is a usage error before anything loads."""
-    if text is not None:
-        parse_mem(text)
-    return text
-
-
-def run_options(ns: argparse.Namespace, *, vcname: str | None = None) -> RunOptions:
-    """The RunOptions the parsed arguments ask for (``vcname`` overrides ``--vcname``).
-
-    ``--key`` and ``--mem`` count where the command has them (:func:`add_node_options`).
-    """
-    return RunOptions(
-        recipe=ns.recipe,
-        vcname=vcname if vcname is not None else ns.vcname,
-        num_compute=ns.num_compute,
-        base_path=ns.base_path,
-        site=ns.site,
-        sets=parse_sets(ns.sets),
-        allow_run=ns.allow_run,
-        key=key_option(ns.key) if "key" in ns else None,
-        key_file=ns.key if "key" in ns else None,
-        mem=mem_option(ns.mem) if "mem" in ns else None,
-    )
+def command_parser(name: str, description: str) -> ArgumentParser:
+    """The parser of ``pragmash NAME``, with ``--site``; the command adds the rest."""
+    p = ArgumentParser(prog=f"pragmash {name}", description=description)
+    add_site_option(p)
+    return p

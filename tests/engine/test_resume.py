@@ -15,7 +15,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from support.procs import started
-from support.runenv import RunEnv, domain_macs, sleepy_recipe, stop, vc_domains
+from support.runenv import RunEnv, domain_macs, sleepy_run, vc_domains
 
 from pragmash.store.journal import lock_holder
 from pragmash.vc.formats.vcout import read_vc_out
@@ -30,16 +30,11 @@ def _lease_facts(env: RunEnv) -> tuple[str, int, dict[str, tuple[str, ...]]]:
 
 
 def test_sigkill_mid_step_then_resume(env: RunEnv, testconn: libvirt.virConnect) -> None:
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, _recipe):
         before = {s.idx: s for s in env.steps()}
         leases = _lease_facts(env)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    finally:
-        stop(proc)
     assert proc.returncode == -signal.SIGKILL
 
     # the journal says exactly how far it got
@@ -84,15 +79,10 @@ def test_sigkill_mid_step_then_resume(env: RunEnv, testconn: libvirt.virConnect)
 def test_ctrl_c_marks_the_step_interrupted_and_resume_continues(
     env: RunEnv, testconn: libvirt.virConnect
 ) -> None:
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, _recipe):
         assert started(str(flag)), "the step's command is not running"
         os.kill(proc.pid, signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        stop(proc)
     assert proc.returncode == 130, err
     assert "test.prg:3:1" in err and "resume calit2" in err
 

@@ -20,7 +20,7 @@ from pragmash.engine.commands import scale
 from pragmash.engine.run.events import Event, NodeProgress
 from pragmash.store.journal import lock_holder, process_started
 from pragmash.ui.cli import run as run_mod
-from pragmash.ui.render import StepPrinter
+from pragmash.ui.step_printer import StepPrinter
 from pragmash.vc.formats.vcout import read_vc_out
 
 pytestmark = pytest.mark.libvirt

@@ -11,7 +11,7 @@ from pragmash.engine.run.events import StepFailed, StepFinished
 from pragmash.errors import StepError
 from pragmash.language.parser import parse_file
 from pragmash.language.program import flatten
-from pragmash.ui.render import MAX_TEXT_WIDTH, MAX_WHERE_WIDTH, StepPrinter
+from pragmash.ui.step_printer import MAX_TEXT_WIDTH, MAX_WHERE_WIDTH, StepPrinter
 
 
 def _table(tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from support.runenv import RunEnv, sleepy_recipe, stop
+from support.runenv import RunEnv, sleepy_run
 
 from pragmash.errors import LedgerError
 from pragmash.store.journal import last_run, lock_holder
@@ -220,16 +220,11 @@ def test_every_command_refuses_a_bad_ledger_with_exit_2(
 def test_run_stopped_by_a_deleted_ledger_says_so_with_exit_3(
     env: RunEnv, testconn: libvirt.virConnect
 ) -> None:
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, _recipe):
         path = env.site().ledger_path
         path.unlink()
         flag.touch()
         out, err = proc.communicate(timeout=60)
-    finally:
-        stop(proc)
     assert proc.returncode == 3, err
     assert _first_error_line(err).startswith(
         f"error: ledger {path}: the ledger was deleted while pragmash was using it"
@@ -241,12 +236,8 @@ def test_run_stopped_by_a_deleted_ledger_says_so_with_exit_3(
 def test_killed_run_reads_interrupted_and_is_closed_when_another_takes_the_vc(
     env: RunEnv, testconn: libvirt.virConnect
 ) -> None:
-    recipe, _flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
-    finally:
-        stop(proc)  # SIGKILL: the run cannot write its end
+    with sleepy_run(env):
+        pass  # killed at step 2 on leaving (SIGKILL): the run cannot write its end
     status = env.cli("status", "calit2")
     assert "run 1 (interrupted)" in status.out
     assert "in use by" not in status.out
@@ -268,12 +259,8 @@ def test_killed_run_reads_interrupted_and_is_closed_when_another_takes_the_vc(
 def test_new_run_taking_a_dead_runs_lock_marks_that_run_interrupted(
     env: RunEnv, testconn: libvirt.virConnect
 ) -> None:
-    recipe, _flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
-    finally:
-        stop(proc)
+    with sleepy_run(env) as (proc, _flag, _recipe):
+        pass  # killed at step 2 on leaving (SIGKILL)
     other = env.recipe("echo hello\n", "other.prg")
     assert env.cli(str(other), "--vcname", "calit2").rc == 0
     ledger = env.ledger()

@@ -9,8 +9,8 @@ import time
 
 import libvirt
 import pytest
-from support.procs import gone, kill_all, live_with
-from support.runenv import RunEnv, sleepy_recipe, stop
+from support.procs import gone, live_with
+from support.runenv import RunEnv, sleepy_run
 
 from pragmash.errors import BusyError
 from pragmash.store.journal import JOURNAL_SCHEMA, acquire_lock, lock_holder, release_lock
@@ -35,10 +35,7 @@ def _plant_lock(env: RunEnv, pid: int, host: str) -> None:
 
 
 def test_second_run_is_refused_with_the_holder(env: RunEnv, testconn: libvirt.virConnect) -> None:
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, recipe):
         second = env.cli(str(recipe), "--vcname", "calit2", "--allow-run")
         assert second.rc == 4
         assert f"pid {proc.pid} on {socket.gethostname()}, since " in second.err
@@ -57,8 +54,6 @@ def test_second_run_is_refused_with_the_holder(env: RunEnv, testconn: libvirt.vi
         flag.touch()
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-    finally:
-        stop(proc)
     assert lock_holder(env.ledger(), "calit2") is None
     # only the first run was journaled; the refused one left no trace
     run = env.last_run()
@@ -66,10 +61,7 @@ def test_second_run_is_refused_with_the_holder(env: RunEnv, testconn: libvirt.vi
 
 
 def test_clean_force_takes_a_vc_from_a_live_run(env: RunEnv, testconn: libvirt.virConnect) -> None:
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, _recipe):
         forced = env.cli("clean", "calit2", "--force")
         assert forced.rc == 0, forced.err
         assert "released calit2's leases" in forced.out
@@ -79,9 +71,6 @@ def test_clean_force_takes_a_vc_from_a_live_run(env: RunEnv, testconn: libvirt.v
         # the step's waiting shell (under `timeout`, in a process group of its own)
         # ended with the run, though its flag never came
         assert gone(str(flag)), f"outlived the stopped run: {live_with(str(flag))}"
-    finally:
-        stop(proc)
-        kill_all(str(flag))
 
 
 def test_stale_lock_from_a_dead_pid_is_taken_over(
@@ -126,18 +115,12 @@ def test_acquire_is_reentrant_for_the_holder(env: RunEnv) -> None:
 
 
 def test_clean_force_stops_the_run_it_cleans(env: RunEnv, testconn: libvirt.virConnect) -> None:
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, _recipe):
         forced = env.cli("clean", "calit2", "--force")
         assert forced.rc == 0, forced.err
         assert f"stopped run 1 of calit2 (pid {proc.pid})" in forced.out
         _out, err = proc.communicate(timeout=60)
         assert gone(str(flag)), f"outlived the stopped run: {live_with(str(flag))}"
-    finally:
-        stop(proc)
-        kill_all(str(flag))
     assert not flag.exists()
     assert proc.returncode == 4, err
     error = next(line for line in err.splitlines() if line.startswith("error:"))
@@ -160,10 +143,7 @@ def test_run_that_was_not_stopped_notices_and_leaves_the_new_leases_alone(
     from pragmash.store.allocation import release
     from pragmash.store.journal import take_lock
 
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, _recipe):
         before = env.allocation()
         assert before is not None
         ledger = env.ledger()
@@ -177,8 +157,6 @@ def test_run_that_was_not_stopped_notices_and_leaves_the_new_leases_alone(
         assert given is not None and given.public.ip == before.public.ip
         flag.touch()  # step 2 ends; the run looks at the journal and sees the VC gone
         out, err = proc.communicate(timeout=60)
-    finally:
-        stop(proc)
     assert proc.returncode == 4, err
     assert "calit2 was taken from run 1 while it was going, by another process" in err
     assert "boot compute" not in out

@@ -37,9 +37,11 @@ def _driver_env(root: Path) -> tuple[RunEnv, Path]:
     return env, log
 
 
-def _run(env: RunEnv, text: str) -> tuple[int, str]:
+def _run(env: RunEnv, text: str, *, allow_run: bool = False) -> tuple[int, str]:
     recipe = env.recipe(text)
-    options = session.RunOptions(recipe=str(recipe), vcname="calit2", site=str(env.site_path))
+    options = session.RunOptions(
+        recipe=str(recipe), vcname="calit2", site=str(env.site_path), allow_run=allow_run
+    )
     prep = session.prepare(options)
     prep.runtime.engine = RealDiskEngine("test:///default")
     prep.runtime.disk_work = DiskWork.of(prep.runtime.engine, prep.runtime.site)

@@ -1,6 +1,6 @@
 """Find the processes a test started indirectly (a step's host command and its children).
 
-Importable by tests: ``from procs import live_with, kill_all``. A process is found by a
+Importable by tests: ``from support.procs import live_with, kill_all``. A process is found by a
 marker in its command line; zombies (killed, not yet reaped) have none and do not count.
 """
 

@@ -16,8 +16,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import libvirt
 
@@ -27,6 +30,7 @@ from pragmash.store.journal import RunRecord, StepRecord, last_run, steps_of
 from pragmash.store.ledger import Ledger
 from pragmash.ui.cli import main as cli
 from pragmash.vc.config.site import SiteConfig, load_site
+from support.procs import kill_all
 
 DEMO_REPO = Path(pragmash.__file__).parent / "demo" / "repository"
 
@@ -179,6 +183,29 @@ def stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
+
+
+class SleepyRun(NamedTuple):
+    proc: subprocess.Popen[str]
+    flag: Path
+    recipe: Path
+
+
+@contextmanager
+def sleepy_run(env: RunEnv) -> Iterator[SleepyRun]:
+    """The sleepy recipe run as its own process, held at step 2 (``running``) till ``flag`` exists.
+
+    On leaving, the process is killed (SIGKILL) if it still runs, and any waiting shell
+    it left behind with it: the test ends with nothing of its own running.
+    """
+    recipe, flag = sleepy_recipe(env)
+    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
+    try:
+        env.wait_for_step(proc, 2, "running")
+        yield SleepyRun(proc, flag, recipe)
+    finally:
+        stop(proc)
+        kill_all(str(flag))
 
 
 BOOT_ALL = "allocate 2\nboot frontend\nboot compute\n"

@@ -9,8 +9,8 @@ import time
 
 import libvirt
 import pytest
-from support.procs import gone, kill_all, live_with, started
-from support.runenv import RunEnv, sleepy_recipe, stop
+from support.procs import gone, live_with, started
+from support.runenv import RunEnv, sleepy_run, stop
 
 STUBBORN_CLEANUP = """
 import sys, time
@@ -53,10 +53,7 @@ def test_third_ctrl_c_during_clean_up_exits_130() -> None:
 def test_a_run_hit_by_three_quick_ctrl_c_exits_130_and_resumes(
     env: RunEnv, testconn: libvirt.virConnect
 ) -> None:
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, _recipe):
         assert started(str(flag)), "the step's command is not running"
         for _ in range(3):
             proc.send_signal(signal.SIGINT)
@@ -64,9 +61,6 @@ def test_a_run_hit_by_three_quick_ctrl_c_exits_130_and_resumes(
         _out, err = proc.communicate(timeout=60)
         # even a hurried exit ends the step's waiting shell (in a group of its own)
         assert gone(str(flag)), f"outlived the run: {live_with(str(flag))}"
-    finally:
-        stop(proc)
-        kill_all(str(flag))
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     flag.touch()
@@ -79,17 +73,11 @@ def test_a_run_killed_with_sigkill_takes_its_host_command_along(
     env: RunEnv, testconn: libvirt.virConnect
 ) -> None:
     """No clean-up of pragmash's runs on SIGKILL: the watchdog ends the step's command."""
-    recipe, flag = sleepy_recipe(env)
-    proc = env.spawn(str(recipe), "--vcname", "calit2", "--allow-run")
-    try:
-        env.wait_for_step(proc, 2, "running")
+    with sleepy_run(env) as (proc, flag, _recipe):
         assert started(str(flag)), "the step's command is not running"
         proc.kill()  # at once: the command may have started an instant ago
         proc.communicate(timeout=30)
         assert gone(str(flag)), f"outlived a SIGKILLed pragmash: {live_with(str(flag))}"
-    finally:
-        stop(proc)
-        kill_all(str(flag))
     assert proc.returncode == -signal.SIGKILL
     flag.touch()
     resumed = env.cli("resume", "calit2")

@@ -14,8 +14,9 @@ from support.repldriver import Driver, leave_stuck_compute
 from pragmash.engine.run.events import StepFailed, StepFinished
 from pragmash.errors import Interrupted, StepError
 from pragmash.language.parser import parse_statement
-from pragmash.ui.render import StepPrinter, use_colour
+from pragmash.ui.render import use_colour
 from pragmash.ui.repl.helptext import error_help, statement_help
+from pragmash.ui.step_printer import StepPrinter
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.usefixtures("no_pager")]
 

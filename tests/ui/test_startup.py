@@ -1,8 +1,10 @@
 """What a command loads at start-up: only what it uses (checked in fresh interpreters).
 
 ``--help`` and ``check`` need neither the REPL's prompt_toolkit, nor the HTTP client,
-nor the libvirt binding; the recipe parser's tables come from the user's cache after
-the first process built them. ``bench/bench_all.py`` prints the seconds this saves.
+nor the libvirt binding; ``list`` and ``status`` need neither those (libvirt only to
+ask about a VC that holds leases) nor the recipe parser or the run machinery; the
+recipe parser's tables come from the user's cache after the first process built them.
+``bench/bench_all.py`` prints the seconds this saves.
 """
 
 from __future__ import annotations
@@ -26,7 +28,21 @@ print(json.dumps({{"code": code, "loaded": sorted(m for m in {HEAVY!r} if m in s
 """
 
 
-def _loaded(tmp_path: Path, *args: str) -> dict[str, object]:
+#: What ``list`` and ``status`` must not load: they read the site, the ledger and the
+#: engine, and start no run (ui.cli.table imports each command's module only when it runs).
+NOT_FOR_LISTING = (
+    "prompt_toolkit",
+    "http.client",
+    "lark",
+    "pragmash.engine.run.session",
+    "pragmash.engine.run.opening",
+    "pragmash.language.parser",
+    "pragmash.images.provision",
+    "pragmash.ui.repl.debugger",
+)
+
+
+def _loaded(tmp_path: Path, *args: str, watched: tuple[str, ...] = HEAVY) -> dict[str, object]:
     env = {
         **os.environ,
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
@@ -34,7 +50,7 @@ def _loaded(tmp_path: Path, *args: str) -> dict[str, object]:
     }
     env.pop("PRAGMASH_SITE", None)
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, "-c", PROBE.replace(f"{HEAVY!r}", repr(watched)), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -73,3 +89,16 @@ def test_help_loads_neither_the_engine_nor_the_language(tmp_path: Path) -> None:
         [sys.executable, "-c", probe, "--help"], env=env, capture_output=True, text=True, check=True
     )
     assert json.loads(done.stdout.splitlines()[-1]) == {"code": 0, "loaded": []}
+
+
+def test_list_and_status_load_no_run_machinery(tmp_path: Path) -> None:
+    """``list`` with nothing allocated needs no engine either; ``status`` of a VC asks
+    libvirt (the demo site's test:///default) and nothing of a run."""
+    assert _loaded(tmp_path, "list", watched=(*NOT_FOR_LISTING, "libvirtmod")) == {
+        "code": 0,
+        "loaded": [],
+    }
+    recipe = str(ROOT / "recipes" / "rocks6.prg")
+    assert _loaded(tmp_path, recipe, "--vcname", "calit2")["code"] == 0  # a VC in the ledger
+    for args in (["list"], ["status", "calit2"]):
+        assert _loaded(tmp_path, *args, watched=NOT_FOR_LISTING) == {"code": 0, "loaded": []}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from support.seedreadme import SEED_README
 
 from pragmash.errors import VcFormatError
 from pragmash.vc.formats.vcin import load_vc_in
@@ -15,7 +16,6 @@ from pragmash.vc.repository.vcdb import load_repository
 
 DATA = Path(__file__).parents[1] / "data" / "vcin"
 SEED = DATA / "seed-vc-in.xml"
-SEED_README = Path(__file__).parents[1] / "data" / "seed" / "pragma_boot-README.txt"
 
 
 def seed_text() -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from support.seedreadme import seed_vc_out
 
 from pragmash.errors import VcFormatError
 from pragmash.vc.formats.vcout import (
@@ -16,26 +17,13 @@ from pragmash.vc.formats.vcout import (
     FrontendOut,
     VcOut,
     read_vc_out,
+    repair_vc_out,
     vc_out_to_bytes,
     write_vc_out,
 )
 
 # The seed README's vc-out.xml example, unchanged (no mac= on the frontend, no cpus=).
-SEED_VC_OUT = """\
- <vc>
-   <frontend>
-     <public fqdn="calit2-119-222.ucsd.edu" ip="137.110.119.222" netmask="255.255.255.0" gw="137.110.119.1"/>
-     <private ip="10.1.0.0" netmask="255.255.0.0"/>
-   </frontend>
-   <compute count="2">
-     <node name="hosted-vm-0-1-0" mac="7a:77:6e:40:00:15" ip="10.1.0.254"/>
-     <node name="hosted-vm-0-0-0" mac="7a:77:6e:40:00:14" ip="10.1.0.253"/>
-   </compute>
-   <network>
-     <dns ip="8.8.8.8" search="local" domain=""/>
-   </network>
- </vc>
-"""
+SEED_VC_OUT = seed_vc_out()
 
 
 def example() -> VcOut:
@@ -279,3 +267,22 @@ def test_read_refuses_entities(tmp_path: Path) -> None:
     )
     with pytest.raises(VcFormatError, match="DTDs and entities are not allowed"):
         read_vc_out(path)
+
+
+def test_repair_rewrites_only_the_files_that_differ(tmp_path: Path) -> None:
+    path = tmp_path / "vc-out.xml"
+    write_vc_out(example(), path)
+    written = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert repair_vc_out(example(), path) == []  # all right: nothing written
+
+    own = sorted(n for n in written if n != "vc-out.xml")
+    (tmp_path / own[0]).write_bytes(b"")  # what a crash can leave of an unsynced file
+    (tmp_path / own[1]).unlink()
+    before = path.stat().st_mtime_ns
+    assert sorted(repair_vc_out(example(), path)) == [tmp_path / own[0], tmp_path / own[1]]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == written
+    assert path.stat().st_mtime_ns == before  # the right file was left alone
+
+    path.write_bytes(written["vc-out.xml"][:40])
+    assert repair_vc_out(example(), path) == [path]
+    assert read_vc_out(path) == example()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from support.recording import Recorder, raw_disk
+from support.seedreadme import seed_vc_out
 from support.vcoutreader import GuestConfig, Interface, ParserCrash, parse
 
 from pragmash.driver_api import ComputeVcOut, NodePlan, StageContext
@@ -107,20 +108,7 @@ README_2015_FRONTEND = """<vc>
 """
 
 # The seed README's example, unchanged.
-SEED = """<vc>
-  <frontend>
-    <public fqdn="calit2-119-222.ucsd.edu" ip="137.110.119.222" netmask="255.255.255.0" gw="137.110.119.1"/>
-    <private ip="10.1.0.0" netmask="255.255.0.0"/>
-  </frontend>
-  <compute count="2">
-    <node name="hosted-vm-0-1-0" mac="7a:77:6e:40:00:15" ip="10.1.0.254"/>
-    <node name="hosted-vm-0-0-0" mac="7a:77:6e:40:00:14" ip="10.1.0.253"/>
-  </compute>
-  <network>
-    <dns ip="8.8.8.8" search="local" domain=""/>
-  </network>
-</vc>
-"""
+SEED = seed_vc_out()
 
 LOCALHOST = "127.0.0.1\tlocalhost.localdomain localhost"
 

@@ -24,7 +24,6 @@ from typing import Any
 
 from pragmash import domain_states, outcomes, stages
 from pragmash.driver_api import EngineDriver, SiteHosts
-from pragmash.engine.commands.repositories import unknown_vc
 from pragmash.engine.hosts.capacity import locate, unreachable_host
 from pragmash.engine.hosts.router import node_states, per_host
 from pragmash.engine.run.nodes import vc_temp_dir
@@ -52,6 +51,7 @@ from pragmash.store.journal import (
 from pragmash.store.ledger import Ledger
 from pragmash.store.runlog import run_log_path
 from pragmash.vc.config.private_network import network_name
+from pragmash.vc.config.repository import unknown_vc
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.names import is_node_of
 

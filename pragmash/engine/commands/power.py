@@ -362,6 +362,8 @@ def begin(
 
     def then() -> None:
         prep.runtime.adopt(held)
+        if plan.kind == "start":  # a crash since the VC's run may have lost its vc-out
+            prep.runtime.repair_vc_out()
         _provide_if_needed(prep, plan, on_event)
 
     return opening.begin(
@@ -393,6 +395,8 @@ def resume(vcname: str, *, site: str | OpenSite | None = None, on_event: EventSi
         if held is None:
             raise UserError(f"{vcname} holds no allocation any more: the {plan.kind} cannot go on")
         prep.runtime.adopt(held)
+        if plan.kind == "start":
+            prep.runtime.repair_vc_out()
         _provide_if_needed(prep, plan, on_event)
 
     return opening.reopen(

@@ -33,7 +33,6 @@ own. For example (``pragmash.engine.commands.power`` does this)::
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -42,7 +41,6 @@ from typing import Any
 
 from pragmash import outcomes
 from pragmash.driver_api import EngineDriver
-from pragmash.engine.commands.repositories import site_repository
 from pragmash.engine.hosts.capacity import locate
 from pragmash.engine.run.diskwork import DiskWork
 from pragmash.engine.run.events import EventSink, ignore
@@ -50,6 +48,7 @@ from pragmash.engine.run.interpreter import Executor, Interpreter
 from pragmash.engine.run.mem_option import check_nodes_fit, effective_memory
 from pragmash.engine.run.registry import load_distro, load_engine
 from pragmash.engine.run.runtime import Runtime
+from pragmash.engine.run.site import open_site
 from pragmash.engine.steps import private_network
 from pragmash.errors import AllocationError, ConfigError, LedgerError, PragmashError, UserError
 from pragmash.images.libvirt_xml.domain import resolve_domain_type
@@ -69,8 +68,8 @@ from pragmash.store.journal import (
     steps_of,
 )
 from pragmash.store.ledger import Ledger
-from pragmash.store.runlog import send_to_syslog
-from pragmash.vc.config.site import SiteConfig, load_site, path_problem
+from pragmash.vc.config.repository import site_repository
+from pragmash.vc.config.site import SiteConfig, path_problem
 from pragmash.vc.formats.names import validate_name
 from pragmash.vc.formats.vcin import VcIn, load_vc_in
 from pragmash.vc.repository.http import is_url
@@ -81,8 +80,6 @@ from pragmash.vc.repository.vcdb import Repository
 BUILTINS = ("vcname", "num_compute", "base_path", "temp_dir", "vc_out", "num_nodes")
 #: The built-ins ``--set`` may not override (``num_compute`` and ``base_path`` it may).
 FIXED_BUILTINS = ("vcname", "temp_dir", "vc_out", "num_nodes")
-
-log = logging.getLogger("pragmash.site")
 
 
 @dataclass
@@ -158,19 +155,6 @@ class RunOptions:
 
 
 # -- 1. the site and its ledger, once per command ------------------------------------------
-
-
-def open_site(path: str | None) -> SiteConfig:
-    """The site config from ``--site`` (None: ``$PRAGMASH_SITE``, else the demo site).
-
-    Every command opens its site here, so a site's ``[logging] syslog`` starts here too.
-    """
-    config = load_site(Path(path) if path else None, os.environ)
-    if config.syslog:
-        problem = send_to_syslog(config.syslog, config.syslog_level)
-        if problem:
-            log.warning("%s ([logging] syslog in %s)", problem, config.source)
-    return config
 
 
 @dataclass(frozen=True)

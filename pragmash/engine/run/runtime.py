@@ -54,7 +54,12 @@ from pragmash.engine.run.vcfolder import VcFolder, with_disks
 from pragmash.engine.steps import private_network, seeding
 from pragmash.engine.steps.boot import BootPipeline
 from pragmash.engine.steps.fix import ImageFixer
-from pragmash.engine.steps.folder_scripts import engine_fix, folder_script_call, site_allocate
+from pragmash.engine.steps.folder_scripts import (
+    allocates_by_script,
+    engine_fix,
+    folder_script_call,
+    site_allocate,
+)
 from pragmash.engine.steps.host_command import run_host_command
 from pragmash.engine.steps.readiness import Goal
 from pragmash.engine.steps.wait import sleep_with_progress, wait_for_goal
@@ -69,7 +74,7 @@ from pragmash.store.allocation import Allocation
 from pragmash.store.ledger import Ledger
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.vcin import VcIn
-from pragmash.vc.formats.vcout import write_vc_out
+from pragmash.vc.formats.vcout import repair_vc_out, write_vc_out
 
 
 @dataclass
@@ -186,6 +191,18 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
             seeds=seeding.delivery_of(self.site, self.vcname, self.distro)[0] == "seed",
         )
         self.variables["num_nodes"] = str(len(self.nodes))
+
+    def repair_vc_out(self) -> list[Path]:
+        """The VC's vc-out files made what its allocation says again where a crash lost
+        them (they are written without a sync: :mod:`pragmash.vc.formats.vcout`);
+        returns those rewritten. Called before a node is given its file (a boot that
+        injects files, a recipe's own ``pre_boot``) and when a VC is carried on in a
+        new process (``resume``, ``start``). Nothing while nothing is allocated, nor
+        where the site's allocate script wrote the files."""
+        if self.allocation is None or allocates_by_script(self.engine):
+            return []
+        vc_out = alloc_mod.build_vc_out(self.allocation, self.vcin, self.site, key=self.key)
+        return repair_vc_out(vc_out, self.vc_out_path)
 
     def private_network_plan(self, vlan: int) -> PrivateNetworkPlan:
         return private_network.plan_for(self.site, self.vcname, vlan)
@@ -377,6 +394,8 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
         if private_network.made_anew(made):
             assert made is not None
             reporter.note(f"private network was missing: {made.message}")
+        if self.disk_work.real:  # pre_boot puts each node's vc-out file into its disk
+            self.repair_vc_out()
         pipeline = BootPipeline(
             engine=self.engine,
             distro=self.distro,
@@ -466,6 +485,7 @@ class Runtime(ast.StatementVisitor[StepReporter, StepOutcome]):
                 outcomes.SKIPPED, self.disk_work.skipped(f"run {stmt.written_as} on", nodes)
             )
         pairs = [(node, self.stage(node, ctx)) for node in nodes]
+        self.repair_vc_out()
         call_distro_stages(stmt.stage, self.distro, pairs, self.vc_out_path, ctx, reporter)
         return StepOutcome(
             outcomes.DONE, f"{stmt.written_as} on {', '.join(n.name for n in nodes)}"

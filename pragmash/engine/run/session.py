@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pragmash import outcomes
-from pragmash.engine.commands.repositories import unknown_vc
 from pragmash.engine.run import opening
 from pragmash.engine.run.events import EventSink, Output, Progress, ignore
 from pragmash.engine.run.interpreter import StepReporter
@@ -24,10 +23,10 @@ from pragmash.engine.run.opening import (
     RunOptions,
     load,
     make_ready,
-    open_site,
     opened_site,
 )
 from pragmash.engine.run.recipe_changes import recipe_changes, recipe_sources
+from pragmash.engine.run.site import open_site
 from pragmash.engine.steps import private_network
 from pragmash.engine.steps.folder_scripts import callable_scripts
 from pragmash.errors import RecipeError, RecipeErrors, UserError
@@ -40,6 +39,7 @@ from pragmash.store import allocation as alloc_mod
 from pragmash.store.journal import all_last_runs, steps_of
 from pragmash.store.notes import first_time
 from pragmash.vc.config.limits import MAX_SITE_CPUS
+from pragmash.vc.config.repository import unknown_vc
 from pragmash.vc.formats.names import compute_name, frontend_name, validate_name
 
 __all__ = ["BUILTINS", "OpenSite", "Prepared", "Run", "RunOptions", "open_site", "opened_site"]
@@ -290,3 +290,4 @@ def _replay(prep: Prepared, upto: int) -> None:
     held = alloc_mod.current_allocation(prep.ledger, runtime.vcname)
     if held is not None:
         runtime.adopt(held)
+        runtime.repair_vc_out()  # a crash may have lost what the run wrote unsynced

@@ -156,6 +156,12 @@ def scale_refusal(site: SiteConfig, vcname: str, change: int) -> UserError | Non
     )
 
 
+def allocates_by_script(engine: EngineDriver) -> bool:
+    """Whether the site's own ``allocate`` script writes the VC's vc-out (a script
+    engine), so pragmash does not make those files from the ledger."""
+    return isinstance(engine, ScriptEngine)
+
+
 def site_allocate(run: ScriptRun, cpus: int, reporter: StepReporter) -> StepOutcome | None:
     """``allocate`` by the site's own script (None: the engine is not a script engine).
 

@@ -1,9 +1,10 @@
-"""The CLI's subcommands check, resume, list, status, clean and repl (table.py lists all).
+"""The CLI's subcommands list, status and clean (table.py lists all).
 
-Each parses its arguments, calls the engine layer (:mod:`pragmash.engine.run.session`
-for runs, :mod:`pragmash.engine.commands.lifecycle` for list, status and clean)
-and prints what comes back: for people by default, JSON with ``--json``. Like the
-rest of the CLI, they hold no run logic.
+Each parses its arguments, calls :mod:`pragmash.engine.commands.lifecycle` and
+prints what comes back: for people by default, JSON with ``--json``. Like the rest of
+the CLI, they hold no run logic. They load no run machinery either (no recipe parser,
+no REPL): ``check`` and ``resume``, which do, have modules of their own
+(:mod:`~pragmash.ui.cli.check`, :mod:`~pragmash.ui.cli.resume`).
 """
 
 from __future__ import annotations
@@ -13,114 +14,19 @@ from pathlib import Path
 from typing import TextIO
 
 from pragmash import domain_states, outcomes
-from pragmash.driver_api import describe_up_tests
-from pragmash.engine.commands import lifecycle, power, scale
-from pragmash.engine.commands.repositories import site_repository
-from pragmash.engine.run import session
-from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER, UserError
-from pragmash.language import ast
-from pragmash.language.program import flatten
-from pragmash.ui.arguments import ArgumentParser, add_run_options, add_site_option, run_options
-from pragmash.ui.cli import run as run_mod
-from pragmash.ui.cli.power import finish as finish_power
-from pragmash.ui.render import StepPrinter, json_dump
-from pragmash.ui.repl import debugger
+from pragmash.engine.commands import lifecycle
+from pragmash.engine.run.site import open_site
+from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER
+from pragmash.ui.arguments import command_parser
+from pragmash.ui.render import json_dump
+from pragmash.vc.config.repository import site_repository
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.names import validate_name
 
 
-def _parser(name: str, description: str) -> ArgumentParser:
-    p = ArgumentParser(prog=f"pragmash {name}", description=description)
-    add_site_option(p)
-    return p
-
-
-def cmd_check(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Parse and check a recipe; change nothing."""
-    p = _parser("check", "Parse and check a recipe without running it.")
-    p.add_argument("recipe")
-    p.add_argument(
-        "--vcname",
-        default=None,
-        help="check targets against this VC (default: the first in the repository)",
-    )
-    add_run_options(p)
-    ns = p.parse_args(args)
-    session.require_recipe_file(ns.recipe)
-    opened = session.opened_site(ns.site)
-    site = opened.config
-    vcname = ns.vcname
-    if vcname is None:
-        repo = site_repository(site, ns.base_path)
-        vcname = next(iter(sorted(repo.entries)), None)
-        if vcname is None:
-            raise UserError(f"{repo.location}: the repository holds no VC to check against")
-    prep = session.prepare(run_options(ns, vcname=vcname), site=opened, fetch_images=False)
-    params = [
-        s.statement for s in flatten(prep.program.statements) if isinstance(s.statement, ast.Param)
-    ]
-    out.write(
-        f"{ns.recipe}: ok ({len(flatten(prep.program.statements))} steps, checked against VC {vcname})\n"
-    )
-    if params:
-        out.write("parameters (--set NAME=VALUE):\n")
-        for param in params:
-            assert isinstance(param, ast.Param)
-            default = (
-                param.default.literal
-                if param.default and param.default.literal is not None
-                else "(computed)"
-            )
-            out.write(f"  {param.name:<20} default {default}\n")
-    runtime = prep.runtime
-    out.write(
-        f"'wait … up': {vcname}'s nodes are up when running and "
-        f"{describe_up_tests(runtime.up_tests)} (chosen by {runtime.up_tests_source})\n"
-    )
-    return EXIT_OK
-
-
-def cmd_resume(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Continue a VC's last run from its first unfinished step."""
-    p = _parser(
-        "resume", "Continue a VC's last run from its first unfinished step, same allocation."
-    )
-    p.add_argument("vcname")
-    p.add_argument(
-        "--accept-changes",
-        action="store_true",
-        help="resume even though the recipe changed since the run started (steps are "
-        "matched by position)",
-    )
-    ns = p.parse_args(args)
-    vcname = validate_name("VC name", ns.vcname)
-    printer = StepPrinter(out, err)
-    opened = session.opened_site(ns.site)  # once: each resume below takes it as it is
-    record = opened.last_run(vcname)
-    if record is not None and power.power_kind(record) is not None:
-        # a stop's or start's steps are pragmash's
-        run = power.resume(vcname, site=opened, on_event=printer)
-        err.write(f"resuming {vcname}'s {power.plan_of(run).describe()}\n")
-        return finish_power(run, out, err)
-    if record is not None and scale.is_scale(record):  # a scale's steps are pragmash's
-        run = scale.resume(vcname, site=opened, on_event=printer)
-    else:
-        run = session.resume(
-            vcname, on_event=printer, site=opened, accept_changes=ns.accept_changes
-        )
-    printer.size_to(run.interpreter.steps)
-    for note in session.site_notes(run.prepared) + run.notes:
-        err.write(f"{note}\n")
-    cur = run.interpreter.current
-    if cur is not None:
-        span = cur.statement.span
-        err.write(f"resuming {ns.vcname} at {span}: {cur.statement.text}\n")
-    return run_mod.finish(run, out, err)
-
-
 def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     """VCs with their state, or (``list repository``) what the repository offers."""
-    p = _parser(
+    p = command_parser(
         "list",
         "List the VCs that hold leases (or have a run to resume), with their running and "
         "total nodes (or `list repository`: the VCs the repository offers).",
@@ -132,7 +38,7 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
     )
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(args)
-    site = session.open_site(ns.site)
+    site = open_site(ns.site)
     if ns.what == "repository":
         repo = site_repository(site, ns.base_path)
         repo_rows = [
@@ -166,11 +72,13 @@ def cmd_list(args: list[str], out: TextIO, err: TextIO) -> int:
 
 def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
     """Each node's engine state against the ledger, and the last run's steps."""
-    p = _parser("status", "Show a VC's nodes (engine state vs ledger) and its last run's steps.")
+    p = command_parser(
+        "status", "Show a VC's nodes (engine state vs ledger) and its last run's steps."
+    )
     p.add_argument("vcname")
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(args)
-    site = session.open_site(ns.site)
+    site = open_site(ns.site)
     vcname = validate_name("VC name", ns.vcname)
     status = lifecycle.vc_status(site, vcname)
     if ns.json:
@@ -235,7 +143,7 @@ def _repair(node: lifecycle.NodeStatus, vcname: str) -> str:
 
 def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
     """Destroy a VC's domains and private network, remove its staged images, release its leases."""
-    p = _parser(
+    p = command_parser(
         "clean",
         "Destroy a VC's domains and private network, remove its staged images and release "
         "its leases.",
@@ -253,7 +161,7 @@ def cmd_clean(args: list[str], out: TextIO, err: TextIO) -> int:
         help="do not ask (at a terminal, clean names what it destroys and asks first)",
     )
     ns = p.parse_args(args)
-    site = session.open_site(ns.site)
+    site = open_site(ns.site)
     vcname = validate_name("VC name", ns.vcname)
     if not ns.yes and sys.stdin.isatty() and not _confirmed(site, vcname, err):
         err.write("nothing was destroyed\n")
@@ -281,8 +189,3 @@ def _confirmed(site: SiteConfig, vcname: str, err: TextIO) -> bool:
     err.write(f"destroy {vcname}'s domains ({nodes}) and their disks{address}? [y/N] ")
     err.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-def cmd_repl(args: list[str], out: TextIO, err: TextIO) -> int:
-    """Open the REPL (see pragmash.ui.repl.debugger)."""
-    return debugger.main(args, out, err)

@@ -14,7 +14,7 @@ from pragmash.engine.commands import power
 from pragmash.engine.run.session import Run
 from pragmash.ui.arguments import ArgumentParser, add_site_option
 from pragmash.ui.cli import run as run_mod
-from pragmash.ui.render import StepPrinter
+from pragmash.ui.step_printer import StepPrinter
 
 STOP_DESCRIPTION = f"""\
 Stop a VC's nodes: every node is asked at once (the hosts in parallel) to power off

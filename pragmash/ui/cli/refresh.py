@@ -13,7 +13,8 @@ from pragmash.engine.commands import refresh
 from pragmash.errors import EXIT_OK
 from pragmash.images.nocloud import GUEST_VC_OUT
 from pragmash.ui.arguments import ArgumentParser, add_site_option
-from pragmash.ui.render import StepPrinter, render_error
+from pragmash.ui.render import render_error
+from pragmash.ui.step_printer import StepPrinter
 
 DESCRIPTION = f"""\
 Put each running node's current vc-out at {GUEST_VC_OUT} without a reboot (the

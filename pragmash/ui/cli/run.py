@@ -24,15 +24,11 @@ from pragmash.errors import (
     UserError,
     VcTakenError,
 )
-from pragmash.ui.arguments import (
-    ArgumentParser,
-    add_node_options,
-    add_run_options,
-    add_site_option,
-    run_options,
-)
-from pragmash.ui.render import StepPrinter, location, render_error
+from pragmash.ui.arguments import ArgumentParser, add_site_option
+from pragmash.ui.render import location, render_error
 from pragmash.ui.repl.debugger import debug_run
+from pragmash.ui.run_arguments import add_node_options, add_run_options, run_options
+from pragmash.ui.step_printer import StepPrinter
 
 
 def _run_parser() -> ArgumentParser:

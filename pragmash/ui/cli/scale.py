@@ -13,7 +13,7 @@ from typing import TextIO
 from pragmash.engine.commands import scale
 from pragmash.ui.arguments import ArgumentParser, add_site_option, positive_seconds
 from pragmash.ui.cli import run as run_mod
-from pragmash.ui.render import StepPrinter
+from pragmash.ui.step_printer import StepPrinter
 
 DESCRIPTION = """\
 Grow a running VC by N computes (+N): their leases are taken in one ledger

@@ -12,7 +12,8 @@ from pragmash.engine.commands import repositories
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
 from pragmash.ui.arguments import ArgumentParser, add_site_option
-from pragmash.ui.render import StepPrinter, json_dump
+from pragmash.ui.render import json_dump
+from pragmash.ui.step_printer import StepPrinter
 
 
 def cmd_sync(args: list[str], out: TextIO, err: TextIO) -> int:

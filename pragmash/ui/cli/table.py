@@ -37,13 +37,13 @@ _C = "pragmash.ui.cli.commands"
 COMMANDS: tuple[Command, ...] = (
     Command(
         "check",
-        f"{_C}:cmd_check",
+        "pragmash.ui.cli.check:cmd_check",
         "RECIPE [--vcname NAME] [--set NAME=VALUE]...",
         "parse and check a recipe without running it; every problem is listed",
     ),
     Command(
         "resume",
-        f"{_C}:cmd_resume",
+        "pragmash.ui.cli.resume:cmd_resume",
         "VCNAME [--accept-changes]",
         "continue a VC's last run from its first unfinished step\n"
         "(refused if its recipe changed, unless --accept-changes)",
@@ -126,7 +126,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "repl",
-        f"{_C}:cmd_repl",
+        "pragmash.ui.repl.debugger:main",
         "[RECIPE --vcname NAME [run options]] | --attach VCNAME",
         "load the recipe and stop before its first statement: step,\n"
         "break, retry, look at nodes, type statements (`help` inside);\n"

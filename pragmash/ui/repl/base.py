@@ -4,7 +4,7 @@ The REPL is split by concern into mixins over this base (stepping, breakpoints,
 looking, help), put together in :mod:`pragmash.ui.repl.debugger`. All output goes
 through :meth:`ReplBase.message` and :meth:`ReplBase.error`; long output through
 :meth:`ReplBase.page`. A step's events are printed by the same
-:class:`~pragmash.ui.render.StepPrinter` the CLI uses; while a step runs at a
+:class:`~pragmash.ui.step_printer.StepPrinter` the CLI uses; while a step runs at a
 terminal a :class:`~pragmash.ui.repl.live.LiveView` shows it instead, and its lines
 are printed once it ends.
 """
@@ -26,16 +26,10 @@ from pragmash.engine.run.interpreter import StopReason
 from pragmash.engine.run.session import Run
 from pragmash.errors import PragmashError
 from pragmash.language.program import FlatStep
-from pragmash.ui.render import (
-    StepPrinter,
-    location,
-    printable_stream,
-    render_error,
-    use_colour,
-    write_painted,
-)
+from pragmash.ui.render import location, printable_stream, render_error, use_colour, write_painted
 from pragmash.ui.repl.live import LiveView
 from pragmash.ui.repl.pager import page
+from pragmash.ui.step_printer import StepPrinter
 
 Terminal = tuple["Input", "PtOutput"]
 

@@ -8,14 +8,9 @@ from typing import TextIO
 from pragmash.engine.run import session as session_mod
 from pragmash.engine.run.debug import DebugRun
 from pragmash.errors import UserError
-from pragmash.ui.arguments import (
-    ArgumentParser,
-    add_node_options,
-    add_run_options,
-    add_site_option,
-    run_options,
-)
-from pragmash.ui.render import StepPrinter
+from pragmash.ui.arguments import ArgumentParser, add_site_option
+from pragmash.ui.run_arguments import add_node_options, add_run_options, run_options
+from pragmash.ui.step_printer import StepPrinter
 from pragmash.vc.formats.names import validate_name
 
 
