@@ -280,3 +280,32 @@ def test_each_host_boots_boot_parallelism_nodes_at_once(tmp_path: Path) -> None:
     ).run(list(nodes.values()))
     assert sorted(booted) == sorted(nodes)
     assert engine.most == dict.fromkeys(hosts, workers)  # each host its own, none more
+
+
+class ThreadNoting(FakeEngine):
+    """Notes the thread each boot ran on; fails the nodes named in ``failing``."""
+
+    def __init__(self, failing: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.threads: list[threading.Thread] = []
+        self.failing = failing
+
+    def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
+        self.threads.append(threading.current_thread())
+        if node.name in self.failing:
+            raise StepError(f"{node.name} would not start", stage="boot")
+        return super().boot(node, ctx)
+
+
+@pytest.mark.parametrize("distro", [BatchDistro, OneByOneDistro])
+def test_a_step_of_one_node_runs_on_the_calling_thread(tmp_path: Path, distro: type) -> None:
+    engine = ThreadNoting()
+    assert pipeline(engine, distro(), tmp_path, []).run([plan("n0")]) == {"n0": "n0 started"}
+    assert engine.threads == [threading.current_thread()]
+    engine = ThreadNoting()
+    pipeline(engine, distro(), tmp_path, []).run([plan("n0"), plan("n1")])
+    assert threading.current_thread() not in engine.threads  # two: on the pool's workers
+
+    failing = ThreadNoting(failing=("n0",))
+    with pytest.raises(StepError, match="n0 would not start"):
+        pipeline(failing, distro(), tmp_path, []).run([plan("n0")])

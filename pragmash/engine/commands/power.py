@@ -340,14 +340,11 @@ def begin(
     vcname = validate_name("VC name", vcname)
     opened = opened_site(site)
     ledger = opened.ledger
-    held = opened.allocation(vcname)
-    record = opened.last_run(vcname)
-    if held is None or record is None:
-        raise UserError(
-            f"{vcname} holds no allocation in {opened.config.ledger_path}: there is nothing to "
-            f"{plan.kind}",
-            hint=f"boot it with `pragmash RECIPE --vcname {vcname}`",
-        )
+    held, record = opened.allocated(
+        vcname,
+        nothing=f"there is nothing to {plan.kind}",
+        hint=f"boot it with `pragmash RECIPE --vcname {vcname}`",
+    )
     outcome = run_outcome(record, lock_holder(ledger, vcname))
     if outcome == outcomes.RUNNING:
         acquire_lock(ledger, vcname)  # raises BusyError naming the holder

@@ -192,14 +192,9 @@ def refresh(
     """
     vcname = validate_name("VC name", vcname)
     opened = opened_site(site)
-    held = opened.allocation(vcname)
-    record = opened.last_run(vcname)
-    if held is None or record is None:
-        raise UserError(
-            f"{vcname} holds no allocation in {opened.config.ledger_path}: it has no nodes "
-            "to refresh",
-            hint="`pragmash list` shows the VCs that have",
-        )
+    _held, record = opened.allocated(
+        vcname, nothing="it has no nodes to refresh", hint="`pragmash list` shows the VCs that have"
+    )
     options = RunOptions.from_json(record.options)
     if opened.path:
         options.site = opened.path

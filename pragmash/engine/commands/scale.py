@@ -114,14 +114,11 @@ def start(
     vcname = validate_name("VC name", vcname)
     opened = opened_site(site)
     ledger = opened.ledger
-    held = opened.allocation(vcname)
-    record = opened.last_run(vcname)
-    if held is None or record is None:
-        raise UserError(
-            f"{vcname} holds no allocation in {opened.config.ledger_path}: only a VC a run "
-            "allocated can be scaled",
-            hint=f"start it with `pragmash RECIPE --vcname {vcname}`",
-        )
+    held, record = opened.allocated(
+        vcname,
+        nothing="only a VC a run allocated can be scaled",
+        hint=f"start it with `pragmash RECIPE --vcname {vcname}`",
+    )
     refused = scale_refusal(opened.config, vcname, change)
     if refused is not None:
         raise refused
