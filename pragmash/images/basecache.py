@@ -116,6 +116,17 @@ def _holder(lock_path: Path) -> str:
         return "another run"
 
 
+def _lock_now(fd: int) -> bool:
+    """Take ``fd``'s lock exclusively if no other process holds it; False when one does."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
 @contextlib.contextmanager
 def _locked(
     lock_path: Path,
@@ -132,13 +143,7 @@ def _locked(
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     start = time.monotonic()
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
+        while not _lock_now(fd):
             if cancelled():
                 raise KeyboardInterrupt
             waited = time.monotonic() - start
@@ -338,12 +343,8 @@ def remove_entry(entry: CacheEntry) -> bool:
     lock = entry.path.with_suffix(".lock")
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
+        if not _lock_now(fd):
+            return False
         entry.path.unlink(missing_ok=True)
         entry.path.with_suffix(".json").unlink(missing_ok=True)
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -366,12 +367,8 @@ def _remove_fetched(image: Path) -> bool:
         return True
     fd = os.open(lock, os.O_RDWR)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
+        if not _lock_now(fd):
+            return False
         image.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             image.parent.rmdir()  # only once it holds nothing else

@@ -8,20 +8,19 @@ since the VC was allocated: the new compute landed on another subnet.
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli
 
 import pragmash
 from pragmash.errors import EXIT_OK, EXIT_USER
 from pragmash.store.allocation import current_allocation
 from pragmash.store.journal import last_run
 from pragmash.store.ledger import Ledger
-from pragmash.ui.cli.main import main
 from pragmash.vc.config.site import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +28,6 @@ ROCKS6 = str(ROOT / "recipes" / "rocks6.prg")
 DEMO_REPO = Path(pragmash.__file__).parent / "demo" / "repository"
 
 pytestmark = pytest.mark.libvirt
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def computes() -> int:

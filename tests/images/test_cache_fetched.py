@@ -8,7 +8,6 @@ loopback http server of tests/support/httprepo.py; disks are real qcow2 files (q
 from __future__ import annotations
 
 import fcntl
-import io
 import json
 import os
 import subprocess
@@ -16,21 +15,15 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli
 from support.httprepo import demo_copy, serve
 from support.runenv import make_env
 
 from pragmash.errors import EXIT_OK
 from pragmash.images.fetch import lock_path_of
-from pragmash.ui.cli.main import main
 from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.libvirt
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def qcow2(path: Path, backing: Path | None = None) -> Path:

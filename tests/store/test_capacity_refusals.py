@@ -9,18 +9,17 @@ run refused at its ``allocate`` with the ledger as it was is exit 2 and is not r
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli
 from support.multihost import Host, write_hosts_site
 
 from pragmash.errors import EXIT_OK, EXIT_USER
 from pragmash.store.allocation import current_allocation
 from pragmash.store.journal import last_run
 from pragmash.store.ledger import Ledger
-from pragmash.ui.cli.main import main
 from pragmash.vc.config.site import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +32,6 @@ pytestmark = pytest.mark.libvirt
 @pytest.fixture(autouse=True)
 def _demo_engine(testconn: libvirt.virConnect) -> None:
     """The demo site's test:///default, wiped of calit2's domains after each test."""
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def demo_ledger() -> Ledger:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.vmsite import IFACE
+from support.vmsite import IFACE, vc_in_xml
 
 # A 2013 site's templates also name the host's emulator and a console tty; pragmash
 # replaces both (images/libvirt_xml/domain.py), which the converted-guest tests show.
@@ -77,23 +77,7 @@ def write_debian_vc(
         interfaces=IFACE.format(bridge="eth0.2", mac="7a:77:6e:40:01:0a"),
         **host,
     )
-    (vc / "vc-in.xml").write_text(
-        f"""<vc type='Local Beowulf'>
-  <virtualization engine='kvm' type='hvm' arch='x86_64'/>
-  <driver>{driver}</driver>
-  <frontend>
-{frontend}
-  </frontend>
-  <compute>
-{compute}
-  </compute>
-  <networks>
-    <network name='private'><ipaddress>10.1.1.1</ipaddress><netmask>255.255.0.0</netmask></network>
-    <frontend><public>eth1</public></frontend>
-  </networks>
-</vc>
-"""
-    )
+    (vc / "vc-in.xml").write_text(vc_in_xml(driver, frontend, compute))
     with (repo / "vcdb.txt").open("a") as db:
         db.write(f"{vcname},{vcname}/vc-in.xml\n")
 

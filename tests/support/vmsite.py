@@ -50,6 +50,42 @@ IFACE = """\
 
 GOOD_CMDLINE = "console=ttyS0 root=/dev/vda1 rw quiet"
 
+CONSOLE_SELF = (
+    'wait all console "PRAGMASH-SELF name=" timeout 2m\n'  # each guest has said who it is
+)
+
+
+def boot_recipe(computes: int, then: str = "") -> str:
+    """The busybox VC booted in the rocks6 shape on a real engine: no fix, the frontend
+    up, then ``computes`` computes up (5 minutes each at most under TCG); ``then``, more
+    statements after."""
+    return (
+        f"allocate {computes}\nfix all via none\nboot frontend\nwait frontend up timeout 5m\n"
+        f"boot compute\nwait compute up timeout 5m\n{then}"
+    )
+
+
+def vc_in_xml(driver: str, frontend: str, compute: str, dependency: str = "") -> str:
+    """A test VC's vc-in.xml: the seed's shape around the two ``<domain>`` templates, a
+    frontend on the private and public networks, a compute on the private one; the
+    compute's ``<boot_dependency>`` when given."""
+    compute = f"    {dependency}\n{compute}" if dependency else compute
+    return f"""<vc type='Local Beowulf'>
+  <virtualization engine='kvm' type='hvm' arch='x86_64'/>
+  <driver>{driver}</driver>
+  <frontend>
+{frontend}
+  </frontend>
+  <compute>
+{compute}
+  </compute>
+  <networks>
+    <network name='private'><ipaddress>10.1.1.1</ipaddress><netmask>255.255.0.0</netmask></network>
+    <frontend><public>eth1</public></frontend>
+  </networks>
+</vc>
+"""
+
 
 def write_repository(root: Path, image: TestImage, *, compute_cmdline: str = GOOD_CMDLINE) -> Path:
     """A repository with VC ``vmtest``: a frontend and a compute template on the test image.
@@ -80,24 +116,10 @@ def write_repository(root: Path, image: TestImage, *, compute_cmdline: str = GOO
         cmdline=compute_cmdline,
         interfaces=IFACE.format(bridge="eth0.2", mac="7a:77:6e:40:00:0a"),
     )
-    (vc / "vc-in.xml").write_text(
-        f"""<vc type='Local Beowulf'>
-  <virtualization engine='kvm' type='hvm' arch='x86_64'/>
-  <driver>rocks6_client</driver>
-  <frontend>
-{frontend}
-  </frontend>
-  <compute>
-    <boot_dependency parent='frontend'><wait type='clock' value='300'/></boot_dependency>
-{compute}
-  </compute>
-  <networks>
-    <network name='private'><ipaddress>10.1.1.1</ipaddress><netmask>255.255.0.0</netmask></network>
-    <frontend><public>eth1</public></frontend>
-  </networks>
-</vc>
-"""
+    dependency = (
+        "<boot_dependency parent='frontend'><wait type='clock' value='300'/></boot_dependency>"
     )
+    (vc / "vc-in.xml").write_text(vc_in_xml("rocks6_client", frontend, compute, dependency))
     (repo / "vcdb.txt").write_text("vmtest,vmtest/vc-in.xml\n")
     return repo
 

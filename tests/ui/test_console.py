@@ -6,7 +6,6 @@ tests/vm/test_vm_live.py.
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import time
@@ -14,19 +13,13 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli
 
 from pragmash.errors import EXIT_OK, EXIT_USER
-from pragmash.ui.cli.main import main
 from pragmash.ui.console import ESCAPE, attach
 
 ROOT = Path(__file__).resolve().parents[2]
 ROCKS6 = str(ROOT / "recipes" / "rocks6.prg")
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 class FakeConsole:

@@ -9,7 +9,6 @@ or an unhelpful message (a recipe's bad byte by its offset, libxml2's own warnin
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -19,10 +18,10 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli
 from support.multihost import Host, write_hosts_site
 
 from pragmash.errors import EXIT_USER
-from pragmash.ui.cli.main import main
 from pragmash.up_tests import parse_up_test
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,12 +36,6 @@ pytestmark = pytest.mark.libvirt
 @pytest.fixture(autouse=True)
 def _demo_engine(testconn: libvirt.virConnect) -> None:
     """The demo site's test:///default, wiped of calit2's domains after each test."""
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_mem_with_a_unicode_digit_is_a_usage_error() -> None:

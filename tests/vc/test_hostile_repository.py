@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import io
 import threading
 import time
 from collections.abc import Iterator
@@ -18,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.clirun import cli
 from support.httprepo import demo_copy, serve, serve_raw
 from support.multihost import Host, write_hosts_site
 
 from pragmash.errors import EXIT_STEP_FAILED, EXIT_USER, RepositoryError
 from pragmash.images.fetch import Piece, assemble, partial_path
 from pragmash.images.provision import remote_parts
-from pragmash.ui.cli.main import main
 from pragmash.vc.repository import http as web_client
 from pragmash.vc.repository.http import DownloadLimits, HttpClient
 from pragmash.vc.repository.web import load_http_repository
@@ -114,12 +113,6 @@ def test_an_image_named_like_a_partial_download_is_not_one(tmp_path: Path) -> No
 
 
 # -- item 9: answers that are not HTTP, URLs urllib cannot use: words, not tracebacks ----
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 NOT_HTTP = {

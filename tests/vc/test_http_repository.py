@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from support.clirun import cli
 from support.httprepo import demo_copy, serve, split, write_sums
 
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER, RepositoryError
@@ -27,7 +27,6 @@ from pragmash.images.fetch import PARTIAL_FOLDER, Piece, assemble, partial_path
 from pragmash.store.allocation import current_allocation
 from pragmash.store.journal import last_run
 from pragmash.store.ledger import Ledger
-from pragmash.ui.cli.main import main
 from pragmash.vc.config.site import load_site
 from pragmash.vc.repository.http import HttpClient
 
@@ -37,12 +36,6 @@ FRONTEND = "calit2/calit2-frontend.img.gz"
 COMPUTE = "calit2/calit2-compute.img.gz"
 
 pytestmark = pytest.mark.libvirt
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)

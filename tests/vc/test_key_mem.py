@@ -6,7 +6,6 @@ tests/vm/test_vm_live.py.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import libvirt
 import pytest
 from lxml import etree
+from support.clirun import cli
 from support.keys import KEY, OTHER
 
 from pragmash.errors import EXIT_OK, EXIT_USER, UserError
@@ -21,7 +21,6 @@ from pragmash.images.guestfish import line_of
 from pragmash.images.inject import merge_authorized_keys
 from pragmash.store.allocation import current_allocation
 from pragmash.store.ledger import Ledger
-from pragmash.ui.cli.main import main
 from pragmash.vc.config.site import load_site
 from pragmash.vc.formats.keys import parse_public_keys
 from pragmash.vc.formats.vcout import read_vc_out
@@ -31,12 +30,6 @@ pytestmark = pytest.mark.libvirt
 ROOT = Path(__file__).resolve().parents[2]
 ROCKS6 = str(ROOT / "recipes" / "rocks6.prg")
 # A public key made for these tests only (its private half was never kept).
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def vc_out_path() -> Path:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from support.clirun import cli
 
-from pragmash.ui.cli.main import main
 from pragmash.vc.repository.vcdb import demo_repository_path
 
 DATA = Path(__file__).parents[1] / "data"
@@ -17,12 +16,6 @@ SEED = DATA / "seed_driver"
 SITE_A = DATA / "sites" / "site-a.toml"
 
 REFUSED = "'run' is refused"
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def shared_recipe(folder: Path, command: str, *, name: str = "shared.prg") -> Path:

@@ -286,3 +286,18 @@ def test_repair_rewrites_only_the_files_that_differ(tmp_path: Path) -> None:
     path.write_bytes(written["vc-out.xml"][:40])
     assert repair_vc_out(example(), path) == [path]
     assert read_vc_out(path) == example()
+
+
+def test_writing_again_leaves_the_files_that_hold_their_bytes_alone(tmp_path: Path) -> None:
+    path = tmp_path / "vc-out.xml"
+    write_vc_out(example(), path)
+    inodes = {p.name: p.stat().st_ino for p in tmp_path.iterdir()}
+    write_vc_out(example(), path)  # the same allocation: nothing to write
+    assert {p.name: p.stat().st_ino for p in tmp_path.iterdir()} == inodes
+    moved = dataclasses.replace(
+        example(), computes=(dataclasses.replace(example().computes[0], ip="10.1.0.200"),)
+    )
+    write_vc_out(moved, path)  # one compute changed, the other gone: those two files
+    assert read_vc_out(path) == moved
+    assert sorted(p.name for p in tmp_path.iterdir()) == [OWN_FILES[1], "vc-out.xml"]
+    assert (tmp_path / OWN_FILES[1]).stat().st_ino != inodes[OWN_FILES[1]]

@@ -19,7 +19,14 @@ from pathlib import Path
 import libvirt
 import pytest
 from support.vmimage import MARKER_SELF, MARKER_UP, build_test_image
-from support.vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
+from support.vmsite import (
+    CONSOLE_SELF,
+    boot_recipe,
+    console_lines,
+    remove_vmtest_domains,
+    write_repository,
+    write_site,
+)
 
 from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.store.allocation import current_allocation
@@ -29,16 +36,7 @@ from pragmash.vc.config.site import load_site
 
 pytestmark = pytest.mark.vm
 
-RECIPE = """\
-# the rocks6 shape, on a real engine
-allocate 3
-fix all via none
-boot frontend
-wait frontend up timeout 5m
-boot compute
-wait compute up timeout 5m
-wait all console "PRAGMASH-SELF name=" timeout 2m
-"""
+RECIPE = boot_recipe(3, CONSOLE_SELF)
 
 
 def test_cluster_boots_and_each_guest_knows_itself(

@@ -19,21 +19,14 @@ from pathlib import Path
 import libvirt
 import pytest
 from support.vmimage import MARKER_UP, build_test_image
-from support.vmsite import remove_vmtest_domains, write_repository, write_site
+from support.vmsite import boot_recipe, remove_vmtest_domains, write_repository, write_site
 
 from pragmash.images.tools import appliance_launches, tool_runs
 from pragmash.ui.cli.main import main
 
 pytestmark = pytest.mark.vm
 
-RECIPE = """\
-allocate 1
-fix all via none
-boot frontend
-wait frontend up timeout 5m
-boot compute
-wait compute up timeout 5m
-"""
+RECIPE = boot_recipe(1)
 
 NODES = ("vmtest-frontend", "vmtest-compute-0")
 

@@ -17,7 +17,13 @@ from pathlib import Path
 import libvirt
 import pytest
 from support.vmimage import MARKER_SELF, MARKER_UP, build_test_image
-from support.vmsite import console_lines, remove_vmtest_domains, write_repository, write_site
+from support.vmsite import (
+    boot_recipe,
+    console_lines,
+    remove_vmtest_domains,
+    write_repository,
+    write_site,
+)
 
 from pragmash.images.staging import backing_of
 from pragmash.images.tools import appliance_launches, tool_runs
@@ -29,14 +35,7 @@ from pragmash.vc.formats.vcout import read_vc_out
 
 pytestmark = pytest.mark.vm
 
-RECIPE = """\
-allocate 1
-fix all via none
-boot frontend
-wait frontend up timeout 5m
-boot compute
-wait compute up timeout 5m
-"""
+RECIPE = boot_recipe(1)
 
 
 def test_a_running_vc_grows_by_two_then_shrinks_by_three(

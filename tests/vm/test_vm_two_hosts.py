@@ -24,7 +24,13 @@ from support import secondhost
 from support.clirun import cli_merged, pragmash_process
 from support.secondhost import SecondHost
 from support.vmimage import MARKER_SELF, MARKER_UP, NET_INIT, build_test_image
-from support.vmsite import console_lines, write_repository, write_two_host_site
+from support.vmsite import (
+    CONSOLE_SELF,
+    boot_recipe,
+    console_lines,
+    write_repository,
+    write_two_host_site,
+)
 
 from pragmash.drivers.libvirt.storage import BASE_PREFIX, read_tail
 from pragmash.store.allocation import current_allocation
@@ -33,15 +39,7 @@ from pragmash.vc.config.site import load_site
 
 pytestmark = [pytest.mark.vm, pytest.mark.guest_net]
 
-RECIPE = """\
-allocate 2
-fix all via none
-boot frontend
-wait frontend up timeout 5m
-boot compute
-wait compute up timeout 5m
-wait all console "PRAGMASH-SELF name=" timeout 2m
-"""
+RECIPE = boot_recipe(2, CONSOLE_SELF)
 
 # NET_INIT, and first the PRAGMASH-SELF lines of the default guest: what vc-out.xml
 # says of each of the node's interfaces

@@ -24,7 +24,7 @@ import libvirt
 import pytest
 from support.vcoutreader import GuestConfig, Interface, parse
 from support.vmimage import build_test_image
-from support.vmsite import remove_vmtest_domains, write_repository, write_site
+from support.vmsite import boot_recipe, remove_vmtest_domains, write_repository, write_site
 
 from pragmash.store.allocation import Allocation, NodeLease, current_allocation
 from pragmash.store.ledger import Ledger
@@ -33,14 +33,7 @@ from pragmash.vc.config.site import SiteConfig, load_site
 
 pytestmark = pytest.mark.vm
 
-RECIPE = """\
-allocate 2
-fix all via none
-boot frontend
-wait frontend up timeout 5m
-boot compute
-wait compute up timeout 5m
-"""
+RECIPE = boot_recipe(2)
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDzbY2o0Ck6+0dTt0zmw1F0wkwFEDyCnbHMm4L7tFXnF vmtest"
 LOCALHOST = "127.0.0.1\tlocalhost.localdomain localhost"

@@ -171,6 +171,17 @@ class OpenSite:
     def allocation(self, vcname: str) -> Allocation | None:
         return current_allocation(self.ledger, vcname)
 
+    def allocated(self, vcname: str, *, nothing: str, hint: str) -> tuple[Allocation, RunRecord]:
+        """The VC's allocation and its last run, for a command that works on a booted VC;
+        a UserError (nothing changed) saying why there is ``nothing`` to do when it has none."""
+        held = self.allocation(vcname)
+        record = self.last_run(vcname)
+        if held is None or record is None:
+            raise UserError(
+                f"{vcname} holds no allocation in {self.config.ledger_path}: {nothing}", hint=hint
+            )
+        return held, record
+
     def engine(self, held: Allocation | None = None, *, check: bool = True) -> EngineDriver:
         """The site's engine (answering, unless ``check`` is False), told where the
         allocation's nodes are."""

@@ -13,7 +13,10 @@ The cost of a boot step must not grow with its node count more than it has to:
   stage → pre_boot → start on a worker, overlapping with the other nodes' boots;
 * the engine starts domains on the same workers, ``boot_parallelism`` at once on each
   host the step's nodes are placed on (a site of many hosts boots them side by side),
-  while the head node's own work (staging, pre_boot) stays at ``boot_parallelism``.
+  while the head node's own work (staging, pre_boot) stays at ``boot_parallelism``;
+* a step of one node has nothing to overlap: it runs on the calling thread, since
+  starting a pool's thread and handing the work over cost about a third of such a
+  step on a simulated engine (bench/bench_boot.py, N=1).
 
 The pipeline is given the step's nodes as planned (a seeded node's with the recipe's
 ``$cloud_config``) and owns nothing of the run: its workers stage disks into the
@@ -26,11 +29,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 from pragmash import stages
 from pragmash.driver_api import (
@@ -47,6 +50,7 @@ from pragmash.engine.run.vcfolder import VcFolder, with_first_disk
 from pragmash.images.staging import Mode
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass
@@ -85,7 +89,12 @@ class BootPipeline:
         workers = max(1, min(self.workers * len(hosts), len(nodes)))
         for node in nodes:
             self._doing(node.name, "waiting to boot")
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot") as pool:
+        pool: Executor = (
+            OnThisThread()
+            if len(nodes) == 1
+            else ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boot")
+        )
+        with pool:
             try:
                 if not self.disk_work:
                     futures = {n.name: pool.submit(self._start, n) for n in nodes}
@@ -148,7 +157,7 @@ class BootPipeline:
                 self.appliance["appliance"] = result.products["appliance"]
 
     def _batched(
-        self, nodes: Sequence[NodePlan], pool: ThreadPoolExecutor, distro: BatchPreBoot
+        self, nodes: Sequence[NodePlan], pool: Executor, distro: BatchPreBoot
     ) -> dict[str, Future[str]]:
         """Stage all, then one pre_boot call per chunk of disks; each chunk boots while
         the next is prepared."""
@@ -173,6 +182,20 @@ class BootPipeline:
             _results(futures, self.interrupted.set)  # let the nodes booting finish, then report
             raise
         return futures
+
+
+class OnThisThread(Executor):
+    """An executor that runs each call at once, on the calling thread (a step of one
+    node). A failure is kept in the future, as a pool's worker keeps it; a Ctrl-C goes
+    straight up, as anything else on the calling thread does."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
 
 
 def _result(future: Future[T]) -> T:

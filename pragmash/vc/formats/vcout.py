@@ -320,35 +320,43 @@ def _files(vc_out: VcOut, path: Path) -> dict[Path, bytes]:
 def write_vc_out(vc_out: VcOut, path: Path) -> list[Path]:
     """Write the whole VC's vc-out.xml at ``path`` and each compute's own file beside it.
 
-    Every file is validated first, then written atomically, not synced (derived from
-    the ledger: see the module's note on durability); the computes' files
+    Every file is validated first, then each whose content differs from what is there
+    is written atomically, not synced (derived from the ledger: see the module's note
+    on durability). A file already holding its bytes is left alone: a ``scale`` of
+    4096 computes rewrites the few that changed, and writing over a file costs more
+    than reading it (ext4 flushes a file renamed over another). The computes' files
     (``NAME.xml``, :func:`compute_vc_out_path`) are renamed before the VC's, so a
     vc-out.xml that names a compute always has that compute's file beside it. The
     files of computes the previous vc-out.xml named and this one does not (``scale``
     removed them) are deleted. Returns the computes' files.
     """
     path = Path(path)
-    files = _files(vc_out, path)
-    gone = _old_computes(path) - {c.name for c in vc_out.computes}
-    write_all_atomic(files, durable=False)
-    for name in sorted(gone):
-        compute_vc_out_path(path, name).unlink(missing_ok=True)
-    return [p for p in files if p != path]
+    _put(vc_out, path)
+    return [compute_vc_out_path(path, c.name) for c in vc_out.computes]
 
 
 def repair_vc_out(vc_out: VcOut, path: Path) -> list[Path]:
     """Make the files at ``path`` hold ``vc_out`` again where a crash lost them.
 
-    Each file (the computes' own, then the VC's) is read and compared with what
-    ``vc_out`` makes; only those that differ (empty, cut short, missing, from before)
-    are written again, atomically. Returns them (empty: every file was right).
+    As :func:`write_vc_out` (its folder made if a crash lost that too): only the files
+    that differ (empty, cut short, missing, from before) are written again. Returns
+    them (empty: every file was right).
     """
     path = Path(path)
-    wrong = {p: data for p, data in _files(vc_out, path).items() if _content(p) != data}
-    if wrong:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_all_atomic(wrong, durable=False)
-    return list(wrong)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _put(vc_out, path)
+
+
+def _put(vc_out: VcOut, path: Path) -> list[Path]:
+    """Write the files of ``vc_out`` that differ from what is there; return them."""
+    files = _files(vc_out, path)
+    changed = {p: data for p, data in files.items() if _content(p) != data}
+    # the VC's own file unchanged names the same computes: none of them is gone
+    gone = _old_computes(path) - {c.name for c in vc_out.computes} if path in changed else set()
+    write_all_atomic(changed, durable=False)
+    for name in sorted(gone):
+        compute_vc_out_path(path, name).unlink(missing_ok=True)
+    return list(changed)
 
 
 def _content(path: Path) -> bytes | None:
