@@ -37,6 +37,10 @@ SQL = ("INSERT ", "UPDATE ", "SELECT ", "DELETE ")
 OTHER_MEANINGS = {
     ("pragmash/images/tools.py", "failed"),  # a word looked for in a tool's error text
     ("pragmash/engine/run/interpreter.py", "paused"),  # the interpreter's, not a domain's
+    ("pragmash/language/vocabulary.py", "paused"),  # words a recipe's `wait` is written with
+    ("pragmash/language/vocabulary.py", "running"),
+    ("pragmash/ui/repl/debugger.py", "interrupted"),  # what the REPL says of a typed line
+    ("pragmash/ui/repl/helptext.py", "interrupted"),  # the key of a help topic
 }
 
 
@@ -66,6 +70,16 @@ def spelled_out(path: Path, root: Path = ROOT) -> list[str]:
             ):
                 found.append(f"{where}:{node.lineno}: {text!r}")
     return found
+
+
+def test_no_module_spells_out_an_outcome_or_a_domain_state() -> None:
+    own = {"outcomes.py", "domain_states.py"}
+    files = [*sorted((ROOT / "pragmash").rglob("*.py")), *sorted((ROOT / "drivers").rglob("*.py"))]
+    found = [hit for path in files if path.name not in own for hit in spelled_out(path)]
+    assert found == [], (
+        "use the constants of pragmash/outcomes.py or pragmash/domain_states.py:\n"
+        + "\n".join(found)
+    )
 
 
 def test_the_check_finds_a_word_and_sql_that_spell_one_out(tmp_path: Path) -> None:

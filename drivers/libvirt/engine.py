@@ -21,7 +21,7 @@ from uuid import uuid4
 
 from lxml import etree
 
-from pragmash import outcomes, stages
+from pragmash import domain_states, outcomes, stages
 from pragmash.driver_api import (
     HostImages,
     HostInfo,
@@ -245,14 +245,14 @@ class LibvirtEngine:
                 self._domains.pop(name, None)
         dom = self._lookup(name, stages.STATE)
         if dom is None:
-            return "absent"
+            return domain_states.ABSENT
         try:
             word = self._state_word(dom)
             self._domains[name] = dom
             return word
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return "absent"
+                return domain_states.ABSENT
             raise StepError(
                 f"cannot read the state of {name}: {_libvirt_message(exc)}",
                 stage=stages.STATE,
@@ -273,7 +273,7 @@ class LibvirtEngine:
         out: dict[str, str] = {}
         for name in names:
             if name not in found:
-                out[name] = "absent"
+                out[name] = domain_states.ABSENT
                 continue
             dom, stats = found[name]
             code = stats.get("state.state")
@@ -476,7 +476,7 @@ class LibvirtEngine:
         start = time.monotonic()
         while True:
             state = self.state(name)
-            if state in ("shut off", "absent"):
+            if state in (domain_states.SHUT_OFF, domain_states.ABSENT):
                 return True
             elapsed = time.monotonic() - start
             if elapsed >= timeout or ctx.cancelled():

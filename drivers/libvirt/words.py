@@ -10,6 +10,7 @@ import functools
 import os
 from typing import TYPE_CHECKING
 
+from pragmash import domain_states
 from pragmash.drivers.lazy_import import lazy_module
 
 if TYPE_CHECKING:
@@ -36,14 +37,14 @@ def shutoff_reasons() -> dict[int, str]:
 def state_words() -> dict[int, str]:
     """libvirt's state numbers in virsh's words, so users see what `virsh list` shows."""
     return {
-        libvirt.VIR_DOMAIN_NOSTATE: "no state",
-        libvirt.VIR_DOMAIN_RUNNING: "running",
-        libvirt.VIR_DOMAIN_BLOCKED: "idle",
-        libvirt.VIR_DOMAIN_PAUSED: "paused",
-        libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown",
-        libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-        libvirt.VIR_DOMAIN_CRASHED: "crashed",
-        libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
+        libvirt.VIR_DOMAIN_NOSTATE: domain_states.NO_STATE,
+        libvirt.VIR_DOMAIN_RUNNING: domain_states.RUNNING,
+        libvirt.VIR_DOMAIN_BLOCKED: domain_states.IDLE,
+        libvirt.VIR_DOMAIN_PAUSED: domain_states.PAUSED,
+        libvirt.VIR_DOMAIN_SHUTDOWN: domain_states.IN_SHUTDOWN,
+        libvirt.VIR_DOMAIN_SHUTOFF: domain_states.SHUT_OFF,
+        libvirt.VIR_DOMAIN_CRASHED: domain_states.CRASHED,
+        libvirt.VIR_DOMAIN_PMSUSPENDED: domain_states.PMSUSPENDED,
     }
 
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pragmash import outcomes, stages
-from pragmash.driver_api import UNKNOWN_STATE, HostInfo, NodePlan, StageContext, StageResult
+from pragmash import domain_states, outcomes, stages
+from pragmash.driver_api import HostInfo, NodePlan, StageContext, StageResult
 from pragmash.drivers.pragma_boot.dialects import PB2013, PB2015, PB2015_IPOP, TABLE
 from pragmash.drivers.pragma_boot.folder import (
     STAGES,
@@ -44,7 +44,6 @@ from pragmash.images.libvirt_xml.domain import render_domain
 from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.vcout import VcOut, read_vc_out
 
-UNKNOWN = UNKNOWN_STATE
 FIXED = "fix_images.disks"  # in the VC's driver working folder: FE_DISK COMPUTE_DISK
 CANNOT = (
     "the site's VE driver folder {folder} (a script engine) cannot tell a node's state, "
@@ -218,7 +217,7 @@ class ScriptEngine:
     # -- what a script engine cannot tell ---------------------------------------------
 
     def state(self, name: str) -> str:
-        return UNKNOWN
+        return domain_states.UNKNOWN
 
     def state_reason(self, name: str) -> str:
         return CANNOT.format(folder=self.folder.folder)

@@ -25,15 +25,17 @@ guest parses (``/etc/hosts``) are checked to be names and addresses first.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 from pragmash import stages
 from pragmash.driver_api import NodePlan
@@ -259,40 +261,50 @@ def _key_line(key: str) -> str:
     return line
 
 
-#: libyaml's emitter and parser through PyYAML where PyYAML was built with them (a
-#: seed per node: the pure-Python ones cost milliseconds a node), else PyYAML's own;
-#: both are the safe kinds, and both read and write the same YAML.
-_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.cache
+def _emitter() -> tuple[type[yaml.SafeDumper], type[yaml.SafeLoader]]:
+    """PyYAML's emitter (as :func:`dump_yaml` wants it) and safe loader, made on first use.
 
+    libyaml's emitter and parser through PyYAML where PyYAML was built with them (a
+    seed per node: the pure-Python ones cost milliseconds a node), else PyYAML's own;
+    both are the safe kinds, and both read and write the same YAML. PyYAML is loaded
+    here, when a seed is written or a cloud-config read, not when pragmash starts:
+    ``check``, ``list`` and ``status`` load this module and write no YAML.
+    """
+    import yaml
 
-class _Dumper(_SafeDumper):  # type: ignore[valid-type,misc]
-    """PyYAML's safe emitter, multi-line strings as literal blocks where YAML allows it,
-    and no anchors or aliases (a reader should see each value where it applies)."""
+    safe_dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    safe_loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
+    class Dumper(safe_dumper):  # type: ignore[valid-type,misc]
+        """PyYAML's safe emitter, multi-line strings as literal blocks where YAML allows
+        it, and no anchors or aliases (a reader should see each value where it applies)."""
 
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
 
-def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+    def literal_blocks(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in data else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
-
-_Dumper.add_representer(str, _str)
+    Dumper.add_representer(str, literal_blocks)
+    return Dumper, safe_loader
 
 
 def dump_yaml(data: Mapping[str, Any], what: str) -> str:
     """``data`` as YAML, read back and compared before it is trusted."""
+    import yaml  # on first use (see _emitter)
+
+    dumper, loader = _emitter()
     text = yaml.dump(
         dict(data),
-        Dumper=_Dumper,
+        Dumper=dumper,
         default_flow_style=False,
         sort_keys=False,
         allow_unicode=True,
         width=1_000_000,
     )
-    if yaml.load(text, Loader=_SafeLoader) != data:  # a safe loader
+    if yaml.load(text, Loader=loader) != data:  # a safe loader
         raise StepError(
             f"{what}: the YAML written does not read back the same", stage=stages.PRE_BOOT
         )
@@ -385,6 +397,8 @@ def read_cloud_config(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise StepError(f"cannot read cloud-config {path}: {err}", stage=stages.PRE_BOOT) from None
+    import yaml  # on first use (see _emitter)
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -23,13 +23,15 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pragmash import outcomes
 from pragmash.errors import BusyError, PragmashError, StepError, VcTakenError
-from pragmash.language.ast import Statement
 from pragmash.store.ledger import Ledger, register_schema
 from pragmash.store.runlog import close_run_log, open_run_log, run_log_path
+
+if TYPE_CHECKING:
+    from pragmash.language.ast import Statement
 
 log = logging.getLogger("pragmash.journal")
 

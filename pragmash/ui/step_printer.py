@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+from pragmash import outcomes
 from pragmash.engine.run.events import (
     Event,
     Output,
@@ -91,12 +92,12 @@ class StepPrinter:
             self._progress(event)
             return
         if not isinstance(event, Output | StepFinished | StepFailed):
-            return  # e.g. NodeStatus: for live views, not for a log of lines
+            return  # e.g. NodeProgress: for live views, not for a log of lines
         self.clear_status()
         if isinstance(event, Output):
             self.out.write(f"    {event.text}\n")
         elif isinstance(event, StepFinished):
-            self._mark("ok" if event.outcome == "done" else "skip")
+            self._mark("ok" if event.outcome == outcomes.DONE else "skip")
             msg = f"  {event.message}" if event.message else ""
             self.out.write(f"{self._row(event.statement)}{event.duration:6.2f}s{msg}\n")
         elif isinstance(event, StepFailed):

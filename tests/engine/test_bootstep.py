@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pragmash import domain_states, outcomes
 from pragmash.driver_api import NodePlan, StageContext, StageResult
 from pragmash.engine.run import stagecall
 from pragmash.engine.run.interpreter import StepReporter
@@ -50,7 +51,7 @@ class FakeEngine:
         self.lock = threading.Lock()
 
     def state(self, name: str) -> str:
-        return "running" if name in self.booted else "shut off"
+        return domain_states.RUNNING if name in self.booted else domain_states.SHUT_OFF
 
     def boot(self, node: NodePlan, ctx: StageContext) -> StageResult:
         if self.gate is not None and node.name == "n0":
@@ -58,7 +59,7 @@ class FakeEngine:
             assert self.gate.wait(10), "the next chunk was not prepared while n0 booted"
         with self.lock:
             self.booted.append(node.name)
-        return StageResult("done", f"{node.name} started")
+        return StageResult(outcomes.DONE, f"{node.name} started")
 
 
 class BatchDistro:
@@ -85,7 +86,7 @@ class BatchDistro:
             self.gate.set()
         if self.fail:
             raise StepError("guestfish failed", stage="vc_driver/pre_boot")
-        return {n.name: StageResult("done", "vc-out.xml written") for n, _ in nodes}
+        return {n.name: StageResult(outcomes.DONE, "vc-out.xml written") for n, _ in nodes}
 
 
 class OneByOneDistro:
@@ -98,7 +99,7 @@ class OneByOneDistro:
 
     def pre_boot(self, node: NodePlan, disk: Path, vc_out: Path, ctx: StageContext) -> StageResult:
         self.calls.append([node.name])
-        return StageResult("done", "script ran")
+        return StageResult(outcomes.DONE, "script ran")
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,9 @@ class WaitingEngine(FakeEngine):
         for _ in range(3000):  # 30 s at most; ends at once when the flag is set
             if ctx.cancelled():
                 self.saw_cancel.append(node.name)
-                return StageResult("done", "gave up")
+                return StageResult(outcomes.DONE, "gave up")
             time.sleep(0.01)
-        return StageResult("done", f"{node.name} started")
+        return StageResult(outcomes.DONE, f"{node.name} started")
 
 
 def test_ctrl_c_during_a_parallel_boot_cancels_the_workers(
@@ -257,7 +258,7 @@ class HostsEngine:
         finally:
             with self.lock:
                 self.now[node.host] -= 1
-        return StageResult("done", f"{node.name} started")
+        return StageResult(outcomes.DONE, f"{node.name} started")
 
 
 def test_each_host_boots_boot_parallelism_nodes_at_once(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.fakeagent import FakeAgent, FakeEngine
 
+from pragmash import domain_states
 from pragmash.driver_api import NodePlan
 from pragmash.engine.guests.agent import Clock, agent_exec, agent_write_file
 from pragmash.engine.guests.inside import GuestReach, exec_on_nodes
@@ -188,7 +189,7 @@ def test_exec_fails_with_each_node_that_failed_and_why(tmp_path: Path) -> None:
     message = unreached.value.message
     assert "a: cannot run true: a: the QEMU guest agent does not answer" in message
     assert "and no ssh: vc holds no allocation" in message
-    engine.states["a"] = "shut off"
+    engine.states["a"] = domain_states.SHUT_OFF
     with pytest.raises(StepError) as stopped:
         exec_on_nodes(reach, [node("a")], ["true"], 30, reporter([]))
     assert "cannot run true in a (shut off): not running" in stopped.value.message

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from support.multihost import Host, write_hosts_site
 
+from pragmash import domain_states
 from pragmash.driver_api import HostVolume, NodePlan, StageContext
 from pragmash.engine.hosts.disks import HostDisks, console_log_on
 from pragmash.errors import ConfigError, StepError
@@ -56,7 +57,7 @@ class FakeEngine:
         self.states: dict[str, str] = {}
 
     def state(self, name: str) -> str:
-        return self.states.get(name, "absent")
+        return self.states.get(name, domain_states.ABSENT)
 
     def host_images(
         self, pool: str, pool_path: str, work_dir: Path, *, lock_dir: Path
@@ -121,12 +122,12 @@ def test_a_node_on_a_pool_host_boots_from_its_volume(tmp_path: Path) -> None:
     assert len([n for n in notes if "sent to pool pragmash once" in n]) == 1
 
     # booted again (a repeated `boot`): a defined domain's disk is never sent over
-    engine.states["c-0"] = "running"
+    engine.states["c-0"] = domain_states.RUNNING
     again = disks.place(_node("c-0", overlay), ctx)
     assert again.disks == ("/pool/c-0.qcow2",)
     assert [d[0] for d in engine.images.disks] == ["c-0", "c-1"]
     # its domain gone (undefined by hand): the disk is sent anew
-    engine.states["c-0"] = "absent"
+    engine.states["c-0"] = domain_states.ABSENT
     disks.place(_node("c-0", overlay), ctx)
     assert [d[0] for d in engine.images.disks] == ["c-0", "c-1", "c-0"]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pragmash import outcomes
 from pragmash.engine.run.events import Event, Output, StepFailed, StepFinished, StepStarted
 from pragmash.engine.run.interpreter import Interpreter, StepOutcome, StepReporter
 from pragmash.errors import StepError
@@ -32,7 +33,7 @@ class Recorder:
             raise StepError("engine said no", stage="ve_driver/boot", output_tail=["no"])
         if isinstance(statement, ast.Echo):
             reporter.note("said")
-        return StepOutcome("done", "ok")
+        return StepOutcome(outcomes.DONE, "ok")
 
 
 class Journal:

@@ -18,6 +18,7 @@ from support.diskengine import RealDiskEngine
 from support.recording import Recorder, raw_disk
 from support.runenv import make_env
 
+from pragmash import outcomes
 from pragmash.driver_api import HostInfo, NodePlan, StageContext
 from pragmash.drivers.distros.rocks6_client import Rocks6Client
 from pragmash.drivers.libvirt.engine import LibvirtEngine
@@ -95,7 +96,7 @@ def test_a_run_settles_kvm_for_domains_and_appliances_alike(
         reporter: Any = Reporter()
         assert runtime.context(reporter).kvm_usable is appliance_kvm
     finally:
-        run.close("finished")
+        run.close(outcomes.FINISHED)
 
 
 # --- the tools see it -----------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from lxml import etree
 from support.runenv import BOOT_ALL, Result, RunEnv, make_env, vc_domains
 
+from pragmash import outcomes
 from pragmash.driver_api import PrivateNetworkPlan, StageResult
 from pragmash.engine.run import session
 from pragmash.errors import AllocationError, StepError
@@ -173,7 +174,7 @@ def test_a_network_that_cannot_be_made_releases_a_fresh_allocation(
     engine.ensure_private_network = refuse  # type: ignore[attr-defined]
     run = session.start(prep)
     assert run.interpreter.run_to_end() == "failed"
-    run.close("failed")
+    run.close(outcomes.FAILED)
     error = run.interpreter.last_error
     assert isinstance(error, StepError) and error.stage == "ve_driver/network"
     assert env.allocation() is None  # taken and given back: nothing held
@@ -216,7 +217,7 @@ def test_status_flags_a_missing_network_and_resume_and_attach_remake_it(
     networks(testconn)["calit2-private"].destroy()  # stopped, not removed
     err = io.StringIO()
     run = launch.open_run(["--attach", "calit2", "--site", str(env.site_path)], err)
-    run.close("interrupted")
+    run.close(outcomes.INTERRUPTED)
     assert "calit2's private network was missing: started network calit2-private" in err.getvalue()
     assert networks(testconn)["calit2-private"].isActive()
 

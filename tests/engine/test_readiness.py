@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from pragmash import domain_states
 from pragmash.driver_api import (
     DEFAULT_UP_TESTS,
     LOGIN_PROMPT,
@@ -32,7 +33,7 @@ from pragmash.errors import StepError
 class Poll:
     """What the fake engine shows at one poll."""
 
-    state: str = "running"
+    state: str = domain_states.RUNNING
     console: tuple[str, ...] = ()
     agent: bool = False
     reason: str = ""
@@ -212,7 +213,7 @@ def test_wait_console_text_is_literal_not_a_pattern() -> None:
 @pytest.mark.parametrize("goal", [Goal("up"), Goal("console", text="login:")])
 def test_a_node_that_powers_off_fails_the_wait_at_once(goal: Goal) -> None:
     down = Poll(
-        state="shut off",
+        state=domain_states.SHUT_OFF,
         reason="the guest shut down (powered itself off)",
         console=("Run /sbin/init as init process", "reboot: Power down"),
     )
@@ -229,23 +230,23 @@ def test_a_node_that_powers_off_fails_the_wait_at_once(goal: Goal) -> None:
 
 
 def test_waiting_for_running_on_a_shut_off_node_fails_at_once() -> None:
-    down = Poll(state="shut off", reason="the domain was destroyed (forced off)")
+    down = Poll(state=domain_states.SHUT_OFF, reason="the domain was destroyed (forced off)")
     with pytest.raises(StepError, match="is shut off \\(the domain was destroyed"):
-        wait(ScriptedEngine([down]), plan(), Goal("state", state="running"))
+        wait(ScriptedEngine([down]), plan(), Goal("state", state=domain_states.RUNNING))
 
 
 def test_crashed_and_absent_nodes_fail_fast_too_but_paused_ones_are_waited_for() -> None:
-    for state in ("crashed", "absent"):
+    for state in (domain_states.CRASHED, domain_states.ABSENT):
         with pytest.raises(StepError, match=f"is {state}"):
             wait(ScriptedEngine([Poll(state=state)]), plan(), Goal("up"))
-    paused_then_up = ScriptedEngine([Poll(state="paused"), PROMPT])
+    paused_then_up = ScriptedEngine([Poll(state=domain_states.PAUSED), PROMPT])
     reached, _ = wait(paused_then_up, plan(UpTest("console", LOGIN_PROMPT)), Goal("up"))
     assert reached
 
 
 def test_waiting_for_shut_off_is_not_failed_by_shutting_off() -> None:
-    engine = ScriptedEngine([Poll(), Poll(state="shut off")])
-    reached, _ = wait(engine, plan(), Goal("state", state="shut off"))
+    engine = ScriptedEngine([Poll(), Poll(state=domain_states.SHUT_OFF)])
+    reached, _ = wait(engine, plan(), Goal("state", state=domain_states.SHUT_OFF))
     assert reached == {"vc-compute-0": "shut off"}
 
 
@@ -325,7 +326,7 @@ def test_unknown_state_is_up_by_a_port_test_alone() -> None:
 
 
 @pytest.mark.parametrize(
-    "goal", [Goal("up"), Goal("state", state="running"), Goal("console", text="login:")]
+    "goal", [Goal("up"), Goal("state", state=domain_states.RUNNING), Goal("console", text="login:")]
 )
 def test_unknown_state_without_a_port_test_fails_at_once_saying_what_would_work(
     goal: Goal,

@@ -16,6 +16,7 @@ import pytest
 from support.fakeagent import FakeAgent, FakeEngine
 from support.runenv import BOOT_ALL, RunEnv, make_env
 
+from pragmash import domain_states
 from pragmash.driver_api import NodePlan, StageContext
 from pragmash.engine.commands.refresh import refresh_nodes, refresh_outcome
 from pragmash.engine.guests.agent import Clock
@@ -54,7 +55,7 @@ def test_each_running_node_gets_its_own_form_and_the_rest_are_named(tmp_path: Pa
     agent = FakeAgent(tmp_path / "guests")
     for name in ("vc-frontend", "vc-compute-0", "vc-compute-1"):
         (tmp_path / "guests" / name).mkdir(parents=True)
-    engine = FakeEngine(agent, states={"vc-compute-1": "shut off"})
+    engine = FakeEngine(agent, states={"vc-compute-1": domain_states.SHUT_OFF})
     runtime = fake_runtime(tmp_path, engine)
     real_command = agent.agent_command
 

@@ -17,7 +17,7 @@ import pytest
 from support.runenv import RunEnv, make_env, vc_domains
 
 from pragmash.engine.commands import scale
-from pragmash.engine.run.events import Event, NodeStatus
+from pragmash.engine.run.events import Event, NodeProgress
 from pragmash.store.journal import lock_holder, process_started
 from pragmash.ui.cli import run as run_mod
 from pragmash.ui.step_printer import StepPrinter
@@ -174,7 +174,7 @@ def _interrupted_at_boot(env: RunEnv) -> None:
     """Start ``scale +2`` and Ctrl-C it as its boot step begins (after the leases)."""
 
     def sink(event: Event) -> None:
-        if isinstance(event, NodeStatus) and event.node == "calit2-compute-2":
+        if isinstance(event, NodeProgress) and event.node == "calit2-compute-2":
             raise KeyboardInterrupt
 
     out, err = io.StringIO(), io.StringIO()

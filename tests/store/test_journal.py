@@ -7,6 +7,7 @@ import itertools
 import pytest
 from support.runenv import RunEnv
 
+from pragmash import outcomes
 from pragmash.engine.run import session
 from pragmash.engine.run.events import Event, StepStarted
 from pragmash.store.journal import acquire_lock, break_lock, last_run, lock_holder, steps_of
@@ -38,7 +39,7 @@ def test_steps_are_written_as_they_happen(env: RunEnv, testconn: object) -> None
     last = last_run(reader, "calit2")
     assert last is not None and last.outcome == "running"
     assert [s.outcome for s in steps_of(reader, last.id)] == ["done"] * 4 + ["running"]
-    run.close("finished")  # the last step's end goes with the run's
+    run.close(outcomes.FINISHED)  # the last step's end goes with the run's
     assert [(i, rows) for i, rows in seen] == [
         (i, [(j, "done") for j in range(i)] + [(i, "running")]) for i in range(5)
     ]
@@ -60,7 +61,7 @@ def test_a_paused_run_holds_every_finished_step_done(env: RunEnv, testconn: obje
     assert [s.outcome for s in steps_of(reader, record.id)] == ["done"] * 4
     assert interp.step() == "finished"  # the temporary breakpoint stopped once
     assert [s.outcome for s in steps_of(reader, record.id)] == ["done"] * 5
-    run.close("finished")
+    run.close(outcomes.FINISHED)
 
 
 def test_each_step_record(env: RunEnv, testconn: object) -> None:

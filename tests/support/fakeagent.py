@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pragmash import domain_states
 from pragmash.errors import AgentUnreachable, StepError
 
 GUEST_ROOT = "/root/"
@@ -110,7 +111,7 @@ class FakeEngine:
     simulated: bool = False
 
     def state(self, name: str) -> str:
-        return self.states.get(name, "running")
+        return self.states.get(name, domain_states.RUNNING)
 
     def agent_command(self, name: str, command: str, timeout: int) -> str:
         return self.agent.agent_command(name, command, timeout)

@@ -34,6 +34,8 @@ NOT_FOR_LISTING = (
     "prompt_toolkit",
     "http.client",
     "lark",
+    "yaml",
+    "pragmash.language.ast",
     "pragmash.engine.run.session",
     "pragmash.engine.run.opening",
     "pragmash.language.parser",
@@ -64,7 +66,10 @@ def _loaded(tmp_path: Path, *args: str, watched: tuple[str, ...] = HEAVY) -> dic
 def test_help_and_check_load_no_heavy_module(tmp_path: Path) -> None:
     assert _loaded(tmp_path, "--help") == {"code": 0, "loaded": []}
     recipe = str(ROOT / "recipes" / "rocks6.prg")
-    assert _loaded(tmp_path, "check", recipe) == {"code": 0, "loaded": []}
+    assert _loaded(tmp_path, "check", recipe, watched=(*HEAVY, "yaml")) == {
+        "code": 0,
+        "loaded": [],
+    }
 
 
 def test_parser_tables_are_built_once_and_a_bad_cache_is_rebuilt(tmp_path: Path) -> None:
@@ -80,9 +85,21 @@ def test_parser_tables_are_built_once_and_a_bad_cache_is_rebuilt(tmp_path: Path)
 
 
 def test_help_loads_neither_the_engine_nor_the_language(tmp_path: Path) -> None:
-    """A recipe's run is imported only when a recipe runs (ui.cli.table's RUN)."""
+    """A recipe's run is imported only when a recipe runs (ui.cli.table's RUN), the step
+    table's language only with a run, the version report (platform) only for
+    ``--version``, difflib only for a mistyped command."""
     probe = PROBE.replace(
-        f"{HEAVY!r}", repr(("lark", "pragmash.engine.run.session", "pragmash.language.parser"))
+        f"{HEAVY!r}",
+        repr(
+            (
+                "lark",
+                "pragmash.engine.run.session",
+                "pragmash.language.parser",
+                "pragmash.language.ast",
+                "platform",
+                "difflib",
+            )
+        ),
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     done = subprocess.run(

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from pragmash import stages
-from pragmash.driver_api import UNKNOWN_STATE, EngineDriver, SiteHosts
+from pragmash import domain_states, outcomes, stages
+from pragmash.driver_api import EngineDriver, SiteHosts
 from pragmash.engine.hosts.capacity import locate, unreachable_host
 from pragmash.engine.hosts.router import node_states, per_host
 from pragmash.engine.run.nodes import vc_temp_dir
@@ -56,7 +56,7 @@ from pragmash.vc.config.site import SiteConfig
 from pragmash.vc.formats.names import is_node_of
 
 #: Run outcomes that leave something behind for ``clean`` to mark ``cleaned``.
-_UNFINISHED = ("running", "failed", "interrupted")
+_UNFINISHED = (outcomes.RUNNING, outcomes.FAILED, outcomes.INTERRUPTED)
 
 
 # -- list -------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def list_vcs(site: SiteConfig, *, every: bool = False) -> list[VcSummary]:
 def _running(engine: EngineDriver, held: Allocation) -> int:
     """How many of the VC's nodes the engine runs now (a node of a host that is away: not)."""
     names = [n.name for n in held.nodes if unreachable_host(engine, n.host) is None]
-    return sum(state == "running" for state in node_states(engine, names).values())
+    return sum(state == domain_states.RUNNING for state in node_states(engine, names).values())
 
 
 def _engine_or_why(site: SiteConfig) -> tuple[EngineDriver | None, str]:
@@ -250,7 +250,8 @@ def vc_status(site: SiteConfig, vcname: str) -> VcStatus:
                 mismatch=engine_ok
                 and lease.name not in away
                 and says is not None
-                and state not in (says, UNKNOWN_STATE),  # "unknown": an engine that cannot tell
+                and state
+                not in (says, domain_states.UNKNOWN),  # "unknown": an engine that cannot tell
                 cpus=lease.cpus,
                 ip=lease.public_ip or lease.private_ip,
                 private_ip=lease.private_ip,
@@ -287,15 +288,21 @@ def _expected_states(ledger: Ledger, vcname: str) -> dict[str, str]:
     """
     states: dict[str, str] = {}
     for step in steps_since_allocation(ledger, vcname):
-        if step.outcome != "done":
+        if step.outcome != outcomes.DONE:
             continue
         if step.text.startswith(("boot", stages.BOOT)):
-            states.update(dict.fromkeys(step.products, "running"))
+            states.update(dict.fromkeys(step.products, domain_states.RUNNING))
         elif step.text.startswith(("destroy", stages.DESTROY)):
             for name in step.products:
                 states.pop(name, None)
         elif step.file == POWER_FILE:
-            states.update({n: s for n, s in step.products.items() if s in ("running", "shut off")})
+            states.update(
+                {
+                    n: s
+                    for n, s in step.products.items()
+                    if s in (domain_states.RUNNING, domain_states.SHUT_OFF)
+                }
+            )
     return states
 
 
@@ -434,14 +441,16 @@ def clean_vc(
 
         def destroy(name: str) -> str:
             state = states[name]
-            if state != "absent":
+            if state != domain_states.ABSENT:
                 engine.destroy(name)
             return state
 
         for name, state in per_host(engine, names, destroy).items():  # the hosts at once
-            if state == UNKNOWN_STATE:  # an engine that cannot tell (a site's VE scripts) says why
+            if (
+                state == domain_states.UNKNOWN
+            ):  # an engine that cannot tell (a site's VE scripts) says why
                 note(f"{name}: {engine.state_reason(name)}")
-            elif state != "absent":
+            elif state != domain_states.ABSENT:
                 note(f"destroyed {name} (was {state})")
             elif isinstance(engine, SiteHosts):  # undefined by hand: its pool volumes stay
                 for volume in engine.remove_disks(name):
@@ -460,7 +469,7 @@ def clean_vc(
         run = last_run(ledger, vcname)
         if run is not None and run.outcome in _UNFINISHED:
             Journal(ledger, run.id).end(
-                "cleaned", f"cleaned at {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                outcomes.CLEANED, f"cleaned at {time.strftime('%Y-%m-%d %H:%M:%S')}"
             )
         return []
     finally:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pragmash import outcomes, stages
+from pragmash import domain_states, outcomes, stages
 from pragmash.driver_api import NodePlan, PowerControl
 from pragmash.engine.hosts.capacity import unreachable_host
 from pragmash.engine.hosts.router import CONNECT_WORKERS, per_host
@@ -65,7 +65,7 @@ START_TIMEOUT = 600.0
 #: How often ``stop`` looks at the nodes' states while they power off.
 POLL_SECONDS = 1.0
 #: A node in one of these states needs nothing from ``stop``.
-OFF_STATES = ("shut off", "absent")
+OFF_STATES = (domain_states.SHUT_OFF, domain_states.ABSENT)
 
 
 def at_once(names: Sequence[str], work: Callable[[str], bool]) -> dict[str, bool]:
@@ -201,7 +201,9 @@ class PowerExecutor:
         before = per_host(engine, names, engine.state)
         asked = [n for n in names if before[n] not in OFF_STATES]
         for name, sent in at_once(asked, self.power.request_shutdown).items():
-            reporter.node(name, "in shutdown" if sent else engine.state(name), "asked to stop")
+            reporter.node(
+                name, domain_states.IN_SHUTDOWN if sent else engine.state(name), "asked to stop"
+            )
         start = runtime.clock()
         left = list(asked)
         while left:
@@ -229,7 +231,7 @@ class PowerExecutor:
             said.append("already off: " + ", ".join(f"{n} ({before[n]})" for n in already))
         for name, why in away.items():
             reporter.note(f"{name}: not asked ({why})")
-        products = {n: "shut off" for n in stopped + already}
+        products = {n: domain_states.SHUT_OFF for n in stopped + already}
         not_stopped = left + list(away)
         if not not_stopped:
             return StepOutcome(outcomes.DONE, "; ".join(said) or "no nodes", products)
@@ -252,7 +254,7 @@ class PowerExecutor:
         states = per_host(engine, names, engine.state)
         on = [n for n in names if states[n] not in OFF_STATES]
         offed = [n for n, was in at_once(on, self.power.power_off).items() if was]
-        products = {n: "shut off" for n in names}
+        products = {n: domain_states.SHUT_OFF for n in names}
         if away:
             raise StepError(
                 f"cannot power off {', '.join(away)}: their host does not answer"
@@ -278,7 +280,7 @@ class PowerExecutor:
             assert made is not None
             reporter.note(f"private network was missing: {made.message}")
         states = per_host(engine, [n.name for n in nodes], engine.state)
-        running = [n.name for n in nodes if states[n.name] == "running"]
+        running = [n.name for n in nodes if states[n.name] == domain_states.RUNNING]
         rebuild: list[NodePlan] = []
         plain: list[str] = []
         for node in nodes:
@@ -298,11 +300,13 @@ class PowerExecutor:
             said.append(f"already running: {', '.join(running)}")
         if rebuild:
             said.append(f"booted again: {runtime.boot(rebuild, reporter).message}")
-        return StepOutcome(outcomes.DONE, "; ".join(said), {n.name: "running" for n in nodes})
+        return StepOutcome(
+            outcomes.DONE, "; ".join(said), {n.name: domain_states.RUNNING for n in nodes}
+        )
 
     def _missing(self, node: NodePlan, state: str) -> str:
         """Why a node cannot simply be started (its domain or staged disk is gone), or ''."""
-        if state == "absent":
+        if state == domain_states.ABSENT:
             return "its domain is not defined"
         runtime = self.runtime
         if runtime.disk_work.simulated:
@@ -342,9 +346,9 @@ def begin(
         hint=f"boot it with `pragmash RECIPE --vcname {vcname}`",
     )
     outcome = run_outcome(record, lock_holder(ledger, vcname))
-    if outcome == "running":
+    if outcome == outcomes.RUNNING:
         acquire_lock(ledger, vcname)  # raises BusyError naming the holder
-    if power_kind(record) is None and outcome not in ("finished", "cleaned"):
+    if power_kind(record) is None and outcome not in (outcomes.FINISHED, outcomes.CLEANED):
         what = "a scale" if isinstance(record.options.get("scale"), dict) else record.recipe
         raise UserError(
             f"{vcname}: its run {record.id} ({what}) is {outcome}: a {plan.kind} now would "
@@ -375,7 +379,7 @@ def resume(vcname: str, *, site: str | OpenSite | None = None, on_event: EventSi
     record = opened.last_run(vcname)
     if record is None or power_kind(record) is None:
         raise UserError(f"{vcname}'s last run is not a stop or a start")
-    if record.outcome in ("finished", "cleaned"):
+    if record.outcome in (outcomes.FINISHED, outcomes.CLEANED):
         raise UserError(
             f"{vcname}'s last run ({record.id}, {record.recipe}) {record.outcome}; there is "
             "nothing to resume"

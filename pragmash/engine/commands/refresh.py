@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pragmash import outcomes, stages
+from pragmash import domain_states, outcomes, stages
 from pragmash.driver_api import NodePlan
 from pragmash.engine.guests.inside import at_once
 from pragmash.engine.hosts.router import per_host
@@ -105,7 +105,7 @@ def refresh_nodes(
     engine = runtime.engine
     states = per_host(engine, [n.name for n in nodes], engine.state)
     files = {n.name: node_vc_out(ctx, n) for n in nodes}
-    running = [n.name for n in nodes if states[n.name] == "running"]
+    running = [n.name for n in nodes if states[n.name] == domain_states.RUNNING]
     reach = runtime.guests()
     futures = at_once(
         running, lambda name: reach.write_file(name, guest_path, files[name].read_bytes())

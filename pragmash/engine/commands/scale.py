@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pragmash import outcomes
 from pragmash.engine.commands.vcin_drift import vcin_changes
 from pragmash.engine.run.events import EventSink, ignore
 from pragmash.engine.run.opening import (
@@ -123,9 +124,9 @@ def start(
         raise refused
     holder = lock_holder(ledger, vcname)
     outcome = run_outcome(record, holder)
-    if outcome == "running":
+    if outcome == outcomes.RUNNING:
         acquire_lock(ledger, vcname)  # raises BusyError naming the holder
-    if is_scale(record) and outcome in ("failed", "interrupted"):
+    if is_scale(record) and outcome in (outcomes.FAILED, outcomes.INTERRUPTED):
         pending = ScalePlan.from_json(record.options["scale"])
         if pending.after == pending.before + change:
             run = resume(vcname, site=opened, on_event=on_event)
@@ -137,7 +138,7 @@ def start(
             f"{vcname}: run {record.id} ({pending.describe()}) did not finish ({outcome})",
             hint=f"`pragmash resume {vcname}` finishes it first",
         )
-    if not is_scale(record) and outcome not in ("finished", "cleaned"):
+    if not is_scale(record) and outcome not in (outcomes.FINISHED, outcomes.CLEANED):
         raise UserError(
             f"{vcname}: its run {record.id} ({record.recipe}) is {outcome}, not finished: "
             "a VC is scaled once it is up",
@@ -199,7 +200,7 @@ def _plan_locked(
     record = opened.last_run(vcname)
     if held is None or record is None:
         raise UserError(f"{vcname} was cleaned while this scale prepared; nothing was changed")
-    if record.id != seen.id and record.outcome != "finished":
+    if record.id != seen.id and record.outcome != outcomes.FINISHED:
         raise UserError(
             f"{vcname}: run {record.id} ({record.recipe}) ran while this scale prepared and "
             f"is {record.outcome}; nothing was changed",
@@ -221,7 +222,7 @@ def resume(vcname: str, *, site: str | OpenSite | None = None, on_event: EventSi
     record = opened.last_run(vcname)
     if record is None or not is_scale(record):
         raise UserError(f"{vcname}'s last run is not a scale")
-    if record.outcome in ("finished", "cleaned"):
+    if record.outcome in (outcomes.FINISHED, outcomes.CLEANED):
         raise UserError(
             f"{vcname}'s last run ({record.id}, a scale) {record.outcome}; there is nothing "
             "to resume"

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pragmash import outcomes, stages
+from pragmash import domain_states, outcomes, stages
 from pragmash.driver_api import EngineDriver, GuestAgents, NodePlan
 from pragmash.engine.commands.access import VcAccess
 from pragmash.engine.guests.agent import Clock, GuestRun, agent_exec, agent_write_file
@@ -122,7 +122,7 @@ def at_once(names: Sequence[str], work: Callable[[str], T]) -> dict[str, Future[
 
 def require_running(engine: EngineDriver, names: Sequence[str], program: str) -> None:
     """A StepError naming the nodes that are not running (nothing runs in them)."""
-    not_running = {n: s for n in names if (s := engine.state(n)) != "running"}
+    not_running = {n: s for n in names if (s := engine.state(n)) != domain_states.RUNNING}
     if not_running:
         raise StepError(
             f"cannot run {program} in "

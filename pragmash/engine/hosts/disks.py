@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from pragmash import stages
+from pragmash import domain_states, stages
 from pragmash.driver_api import (
     EngineDriver,
     HostImages,
@@ -96,7 +96,10 @@ class HostDisks:
             )
         store = self.store(host)
         kept = store.find_node_disk(node.name)
-        if kept is not None and self.engine_of_host(host.name).state(node.name) != "absent":
+        if (
+            kept is not None
+            and self.engine_of_host(host.name).state(node.name) != domain_states.ABSENT
+        ):
             # booted before: its disk holds what the guest wrote since; never sent over it
             return self._on_host(node, host, kept.path, self._seed(node, store, ctx))
         digest = content_digest(base, self.site.image_cache, ctx.progress)

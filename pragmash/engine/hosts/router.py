@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from pragmash import outcomes, stages
+from pragmash import domain_states, outcomes, stages
 from pragmash.driver_api import (
     Closable,
     Consoles,
@@ -117,7 +117,7 @@ class HostRouter:
         if host is not None:
             return host
         for host, engine in self.reachable().items():  # a domain the allocation does not know
-            if engine.state(name) != "absent":
+            if engine.state(name) != domain_states.ABSENT:
                 self._hosts[name] = host
                 return host
         return self.site.hosts[0].name

@@ -59,8 +59,11 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class NodeStatus:
+class NodeProgress:
     """One node's state while a step works on it (``boot``, ``wait``), for a live view.
+
+    (A node's line of ``pragmash status``, engine against ledger, is another thing:
+    :class:`pragmash.engine.commands.lifecycle.NodeStatus`.)
 
     ``detail`` is what the node is doing or last said (a stage, its last console
     line); ``reached`` is true once the node is where the step wants it.
@@ -73,7 +76,7 @@ class NodeStatus:
     reached: bool = False
 
 
-Event = StepStarted | StepFinished | StepFailed | Output | Progress | NodeStatus
+Event = StepStarted | StepFinished | StepFailed | Output | Progress | NodeProgress
 EventSink = Callable[[Event], None]
 
 

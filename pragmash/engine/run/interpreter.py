@@ -22,7 +22,7 @@ from typing import Literal, Protocol, TypeAlias
 from pragmash import outcomes
 from pragmash.engine.run.events import (
     EventSink,
-    NodeStatus,
+    NodeProgress,
     Output,
     Progress,
     StepFailed,
@@ -73,7 +73,7 @@ class StepReporter:
         if not self.node_status:
             return
         now = state() if callable(state) else state
-        self._sink(NodeStatus(self.index, name, now, detail, reached))
+        self._sink(NodeProgress(self.index, name, now, detail, reached))
 
 
 class Executor(Protocol):
@@ -242,7 +242,7 @@ class Interpreter:
     def set_event_sink(self, sink: EventSink, *, node_status: bool = True) -> None:
         """Where events go from now on (a front end that opened the run after it started).
 
-        ``node_status``: the sink shows each node's state as a step works (NodeStatus);
+        ``node_status``: the sink shows each node's state as a step works (NodeProgress);
         False spares the engine a call per node and round that nobody would see.
         """
         self.on_event = sink

@@ -17,10 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pragmash import stages
+from pragmash import domain_states, stages
 from pragmash.driver_api import (
     DEFAULT_UP_TESTS,
-    UNKNOWN_STATE,
     UP_MARKER,
     EngineDriver,
     NodePlan,
@@ -33,7 +32,7 @@ POLL_SECONDS = 1.0
 CONSOLE_LINES = 5000  # the whole console of a boot, in practice: each boot starts the file afresh
 TAIL_LINES = 10
 #: States a node never leaves by itself: waiting on one for anything else is hopeless.
-GONE_STATES = frozenset({"shut off", "crashed", "absent"})
+GONE_STATES = frozenset({domain_states.SHUT_OFF, domain_states.CRASHED, domain_states.ABSENT})
 
 GoalKind = Literal["state", "up", "console"]
 
@@ -141,17 +140,17 @@ class Waiter:
     def _check(self, node: NodePlan, goal: Goal) -> str | None:
         """How the node reached the goal, None if not yet; raises if it never will."""
         state = self.engine.state(node.name)
-        if state == UNKNOWN_STATE:
+        if state == domain_states.UNKNOWN:
             return self._state_unknown(node, goal)
         if goal.kind == "state":
             if state == goal.state:
                 return state
-            if goal.state != "shut off" and state in GONE_STATES:
+            if goal.state != domain_states.SHUT_OFF and state in GONE_STATES:
                 raise self._gone(node, state, goal)
             return None
         if state in GONE_STATES:
             raise self._gone(node, state, goal)
-        if state != "running":
+        if state != domain_states.RUNNING:
             return None  # paused, starting, in shutdown: it may yet come up
         if self.simulated:
             return NO_GUEST
@@ -216,7 +215,7 @@ class Waiter:
             stage=stages.WAIT,
             output_tail=self._tail(node.name),
             hint=f"look at its console; `boot {node.name}` starts it again"
-            if state != "absent"
+            if state != domain_states.ABSENT
             else f"`boot {node.name}` defines and starts it",
         )
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, assert_never
 
-from pragmash import outcomes
+from pragmash import domain_states, outcomes
 from pragmash.driver_api import NodePlan
 from pragmash.engine.commands.refresh import refresh_step, rewrite_vc_out
 from pragmash.engine.hosts.capacity import placement_input
@@ -251,7 +251,7 @@ class ScaleExecutor:
         # a base is keyed by its image's content: the frontend's file may have made it
         digest = content_digest(template.disk_paths[0], runtime.site.image_cache)
         for past in reversed(steps_since_allocation(runtime.ledger, runtime.vcname)):
-            if past.outcome != "done" or not past.text.startswith("fix"):
+            if past.outcome != outcomes.DONE or not past.text.startswith("fix"):
                 continue
             for value in past.products.values():
                 path = Path(value)
@@ -275,7 +275,7 @@ class ScaleExecutor:
         products: dict[str, str] = {}
         for name in step.names(self.runtime.vcname):
             state = engine.state(name)
-            if state == "absent":
+            if state == domain_states.ABSENT:
                 said.append(f"{name} (gone already)")
                 continue
             engine.destroy(name)

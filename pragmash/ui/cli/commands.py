@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from pragmash import domain_states, outcomes
 from pragmash.engine.commands import lifecycle
 from pragmash.engine.run.site import open_site
 from pragmash.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USER
@@ -100,7 +101,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
         recipe = (run.options.get("recipe") or run.recipe) if run else ""
         again = (
             f"`pragmash resume {vcname}` or `pragmash repl --attach {vcname}`"
-            if status.run_outcome in ("failed", "interrupted") or run is None
+            if status.run_outcome in (outcomes.FAILED, outcomes.INTERRUPTED) or run is None
             else f"`pragmash {recipe} --vcname {vcname}"
             + (f" --num_compute {held.cpus}" if held else "")
             + "` (same allocation)"
@@ -125,7 +126,7 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
             out.write(f"  log: {status.log}\n")
         for s in status.steps:
             msg = f"  {s.message}" if s.message else ""
-            if s.stage and s.outcome in ("failed", "interrupted"):
+            if s.stage and s.outcome in (outcomes.FAILED, outcomes.INTERRUPTED):
                 msg = f"  {s.stage}: {s.message}"
             out.write(f"    {s.outcome:<11} {Path(s.file).name}:{s.line}:{s.col}  {s.text}{msg}\n")
     return EXIT_OK
@@ -133,9 +134,9 @@ def cmd_status(args: list[str], out: TextIO, err: TextIO) -> int:
 
 def _repair(node: lifecycle.NodeStatus, vcname: str) -> str:
     """What brings one node back to what the ledger says (never: delete the whole VC)."""
-    if node.engine_state == "absent":
+    if node.engine_state == domain_states.ABSENT:
         return f"`pragmash start {vcname}` makes it again"
-    if node.ledger_says == "running":
+    if node.ledger_says == domain_states.RUNNING:
         return f"`pragmash start {vcname}` starts it"
     return f"`pragmash stop {vcname}` stops it"
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from pragmash import outcomes
 from pragmash.engine.commands import lifecycle
 from pragmash.engine.run import session
 from pragmash.errors import EXIT_OK
@@ -39,7 +40,7 @@ def cmd_history(args: list[str], out: TextIO, err: TextIO) -> int:
         took = "-" if r.ended_at is None else _duration(r.ended_at - r.started_at)
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
         out.write(f"{r.id:>4}  {r.kind:<7} {started:<19}  {took:>8}  {r.outcome:<12} {r.what}\n")
-        if r.message and r.outcome not in ("finished",):
+        if r.message and r.outcome not in (outcomes.FINISHED,):
             out.write(f"{'':>6}{r.message}\n")
     logs = [r.log for r in runs if r.log]
     if logs:

@@ -24,8 +24,16 @@ from pragmash.errors import (
     UserError,
 )
 from pragmash.ui.cli import interrupts
-from pragmash.ui.cli.globals import configure_logging, split_global_options, version_report
-from pragmash.ui.cli.table import BY_NAME, COMMANDS, COMPLETE, RUN, commands_help, suggest
+from pragmash.ui.cli.globals import configure_logging, split_global_options
+from pragmash.ui.cli.table import (
+    BY_NAME,
+    COMMANDS,
+    COMPLETE,
+    RUN,
+    VERSION,
+    commands_help,
+    suggest,
+)
 from pragmash.ui.render import printable_stream, render_error
 
 EXIT_CODES = f"""\
@@ -155,8 +163,7 @@ def _dispatch(args: list[str], out: TextIO, err: TextIO) -> int:
     args, options = split_global_options(args)
     configure_logging(options.log_level, err)
     if options.version:
-        out.write(version_report())
-        return EXIT_OK
+        return VERSION.handler()([], out, err)
     if not args or args[0] in ("-h", "--help", "help"):
         out.write(MAIN_HELP)
         return EXIT_OK if args else EXIT_USER

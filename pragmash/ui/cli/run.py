@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
+from pragmash import outcomes
 from pragmash.engine.run import session
 from pragmash.engine.run.plan import make_plan
 from pragmash.engine.run.session import Prepared, Run
@@ -86,21 +87,21 @@ def finish(run: Run, out: TextIO, err: TextIO, *, finished: str | None = None) -
         try:
             reason = interp.run_to_end(ending=True)  # closed at once when finished
         except KeyboardInterrupt:
-            reason = "interrupted"
-        if reason == "finished":
-            run.close("finished")
+            reason = outcomes.INTERRUPTED
+        if reason == outcomes.FINISHED:
+            run.close(outcomes.FINISHED)
     except LedgerError as fault:
         return ledger_stopped(run, fault, err)
     except VcTakenError as taken:
         err.write(render_error(taken) + "\n")
         return taken.exit_code
-    if reason == "finished":
+    if reason == outcomes.FINISHED:
         vc_out = run.prepared.runtime.vc_out_path
         out.write(finished or f"{vcname}: finished; vc-out.xml written to {vc_out}\n")
         return EXIT_OK
     error = interp.last_error
     step = interp.current
-    if reason != "interrupted" and error is not None and step is not None:
+    if reason != outcomes.INTERRUPTED and error is not None and step is not None:
         try:
             if run.refused_before_anything(error):
                 run.discard()
@@ -119,7 +120,7 @@ def finish(run: Run, out: TextIO, err: TextIO, *, finished: str | None = None) -
             return taken.exit_code
     try:
         run.close(
-            "interrupted" if reason == "interrupted" else "failed",
+            outcomes.INTERRUPTED if reason == outcomes.INTERRUPTED else outcomes.FAILED,
             error.message if error else None,
         )
     except LedgerError as fault:
@@ -139,7 +140,7 @@ def finish(run: Run, out: TextIO, err: TextIO, *, finished: str | None = None) -
             f"from this step, `pragmash repl --attach {vcname}` to debug, "
             f"`pragmash clean {vcname}` to remove it all\n"
         )
-    if reason == "interrupted":
+    if reason == outcomes.INTERRUPTED:
         return EXIT_INTERRUPTED
     if isinstance(error, LedgerError):
         return EXIT_STEP_FAILED

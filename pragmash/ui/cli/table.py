@@ -8,7 +8,6 @@ list`` does not pay for the REPL's prompt_toolkit or the console's terminal code
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,6 +209,9 @@ BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
 # the language and the REPL: imported only when a recipe runs
 RUN = Command("RECIPE", "pragmash.ui.cli.run:main", "RECIPE --vcname NAME [options]", "")
 
+# not listed: ``--version`` (``-V``, ``version``), a global option (ui.cli.globals)
+VERSION = Command("--version", "pragmash.ui.cli.version:cmd_version", "", "")
+
 # not listed: what the completion scripts run on <Tab> (``__complete INDEX WORDS…``)
 COMPLETE = Command("__complete", "pragmash.ui.cli.completion:cmd_complete", "INDEX WORDS...", "")
 
@@ -232,6 +234,8 @@ def suggest(word: str) -> str | None:
     """The command ``word`` was probably meant to be, if any looks close."""
     if word in _HABITS:
         return _HABITS[word]
+    import difflib  # only for a mistyped command: not loaded at every start-up
+
     close = difflib.get_close_matches(word, list(BY_NAME), n=1, cutoff=0.6)
     return close[0] if close else None
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output as PtOutput
 
+from pragmash import outcomes
 from pragmash.engine.run.debug import DebugRun
 from pragmash.engine.run.events import Event, StepFailed, StepFinished, StepStarted
 from pragmash.engine.run.interpreter import StopReason
@@ -147,7 +148,7 @@ class ReplBase:
             cur = self.interp.current
             assert cur is not None
             self.message(f"breakpoint at {self._loc(cur)}")
-        elif reason in ("failed", "interrupted"):
+        elif reason in (outcomes.FAILED, outcomes.INTERRUPTED):
             err = self.interp.last_error
             if err is not None:
                 self.error(render_error(err))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output as PtOutput
 
+from pragmash import outcomes
 from pragmash.engine.run import session as session_mod
 from pragmash.engine.run.interpreter import StopReason
 from pragmash.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, PragmashError, UserError
@@ -108,7 +109,7 @@ class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
         else:
             where = f"step {cur.index + 1}/{total}: {cur.statement.text}"
         status: str = self.interp.status
-        if status in ("failed", "interrupted") and self.interp.last_error is not None:
+        if status in (outcomes.FAILED, outcomes.INTERRUPTED) and self.interp.last_error is not None:
             status += f": {self.interp.last_error.message.splitlines()[0]}"
         text = f" {self.run.vcname} · {where} · {status}"
         app = get_app_or_none()
@@ -281,20 +282,20 @@ class Repl(SteppingCommands, BreakCommands, LookingCommands, ConsoleCommands):
         self.closed = True
         status = self.interp.status
         if self.interp.finished:
-            self.run.close("finished")
-        elif status in ("failed", "interrupted"):
+            self.run.close(outcomes.FINISHED)
+        elif status in (outcomes.FAILED, outcomes.INTERRUPTED):
             err = self.interp.last_error
             self.run.close(status, err.message if err else None)
         else:
             cur = self.interp.current
             where = f" at step {cur.index + 1} ({cur.statement.text})" if cur else ""
-            self.run.close("interrupted", f"left the REPL{where}")
+            self.run.close(outcomes.INTERRUPTED, f"left the REPL{where}")
 
     def exit_code(self) -> int:
         """0 when the recipe finished or was left paused; else the failed step's status."""
-        if self.interp.status == "failed":
+        if self.interp.status == outcomes.FAILED:
             return EXIT_STEP_FAILED
-        if self.interp.status == "interrupted":
+        if self.interp.status == outcomes.INTERRUPTED:
             return EXIT_INTERRUPTED
         return EXIT_OK
 
@@ -365,7 +366,9 @@ def debug_run(
     if not step:
         reason = repl.interp.cont()
         repl.after(reason)
-        if reason == "finished" or (reason in ("failed", "interrupted") and not debug_on_failure):
+        if reason == outcomes.FINISHED or (
+            reason in (outcomes.FAILED, outcomes.INTERRUPTED) and not debug_on_failure
+        ):
             repl.close()
             return repl.exit_code()
     _reader_for(repl, stdin)

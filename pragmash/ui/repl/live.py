@@ -28,10 +28,11 @@ if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
     from prompt_toolkit.output import Output
 
+from pragmash import domain_states
 from pragmash.engine.run.debug import NodeView
 from pragmash.engine.run.events import (
     Event,
-    NodeStatus,
+    NodeProgress,
     Progress,
     StepStarted,
 )
@@ -42,11 +43,11 @@ from pragmash.ui.render import ellipsize
 
 # node states by meaning: where a step wants a node is green, on the way yellow, stuck red
 STATE_STYLES = {
-    "running": "ansigreen",
-    "paused": "ansired",
-    "crashed": "ansired bold",
-    "shut off": "ansiyellow",
-    "absent": "ansibrightblack",
+    domain_states.RUNNING: "ansigreen",
+    domain_states.PAUSED: "ansired",
+    domain_states.CRASHED: "ansired bold",
+    domain_states.SHUT_OFF: "ansiyellow",
+    domain_states.ABSENT: "ansibrightblack",
 }
 
 
@@ -88,7 +89,7 @@ class LiveView:
                 self.started = time.monotonic()
             elif isinstance(event, Progress):
                 self.progress = event
-            elif isinstance(event, NodeStatus):
+            elif isinstance(event, NodeProgress):
                 self._node(event)
             else:
                 if isinstance(event, OutputEvent):
@@ -97,7 +98,7 @@ class LiveView:
         if self._app is not None:
             self._app.invalidate()
 
-    def _node(self, event: NodeStatus) -> None:
+    def _node(self, event: NodeProgress) -> None:
         now = time.monotonic()
         row = self.nodes.get(event.node)
         if row is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pragmash import outcomes
 from pragmash.errors import PragmashError, UserError
 from pragmash.language.ast import Include
 from pragmash.language.program import FlatStep
@@ -99,7 +100,7 @@ class LookingCommands(ReplBase):
         for step in reversed(chain):
             self.message(f"  {self._loc(step)}  {step.statement.text}")
         self.message(f"> {self._loc(cur)}  {cur.statement.text}")
-        if self.interp.status in ("failed", "interrupted") and self.interp.last_error:
+        if self.interp.status in (outcomes.FAILED, outcomes.INTERRUPTED) and self.interp.last_error:
             self.error(render_error(self.interp.last_error))
 
     def do_show(self, arg: str) -> None:

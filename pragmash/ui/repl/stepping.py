@@ -6,6 +6,7 @@ set a mode and resume ``bdb``) and then shows where it stopped.
 
 from __future__ import annotations
 
+from pragmash import outcomes
 from pragmash.errors import UserError
 from pragmash.ui.repl.base import ReplBase
 from pragmash.ui.repl.breaks import find_file
@@ -64,7 +65,7 @@ class SteppingCommands(ReplBase):
         Use it after fixing the cause: nothing is allocated or staged again, every
         stage is idempotent (booting a running domain succeeds).
         """
-        if self.interp.status not in ("failed", "interrupted"):
+        if self.interp.status not in (outcomes.FAILED, outcomes.INTERRUPTED):
             self.error(
                 f"nothing to retry: the current step is {self.interp.status}, not failed "
                 "(use `step` to run it)"
